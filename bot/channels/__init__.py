@@ -1,0 +1,1 @@
+"""Marketplace adapters: one module per marketplace, sharing `http` and `base`."""

@@ -1,0 +1,104 @@
+"""What every marketplace adapter offers the sync cycle, and the values it trades in.
+
+An adapter only translates protocol (STYLE.md: the OCA connector's *adapter*): it fetches
+orders as `Order` values and sets absolute quantities. It never computes stock; the cycle
+decides what to apply and what to push.
+
+Identifiers: `item` is the SKU's identifier *on that marketplace* as staff write it in the
+sheet's marketplace column (Rakuten `manageNumber:variantId`, Yahoo `item_code` or
+`item_code:sub_code`, Amazon seller SKU, Shopify variant SKU). Adapters report order lines
+with the same spelling, so the cycle can match them back to sheet rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+__all__ = [
+    "Channel",
+    "FetchResult",
+    "Order",
+    "OrderLine",
+    "PushResult",
+    "StockUpdate",
+]
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of an order as the marketplace shows it now."""
+
+    line_id: str
+    item: str
+    quantity: int  # the line's current quantity: 0 once cancelled or removed
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order as the marketplace shows it now."""
+
+    order_id: str
+    placed_at: datetime  # timezone-aware
+    lines: tuple[OrderLine, ...]
+    cancelled: bool = False  # the whole order is void: every line counts 0
+    closed: bool = False  # final state: the cycle need not re-read it
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """New and changed orders, and the cursor to resume from once they are committed."""
+
+    orders: list[Order]
+    cursor: str  # opaque to the cycle; stored only after the sheet commit succeeded
+    skipped: str | None = None  # why nothing was fetched this time (e.g. rate budget spent)
+
+
+@dataclass(frozen=True)
+class StockUpdate:
+    """Set `item` to `quantity`; `expected` is what the marketplace should hold now, if known."""
+
+    item: str
+    quantity: int
+    expected: int | None = None
+
+
+@dataclass
+class PushResult:
+    """What a push achieved: per-item failures, and items whose compare-and-set went stale."""
+
+    failed: dict[str, str] = field(default_factory=dict)  # item -> message for staff
+    stale: set[str] = field(default_factory=set)  # retry after fetching orders again
+    calls: int = 0
+
+
+class Channel(Protocol):
+    """A marketplace adapter."""
+
+    name: ClassVar[str]  # "rakuten", "yahoo", "amazon" or "shopify"
+    max_quantity: ClassVar[int]  # the largest quantity the marketplace accepts
+
+    def fetch_orders(
+        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+    ) -> FetchResult:
+        """New orders since `cursor`, plus the current state of `open_orders`.
+
+        `cursor` None is the first cycle: return no orders and a cursor at `now`, so that
+        orders placed before it count as already in Stock (SPEC.md section 4, a clean start).
+        Raises `ChannelError` when the marketplace cannot be read.
+        """
+        ...
+
+    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+        """Set absolute quantities in the largest batches the API allows."""
+        ...
+
+    def check(self) -> str:
+        """Verify credentials and reachability with a read-only call; say what was found."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

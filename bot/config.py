@@ -1,0 +1,93 @@
+"""Settings from the environment and a `.env` file (SPEC.md section 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+__all__ = ["CHANNEL_NAMES", "Settings", "load_settings"]
+
+CHANNEL_NAMES = ("rakuten", "yahoo", "amazon", "shopify")
+
+
+class Settings(BaseSettings):
+    """Every STOCKBOT_* variable; secrets are `SecretStr` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STOCKBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    sheet_id: str = ""
+    google_credentials: Path | None = None
+    sheets_api_url: str = "https://sheets.googleapis.com"
+    interval_seconds: int = Field(300, ge=10)
+    state_path: Path = Path("stockbot.sqlite3")
+    timezone: str = "Asia/Tokyo"
+    channels: Annotated[tuple[str, ...], NoDecode] = ()
+
+    rakuten_service_secret: SecretStr | None = None
+    rakuten_license_key: SecretStr | None = None
+    rakuten_api_url: str = "https://api.rms.rakuten.co.jp"
+
+    yahoo_seller_id: str = ""
+    yahoo_client_id: str = ""
+    yahoo_client_secret: SecretStr | None = None
+    yahoo_refresh_token: SecretStr | None = None
+    yahoo_public_key_file: Path | None = None
+    yahoo_public_key_version: str = ""
+    yahoo_api_url: str = "https://circus.shopping.yahooapis.jp"
+    yahoo_token_url: str = "https://auth.login.yahoo.co.jp/yconnect/v2/token"
+
+    amazon_seller_id: str = ""
+    amazon_marketplace_id: str = "A1VC38T7YXB528"
+    amazon_client_id: str = ""
+    amazon_client_secret: SecretStr | None = None
+    amazon_refresh_token: SecretStr | None = None
+    amazon_api_url: str = "https://sellingpartnerapi-fe.amazon.com"
+    amazon_token_url: str = "https://api.amazon.com/auth/o2/token"
+
+    shopify_shop: str = ""
+    shopify_access_token: SecretStr | None = None
+    shopify_location_id: str = ""
+    shopify_api_version: str = "2026-04"
+    shopify_api_url: str = ""
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = [part.strip().lower() for part in value.split(",") if part.strip()]
+            unknown = [n for n in names if n not in CHANNEL_NAMES]
+            if unknown:
+                raise ValueError(
+                    f"unknown marketplace {', '.join(unknown)}; use {', '.join(CHANNEL_NAMES)}"
+                )
+            return tuple(dict.fromkeys(names))
+        return value
+
+    def require(self, *names: str) -> None:
+        """Raise `ConfigError` naming every listed setting that is empty."""
+        missing = [
+            f"STOCKBOT_{n.upper()}" for n in names if getattr(self, n) in (None, "", Path(""))
+        ]
+        if missing:
+            raise ConfigError(f"set {', '.join(missing)} (see .env.example)")
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning validation errors into a `ConfigError` that names the variable."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"STOCKBOT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"configuration is invalid: {problems}") from None

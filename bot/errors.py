@@ -1,0 +1,70 @@
+"""The project's exceptions, each with a message a shop owner can act on.
+
+    StockbotError
+    ├── ConfigError            configuration is wrong or missing        (exit 2)
+    ├── SheetStructureError    a tab or header is missing               (exit 2)
+    ├── LockedError            another stockbot runs on this state/sheet (exit 3)
+    ├── SheetError             the Sheets API failed (after retries)
+    └── ChannelError           a marketplace failed; carries the channel name
+        ├── AuthError          credentials refused: renew them
+        ├── TemporaryError     429/5xx/timeouts outlasted the retries: next cycle tries again
+        └── RejectedError      a 4xx the marketplace will keep refusing
+
+Secrets never go into these messages: adapters build them from status codes and the
+marketplace's own error codes and texts, never from request headers or bodies.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ChannelError",
+    "ConfigError",
+    "LockedError",
+    "RejectedError",
+    "SheetError",
+    "SheetStructureError",
+    "StockbotError",
+    "TemporaryError",
+]
+
+
+class StockbotError(Exception):
+    """Base of every error stockbot raises on purpose."""
+
+
+class ConfigError(StockbotError):
+    """The configuration is wrong or incomplete."""
+
+
+class SheetStructureError(StockbotError):
+    """The spreadsheet lacks a tab or a header that stockbot needs."""
+
+
+class LockedError(StockbotError):
+    """Another stockbot already works on the same state file or sheet."""
+
+
+class SheetError(StockbotError):
+    """The Google Sheets API failed after the retries."""
+
+
+class ChannelError(StockbotError):
+    """A marketplace call failed."""
+
+    def __init__(self, channel: str, message: str, code: str | None = None) -> None:
+        super().__init__(f"{channel}: {message}")
+        self.channel = channel
+        self.code = code
+
+
+class AuthError(ChannelError):
+    """The marketplace refused the credentials."""
+
+
+class TemporaryError(ChannelError):
+    """Throttling, a server error or a timeout outlasted the retries."""
+
+
+class RejectedError(ChannelError):
+    """The marketplace refused the request; sending it again will not help."""
