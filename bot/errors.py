@@ -48,6 +48,10 @@ class LockedError(StockbotError):
 class SheetError(StockbotError):
     """The Google Sheets API failed after the retries."""
 
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
 
 class ChannelError(StockbotError):
     """A marketplace call failed."""

@@ -28,6 +28,7 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "is_retriable",
+    "retry_after_seconds",
 ]
 
 Sleep = Callable[[float], None]
@@ -41,9 +42,9 @@ def is_retriable(status: int) -> bool:
     return status in RETRIABLE_STATUS or status >= 500
 
 
-def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """The pause a `Retry-After` header asks for, in seconds, or None."""
-    value = response.headers.get("Retry-After")
+    value = headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -67,10 +68,10 @@ class RetryPolicy:
     sleep: Sleep = time.sleep
     rand: Callable[[], float] = random.random
 
-    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """How long to wait before try number `attempt + 1` (attempt counts from 1)."""
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * self.rand()
-        asked = retry_after_seconds(response) if response is not None else None
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)) * self.rand()
+        asked = retry_after
         if asked is not None:
             return min(max(asked, backoff), self.max_delay * 4)
         return backoff
@@ -187,7 +188,8 @@ class ApiClient:
                     limiter.drain()
             kwargs["headers"] = headers
             if attempt < self.policy.attempts:
-                self.policy.sleep(self.policy.delay(attempt, response))
+                asked = retry_after_seconds(response.headers) if response is not None else None
+                self.policy.sleep(self.policy.delay(attempt, asked))
         raise TemporaryError(
             self.channel,
             f"{last}, still failing after {self.policy.attempts} tries; the next cycle tries again",

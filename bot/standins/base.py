@@ -8,13 +8,15 @@ on what a client really sent. Knobs, settable from Python or over HTTP on `/_con
 - `latency`: seconds to wait before answering each request;
 - `fail(status, times=1, match="", retry_after=None, body=None)`: answer the next `times`
   requests whose path contains `match` with that status (429, 500, 503...);
-- `drop(times=1, match="")`: close the connection without answering (a timeout or reset).
+- `drop(times=1, match="", after=False)`: close the connection without answering (a reset);
+  with `after`, the request is carried out first and only the answer is lost.
 
 Only loopback addresses are allowed: a stand-in is never reachable from outside the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = ["Fault", "Request", "Response", "StandIn", "json_response"]
@@ -83,6 +85,7 @@ class Fault:
     retry_after: float | None = None
     body: bytes | None = None
     drop: bool = False
+    after: bool = False  # with drop: handle the request, then lose the answer
 
 
 Handler = Callable[[Request], Response]
@@ -125,6 +128,8 @@ class StandIn:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without this each answer waits ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -137,7 +142,9 @@ class StandIn:
         self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -148,8 +155,9 @@ class StandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> StandIn:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -167,10 +175,13 @@ class StandIn:
         with self.lock:
             self.faults.append(Fault(status, times, match, retry_after, body))
 
-    def drop(self, times: int = 1, match: str = "") -> None:
-        """Close the connection of the next `times` matching requests without answering."""
+    def drop(self, times: int = 1, match: str = "", after: bool = False) -> None:
+        """Close the connection of the next `times` matching requests without answering.
+
+        With `after`, each request is carried out before its answer is lost.
+        """
         with self.lock:
-            self.faults.append(Fault(0, times, match, drop=True))
+            self.faults.append(Fault(0, times, match, drop=True, after=after))
 
     def requests_to(self, pattern: str, method: str | None = None) -> list[Request]:
         """The recorded requests whose path matches `pattern` (a regular expression)."""
@@ -183,8 +194,9 @@ class StandIn:
 
     def fault_response(self, fault: Fault) -> Response:
         """The body of an injected failure; stand-ins override it with their API's error shape."""
-        return json_response({"error": {"code": fault.status, "message": "injected fault"}},
-                             fault.status)
+        return json_response(
+            {"error": {"code": fault.status, "message": "injected fault"}}, fault.status
+        )
 
     # -- serving -----------------------------------------------------------------------
     def _take_fault(self, path: str) -> Fault | None:
@@ -217,12 +229,12 @@ class StandIn:
         if self.latency and not parts.path.startswith("/_control/"):
             time.sleep(self.latency)
         fault = self._take_fault(request.path)
+        if fault is not None and fault.drop and fault.after:
+            self._route(request)
         if fault is not None and fault.drop:
             h.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         if fault is not None:
             response = self.fault_response(fault)
@@ -263,7 +275,9 @@ class StandIn:
     def _control_faults(self, request: Request) -> Response:
         spec = request.json() or {}
         if spec.get("drop"):
-            self.drop(int(spec.get("times", 1)), str(spec.get("match", "")))
+            self.drop(
+                int(spec.get("times", 1)), str(spec.get("match", "")), bool(spec.get("after"))
+            )
         else:
             self.fail(
                 int(spec["status"]),

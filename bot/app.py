@@ -1,0 +1,67 @@
+"""Wiring: settings in, a ready sheet client, ledger, channels and cycle out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.channels import build_channels
+from bot.channels.base import Channel
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.ledger import Ledger
+from bot.sheet.client import SheetClient
+from bot.sync import Cycle
+
+__all__ = ["App", "open_app"]
+
+
+@dataclass
+class App:
+    """Everything one stockbot process works with."""
+
+    settings: Settings
+    sheet: SheetClient
+    ledger: Ledger
+    channels: dict[str, Channel]
+    cycle: Cycle
+
+    def close(self) -> None:
+        """Release connections and the state lock."""
+        for channel in self.channels.values():
+            channel.close()
+        self.ledger.close()
+
+
+def open_sheet(settings: Settings) -> SheetClient:
+    """The sheet client, after checking the settings it needs."""
+    settings.require("sheet_id", "google_credentials")
+    assert settings.google_credentials is not None
+    return SheetClient(settings.sheet_id, settings.google_credentials, settings.sheets_api_url)
+
+
+def open_app(settings: Settings, *, lock: bool = True) -> App:
+    """Build the app; with `lock`, take the state file's single-writer lock first."""
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"STOCKBOT_TIMEZONE '{settings.timezone}' is not a time zone name such as Asia/Tokyo"
+        ) from None
+    sheet = open_sheet(settings)
+    channels = build_channels(settings)
+    ledger = Ledger(settings.state_path)
+    if lock:
+        try:
+            ledger.lock()
+        except Exception:
+            ledger.close()
+            raise
+    cycle = Cycle(
+        sheet,
+        ledger,
+        channels,
+        timezone=settings.timezone,
+        interval_seconds=settings.interval_seconds,
+    )
+    return App(settings, sheet, ledger, channels, cycle)

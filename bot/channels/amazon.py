@@ -1,0 +1,722 @@
+"""Amazon Selling Partner API (Japan): orders in, stock quantities out.
+
+Facts followed (the official models are in ../shared/conformance/amazon/, from
+amzn/selling-partner-api-models at 34dc93f; the rest is cited where used):
+
+- Login with Amazon: POST the token URL with a form `grant_type=refresh_token`, `refresh_token`,
+  `client_id`, `client_secret`; the answer's `access_token` goes out as `x-amz-access-token` and
+  lives `expires_in` seconds. A refused refresh token answers 400 `invalid_grant`, refused app
+  credentials 401 `invalid_client` (amzn/selling-partner-api-models#921, #783). SP-API answers a
+  missing, expired or revoked token with 403 `{"errors":[{"code":"Unauthorized"}]}` (#713, #230)
+  and throttling with 429 `QuotaExceeded` (#1176).
+- Orders v2026-01-01 `searchOrders` (orders_2026-01-01.json; v0 is deprecated): `lastUpdatedAfter`
+  is "at or after"; a `lastUpdatedBefore` must lie two minutes before the request; the answer
+  echoes the `lastUpdatedBefore` it used; `paginationToken` pages must repeat every other
+  parameter except `maxResultsPerPage`/`includedData`, and a token expires after 24 hours;
+  `maxResultsPerPage` 1..100; arrays are comma-separated (Swagger 2.0 default `csv`).
+  Usage plan 0.0056 requests/s, burst 20; `getOrder` 0.5/s, burst 30.
+  `includedData=CANCELLATION,FULFILLMENT` brings `fulfillment.fulfillmentStatus` (CANCELLED,
+  SHIPPED...) and each item's `cancellation`. The API also serves FBA orders, read only: we ask
+  for `fulfilledBy=MERCHANT` only, because FBA units ship from Amazon's stock, not the shop's.
+- Listings Items 2021-08-01 `patchListingsItem` (listingsItems_2021-08-01.json): one SKU per call,
+  5/s burst 5; 200 with `status` ACCEPTED or INVALID plus `issues`. The value needs
+  `fulfillment_channel_code` (jlevers/selling-partner-api#493); `productType` "PRODUCT" serves a
+  quantity-only patch (MARKETPLACES.md; amzn/selling-partner-api-models#4554). SKUs go into the
+  path percent-encoded, `/` included (#4429 shows what an unencoded `/` does).
+  `searchListingsItems` (5/s burst 5) is the read-only call `check` uses.
+- Feeds 2021-06-30 (feeds_2021-06-30.json): createFeedDocument 0.5/s burst 15 returns a presigned
+  upload URL (5 minutes); createFeed 0.0083/s burst 15; getFeed 2/s burst 15; getFeedDocument
+  0.0222/s burst 10, whose document may be GZIP-compressed. JSON_LISTINGS_FEED holds at most
+  25,000 messages (listings-feed-schema-v2.json) and Amazon allows five of them per five minutes
+  per region (SP-API changelog 2025-05-06). The processing report lists `issues` by `messageId`
+  and `sku` (listings-feed-processing-report-schema-v2.json).
+- Feed turnaround is not published: sellers report a few minutes, often 15-30 minutes, hours
+  under load (amzn/selling-partner-api-models#2598, #5151, #657).
+
+Choices:
+- **Order budget.** searchOrders refills one call every ~179 s. Stockbot may run as a fresh
+  process each cycle, so the token bucket lives in the cursor JSON (and in memory, whichever is
+  lower). A routine fetch runs when it leaves `PAGE_RESERVE` calls for paging, or when one
+  sustained interval has passed since the last one; otherwise the fetch is skipped with a
+  message, never awaited, so the other marketplaces keep their interval. Steady state: Amazon is
+  read every cycle at intervals >= 179 s, else every ceil(179 / interval) cycles
+  (`order_freshness_seconds`).
+- **Windows.** Each fetch asks `lastUpdatedAfter` = end of the last complete window minus
+  `OVERLAP`; the window ends at the answer's `lastUpdatedBefore`, capped two minutes before now
+  (Amazon's own settling rule). A paged window that runs out of budget keeps its page token in
+  the cursor and resumes there, so the cursor never passes an undelivered page.
+- **Open orders** are not re-read one by one with getOrder: any change (cancellation, shipping)
+  updates an order's `lastUpdatedTime`, so it comes back in the next overlapping searchOrders
+  answer at no extra cost. Orders created before the clean start are skipped even when they are
+  updated later, so a pre-start order shipping after the start is not subtracted.
+- **Lines.** `line_id` is `orderItemId`; the quantity is `quantityOrdered`, or 0 when the order
+  is CANCELLED or the item carries a `cancellationExecution` (a mere `cancellationRequest` may
+  still be declined). SHIPPED and CANCELLED orders are closed.
+- **Stock.** PATCH takes N/5 s for N SKUs; a feed takes about its turnaround whatever N (up to
+  25,000 per feed). With `FEED_TURNAROUND` at 10 minutes, a feed is the faster route from
+  `FEED_THRESHOLD` = 3,000 changed SKUs on. Amazon has no compare-and-set, so nothing is stale.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self
+from urllib.parse import quote
+
+import httpx
+
+from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.config import Settings
+from bot.errors import AuthError, RejectedError, TemporaryError
+
+__all__ = ["AmazonChannel", "OrderBudget", "order_freshness_seconds"]
+
+NAME = "amazon"
+ORDERS_PATH = "/orders/2026-01-01/orders"
+LISTINGS_PATH = "/listings/2021-08-01/items"
+FEEDS_PATH = "/feeds/2021-06-30"
+
+ORDERS_RATE = 0.0056  # searchOrders calls per second
+ORDERS_BURST = 20.0
+ORDERS_SPACING = 1 / ORDERS_RATE  # about 179 s between calls, sustained
+PAGE_RESERVE = 10.0  # calls routine fetches leave for a burst of pages (1,000 orders)
+PAGE_SIZE = 100
+OVERLAP = timedelta(minutes=5)
+SETTLE = timedelta(minutes=2)
+PAGE_TOKEN_LIFETIME = timedelta(hours=23)  # Amazon says 24 h; an hour of margin
+
+PATCH_RATE = 5.0
+FEED_MAX_MESSAGES = 25_000
+FEED_TURNAROUND = timedelta(minutes=10)
+FEED_THRESHOLD = math.ceil(PATCH_RATE * FEED_TURNAROUND.total_seconds())
+FEED_MAX_WAIT = timedelta(minutes=20)  # longer would hold up every marketplace's cycle
+FEED_POLL_SECONDS = 30.0
+FEED_CONTENT_TYPE = "application/json; charset=UTF-8"
+ISSUE_LOCALE = "ja_JP"  # Amazon's issue texts reach shop staff in the Status column
+TOKEN_MARGIN = 60.0  # refresh the access token this long before Amazon expires it
+QUANTITY_PATH = "/attributes/fulfillment_availability"
+
+
+def order_freshness_seconds(interval_seconds: float) -> float:
+    """How old an Amazon order can be when the bot sees it, at a steady cycle interval."""
+    if interval_seconds >= ORDERS_SPACING:
+        return float(interval_seconds)
+    return math.ceil(ORDERS_SPACING / interval_seconds) * float(interval_seconds)
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC ISO 8601 time to whole seconds, as the Orders API takes it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class OrderBudget:
+    """The searchOrders token bucket, kept in the cursor so fresh processes share it.
+
+    The shared `RateLimiter` sleeps on a monotonic clock inside one process; this bucket must
+    survive between processes and never wait, so it is measured on the cycle's wall time.
+    """
+
+    tokens: float
+    at: datetime
+    last_fetch: datetime | None = None  # when the last new window started
+
+    @classmethod
+    def full(cls, now: datetime) -> OrderBudget:
+        """A bucket holding the whole burst."""
+        return cls(ORDERS_BURST, now)
+
+    def level(self, now: datetime) -> float:
+        """Calls available at `now`."""
+        elapsed = max(0.0, (now - self.at).total_seconds())
+        return min(ORDERS_BURST, self.tokens + elapsed * ORDERS_RATE)
+
+    def settled(self, now: datetime) -> OrderBudget:
+        """The same bucket measured at `now`."""
+        return replace(self, tokens=self.level(now), at=max(now, self.at))
+
+    def spend(self, now: datetime) -> OrderBudget:
+        """The bucket after one call at `now`."""
+        settled = self.settled(now)
+        return replace(settled, tokens=settled.tokens - 1)
+
+    def wait(self, now: datetime, continuing: bool) -> float:
+        """Seconds until the next call is allowed: at once for pages, paced for new windows."""
+        level = self.level(now)
+        until_one = max(0.0, (1 - level) / ORDERS_RATE)
+        if continuing or self.last_fetch is None:
+            return until_one
+        until_reserve = max(0.0, (1 + PAGE_RESERVE - level) / ORDERS_RATE)
+        until_spaced = max(0.0, ORDERS_SPACING - (now - self.last_fetch).total_seconds())
+        return max(until_one, min(until_reserve, until_spaced))
+
+    def stricter(self, other: OrderBudget | None, now: datetime) -> OrderBudget:
+        """The lower of two views of the same bucket (cursor and memory)."""
+        mine = self.settled(now)
+        if other is None:
+            return mine
+        theirs = other.settled(now)
+        starts = [t for t in (mine.last_fetch, theirs.last_fetch) if t is not None]
+        return OrderBudget(min(mine.tokens, theirs.tokens), mine.at, max(starts, default=None))
+
+    def dump(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        last = self.last_fetch.isoformat() if self.last_fetch else None
+        return {"tokens": round(self.tokens, 6), "at": self.at.isoformat(), "last": last}
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> OrderBudget:
+        """Read `dump`'s form."""
+        last = data.get("last")
+        return cls(float(data["tokens"]), _time(data["at"]), _time(last) if last else None)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A window whose pages are not all read yet."""
+
+    since: datetime  # the lastUpdatedAfter every page repeats
+    until: datetime  # where the window ends once its last page is read
+    token: str
+    issued: datetime
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    start: datetime  # the clean start: orders created earlier count as already in Stock
+    after: datetime  # end of the last complete window
+    budget: OrderBudget
+    page: _Page | None = None
+
+    def dump(self) -> str:
+        page = None
+        if self.page is not None:
+            page = {
+                "since": self.page.since.isoformat(),
+                "until": self.page.until.isoformat(),
+                "token": self.page.token,
+                "issued": self.page.issued.isoformat(),
+            }
+        data = {
+            "v": 1,
+            "start": self.start.isoformat(),
+            "after": self.after.isoformat(),
+            "page": page,
+            "budget": self.budget.dump(),
+        }
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def load(cls, text: str) -> _Cursor:
+        try:
+            data = json.loads(text)
+            raw = data["page"]
+            page = None
+            if raw:
+                page = _Page(
+                    _time(raw["since"]),
+                    _time(raw["until"]),
+                    str(raw["token"]),
+                    _time(raw["issued"]),
+                )
+            return cls(
+                _time(data["start"]), _time(data["after"]), OrderBudget.load(data["budget"]), page
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RejectedError(
+                NAME,
+                "the stored Amazon order cursor is unreadable; reset the Amazon cursor "
+                "in the state file to start cleanly from now",
+            ) from exc
+
+
+def _errors(response: httpx.Response) -> tuple[str, str]:
+    """The first (code, message) of an SP-API ErrorList, or of a Login with Amazon error."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}", ""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("code", "")), str(errors[0].get("message", ""))
+        if "error" in body:
+            return str(body["error"]), ""
+    return f"HTTP {response.status_code}", ""
+
+
+def _issue_text(issues: object, fallback: str) -> str:
+    """Amazon's ERROR issues for one SKU as one short line for its Status cell."""
+    texts = []
+    for issue in issues if isinstance(issues, list) else []:
+        if isinstance(issue, dict) and issue.get("severity", "ERROR") == "ERROR":
+            texts.append(f"{issue.get('code', '?')}: {issue.get('message', '')}".strip())
+    text = "; ".join(texts) or fallback
+    return f"Amazon did not take the quantity ({text[:300]})"
+
+
+def _quantity_patch(quantity: int) -> list[dict[str, Any]]:
+    value = [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}]
+    return [{"op": "replace", "path": QUANTITY_PATH, "value": value}]
+
+
+def _order(raw: Mapping[str, Any]) -> Order:
+    """An Orders v2026-01-01 `Order` as the cycle's `Order`."""
+    status = (raw.get("fulfillment") or {}).get("fulfillmentStatus")
+    cancelled = status == "CANCELLED"
+    lines = []
+    for item in raw.get("orderItems") or []:
+        gone = cancelled or bool((item.get("cancellation") or {}).get("cancellationExecution"))
+        sku = (item.get("product") or {}).get("sellerSku")
+        lines.append(
+            OrderLine(
+                str(item["orderItemId"]),
+                "" if sku is None else str(sku),
+                0 if gone else int(item["quantityOrdered"]),
+            )
+        )
+    return Order(
+        order_id=str(raw["orderId"]),
+        placed_at=_time(str(raw["createdTime"])),
+        lines=tuple(lines),
+        cancelled=cancelled,
+        closed=status in ("CANCELLED", "SHIPPED"),
+    )
+
+
+class AmazonChannel:
+    """The Amazon SP-API adapter (Japan)."""
+
+    name: ClassVar[str] = NAME
+    # The models set no ceiling (only minimum 0); unconfirmed, so cap where Rakuten does.
+    max_quantity: ClassVar[int] = 99_999
+
+    def __init__(
+        self,
+        *,
+        seller_id: str,
+        marketplace_id: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        api_url: str,
+        token_url: str,
+        interval_seconds: int = 300,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._seller = seller_id
+        self._marketplace = marketplace_id
+        self._credentials = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
+        self._token_url = token_url
+        self._interval = interval_seconds
+        self._sleep = sleep
+        self._clock = clock
+        self._api = ApiClient(
+            NAME,
+            api_url,
+            policy=RetryPolicy(sleep=sleep),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "stockbot/0.1 (Language=Python)"},
+        )
+        self._token: str | None = None
+        self._token_expiry = 0.0
+        self._budget: OrderBudget | None = None
+        self.feed_threshold = FEED_THRESHOLD
+        self.feed_max_wait = FEED_MAX_WAIT.total_seconds()
+
+        def limiter(rate: float, burst: float) -> RateLimiter:
+            return RateLimiter(rate, burst, clock=clock, sleep=sleep)
+
+        self._patch_limit = limiter(PATCH_RATE, 5)
+        self._search_listings_limit = limiter(5, 5)
+        self._document_limit = limiter(0.5, 15)
+        self._feed_limit = limiter(0.0083, 5)  # createFeed's rate, the feed type's burst
+        self._get_feed_limit = limiter(2, 15)
+        self._get_document_limit = limiter(0.0222, 10)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> Self:
+        """Build from STOCKBOT_AMAZON_*; `wall_clock` is unused: the cycle passes `now`."""
+        settings.require(
+            "amazon_seller_id",
+            "amazon_marketplace_id",
+            "amazon_client_id",
+            "amazon_client_secret",
+            "amazon_refresh_token",
+            "amazon_api_url",
+            "amazon_token_url",
+        )
+        secret, refresh = settings.amazon_client_secret, settings.amazon_refresh_token
+        assert secret is not None and refresh is not None  # require() checked them
+        return cls(
+            seller_id=settings.amazon_seller_id,
+            marketplace_id=settings.amazon_marketplace_id,
+            client_id=settings.amazon_client_id,
+            client_secret=secret.get_secret_value(),
+            refresh_token=refresh.get_secret_value(),
+            api_url=settings.amazon_api_url,
+            token_url=settings.amazon_token_url,
+            interval_seconds=settings.interval_seconds,
+            sleep=sleep,
+            clock=clock,
+            transport=transport,
+        )
+
+    # -- auth ----------------------------------------------------------------------------
+    def _access_token(self) -> str:
+        if self._token is not None and self._clock() < self._token_expiry:
+            return self._token
+        response = self._api.request("POST", self._token_url, data=self._credentials)
+        if response.status_code != 200:
+            code, _ = _errors(response)
+            if code == "invalid_grant":
+                advice = (
+                    "the refresh token was refused (invalid_grant): authorise the app "
+                    "again in Seller Central and set STOCKBOT_AMAZON_REFRESH_TOKEN"
+                )
+            elif code == "invalid_client" or response.status_code == 401:
+                advice = (
+                    "the app's client id or secret was refused (invalid_client): copy the "
+                    "LWA credentials from Seller Central > Develop Apps into "
+                    "STOCKBOT_AMAZON_CLIENT_ID and STOCKBOT_AMAZON_CLIENT_SECRET"
+                )
+            else:
+                advice = (
+                    f"the token request failed ({code}): check the STOCKBOT_AMAZON_* "
+                    "credentials and STOCKBOT_AMAZON_TOKEN_URL"
+                )
+            raise AuthError(NAME, f"Login with Amazon: {advice}", code=code)
+        body = response.json()
+        self._token = str(body["access_token"])
+        lifetime = float(body.get("expires_in", 3600))
+        self._token_expiry = self._clock() + max(0.0, lifetime - TOKEN_MARGIN)
+        return self._token
+
+    def _auth(self) -> dict[str, str]:
+        return {"x-amz-access-token": self._access_token()}
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        limiter: RateLimiter | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One SP-API call; a refused token is renewed once before giving up."""
+        for attempt in (1, 2):
+            response = self._api.request(
+                method, path, limiter=limiter, auth_headers=self._auth, **kwargs
+            )
+            if response.status_code not in (401, 403):
+                return response
+            if attempt == 1:
+                self._token = None  # expired or revoked early: a fresh one may do
+        code, message = _errors(response)
+        raise AuthError(
+            NAME,
+            f"Amazon denied access to {what} ({code}: {message}): check that "
+            "STOCKBOT_AMAZON_SELLER_ID is your merchant token and that the app is authorised "
+            "for it with the Inventory and Order Tracking and Product Listing roles",
+            code=code,
+        )
+
+    def _ok(self, response: httpx.Response, what: str, *expected: int) -> Any:
+        """The JSON body of an expected answer; any other is a `RejectedError`."""
+        if response.status_code in expected:
+            return response.json()
+        code, message = _errors(response)
+        raise RejectedError(NAME, f"Amazon refused {what} ({code}: {message})", code=code)
+
+    # -- orders --------------------------------------------------------------------------
+    def order_freshness_seconds(self, interval_seconds: float | None = None) -> float:
+        """How old an Amazon order can be when seen, at the configured (or given) interval."""
+        return order_freshness_seconds(interval_seconds or self._interval)
+
+    def fetch_orders(
+        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+    ) -> FetchResult:
+        """Orders updated since the last window (overlapping), as far as the budget allows."""
+        if cursor is None:
+            # Amazon's times are whole seconds: an order in the start's own second counts as new.
+            start = now.replace(microsecond=0)
+            self._budget = OrderBudget.full(now)
+            return FetchResult([], _Cursor(start, start, self._budget).dump())
+        state = _Cursor.load(cursor)
+        budget = state.budget.stricter(self._budget, now)
+        page = state.page
+        if page is not None and now - page.issued > PAGE_TOKEN_LIFETIME:
+            page = None  # Amazon would refuse the token: read the window again from its start
+        wait = budget.wait(now, continuing=page is not None)
+        if wait > 0:
+            self._budget = budget
+            return FetchResult(
+                [],
+                replace(state, budget=budget, page=page).dump(),
+                skipped=f"Amazon order budget: next fetch possible in {math.ceil(wait)} s",
+            )
+        if page is None:
+            budget = replace(budget, last_fetch=now)
+        since = page.since if page else state.after - OVERLAP
+        until = page.until if page else None
+        token = page.token if page else None
+        wanted = set(open_orders)
+        orders: dict[str, Order] = {}
+        while True:
+            budget = budget.spend(now)
+            self._budget = budget
+            try:
+                answer = self._search(since, token)
+            except RejectedError:
+                if token is None:
+                    raise
+                # An expired or refused page token: the window restarts, nothing is skipped.
+                return FetchResult(
+                    list(orders.values()),
+                    replace(state, budget=budget, page=None).dump(),
+                    skipped="Amazon refused the saved page token; the window is read again",
+                )
+            if until is None:
+                told = answer.get("lastUpdatedBefore")
+                until = min(_time(told) if told else now, now - SETTLE)
+            for raw in answer.get("orders") or []:
+                order = _order(raw)
+                if order.placed_at >= state.start or order.order_id in wanted:
+                    orders[order.order_id] = order
+            token = (answer.get("pagination") or {}).get("nextToken")
+            if not token:
+                state = replace(state, after=max(state.after, until), budget=budget, page=None)
+                break
+            if budget.level(now) < 1:
+                state = replace(state, budget=budget, page=_Page(since, until, token, now))
+                break
+        return FetchResult(list(orders.values()), state.dump())
+
+    def _search(self, since: datetime, token: str | None) -> dict[str, Any]:
+        params: dict[str, str | int] = {
+            "lastUpdatedAfter": _iso(since),
+            "marketplaceIds": self._marketplace,
+            "fulfilledBy": "MERCHANT",
+            "maxResultsPerPage": PAGE_SIZE,
+            "includedData": "CANCELLATION,FULFILLMENT",
+        }
+        if token:
+            params["paginationToken"] = token
+        response = self._call("GET", ORDERS_PATH, what="your orders", params=params)
+        answer: dict[str, Any] = self._ok(response, "the order search", 200)
+        return answer
+
+    # -- stock ---------------------------------------------------------------------------
+    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+        """Set quantities: PATCH per SKU for a few, JSON_LISTINGS_FEEDs for many."""
+        result = PushResult()
+        before = self._api.calls
+        if len(updates) >= self.feed_threshold:
+            self._push_feeds(updates, result)
+        else:
+            for update in updates:
+                self._patch(update, result)
+        result.calls = self._api.calls - before
+        return result
+
+    def _patch(self, update: StockUpdate, result: PushResult) -> None:
+        path = f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(update.item, safe='')}"
+        response = self._call(
+            "PATCH",
+            path,
+            what=f"the listing {update.item}",
+            limiter=self._patch_limit,
+            params={"marketplaceIds": self._marketplace, "issueLocale": ISSUE_LOCALE},
+            json={"productType": "PRODUCT", "patches": _quantity_patch(update.quantity)},
+        )
+        if response.status_code == 200:
+            body = response.json()
+            if body.get("status") != "ACCEPTED":
+                status = str(body.get("status"))
+                result.failed[update.item] = _issue_text(body.get("issues"), status)
+            return
+        # A 4xx for one SKU (a bad SKU, say) must not stop the others.
+        code, message = _errors(response)
+        result.failed[update.item] = f"Amazon refused the quantity ({code}: {message})"[:300]
+
+    def _push_feeds(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
+        # Submit every feed first: Amazon works through them while we wait for the first.
+        feeds = []
+        for start in range(0, len(updates), FEED_MAX_MESSAGES):
+            chunk = updates[start : start + FEED_MAX_MESSAGES]
+            skus = {number: u.item for number, u in enumerate(chunk, 1)}
+            feeds.append((self._submit_feed(chunk), skus))
+        for feed_id, skus in feeds:
+            self._collect_feed(feed_id, skus, result)
+
+    def _submit_feed(self, chunk: Sequence[StockUpdate]) -> str:
+        messages = [
+            {
+                "messageId": number,
+                "sku": update.item,
+                "operationType": "PATCH",
+                "productType": "PRODUCT",
+                "patches": _quantity_patch(update.quantity),
+            }
+            for number, update in enumerate(chunk, 1)
+        ]
+        header = {"sellerId": self._seller, "version": "2.0", "issueLocale": ISSUE_LOCALE}
+        content = json.dumps({"header": header, "messages": messages}, ensure_ascii=False)
+        document = self._ok(
+            self._call(
+                "POST",
+                f"{FEEDS_PATH}/documents",
+                what="a feed document",
+                limiter=self._document_limit,
+                json={"contentType": FEED_CONTENT_TYPE},
+            ),
+            "a feed document",
+            201,
+        )
+        # The presigned URL is signed for this content type and needs no access token.
+        upload = self._api.request(
+            "PUT",
+            str(document["url"]),
+            content=content.encode(),
+            headers={"Content-Type": FEED_CONTENT_TYPE},
+        )
+        if upload.status_code != 200:
+            raise TemporaryError(
+                NAME,
+                f"uploading the stock feed failed (HTTP {upload.status_code}); "
+                "the next cycle sends these quantities again",
+            )
+        spec = {
+            "feedType": "JSON_LISTINGS_FEED",
+            "marketplaceIds": [self._marketplace],
+            "inputFeedDocumentId": str(document["feedDocumentId"]),
+        }
+        created = self._ok(
+            self._call(
+                "POST",
+                f"{FEEDS_PATH}/feeds",
+                what="a stock feed",
+                limiter=self._feed_limit,
+                json=spec,
+            ),
+            "the stock feed",
+            202,
+        )
+        return str(created["feedId"])
+
+    def _collect_feed(self, feed_id: str, skus: Mapping[int, str], result: PushResult) -> None:
+        began = self._clock()
+        while True:
+            feed = self._ok(
+                self._call(
+                    "GET",
+                    f"{FEEDS_PATH}/feeds/{feed_id}",
+                    what="the stock feed",
+                    limiter=self._get_feed_limit,
+                ),
+                "the stock feed status",
+                200,
+            )
+            status = feed.get("processingStatus")
+            if status in ("DONE", "FATAL", "CANCELLED"):
+                break
+            if self._clock() - began >= self.feed_max_wait:
+                raise TemporaryError(
+                    NAME,
+                    f"Amazon is still processing stock feed {feed_id} after "
+                    f"{self.feed_max_wait / 60:.0f} min; the next cycle sends these quantities "
+                    "again",
+                )
+            self._sleep(FEED_POLL_SECONDS)
+        report_id = feed.get("resultFeedDocumentId")
+        report = self._report(str(report_id)) if report_id else {}
+        ours = set(skus.values())
+        whole: list[str] = []
+        for issue in report.get("issues") or []:
+            if issue.get("severity") != "ERROR":
+                continue
+            sku = skus.get(issue.get("messageId", 0)) or issue.get("sku")
+            if sku in ours:
+                known = result.failed.get(sku)
+                text = _issue_text([issue], "")
+                result.failed[sku] = f"{known}; {text}"[:400] if known else text
+            else:
+                whole.append(f"{issue.get('code', '?')}: {issue.get('message', '')}")
+        if status != "DONE" or (whole and not report.get("summary", {}).get("messagesAccepted")):
+            why = "; ".join(whole) or f"processing status {status}"
+            for sku in skus.values():
+                result.failed.setdefault(sku, f"Amazon rejected stock feed {feed_id} ({why})"[:300])
+
+    def _report(self, document_id: str) -> dict[str, Any]:
+        info = self._ok(
+            self._call(
+                "GET",
+                f"{FEEDS_PATH}/documents/{document_id}",
+                what="the feed report",
+                limiter=self._get_document_limit,
+            ),
+            "the feed report",
+            200,
+        )
+        download = self._api.request("GET", str(info["url"]))
+        if download.status_code != 200:
+            raise TemporaryError(
+                NAME,
+                f"downloading the feed report failed (HTTP {download.status_code}); "
+                "the next cycle sends these quantities again",
+            )
+        content = download.content
+        if info.get("compressionAlgorithm") == "GZIP":
+            content = gzip.decompress(content)
+        report: dict[str, Any] = json.loads(content)
+        return report
+
+    # -- the rest ------------------------------------------------------------------------
+    def check(self) -> str:
+        """Prove the credentials with a read of one listing; say how fresh orders will be."""
+        response = self._call(
+            "GET",
+            f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
+            what="your listings",
+            limiter=self._search_listings_limit,
+            params={"marketplaceIds": self._marketplace, "pageSize": 1},
+        )
+        found = self._ok(response, "the listings search", 200).get("numberOfResults", "?")
+        return (
+            f"Amazon seller {self._seller} on {self._marketplace}: credentials work, {found} "
+            f"listings; orders are at most {self.order_freshness_seconds():.0f} s old at the "
+            f"{self._interval} s interval (searchOrders allows one call per "
+            f"{ORDERS_SPACING:.0f} s)"
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._api.close()

@@ -1,0 +1,464 @@
+"""Rakuten Ichiba (RMS WEB SERVICE): orders via RakutenPayOrderAPI, stock via Inventory API 2.0.
+
+What this module relies on, and where each fact comes from (facts only; nothing copied):
+
+- Auth: every call carries ``Authorization: ESA base64(serviceSecret:licenseKey)``
+  (yheihei/rms-api-sample ``rakutenPayGetOrder.php``; oh0123/rakuten-spi-sdk ``types/rms.go``).
+  Refused credentials come back as HTTP 401; the RMS gateway's own shape is
+  ``{"Results": {"errorCode": "ES01-01", "message": "Un-Authorised"}}`` (seen in public client
+  tests and in shop-tool help pages: logiless FAQ 12734, raku2han FAQ 9370), Inventory API 2.0
+  lists ``GE0011`` as its auth code, and ``ES04-01`` is reported when a key is not (yet) valid
+  for an API (sokuhan manual). Any 401 becomes `AuthError`; the licenseKey expires every 90 days.
+- Inventory API 2.0 (RMS doc v2.3 as transcribed in kukumaomao2022-dotcom/inventory-system
+  ``INVENTORY_API_2.0_DETAIL_EXAMPLE.md``): ``POST /es/2.0/inventories/bulk-upsert`` takes 1..400
+  ``{manageNumber, variantId, mode, quantity}`` entries, quantity at most 99999, answers 204;
+  1 request/s. ``POST /es/2.0/inventories/bulk-get`` takes 1..1000 entries; 5 requests/s.
+  Errors are ``{"errors": [{"code", "message", "metadata": {"propertyPath"}}]}`` (IE0002..IE0004
+  validation, e.g. ``inventories[0].manageNumber``). manageNumber and variantId take
+  ``a-z A-Z 0-9 - _``, at most 32 bytes; manageNumber is lower-cased by Rakuten, variantId is
+  case-sensitive. An unknown manageNumber/variantId is *not* an error: Rakuten keeps an
+  unconfirmable record and deletes it 24 hours later, so a push cannot detect unknown items.
+- searchOrder (the RMS page as transcribed in the stored public docs, and rakuten-spi-sdk
+  ``rms/order.go``): ``POST /es/2.0/order/searchOrder/`` with ``dateType`` 1 (order date),
+  ``startDatetime``/``endDatetime`` as ``YYYY-MM-DDThh:mm:ss+0900``, at most 63 days apart and
+  within the last 730 days; ``PaginationRequestModel{requestRecordsAmount <= 1000, requestPage,
+  SortModelList[{sortColumn: 1, sortDirection: 1 ascending}]}``. Only the first 15,000 hits of
+  one search can be read. No hits: ``orderNumberList`` empty and pagination values null.
+  Problems come back as ``MessageModelList[{messageType: ERROR, messageCode, message}]``.
+  HTTP 503 means overload *or maintenance* (the page's status table); shops are told that the
+  order and inventory APIs stop during maintenance windows (e.g. 2:00-8:00 JST).
+- getOrder (rakuten-spi-sdk; JakeJP/Rakuten.RMS.Api): ``POST /es/2.0/order/getOrder/`` with at
+  most 100 ``orderNumberList`` entries and ``version`` (required since doc v5.6; 7 adds SKUs);
+  ``OrderModelList[]{orderNumber, orderProgress, orderDatetime, PackageModelList[]{basketId,
+  packageDeleteFlag, ItemModelList[]{itemDetailId, manageNumber, units, deleteItemFlag,
+  SkuModelList[]{variantId}}}}``. ``itemDetailId`` (商品明細ID) is the stable line id.
+- Rate of the order API: not published where we could read it; third-party notes advise about
+  1 request/s, which is what we keep to (one limiter shared by searchOrder and getOrder).
+
+Decisions (ours, not Rakuten's):
+
+- orderProgress 800 (cancel pending) still counts as sold: the cancellation can be withdrawn
+  (changeType 3) and Rakuten does not treat it as final until 900. 900 is cancelled and closed.
+- Shipped orders (500/600/700) can still be cancelled after shipping (cancelOrderAfterShipping
+  exists for them), so they stay open until 30 days after the order date, then count as closed.
+- Order lines are reported as ``manageNumber:variantId`` exactly as Rakuten gives them
+  (manageNumber already lower-case). The sheet may spell manageNumber in any case, so the cycle
+  must compare with `item_key`, which lower-cases manageNumber and keeps variantId exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar, Self, TypeVar
+
+import httpx
+
+from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.config import Settings
+from bot.errors import AuthError, ConfigError, RejectedError
+
+__all__ = ["RakutenChannel", "item_key"]
+
+log = logging.getLogger(__name__)
+
+JST = timezone(timedelta(hours=9))
+SEARCH_ORDER = "/es/2.0/order/searchOrder/"
+GET_ORDER = "/es/2.0/order/getOrder/"
+BULK_UPSERT = "/es/2.0/inventories/bulk-upsert"
+BULK_GET = "/es/2.0/inventories/bulk-get"
+
+UPSERT_MAX = 400
+PAGE_SIZE = 1000
+SEARCH_CAP = 15_000
+GET_ORDER_MAX = 100
+GET_ORDER_VERSION = 7
+# The API allows 63 days per search; one day less keeps clear of how it counts the ends.
+SEARCH_SPAN = timedelta(days=62)
+# Re-read ten minutes behind the cursor: an order can show up in searchOrder a little after its
+# orderDatetime (payment checks, clock skew), and re-reading it is harmless because the cycle
+# de-duplicates by order and line id.
+OVERLAP = timedelta(minutes=10)
+SHIPPED = frozenset({500, 600, 700})
+CANCELLED = 900
+SHIPPED_FINAL_AFTER = timedelta(days=30)
+# searchOrder reaches back 730 days; asking for more would be refused on every cycle.
+HISTORY = timedelta(days=729)
+_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+GATEWAY_AUTH = frozenset({"ES01-01", "ES04-01"})
+_ENTRY = re.compile(r"inventories\[(\d+)\]")
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
+_T = TypeVar("_T")
+
+
+def item_key(item: str) -> tuple[str, str]:
+    """The (manageNumber, variantId) an item spelling names; manageNumber lower-cased.
+
+    The sheet writes ``manageNumber:variantId``; a value without a colon is both.
+    """
+    item = item.strip()
+    manage, sep, variant = item.partition(":")
+    return (manage.lower(), variant if sep else item)
+
+
+def _order_item(manage: str, variant: str) -> str:
+    # Orders placed before the shop moved to SKUs carry no variantId.
+    return f"{manage}:{variant}" if variant else manage
+
+
+def _jst(moment: datetime) -> str:
+    return moment.astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S+0900")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_code(data: Any) -> str | None:
+    """The first error code in any of the three error shapes RMS uses."""
+    if not isinstance(data, dict):
+        return None
+    for error in data.get("errors") or []:
+        if isinstance(error, dict) and error.get("code"):
+            return str(error["code"])
+    results = data.get("Results")
+    if isinstance(results, dict) and results.get("errorCode"):
+        return str(results["errorCode"])
+    for message in data.get("MessageModelList") or []:
+        if isinstance(message, dict) and message.get("messageType") == "ERROR":
+            return str(message.get("messageCode"))
+    return None
+
+
+def _messages(data: Any) -> list[dict[str, Any]]:
+    """The ERROR entries of a RakutenPayOrderAPI MessageModelList."""
+    if not isinstance(data, dict):
+        return []
+    return [
+        m
+        for m in data.get("MessageModelList") or []
+        if isinstance(m, dict) and m.get("messageType") == "ERROR"
+    ]
+
+
+def _chunks(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+@dataclass(frozen=True)
+class _Page:
+    numbers: list[str]
+    total: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    item: str  # as the cycle spelled it
+    manage: str
+    variant: str
+    quantity: int
+
+
+class RakutenChannel:
+    """Rakuten Ichiba through the RMS WEB SERVICE."""
+
+    name: ClassVar[str] = "rakuten"
+    max_quantity: ClassVar[int] = 99_999
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._api = api
+        self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
+        self._orders = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
+        self._upsert = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
+        self._get = RateLimiter(5.0, 1.0, clock=clock, sleep=sleep)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> Self:
+        """Build the adapter from STOCKBOT_RAKUTEN_* settings."""
+        secret = settings.rakuten_service_secret
+        key = settings.rakuten_license_key
+        missing = [
+            f"STOCKBOT_RAKUTEN_{label}"
+            for label, value in (("SERVICE_SECRET", secret), ("LICENSE_KEY", key))
+            if value is None or not value.get_secret_value().strip()
+        ]
+        if not settings.rakuten_api_url:
+            missing.append("STOCKBOT_RAKUTEN_API_URL")
+        if missing or secret is None or key is None:
+            raise ConfigError(f"set {', '.join(missing)} to use Rakuten (see .env.example)")
+        token = f"{secret.get_secret_value().strip()}:{key.get_secret_value().strip()}"
+        api = ApiClient(
+            cls.name,
+            settings.rakuten_api_url.rstrip("/"),
+            policy=RetryPolicy(sleep=sleep),
+            transport=transport,
+            headers={"Authorization": "ESA " + base64.b64encode(token.encode()).decode()},
+        )
+        return cls(api, sleep=sleep, clock=clock, wall_clock=wall_clock)
+
+    # -- the Channel protocol ----------------------------------------------------------
+    def fetch_orders(
+        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+    ) -> FetchResult:
+        """Orders placed since the cursor (with overlap) plus the current state of `open_orders`."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        now = now.replace(microsecond=0)
+        if cursor is None:
+            return FetchResult(orders=[], cursor=self._cursor(now))
+        until = self._read_cursor(cursor)
+        numbers = self._search(max(min(until, now) - OVERLAP, now - HISTORY), now)
+        wanted = list(dict.fromkeys([*numbers, *open_orders]))
+        orders = self._get_orders(wanted, now)
+        return FetchResult(orders=orders, cursor=self._cursor(max(until, now)))
+
+    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+        """Set absolute quantities, 400 items per bulk-upsert, one call a second."""
+        before = self._api.calls
+        failed: dict[str, str] = {}
+        entries: dict[tuple[str, str], _Entry] = {}
+        for update in updates:
+            manage, variant = item_key(update.item)
+            if not (_ID.fullmatch(manage) and _ID.fullmatch(variant)):
+                failed[update.item] = (
+                    f"{update.item!r} is not a Rakuten item id: write manageNumber:variantId "
+                    "(letters, digits, '-' and '_', at most 32 each) in the Rakuten column"
+                )
+                continue
+            twin = entries.get((manage, variant))
+            if twin is not None:
+                failed[twin.item] = (
+                    f"names the same Rakuten item as {update.item!r} (manageNumber ignores "
+                    "case): only one row may name it; the other row's quantity was sent"
+                )
+            entries[(manage, variant)] = _Entry(update.item, manage, variant, update.quantity)
+        for batch in _chunks(list(entries.values()), UPSERT_MAX):
+            self._upsert_batch(list(batch), failed)
+        return PushResult(failed=failed, calls=self._api.calls - before)
+
+    def check(self) -> str:
+        """Prove the credentials on both APIs with read-only calls."""
+        probe = {"inventories": [{"manageNumber": "stockbot-check", "variantId": "check"}]}
+        self._expect_ok(self._post(BULK_GET, probe, self._get), BULK_GET)
+        now = self._wall_clock().replace(microsecond=0)
+        page = self._search_page(now - timedelta(days=1), now, 1)
+        return (
+            "Rakuten RMS: service secret and license key accepted by Inventory API 2.0 and "
+            f"RakutenPayOrderAPI; {page.total} orders in the last 24 hours"
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self._api.close()
+
+    # -- HTTP --------------------------------------------------------------------------
+    def _post(self, path: str, body: Any, limiter: RateLimiter) -> httpx.Response:
+        response = self._api.request(
+            "POST", path, limiter=limiter, content=json.dumps(body).encode(), headers=_JSON
+        )
+        code = _error_code(_body(response)) if response.status_code >= 400 else None
+        # The gateway answers ES04-01 ("Bad Request") for a key it does not accept yet or any
+        # more, or one without this API enabled: a credentials problem whatever the status.
+        if response.status_code == 401 or code in GATEWAY_AUTH:
+            code = code or "HTTP 401"
+            hint = (
+                "; also check in RMS (WEB APIサービス > 利用設定) that RakutenPayOrderAPI and "
+                "Inventory API 2.0 are enabled for this key"
+                if code.startswith("ES04")
+                else ""
+            )
+            raise AuthError(
+                self.name,
+                f"Rakuten rejected the service secret / license key ({code}): renew the license "
+                "key in RMS (it expires every 90 days) and update STOCKBOT_RAKUTEN_LICENSE_KEY"
+                + hint,
+                code,
+            )
+        return response
+
+    def _expect_ok(self, response: httpx.Response, path: str) -> Any:
+        data = _body(response)
+        if response.status_code >= 300 or _messages(data):
+            raise self._rejected(response, data, path)
+        return data
+
+    def _rejected(self, response: httpx.Response, data: Any, path: str) -> RejectedError:
+        code = _error_code(data) or f"HTTP {response.status_code}"
+        texts = [str(m.get("message", "")) for m in _messages(data)]
+        if isinstance(data, dict):
+            texts += [str(e.get("message", "")) for e in data.get("errors") or []]
+        detail = "; ".join(t for t in texts if t) or response.reason_phrase
+        return RejectedError(self.name, f"{path} refused ({code}): {detail}", code)
+
+    # -- orders ------------------------------------------------------------------------
+    @staticmethod
+    def _cursor(until: datetime) -> str:
+        return json.dumps({"until": until.isoformat()})
+
+    def _read_cursor(self, cursor: str) -> datetime:
+        try:
+            until = datetime.fromisoformat(json.loads(cursor)["until"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RejectedError(
+                self.name, f"the stored Rakuten cursor is unreadable ({cursor[:60]!r})"
+            ) from exc
+        return until if until.tzinfo else until.replace(tzinfo=UTC)
+
+    def _search(self, start: datetime, end: datetime) -> list[str]:
+        numbers: list[str] = []
+        while start <= end:
+            stop = min(start + SEARCH_SPAN, end)
+            numbers += self._search_span(start, stop)
+            start = stop + timedelta(seconds=1)
+        return numbers
+
+    def _search_span(self, start: datetime, end: datetime) -> list[str]:
+        first = self._search_page(start, end, 1)
+        if first.total > SEARCH_CAP and end - start > timedelta(seconds=1):
+            # Hits past the 15,000th cannot be paged to: halve the window until each fits.
+            middle = (start + (end - start) / 2).replace(microsecond=0)
+            return self._search_span(start, middle) + self._search_span(
+                middle + timedelta(seconds=1), end
+            )
+        numbers = list(first.numbers)
+        for page in range(2, first.pages + 1):
+            numbers += self._search_page(start, end, page).numbers
+        return numbers
+
+    def _search_page(self, start: datetime, end: datetime, page: int) -> _Page:
+        body = {
+            "dateType": 1,
+            "startDatetime": _jst(start),
+            "endDatetime": _jst(end),
+            "PaginationRequestModel": {
+                "requestRecordsAmount": PAGE_SIZE,
+                "requestPage": page,
+                "SortModelList": [{"sortColumn": 1, "sortDirection": 1}],
+            },
+        }
+        data = self._expect_ok(self._post(SEARCH_ORDER, body, self._orders), SEARCH_ORDER)
+        paging = data.get("PaginationResponseModel") or {}
+        return _Page(
+            numbers=[str(n) for n in data.get("orderNumberList") or []],
+            total=int(paging.get("totalRecordsAmount") or 0),
+            pages=int(paging.get("totalPages") or 0),
+        )
+
+    def _get_orders(self, numbers: Sequence[str], now: datetime) -> list[Order]:
+        orders: list[Order] = []
+        for chunk in _chunks(numbers, GET_ORDER_MAX):
+            body = {"orderNumberList": list(chunk), "version": GET_ORDER_VERSION}
+            response = self._post(GET_ORDER, body, self._orders)
+            data = _body(response)
+            errors = _messages(data)
+            general = [m for m in errors if not m.get("orderNumber")]
+            if response.status_code >= 300 or general or not isinstance(data, dict):
+                raise self._rejected(response, data, GET_ORDER)
+            for message in errors:
+                # One unreadable order must not hide the others; the cycle keeps it open.
+                log.warning(
+                    "rakuten: getOrder skipped %s (%s): %s",
+                    message.get("orderNumber"),
+                    message.get("messageCode"),
+                    message.get("message"),
+                )
+            orders += [self._order(model, now) for model in data.get("OrderModelList") or []]
+        return orders
+
+    def _order(self, model: dict[str, Any], now: datetime) -> Order:
+        progress = int(model["orderProgress"])
+        placed = _parse_time(str(model["orderDatetime"]))
+        cancelled = progress == CANCELLED
+        lines: list[OrderLine] = []
+        for package in model.get("PackageModelList") or []:
+            package_gone = package.get("packageDeleteFlag") == 1
+            for item in package.get("ItemModelList") or []:
+                manage = str(item.get("manageNumber") or "")
+                # One ItemModel is one SKU; the list form is how the API nests it.
+                skus = item.get("SkuModelList") or [{}]
+                variant = str(skus[0].get("variantId") or "")
+                gone = cancelled or package_gone or item.get("deleteItemFlag") == 1
+                detail = item.get("itemDetailId")
+                line_id = (
+                    str(detail)
+                    if detail is not None
+                    else f"{package.get('basketId')}:{manage}:{variant}"
+                )
+                quantity = 0 if gone else int(item.get("units") or 0)
+                lines.append(OrderLine(line_id, _order_item(manage, variant), quantity))
+        closed = cancelled or (progress in SHIPPED and now - placed >= SHIPPED_FINAL_AFTER)
+        return Order(
+            order_id=str(model["orderNumber"]),
+            placed_at=placed,
+            lines=tuple(lines),
+            cancelled=cancelled,
+            closed=closed,
+        )
+
+    # -- stock -------------------------------------------------------------------------
+    def _upsert_batch(self, batch: list[_Entry], failed: dict[str, str]) -> None:
+        while batch:
+            body = {
+                "inventories": [
+                    {
+                        "manageNumber": e.manage,
+                        "variantId": e.variant,
+                        "mode": "ABSOLUTE",
+                        "quantity": e.quantity,
+                    }
+                    for e in batch
+                ]
+            }
+            response = self._post(BULK_UPSERT, body, self._upsert)
+            if response.status_code < 300:
+                return
+            data = _body(response)
+            errors = data.get("errors") if isinstance(data, dict) else None
+            bad: dict[int, str] = {}
+            for error in errors or []:
+                path = str((error.get("metadata") or {}).get("propertyPath") or "")
+                match = _ENTRY.match(path)
+                if match is None or int(match[1]) >= len(batch):
+                    bad = {}
+                    break
+                bad[int(match[1])] = f"Rakuten refused it ({error.get('code')}): " + str(
+                    error.get("message")
+                )
+            if not bad:
+                # Rakuten validates the whole request before applying any of it.
+                message = str(self._rejected(response, data, BULK_UPSERT))
+                failed.update({e.item: message for e in batch})
+                return
+            failed.update({batch[i].item: text for i, text in bad.items()})
+            batch = [e for i, e in enumerate(batch) if i not in bad]

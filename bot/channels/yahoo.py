@@ -1,0 +1,592 @@
+"""Yahoo! Shopping store API: orders via orderList + orderInfo, stock via setStock.
+
+What this module relies on, and where each fact comes from (facts only; nothing copied):
+
+- Token (YConnect v2; developer.yahoo.co.jp/webapi/shopping/help "Yahoo! ID連携", and public
+  clients that refresh it): ``POST https://auth.login.yahoo.co.jp/yconnect/v2/token`` with the
+  form ``grant_type=refresh_token&refresh_token=...`` and HTTP Basic ``client_id:client_secret``
+  answers JSON ``{access_token, token_type, expires_in}``; OAuth errors come back as
+  ``{"error": "invalid_grant" | "invalid_client", "error_description"}``. The shopping FAQ
+  (developer.yahoo.co.jp/webapi/shopping/faq.html) says a refresh token can die early
+  (password change, consent withdrawn) and that ``invalid_grant`` then means re-authorising.
+- Every store API call carries ``Authorization: Bearer <access_token>``; an expired or unknown
+  token is answered 401 with ``WWW-Authenticate: Bearer ... error="invalid_token"`` (public
+  clients refresh on exactly that). Auth-layer errors have the body ``<Error><Message>``.
+- Public-key signature (developer.yahoo.co.jp/webapi/shopping/help, 公開鍵認証; hocchi.com's
+  Python walk-through; several public clients): ``X-sws-signature`` = base64 of the RSA
+  PKCS#1 v1.5 encryption of ``"{seller_id}:{unix_time}"`` with the store's public key, and
+  ``X-sws-signature-version`` = the key's version. Without it requests still work but the
+  authorisation lasts 12 hours instead of 28 days; a missing, stale or expired key shows as
+  ``px-04102`` ("AccessToken has been expired. This API session is shorter than another API.",
+  HTTP 401; sokuhan.jp notice of 2024-08-06 and public clients). Keys expire after one year and
+  are re-issued in ストアクリエイターPro (設定 > 暗号鍵管理). Public clients also sign the token
+  refresh, so we do too. The store's key as copied from Store Creator Pro is read as PEM, or as
+  bare base64 DER (both forms appear in public clients).
+- setStock (developer.yahoo.co.jp/webapi/shopping/setStock.html): ``POST
+  /ShoppingWebService/V1/setStock``, form ``seller_id``, ``item_code`` (comma-separated, at
+  most 1,000; ``code:subcode`` for variants; half-width letters, digits and ``-``, at most 99
+  each), ``quantity`` (the same count, comma-separated, -999999999..999999999; a leading ``+``
+  adds, ``-`` subtracts, a plain number sets, so only plain numbers are ever sent). An unknown
+  item code is not an error: Yahoo keeps the quantity and links it when the item is registered.
+  Answer ``ResultSet/Result{ItemCode, SubCode, Quantity}``; errors ``<Error xmlns="urn:yahoo:api">
+  <Message/><Code/></Error>``.
+- orderList (developer.yahoo.co.jp/webapi/shopping/orderList.html; public clients):
+  ``POST .../orderList`` with the XML body ``<Req><Search><Result/><Start/><Sort>+order_time
+  </Sort><Condition><OrderTimeFrom>YYYYMMDDhhmmss</OrderTimeFrom><OrderTimeTo/></Condition>
+  <Field/></Search><SellerId/></Req>`` (times in JST); ``Result`` defaults to 10 and has no
+  documented ceiling (public clients use 2,000). Answer ``Result/Search/TotalCount`` and
+  ``Result/Search/OrderInfo*``. ``IsActive`` false marks an invalid order. There is no "last
+  updated" condition.
+- orderInfo (developer.yahoo.co.jp/webapi/shopping/orderInfo.html as modelled by public clients,
+  e.g. a C# client's request/field models and a Node test fixture): one order per call,
+  ``<Req><Target><OrderId/><Field/></Target><SellerId/></Req>``; answer
+  ``ResultSet/Result/OrderInfo{OrderId, OrderTime (ISO 8601, +09:00), OrderStatus, Item*{LineId,
+  ItemId, SubCode, Quantity}}``. OrderStatus: 1 reserved, 2 processing, 3 on hold, 4 cancelled,
+  5 completed. *Unconfirmed:* that orderInfo accepts ``IsActive`` in Field (orderList does); a
+  missing value is read as active.
+- Rates: the setStock page gives 1 query/s; Yahoo's help says at most 10 requests/s per API and
+  50,000 a day per application, and "Your Request was Forbidden" (HTTP 403) once the day's
+  quota is spent (faq.html). We keep to 1 request/s per API family (orders, stock).
+
+Decisions (ours, not Yahoo's):
+
+- Cancelled (4) or invalid (IsActive false) orders are reported cancelled and closed. Completed
+  (5) orders are closed: after completion Yahoo treats returns as separate work, which staff
+  record in Stock by hand. Open orders (1..3) are re-read with orderInfo every cycle, which
+  costs one call each.
+- Orders the window lists as cancelled or invalid and the ledger does not hold are skipped:
+  there is nothing to apply or put back, and each orderInfo costs a call.
+- Lines are reported as ``ItemId`` or ``ItemId:SubCode``, the sheet's spelling; ``LineId`` is
+  the stable line id.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar, Self
+from xml.etree import ElementTree as ET
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.config import Settings
+from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
+
+__all__ = ["YahooChannel", "load_public_key", "stock_code"]
+
+log = logging.getLogger(__name__)
+
+JST = timezone(timedelta(hours=9))
+API = "/ShoppingWebService/V1/"
+ORDER_LIST = API + "orderList"
+ORDER_INFO = API + "orderInfo"
+SET_STOCK = API + "setStock"
+SET_STOCK_MAX = 1000
+PAGE_SIZE = 2000
+LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive"
+INFO_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LineId,ItemId,SubCode,Quantity"
+CANCELLED, COMPLETED = 4, 5
+# Re-read ten minutes behind the cursor: an order can reach orderList a little after its
+# OrderTime (payment checks, clock skew), and re-reading is harmless because the cycle
+# de-duplicates by order and line id.
+OVERLAP = timedelta(minutes=10)
+# Refresh a minute before Yahoo's expiry so a token never dies between header and answer.
+TOKEN_MARGIN = 60.0
+_CODE = re.compile(r"[A-Za-z0-9-]{1,99}")
+_XML = {"Content-Type": "application/xml; charset=utf-8"}
+_ERROR_FIELD = re.compile(r'error="([^"]*)"')
+
+
+def stock_code(item: str) -> str | None:
+    """The setStock spelling of a sheet item (``code`` or ``code:subcode``), or None if invalid."""
+    code, sep, sub = item.strip().partition(":")
+    if not _CODE.fullmatch(code) or (sep and not _CODE.fullmatch(sub)):
+        return None
+    return f"{code}:{sub}" if sep else code
+
+
+def load_public_key(path: Path) -> rsa.RSAPublicKey:
+    """The store's public key from a PEM file, or from bare base64 DER as Yahoo shows it."""
+    data = path.read_bytes()
+    key = (
+        serialization.load_pem_public_key(data)
+        if b"-----BEGIN" in data
+        else serialization.load_der_public_key(base64.b64decode(b"".join(data.split())))
+    )
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("not an RSA public key")
+    return key
+
+
+def _xml(response: httpx.Response) -> ET.Element | None:
+    """The answer as XML with namespaces dropped, or None; entities and DTDs are refused."""
+    if not response.content.strip().startswith(b"<"):
+        return None
+    try:
+        root = fromstring(response.content, forbid_dtd=True)
+    except (ET.ParseError, DefusedXmlException, ValueError):
+        return None
+    for element in root.iter():
+        element.tag = element.tag.rpartition("}")[2]  # Error answers carry urn:yahoo:api
+    return root
+
+
+def _text(element: ET.Element | None, name: str) -> str:
+    found = None if element is None else element.find(name)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _jst(moment: datetime) -> str:
+    return moment.astimezone(JST).strftime("%Y%m%d%H%M%S")
+
+
+def _parse_time(value: str) -> datetime:
+    if re.fullmatch(r"\d{14}", value):
+        return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=JST)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=JST)
+
+
+def _chunks(
+    values: Sequence[tuple[str, str, int]], size: int
+) -> Iterator[list[tuple[str, str, int]]]:
+    for i in range(0, len(values), size):
+        yield list(values[i : i + size])
+
+
+class YahooChannel:
+    """Yahoo! Shopping through the store API (circus.shopping.yahooapis.jp)."""
+
+    name: ClassVar[str] = "yahoo"
+    max_quantity: ClassVar[int] = 999_999_999
+
+    def __init__(
+        self,
+        api: ApiClient,
+        auth: ApiClient,
+        *,
+        seller_id: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_url: str,
+        public_key: rsa.RSAPublicKey | None = None,
+        key_version: str = "",
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._api = api
+        self._auth = auth
+        self._seller = seller_id
+        self._basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        self._refresh_token = refresh_token
+        self._token_url = token_url
+        self._key = public_key
+        self._key_version = key_version
+        self._clock = clock
+        self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
+        self._token: str | None = None
+        self._token_expiry = 0.0
+        self._orders = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
+        self._stock = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
+        self.page_size = PAGE_SIZE
+        self.authorize_status = ""  # X-SWS-Authorize-Status of the last answer, for check()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> Self:
+        """Build the adapter from STOCKBOT_YAHOO_* settings."""
+        secrets = {
+            "CLIENT_SECRET": settings.yahoo_client_secret,
+            "REFRESH_TOKEN": settings.yahoo_refresh_token,
+        }
+        plain = {
+            "SELLER_ID": settings.yahoo_seller_id,
+            "CLIENT_ID": settings.yahoo_client_id,
+            "API_URL": settings.yahoo_api_url,
+            "TOKEN_URL": settings.yahoo_token_url,
+        }
+        missing = [k for k, v in plain.items() if not v.strip()]
+        missing += [k for k, s in secrets.items() if s is None or not s.get_secret_value().strip()]
+        key_file = settings.yahoo_public_key_file
+        if key_file is not None and not settings.yahoo_public_key_version.strip():
+            missing.append("PUBLIC_KEY_VERSION")
+        if missing:
+            names = ", ".join(f"STOCKBOT_YAHOO_{m}" for m in missing)
+            raise ConfigError(f"set {names} to use Yahoo! Shopping (see .env.example)")
+        key = None
+        if key_file is not None:
+            try:
+                key = load_public_key(key_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"STOCKBOT_YAHOO_PUBLIC_KEY_FILE ({key_file}) is not a readable RSA public "
+                    "key: copy the store's key from ストアクリエイターPro (設定 > 暗号鍵管理)"
+                ) from exc
+        policy = RetryPolicy(sleep=sleep)
+        api = ApiClient(
+            cls.name, settings.yahoo_api_url.rstrip("/"), policy=policy, transport=transport
+        )
+        auth = ApiClient(cls.name, "", policy=policy, transport=transport)
+        return cls(
+            api,
+            auth,
+            seller_id=settings.yahoo_seller_id.strip(),
+            client_id=settings.yahoo_client_id.strip(),
+            client_secret=_secret(settings.yahoo_client_secret),
+            refresh_token=_secret(settings.yahoo_refresh_token),
+            token_url=settings.yahoo_token_url.strip(),
+            public_key=key,
+            key_version=settings.yahoo_public_key_version.strip(),
+            sleep=sleep,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+
+    # -- the Channel protocol ----------------------------------------------------------
+    def fetch_orders(
+        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+    ) -> FetchResult:
+        """Orders placed since the cursor (with overlap) plus the current state of `open_orders`."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        now = now.replace(microsecond=0)
+        if cursor is None:
+            return FetchResult(orders=[], cursor=self._cursor(now))
+        until = self._read_cursor(cursor)
+        listed = self._list(min(until, now) - OVERLAP, now)
+        held = set(open_orders)
+        # Listed orders must be readable; held ones outside the window may be skipped.
+        wanted = {oid: True for oid, live in listed.items() if live or oid in held}
+        wanted.update({oid: False for oid in open_orders if oid not in listed})
+        orders = [
+            order
+            for oid, must in wanted.items()
+            if (order := self._order_info(oid, listed=must)) is not None
+        ]
+        return FetchResult(orders=orders, cursor=self._cursor(max(until, now)))
+
+    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+        """Set absolute quantities, 1,000 item codes per setStock call, one call a second."""
+        before = self._api.calls
+        failed: dict[str, str] = {}
+        entries: dict[str, tuple[str, str, int]] = {}
+        for update in updates:
+            code = stock_code(update.item)
+            if code is None:
+                failed[update.item] = (
+                    f"{update.item!r} is not a Yahoo item code: write item_code or "
+                    "item_code:sub_code (half-width letters, digits and '-', at most 99 each) "
+                    "in the Yahoo column"
+                )
+                continue
+            twin = entries.get(code)
+            if twin is not None:
+                failed[twin[0]] = (
+                    f"names the same Yahoo item as {update.item!r}: only one row may name it; "
+                    "the other row's quantity was sent"
+                )
+            # A leading '-' would subtract on Yahoo: only plain, non-negative numbers go out.
+            entries[code] = (update.item, code, max(0, update.quantity))
+        for batch in _chunks(list(entries.values()), SET_STOCK_MAX):
+            self._set_stock(batch, failed)
+        return PushResult(failed=failed, calls=self._api.calls - before)
+
+    def check(self) -> str:
+        """Refresh the token and read the last day's orders; say how the requests are signed."""
+        now = self._wall_clock().replace(microsecond=0)
+        total, _ = self._list_page(now - timedelta(days=1), now, 1, 1)
+        if self._key is None:
+            signing = (
+                "no public key configured: requests go unsigned, so Yahoo ends the "
+                "authorisation after 12 hours instead of 28 days (set "
+                "STOCKBOT_YAHOO_PUBLIC_KEY_FILE and STOCKBOT_YAHOO_PUBLIC_KEY_VERSION)"
+            )
+        elif self.authorize_status and self.authorize_status != "authorized":
+            signing = (
+                f"signed with key version {self._key_version}, but Yahoo answered "
+                f"X-SWS-Authorize-Status {self.authorize_status}: re-issue the key in "
+                "ストアクリエイターPro (設定 > 暗号鍵管理)"
+            )
+        else:
+            signing = f"requests signed with public key version {self._key_version}"
+        return (
+            f"Yahoo! Shopping store {self._seller}: token refreshed and orderList answered "
+            f"({total} orders in the last 24 hours); {signing}"
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self._api.close()
+        self._auth.close()
+
+    # -- auth --------------------------------------------------------------------------
+    def _signature(self) -> dict[str, str]:
+        if self._key is None:
+            return {}
+        message = f"{self._seller}:{int(self._wall_clock().timestamp())}".encode()
+        sealed = self._key.encrypt(message, padding.PKCS1v15())
+        return {
+            "X-sws-signature": base64.b64encode(sealed).decode(),
+            "X-sws-signature-version": self._key_version,
+        }
+
+    def _access_token(self) -> str:
+        if self._token is not None and self._clock() < self._token_expiry:
+            return self._token
+        response = self._auth.request(
+            "POST",
+            self._token_url,
+            data={"grant_type": "refresh_token", "refresh_token": self._refresh_token},
+            headers={"Authorization": f"Basic {self._basic}", **self._signature()},
+        )
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        error = str(data.get("error") or "")
+        if response.status_code >= 300 or not data.get("access_token"):
+            if error == "invalid_grant":
+                raise AuthError(
+                    self.name,
+                    "Yahoo refused the refresh token (invalid_grant): re-authorise the app for "
+                    "the store (Yahoo! ID連携) and update STOCKBOT_YAHOO_REFRESH_TOKEN",
+                    error,
+                )
+            if error == "invalid_client" or response.status_code == 401:
+                raise AuthError(
+                    self.name,
+                    f"Yahoo refused the app credentials ({error or 'HTTP 401'}): check "
+                    "STOCKBOT_YAHOO_CLIENT_ID and STOCKBOT_YAHOO_CLIENT_SECRET against the "
+                    "developer dashboard",
+                    error or None,
+                )
+            detail = str(data.get("error_description") or response.reason_phrase)
+            raise RejectedError(
+                self.name, f"the token endpoint refused ({error or response.status_code}): {detail}"
+            )
+        lifetime = float(data.get("expires_in") or 3600)
+        self._token = str(data["access_token"])
+        self._token_expiry = self._clock() + max(lifetime - TOKEN_MARGIN, lifetime / 2)
+        return self._token
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._access_token()}", **self._signature()}
+
+    # -- HTTP --------------------------------------------------------------------------
+    def _call(
+        self, path: str, limiter: RateLimiter, **kwargs: Any
+    ) -> tuple[httpx.Response, ET.Element | None]:
+        """One API call; an expired session gets one fresh token and one more try."""
+        for attempt in (1, 2):
+            response = self._api.request(
+                "POST", path, limiter=limiter, auth_headers=self._auth_headers, **kwargs
+            )
+            self.authorize_status = response.headers.get("X-SWS-Authorize-Status", "")
+            if response.status_code != 401:
+                break
+            if attempt == 1:
+                self._token = None
+        root = _xml(response)
+        if response.status_code == 401:
+            raise self._auth_error(response, root)
+        if response.status_code == 403:
+            code, message = _text(root, "Code"), _text(root, "Message")
+            if code:
+                raise AuthError(
+                    self.name,
+                    f"Yahoo refused access ({code}): {message}: check the app's API permissions "
+                    "(the order API needs its own application) and allowed IP addresses",
+                    code,
+                )
+            raise TemporaryError(
+                self.name,
+                f"Yahoo refused the request (HTTP 403 {message or 'Forbidden'}): the app's daily "
+                "quota of 50,000 requests may be spent; the next cycle tries again",
+            )
+        return response, root
+
+    def _auth_error(self, response: httpx.Response, root: ET.Element | None) -> AuthError:
+        code = _text(root, "Code")
+        if code == "px-04102":
+            return AuthError(
+                self.name,
+                "Yahoo ended the API session (px-04102): check that STOCKBOT_YAHOO_PUBLIC_KEY_FILE "
+                "holds the store's current public key (keys expire after a year: re-issue it in "
+                "ストアクリエイターPro, 設定 > 暗号鍵管理), that STOCKBOT_YAHOO_PUBLIC_KEY_VERSION "
+                "matches it and that this machine's clock is right",
+                code,
+            )
+        found = _ERROR_FIELD.search(response.headers.get("WWW-Authenticate", ""))
+        code = code or (found[1] if found else "HTTP 401")
+        return AuthError(
+            self.name,
+            f"Yahoo refused the access token ({code}) even after a refresh: re-authorise the "
+            "app for the store and update STOCKBOT_YAHOO_REFRESH_TOKEN",
+            code,
+        )
+
+    def _rejected(self, response: httpx.Response, root: ET.Element | None, path: str) -> str:
+        code = _text(root, "Code") or f"HTTP {response.status_code}"
+        message = _text(root, "Message") or (
+            "the answer was not readable XML" if root is None else response.reason_phrase
+        )
+        return f"{path.rsplit('/', 1)[-1]} refused ({code}): {message}"
+
+    def _expect(self, response: httpx.Response, root: ET.Element | None, path: str) -> ET.Element:
+        if response.status_code >= 300 or root is None or root.tag == "Error":
+            code = _text(root, "Code") or None
+            raise RejectedError(self.name, self._rejected(response, root, path), code)
+        return root
+
+    # -- orders ------------------------------------------------------------------------
+    @staticmethod
+    def _cursor(until: datetime) -> str:
+        return json.dumps({"until": until.isoformat()})
+
+    def _read_cursor(self, cursor: str) -> datetime:
+        try:
+            until = datetime.fromisoformat(json.loads(cursor)["until"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RejectedError(
+                self.name, f"the stored Yahoo cursor is unreadable ({cursor[:60]!r})"
+            ) from exc
+        return until if until.tzinfo else until.replace(tzinfo=UTC)
+
+    def _list(self, start: datetime, end: datetime) -> dict[str, bool]:
+        """Every order placed in [start, end]: id -> whether it is still live."""
+        orders: dict[str, bool] = {}
+        first = 1
+        while True:
+            total, page = self._list_page(start, end, first, self.page_size)
+            orders.update(page)
+            # Move on by what was delivered, so a shorter page than asked loses nothing.
+            first += len(page)
+            if first > total:
+                return orders
+            if not page:
+                # The cursor must never pass orders the answer did not deliver.
+                raise TemporaryError(
+                    self.name,
+                    f"orderList stopped at {first - 1} of {total} orders; "
+                    "the next cycle reads them again",
+                )
+
+    def _list_page(
+        self, start: datetime, end: datetime, first: int, size: int
+    ) -> tuple[int, dict[str, bool]]:
+        req = ET.Element("Req")
+        search = ET.SubElement(req, "Search")
+        for name, value in (("Result", str(size)), ("Start", str(first))):
+            ET.SubElement(search, name).text = value
+        ET.SubElement(search, "Sort").text = "+order_time"
+        condition = ET.SubElement(search, "Condition")
+        ET.SubElement(condition, "OrderTimeFrom").text = _jst(start)
+        ET.SubElement(condition, "OrderTimeTo").text = _jst(end)
+        ET.SubElement(search, "Field").text = LIST_FIELDS
+        ET.SubElement(req, "SellerId").text = self._seller
+        body = ET.tostring(req, encoding="utf-8", xml_declaration=True)
+        response, root = self._call(ORDER_LIST, self._orders, content=body, headers=_XML)
+        root = self._expect(response, root, ORDER_LIST)
+        found = root.find("Search")
+        if found is None:
+            raise RejectedError(self.name, "orderList answered without Result/Search")
+        try:
+            total = int(_text(found, "TotalCount") or 0)
+        except ValueError as exc:
+            raise RejectedError(self.name, "orderList answered an unreadable TotalCount") from exc
+        page: dict[str, bool] = {}
+        for info in found.findall("OrderInfo"):
+            live = _text(info, "OrderStatus") != str(CANCELLED) and _active(info)
+            page[_text(info, "OrderId")] = live
+        page.pop("", None)
+        return total, page
+
+    def _order_info(self, order_id: str, *, listed: bool) -> Order | None:
+        """The order's current state; None for a held order Yahoo will not show."""
+        req = ET.Element("Req")
+        target = ET.SubElement(req, "Target")
+        ET.SubElement(target, "OrderId").text = order_id
+        ET.SubElement(target, "Field").text = INFO_FIELDS
+        ET.SubElement(req, "SellerId").text = self._seller
+        body = ET.tostring(req, encoding="utf-8", xml_declaration=True)
+        response, root = self._call(ORDER_INFO, self._orders, content=body, headers=_XML)
+        info = root.find("Result/OrderInfo") if root is not None else None
+        if response.status_code >= 300 or info is None:
+            problem = self._rejected(response, root, f"orderInfo {order_id}")
+            if listed:
+                # orderList just showed it: skipping it could let the cursor pass a sale.
+                raise RejectedError(self.name, problem, _text(root, "Code") or None)
+            # One unreadable held order must not hide the others; the cycle keeps it open.
+            log.warning("yahoo: %s", problem)
+            return None
+        try:
+            return _order(info)
+        except ValueError as exc:
+            # Skipping it could let the cursor pass a sale: fail the fetch instead.
+            raise RejectedError(
+                self.name, f"orderInfo answered an unreadable order {order_id}: {exc}"
+            ) from exc
+
+    # -- stock -------------------------------------------------------------------------
+    def _set_stock(self, batch: list[tuple[str, str, int]], failed: dict[str, str]) -> None:
+        form = {
+            "seller_id": self._seller,
+            "item_code": ",".join(code for _, code, _ in batch),
+            "quantity": ",".join(str(quantity) for _, _, quantity in batch),
+        }
+        response, root = self._call(SET_STOCK, self._stock, data=form)
+        if response.status_code < 300 and root is not None and root.tag == "ResultSet":
+            return
+        # An Error answer refuses the request as a whole, so every item in it failed.
+        message = self._rejected(response, root, SET_STOCK)
+        failed.update({item: message for item, _, _ in batch})
+
+
+def _active(info: ET.Element) -> bool:
+    return _text(info, "IsActive").lower() != "false"
+
+
+def _order(info: ET.Element) -> Order:
+    status = _text(info, "OrderStatus")
+    cancelled = status == str(CANCELLED) or not _active(info)
+    lines: list[OrderLine] = []
+    for item in info.findall("Item"):
+        code, sub = _text(item, "ItemId"), _text(item, "SubCode")
+        spelled = f"{code}:{sub}" if sub else code
+        line_id = _text(item, "LineId") or spelled
+        quantity = int(_text(item, "Quantity") or 0)
+        lines.append(OrderLine(line_id, spelled, 0 if cancelled else quantity))
+    return Order(
+        order_id=_text(info, "OrderId"),
+        placed_at=_parse_time(_text(info, "OrderTime")),
+        lines=tuple(lines),
+        cancelled=cancelled,
+        closed=cancelled or status == str(COMPLETED),
+    )
+
+
+def _secret(value: Any) -> str:
+    return str(value.get_secret_value()).strip() if value is not None else ""

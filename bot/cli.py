@@ -1,0 +1,191 @@
+"""The `stockbot` commands (SPEC.md section 6): parse, call the library, print.
+
+Exit status: 0 everything synced; 1 a channel or the sheet failed (what could be done was
+done); 2 the configuration or the sheet's structure is wrong (nothing written); 3 another
+stockbot already runs on the same state or sheet (nothing done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.config import Settings, load_settings
+from bot.errors import (
+    ConfigError,
+    LockedError,
+    SheetStructureError,
+    StockbotError,
+)
+from bot.sync import CycleReport
+
+__all__ = ["main"]
+
+log = logging.getLogger("stockbot")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "urllib3", "google"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _guard(action: Callable[[], int]) -> int:
+    """Run a command, turning the project's errors into exit statuses and plain messages."""
+    try:
+        return action()
+    except (ConfigError, SheetStructureError) as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    except LockedError as exc:
+        log.error("%s", exc)
+        return EXIT_LOCKED
+    except StockbotError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+
+
+def summarize(report: CycleReport) -> str:
+    """A few lines on what a cycle did."""
+    counts: dict[str, int] = {}
+    for event in report.events:
+        counts[event.event] = counts.get(event.event, 0) + 1
+    lines = [
+        "events: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
+        "pushed: "
+        + (", ".join(f"{p.channel} {len(p.updates)}" for p in report.pushes) or "nothing"),
+        f"sheet requests: {report.sheet_reads} reads, {report.sheet_writes} writes",
+    ]
+    for name, why in report.skipped.items():
+        lines.append(f"{name}: orders not fetched this cycle ({why})")
+    for name, why in report.failed_channels.items():
+        lines.append(f"FAILED {name}: {why}")
+    return "\n".join(lines)
+
+
+def cmd_sync(settings: Settings) -> int:
+    """One cycle."""
+    from bot.app import open_app
+
+    app = open_app(settings)
+    try:
+        report = app.cycle.run(release=True)
+    finally:
+        app.close()
+    print(summarize(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_run(settings: Settings) -> int:
+    """A cycle every interval until SIGTERM or Ctrl-C."""
+    from bot.app import open_app
+    from bot.scheduler import Loop
+
+    app = open_app(settings)
+
+    def job() -> bool:
+        report = app.cycle.run()
+        log.info("cycle done: %s", summarize(report).replace("\n", "; "))
+        return report.ok
+
+    try:
+        log.info(
+            "stockbot runs every %d s for %s; stop with Ctrl-C or SIGTERM",
+            settings.interval_seconds,
+            ", ".join(settings.channels) or "no marketplace",
+        )
+        Loop(job, settings.interval_seconds).run()
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def cmd_check(settings: Settings) -> int:
+    """Check everything and show what the next cycle would push; write nothing."""
+    from bot.app import open_app
+
+    app = open_app(settings, lock=False)
+    failed = False
+    try:
+        print(f"sheet {settings.sheet_id} via {settings.sheets_api_url}")
+        for name, channel in app.channels.items():
+            try:
+                print(f"  {name}: {channel.check()}")
+            except StockbotError as exc:
+                failed = True
+                print(f"  {name}: FAILED: {exc}")
+        report = app.cycle.run(dry_run=True)
+    finally:
+        app.close()
+    bad = [r for r in report.rows if r.problems]
+    print(f"inventory: {len(report.rows)} rows, {len(bad)} with problems")
+    for row in bad[:20]:
+        print(f"  row {row.index + 1} {row.sku or '(no SKU)'}: {'; '.join(row.problems)}")
+    for event in report.events:
+        print(
+            f"  would log {event.event} {event.channel} {event.sku} {event.change or ''} "
+            f"{event.detail}"
+        )
+    for plan in report.pushes:
+        sample = ", ".join(f"{u.item}={u.quantity}" for u in plan.updates[:10])
+        more = f" … and {len(plan.updates) - 10} more" if len(plan.updates) > 10 else ""
+        print(f"  would push to {plan.channel}: {len(plan.updates)} items ({sample}{more})")
+    if not report.pushes:
+        print("  nothing to push")
+    for name, why in report.failed_channels.items():
+        failed = True
+        print(f"  FAILED {name}: {why}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_init_sheet(settings: Settings) -> int:
+    """Create or repair the tabs, headers, validation, protection and formats."""
+    from bot.app import open_sheet
+    from bot.sheet.setup import init_sheet
+
+    for line in init_sheet(open_sheet(settings), settings.channels):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_demo(settings: Settings | None) -> int:
+    """The whole product on local stand-ins, no account needed."""
+    from bot.demo import run_demo
+
+    return run_demo()
+
+
+COMMANDS: dict[str, tuple[str, Callable[[Settings], int]]] = {
+    "sync": ("run one cycle", cmd_sync),
+    "run": ("run a cycle every STOCKBOT_INTERVAL_SECONDS until stopped", cmd_run),
+    "check": ("check settings, credentials, channels and sheet; write nothing", cmd_check),
+    "init-sheet": ("create or repair the tabs, headers and formats of the sheet", cmd_init_sheet),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script."""
+    parser = argparse.ArgumentParser(
+        prog="stockbot",
+        description="Keeps one stock count per product in a Google Sheet and the "
+        "marketplaces in step with it.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    for name, (text, _) in COMMANDS.items():
+        sub.add_parser(name, help=text)
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    if args.command == "demo":
+        return _guard(lambda: cmd_demo(None))
+    _, command = COMMANDS[args.command]
+    return _guard(lambda: command(load_settings()))

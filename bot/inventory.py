@@ -1,0 +1,109 @@
+"""The Inventory tab read into rows, each validated on its own: pure functions.
+
+A broken cell makes that row's `problems`; the other rows are unaffected (SPEC.md section 4,
+bad input never stops the bot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot.channels.rakuten import item_key as rakuten_key
+from bot.config import CHANNEL_NAMES
+from bot.rules import CellError, DisplaySetting, cell_text, parse_display, parse_stock
+
+__all__ = ["NOT_SOLD", "Row", "item_key", "parse_inventory"]
+
+NOT_SOLD = "-"
+
+
+@dataclass
+class Row:
+    """One product row of the Inventory tab."""
+
+    index: int  # 0-based row in the grid (row 1, the headers, is index 0)
+    sku: str
+    stock: int | None  # None when the Stock cell is broken
+    display: DisplaySetting | None  # None when the Display cell is broken
+    items: dict[str, str | None]  # channel -> item id there, None = not sold there
+    shown_cell: object = None
+    status_cell: object = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def pushable(self) -> bool:
+        """Whether a new quantity can be computed for this row."""
+        return self.stock is not None and self.display is not None and not self.problems
+
+
+def item_key(channel: str, item: str) -> str:
+    """The form in which a marketplace item id is matched between orders and rows.
+
+    Rakuten lower-cases manageNumber but keeps variantId as given (MARKETPLACES.md), and a
+    sheet value without a colon means manageNumber = variantId = that value.
+    """
+    if channel == "rakuten":
+        manage, variant = rakuten_key(item)
+        return f"{manage}:{variant}"
+    return item.strip()
+
+
+def _get(row: Sequence[object], column: int | None) -> object:
+    if column is None or column >= len(row):
+        return None
+    value = row[column]
+    return None if value == "" else value
+
+
+def parse_inventory(grid: Sequence[Sequence[object]], columns: Mapping[str, int]) -> list[Row]:
+    """Rows from the tab's values (row 0 is the header row); empty rows are skipped."""
+    rows: list[Row] = []
+    for index in range(1, len(grid)):
+        raw = grid[index]
+        if all(v in ("", None) for v in raw):
+            continue
+        sku = cell_text(_get(raw, columns["sku"]))
+        problems: list[str] = []
+        stock: int | None = None
+        display: DisplaySetting | None = None
+        try:
+            stock = parse_stock(_get(raw, columns["stock"]))
+        except CellError as exc:
+            problems.append(str(exc))
+        try:
+            display = parse_display(_get(raw, columns["display"]))
+        except CellError as exc:
+            problems.append(str(exc))
+        if not sku:
+            problems.insert(0, "SKU is empty: give the product its code, or clear the row")
+        items: dict[str, str | None] = {}
+        for channel in CHANNEL_NAMES:
+            value = cell_text(_get(raw, columns.get(channel)))
+            items[channel] = None if value == NOT_SOLD else (value or sku)
+        rows.append(
+            Row(
+                index=index,
+                sku=sku,
+                stock=stock,
+                display=display,
+                items=items,
+                shown_cell=_get(raw, columns["shown"]),
+                status_cell=_get(raw, columns["status"]),
+                problems=problems,
+            )
+        )
+    _flag_duplicates(rows)
+    return rows
+
+
+def _flag_duplicates(rows: list[Row]) -> None:
+    by_sku: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.sku:
+            by_sku.setdefault(row.sku.casefold(), []).append(row)
+    for same in by_sku.values():
+        if len(same) > 1:
+            where = ", ".join(str(r.index + 1) for r in same)
+            for row in same:
+                row.problems.append(f"SKU {row.sku} appears in rows {where}: keep one row per SKU")

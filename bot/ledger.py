@@ -1,0 +1,336 @@
+"""Local state in SQLite: order lines applied to Stock, cursors, pushes, the pending commit.
+
+The exactly-once protocol
+-------------------------
+The sheet and this file are two stores that cannot share a transaction, so every cycle's sheet
+write goes through a two-phase hand-over keyed by a fresh commit id:
+
+1. `prepare(id, changes)`: the ledger changes the commit implies (line quantities applied, new
+   cursors, the Stock values written, push adjustments) are saved as *pending*, not applied.
+2. The sheet is written with one `spreadsheets.batchUpdate`, which Google applies atomically.
+   The same batch sets the spreadsheet's developer-metadata marker `stockbot.commit` to the id.
+3. `complete(id)`: the pending changes are applied and the pending row removed, in one SQLite
+   transaction.
+
+A bot killed anywhere in between finds the pending row at its next start and reads the marker:
+if the marker holds the pending id, the sheet write landed and step 3 is finished now;
+otherwise it never landed and the pending row is dropped. Either way the sheet and the ledger
+agree again, and the orders of a dropped commit are simply fetched and applied again, because
+their cursors did not move.
+
+Each order line keeps `target` (its current quantity on the marketplace, 0 once cancelled) and
+`applied` (what Stock already reflects). A cycle applies `target - applied` and sets
+`applied = target`; re-fetching the same line, partial cancellation and quantity changes are
+therefore all the same idempotent step.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bot.errors import LockedError
+
+__all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lines (
+    channel TEXT NOT NULL, order_id TEXT NOT NULL, line_id TEXT NOT NULL,
+    item TEXT NOT NULL, sku TEXT, target INTEGER NOT NULL, applied INTEGER NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, order_id, line_id));
+CREATE TABLE IF NOT EXISTS orders (
+    channel TEXT NOT NULL, order_id TEXT NOT NULL, placed_at TEXT NOT NULL,
+    closed INTEGER NOT NULL, PRIMARY KEY (channel, order_id));
+CREATE TABLE IF NOT EXISTS cursors (
+    channel TEXT PRIMARY KEY, cursor TEXT NOT NULL, started_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pushes (
+    channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, adjust INTEGER NOT NULL DEFAULT 0,
+    error TEXT, PRIMARY KEY (channel, item));
+CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL, changes TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL);
+"""
+
+
+@dataclass
+class LineState:
+    """What the ledger knows of one order line."""
+
+    channel: str
+    order_id: str
+    line_id: str
+    item: str
+    sku: str | None  # the sheet SKU it was matched to; None while no row lists the item
+    target: int
+    applied: int
+    reported: bool = False
+
+
+@dataclass
+class PushState:
+    """The last successful push of one item to one channel, and what changed since."""
+
+    quantity: int | None
+    adjust: int  # stock change from this channel's own orders applied since that push
+    error: str | None
+
+
+@dataclass
+class Changes:
+    """Everything one sheet commit implies for the ledger; applied only once it landed."""
+
+    lines: list[LineState] = field(default_factory=list)
+    orders: list[tuple[str, str, str, bool]] = field(default_factory=list)  # ch, id, at, closed
+    cursors: dict[str, tuple[str, str]] = field(default_factory=dict)  # ch -> cursor, started
+    stock: dict[str, int] = field(default_factory=dict)
+    adjust: list[tuple[str, str, int]] = field(default_factory=list)  # ch, item, delta
+    log_rows: list[list[Any]] = field(default_factory=list)  # for a report commit's carry-over
+    outbox_done: list[int] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """Serialise for the pending row."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Changes:
+        """Read back what `to_json` wrote."""
+        data = json.loads(text)
+        data["lines"] = [LineState(**x) for x in data["lines"]]
+        data["orders"] = [tuple(x) for x in data["orders"]]
+        data["cursors"] = {k: tuple(v) for k, v in data["cursors"].items()}
+        data["adjust"] = [tuple(x) for x in data["adjust"]]
+        return cls(**data)
+
+
+@dataclass
+class Pending:
+    """A commit that was prepared but whose landing is not yet known."""
+
+    id: str
+    kind: str  # "cycle" (orders and stock) or "report" (push results)
+    changes: Changes
+
+
+class Ledger:
+    """The SQLite state file at STOCKBOT_STATE_PATH."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock_file: IO[str] | None = None
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        self.unlock()
+        self._db.close()
+
+    # -- one writer ----------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the state file's exclusive lock, or raise `LockedError` at once."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise LockedError(
+                f"another stockbot ({holder}) already works on {self.path}; "
+                "stop it first, or give this one its own STOCKBOT_STATE_PATH and sheet"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def unlock(self) -> None:
+        """Release the lock if held."""
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting such as the bot's instance id."""
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- reads ---------------------------------------------------------------------------
+    def cursor(self, channel: str) -> tuple[str, str] | None:
+        """The channel's (cursor, started_at), or None before its first cycle."""
+        row = self._db.execute(
+            "SELECT cursor, started_at FROM cursors WHERE channel=?", (channel,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def open_orders(self, channel: str) -> list[str]:
+        """Orders of the channel that may still change."""
+        rows = self._db.execute(
+            "SELECT order_id FROM orders WHERE channel=? AND closed=0 ORDER BY placed_at",
+            (channel,),
+        )
+        return [str(r[0]) for r in rows]
+
+    def known_orders(self, channel: str, order_ids: Iterable[str]) -> set[str]:
+        """Which of these orders the ledger has seen."""
+        ids = list(order_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT order_id FROM orders WHERE channel=? AND order_id IN ({marks})",
+                (channel, *chunk),
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def lines(self, channel: str, order_id: str) -> dict[str, LineState]:
+        """The known lines of one order, by line id."""
+        rows = self._db.execute(
+            "SELECT channel, order_id, line_id, item, sku, target, applied, reported "
+            "FROM lines WHERE channel=? AND order_id=?",
+            (channel, order_id),
+        )
+        return {str(r[2]): _line(r) for r in rows}
+
+    def unmatched_lines(self) -> list[LineState]:
+        """Lines whose item no sheet row listed yet, or whose target is not applied yet."""
+        rows = self._db.execute(
+            "SELECT channel, order_id, line_id, item, sku, target, applied, reported "
+            "FROM lines WHERE target != applied"
+        )
+        return [_line(r) for r in rows]
+
+    def stock_baseline(self) -> dict[str, int]:
+        """The Stock value the bot last wrote or saw, per SKU."""
+        return {str(k): int(v) for k, v in self._db.execute("SELECT sku, value FROM stock")}
+
+    def pushes(self, channel: str) -> dict[str, PushState]:
+        """Last pushes of one channel, by item."""
+        rows = self._db.execute(
+            "SELECT item, quantity, adjust, error FROM pushes WHERE channel=?", (channel,)
+        )
+        return {str(r[0]): PushState(r[1], int(r[2]), r[3]) for r in rows}
+
+    def outbox(self) -> list[tuple[int, list[Any]]]:
+        """Log rows of a lost report commit, waiting for the next commit."""
+        rows = self._db.execute("SELECT seq, row FROM outbox ORDER BY seq")
+        return [(int(seq), json.loads(row)) for seq, row in rows]
+
+    # -- the commit protocol -------------------------------------------------------------
+    def pending(self) -> Pending | None:
+        """The prepared commit whose landing is unknown, if any."""
+        row = self._db.execute("SELECT id, kind, changes FROM pending").fetchone()
+        return None if row is None else Pending(row[0], row[1], Changes.from_json(row[2]))
+
+    def prepare(self, commit_id: str, kind: str, changes: Changes) -> None:
+        """Step 1: save the changes of a commit about to be sent."""
+        with self._tx() as db:
+            db.execute("DELETE FROM pending")
+            db.execute("INSERT INTO pending VALUES (?, ?, ?)", (commit_id, kind, changes.to_json()))
+
+    def complete(self, commit_id: str) -> None:
+        """Step 3: the sheet holds the commit; apply its changes and forget the pending row."""
+        pending = self.pending()
+        if pending is None or pending.id != commit_id:
+            return
+        c = pending.changes
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        x.channel,
+                        x.order_id,
+                        x.line_id,
+                        x.item,
+                        x.sku,
+                        x.target,
+                        x.applied,
+                        int(x.reported),
+                    )
+                    for x in c.lines
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?)",
+                [(ch, oid, at, int(closed)) for ch, oid, at, closed in c.orders],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                [(ch, cur, started) for ch, (cur, started) in c.cursors.items()],
+            )
+            db.executemany("INSERT OR REPLACE INTO stock VALUES (?, ?)", c.stock.items())
+            db.executemany(
+                "INSERT INTO pushes (channel, item, quantity, adjust) VALUES (?, ?, NULL, ?) "
+                "ON CONFLICT (channel, item) DO UPDATE SET adjust = adjust + excluded.adjust",
+                c.adjust,
+            )
+            db.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in c.outbox_done])
+            db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
+
+    def discard(self, commit_id: str) -> None:
+        """The commit never landed: drop it, keeping a report's Log rows for the next commit."""
+        pending = self.pending()
+        if pending is None or pending.id != commit_id:
+            return
+        with self._tx() as db:
+            if pending.kind == "report":
+                db.executemany(
+                    "INSERT INTO outbox (row) VALUES (?)",
+                    [(json.dumps(r, ensure_ascii=False),) for r in pending.changes.log_rows],
+                )
+            db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
+
+    # -- pushes (idempotent: absolute quantities, recorded straight away) ---------------------
+    def record_pushes(self, channel: str, pushed: dict[str, int], failed: dict[str, str]) -> None:
+        """Remember successful pushes (resetting their adjustment) and per-item failures."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL) ON CONFLICT (channel, item) "
+                "DO UPDATE SET quantity=excluded.quantity, adjust=0, error=NULL",
+                [(channel, item, qty) for item, qty in pushed.items()],
+            )
+            db.executemany(
+                "INSERT INTO pushes (channel, item, quantity, adjust, error) "
+                "VALUES (?, ?, NULL, 0, ?) ON CONFLICT (channel, item) DO UPDATE SET error=?",
+                [(channel, item, msg, msg) for item, msg in failed.items()],
+            )
+
+
+def _line(r: tuple[Any, ...]) -> LineState:
+    """A `lines` table row as a LineState."""
+    return LineState(
+        str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], int(r[5]), int(r[6]), bool(r[7])
+    )

@@ -1,0 +1,216 @@
+"""The display rule (SPEC.md section 3) and the reading of sheet cells: pure functions.
+
+Cells arrive as the Sheets API returns them with UNFORMATTED_VALUE: `None` for an empty
+cell, `str` for text, `int` or `float` for a number, `bool` for a checkbox. A cell that
+cannot be read raises `CellError`, whose message is written for shop staff: it says what
+is wrong and what to type instead, and goes to the row's `Status`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "CellError",
+    "DisplaySetting",
+    "cell_text",
+    "normalize",
+    "parse_display",
+    "parse_stock",
+    "shown_quantity",
+]
+
+DisplayKind = Literal["real", "plus", "minus", "fixed"]
+
+# An explicit table instead of unicodedata NFKC: NFKC also folds superscripts, circled and
+# other compatibility digits ("2⁰" → "20", "⑳" → "20"), which would turn a typo into a
+# quantity. Only what a Japanese keyboard or IME really produces for digits and signs is
+# folded; anything else stays as typed and fails to parse.
+#
+# Read as a minus: the full-width hyphen-minus and the minus sign (IME full-width mode on
+# Windows and macOS), the hyphens and dashes that IME conversion of はいふん/だっしゅ and
+# word-processor auto-correct put in (‐ ‑ ‒ – — ―; CP932's 全角ダッシュ maps to — or ―
+# depending on the converter), the small hyphen-minus, and the long-vowel mark ー / ｰ that
+# the minus key gives in kana mode (so "ー１０" is how kana-mode staff type -10). Before a
+# number none of these can mean anything else, and misreading one as a minus shows less,
+# never more. Not read as a minus: the wave dash 〜 and tildes, which Japanese uses for
+# ranges ("〜10" = "up to 10"): a guess there could show stock that is not there.
+_MINUS_LOOKALIKES = "\uff0d\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\u30fc\uff70"
+_FOLD = str.maketrans(
+    {
+        **{chr(0xFF10 + d): str(d) for d in range(10)},  # full-width ０-９
+        **dict.fromkeys(_MINUS_LOOKALIKES, "-"),
+        "\uff0b": "+",  # full-width plus ＋
+        "\ufe62": "+",  # small plus ﹢
+        "\uff0c": ",",  # full-width comma ，
+        "\uff0e": ".",  # full-width full stop ．
+        "\u3000": " ",  # ideographic (full-width) space
+    }
+)
+
+# Blanks at either end: every Unicode space (str.strip's set, which includes U+3000 and
+# no-break spaces) plus the zero-width space and BOM that text pasted from web pages carries.
+_EDGE_BLANKS = re.compile(r"^[\s\u200b\ufeff]+|[\s\u200b\ufeff]+$")
+_INNER_BLANKS = re.compile(r"[\s\u200b\ufeff]+")
+
+# A whole number as digits, optionally grouped in threes by commas ("1,234"): Sheets shows
+# numbers that way under the #,##0 format, so copied values carry the commas. Only correct
+# grouping is accepted; "1,23" or "12,34" could be a decimal comma and is an error.
+_WHOLE = r"(?P<digits>[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)"
+_SETTING = re.compile(rf"(?P<sign>[+-]?){_WHOLE}")
+# Stock also accepts trailing zero decimals ("3.0", "3.00"), as a number cell does.
+_STOCK = re.compile(rf"(?P<sign>[+-]?){_WHOLE}(?:\.0+)?")
+
+_DISPLAY_HELP = "type +N, -N, N or leave it blank"
+_STOCK_HELP = "type the real stock as a whole number, 0 if none"
+_STOCK_EMPTY = "Stock is empty: type the real stock, 0 if none"
+
+
+class CellError(ValueError):
+    """A sheet cell cannot be read; the message tells staff what to type instead."""
+
+
+@dataclass(frozen=True)
+class DisplaySetting:
+    """A row's Display setting: real stock, plus N, minus N or a fixed N."""
+
+    kind: DisplayKind
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("real", "plus", "minus", "fixed"):
+            raise ValueError(f"unknown display kind {self.kind!r}")
+        if self.n < 0:
+            raise ValueError(f"display N must be >= 0, got {self.n}")
+        if self.kind == "real" and self.n != 0:
+            raise ValueError("a real-stock display setting has no N")
+
+
+def normalize(text: str) -> str:
+    """Fold full-width digits and sign look-alikes of a number-like cell and strip its blanks."""
+    return _EDGE_BLANKS.sub("", text.translate(_FOLD))
+
+
+def parse_display(cell: object) -> DisplaySetting:
+    """Read a Display cell: blank, +N, -N or N; raise CellError for anything else."""
+    if cell is None:
+        return DisplaySetting("real")
+    if isinstance(cell, bool):
+        raise CellError(
+            f"Display holds {_bool_text(cell)} (a checkbox?), not a setting: {_DISPLAY_HELP}"
+        )
+    if isinstance(cell, int | float):
+        return _display_from_number(cell)
+    if not isinstance(cell, str):
+        raise CellError(f"Display {_quote(str(cell))} is not a setting: {_DISPLAY_HELP}")
+    text = normalize(cell)
+    if not text:
+        return DisplaySetting("real")
+    match = _SETTING.fullmatch(text)
+    if match is None:
+        squeezed = _INNER_BLANKS.sub("", text)
+        if _SETTING.fullmatch(squeezed):
+            # "+ 20" is clear enough to name the fix, not clear enough to guess: a blank can
+            # also be two values pasted into one cell ("2 0").
+            raise CellError(
+                f"Display {_quote(cell)} has a space inside: type it without spaces, {squeezed}"
+            )
+        raise CellError(f"Display {_quote(cell)} is not a setting: {_DISPLAY_HELP}")
+    n = int(match["digits"].replace(",", ""))
+    sign = match["sign"]
+    if sign == "+":
+        return DisplaySetting("plus", n)
+    if sign == "-":
+        return DisplaySetting("minus", n)
+    return DisplaySetting("fixed", n)
+
+
+def _display_from_number(value: int | float) -> DisplaySetting:
+    """Read a Display cell that holds a number instead of text (SPEC.md section 3)."""
+    shown = _number_text(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise CellError(f"Display {shown} is not a whole number: {_DISPLAY_HELP}")
+    n = int(value)
+    if n > 0:
+        # Sheets turns a typed +20 into the number 20 in a number column, so 20 may be +20.
+        raise CellError(
+            f"Display holds the number {n}, which is ambiguous: a + may have been lost; "
+            f"re-type it as text in the plain-text Display column, e.g. '+{n} or '{n}"
+        )
+    if n < 0:
+        return DisplaySetting("minus", -n)
+    # A 0 (or -0.0) reads as the text "0": a fixed 0. A lost "+0" read this way hides the
+    # stock instead of overselling it.
+    return DisplaySetting("fixed", 0)
+
+
+def parse_stock(cell: object) -> int:
+    """Read a Stock cell as a whole number, negative after an oversell; raise CellError."""
+    if cell is None:
+        raise CellError(_STOCK_EMPTY)
+    if isinstance(cell, bool):
+        raise CellError(
+            f"Stock holds {_bool_text(cell)} (a checkbox?), not a number: {_STOCK_HELP}"
+        )
+    if isinstance(cell, int):
+        return cell
+    if isinstance(cell, float):
+        if not cell.is_integer():
+            raise CellError(f"Stock {_number_text(cell)} is not a whole number: {_STOCK_HELP}")
+        return int(cell)
+    if not isinstance(cell, str):
+        raise CellError(f"Stock {_quote(str(cell))} is not a number: {_STOCK_HELP}")
+    text = normalize(cell)
+    if not text:
+        raise CellError(_STOCK_EMPTY)
+    match = _STOCK.fullmatch(text)
+    if match is None:
+        raise CellError(f"Stock {_quote(cell)} is not a number: {_STOCK_HELP}")
+    magnitude = int(match["digits"].replace(",", ""))
+    return -magnitude if match["sign"] == "-" else magnitude
+
+
+def shown_quantity(stock: int, setting: DisplaySetting, cap: int | None = None) -> int:
+    """The quantity to show for real stock and a Display setting, capped at `cap` if given."""
+    if setting.kind == "plus":
+        shown = max(stock + setting.n, 0)
+    elif setting.kind == "minus":
+        shown = max(stock - setting.n, 0)
+    elif setting.kind == "fixed":
+        shown = setting.n if stock >= setting.n else max(stock, 0)
+    else:
+        shown = max(stock, 0)
+    return shown if cap is None else min(shown, cap)
+
+
+def cell_text(value: object) -> str:
+    """Read an identifier cell (SKU, marketplace code) as the text staff see in it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _bool_text(value)
+    if isinstance(value, int | float):
+        return _number_text(value)
+    return _EDGE_BLANKS.sub("", str(value))
+
+
+def _number_text(value: int | float) -> str:
+    """Write a cell's number as Sheets shows it: a whole float without ".0"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _bool_text(value: bool) -> str:
+    """Spell a checkbox value as Sheets shows it."""
+    return "TRUE" if value else "FALSE"
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """Quote what staff typed for a message, shortened so the Status cell stays readable."""
+    text = _EDGE_BLANKS.sub("", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f'"{text}"'

@@ -1,0 +1,63 @@
+"""The `run` loop: a cycle every interval, stopped cleanly by SIGTERM or Ctrl-C.
+
+Like Home Assistant's coordinator, it logs once when cycles start failing and once when they
+recover, instead of repeating the same error every interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import schedule
+
+from bot.errors import StockbotError
+
+__all__ = ["Loop"]
+
+log = logging.getLogger("stockbot")
+
+
+class Loop:
+    """Runs `job` now and then every `interval_seconds` until `stop()`."""
+
+    def __init__(self, job: Callable[[], bool], interval_seconds: int) -> None:
+        self.job = job
+        self.interval = interval_seconds
+        self.stopping = threading.Event()
+        self.failing = False
+        self._scheduler = schedule.Scheduler()
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Finish the cycle in progress, then return from `run`."""
+        if not self.stopping.is_set():
+            log.info("stopping after the cycle in progress")
+        self.stopping.set()
+
+    def _once(self) -> None:
+        try:
+            ok = self.job()
+        except StockbotError as exc:
+            ok = False
+            if not self.failing:
+                log.error("cycle failed: %s; retrying every %d s", exc, self.interval)
+        if ok and self.failing:
+            log.info("cycles succeed again")
+        self.failing = not ok
+
+    def run(self) -> None:
+        """Loop until stopped; signals only set a flag, so a cycle is never cut short."""
+        previous = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._scheduler.every(self.interval).seconds.do(self._once)
+            self._once()
+            while not self.stopping.is_set():
+                self._scheduler.run_pending()
+                self.stopping.wait(min(1.0, max(0.0, self._scheduler.idle_seconds or 1.0)))
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self._scheduler.clear()

@@ -1,0 +1,158 @@
+"""The Google Sheets connection: real gspread + google-auth, pointed at STOCKBOT_SHEETS_API_URL.
+
+gspread fixes its URLs at import time (SHEETS_API.md), so the supported extension point is a
+`gspread.http_client.HTTPClient` subclass that rewrites the Google roots to the configured one;
+everything else (auth refresh, request shapes) stays gspread's own. The service-account key's
+`token_uri` is honoured by google-auth, so a stand-in can serve the token exchange.
+
+gspread's own back-off ignores `Retry-After` and is unbounded in 6.2.1, so calls go through the
+project's shared `RetryPolicy` instead. The atomic commit is never retried blindly: after an
+ambiguous failure the caller checks the commit marker first (see `bot.sync`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gspread
+import requests
+from gspread.exceptions import APIError
+from gspread.http_client import HTTPClient, ParamsType
+
+from bot.channels.http import RetryPolicy, is_retriable, retry_after_seconds
+from bot.errors import ConfigError, SheetError
+
+__all__ = ["GOOGLE_ROOTS", "SheetClient", "http_client_for"]
+
+GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
+TIMEOUT = (10.0, 60.0)  # connect, read: gspread sets none by default
+T = TypeVar("T")
+
+
+def http_client_for(api_root: str) -> type[HTTPClient]:
+    """A gspread HTTP client class that sends every Google API call to `api_root`."""
+    root = api_root.rstrip("/")
+
+    class RootedHTTPClient(HTTPClient):
+        def request(self, method: str, endpoint: str, *args: Any, **kwargs: Any) -> Any:
+            for google in GOOGLE_ROOTS:
+                if endpoint.startswith(google):
+                    endpoint = root + endpoint[len(google) :]
+                    break
+            return super().request(method, endpoint, *args, **kwargs)
+
+    return RootedHTTPClient
+
+
+class SheetClient:
+    """The few Sheets API calls stockbot makes, each with bounded retries."""
+
+    def __init__(
+        self,
+        sheet_id: str,
+        credentials: Path,
+        api_root: str,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        if not sheet_id:
+            raise ConfigError(
+                "set STOCKBOT_SHEET_ID to the spreadsheet key (the part of its URL "
+                "between /d/ and /edit)"
+            )
+        try:
+            info = json.loads(Path(credentials).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"STOCKBOT_GOOGLE_CREDENTIALS names {credentials}, which does not exist"
+            ) from None
+        except (OSError, ValueError):
+            raise ConfigError(
+                f"STOCKBOT_GOOGLE_CREDENTIALS ({credentials}) is not a readable service-account "
+                "JSON key: download a new key for the service account in Google Cloud"
+            ) from None
+        try:
+            self._gc = gspread.service_account_from_dict(
+                info, http_client=http_client_for(api_root)
+            )
+        except (ValueError, KeyError):
+            raise ConfigError(
+                f"{credentials} is not a service-account key (it lacks client_email, "
+                "private_key or token_uri)"
+            ) from None
+        self._gc.set_timeout(TIMEOUT)
+        self.http = self._gc.http_client
+        self.sheet_id = sheet_id
+        self.policy = policy or RetryPolicy(attempts=5, base_delay=1.0, max_delay=60.0)
+        self.reads = 0
+        self.writes = 0
+        self.service_account = str(info.get("client_email", ""))
+
+    def _call(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
+        """Run one API call with the shared retry policy; raise `SheetError` when it gives up."""
+        attempts = self.policy.attempts if retry else 1
+        detail = ""
+        for attempt in range(1, attempts + 1):
+            response = None
+            try:
+                return fn()
+            except APIError as exc:
+                status = int(exc.code)
+                message = str(exc.error.get("message", ""))
+                response = exc.response
+                if status in (401, 403):
+                    raise SheetError(
+                        f"Google refused access to the sheet ({status}: {message}); share the "
+                        f"spreadsheet with {self.service_account} as an editor"
+                    ) from None
+                if status == 404:
+                    raise SheetError(
+                        f"spreadsheet {self.sheet_id} was not found; check STOCKBOT_SHEET_ID"
+                    ) from None
+                if not is_retriable(status):
+                    raise SheetError(f"Google Sheets refused {what}: {status} {message}") from None
+                detail = f"{status} {message}"
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                detail = type(exc).__name__
+            if attempt < attempts:
+                asked = retry_after_seconds(response.headers) if response is not None else None
+                self.policy.sleep(self.policy.delay(attempt, asked))
+        raise SheetError(
+            f"Google Sheets {what} failed after {attempts} tries ({detail}); "
+            "the next cycle tries again",
+            retriable=True,
+        )
+
+    def metadata(self) -> Mapping[str, Any]:
+        """Tabs, their ids and the spreadsheet's developer metadata (one read request)."""
+        self.reads += 1
+        params: ParamsType = {
+            "includeGridData": "false",
+            "fields": "properties.title,sheets.properties,sheets.protectedRanges,developerMetadata",
+        }
+        result: Mapping[str, Any] = self._call(
+            "reading the spreadsheet's tabs",
+            lambda: self.http.fetch_sheet_metadata(self.sheet_id, params=params),
+        )
+        return result
+
+    def read(self, ranges: list[str]) -> list[list[list[Any]]]:
+        """Several ranges in one read request, numbers unformatted; one grid per range."""
+        self.reads += 1
+        params: ParamsType = {"valueRenderOption": "UNFORMATTED_VALUE", "majorDimension": "ROWS"}
+        answer = self._call(
+            "reading values",
+            lambda: self.http.values_batch_get(self.sheet_id, ranges, params=params),
+        )
+        return [list(vr.get("values", [])) for vr in answer.get("valueRanges", [])]
+
+    def batch_update(self, requests_: list[dict[str, Any]], *, retry: bool = True) -> Any:
+        """One `spreadsheets.batchUpdate`: applied by Google all together or not at all."""
+        self.writes += 1
+        body = {"requests": requests_}
+        return self._call(
+            "writing", lambda: self.http.batch_update(self.sheet_id, body), retry=retry
+        )

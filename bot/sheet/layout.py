@@ -1,0 +1,158 @@
+"""Where things are in the spreadsheet: tabs and columns found by their header text.
+
+Tabs and headers match case-insensitively with surrounding blanks ignored, in English or by
+their Japanese alias (SPEC.md section 2), so staff may reorder columns and add their own.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import SheetStructureError
+
+__all__ = [
+    "CHANNELS_HEADERS",
+    "INVENTORY_HEADERS",
+    "LOG_HEADERS",
+    "TABS",
+    "Layout",
+    "Tab",
+    "find_layout",
+    "header_key",
+]
+
+# key -> (English header, aliases...); the first spelling is what init-sheet writes.
+TABS: dict[str, tuple[str, ...]] = {
+    "inventory": ("Inventory", "在庫"),
+    "log": ("Log", "ログ"),
+    "channels": ("Channels", "チャネル"),
+}
+INVENTORY_HEADERS: dict[str, tuple[str, ...]] = {
+    "sku": ("SKU", "商品コード"),
+    "name": ("Name", "商品名"),
+    "stock": ("Stock", "在庫数"),
+    "display": ("Display", "表示在庫設定"),
+    "rakuten": ("Rakuten", "楽天"),
+    "yahoo": ("Yahoo", "Yahoo!", "ヤフー"),
+    "amazon": ("Amazon", "アマゾン"),
+    "shopify": ("Shopify",),
+    "shown": ("Shown", "表示在庫"),
+    "status": ("Status", "状態"),
+}
+INVENTORY_REQUIRED = ("sku", "stock", "display", "shown", "status")
+LOG_HEADERS: dict[str, tuple[str, ...]] = {
+    "time": ("Time", "日時"),
+    "event": ("Event", "イベント"),
+    "channel": ("Channel", "チャネル"),
+    "order": ("Order", "注文番号"),
+    "sku": ("SKU", "商品コード"),
+    "change": ("Change", "増減"),
+    "before": ("Before", "変更前"),
+    "after": ("After", "変更後"),
+    "detail": ("Detail", "詳細"),
+}
+CHANNELS_HEADERS: dict[str, tuple[str, ...]] = {
+    "channel": ("Channel", "チャネル"),
+    "enabled": ("Enabled", "有効"),
+    "last_sync": ("Last sync", "最終同期"),
+    "last_error": ("Last error", "最終エラー"),
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "inventory": INVENTORY_REQUIRED,
+    "log": tuple(LOG_HEADERS),
+    "channels": tuple(CHANNELS_HEADERS),
+}
+HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "inventory": INVENTORY_HEADERS,
+    "log": LOG_HEADERS,
+    "channels": CHANNELS_HEADERS,
+}
+
+
+def header_key(text: object) -> str:
+    """The form a header or tab title is compared in."""
+    return unicodedata.normalize("NFKC", str(text or "")).strip().casefold()
+
+
+@dataclass(frozen=True)
+class Tab:
+    """One tab: its title, numeric id, row and column counts, and its known columns."""
+
+    title: str
+    sheet_id: int
+    rows: int
+    cols: int
+    columns: Mapping[str, int]  # key -> 0-based column index
+
+    @property
+    def a1(self) -> str:
+        """The tab's title quoted for A1 notation."""
+        return "'" + self.title.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The three tabs the bot works with."""
+
+    inventory: Tab
+    log: Tab
+    channels: Tab
+
+
+def find_tabs(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The properties of each needed tab; raises `SheetStructureError` naming missing ones."""
+    by_key = {
+        header_key(s["properties"]["title"]): s["properties"] for s in metadata.get("sheets", [])
+    }
+    found: dict[str, Mapping[str, Any]] = {}
+    missing = []
+    for key, names in TABS.items():
+        props = next((by_key[header_key(n)] for n in names if header_key(n) in by_key), None)
+        if props is None:
+            missing.append(f"'{names[0]}' ({names[1]})")
+        else:
+            found[key] = props
+    if missing:
+        raise SheetStructureError(
+            f"the spreadsheet has no tab {', '.join(missing)}; run `stockbot init-sheet` "
+            "to add it, or rename the tab"
+        )
+    return found
+
+
+def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str, int]:
+    """Column index per known header of one tab; raises naming any required header missing."""
+    index = {header_key(cell): i for i, cell in reversed(list(enumerate(header_row)))}
+    columns: dict[str, int] = {}
+    for col_key, names in HEADERS[key].items():
+        for name in names:
+            if header_key(name) in index:
+                columns[col_key] = index[header_key(name)]
+                break
+    missing = [HEADERS[key][k][0] for k in REQUIRED[key] if k not in columns]
+    if missing:
+        listed = ", ".join(f"'{m}'" for m in missing)
+        raise SheetStructureError(
+            f"tab '{title}' has no column {listed} in row 1; add the header "
+            "(or run `stockbot init-sheet`)"
+        )
+    return columns
+
+
+def find_layout(metadata: Mapping[str, Any], header_rows: Mapping[str, Sequence[object]]) -> Layout:
+    """The layout from the metadata and each tab's first row."""
+    props = find_tabs(metadata)
+    tabs = {}
+    for key, p in props.items():
+        grid = p.get("gridProperties", {})
+        tabs[key] = Tab(
+            title=p["title"],
+            sheet_id=int(p.get("sheetId", 0)),
+            rows=int(grid.get("rowCount", 1000)),
+            cols=int(grid.get("columnCount", 26)),
+            columns=map_columns(key, p["title"], header_rows.get(key, [])),
+        )
+    return Layout(**tabs)

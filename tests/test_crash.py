@@ -1,0 +1,117 @@
+"""Exactly once across kill -9: `stockbot sync` killed at random instants, then a clean run.
+
+The stand-ins run in this process with latency, so kills land inside the cycle: between
+reading and committing, in the middle of the commit, while pushing, while reporting.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.world import World, world
+
+ROWS = [
+    ["A-1", "", 100, "", "", "", "", "", "", ""],
+    ["A-2", "", 100, "-5", "", "", "", "", "", ""],
+    ["A-3", "", 100, "+3", "", "", "", "", "", ""],
+]
+KILLS = int(os.environ.get("STOCKBOT_KILL_RUNS", "12"))
+
+
+def _sync_killed_after(w: World, seconds: float) -> int | None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sync"], env=env, cwd=w.tmp,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_instants_never_loses_or_doubles_an_order(tmp_path: Path) -> None:
+    rng = random.Random(20261126)
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(ROWS)
+        rakuten = w.markets["rakuten"]
+        for sku in ("A-1", "A-2", "A-3"):
+            rakuten.add_item(sku, 0)
+        assert w.run_cli("sync").returncode == 0
+        w.sheets.latency = 0.05
+        rakuten.latency = 0.02
+        sold = {"A-1": 0, "A-2": 0, "A-3": 0}
+        orders: list[tuple[str, str]] = []
+        killed = 0
+        for run in range(KILLS):
+            sku = rng.choice(list(sold))
+            orders.append((rakuten.place_order([(sku, 1)], force=True), sku))
+            sold[sku] += 1
+            if run % 4 == 3:
+                cancelled, of = orders.pop(rng.randrange(len(orders)))
+                rakuten.cancel_order(cancelled)
+                sold[of] -= 1
+            if _sync_killed_after(w, rng.uniform(0.3, 2.5)) is None:
+                killed += 1
+        w.sheets.latency = rakuten.latency = 0
+        for _ in range(2):
+            done = w.run_cli("sync")
+            assert done.returncode == 0, done.stderr
+        assert killed >= KILLS // 3, f"only {killed} runs were killed mid-cycle"
+        for sku, count in sold.items():
+            assert w.row(sku)["Stock"] == 100 - count
+        applied = [r for r in w.log() if r["Event"] in ("order", "cancel", "change")]
+        by_order: dict[tuple[str, str], int] = {}
+        for row in applied:
+            key = (str(row["Order"]), str(row["Event"]))
+            by_order[key] = by_order.get(key, 0) + 1
+        assert all(n == 1 for n in by_order.values()), by_order
+        net = {sku: 0 for sku in sold}
+        for row in applied:
+            net[str(row["SKU"])] += int(row["Change"])
+        assert net == {sku: -n for sku, n in sold.items()}
+        # Every store ends up showing the display rule of the final Stock.
+        assert rakuten.quantity("A-1") == 100 - sold["A-1"]
+        assert rakuten.quantity("A-2") == 95 - sold["A-2"]
+        assert rakuten.quantity("A-3") == 103 - sold["A-3"]
+
+
+def test_a_second_bot_on_the_same_state_refuses_to_run(tmp_path: Path) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(ROWS)
+        w.sheets.latency = 0.5
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
+        first = subprocess.Popen([sys.executable, "-m", "bot", "sync"], env=env, cwd=w.tmp,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        second = w.run_cli("sync")
+        first.wait(timeout=60)
+        assert second.returncode == 3
+        assert "already" in second.stderr
+
+
+def test_a_second_bot_with_its_own_state_refuses_to_write_to_the_same_sheet(
+    tmp_path: Path,
+) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(ROWS)
+        w.markets["rakuten"].add_item("A-1", 0)
+        with w.bot() as cycle:
+            cycle.run()  # a `run` loop keeps its lease between cycles
+            w.env["STOCKBOT_STATE_PATH"] = str(tmp_path / "other.sqlite3")
+            writes = len(w.sheets.requests_to(r":batchUpdate$"))
+            other = w.run_cli("sync")
+        assert other.returncode == 3, other.stderr
+        assert "another stockbot" in other.stderr
+        assert len(w.sheets.requests_to(r":batchUpdate$")) == writes

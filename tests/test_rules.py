@@ -1,0 +1,322 @@
+"""The display rule and cell reading (SPEC.md sections 2 and 3), as tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.rules import (
+    CellError,
+    DisplaySetting,
+    cell_text,
+    normalize,
+    parse_display,
+    parse_stock,
+    shown_quantity,
+)
+
+REAL = DisplaySetting("real")
+RAKUTEN_CAP = 99999
+
+
+# SPEC.md section 3, every row and example, plus the edges of each row.
+@pytest.mark.parametrize(
+    ("stock", "display", "shown"),
+    [
+        # blank: max(A, 0)
+        (30, None, 30),
+        (30, "", 30),
+        (0, "", 0),
+        (-4, "", 0),
+        # +N: max(A + N, 0)
+        (30, "+20", 50),  # the spec's example: sell ahead of a quick re-order
+        (0, "+20", 20),
+        (-4, "+3", 0),
+        (-4, "+10", 6),
+        (30, "+0", 30),
+        # -N: max(A - N, 0)
+        (30, "-10", 20),  # the spec's example: a safety margin
+        (10, "-10", 0),  # the spec's example: the margin eats everything
+        (5, "-10", 0),
+        (-4, "-10", 0),
+        (30, "-0", 30),
+        # N: N while A >= N, else max(A, 0)
+        (30, "3", 3),  # the spec's example: "only a few left"
+        (3, "3", 3),
+        (2, "3", 2),
+        (0, "3", 0),
+        (-4, "3", 0),
+        (30, "0", 0),
+        (-4, "0", 0),
+    ],
+)
+def test_shown_quantity_follows_the_display_rule(stock: int, display: str, shown: int) -> None:
+    assert shown_quantity(stock, parse_display(display)) == shown
+
+
+@pytest.mark.parametrize(
+    ("stock", "setting", "cap", "shown"),
+    [
+        (150_000, REAL, RAKUTEN_CAP, RAKUTEN_CAP),
+        (99_990, DisplaySetting("plus", 20), RAKUTEN_CAP, RAKUTEN_CAP),
+        (200_000, DisplaySetting("fixed", 150_000), RAKUTEN_CAP, RAKUTEN_CAP),
+        (99_999, REAL, RAKUTEN_CAP, 99_999),
+        (30, REAL, RAKUTEN_CAP, 30),
+        (-4, REAL, RAKUTEN_CAP, 0),
+        (150_000, REAL, None, 150_000),
+    ],
+)
+def test_shown_quantity_is_capped_at_what_the_marketplace_accepts(
+    stock: int, setting: DisplaySetting, cap: int | None, shown: int
+) -> None:
+    assert shown_quantity(stock, setting, cap) == shown
+
+
+@pytest.mark.parametrize(
+    ("cell", "setting"),
+    [
+        (None, REAL),
+        ("", REAL),
+        ("   ", REAL),
+        ("\u3000", REAL),
+        ("+20", DisplaySetting("plus", 20)),
+        ("-10", DisplaySetting("minus", 10)),
+        ("3", DisplaySetting("fixed", 3)),
+        ("0", DisplaySetting("fixed", 0)),
+        ("+0", DisplaySetting("plus", 0)),
+        ("-0", DisplaySetting("minus", 0)),
+        ("007", DisplaySetting("fixed", 7)),
+        ("+1,000", DisplaySetting("plus", 1000)),
+        # full width, as a Japanese IME types them
+        ("＋２０", DisplaySetting("plus", 20)),
+        ("－１０", DisplaySetting("minus", 10)),
+        ("−10", DisplaySetting("minus", 10)),  # U+2212 MINUS SIGN
+        ("３", DisplaySetting("fixed", 3)),
+        ("＋０", DisplaySetting("plus", 0)),
+        ("＋１，０００", DisplaySetting("plus", 1000)),
+        # dash look-alikes from IME conversion, auto-correct and kana mode
+        ("‐10", DisplaySetting("minus", 10)),  # U+2010 HYPHEN
+        ("‑10", DisplaySetting("minus", 10)),  # U+2011 NON-BREAKING HYPHEN
+        ("‒10", DisplaySetting("minus", 10)),  # U+2012 FIGURE DASH
+        ("–10", DisplaySetting("minus", 10)),  # U+2013 EN DASH
+        ("—10", DisplaySetting("minus", 10)),  # U+2014 EM DASH
+        ("―10", DisplaySetting("minus", 10)),  # U+2015 HORIZONTAL BAR
+        ("ー１０", DisplaySetting("minus", 10)),  # U+30FC, the minus key in kana mode
+        # surrounding blanks
+        ("  +20  ", DisplaySetting("plus", 20)),
+        ("\u3000－１０\u3000", DisplaySetting("minus", 10)),
+        ("\t3\n", DisplaySetting("fixed", 3)),
+        ("\ufeff+20\u200b", DisplaySetting("plus", 20)),
+    ],
+)
+def test_display_text_is_read_as_a_setting(cell: object, setting: DisplaySetting) -> None:
+    assert parse_display(cell) == setting
+
+
+@pytest.mark.parametrize(
+    ("cell", "setting"),
+    [
+        (-10, DisplaySetting("minus", 10)),
+        (-10.0, DisplaySetting("minus", 10)),
+        (0, DisplaySetting("fixed", 0)),
+        (0.0, DisplaySetting("fixed", 0)),
+        (-0.0, DisplaySetting("fixed", 0)),
+    ],
+)
+def test_display_number_that_is_not_positive_reads_as_its_text(
+    cell: object, setting: DisplaySetting
+) -> None:
+    assert parse_display(cell) == setting
+
+
+@pytest.mark.parametrize("cell", [20, 20.0, 1])
+def test_display_positive_number_is_ambiguous_and_asks_for_text(cell: object) -> None:
+    with pytest.raises(CellError, match=r"ambiguous: a \+ may have been lost") as caught:
+        parse_display(cell)
+    assert "plain-text Display column" in str(caught.value)
+    assert "'+" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "+abc",
+        "1.5",
+        "20個",
+        "--5",
+        "+-3",
+        "-+3",
+        "+",
+        "-",
+        "abc",
+        "20.0",
+        "1e3",
+        "1_000",
+        "1,00",
+        "12,34",
+        "〜10",  # a range in Japanese, not a minus
+        "２⁰",  # a superscript is not a digit
+        "⑳",
+        "٣",  # Arabic-Indic digits are digits to int(), not to staff
+        "=A1",
+        1.5,
+        -2.5,
+        float("nan"),
+        float("inf"),
+        True,
+        False,
+        ["+20"],
+    ],
+)
+def test_display_that_is_not_a_setting_is_an_error(cell: object) -> None:
+    with pytest.raises(CellError):
+        parse_display(cell)
+
+
+@pytest.mark.parametrize("cell", ["+ 20", "＋\u3000２０", "- 10", "2 0"])
+def test_display_with_a_space_inside_is_an_error_that_names_the_fix(cell: str) -> None:
+    with pytest.raises(CellError, match="space inside: type it without spaces"):
+        parse_display(cell)
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("+abc", 'Display "+abc" is not a setting: type +N, -N, N or leave it blank'),
+        (1.5, "Display 1.5 is not a whole number: type +N, -N, N or leave it blank"),
+        ("+ 20", 'Display "+ 20" has a space inside: type it without spaces, +20'),
+        (True, "Display holds TRUE (a checkbox?), not a setting: type +N, -N, N or leave it blank"),
+        (
+            20,
+            "Display holds the number 20, which is ambiguous: a + may have been lost; "
+            "re-type it as text in the plain-text Display column, e.g. '+20 or '20",
+        ),
+    ],
+)
+def test_display_error_says_what_is_wrong_and_what_to_type(cell: object, message: str) -> None:
+    with pytest.raises(CellError) as caught:
+        parse_display(cell)
+    assert str(caught.value) == message
+
+
+def test_display_error_quotes_a_long_cell_shortened() -> None:
+    with pytest.raises(CellError) as caught:
+        parse_display("x" * 500)
+    assert len(str(caught.value)) < 120
+
+
+@pytest.mark.parametrize(
+    ("cell", "stock"),
+    [
+        (3, 3),
+        (0, 0),
+        (-4, -4),  # after an oversell
+        (3.0, 3),
+        (-2.0, -2),
+        (150_000, 150_000),
+        ("3", 3),
+        ("３", 3),
+        ("  12 ", 12),
+        ("\u3000１２\u3000", 12),
+        ("+5", 5),
+        ("-4", -4),
+        ("－４", -4),
+        ("−4", -4),
+        ("1,234", 1234),
+        ("１，２３４", 1234),
+        ("-1,234,567", -1_234_567),
+        ("3.0", 3),
+        ("３．００", 3),
+        ("007", 7),
+        ("-0", 0),
+    ],
+)
+def test_stock_is_read_as_a_whole_number(cell: object, stock: int) -> None:
+    assert parse_stock(cell) == stock
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "abc",
+        "3個",
+        "2.5",
+        "3.",
+        ".0",
+        "1 234",
+        "1,23",
+        "1,2345",
+        "--3",
+        "+-3",
+        "1_000",
+        "1e3",
+        "٣",
+        2.5,
+        float("nan"),
+        float("inf"),
+        True,
+        False,
+        ["3"],
+    ],
+)
+def test_stock_that_is_not_a_whole_number_is_an_error(cell: object) -> None:
+    with pytest.raises(CellError, match=r"^Stock"):
+        parse_stock(cell)
+
+
+@pytest.mark.parametrize("cell", [None, "", "   ", "\u3000"])
+def test_empty_stock_asks_for_the_real_stock(cell: object) -> None:
+    with pytest.raises(CellError) as caught:
+        parse_stock(cell)
+    assert str(caught.value) == "Stock is empty: type the real stock, 0 if none"
+
+
+def test_cell_error_is_a_value_error() -> None:
+    assert issubclass(CellError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        ("", ""),
+        ("ABC-001", "ABC-001"),
+        ("  ABC-001\u3000", "ABC-001"),
+        ("0012", "0012"),  # a text SKU keeps its leading zeros
+        ("shop-a:var-1", "shop-a:var-1"),
+        ("-", "-"),
+        (123, "123"),
+        (123.0, "123"),
+        (4901234567890, "4901234567890"),
+        (1.5, "1.5"),
+        (True, "TRUE"),
+    ],
+)
+def test_identifier_cell_reads_as_the_text_staff_see(value: object, text: str) -> None:
+    assert cell_text(value) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "normalized"),
+    [
+        ("０１２３４５６７８９", "0123456789"),
+        ("＋２０", "+20"),
+        ("－１０", "-10"),
+        ("−‐‑‒–—―ーｰ﹣", "----------"),
+        ("\u3000 +20 \u3000", "+20"),
+        ("＋\u3000２０", "+ 20"),
+        ("〜10", "〜10"),
+        ("２⁰", "2⁰"),
+        ("20個", "20個"),
+    ],
+)
+def test_normalize_folds_width_of_digits_and_signs_only(text: str, normalized: str) -> None:
+    assert normalize(text) == normalized
+
+
+@pytest.mark.parametrize(
+    ("kind", "n"),
+    [("plus", -1), ("fixed", -5), ("real", 3), ("other", 0)],
+)
+def test_display_setting_refuses_impossible_values(kind: str, n: int) -> None:
+    with pytest.raises(ValueError):
+        DisplaySetting(kind, n)  # type: ignore[arg-type]

@@ -1,0 +1,481 @@
+"""The real Yahoo! Shopping adapter against the Yahoo stand-in on loopback.
+
+Only time is fake: the adapter's rate limiter and retries sleep on a fake clock that the
+stand-in shares, so its rate enforcement and signature checks see the same time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from bot.channels.base import StockUpdate
+from bot.channels.yahoo import YahooChannel
+from bot.config import Settings
+from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
+from bot.standins.yahoo import YahooStandIn
+
+API = "/ShoppingWebService/V1/"
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps or a test advances it."""
+
+    def __init__(self) -> None:
+        self.t = 1_000.0
+        self.wall = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        """Seconds, monotonic."""
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        """Advance instead of waiting."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass."""
+        self.t += seconds
+        self.wall += timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        """Wall-clock time."""
+        return self.wall
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    """One throwaway store key for the whole module (generating one takes a moment)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    """Fake time shared by the adapter and the stand-in."""
+    return FakeTime()
+
+
+@pytest.fixture
+def store(key: rsa.RSAPrivateKey, fake: FakeTime) -> Iterator[YahooStandIn]:
+    """A running Yahoo stand-in on the fake clock, with a few items listed."""
+    with YahooStandIn(private_key=key) as stand_in:
+        assert isinstance(stand_in, YahooStandIn)
+        stand_in.clock = fake.monotonic
+        stand_in.now = fake.now
+        stand_in.add_item("cup-001-w", 10)
+        stand_in.add_item("tee:red-m", 10)
+        yield stand_in
+
+
+def settings(store: YahooStandIn, **overrides: Any) -> Settings:
+    """Settings from the stand-in's environment, with overrides."""
+    values: dict[str, Any] = {
+        k.removeprefix("STOCKBOT_").lower(): v for k, v in store.env().items()
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def make(store: YahooStandIn, fake: FakeTime) -> Iterator[Any]:
+    """Build real adapters pointed at the stand-in; they are closed afterwards."""
+    built: list[YahooChannel] = []
+
+    def build(**overrides: Any) -> YahooChannel:
+        channel = YahooChannel.from_settings(
+            settings(store, **overrides),
+            sleep=fake.sleep,
+            clock=fake.monotonic,
+            wall_clock=fake.now,
+        )
+        built.append(channel)
+        return channel
+
+    yield build
+    for channel in built:
+        channel.close()
+
+
+def started(channel: YahooChannel, fake: FakeTime) -> str:
+    """The cursor of a clean start, a minute ago."""
+    cursor = channel.fetch_orders(None, [], fake.now()).cursor
+    fake.advance(60)
+    return cursor
+
+
+def xml_of(request: Any) -> ET.Element:
+    """A recorded request's XML body."""
+    return ET.fromstring(request.body)
+
+
+def token(store: YahooStandIn) -> str:
+    """An access token fetched straight from the stand-in."""
+    basic = base64.b64encode(f"{store.client_id}:{store.client_secret}".encode()).decode()
+    answer = httpx.post(
+        store.url + "/yconnect/v2/token",
+        data={"grant_type": "refresh_token", "refresh_token": store.refresh_token},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    return str(answer.json()["access_token"])
+
+
+# -- orders ------------------------------------------------------------------------------
+def test_first_fetch_returns_no_orders_and_a_cursor_at_now(store, make, fake):
+    store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(minutes=5))
+    result = make().fetch_orders(None, [], fake.now())
+    assert result.orders == []
+    assert json.loads(result.cursor) == {"until": fake.now().isoformat()}
+    assert store.requests_to(API) == []
+
+
+def test_new_order_is_returned_with_its_lines_spelled_as_in_the_sheet(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    placed = fake.now()
+    order_id = store.place_order([("cup-001-w", 2), ("tee:red-m", 1)])
+    result = channel.fetch_orders(cursor, [], placed)
+    [order] = result.orders
+    assert order.order_id == order_id
+    assert [(ln.item, ln.quantity) for ln in order.lines] == [("cup-001-w", 2), ("tee:red-m", 1)]
+    assert order.placed_at == placed
+    assert not order.cancelled and not order.closed
+    search = xml_of(store.requests_to("orderList")[0])
+    assert search.findtext("SellerId") == "demo-store"
+    # The window starts ten minutes behind the cursor, in JST.
+    assert search.findtext("Search/Condition/OrderTimeFrom") == "20261126115000"
+    assert search.findtext("Search/Sort") == "+order_time"
+    assert xml_of(store.requests_to("orderInfo")[0]).findtext("Target/OrderId") == order_id
+    assert json.loads(result.cursor) == {"until": placed.isoformat()}
+
+
+def test_refetch_over_the_overlapping_window_returns_the_order_with_the_same_line_ids(
+    store, make, fake
+):
+    channel = make()
+    cursor = started(channel, fake)
+    store.place_order([("cup-001-w", 2), ("tee:red-m", 1)])
+    first = channel.fetch_orders(cursor, [], fake.now())
+    fake.advance(120)
+    again = channel.fetch_orders(first.cursor, [], fake.now())
+    assert [o.order_id for o in again.orders] == [o.order_id for o in first.orders]
+    assert [ln.line_id for ln in again.orders[0].lines] == [
+        ln.line_id for ln in first.orders[0].lines
+    ]
+
+
+def test_cancellation_is_learnt_by_rereading_the_open_orders(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 2)])
+    cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
+    fake.advance(3600)  # the order is now outside the window
+    store.cancel_order(order_id)
+    assert store.quantity("cup-001-w") == 10
+    [order] = channel.fetch_orders(cursor, [order_id], fake.now()).orders
+    assert order.cancelled and order.closed
+    assert [ln.quantity for ln in order.lines] == [0]
+
+
+def test_an_invalid_order_counts_as_cancelled(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 1)])
+    store.invalidate_order(order_id)
+    fake.advance(60)
+    [order] = channel.fetch_orders(cursor, [order_id], fake.now()).orders
+    assert order.cancelled and order.closed and order.lines[0].quantity == 0
+
+
+def test_a_completed_order_is_closed_and_keeps_its_quantities(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 3)])
+    store.complete_order(order_id)
+    [order] = channel.fetch_orders(cursor, [], fake.now()).orders
+    assert order.closed and not order.cancelled and order.lines[0].quantity == 3
+
+
+def test_quantity_changes_and_removed_lines_are_seen_on_reread(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 2), ("tee:red-m", 2)])
+    cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
+    fake.advance(3600)
+    store.change_line(order_id, "cup-001-w", 1)
+    store.change_line(order_id, "tee:red-m", 0)
+    [order] = channel.fetch_orders(cursor, [order_id], fake.now()).orders
+    # A removed line is absent; the cycle counts lines that vanished as 0.
+    assert [(ln.line_id, ln.item, ln.quantity) for ln in order.lines] == [("1", "cup-001-w", 1)]
+
+
+def test_a_cancelled_order_the_ledger_does_not_hold_costs_no_detail_call(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    store.cancel_order(store.place_order([("cup-001-w", 1)]))
+    assert channel.fetch_orders(cursor, [], fake.now()).orders == []
+    assert store.requests_to("orderInfo") == []
+
+
+def test_orders_beyond_one_page_are_all_fetched(store, make, fake):
+    channel = make()
+    channel.page_size = 3
+    cursor = started(channel, fake)
+    placed = [store.place_order([("cup-001-w", 1)]) for _ in range(7)]
+    result = channel.fetch_orders(cursor, [], fake.now())
+    assert [o.order_id for o in result.orders] == placed
+    starts = [xml_of(r).findtext("Search/Start") for r in store.requests_to("orderList")]
+    assert starts == ["1", "4", "7"]
+
+
+def test_a_listing_that_stops_short_fails_instead_of_moving_the_cursor(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    short = b"<Result><Status>OK</Status><Search><TotalCount>5</TotalCount></Search></Result>"
+    store.fail(200, match="orderList", body=short)
+    with pytest.raises(TemporaryError, match="orderList stopped"):
+        channel.fetch_orders(cursor, [], fake.now())
+
+
+def test_a_listed_order_whose_details_are_refused_fails_the_fetch(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    store.place_order([("cup-001-w", 1)])
+    store.fail(400, match="orderInfo")
+    with pytest.raises(RejectedError, match="standin-fault"):
+        channel.fetch_orders(cursor, [], fake.now())
+
+
+def test_a_held_order_yahoo_no_longer_shows_is_skipped_and_the_rest_returned(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(hours=1))
+    [order] = channel.fetch_orders(cursor, ["demo-store-gone", order_id], fake.now()).orders
+    assert order.order_id == order_id
+
+
+def test_an_answer_with_entity_declarations_is_refused_unexpanded(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Result><Search><TotalCount>&b;'
+        b"</TotalCount></Search></Result>"
+    )
+    store.fail(200, match="orderList", body=bomb)
+    with pytest.raises(RejectedError, match="not readable XML"):
+        channel.fetch_orders(cursor, [], fake.now())
+
+
+# -- stock -------------------------------------------------------------------------------
+def test_push_sets_quantities_in_batches_of_1000_at_one_call_a_second(store, make, fake):
+    items = [f"item-{i:04d}" for i in range(2500)]
+    for item in items:
+        store.add_item(item, 0)
+    result = make().push([StockUpdate(item, i % 50) for i, item in enumerate(items)])
+    assert result.failed == {} and result.calls == 3
+    assert [len(batch) for batch in store.set_stock_batches()] == [1000, 1000, 500]
+    assert store.quantity("item-0049") == 49 and store.quantity("item-2499") == 49
+    # The stand-in enforces 1/s on the shared fake clock: no call was throttled.
+    assert len(store.requests_to("setStock")) == 3
+    assert sum(fake.slept) >= 2.0
+
+
+def test_push_sends_plain_numbers_and_variant_codes(store, make):
+    make().push([StockUpdate("cup-001-w", 7), StockUpdate(" tee:red-m ", -3)])
+    form = store.requests_to("setStock")[0].form()
+    assert form["seller_id"] == ["demo-store"]
+    assert form["item_code"] == ["cup-001-w,tee:red-m"]
+    assert form["quantity"] == ["7,0"]  # a leading '-' would subtract on Yahoo
+    assert store.quantity("tee:red-m") == 0
+
+
+def test_unknown_items_are_accepted_and_bad_spellings_fail_per_item(store, make):
+    result = make().push(
+        [StockUpdate("not-registered", 4), StockUpdate("bad code!", 1), StockUpdate("a:", 1)]
+    )
+    assert set(result.failed) == {"bad code!", "a:"}
+    assert "Yahoo column" in result.failed["bad code!"]
+    assert store.orphans == {"not-registered": 4}
+
+
+def test_a_refused_batch_fails_its_items_with_yahoos_code(store, make):
+    store.fail(400, match="setStock", body=None)
+    result = make().push([StockUpdate("cup-001-w", 1)])
+    assert "standin-fault" in result.failed["cup-001-w"]
+
+
+def test_the_stand_in_refuses_oversized_and_mismatched_batches(store):
+    store.enforce_rate_limits = False
+    headers = {"Authorization": f"Bearer {token(store)}"}
+    url = store.url + API + "setStock"
+    codes = ",".join(f"c{i}" for i in range(1001))
+    too_many = httpx.post(
+        url,
+        data={"seller_id": "demo-store", "item_code": codes, "quantity": ",".join(["1"] * 1001)},
+        headers=headers,
+    )
+    mismatched = httpx.post(
+        url, data={"seller_id": "demo-store", "item_code": "a,b", "quantity": "1"}, headers=headers
+    )
+    for answer in (too_many, mismatched):
+        assert answer.status_code == 400
+        assert b'xmlns="urn:yahoo:api"' in answer.content
+        assert ET.fromstring(answer.content).find("{urn:yahoo:api}Code") is not None
+
+
+def test_the_stand_in_throttles_clients_faster_than_one_set_stock_a_second(store):
+    headers = {"Authorization": f"Bearer {token(store)}"}
+    form = {"seller_id": "demo-store", "item_code": "cup-001-w", "quantity": "1"}
+    url = store.url + API + "setStock"
+    assert httpx.post(url, data=form, headers=headers).status_code == 200
+    assert httpx.post(url, data=form, headers=headers).status_code == 429
+
+
+# -- retries -----------------------------------------------------------------------------
+def test_5xx_429_and_dropped_connections_are_retried(store, make, fake):
+    store.fail(503, match="setStock")
+    store.fail(429, match="setStock", retry_after=2)
+    store.drop(match="setStock")
+    result = make().push([StockUpdate("cup-001-w", 4)])
+    assert result.failed == {} and store.quantity("cup-001-w") == 4
+    assert len(store.requests_to("setStock")) == 4
+    assert any(s >= 2 for s in fake.slept)  # Retry-After honoured
+
+
+def test_failures_that_persist_raise_temporary_error(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    store.fail(503, times=10, match="orderList")
+    with pytest.raises(TemporaryError, match="next cycle"):
+        channel.fetch_orders(cursor, [], fake.now())
+    store.fail(500, times=10, match="setStock")
+    with pytest.raises(TemporaryError):
+        channel.push([StockUpdate("cup-001-w", 1)])
+
+
+def test_the_daily_quota_refusal_is_temporary(store, make, fake):
+    channel = make()
+    store.daily_limit = 0
+    with pytest.raises(TemporaryError, match="50,000"):
+        channel.push([StockUpdate("cup-001-w", 1)])
+
+
+# -- auth --------------------------------------------------------------------------------
+def test_the_token_is_cached_until_shortly_before_it_expires(store, make, fake):
+    channel = make()
+    channel.push([StockUpdate("cup-001-w", 1)])
+    fake.advance(1)
+    channel.push([StockUpdate("cup-001-w", 2)])
+    assert store.token_requests == 1
+    fake.advance(3600 - 30)  # inside the last minute of the token's life
+    channel.push([StockUpdate("cup-001-w", 3)])
+    assert store.token_requests == 2
+    token_call = store.requests_to("/yconnect/v2/token")[0]
+    assert token_call.form() == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": ["demo-refresh-token"],
+    }
+    assert token_call.headers["authorization"].startswith("Basic ")
+
+
+def test_an_expired_token_is_refreshed_once_and_the_call_repeated(store, make, fake):
+    channel = make()
+    channel.push([StockUpdate("cup-001-w", 1)])
+    store.expire_tokens()
+    fake.advance(1)
+    assert channel.push([StockUpdate("cup-001-w", 5)]).failed == {}
+    assert store.token_requests == 2 and store.quantity("cup-001-w") == 5
+
+
+def test_a_bad_refresh_token_is_an_auth_error_that_names_the_fix_not_the_secret(store, make):
+    channel = make(yahoo_refresh_token="stale-refresh-secret")
+    with pytest.raises(AuthError) as caught:
+        channel.push([StockUpdate("cup-001-w", 1)])
+    text = str(caught.value)
+    assert "re-authorise" in text and "STOCKBOT_YAHOO_REFRESH_TOKEN" in text
+    assert "stale-refresh-secret" not in text and store.client_secret not in text
+
+
+def test_a_wrong_client_secret_is_an_auth_error(store, make):
+    with pytest.raises(AuthError, match="STOCKBOT_YAHOO_CLIENT_SECRET") as caught:
+        make(yahoo_client_secret="wrong-client-secret").check()
+    assert "wrong-client-secret" not in str(caught.value)
+
+
+def test_requests_carry_a_signature_of_seller_and_time(store, make, fake, key):
+    make().push([StockUpdate("cup-001-w", 1)])
+    for request in (store.requests_to("setStock")[0], store.requests_to("/yconnect")[0]):
+        sealed = base64.b64decode(request.headers["x-sws-signature"])
+        plain = key.decrypt(sealed, padding.PKCS1v15()).decode()
+        assert plain == f"demo-store:{int(fake.now().timestamp())}"
+        assert request.headers["x-sws-signature-version"] == "1"
+
+
+def test_a_stale_signature_is_refused_with_px_04102_and_a_fix(store, make, fake):
+    store.now = lambda: fake.now() + timedelta(minutes=20)  # this machine's clock is off
+    with pytest.raises(AuthError, match="px-04102") as caught:
+        make().push([StockUpdate("cup-001-w", 1)])
+    assert "STOCKBOT_YAHOO_PUBLIC_KEY_FILE" in str(caught.value)
+    assert caught.value.code == "px-04102"
+
+
+def test_without_a_public_key_requests_are_unsigned_and_check_warns(store, make):
+    channel = make(yahoo_public_key_file=None, yahoo_public_key_version="")
+    description = channel.check()
+    assert "12 hours" in description and "demo-store" in description
+    assert all("x-sws-signature" not in r.headers for r in store.requests)
+    store.require_signature = True
+    with pytest.raises(AuthError, match="px-04102"):
+        channel.push([StockUpdate("cup-001-w", 1)])
+
+
+def test_check_proves_credentials_with_a_read_only_call(store, make, fake):
+    store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(hours=2))
+    description = make().check()
+    assert "1 orders in the last 24 hours" in description
+    assert "public key version 1" in description
+    assert [r.path for r in store.requests_to(API)] == [API + "orderList"]
+
+
+# -- configuration -----------------------------------------------------------------------
+def test_missing_settings_are_named(store, tmp_path: Path):
+    with pytest.raises(ConfigError) as caught:
+        YahooChannel.from_settings(Settings(_env_file=None, yahoo_api_url=""))
+    for name in ("SELLER_ID", "CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "API_URL"):
+        assert f"STOCKBOT_YAHOO_{name}" in str(caught.value)
+    with pytest.raises(ConfigError, match="STOCKBOT_YAHOO_PUBLIC_KEY_VERSION"):
+        YahooChannel.from_settings(settings(store, yahoo_public_key_version=""))
+    junk = tmp_path / "public.key"
+    junk.write_text("not a key")
+    with pytest.raises(ConfigError, match="STOCKBOT_YAHOO_PUBLIC_KEY_FILE"):
+        YahooChannel.from_settings(settings(store, yahoo_public_key_file=str(junk)))
+
+
+def test_a_key_pasted_as_bare_base64_der_is_accepted(store, make, tmp_path: Path):
+    pem = store.public_key_pem().decode().splitlines()
+    bare = tmp_path / "bare.key"
+    bare.write_text("".join(line for line in pem if not line.startswith("-----")))
+    make(yahoo_public_key_file=str(bare)).push([StockUpdate("cup-001-w", 2)])
+    assert store.quantity("cup-001-w") == 2
+
+
+def test_the_rate_limiter_keeps_order_calls_one_a_second(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    placed = [store.place_order([("cup-001-w", 1)]) for _ in range(4)]
+    fake.slept.clear()
+    channel.fetch_orders(cursor, placed, fake.now())
+    calls = len(store.requests_to("orderList")) + len(store.requests_to("orderInfo"))
+    assert calls == 5
+    assert sum(fake.slept) == pytest.approx(calls - 1, abs=0.01)

@@ -1,0 +1,199 @@
+"""A test world: the Sheets stand-in and marketplace stand-ins on loopback, and the real bot.
+
+Nothing of the bot is faked: the real gspread + google-auth and the real httpx adapters talk
+to the stand-ins over loopback. Only time is fake, so rate limits and back-off never wait.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.channels import build_channels
+from bot.channels.http import RetryPolicy
+from bot.config import Settings
+from bot.ledger import Ledger
+from bot.sheet.client import SheetClient
+from bot.standins.market import MarketplaceStandIn
+from bot.standins.sheets import SheetsStandIn, make_service_account_info
+from bot.sync import Cycle, CycleReport
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDINS = {
+    "rakuten": ("bot.standins.rakuten", "RakutenStandIn"),
+    "yahoo": ("bot.standins.yahoo", "YahooStandIn"),
+    "amazon": ("bot.standins.amazon", "AmazonStandIn"),
+    "shopify": ("bot.standins.shopify", "ShopifyStandIn"),
+}
+HEADER = ["SKU", "Name", "Stock", "Display", "Rakuten", "Yahoo", "Amazon", "Shopify", "Shown",
+          "Status"]
+LOG_HEADER = ["Time", "Event", "Channel", "Order", "SKU", "Change", "Before", "After", "Detail"]
+
+
+class FakeTime:
+    """A monotonic clock that only moves when something sleeps or a test advances it.
+
+    Wall-clock time stays real, so order times agree with the stand-ins' own clocks.
+    """
+
+    def __init__(self) -> None:
+        self.t = 1_000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        """Seconds, monotonic."""
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        """Advance instead of waiting."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass."""
+        self.t += seconds
+
+    def now(self) -> datetime:
+        """Wall-clock time (real)."""
+        return datetime.now(UTC)
+
+
+class World:
+    """Stand-ins plus a configured bot, for whole-cycle tests."""
+
+    def __init__(self, tmp: Path, channels: Sequence[str], stack: ExitStack) -> None:
+        self.tmp = tmp
+        self.time = FakeTime()
+        self.sheets = stack.enter_context(SheetsStandIn())
+        self.markets: dict[str, MarketplaceStandIn] = {}
+        for name in channels:
+            module, cls = STANDINS[name]
+            stand_in = getattr(importlib.import_module(module), cls)()
+            self.markets[name] = stack.enter_context(stand_in)
+        key = make_service_account_info(self.sheets.url + "/token")
+        self.key_path = tmp / "service-account.json"
+        self.key_path.write_text(json.dumps(key))
+        self.sheet_id = ""
+        self.env: dict[str, str] = {}
+        self.channels = list(channels)
+
+    def create_sheet(self, rows: Sequence[Sequence[Any]], channels_tab: bool = True) -> str:
+        """A spreadsheet with Inventory rows under the standard header."""
+        tabs: dict[str, list[list[object]]] = {
+            "Inventory": [HEADER, *[list(r) for r in rows]],
+            "Log": [LOG_HEADER],
+        }
+        if channels_tab:
+            tabs["Channels"] = [["Channel", "Enabled", "Last sync", "Last error"]]
+        self.sheet_id = self.sheets.create_spreadsheet("stock", tabs)
+        self.env = {
+            "STOCKBOT_SHEET_ID": self.sheet_id,
+            "STOCKBOT_GOOGLE_CREDENTIALS": str(self.key_path),
+            "STOCKBOT_SHEETS_API_URL": self.sheets.url,
+            "STOCKBOT_STATE_PATH": str(self.tmp / "state.sqlite3"),
+            "STOCKBOT_CHANNELS": ",".join(self.channels),
+            "STOCKBOT_INTERVAL_SECONDS": "60",
+        }
+        for market in self.markets.values():
+            self.env.update(market.env())
+        return self.sheet_id
+
+    def settings(self) -> Settings:
+        """Settings from the world's environment (no .env file)."""
+        values = {k.removeprefix("STOCKBOT_").lower(): v for k, v in self.env.items()}
+        return Settings(_env_file=None, **values)
+
+    @contextmanager
+    def bot(self) -> Iterator[Cycle]:
+        """A real bot (gspread, adapters, ledger) whose clocks are this world's fake time."""
+        settings = self.settings()
+        assert settings.google_credentials is not None
+        sheet = SheetClient(
+            settings.sheet_id,
+            settings.google_credentials,
+            settings.sheets_api_url,
+            policy=RetryPolicy(sleep=self.time.sleep),
+        )
+        channels = build_channels(
+            settings, sleep=self.time.sleep, clock=self.time.monotonic, wall_clock=self.time.now
+        )
+        ledger = Ledger(settings.state_path)
+        ledger.lock()
+        # The stand-ins count rates on the real clock; this bot runs on fake time.
+        for market in self.markets.values():
+            market.enforce_rate_limits = False  # type: ignore[attr-defined]
+        try:
+            yield Cycle(sheet, ledger, channels, timezone="Asia/Tokyo", interval_seconds=60,
+                        now=self.time.now, sleep=self.time.sleep)
+        finally:
+            for channel in channels.values():
+                channel.close()
+            ledger.close()
+            for market in self.markets.values():
+                market.enforce_rate_limits = True  # type: ignore[attr-defined]
+
+    def sync(self, **kwargs: Any) -> CycleReport:
+        """One cycle with a fresh bot, as `stockbot sync` would run it."""
+        with self.bot() as cycle:
+            report = cycle.run(**kwargs)
+        self.time.advance(60)
+        return report
+
+    def run_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`python -m bot ARGS` in a subprocess with this world's environment."""
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")},
+               **self.env}
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args], env=env, cwd=self.tmp, capture_output=True,
+            text=True, timeout=timeout,
+        )
+
+    # -- reading the sheet back ----------------------------------------------------------
+    def inventory(self) -> list[dict[str, Any]]:
+        """Inventory rows as dicts by header."""
+        grid = self.sheets.get_values(self.sheet_id, "Inventory")
+        head = [str(h) for h in grid[0]]
+        return [dict(zip(head, [*r, *[""] * (len(head) - len(r))], strict=False))
+                for r in grid[1:]]
+
+    def row(self, sku: str) -> dict[str, Any]:
+        """One Inventory row by SKU."""
+        return next(r for r in self.inventory() if str(r["SKU"]) == sku)
+
+    def log(self, event: str | None = None) -> list[dict[str, Any]]:
+        """Log rows as dicts, optionally only one event kind."""
+        grid = self.sheets.get_values(self.sheet_id, "Log")
+        rows = [dict(zip(LOG_HEADER, [*r, *[""] * 9], strict=False)) for r in grid[1:]]
+        return [r for r in rows if event is None or r["Event"] == event]
+
+    def set_stock(self, sku: str, value: object) -> None:
+        """Staff type a new Stock value."""
+        index = next(i for i, r in enumerate(self.inventory()) if str(r["SKU"]) == sku)
+        self.sheets.set_value(self.sheet_id, "Inventory", f"C{index + 2}", value,
+                              raw=isinstance(value, str))
+
+    def set_cell(self, sku: str, column: str, value: object) -> None:
+        """Staff type into a column (by letter) of a SKU's row."""
+        index = next(i for i, r in enumerate(self.inventory()) if str(r["SKU"]) == sku)
+        self.sheets.set_value(self.sheet_id, "Inventory", f"{column}{index + 2}", value,
+                              raw=isinstance(value, str))
+
+
+@contextmanager
+def world(tmp: Path, channels: Sequence[str] = ("rakuten",)) -> Iterator[World]:
+    """Start a world; stop its stand-ins afterwards."""
+    with ExitStack() as stack:
+        yield World(tmp, channels, stack)
+
+
+def later(now: datetime, minutes: float) -> datetime:
+    """A time `minutes` after `now`."""
+    return now + timedelta(minutes=minutes)
