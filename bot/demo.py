@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 from bot.app import App, open_app
 from bot.config import CHANNEL_NAMES, Settings
 from bot.inventory import NOT_SOLD
+from bot.sheet.setup import init_sheet
 from bot.standins.market import MarketplaceStandIn
 from bot.standins.sheets import SheetsStandIn, make_service_account_info
 
@@ -171,22 +173,29 @@ class Demo:
         """The Log tab."""
         self.say("\n== The Log tab (one row per change)")
         for row in self.sheets.get_values(self.sheet_id, "Log")[1:]:
-            time_, event, channel, order, sku, change, before, after, detail = [*row, *[""] * 9][:9]
+            time_, event, channel, _order, sku, change, before, after, detail = [*row, *[""] * 9][
+                :9
+            ]
+            moved = f"{before!s:>4}→{after!s:<4}" if before != "" else " " * 9
             self.say(
                 f"  {str(time_)[11:19]} {event:<8} {channel:<8} {sku:<8} "
-                f"{change!s:>4} {before!s:>4}→{after!s:<4} {str(detail)[:70]}"
+                f"{change!s:>4} {moved} {str(detail)[:70]}"
             )
 
 
 def run_demo(say: Callable[[str], None] = print) -> int:
     """Play the story; return the exit status."""
     started = time.monotonic()
+    logging.getLogger("stockbot").setLevel(logging.WARNING)  # the demo prints its own story
     say("stockbot demo: a Google Sheet stand-in and four marketplace stand-ins on loopback.")
     say("The bot below is the real one (gspread, the marketplace adapters, the ledger).")
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         demo = Demo(stack, Path(folder), say)
         app = open_app(demo.settings)
         stack.callback(app.close)
+        say("\n== stockbot init-sheet: plain-text columns, validation, protected bot columns")
+        for line in init_sheet(app.sheet, demo.settings.channels):
+            say(f"  · {line}")
 
         demo.cycle(
             app,

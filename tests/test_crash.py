@@ -29,8 +29,11 @@ KILLS = int(os.environ.get("STOCKBOT_KILL_RUNS", "12"))
 def _sync_killed_after(w: World, seconds: float) -> int | None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sync"], env=env, cwd=w.tmp,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "bot", "sync"],
+        env=env,
+        cwd=w.tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         return proc.wait(timeout=seconds)
@@ -92,11 +95,16 @@ def test_a_second_bot_on_the_same_state_refuses_to_run(tmp_path: Path) -> None:
         w.create_sheet(ROWS)
         w.sheets.latency = 0.5
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
-        first = subprocess.Popen([sys.executable, "-m", "bot", "sync"], env=env, cwd=w.tmp,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        first = subprocess.Popen(
+            [sys.executable, "-m", "bot", "sync"],
+            env=env,
+            cwd=w.tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(1.0)
         second = w.run_cli("sync")
-        first.wait(timeout=60)
+        first.communicate(timeout=60)
         assert second.returncode == 3
         assert "already" in second.stderr
 

@@ -38,7 +38,11 @@ def test_first_cycle_pushes_the_display_rule_to_rakuten(w: World) -> None:
     assert rakuten.quantity("TEA-003") == 3
     assert rakuten.quantity("cup-001:white") == 12
     assert [w.row(s)["Shown"] for s in ("TEA-001", "TEA-002", "TEA-003", "CUP-001")] == [
-        50, 20, 3, 12]
+        50,
+        20,
+        3,
+        12,
+    ]
     assert w.row("SET-001")["Status"] == "OK"
     assert len(w.log("push")) == 1
     assert w.log("order") == []
@@ -105,7 +109,8 @@ def test_staff_restock_is_logged_as_manual_and_pushed(w: World) -> None:
     w.sync()
     manual = w.log("manual")
     assert [(m["SKU"], m["Change"], m["Before"], m["After"]) for m in manual] == [
-        ("CUP-001", 28, 12, 40)]
+        ("CUP-001", 28, 12, 40)
+    ]
     assert w.markets["rakuten"].quantity("cup-001:white") == 40
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gspread
 import httpx
@@ -20,6 +21,7 @@ import pytest
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 from gspread.http_client import HTTPClient
+from gspread.utils import ValueInputOption, ValueRenderOption
 
 from bot.standins.a1 import (
     Formula,
@@ -34,6 +36,8 @@ from bot.standins.sheets import SheetsStandIn, make_service_account_info
 
 RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "sheets"
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
+RAW, USER_ENTERED = ValueInputOption.raw, ValueInputOption.user_entered
+UNFORMATTED, FORMULA = ValueRenderOption.unformatted, ValueRenderOption.formula
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets", "https://www.googleapis.com/auth/drive"]
 
 
@@ -75,7 +79,9 @@ def gc(stand_in: SheetsStandIn, key: dict[str, str]) -> gspread.Client:
 def access_token(stand_in: SheetsStandIn, key: dict[str, str]) -> str:
     """A token from the stand-in's token endpoint, through google-auth's real JWT grant."""
     info = {**key, "token_uri": stand_in.token_uri}
-    credentials = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+    credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        info, scopes=SCOPES
+    )
     credentials.refresh(GoogleAuthRequest())
     token: str = credentials.token
     return token
@@ -138,7 +144,7 @@ def compare(expected: Any, actual: Any, where: str, ids: IdMap, key: str = "") -
     if key in ID_KEYS and not isinstance(expected, dict | list):
         return ids.learn(expected, actual, where)
     if key in TIME_KEYS:
-        ok = isinstance(actual, str) and RFC3339.match(actual)
+        ok = isinstance(actual, str) and RFC3339.match(actual) is not None
         return [] if ok else [f"{where}: {actual!r} is not an RFC 3339 time"]
     if where.endswith(".editors.users"):
         ok = isinstance(actual, list) and len(actual) == len(expected)
@@ -166,8 +172,8 @@ def compare(expected: Any, actual: Any, where: str, ids: IdMap, key: str = "") -
 
 
 def recordings() -> list[Path | None]:
-    found: list[Path | None] = sorted(RECORDINGS.glob("*.json")) if RECORDINGS.is_dir() else []
-    return found or [None]
+    found = sorted(RECORDINGS.glob("*.json")) if RECORDINGS.is_dir() else []
+    return [*found] or [None]
 
 
 @pytest.mark.parametrize(
@@ -188,7 +194,7 @@ def test_stand_in_answers_like_google_in_the_recorded_traffic(
             url = ids.text(request["uri"])
             for root in GOOGLE_ROOTS:
                 url = url.replace(root, stand_in.url)
-            where = f"#{n} {request['method']} {request['uri'].split('?')[0][-60:]}"
+            where = f"#{n} {request['method']} {urlsplit(request['uri']).path[-60:]}"
             answer = http.request(
                 request["method"],
                 url,
@@ -212,7 +218,7 @@ def test_gspread_authenticates_with_a_service_account_jwt_and_reads_typed_values
 ) -> None:
     sid = stand_in.create_spreadsheet("Shop", {"在庫": [["SKU", "Stock"], ["A-1", 5]]})
     ws = gc.open_by_key(sid).worksheet("在庫")
-    assert ws.get("A1:B2", value_render_option="UNFORMATTED_VALUE") == [
+    assert ws.get("A1:B2", value_render_option=UNFORMATTED) == [
         ["SKU", "Stock"],
         ["A-1", 5],
     ]
@@ -229,13 +235,13 @@ def test_update_get_append_and_batch_calls_round_trip_through_gspread(
     sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU", "Stock"]], "Log": []})
     sh = gc.open_by_key(sid)
     ws = sh.worksheet("Inventory")
-    ws.update([["A-1", 3], ["B-2", 1.5]], "A2", value_input_option="RAW")
-    assert ws.get("A2:B3", value_render_option="UNFORMATTED_VALUE") == [["A-1", 3], ["B-2", 1.5]]
+    ws.update([["A-1", 3], ["B-2", 1.5]], "A2", value_input_option=RAW)
+    assert ws.get("A2:B3", value_render_option=UNFORMATTED) == [["A-1", 3], ["B-2", 1.5]]
     assert ws.get("B2:B3") == [["3"], ["1.5"]]
 
     log = sh.worksheet("Log")
-    first = log.append_rows([["t1", "order"]], value_input_option="RAW")
-    second = log.append_rows([["t2", "cancel"], ["t3", "manual"]], value_input_option="RAW")
+    first = log.append_rows([["t1", "order"]], value_input_option=RAW)
+    second = log.append_rows([["t2", "cancel"], ["t3", "manual"]], value_input_option=RAW)
     assert "tableRange" not in first and first["updates"]["updatedRange"] == "Log!A1:B1"
     assert second["tableRange"] == "Log!A1:B1"
     assert second["updates"]["updatedRange"] == "Log!A2:B3"
@@ -246,7 +252,7 @@ def test_update_get_append_and_batch_calls_round_trip_through_gspread(
 
     ws.batch_update(
         [{"range": "B2", "values": [[7]]}, {"range": "A4:B4", "values": [["C-3", 0]]}],
-        value_input_option="RAW",
+        value_input_option=RAW,
     )
     assert stand_in.get_values(sid, "Inventory") == [
         ["SKU", "Stock"],
@@ -276,18 +282,18 @@ def test_raw_text_stays_text_and_user_entered_is_typed_except_in_plain_text_colu
             ]
         }
     )
-    ws.update([["=SUM(A1)", "+20", "@x"]], "A2", value_input_option="RAW")
+    ws.update([["=SUM(A1)", "+20", "@x"]], "A2", value_input_option=RAW)
     typed = ["+20", "+20", "+20"], ["007", "007", "007"], ["-", "-", "TRUE"], ["x", "=1+1", "=1+1"]
-    ws.update([list(row) for row in typed], "A3", value_input_option="USER_ENTERED")
+    ws.update([list(row) for row in typed], "A3", value_input_option=USER_ENTERED)
 
-    assert ws.get("A2:C6", value_render_option="UNFORMATTED_VALUE") == [
+    assert ws.get("A2:C6", value_render_option=UNFORMATTED) == [
         ["=SUM(A1)", "+20", "@x"],
         [20, "+20", 20],
         [7, "007", 7],
         ["-", "-", True],
         ["x", "=1+1", 2],
     ]
-    assert ws.get("C6", value_render_option="FORMULA") == [["=1+1"]]
+    assert ws.get("C6", value_render_option=FORMULA) == [["=1+1"]]
     assert ws.get("C5") == [["TRUE"]]
     assert stand_in.text_format_columns(sid, "Inventory") == ["B"]
 
@@ -331,6 +337,7 @@ def test_spreadsheet_batch_update_is_all_or_nothing(
             }
         }
     }
+    bad: dict[str, Any]
     for bad in ({"addSheet": {"properties": {"title": "inventory"}}}, {"frobnicate": {}}):
         with pytest.raises(gspread.exceptions.APIError) as exc:
             sh.batch_update({"requests": [good, metadata, bad]})
@@ -446,7 +453,9 @@ def test_a_jwt_signed_by_an_untrusted_key_gets_no_token(stand_in: SheetsStandIn)
     stranger = make_service_account_info(
         stand_in.token_uri, "intruder@evil.iam.gserviceaccount.com"
     )
-    credentials = service_account.Credentials.from_service_account_info(stranger, scopes=SCOPES)
+    credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        stranger, scopes=SCOPES
+    )
     with pytest.raises(Exception, match="invalid_grant"):
         credentials.refresh(GoogleAuthRequest())
 
@@ -588,7 +597,7 @@ def test_control_routes_drive_a_stand_in_from_another_process(stand_in: SheetsSt
 def test_a_100k_row_tab_is_read_and_written_in_reasonable_time(
     stand_in: SheetsStandIn, gc: gspread.Client
 ) -> None:
-    rows = [["SKU", "Name", "Stock", "Display", "Shown", "Status"]]
+    rows: list[list[object]] = [["SKU", "Name", "Stock", "Display", "Shown", "Status"]]
     rows += [[f"SKU-{i:06d}", f"item {i}", i % 50, "", i % 50, "OK"] for i in range(100_000)]
     sid = stand_in.create_spreadsheet("Big", {"Inventory": rows, "Log": [["Time"]]})
     sh = gc.open_by_key(sid)
@@ -596,7 +605,7 @@ def test_a_100k_row_tab_is_read_and_written_in_reasonable_time(
     values = sh.values_get("Inventory", params={"valueRenderOption": "UNFORMATTED_VALUE"})
     data = [{"range": f"Inventory!C{r}", "values": [[1]]} for r in range(2, 100_002, 100)]
     sh.values_batch_update({"valueInputOption": "RAW", "data": data})
-    sh.worksheet("Log").append_rows([["t"]] * 1000, value_input_option="RAW")
+    sh.worksheet("Log").append_rows([["t"]] * 1000, value_input_option=RAW)
     elapsed = time.perf_counter() - started
     assert len(values["values"]) == 100_001 and values["range"] == "Inventory!A1:Z100001"
     assert stand_in.get_values(sid, "Inventory")[101][2] == 1
@@ -691,3 +700,126 @@ def test_simple_formulas_evaluate_and_errors_show_as_sheets_shows_them() -> None
     assert evaluate("=VLOOKUP(A1)", lookup) == "#NAME?"
     assert evaluate("=+abc", lookup) == "#NAME?"
     assert evaluate("=(1", lookup) == "#ERROR!"
+
+
+# -- structure: formats, dimensions, grid data, Drive --------------------------------------------
+def test_a_cell_formatted_as_text_by_update_cells_keeps_what_staff_type(
+    stand_in: SheetsStandIn,
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU", "Display"]]})
+    stand_in.batch_update(
+        sid,
+        [
+            {
+                "updateCells": {
+                    "start": {"sheetId": 0, "rowIndex": 1, "columnIndex": 1},
+                    "rows": [
+                        {"values": [{"userEnteredFormat": {"numberFormat": {"type": "TEXT"}}}]}
+                    ],
+                    "fields": "userEnteredValue,userEnteredFormat.numberFormat",
+                }
+            }
+        ],
+    )
+    stand_in.set_values(sid, "Inventory", "A2", [["007", "+20"], ["007", "+20"]])
+    assert stand_in.get_values(sid, "Inventory")[1:] == [[7, "+20"], [7, 20]]
+    assert stand_in.cell_format(sid, "Inventory", "B2") == {"numberFormat": {"type": "TEXT"}}
+
+
+def test_inserting_and_deleting_rows_moves_values_formats_and_protection(
+    stand_in: SheetsStandIn,
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU"], ["A"], ["B"], ["C"]]})
+    column = {"sheetId": 0, "startRowIndex": 2, "endRowIndex": 4, "startColumnIndex": 0}
+    stand_in.batch_update(
+        sid,
+        [
+            {
+                "repeatCell": {
+                    "range": {**column, "endColumnIndex": 1},
+                    "cell": {"userEnteredFormat": {"textFormat": {"bold": True}}},
+                    "fields": "userEnteredFormat.textFormat.bold",
+                }
+            },
+            {"addProtectedRange": {"protectedRange": {"range": column, "warningOnly": True}}},
+            {
+                "insertDimension": {
+                    "range": {"sheetId": 0, "dimension": "ROWS", "startIndex": 1, "endIndex": 3}
+                }
+            },
+            {
+                "deleteDimension": {
+                    "range": {"sheetId": 0, "dimension": "ROWS", "startIndex": 4, "endIndex": 5}
+                }
+            },
+        ],
+    )
+    assert stand_in.get_values(sid, "Inventory") == [["SKU"], [], [], ["A"], ["C"]]
+    assert stand_in.cell_format(sid, "Inventory", "A5") == {"textFormat": {"bold": True}}
+    assert stand_in.cell_format(sid, "Inventory", "A4") == {}
+    (protected,) = stand_in.protected_ranges(sid)
+    assert protected["range"] == {**column, "startRowIndex": 4, "endRowIndex": 5}
+    assert stand_in.sheet_properties(sid, "Inventory")["gridProperties"]["rowCount"] == 1001
+
+
+def test_grid_data_shows_values_formats_and_validation_when_asked(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU", "On"], ["A-1", True]]})
+    rule = {"condition": {"type": "BOOLEAN"}, "strict": True}
+    stand_in.batch_update(
+        sid,
+        [
+            {
+                "setDataValidation": {
+                    "range": {
+                        "sheetId": 0,
+                        "startColumnIndex": 1,
+                        "endColumnIndex": 2,
+                        "startRowIndex": 1,
+                    },
+                    "rule": rule,
+                }
+            }
+        ],
+    )
+    sh = gc.open_by_key(sid)
+    data = sh.fetch_sheet_metadata({"includeGridData": "true", "ranges": "Inventory!A2:B2"})
+    (cells,) = [row["values"] for row in data["sheets"][0]["data"][0]["rowData"]]
+    assert cells[0] == {
+        "userEnteredValue": {"stringValue": "A-1"},
+        "effectiveValue": {"stringValue": "A-1"},
+        "formattedValue": "A-1",
+    }
+    assert cells[1]["formattedValue"] == "TRUE" and cells[1]["dataValidation"] == rule
+    assert data["sheets"][0]["data"][0]["startRow"] == 1
+
+
+def test_drive_creates_lists_finds_and_deletes_spreadsheets(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    created = gc.create("Stock 在庫")
+    assert created.sheet1.title == "Sheet1" and created.sheet1.row_count == 1000
+    assert gc.open("Stock 在庫").id == created.id
+    assert [f["name"] for f in gc.list_spreadsheet_files()] == ["Stock 在庫"]
+    gc.del_spreadsheet(created.id)
+    with pytest.raises(gspread.exceptions.SpreadsheetNotFound):
+        gc.open_by_key(created.id)
+
+
+def test_counters_restart_from_zero_on_reset(stand_in: SheetsStandIn, gc: gspread.Client) -> None:
+    sh = gc.open_by_key(stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU"]]}))
+    stand_in.reset_counters()
+    sh.values_get("Inventory")
+    assert (stand_in.reads, stand_in.writes) == (1, 0)
+
+
+def test_append_extends_the_first_table_and_insert_rows_fills_the_new_row(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Log": [["Time"], ["t1"], [], ["notes"]]})
+    log = gc.open_by_key(sid).worksheet("Log")
+    reply = log.append_rows([["t2"]], value_input_option=RAW)
+    assert (reply["tableRange"], reply["updates"]["updatedRange"]) == ("Log!A1:A2", "Log!A3")
+    log.insert_rows([["t0"]], row=2, value_input_option=RAW)
+    assert stand_in.get_values(sid, "Log") == [["Time"], ["t0"], ["t1"], ["t2"], ["notes"]]

@@ -33,8 +33,18 @@ STANDINS = {
     "amazon": ("bot.standins.amazon", "AmazonStandIn"),
     "shopify": ("bot.standins.shopify", "ShopifyStandIn"),
 }
-HEADER = ["SKU", "Name", "Stock", "Display", "Rakuten", "Yahoo", "Amazon", "Shopify", "Shown",
-          "Status"]
+HEADER = [
+    "SKU",
+    "Name",
+    "Stock",
+    "Display",
+    "Rakuten",
+    "Yahoo",
+    "Amazon",
+    "Shopify",
+    "Shown",
+    "Status",
+]
 LOG_HEADER = ["Time", "Event", "Channel", "Order", "SKU", "Change", "Before", "After", "Detail"]
 
 
@@ -131,8 +141,15 @@ class World:
         for market in self.markets.values():
             market.enforce_rate_limits = False  # type: ignore[attr-defined]
         try:
-            yield Cycle(sheet, ledger, channels, timezone="Asia/Tokyo", interval_seconds=60,
-                        now=self.time.now, sleep=self.time.sleep)
+            yield Cycle(
+                sheet,
+                ledger,
+                channels,
+                timezone="Asia/Tokyo",
+                interval_seconds=60,
+                now=self.time.now,
+                sleep=self.time.sleep,
+            )
         finally:
             for channel in channels.values():
                 channel.close()
@@ -149,11 +166,14 @@ class World:
 
     def run_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """`python -m bot ARGS` in a subprocess with this world's environment."""
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")},
-               **self.env}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **self.env}
         return subprocess.run(
-            [sys.executable, "-m", "bot", *args], env=env, cwd=self.tmp, capture_output=True,
-            text=True, timeout=timeout,
+            [sys.executable, "-m", "bot", *args],
+            env=env,
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     # -- reading the sheet back ----------------------------------------------------------
@@ -161,8 +181,7 @@ class World:
         """Inventory rows as dicts by header."""
         grid = self.sheets.get_values(self.sheet_id, "Inventory")
         head = [str(h) for h in grid[0]]
-        return [dict(zip(head, [*r, *[""] * (len(head) - len(r))], strict=False))
-                for r in grid[1:]]
+        return [dict(zip(head, [*r, *[""] * (len(head) - len(r))], strict=False)) for r in grid[1:]]
 
     def row(self, sku: str) -> dict[str, Any]:
         """One Inventory row by SKU."""
@@ -177,14 +196,16 @@ class World:
     def set_stock(self, sku: str, value: object) -> None:
         """Staff type a new Stock value."""
         index = next(i for i, r in enumerate(self.inventory()) if str(r["SKU"]) == sku)
-        self.sheets.set_value(self.sheet_id, "Inventory", f"C{index + 2}", value,
-                              raw=isinstance(value, str))
+        self.sheets.set_value(
+            self.sheet_id, "Inventory", f"C{index + 2}", value, raw=isinstance(value, str)
+        )
 
     def set_cell(self, sku: str, column: str, value: object) -> None:
         """Staff type into a column (by letter) of a SKU's row."""
         index = next(i for i, r in enumerate(self.inventory()) if str(r["SKU"]) == sku)
-        self.sheets.set_value(self.sheet_id, "Inventory", f"{column}{index + 2}", value,
-                              raw=isinstance(value, str))
+        self.sheets.set_value(
+            self.sheet_id, "Inventory", f"{column}{index + 2}", value, raw=isinstance(value, str)
+        )
 
 
 @contextmanager

@@ -22,7 +22,7 @@ amzn/selling-partner-api-models at 34dc93f; the rest is cited where used):
   5/s burst 5; 200 with `status` ACCEPTED or INVALID plus `issues`. The value needs
   `fulfillment_channel_code` (jlevers/selling-partner-api#493); `productType` "PRODUCT" serves a
   quantity-only patch (MARKETPLACES.md; amzn/selling-partner-api-models#4554). SKUs go into the
-  path percent-encoded, `/` included (#4429 shows what an unencoded `/` does).
+  path percent-encoded, `/` and `#` included (#4429 reports 403s for such SKUs).
   `searchListingsItems` (5/s burst 5) is the read-only call `check` uses.
 - Feeds 2021-06-30 (feeds_2021-06-30.json): createFeedDocument 0.5/s burst 15 returns a presigned
   upload URL (5 minutes); createFeed 0.0083/s burst 15; getFeed 2/s burst 15; getFeedDocument
@@ -105,7 +105,11 @@ QUANTITY_PATH = "/attributes/fulfillment_availability"
 
 
 def order_freshness_seconds(interval_seconds: float) -> float:
-    """How old an Amazon order can be when the bot sees it, at a steady cycle interval."""
+    """How old an Amazon order can be when the bot sees it, at a steady cycle interval.
+
+    Counts the bot's own pacing only (one page per fetch); Amazon's delay before an order
+    shows in searchOrders comes on top and is not published.
+    """
     if interval_seconds >= ORDERS_SPACING:
         return float(interval_seconds)
     return math.ceil(ORDERS_SPACING / interval_seconds) * float(interval_seconds)

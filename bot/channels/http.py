@@ -34,6 +34,7 @@ __all__ = [
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
 
+EPSILON = 1e-9  # float rounding must not leave a bucket a hair short of a token forever
 RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -102,7 +103,7 @@ class RateLimiter:
         """Take tokens if they are there now; never waits."""
         with self._lock:
             self._refill()
-            if self._tokens >= tokens:
+            if self._tokens >= tokens - EPSILON:
                 self._tokens -= tokens
                 return True
             return False
@@ -112,7 +113,7 @@ class RateLimiter:
         while True:
             with self._lock:
                 self._refill()
-                if self._tokens >= tokens:
+                if self._tokens >= tokens - EPSILON:
                     self._tokens -= tokens
                     return
                 wait = (tokens - self._tokens) / self.rate

@@ -59,7 +59,7 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
 
     titles = {k: "'" + t["properties"]["title"].replace("'", "''") + "'" for k, t in tabs.items()}
     keys = list(TABS)
-    grids = sheet.read([titles["inventory"], titles["channels"], titles["log"] + "!1:1"])
+    grids = sheet.read([titles[key] + "!1:1" for key in keys])
     head = {k: (g[0] if g else []) for k, g in zip(keys, grids, strict=True)}
     requests: list[dict[str, Any]] = []
     columns: dict[str, dict[str, int]] = {}

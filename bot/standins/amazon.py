@@ -503,7 +503,7 @@ class AmazonStandIn(MarketplaceStandIn):
         )
         token = request.arg("paginationToken")
         if token:
-            search = self._searches.pop(token, None)
+            search = self._searches.get(token)  # reusable: a lost answer may be asked again
             if (
                 search is None
                 or search.signature != signature

@@ -22,16 +22,31 @@ What it follows, and where from:
   counts of 0 left out, the Google error bodies (`NOT_FOUND`, `INVALID_ARGUMENT` for a non-list
   `values`).
 
-Choices where Google documents nothing (each is what real traffic suggests): a range whose
-first cell lies outside the grid is a 400 "exceeds grid limits", its far end is clipped on
-reads; value writes grow the grid past their anchor, `appendCells` grows rows only,
-`updateCells` never grows; formats and validation given on open ranges (no end index) cover
-rows added later; strict data validation and protected ranges are stored, not enforced
-(API writes by an editor pass them); `updateDeveloperMetadata` that matches nothing succeeds
-with an empty reply.
+Choices where Google documents nothing (each is what real traffic suggests, or the safer
+reading for a bot): a range whose first cell lies outside the grid is a 400 "exceeds grid
+limits" and its far end is clipped on reads; value writes grow the grid past their anchor,
+`appendCells` grows rows only, `updateCells` never grows; `values.append` writes below the
+first run of filled rows in the range (a blank row ends a "table", as gspread's `insert_rows`
+relies on); formats and validation set on open ranges (no end index) also cover
+rows added later; strict data validation and protected ranges are stored, not enforced (API
+writes by an editor pass them); `updateDeveloperMetadata` matching nothing succeeds with an
+empty reply. Display follows en_US's automatic format only (number format patterns, dates and
+typed dates are not modelled).
 
 Hooks (`add_hook`) run inside the stand-in's lock before each request is handled, so a test
 can land a "staff edit" through the Python accessors at an exact moment.
+
+HTTP control routes (to drive a stand-in in another process):
+    POST /_control/spreadsheets                   {"title": "...", "tabs": {"Log": [["Time"]]}}
+                                                  -> {"id": "..."}
+    GET  /_control/spreadsheets/{id}/values/{tab} -> {"values": [[...]]} (UNFORMATTED_VALUE)
+    POST /_control/spreadsheets/{id}/cell         {"tab": "...", "a1": "B2", "value": "+3",
+                                                   "raw": false}   (staff typing)
+    POST /_control/spreadsheets/{id}/batchUpdate  {"requests": [...]} -> {"replies": [...]}
+    GET  /_control/spreadsheets/{id}/metadata     -> {"metadata": {key: value}}
+    GET  /_control/counters                       -> {"reads": n, "writes": n}
+    POST /_control/counters/reset
+    POST /_control/tokens/revoke
 """
 
 from __future__ import annotations
@@ -479,13 +494,37 @@ class Sheet:
                 return bool(_get_path(patch, key) == "TEXT")
         return bool(_get_path(fmt, key) == "TEXT")
 
-    def last_row(self, c0: int, c1: int, r0: int = 0, r1: int | None = None) -> int:
-        """Index of the last row in [r0, r1) with a value in columns [c0, c1); -1 if none."""
-        top = len(self.cells) if r1 is None else min(r1, len(self.cells))
-        for r in range(top - 1, r0 - 1, -1):
-            if any(v is not None for v in self.cells[r][c0:c1]):
-                return r
-        return -1
+    def _filled(self, r: int, c0: int, c1: int) -> bool:
+        if r >= len(self.cells):
+            return False
+        part = self.cells[r][c0:c1]
+        return part.count(None) != len(part)
+
+    def last_row(self) -> int:
+        """Index of the last row holding a value; -1 if none."""
+        return next(
+            (r for r in range(len(self.cells) - 1, -1, -1) if self._filled(r, 0, self.cols)), -1
+        )
+
+    def table(self, box: Box, single: bool) -> Box | None:
+        """The "table" values.append extends, as Google finds it; None when there is none.
+
+        Rows with a value in the range's columns (every column from a lone anchor cell) that
+        follow each other from the first such row in the range (the anchor row itself for a
+        lone cell) down, past the range's end; a blank row ends the table.
+        """
+        c1 = self.cols if single else box.col1
+        rows = [box.row0] if single else range(box.row0, min(box.row1, len(self.cells)))
+        first = next((r for r in rows if self._filled(r, box.col0, c1)), None)
+        if first is None:
+            return None
+        last = first
+        while self._filled(last + 1, box.col0, c1):
+            last += 1
+        used = [
+            c for r in range(first, last + 1) for c in _used_columns(self.cells[r], box.col0, c1)
+        ]
+        return Box(first, min(used), last + 1, max(used) + 1)
 
 
 class Book:
@@ -1080,7 +1119,7 @@ class _Batch:
         sheet = self.book.sheet(body.get("sheetId", 0))
         mask = _CellMask.parse(body.get("fields"))
         rows = _row_data(body.get("rows"))
-        r0 = sheet.last_row(0, sheet.cols) + 1
+        r0 = sheet.last_row() + 1
         width = max(map(len, rows), default=0)
         if width > sheet.cols:
             raise ApiError(
@@ -1476,6 +1515,7 @@ class SheetsStandIn(StandIn):
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._hooks: list[Callable[[Request], None]] = []
         self._rng = random.Random(seed)
+        self._counted_from = 0
         self.route("POST", r"/token", self._token)
         for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
             self.route(method, r"/(?:v4|drive/v3)(?:/.*)?", self._api)
@@ -1487,6 +1527,7 @@ class SheetsStandIn(StandIn):
         self.route("POST", r"/_control/spreadsheets/(?P<sid>[^/]+)/batchUpdate", self._c_batch)
         self.route("GET", r"/_control/spreadsheets/(?P<sid>[^/]+)/metadata", self._c_metadata)
         self.route("GET", r"/_control/counters", self._c_counters)
+        self.route("POST", r"/_control/counters/reset", self._c_reset)
         self.route("POST", r"/_control/tokens/revoke", self._c_revoke)
 
     # -- Python accessors (tests, demo) --------------------------------------------------------
@@ -1497,15 +1538,23 @@ class SheetsStandIn(StandIn):
 
     @property
     def reads(self) -> int:
-        """Sheets API read requests received so far (GET on /v4/)."""
-        with self.lock:
-            return sum(1 for r in self.requests if r.method == "GET" and r.path.startswith("/v4/"))
+        """Sheets API read requests received since the last reset (GET on /v4/)."""
+        return self._count(lambda method: method == "GET")
 
     @property
     def writes(self) -> int:
-        """Sheets API write requests received so far (POST/PUT/DELETE on /v4/)."""
+        """Sheets API write requests received since the last reset (POST/PUT/DELETE on /v4/)."""
+        return self._count(lambda method: method != "GET")
+
+    def reset_counters(self) -> None:
+        """Count reads and writes from zero again (faulted requests count, as Google's do)."""
         with self.lock:
-            return sum(1 for r in self.requests if r.method != "GET" and r.path.startswith("/v4/"))
+            self._counted_from = len(self.requests)
+
+    def _count(self, kind: Callable[[str], bool]) -> int:
+        with self.lock:
+            recent = self.requests[min(self._counted_from, len(self.requests)) :]
+            return sum(1 for r in recent if kind(r.method) and r.path.startswith("/v4/"))
 
     def add_hook(self, hook: Callable[[Request], None]) -> None:
         """Call `hook(request)` before each API request is handled (inside the lock)."""
@@ -2024,26 +2073,12 @@ class SheetsStandIn(StandIn):
         def change(book: Book) -> JSON:
             sheet, a1 = book.parse(text)
             box = _box(sheet, a1)
-            # The table is looked for from the range's top down to the end of the tab, in the
-            # range's columns (all columns from a lone anchor cell).
-            c1 = sheet.cols if a1.single else box.col1
             out: JSON = {"spreadsheetId": book.id}
-            last = sheet.last_row(box.col0, c1, box.row0)
+            table = sheet.table(box, a1.single)
             row, col = box.row0, box.col0
-            if last >= 0:
-                first = next(
-                    r
-                    for r in range(box.row0, last + 1)
-                    if any(v is not None for v in sheet.cells[r][box.col0 : c1])
-                )
-                used = [
-                    c
-                    for r in range(first, last + 1)
-                    for c in _used_columns(sheet.cells[r], box.col0, c1)
-                ]
-                col = min(used)
-                out["tableRange"] = range_text(sheet.title, first, col, last + 1, max(used) + 1)
-                row = last + 1
+            if table is not None:
+                out["tableRange"] = _echo(sheet, table)
+                row, col = table.row1, table.col0
             height = len(_value_rows(body.get("values"), "data.values"))
             if insert == "INSERT_ROWS" and height:
                 sheet.insert(True, min(row, sheet.rows), height)
@@ -2242,15 +2277,27 @@ class SheetsStandIn(StandIn):
     def _c_counters(self, request: Request) -> Response:
         return json_response({"reads": self.reads, "writes": self.writes})
 
+    def _c_reset(self, request: Request) -> Response:
+        self.reset_counters()
+        return json_response({"ok": True})
+
     def _c_revoke(self, request: Request) -> Response:
         self.revoke_tokens()
         return json_response({"ok": True})
 
 
 def _used_columns(row: list[Cell], c0: int, c1: int) -> list[int]:
-    """Columns in [c0, c1) where a row holds a value: its first and last only."""
-    used = [c for c in range(c0, min(c1, len(row))) if row[c] is not None]
-    return [used[0], used[-1]] if used else []
+    """The first and last columns in [c0, c1) where a row holds a value (none: [])."""
+    part = row[c0:c1]
+    n = len(part)
+    while n and part[n - 1] is None:
+        n -= 1
+    if not n:
+        return []
+    first = 0
+    while part[first] is None:
+        first += 1
+    return [c0 + first, c0 + n - 1]
 
 
 def _contains(outer: Area, inner: Area) -> bool:

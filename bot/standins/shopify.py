@@ -53,6 +53,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import operator
 import re
 import time
@@ -236,6 +237,7 @@ _TERM = re.compile(r"""(\w+):(>=|<=|>|<)?("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\S
 _VERSION = re.compile(r"\d{4}-\d{2}|unstable")
 _DOCS = "https://shopify.dev/api/usage/rate-limits"
 _OPS = {"=": operator.eq, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+THROTTLED = {"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation": _DOCS}}
 BAD_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 
 
@@ -435,7 +437,7 @@ class ShopifyStandIn(MarketplaceStandIn):
 
     def fault_response(self, fault: Fault) -> Response:
         """Shopify's plain error body: ``{"errors": "<reason>"}``."""
-        text = HTTPStatus(fault.status).phrase if fault.status in HTTPStatus else "Error"
+        text = HTTPStatus(fault.status).phrase
         return json_response({"errors": text}, fault.status)
 
     # -- state helpers -------------------------------------------------------------------
@@ -578,7 +580,7 @@ class ShopifyStandIn(MarketplaceStandIn):
             "actualQueryCost": actual,
             "throttleStatus": {
                 "maximumAvailable": self.bucket_size,
-                "currentlyAvailable": round(self.available_points, 1),
+                "currentlyAvailable": math.floor(self.available_points * 10) / 10,
                 "restoreRate": self.restore_rate,
             },
         }

@@ -1,0 +1,744 @@
+"""Shopify through the Admin GraphQL API: orders by ``updated_at``, stock by compare-and-set.
+
+What this module relies on, and where each fact comes from (facts only; nothing copied):
+
+- ``POST https://{shop}/admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``
+  (MARKETPLACES.md). A refused token is HTTP 401 ``{"errors": "[API] Invalid API key or access
+  token ..."}`` (the shape public Shopify clients test against). A missing access scope is a
+  GraphQL error with ``extensions.code == "ACCESS_DENIED"``.
+- Version: pinned to 2026-04 by default; older versions are refused because from 2026-04 the
+  mutation below must carry ``@idempotent(key:)`` (shopify.dev changelog "Making idempotency
+  mandatory for inventory adjustments and refund mutations", effective 2026-04), and
+  ``changeFromQuantity`` replaced ``compareQuantity`` (2026-04 ``inventorySetQuantities`` page).
+- Stock: ``inventorySetQuantities(input: {name: "available", reason: "correction",
+  referenceDocumentUri, quantities: [{inventoryItemId, locationId, quantity,
+  changeFromQuantity}]})`` (2026-04 reference; ``InventoryQuantityInput``). From 2026-04 every
+  quantity must carry ``changeFromQuantity``; Shopify applies it only when its quantity equals that
+  value, else ``userErrors[{code: CHANGE_FROM_QUANTITY_STALE, field: ["input", "quantities", "i",
+  ...]}]`` (``InventorySetQuantitiesUserErrorCode``, which also lists ITEM_NOT_STOCKED_AT_LOCATION,
+  INVALID_INVENTORY_ITEM, INVALID_LOCATION, NON_MUTABLE_INVENTORY_ITEM, INVALID_QUANTITY_TOO_HIGH
+  over 1,000,000,000 and the IDEMPOTENCY_* codes). The same idempotency key sent again returns the
+  first result without applying twice (shopify.dev "Implementing idempotency").
+- Input arrays hold at most 250 entries (shopify.dev "Shopify API limits"; changelog "GraphQL input
+  objects limited to 250 items"): that is the batch size of a push.
+- SKU → inventory item: ``productVariants(query: "sku:…")`` with ``inventoryItem { id
+  inventoryLevel(locationId:) { quantities(names: ["available"]) }}`` (productVariants and
+  InventoryItem reference pages).
+- Orders: ``orders(first, after, sortKey: UPDATED_AT, query: "updated_at:>='…'")`` with
+  ``pageInfo{hasNextPage, endCursor}``; ``Order.cancelledAt``, ``closedAt``, ``createdAt``;
+  ``LineItem.currentQuantity`` is the units ordered less refunded and removed ones (LineItem
+  reference). Re-reading known orders uses ``nodes(ids:)``. Without the ``read_all_orders`` scope
+  Shopify only shows the last 60 days of orders.
+- Rate: cost based (shopify.dev "GraphQL Admin API rate limits"): 100 points/s restored on the
+  standard plan, a query may cost at most 1,000 points, the bucket is charged the requested cost and
+  refunded to the actual one; every answer reports ``extensions.cost{requestedQueryCost,
+  actualQueryCost, throttleStatus{maximumAvailable, currentlyAvailable, restoreRate}}``. Throttling
+  comes back as HTTP 200 with ``errors[].extensions.code == "THROTTLED"`` (Shopify/cli PR #8317
+  retries exactly that). Costs by the published rules (objects 1, connections 2 + page × node,
+  mutations 10): orders page 2 + 25 × (1 + 2 + 30) = 827, re-read 25 × 33 = 825, variants
+  lookup 2 + 100 × 4 = 402, extra line items 1 + 2 + 250 = 253, a mutation 10; all under 1,000.
+
+Decisions (ours, not Shopify's):
+
+- The compare value is `StockUpdate.expected` (what Shopify should hold if the bot has seen every
+  sale). When the bot never pushed an item (`expected` None) the compare value is the quantity
+  Shopify reported in the lookup made for this push, so even the first push never overwrites a
+  sale landing meanwhile; a compare failure is reported in `PushResult.stale`, never as an error.
+  Because every entry carries a compare value, re-sending a batch with a new idempotency key is
+  always safe.
+- Throttling is shown to the shared retry policy as HTTP 429 with a ``Retry-After`` computed from
+  ``throttleStatus`` (`_ThrottleAsStatus`), so one policy retries it; the cost bucket itself is
+  a `RateLimiter` that each answer's ``throttleStatus`` resets.
+- An order is closed (final) once cancelled or archived (``closedAt``); a later change still
+  moves its ``updated_at``, so the next window sees it again.
+- Order and line ids are the numbers at the end of Shopify's GIDs; items are ``LineItem.sku``
+  exactly as Shopify holds it (the sheet's Shopify column names the variant SKU). Lines without
+  a SKU (custom items, tips) cannot be named in the sheet and are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self, TypeVar
+
+import httpx
+
+from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.config import Settings
+from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
+
+__all__ = ["ShopifyChannel"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VERSION = "2026-04"
+BATCH = 250  # entries per inventorySetQuantities: Shopify's input array limit
+ORDERS_PAGE = 25
+LINES_PAGE = 30
+MORE_LINES_PAGE = 250
+LOOKUP_SKUS = 100
+# Re-read ten minutes behind the cursor: Shopify's search index can lag a write by a while, and
+# a re-read order costs nothing but points because the cycle de-duplicates by order and line id.
+OVERLAP = timedelta(minutes=10)
+# A SKU may move to another variant; an hour-old mapping is looked up again before it is used.
+CACHE_TTL = 3600.0
+BUCKET = 1000.0  # points; corrected by every answer's throttleStatus
+RESTORE = 100.0  # points/s on the standard plan; likewise corrected
+COST = {"orders": 827, "reread": 825, "lines": 253, "lookup": 402, "set": 10, "check": 5}
+NEEDED_SCOPES = ("read_orders", "read_products", "read_locations", "write_inventory")
+STALE = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
+RESEND = frozenset({"IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED", "IDEMPOTENCY_CONCURRENT_REQUEST"})
+_VERSION = re.compile(r"\d{4}-\d{2}")
+_JSON = {"Content-Type": "application/json"}
+_T = TypeVar("_T")
+
+ORDER_FIELDS = """
+fragment OrderState on Order {
+  id createdAt updatedAt cancelledAt closedAt
+  lineItems(first: $lines) { nodes { id sku currentQuantity } pageInfo { hasNextPage endCursor } }
+}"""
+ORDERS = (
+    """
+query StockbotOrders($first: Int!, $after: String, $query: String!, $lines: Int!) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    nodes { ...OrderState }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+    + ORDER_FIELDS
+)
+REREAD = (
+    """
+query StockbotReread($ids: [ID!]!, $lines: Int!) {
+  nodes(ids: $ids) { ... on Order { ...OrderState } }
+}"""
+    + ORDER_FIELDS
+)
+MORE_LINES = """
+query StockbotLines($id: ID!, $first: Int!, $after: String) {
+  order(id: $id) {
+    lineItems(first: $first, after: $after) {
+      nodes { id sku currentQuantity }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"""
+LOOKUP = """
+query StockbotVariants($first: Int!, $after: String, $query: String!, $location: ID!) {
+  productVariants(first: $first, after: $after, query: $query) {
+    nodes {
+      sku
+      inventoryItem { id inventoryLevel(locationId: $location) { quantities(names: ["available"]) {
+        name quantity } } }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+SET = """
+mutation StockbotSetQuantities($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { code field message }
+  }
+}"""
+CHECK = """
+query StockbotCheck($location: ID!, $since: String!) {
+  shop { name myshopifyDomain }
+  location(id: $location) { name isActive }
+  currentAppInstallation { accessScopes { handle } }
+  ordersCount(query: $since) { count }
+}"""
+
+
+def _chunks(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _tail(gid: object) -> str:
+    """The number at the end of a GID: ``gid://shopify/Order/123`` → ``123``."""
+    return str(gid).rsplit("/", 1)[-1]
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _search_sku(sku: str) -> str:
+    """One ``sku:"…"`` term of Shopify's search syntax, quotes and backslashes escaped."""
+    return 'sku:"' + sku.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _throttle_wait(data: Any) -> float | None:
+    """Seconds until a THROTTLED query fits the bucket again, or None when not throttled."""
+    if not isinstance(data, dict) or not isinstance(data.get("errors"), list):
+        return None
+    codes = {
+        ((e.get("extensions") or {}).get("code")) for e in data["errors"] if isinstance(e, dict)
+    }
+    if "THROTTLED" not in codes:
+        return None
+    cost = (data.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    try:
+        missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
+        return max(missing / float(status["restoreRate"]), 0.1)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 1.0
+
+
+class _ThrottleAsStatus(httpx.BaseTransport):
+    """Shows Shopify's in-body THROTTLED answer to the shared retry policy as a 429."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Pass the request on; turn a throttled 200 into a 429 with Retry-After."""
+        response = self._inner.handle_request(request)
+        if response.status_code != 200:
+            return response
+        response.read()
+        wait = _throttle_wait(_body(response))
+        if wait is None:
+            return response
+        response.close()
+        headers = {"Retry-After": f"{wait:.3f}", "Content-Type": "application/json"}
+        return httpx.Response(429, headers=headers, content=response.content, request=request)
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self._inner.close()
+
+
+@dataclass
+class _CostBucket(RateLimiter):
+    """Shopify's leaky bucket of query-cost points, reset from each answer's throttleStatus."""
+
+    def acquire(self, tokens: float = 1.0) -> None:
+        """Take `tokens` points, waiting at least a millisecond at a time.
+
+        `RateLimiter.acquire` can ask for a wait of 1e-15 s after float rounding, which a fake
+        clock standing at 1000.3 cannot advance by: it would wait forever.
+        """
+        while not self.try_acquire(tokens):
+            with self._lock:
+                wait = (tokens - self._tokens) / self.rate
+            self.sleep(max(wait, 0.001))
+
+    def settle(self, status: dict[str, Any]) -> None:
+        """Adopt the bucket Shopify reports: its size, restore rate and points left."""
+        try:
+            maximum = float(status["maximumAvailable"])
+            available = float(status["currentlyAvailable"])
+            restore = float(status["restoreRate"])
+        except (KeyError, TypeError, ValueError):
+            return
+        with self._lock:
+            self.burst, self.rate = max(maximum, 1.0), max(restore, 1.0)
+            self._tokens = min(available, self.burst)
+            self._stamp = self.clock()
+
+
+@dataclass(frozen=True)
+class _Variant:
+    inventory_item: str
+    available: int | None  # at our location, as read; None when not stocked there
+
+
+@dataclass(frozen=True)
+class _Entry:
+    item: str  # the sheet's spelling (the variant SKU)
+    inventory_item: str
+    quantity: int
+    compare: int
+
+
+class ShopifyChannel:
+    """Shopify through the Admin GraphQL API, stock at one location."""
+
+    name: ClassVar[str] = "shopify"
+    max_quantity: ClassVar[int] = 1_000_000_000
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        version: str,
+        location: str,
+        shop: str,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._api = api
+        self._path = f"/admin/api/{version}/graphql.json"
+        self._version = version
+        self._location = location
+        self._shop = shop
+        self._clock = clock
+        self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
+        self._bucket = _CostBucket(RESTORE, BUCKET, clock=clock, sleep=sleep)
+        self._variants: dict[str, tuple[float, _Variant]] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Callable[[], datetime] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> Self:
+        """Build the adapter from STOCKBOT_SHOPIFY_* settings."""
+        token = settings.shopify_access_token
+        shop = settings.shopify_shop.strip().removeprefix("https://").rstrip("/")
+        if shop and "." not in shop:
+            shop += ".myshopify.com"
+        location_text = settings.shopify_location_id.strip()
+        missing = [
+            f"STOCKBOT_SHOPIFY_{label}"
+            for label, empty in (
+                ("SHOP", not shop),
+                ("ACCESS_TOKEN", token is None or not token.get_secret_value().strip()),
+                ("LOCATION_ID", not location_text),
+            )
+            if empty
+        ]
+        if missing or token is None:
+            raise ConfigError(f"set {', '.join(missing)} to use Shopify (see .env.example)")
+        number = _tail(location_text)
+        if not number.isdigit() or location_text not in (
+            number,
+            f"gid://shopify/Location/{number}",
+        ):
+            raise ConfigError(
+                f"STOCKBOT_SHOPIFY_LOCATION_ID={location_text!r} is not a location id: use the "
+                "number from Shopify admin > Settings > Locations (or its gid://shopify/Location/…)"
+            )
+        version = settings.shopify_api_version.strip() or DEFAULT_VERSION
+        if version != "unstable" and (not _VERSION.fullmatch(version) or version < DEFAULT_VERSION):
+            raise ConfigError(
+                f"STOCKBOT_SHOPIFY_API_VERSION={version!r} is not supported: use {DEFAULT_VERSION} "
+                "or a later YYYY-MM version (inventory updates need @idempotent and "
+                "changeFromQuantity, which 2026-04 introduced as required)"
+            )
+        api = ApiClient(
+            cls.name,
+            (settings.shopify_api_url.strip() or f"https://{shop}").rstrip("/"),
+            policy=RetryPolicy(sleep=sleep),
+            transport=_ThrottleAsStatus(transport or httpx.HTTPTransport()),
+            headers={"X-Shopify-Access-Token": token.get_secret_value().strip()},
+        )
+        return cls(
+            api,
+            version=version,
+            location=f"gid://shopify/Location/{number}",
+            shop=shop,
+            sleep=sleep,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+
+    # -- the Channel protocol ----------------------------------------------------------
+    def fetch_orders(
+        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+    ) -> FetchResult:
+        """Orders updated since the cursor (with overlap), plus the state of `open_orders`."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        now = now.replace(microsecond=0)
+        if cursor is None:
+            return FetchResult(orders=[], cursor=self._cursor(now))
+        since = self._read_cursor(cursor)
+        orders: dict[str, Order] = {}
+        for node in self._updated_since(min(since, now) - OVERLAP):
+            orders[_tail(node["id"])] = self._order(node)
+        rest = [oid for oid in dict.fromkeys(open_orders) if oid not in orders]
+        for node in self._reread(rest):
+            orders[_tail(node["id"])] = self._order(node)
+        return FetchResult(orders=list(orders.values()), cursor=self._cursor(max(since, now)))
+
+    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+        """Set absolute quantities by compare-and-set, 250 items per inventorySetQuantities."""
+        before = self._api.calls
+        failed: dict[str, str] = {}
+        stale: set[str] = set()
+        latest = {u.item: u for u in updates}  # one row per SKU; the last one wins
+        fresh = self._lookup(
+            [u.item for u in latest.values() if u.expected is None or not self._cached(u.item)],
+            failed,
+        )
+        entries: dict[str, _Entry] = {}
+        for update in latest.values():
+            if update.item in failed:
+                continue
+            variant = fresh.get(update.item) or self._variants[update.item][1]
+            compare = update.expected if update.expected is not None else variant.available
+            if compare is None:
+                failed[update.item] = self._not_stocked(update.item)
+            elif update.expected is None and compare == update.quantity:
+                continue  # Shopify already shows it: nothing to send, and nothing failed
+            else:
+                entries[variant.inventory_item] = _Entry(
+                    update.item, variant.inventory_item, update.quantity, compare
+                )
+        for batch in _chunks(list(entries.values()), BATCH):
+            self._set(list(batch), failed, stale)
+        return PushResult(failed=failed, stale=stale, calls=self._api.calls - before)
+
+    def check(self) -> str:
+        """Prove the token, its scopes and the location with one read-only query."""
+        since = self._wall_clock() - timedelta(days=1)
+        variables = {"location": self._location, "since": f"updated_at:>='{_stamp(since)}'"}
+        data = self._graphql("StockbotCheck", CHECK, variables, COST["check"])
+        granted = {s.get("handle") for s in data["currentAppInstallation"]["accessScopes"]}
+        lacking = [
+            s
+            for s in NEEDED_SCOPES
+            if s not in granted and s.replace("read_", "write_") not in granted
+        ]
+        if lacking:
+            raise AuthError(self.name, self._scope_hint(", ".join(lacking)))
+        location = data.get("location")
+        if not location or not location.get("isActive"):
+            state = "is not active" if location else "does not exist"
+            raise RejectedError(
+                self.name,
+                f"Shopify location {self._location} {state}: set STOCKBOT_SHOPIFY_LOCATION_ID to "
+                "an active location from Shopify admin > Settings > Locations",
+            )
+        count = (data.get("ordersCount") or {}).get("count", 0)
+        return (
+            f"Shopify {data['shop']['myshopifyDomain']}: access token and scopes accepted "
+            f"(API {self._version}); stock goes to location '{location['name']}'; "
+            f"{count} orders updated in the last 24 hours"
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self._api.close()
+
+    # -- GraphQL -----------------------------------------------------------------------
+    def _graphql(self, operation: str, document: str, variables: Any, cost: int) -> Any:
+        """Run one operation within the cost budget; its `data`, or a ChannelError."""
+        # One point of margin: Shopify's float bookkeeping may sit a hair below what we computed.
+        self._bucket.acquire(min(cost + 1.0, self._bucket.burst))
+        body = {"query": document, "variables": variables, "operationName": operation}
+        response = self._api.request(
+            "POST", self._path, content=json.dumps(body).encode(), headers=_JSON
+        )
+        data = _body(response)
+        if isinstance(data, dict):
+            status = ((data.get("extensions") or {}).get("cost") or {}).get("throttleStatus")
+            if isinstance(status, dict):
+                self._bucket.settle(status)
+        if response.status_code in (401, 403):
+            raise AuthError(
+                self.name,
+                f"Shopify rejected the access token (HTTP {response.status_code}): in Shopify "
+                "admin > Apps > Develop apps, open the app, reveal or rotate its Admin API access "
+                "token and update STOCKBOT_SHOPIFY_ACCESS_TOKEN",
+                f"HTTP {response.status_code}",
+            )
+        if response.status_code >= 300 or not isinstance(data, dict):
+            detail = data.get("errors") if isinstance(data, dict) else None
+            raise RejectedError(
+                self.name,
+                f"{operation} refused (HTTP {response.status_code}): "
+                f"{detail or response.reason_phrase}; check STOCKBOT_SHOPIFY_SHOP and "
+                "STOCKBOT_SHOPIFY_API_VERSION",
+                f"HTTP {response.status_code}",
+            )
+        errors = data.get("errors")
+        if errors:
+            self._raise(operation, errors)
+        return data.get("data") or {}
+
+    def _raise(self, operation: str, errors: Any) -> None:
+        first: dict[str, Any] = {"message": str(errors)}
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+        code = str((first.get("extensions") or {}).get("code") or "GRAPHQL")
+        message = str(first.get("message", ""))
+        if code == "ACCESS_DENIED":
+            raise AuthError(self.name, self._scope_hint(message), code)
+        if code in ("INTERNAL_SERVER_ERROR", "THROTTLED"):
+            raise TemporaryError(
+                self.name, f"{operation}: Shopify answered {code}; the next cycle tries again", code
+            )
+        raise RejectedError(self.name, f"{operation} refused ({code}): {message}", code)
+
+    def _scope_hint(self, detail: str) -> str:
+        return (
+            f"the Shopify app lacks access ({detail}): in Shopify admin > Apps > Develop apps, "
+            f"grant {', '.join(NEEDED_SCOPES)}, reinstall the app and update "
+            "STOCKBOT_SHOPIFY_ACCESS_TOKEN"
+        )
+
+    # -- orders ------------------------------------------------------------------------
+    @staticmethod
+    def _cursor(until: datetime) -> str:
+        return json.dumps({"updated_at": until.isoformat()})
+
+    def _read_cursor(self, cursor: str) -> datetime:
+        try:
+            until = datetime.fromisoformat(json.loads(cursor)["updated_at"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RejectedError(
+                self.name, f"the stored Shopify cursor is unreadable ({cursor[:60]!r})"
+            ) from exc
+        return until if until.tzinfo else until.replace(tzinfo=UTC)
+
+    def _updated_since(self, start: datetime) -> Iterator[dict[str, Any]]:
+        variables: dict[str, Any] = {
+            "first": ORDERS_PAGE,
+            "after": None,
+            "query": f"updated_at:>='{_stamp(start)}'",
+            "lines": LINES_PAGE,
+        }
+        while True:
+            page = self._graphql("StockbotOrders", ORDERS, variables, COST["orders"])["orders"]
+            for node in page["nodes"]:
+                yield self._all_lines(node)
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            variables["after"] = page["pageInfo"]["endCursor"]
+
+    def _reread(self, order_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        wanted = [i for i in order_ids if i.isdigit()]
+        for chunk in _chunks(wanted, ORDERS_PAGE):
+            ids = [f"gid://shopify/Order/{i}" for i in chunk]
+            variables = {"ids": ids, "lines": LINES_PAGE}
+            nodes = self._graphql("StockbotReread", REREAD, variables, COST["reread"])["nodes"]
+            for order_id, node in zip(chunk, nodes, strict=False):
+                if not node or "lineItems" not in node:
+                    # Deleted, or older than 60 days without read_all_orders: keep it open.
+                    log.warning("shopify: order %s can no longer be read; it stays open", order_id)
+                    continue
+                yield self._all_lines(node)
+
+    def _all_lines(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The order with every line item: a missing line would count as removed."""
+        lines = node["lineItems"]
+        items = list(lines["nodes"])
+        after = lines["pageInfo"]["endCursor"] if lines["pageInfo"]["hasNextPage"] else None
+        while after is not None:
+            variables = {"id": node["id"], "first": MORE_LINES_PAGE, "after": after}
+            order = self._graphql("StockbotLines", MORE_LINES, variables, COST["lines"])["order"]
+            if order is None:
+                raise TemporaryError(self.name, f"order {_tail(node['id'])} vanished while read")
+            page = order["lineItems"]
+            items += page["nodes"]
+            after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
+        return {**node, "lineItems": {"nodes": items}}
+
+    def _order(self, node: dict[str, Any]) -> Order:
+        cancelled = node.get("cancelledAt") is not None
+        lines = tuple(
+            OrderLine(
+                _tail(item["id"]),
+                str(item["sku"]).strip(),
+                0 if cancelled else max(int(item["currentQuantity"]), 0),
+            )
+            for item in node["lineItems"]["nodes"]
+            if str(item.get("sku") or "").strip()
+        )
+        return Order(
+            order_id=_tail(node["id"]),
+            placed_at=_parse_time(node["createdAt"]),
+            lines=lines,
+            cancelled=cancelled,
+            closed=cancelled or node.get("closedAt") is not None,
+        )
+
+    # -- stock -------------------------------------------------------------------------
+    def _cached(self, sku: str) -> bool:
+        found = self._variants.get(sku)
+        return found is not None and self._clock() - found[0] < CACHE_TTL
+
+    def _lookup(self, skus: Sequence[str], failed: dict[str, str]) -> dict[str, _Variant]:
+        """Read SKU → inventory item (and its quantity here) for `skus`; note the ones missing."""
+        fresh: dict[str, _Variant] = {}
+        for chunk in _chunks(list(dict.fromkeys(skus)), LOOKUP_SKUS):
+            seen: dict[str, list[_Variant]] = {}
+            near: dict[str, str] = {}
+            variables: dict[str, Any] = {
+                "first": len(chunk),
+                "after": None,
+                "query": " OR ".join(_search_sku(s) for s in chunk),
+                "location": self._location,
+            }
+            wanted = {s.lower(): s for s in chunk}
+            while True:
+                page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
+                page = page["productVariants"]
+                for node in page["nodes"]:
+                    sku = str(node.get("sku") or "")
+                    if sku in chunk:
+                        seen.setdefault(sku, []).append(self._variant(node["inventoryItem"]))
+                    elif sku.lower() in wanted:
+                        near[wanted[sku.lower()]] = sku
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                variables["after"] = page["pageInfo"]["endCursor"]
+            for sku in chunk:
+                found = seen.get(sku, [])
+                if len(found) == 1:
+                    fresh[sku] = found[0]
+                    self._variants[sku] = (self._clock(), found[0])
+                    continue
+                self._variants.pop(sku, None)
+                failed[sku] = self._lookup_problem(sku, len(found), near.get(sku))
+        return fresh
+
+    @staticmethod
+    def _variant(item: dict[str, Any]) -> _Variant:
+        level = item.get("inventoryLevel")
+        available = None
+        if level is not None:
+            available = next(
+                (int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0
+            )
+        return _Variant(str(item["id"]), available)
+
+    def _lookup_problem(self, sku: str, count: int, near: str | None) -> str:
+        if count > 1:
+            return (
+                f"{count} Shopify variants share SKU {sku!r}: give each variant its own SKU in "
+                "Shopify admin, or write '-' in the Shopify column"
+            )
+        if near is not None:
+            return (
+                f"Shopify has no variant with SKU {sku!r} but has {near!r}: write the SKU in the "
+                "Shopify column exactly as Shopify spells it"
+            )
+        return (
+            f"no Shopify variant has SKU {sku!r}: set it on the variant in Shopify admin, write "
+            "the variant's SKU in the Shopify column, or '-' if it is not sold on Shopify"
+        )
+
+    def _not_stocked(self, sku: str) -> str:
+        return (
+            f"SKU {sku!r} is not stocked at Shopify location {_tail(self._location)}: in Shopify "
+            "admin open the variant's inventory and stock it there, or change "
+            "STOCKBOT_SHOPIFY_LOCATION_ID"
+        )
+
+    def _set(self, batch: list[_Entry], failed: dict[str, str], stale: set[str]) -> None:
+        """One batch; entries Shopify refused are reported and the rest sent again if needed."""
+        resends = 0
+        while batch:
+            key = str(uuid.uuid4())
+            variables = {
+                "key": key,
+                "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "referenceDocumentUri": f"gid://stockbot/StockSync/{key}",
+                    "quantities": [
+                        {
+                            "inventoryItemId": e.inventory_item,
+                            "locationId": self._location,
+                            "quantity": e.quantity,
+                            "changeFromQuantity": e.compare,
+                        }
+                        for e in batch
+                    ],
+                },
+            }
+            data = self._graphql("StockbotSetQuantities", SET, variables, COST["set"])
+            payload = data.get("inventorySetQuantities") or {}
+            errors = payload.get("userErrors") or []
+            if not errors:
+                return
+            bad: dict[int, dict[str, Any]] = {}
+            general: list[dict[str, Any]] = []
+            for error in errors:
+                index = _entry_index(error.get("field"))
+                if index is None or index >= len(batch):
+                    general.append(error)
+                else:
+                    bad[index] = error
+            codes = {str(e.get("code")) for e in general}
+            if codes & RESEND and resends < 2:
+                resends += 1  # safe: every entry carries its compare value
+                continue
+            if general:
+                self._whole_batch_refused(batch, general[0], failed)
+                return
+            for index, error in bad.items():
+                self._entry_refused(batch[index], error, failed, stale)
+            if payload.get("inventoryAdjustmentGroup") is not None:
+                return  # the entries without an error were applied
+            # Nothing was applied: send the entries Shopify had nothing against once more.
+            batch = [e for i, e in enumerate(batch) if i not in bad]
+
+    def _whole_batch_refused(
+        self, batch: list[_Entry], error: dict[str, Any], failed: dict[str, str]
+    ) -> None:
+        code = str(error.get("code"))
+        if code == "INVALID_LOCATION":
+            raise RejectedError(
+                self.name,
+                f"Shopify has no location {self._location}: set STOCKBOT_SHOPIFY_LOCATION_ID to "
+                "a location from Shopify admin > Settings > Locations",
+                code,
+            )
+        message = f"Shopify refused the update ({code}): {error.get('message')}"
+        failed.update({e.item: message for e in batch})
+
+    def _entry_refused(
+        self, entry: _Entry, error: dict[str, Any], failed: dict[str, str], stale: set[str]
+    ) -> None:
+        code = str(error.get("code"))
+        if code in STALE:
+            stale.add(entry.item)  # a sale the bot has not seen yet: fetch, then push again
+            return
+        self._variants.pop(entry.item, None)
+        if code == "ITEM_NOT_STOCKED_AT_LOCATION":
+            failed[entry.item] = self._not_stocked(entry.item)
+        elif code == "INVALID_INVENTORY_ITEM":
+            failed[entry.item] = (
+                f"Shopify no longer has the inventory item of SKU {entry.item!r} (variant deleted "
+                "or re-created); it is looked up again on the next push"
+            )
+        elif code == "NON_MUTABLE_INVENTORY_ITEM":
+            failed[entry.item] = (
+                f"Shopify does not let apps set the stock of SKU {entry.item!r} (e.g. a bundle): "
+                "write '-' in its Shopify column"
+            )
+        else:
+            failed[entry.item] = (
+                f"Shopify refused quantity {entry.quantity} ({code}): {error.get('message')}"
+            )
+
+
+def _entry_index(field: Any) -> int | None:
+    """The entry a userError's ``field`` path points at: ``[input, quantities, 3, …]`` → 3."""
+    if not isinstance(field, list) or "quantities" not in field:
+        return None
+    position = field.index("quantities") + 1
+    if position < len(field) and str(field[position]).isdigit():
+        return int(field[position])
+    return None
