@@ -1,7 +1,12 @@
-"""Whole cycles: the real gspread client and the real Rakuten adapter against the stand-ins."""
+"""Whole cycles: the real gspread client and the real marketplace adapters against stand-ins.
+
+Most behaviours are checked on every marketplace (`market` is each one in turn); the few that
+concern only the sheet run on Rakuten.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,34 +14,64 @@ import pytest
 
 from tests.world import World, world
 
+MARKETS = ("rakuten", "yahoo", "amazon", "shopify")
+COLUMN = {"rakuten": "E", "yahoo": "F", "amazon": "G", "shopify": "H"}
+CUP = {
+    "rakuten": "cup-001:white",
+    "yahoo": "cup-001-w",
+    "amazon": "CUP-001-AMZ",
+    "shopify": "CUP-001-SHOP",
+}
+# Path fragments of each marketplace's order reads and stock writes, for injecting faults.
+ORDERS = {
+    "rakuten": "searchOrder",
+    "yahoo": "orderList",
+    "amazon": "/orders/",
+    "shopify": "graphql",
+}
+PUSH = {"rakuten": "bulk-upsert", "yahoo": "setStock", "amazon": "/listings/", "shopify": "graphql"}
 ROWS = [
     # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status
     ["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""],
     ["TEA-002", "Gyokuro", 30, "-10", "", "", "", "", "", ""],
     ["TEA-003", "Matcha", 30, "3", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 12, "", "cup-001:white", "", "", "", "", ""],
-    ["SET-001", "Set", 8, "", "-", "", "", "", "", ""],
+    ["CUP-001", "Cup", 12, "", *CUP.values(), "", ""],
+    ["SET-001", "Set", 8, "", "-", "-", "-", "-", "", ""],
 ]
 
 
-@pytest.fixture
-def w(tmp_path: Path):
-    with world(tmp_path, ("rakuten",)) as w:
+def _world(tmp_path: Path, market: str) -> Iterator[World]:
+    with world(tmp_path, (market,)) as w:
         w.create_sheet(ROWS)
-        rakuten = w.markets["rakuten"]
-        for item in ("TEA-001", "TEA-002", "TEA-003", "cup-001:white"):
-            rakuten.add_item(item, 0)
+        for item in ("TEA-001", "TEA-002", "TEA-003", CUP[market]):
+            w.markets[market].add_item(item, 0)
+        w.market = market  # type: ignore[attr-defined]
         yield w
 
 
-def test_first_cycle_pushes_the_display_rule_to_rakuten(w: World) -> None:
+@pytest.fixture(params=MARKETS)
+def w(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    yield from _world(tmp_path, request.param)
+
+
+@pytest.fixture
+def rw(tmp_path: Path) -> Iterator[World]:
+    """A Rakuten world, for behaviours of the sheet side."""
+    yield from _world(tmp_path, "rakuten")
+
+
+def m(w: World):  # noqa: ANN201 - the stand-in of the world's marketplace
+    return w.markets[w.market]  # type: ignore[attr-defined]
+
+
+def test_first_cycle_pushes_the_display_rule_to_the_marketplace(w: World) -> None:
     report = w.sync()
     assert report.ok
-    rakuten = w.markets["rakuten"]
-    assert rakuten.quantity("TEA-001") == 50
-    assert rakuten.quantity("TEA-002") == 20
-    assert rakuten.quantity("TEA-003") == 3
-    assert rakuten.quantity("cup-001:white") == 12
+    store = m(w)
+    assert store.quantity("TEA-001") == 50
+    assert store.quantity("TEA-002") == 20
+    assert store.quantity("TEA-003") == 3
+    assert store.quantity(CUP[w.market]) == 12
     assert [w.row(s)["Shown"] for s in ("TEA-001", "TEA-002", "TEA-003", "CUP-001")] == [
         50,
         20,
@@ -50,14 +85,14 @@ def test_first_cycle_pushes_the_display_rule_to_rakuten(w: World) -> None:
 
 def test_not_sold_marker_is_never_pushed(w: World) -> None:
     w.sync()
-    bodies = [r.json() for r in w.markets["rakuten"].requests_to("bulk-upsert")]
-    sent = {e["manageNumber"].lower() for b in bodies for e in b["inventories"]}
-    assert "set-001" not in sent
+    assert m(w).requests_to(PUSH[w.market])
+    sent = [r.path + r.body.decode() for r in m(w).requests]
+    assert not [x for x in sent if "SET-001" in x.upper()]
 
 
 def test_order_is_applied_once_across_repeated_syncs(w: World) -> None:
     w.sync()
-    order = w.markets["rakuten"].place_order([("TEA-001", 2)])
+    order = m(w).place_order([("TEA-001", 2)])
     for _ in range(3):
         w.sync()
     assert w.row("TEA-001")["Stock"] == 28
@@ -65,12 +100,12 @@ def test_order_is_applied_once_across_repeated_syncs(w: World) -> None:
     assert len(orders) == 1
     assert orders[0]["Order"] == order
     assert (orders[0]["Change"], orders[0]["Before"], orders[0]["After"]) == (-2, 30, 28)
-    assert w.markets["rakuten"].quantity("TEA-001") == 48
+    assert m(w).quantity("TEA-001") == 48
 
 
 def test_orders_placed_before_the_first_cycle_count_as_already_in_stock(w: World) -> None:
     a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
-    w.markets["rakuten"].place_order([("TEA-001", 1)], placed_at=a_minute_ago, force=True)
+    m(w).place_order([("TEA-001", 1)], placed_at=a_minute_ago, force=True)
     w.sync()
     w.sync()
     assert w.row("TEA-001")["Stock"] == 30
@@ -79,9 +114,9 @@ def test_orders_placed_before_the_first_cycle_count_as_already_in_stock(w: World
 
 def test_cancelled_order_is_put_back_once(w: World) -> None:
     w.sync()
-    order = w.markets["rakuten"].place_order([("TEA-002", 3)])
+    order = m(w).place_order([("TEA-002", 3)])
     w.sync()
-    w.markets["rakuten"].cancel_order(order)
+    m(w).cancel_order(order)
     w.sync()
     w.sync()
     assert w.row("TEA-002")["Stock"] == 30
@@ -92,9 +127,9 @@ def test_cancelled_order_is_put_back_once(w: World) -> None:
 
 def test_quantity_change_is_applied_as_its_difference(w: World) -> None:
     w.sync()
-    order = w.markets["rakuten"].place_order([("TEA-001", 3)])
+    order = m(w).place_order([("TEA-001", 3)])
     w.sync()
-    w.markets["rakuten"].change_line(order, "TEA-001", 1)
+    m(w).change_line(order, "TEA-001", 1)
     w.sync()
     w.sync()
     assert w.row("TEA-001")["Stock"] == 29
@@ -108,15 +143,16 @@ def test_staff_restock_is_logged_as_manual_and_pushed(w: World) -> None:
     w.set_stock("CUP-001", 40)
     w.sync()
     manual = w.log("manual")
-    assert [(m["SKU"], m["Change"], m["Before"], m["After"]) for m in manual] == [
+    assert [(x["SKU"], x["Change"], x["Before"], x["After"]) for x in manual] == [
         ("CUP-001", 28, 12, 40)
     ]
-    assert w.markets["rakuten"].quantity("cup-001:white") == 40
+    assert m(w).quantity(CUP[w.market]) == 40
 
 
-def test_staff_edit_between_read_and_commit_survives(w: World) -> None:
+def test_staff_edit_between_read_and_commit_survives(rw: World) -> None:
+    w = rw
     w.sync()
-    w.markets["rakuten"].place_order([("TEA-001", 2)])
+    m(w).place_order([("TEA-001", 2)])
     reads = []
 
     def staff_types_during_the_cycle(request) -> None:
@@ -130,7 +166,7 @@ def test_staff_edit_between_read_and_commit_survives(w: World) -> None:
     w.sync()
     assert len(reads) == 2
     assert w.row("TEA-001")["Stock"] == 98
-    assert [(m["Change"], m["After"]) for m in w.log("manual")] == [(70, 100)]
+    assert [(x["Change"], x["After"]) for x in w.log("manual")] == [(70, 100)]
     order = w.log("order")[0]
     assert (order["Before"], order["After"]) == (100, 98)
 
@@ -138,33 +174,33 @@ def test_staff_edit_between_read_and_commit_survives(w: World) -> None:
 def test_broken_display_is_reported_on_its_row_and_orders_still_apply(w: World) -> None:
     w.sync()
     w.set_cell("TEA-001", "D", "+abc")
-    w.markets["rakuten"].place_order([("TEA-001", 1)])
-    w.markets["rakuten"].place_order([("TEA-002", 1)])
+    m(w).place_order([("TEA-001", 1)])
+    m(w).place_order([("TEA-002", 1)])
     w.sync()
     row = w.row("TEA-001")
     assert row["Stock"] == 29
     assert "+abc" in row["Status"]
-    assert w.markets["rakuten"].quantity("TEA-001") == 49  # the store's own sale, nothing new
+    assert m(w).quantity("TEA-001") == 49  # the store's own sale, nothing new
     assert w.row("TEA-002")["Stock"] == 29
-    assert w.markets["rakuten"].quantity("TEA-002") == 19
+    assert m(w).quantity("TEA-002") == 19
 
 
 def test_oversell_goes_below_zero_and_is_logged(w: World) -> None:
     w.sync()
     w.set_stock("CUP-001", 1)
     w.sync()
-    w.markets["rakuten"].place_order([("cup-001:white", 2)], force=True)
+    m(w).place_order([(CUP[w.market], 2)], force=True)
     w.sync()
     assert w.row("CUP-001")["Stock"] == -1
     assert w.row("CUP-001")["Shown"] == 0
     assert len(w.log("oversold")) == 1
-    assert w.markets["rakuten"].quantity("cup-001:white") == 0
+    assert m(w).quantity(CUP[w.market]) == 0
 
 
 def test_order_for_an_unknown_item_is_held_reported_once_and_applied_later(w: World) -> None:
     w.sync()
-    w.markets["rakuten"].add_item("NEW-001", 5)
-    w.markets["rakuten"].place_order([("NEW-001", 2)])
+    m(w).add_item("NEW-001", 5)
+    m(w).place_order([("NEW-001", 2)])
     w.sync()
     w.sync()
     errors = [e for e in w.log("error") if "NEW-001" in e["Detail"]]
@@ -181,19 +217,20 @@ def test_text_that_looks_like_a_formula_stays_text(w: World) -> None:
     # Staff typed these into plain-text columns, as init-sheet formats them.
     w.sheets.set_value(w.sheet_id, "Inventory", "A7", "=SUM(1,2)", raw=True)
     w.sheets.set_value(w.sheet_id, "Inventory", "C7", 5)
-    w.sheets.set_value(w.sheet_id, "Inventory", "E7", "sum-item", raw=True)
-    w.markets["rakuten"].add_item("sum-item", 5)
+    w.sheets.set_value(w.sheet_id, "Inventory", f"{COLUMN[w.market]}7", "sum-item", raw=True)
+    m(w).add_item("sum-item", 5)
     w.sync()
-    w.markets["rakuten"].place_order([("sum-item", 1)])
+    m(w).place_order([("sum-item", 1)])
     w.sync()
     (order,) = w.log("order")
     assert order["SKU"] == "=SUM(1,2)"
     assert w.row("=SUM(1,2)")["Stock"] == 4
 
 
-def test_sheets_429_and_5xx_are_retried_and_nothing_is_applied_twice(w: World) -> None:
+def test_sheets_429_and_5xx_are_retried_and_nothing_is_applied_twice(rw: World) -> None:
+    w = rw
     w.sync()
-    w.markets["rakuten"].place_order([("TEA-003", 1)])
+    m(w).place_order([("TEA-003", 1)])
     w.sheets.fail(429, times=2, match=":batchUpdate", retry_after=1)
     w.sheets.fail(503, times=1, match="values:batchGet")
     report = w.sync()
@@ -203,9 +240,10 @@ def test_sheets_429_and_5xx_are_retried_and_nothing_is_applied_twice(w: World) -
     assert len(w.log("order")) == 1
 
 
-def test_commit_whose_answer_is_lost_is_not_written_twice(w: World) -> None:
+def test_commit_whose_answer_is_lost_is_not_written_twice(rw: World) -> None:
+    w = rw
     w.sync()
-    w.markets["rakuten"].place_order([("TEA-003", 1)])
+    m(w).place_order([("TEA-003", 1)])
     w.sheets.drop(times=1, match=":batchUpdate", after=True)
     w.sync()
     w.sync()
@@ -213,51 +251,54 @@ def test_commit_whose_answer_is_lost_is_not_written_twice(w: World) -> None:
     assert len(w.log("order")) == 1
 
 
-def test_rakuten_failures_are_logged_and_the_next_cycle_catches_up(w: World) -> None:
+def test_marketplace_failures_are_logged_and_the_next_cycle_catches_up(w: World) -> None:
     w.sync()
-    w.markets["rakuten"].place_order([("TEA-001", 1)])
-    w.markets["rakuten"].fail(503, times=50, match="searchOrder")
+    m(w).place_order([("TEA-001", 1)])
+    m(w).fail(503, times=50, match=ORDERS[w.market])
     report = w.sync()
     assert not report.ok
     assert w.row("TEA-001")["Stock"] == 30
     errors = w.log("error")
     assert errors and "next cycle" in errors[-1]["Detail"]
-    w.markets["rakuten"].faults.clear()
+    m(w).faults.clear()
     assert w.sync().ok
     assert w.row("TEA-001")["Stock"] == 29
     assert len(w.log("order")) == 1
 
 
-def test_rakuten_429_is_retried_within_the_cycle(w: World) -> None:
+def test_marketplace_429_and_5xx_are_retried_within_the_cycle(w: World) -> None:
     w.sync()
-    w.markets["rakuten"].place_order([("TEA-001", 1)])
-    w.markets["rakuten"].fail(429, times=2, match="getOrder")
-    w.markets["rakuten"].fail(500, times=1, match="bulk-upsert")
+    m(w).place_order([("TEA-001", 1)])
+    w.set_stock("TEA-002", 40)
+    m(w).fail(429, times=2, match=ORDERS[w.market])
+    m(w).fail(500, times=1, match=PUSH[w.market])
     assert w.sync().ok
     assert w.row("TEA-001")["Stock"] == 29
-    assert w.markets["rakuten"].quantity("TEA-001") == 49
+    assert m(w).quantity("TEA-001") == 49
+    assert m(w).quantity("TEA-002") == 30
 
 
 def test_paused_channel_is_neither_fetched_nor_pushed(w: World) -> None:
     w.sync()
     w.sheets.set_value(w.sheet_id, "Channels", "B2", False)
-    before = len(w.markets["rakuten"].requests)
+    before = len(m(w).requests)
     w.set_stock("TEA-001", 10)
     w.sync()
-    assert len(w.markets["rakuten"].requests) == before
+    assert len(m(w).requests) == before
     assert w.row("TEA-001")["Shown"] == 30
 
 
-def test_a_cycle_uses_a_constant_number_of_sheets_requests(w: World) -> None:
+def test_a_cycle_uses_a_constant_number_of_sheets_requests(rw: World) -> None:
+    w = rw
     w.sync()
     small = w.sync()
     for i in range(200):
-        w.markets["rakuten"].add_item(f"X-{i}", 0)
+        m(w).add_item(f"X-{i}", 0)
         w.sheets.set_value(w.sheet_id, "Inventory", f"A{8 + i}", f"X-{i}")
         w.sheets.set_value(w.sheet_id, "Inventory", f"C{8 + i}", i)
     w.sync()
     for i in range(0, 200, 3):
-        w.markets["rakuten"].place_order([(f"X-{i}", 1)], force=True)
+        m(w).place_order([(f"X-{i}", 1)], force=True)
     big = w.sync()
     assert (big.sheet_reads, big.sheet_writes) == (small.sheet_reads, small.sheet_writes)
     assert big.sheet_reads + big.sheet_writes <= 6

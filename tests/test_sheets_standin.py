@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -594,22 +593,20 @@ def test_control_routes_drive_a_stand_in_from_another_process(stand_in: SheetsSt
     assert counters == {"reads": 0, "writes": 0}
 
 
-def test_a_100k_row_tab_is_read_and_written_in_reasonable_time(
+def test_a_100k_row_tab_is_read_and_written_whole(
     stand_in: SheetsStandIn, gc: gspread.Client
 ) -> None:
     rows: list[list[object]] = [["SKU", "Name", "Stock", "Display", "Shown", "Status"]]
     rows += [[f"SKU-{i:06d}", f"item {i}", i % 50, "", i % 50, "OK"] for i in range(100_000)]
     sid = stand_in.create_spreadsheet("Big", {"Inventory": rows, "Log": [["Time"]]})
     sh = gc.open_by_key(sid)
-    started = time.perf_counter()
     values = sh.values_get("Inventory", params={"valueRenderOption": "UNFORMATTED_VALUE"})
     data = [{"range": f"Inventory!C{r}", "values": [[1]]} for r in range(2, 100_002, 100)]
     sh.values_batch_update({"valueInputOption": "RAW", "data": data})
     sh.worksheet("Log").append_rows([["t"]] * 1000, value_input_option=RAW)
-    elapsed = time.perf_counter() - started
     assert len(values["values"]) == 100_001 and values["range"] == "Inventory!A1:Z100001"
     assert stand_in.get_values(sid, "Inventory")[101][2] == 1
-    assert elapsed < 20, f"took {elapsed:.1f} s"
+    assert len(stand_in.get_values(sid, "Log")) == 1001
 
 
 # -- A1 notation, typing and formulas --------------------------------------------------------------

@@ -49,13 +49,17 @@ LOG_HEADER = ["Time", "Event", "Channel", "Order", "SKU", "Change", "Before", "A
 
 
 class FakeTime:
-    """A monotonic clock that only moves when something sleeps or a test advances it.
+    """Clocks that move only when something sleeps or a test advances them.
 
-    Wall-clock time stays real, so order times agree with the stand-ins' own clocks.
+    The monotonic clock (rate limits, back-off) is fully fake. Wall-clock time is real time
+    plus `offset`, shared with the stand-ins, so in-process cycles can be minutes apart
+    (Amazon only lists changes two minutes old) without waiting; subprocess bots use real
+    time, so tests that run them leave `offset` at zero.
     """
 
     def __init__(self) -> None:
         self.t = 1_000.0
+        self.offset = timedelta(0)
         self.slept: list[float] = []
 
     def monotonic(self) -> float:
@@ -72,8 +76,8 @@ class FakeTime:
         self.t += seconds
 
     def now(self) -> datetime:
-        """Wall-clock time (real)."""
-        return datetime.now(UTC)
+        """Wall-clock time: real time plus the offset."""
+        return datetime.now(UTC) + self.offset
 
 
 class World:
@@ -87,6 +91,8 @@ class World:
         for name in channels:
             module, cls = STANDINS[name]
             stand_in = getattr(importlib.import_module(module), cls)()
+            # The stand-ins stamp orders with the world's wall clock (Amazon calls it `clock`).
+            setattr(stand_in, "clock" if name == "amazon" else "now", self.time.now)
             self.markets[name] = stack.enter_context(stand_in)
         key = make_service_account_info(self.sheets.url + "/token")
         self.key_path = tmp / "service-account.json"
@@ -158,11 +164,11 @@ class World:
                 market.enforce_rate_limits = True  # type: ignore[attr-defined]
 
     def sync(self, **kwargs: Any) -> CycleReport:
-        """One cycle with a fresh bot, as `stockbot sync` would run it."""
+        """One cycle with a fresh bot, as `stockbot sync` would run it, 150 s after the last."""
+        self.time.offset += timedelta(seconds=150)
+        self.time.advance(150)
         with self.bot() as cycle:
-            report = cycle.run(**kwargs)
-        self.time.advance(60)
-        return report
+            return cycle.run(**kwargs)
 
     def run_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """`python -m bot ARGS` in a subprocess with this world's environment."""

@@ -25,7 +25,8 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   inventoryLevel(locationId:) { quantities(names: ["available"]) }}`` (productVariants and
   InventoryItem reference pages).
 - Orders: ``orders(first, after, sortKey: UPDATED_AT, query: "updated_at:>='…'")`` with
-  ``pageInfo{hasNextPage, endCursor}``; ``Order.cancelledAt``, ``closedAt``, ``createdAt``;
+  ``pageInfo{hasNextPage, endCursor}``; ``Order.cancelledAt``, ``closedAt``, ``createdAt``,
+  ``displayFulfillmentStatus``;
   ``LineItem.currentQuantity`` is the units ordered less refunded and removed ones (LineItem
   reference). Re-reading known orders uses ``nodes(ids:)``. Without the ``read_all_orders`` scope
   Shopify only shows the last 60 days of orders.
@@ -49,8 +50,9 @@ Decisions (ours, not Shopify's):
 - Throttling is shown to the shared retry policy as HTTP 429 with a ``Retry-After`` computed from
   ``throttleStatus`` (`_ThrottleAsStatus`), so one policy retries it; the cost bucket itself is
   a `RateLimiter` that each answer's ``throttleStatus`` resets.
-- An order is closed (final) once cancelled or archived (``closedAt``); a later change still
-  moves its ``updated_at``, so the next window sees it again.
+- An order is closed (final) once cancelled, fully fulfilled (``displayFulfillmentStatus``
+  FULFILLED) or archived (``closedAt``); a later change (a refund) still moves its ``updated_at``,
+  so a later window sees it again and the cycle applies the new quantities.
 - Order and line ids are the numbers at the end of Shopify's GIDs; items are ``LineItem.sku``
   exactly as Shopify holds it (the sheet's Shopify column names the variant SKU). Lines without
   a SKU (custom items, tips) cannot be named in the sheet and are left out.
@@ -102,7 +104,7 @@ _T = TypeVar("_T")
 
 ORDER_FIELDS = """
 fragment OrderState on Order {
-  id createdAt updatedAt cancelledAt closedAt
+  id createdAt updatedAt cancelledAt closedAt displayFulfillmentStatus
   lineItems(first: $lines) { nodes { id sku currentQuantity } pageInfo { hasNextPage endCursor } }
 }"""
 ORDERS = (
@@ -569,7 +571,9 @@ class ShopifyChannel:
             placed_at=_parse_time(node["createdAt"]),
             lines=lines,
             cancelled=cancelled,
-            closed=cancelled or node.get("closedAt") is not None,
+            closed=cancelled
+            or node.get("closedAt") is not None
+            or node.get("displayFulfillmentStatus") == "FULFILLED",
         )
 
     # -- stock -------------------------------------------------------------------------
@@ -713,7 +717,9 @@ class ShopifyChannel:
     ) -> None:
         code = str(error.get("code"))
         if code in STALE:
-            stale.add(entry.item)  # a sale the bot has not seen yet: fetch, then push again
+            # Usually a sale the bot has not fetched yet: fetch, then push again.
+            log.info("shopify: %s changed on Shopify since the bot's last push", entry.item)
+            stale.add(entry.item)
             return
         self._variants.pop(entry.item, None)
         if code == "ITEM_NOT_STOCKED_AT_LOCATION":

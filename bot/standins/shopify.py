@@ -38,12 +38,14 @@ Written from Shopify's public documentation, not from our adapter (facts only, n
   INVALID_REASON, INVALID_QUANTITY_NEGATIVE, INVALID_QUANTITY_TOO_HIGH (over 1,000,000,000),
   NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR.
 - ``LineItem.currentQuantity`` counts the units ordered less refunded and removed ones;
-  ``Order.cancelledAt`` marks a cancelled order; ``orders(query: "updated_at:>='…'")`` filters with
-  Shopify's search syntax (``field:op value``, ``OR``); ``productVariants(query: "sku:…")``.
+  ``Order.cancelledAt`` marks a cancelled order and ``displayFulfillmentStatus`` a shipped one;
+  ``orders(query: "updated_at:>='…'")`` filters with Shopify's search syntax (``field:op value``,
+  ``OR``); ``productVariants(query: "sku:…")``.
 
 Not published where we looked, so chosen here and marked as ours: the error text and code when the
 ``@idempotent`` directive is missing (``BAD_REQUEST``), the code when ``changeFromQuantity`` is
-omitted (COMPARE_QUANTITY_REQUIRED), whether a mutation with some bad entries applies the good ones
+omitted (COMPARE_QUANTITY_REQUIRED), the code for an input array over 250
+(``MAX_INPUT_SIZE_EXCEEDED``), whether a mutation with some bad entries applies the good ones
 (here: nothing is applied, ``inventoryAdjustmentGroup`` is null), and the page-size error text.
 Only the ``available`` quantity is modelled (``on_hand`` is treated as the same number).
 """
@@ -124,12 +126,16 @@ type LineItemEdge { cursor: String! node: LineItem! }
 type LineItemConnection { nodes: [LineItem!]! edges: [LineItemEdge!]! pageInfo: PageInfo! }
 type Order implements Node {
   id: ID! name: String! createdAt: DateTime! updatedAt: DateTime! cancelledAt: DateTime
-  closedAt: DateTime closed: Boolean!
+  closedAt: DateTime closed: Boolean! displayFulfillmentStatus: OrderDisplayFulfillmentStatus!
   lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false):
     LineItemConnection!
 }
 type OrderEdge { cursor: String! node: Order! }
 type OrderConnection { nodes: [Order!]! edges: [OrderEdge!]! pageInfo: PageInfo! }
+enum OrderDisplayFulfillmentStatus {
+  FULFILLED IN_PROGRESS ON_HOLD OPEN PARTIALLY_FULFILLED PENDING_FULFILLMENT RESTOCKED SCHEDULED
+  UNFULFILLED
+}
 enum OrderSortKeys { CREATED_AT ID PROCESSED_AT UPDATED_AT }
 enum ProductVariantSortKeys { ID SKU }
 type QueryRoot {
@@ -382,6 +388,7 @@ class ShopifyStandIn(MarketplaceStandIn):
                 "updatedAt": placed,
                 "cancelledAt": None,
                 "closedAt": None,
+                "fulfilled": False,
                 "lines": order_lines,
             }
             return str(number)
@@ -411,6 +418,13 @@ class ShopifyStandIn(MarketplaceStandIn):
             self._take(item, extra)
             line["currentQuantity"] = quantity
             line["quantity"] = max(line["quantity"], quantity)
+            order["updatedAt"] = self._now()
+
+    def ship(self, order_id: str) -> None:
+        """The shop fulfils the whole order."""
+        with self.lock:
+            order = self.orders[int(order_id)]
+            order["fulfilled"] = True
             order["updatedAt"] = self._now()
 
     def archive(self, order_id: str) -> None:
@@ -650,6 +664,7 @@ class ShopifyStandIn(MarketplaceStandIn):
             "cancelledAt": _stamp(order["cancelledAt"]) if order["cancelledAt"] else None,
             "closedAt": _stamp(order["closedAt"]) if order["closedAt"] else None,
             "closed": order["closedAt"] is not None,
+            "displayFulfillmentStatus": "FULFILLED" if order["fulfilled"] else "UNFULFILLED",
             "_lines": order["lines"],
         }
 
