@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pushes (
     channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, adjust INTEGER NOT NULL DEFAULT 0,
-    error TEXT, PRIMARY KEY (channel, item));
+    error TEXT, stale INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel, item));
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL, changes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL);
 """
@@ -82,6 +82,7 @@ class PushState:
     quantity: int | None
     adjust: int  # stock change from this channel's own orders applied since that push
     error: str | None
+    stale: bool = False  # the last compare-and-set found another quantity than expected
 
 
 @dataclass
@@ -239,9 +240,9 @@ class Ledger:
     def pushes(self, channel: str) -> dict[str, PushState]:
         """Last pushes of one channel, by item."""
         rows = self._db.execute(
-            "SELECT item, quantity, adjust, error FROM pushes WHERE channel=?", (channel,)
+            "SELECT item, quantity, adjust, error, stale FROM pushes WHERE channel=?", (channel,)
         )
-        return {str(r[0]): PushState(r[1], int(r[2]), r[3]) for r in rows}
+        return {str(r[0]): PushState(r[1], int(r[2]), r[3], bool(r[4])) for r in rows}
 
     def outbox(self) -> list[tuple[int, list[Any]]]:
         """Log rows of a lost report commit, waiting for the next commit."""
@@ -314,18 +315,29 @@ class Ledger:
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
 
     # -- pushes (idempotent: absolute quantities, recorded straight away) ---------------------
-    def record_pushes(self, channel: str, pushed: dict[str, int], failed: dict[str, str]) -> None:
-        """Remember successful pushes (resetting their adjustment) and per-item failures."""
+    def record_pushes(
+        self,
+        channel: str,
+        pushed: dict[str, int],
+        failed: dict[str, str],
+        stale: Iterable[str] = (),
+    ) -> None:
+        """Remember successful pushes (resetting their adjustment), failures and stale items."""
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL) ON CONFLICT (channel, item) "
-                "DO UPDATE SET quantity=excluded.quantity, adjust=0, error=NULL",
+                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0) ON CONFLICT (channel, item) "
+                "DO UPDATE SET quantity=excluded.quantity, adjust=0, error=NULL, stale=0",
                 [(channel, item, qty) for item, qty in pushed.items()],
             )
             db.executemany(
                 "INSERT INTO pushes (channel, item, quantity, adjust, error) "
                 "VALUES (?, ?, NULL, 0, ?) ON CONFLICT (channel, item) DO UPDATE SET error=?",
                 [(channel, item, msg, msg) for item, msg in failed.items()],
+            )
+            db.executemany(
+                "INSERT INTO pushes (channel, item, quantity, adjust, stale) "
+                "VALUES (?, ?, NULL, 0, 1) ON CONFLICT (channel, item) DO UPDATE SET stale=1",
+                [(channel, item) for item in stale],
             )
 
 

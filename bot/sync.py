@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from bot.apply import Event, Plan, item_index, plan
 from bot.channels.base import Channel, FetchResult, PushResult, StockUpdate
 from bot.errors import LockedError, SheetError, StockbotError
-from bot.inventory import Row, parse_inventory
+from bot.inventory import Row, item_key, parse_inventory
 from bot.ledger import Changes, Ledger
 from bot.rules import shown_quantity
 from bot.sheet.client import SheetClient
@@ -52,6 +52,7 @@ class PushPlan:
     channel: str
     updates: list[StockUpdate]
     skus: dict[str, str]  # item -> sku
+    resync: set[str] = field(default_factory=set)  # pushed after re-reading the marketplace
 
 
 @dataclass
@@ -406,13 +407,12 @@ class Cycle:
             _, clashes = item_index(rows, name)
             updates: list[StockUpdate] = []
             skus: dict[str, str] = {}
+            resync: set[str] = set()
             for row in rows:
                 item = row.items.get(name)
                 stock = the_plan.final.get(row.sku, row.stock)
                 if item is None or not row.pushable or stock is None or row.display is None:
                     continue
-                from bot.inventory import item_key
-
                 if item_key(name, item) in clashes:
                     continue
                 quantity = shown_quantity(stock, row.display, channel.max_quantity)
@@ -420,12 +420,22 @@ class Cycle:
                 expected = None
                 if state is not None and state.quantity is not None:
                     expected = state.quantity + state.adjust
-                    if expected == quantity and not state.error:
+                    # Skip only when nothing sold here since the last push: a sale fetched
+                    # now may have been made before that push and overwritten by it, so an
+                    # item with own sales is pushed again (harmless if the store is right).
+                    settled = state.adjust == 0 and not state.error and not state.stale
+                    if expected == quantity and settled:
                         continue
+                if state is not None and state.stale:
+                    # The marketplace held another quantity than expected last time: a sale
+                    # the bot had not fetched yet, or an edit made on the marketplace. Let
+                    # the adapter compare with what it reads now instead of waiting forever.
+                    expected = None
+                    resync.add(item)
                 updates.append(StockUpdate(item, quantity, expected))
                 skus[item] = row.sku
             if updates:
-                plans.append(PushPlan(name, updates, skus))
+                plans.append(PushPlan(name, updates, skus, resync))
         return plans
 
     def _push(
@@ -452,7 +462,7 @@ class Cycle:
                 for u in p.updates
                 if u.item not in result.failed and u.item not in result.stale
             }
-            self.ledger.record_pushes(p.channel, pushed, result.failed)
+            self.ledger.record_pushes(p.channel, pushed, result.failed, result.stale)
             log.info("%s: pushed %d items in %d calls", p.channel, len(pushed), result.calls)
         return results
 
@@ -490,13 +500,21 @@ class Cycle:
             if done:
                 listed = ", ".join(f"{u.item}={u.quantity}" for u in done[:PUSH_DETAIL_ITEMS])
                 more = len(done) - PUSH_DETAIL_ITEMS
+                resynced = ", ".join(u.item for u in done if u.item in p.resync)
+                note = (
+                    f" ({resynced}: the store held another quantity than expected, from an "
+                    "edit made there or a sale fetched later; set after re-reading it)"
+                    if resynced
+                    else ""
+                )
                 events.append(
                     Event(
                         "push",
                         p.channel,
                         sku=p.skus[done[0].item] if len(done) == 1 else "",
                         detail=f"set {len(done)} item(s) in {result.calls} call(s): {listed}"
-                        + (f" … and {more} more" if more > 0 else ""),
+                        + (f" … and {more} more" if more > 0 else "")
+                        + note,
                     )
                 )
             for item, message in result.failed.items():

@@ -302,3 +302,49 @@ def test_a_cycle_uses_a_constant_number_of_sheets_requests(rw: World) -> None:
     big = w.sync()
     assert (big.sheet_reads, big.sheet_writes) == (small.sheet_reads, small.sheet_writes)
     assert big.sheet_reads + big.sheet_writes <= 6
+
+
+def _sale_during_the_commit(w: World, sku: str) -> None:
+    """A shopper buys `sku` after the bot fetched orders, while it writes the sheet."""
+    sold: list[str] = []
+
+    def buy(request) -> None:  # noqa: ANN001 - a stand-in Request
+        if request.path.endswith(":batchUpdate") and not sold:
+            sold.append(m(w).place_order([(sku, 1)]))
+
+    w.sheets.add_hook(buy)
+
+
+def test_sale_during_the_push_gap_is_applied_and_corrected_next_cycle(w: World) -> None:
+    w.sync()
+    w.set_stock("TEA-002", 40)
+    _sale_during_the_commit(w, "TEA-002")
+    w.sync()
+    w.sync()
+    assert w.row("TEA-002")["Stock"] == 39
+    assert len(w.log("order")) == 1
+    assert m(w).quantity("TEA-002") == 29
+
+
+def test_shopify_sale_during_the_push_gap_is_never_overwritten(tmp_path: Path) -> None:
+    for w in _world(tmp_path, "shopify"):
+        w.sync()
+        w.set_stock("TEA-002", 40)
+        _sale_during_the_commit(w, "TEA-002")
+        w.sync()
+        # Shopify held 19 after the sale, not the 20 the bot expected: the push was refused.
+        assert m(w).quantity("TEA-002") == 19
+        w.sync()
+        assert w.row("TEA-002")["Stock"] == 39
+        assert m(w).quantity("TEA-002") == 29
+
+
+def test_quantity_changed_in_shopify_admin_is_set_right_again(tmp_path: Path) -> None:
+    for w in _world(tmp_path, "shopify"):
+        w.sync()
+        m(w).add_item("TEA-002", 100)  # someone typed 100 in the Shopify admin
+        w.set_stock("TEA-002", 25)
+        w.sync()
+        w.sync()
+        assert m(w).quantity("TEA-002") == 15
+        assert "TEA-002" in w.log("push")[-1]["Detail"]

@@ -117,7 +117,7 @@ class RateLimiter:
                     self._tokens -= tokens
                     return
                 wait = (tokens - self._tokens) / self.rate
-            self.sleep(wait)
+            self.sleep(max(wait, 0.001))  # a float clock cannot move by 1e-15 s
 
     def drain(self) -> None:
         """Empty the bucket after the server said we were too fast."""
