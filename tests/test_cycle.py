@@ -60,7 +60,7 @@ def rw(tmp_path: Path) -> Iterator[World]:
     yield from _world(tmp_path, "rakuten")
 
 
-def m(w: World):  # noqa: ANN201 - the stand-in of the world's marketplace
+def m(w: World):
     return w.markets[w.market]  # type: ignore[attr-defined]
 
 
@@ -308,7 +308,7 @@ def _sale_during_the_commit(w: World, sku: str) -> None:
     """A shopper buys `sku` after the bot fetched orders, while it writes the sheet."""
     sold: list[str] = []
 
-    def buy(request) -> None:  # noqa: ANN001 - a stand-in Request
+    def buy(request) -> None:
         if request.path.endswith(":batchUpdate") and not sold:
             sold.append(m(w).place_order([(sku, 1)]))
 
