@@ -168,15 +168,11 @@ def test_init_sheet_builds_an_empty_spreadsheet_and_is_idempotent(w: World) -> N
 
 
 def test_run_stops_after_the_cycle_in_progress_on_sigterm(w: World) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")},
-        **w.env,
-        "STOCKBOT_INTERVAL_SECONDS": "10",
-    }
+    w.env["STOCKBOT_INTERVAL_SECONDS"] = "10"
     w.sheets.latency = 0.3
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
-        env=env,
+        env=w.cli_env(),
         cwd=w.tmp,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,14 +27,7 @@ KILLS = int(os.environ.get("STOCKBOT_KILL_RUNS", "10"))
 
 
 def _sync_killed_after(w: World, seconds: float) -> int | None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "sync"],
-        env=env,
-        cwd=w.tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = w.spawn("sync")
     try:
         return proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -105,14 +97,7 @@ def test_a_second_bot_on_the_same_state_refuses_to_run(tmp_path: Path) -> None:
     with world(tmp_path, ("rakuten",)) as w:
         w.create_sheet(ROWS)
         w.sheets.latency = 0.5
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
-        first = subprocess.Popen(
-            [sys.executable, "-m", "bot", "sync"],
-            env=env,
-            cwd=w.tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        first = w.spawn("sync", stderr=subprocess.PIPE)
         time.sleep(1.0)
         second = w.run_cli("sync")
         first.communicate(timeout=60)
@@ -161,14 +146,7 @@ def test_bot_killed_at_its_sheet_write_recovers_exactly_once(
         assert w.run_cli("sync").returncode == 0
         store.place_order([("A-1", 2)], force=True)
         order = store.place_order([("A-2", 1)], force=True)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **w.env}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "sync"],
-            env=env,
-            cwd=w.tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = w.spawn("sync")
         seen: list[str] = []
 
         def kill_at_the_write(request) -> None:

@@ -74,7 +74,7 @@ def channel_for(stand_in: ShopifyStandIn, fake: FakeTime, **override: str) -> Sh
 
 
 def cursor_at(moment: datetime) -> str:
-    return json.dumps({"updated_at": moment.isoformat()})
+    return json.dumps({"until": moment.isoformat()})
 
 
 def by_id(orders: list[Order]) -> dict[str, Order]:
@@ -100,7 +100,7 @@ def test_first_fetch_returns_no_orders_and_a_cursor_at_now(
     shopify.place_order([("TEE-RED-M", 1)], placed_at=NOW - timedelta(minutes=1))
     result = channel_for(shopify, fake).fetch_orders(None, [], NOW)
     assert result.orders == []
-    assert datetime.fromisoformat(json.loads(result.cursor)["updated_at"]) == NOW
+    assert datetime.fromisoformat(json.loads(result.cursor)["until"]) == NOW
     assert shopify.requests == []
 
 

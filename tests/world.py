@@ -170,12 +170,27 @@ class World:
         with self.bot() as cycle:
             return cycle.run(**kwargs)
 
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        """The environment a subprocess bot of this world runs with."""
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}
+        return {**clean, **self.env, **extra}
+
+    def spawn(self, *args: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+        """Start `python -m bot ARGS` without waiting for it."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", *args],
+            env=self.cli_env(),
+            cwd=self.tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+
     def run_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """`python -m bot ARGS` in a subprocess with this world's environment."""
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}, **self.env}
         return subprocess.run(
             [sys.executable, "-m", "bot", *args],
-            env=env,
+            env=self.cli_env(),
             cwd=self.tmp,
             capture_output=True,
             text=True,

@@ -12,10 +12,13 @@ with the same spelling, so the cycle can match them back to sheet rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar, Protocol
+
+from bot.errors import RejectedError
 
 __all__ = [
     "Channel",
@@ -24,6 +27,8 @@ __all__ = [
     "OrderLine",
     "PushResult",
     "StockUpdate",
+    "read_time_cursor",
+    "time_cursor",
 ]
 
 
@@ -102,3 +107,19 @@ class Channel(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def time_cursor(until: datetime) -> str:
+    """A cursor that is just the time up to which orders were read completely."""
+    return json.dumps({"until": until.isoformat()})
+
+
+def read_time_cursor(channel: str, cursor: str) -> datetime:
+    """The time in a `time_cursor`; raises `RejectedError` when the stored text is damaged."""
+    try:
+        until = datetime.fromisoformat(json.loads(cursor)["until"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RejectedError(
+            channel, f"the stored {channel} order cursor is unreadable ({cursor[:60]!r})"
+        ) from exc
+    return until if until.tzinfo else until.replace(tzinfo=UTC)

@@ -60,7 +60,15 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 
-from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.base import (
+    FetchResult,
+    Order,
+    OrderLine,
+    PushResult,
+    StockUpdate,
+    read_time_cursor,
+    time_cursor,
+)
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError
@@ -236,12 +244,12 @@ class RakutenChannel:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=self._cursor(now))
-        until = self._read_cursor(cursor)
+            return FetchResult(orders=[], cursor=time_cursor(now))
+        until = read_time_cursor(self.name, cursor)
         numbers = self._search(max(min(until, now) - OVERLAP, now - HISTORY), now)
         wanted = list(dict.fromkeys([*numbers, *open_orders]))
         orders = self._get_orders(wanted, now)
-        return FetchResult(orders=orders, cursor=self._cursor(max(until, now)))
+        return FetchResult(orders=orders, cursor=time_cursor(max(until, now)))
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities, 400 items per bulk-upsert, one call a second."""
@@ -322,18 +330,6 @@ class RakutenChannel:
         return RejectedError(self.name, f"{path} refused ({code}): {detail}", code)
 
     # -- orders ------------------------------------------------------------------------
-    @staticmethod
-    def _cursor(until: datetime) -> str:
-        return json.dumps({"until": until.isoformat()})
-
-    def _read_cursor(self, cursor: str) -> datetime:
-        try:
-            until = datetime.fromisoformat(json.loads(cursor)["until"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RejectedError(
-                self.name, f"the stored Rakuten cursor is unreadable ({cursor[:60]!r})"
-            ) from exc
-        return until if until.tzinfo else until.replace(tzinfo=UTC)
 
     def _search(self, start: datetime, end: datetime) -> list[str]:
         numbers: list[str] = []

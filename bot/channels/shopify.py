@@ -72,7 +72,15 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 
-from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.base import (
+    FetchResult,
+    Order,
+    OrderLine,
+    PushResult,
+    StockUpdate,
+    read_time_cursor,
+    time_cursor,
+)
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
@@ -371,15 +379,15 @@ class ShopifyChannel:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=self._cursor(now))
-        since = self._read_cursor(cursor)
+            return FetchResult(orders=[], cursor=time_cursor(now))
+        since = read_time_cursor(self.name, cursor)
         orders: dict[str, Order] = {}
         for node in self._updated_since(min(since, now) - OVERLAP):
             orders[_tail(node["id"])] = self._order(node)
         rest = [oid for oid in dict.fromkeys(open_orders) if oid not in orders]
         for node in self._reread(rest):
             orders[_tail(node["id"])] = self._order(node)
-        return FetchResult(orders=list(orders.values()), cursor=self._cursor(max(since, now)))
+        return FetchResult(orders=list(orders.values()), cursor=time_cursor(max(since, now)))
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities by compare-and-set, 250 items per inventorySetQuantities."""
@@ -499,19 +507,6 @@ class ShopifyChannel:
         )
 
     # -- orders ------------------------------------------------------------------------
-    @staticmethod
-    def _cursor(until: datetime) -> str:
-        return json.dumps({"updated_at": until.isoformat()})
-
-    def _read_cursor(self, cursor: str) -> datetime:
-        try:
-            until = datetime.fromisoformat(json.loads(cursor)["updated_at"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RejectedError(
-                self.name, f"the stored Shopify cursor is unreadable ({cursor[:60]!r})"
-            ) from exc
-        return until if until.tzinfo else until.replace(tzinfo=UTC)
-
     def _updated_since(self, start: datetime) -> Iterator[dict[str, Any]]:
         variables: dict[str, Any] = {
             "first": ORDERS_PAGE,

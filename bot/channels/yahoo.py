@@ -63,7 +63,6 @@ Decisions (ours, not Yahoo's):
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import re
 import time
@@ -79,7 +78,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
+from bot.channels.base import (
+    FetchResult,
+    Order,
+    OrderLine,
+    PushResult,
+    StockUpdate,
+    read_time_cursor,
+    time_cursor,
+)
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
@@ -272,8 +279,8 @@ class YahooChannel:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=self._cursor(now))
-        until = self._read_cursor(cursor)
+            return FetchResult(orders=[], cursor=time_cursor(now))
+        until = read_time_cursor(self.name, cursor)
         listed = self._list(min(until, now) - OVERLAP, now)
         held = set(open_orders)
         # Listed orders must be readable; held ones outside the window may be skipped.
@@ -284,7 +291,7 @@ class YahooChannel:
             for oid, must in wanted.items()
             if (order := self._order_info(oid, listed=must)) is not None
         ]
-        return FetchResult(orders=orders, cursor=self._cursor(max(until, now)))
+        return FetchResult(orders=orders, cursor=time_cursor(max(until, now)))
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities, 1,000 item codes per setStock call, one call a second."""
@@ -462,18 +469,6 @@ class YahooChannel:
         return root
 
     # -- orders ------------------------------------------------------------------------
-    @staticmethod
-    def _cursor(until: datetime) -> str:
-        return json.dumps({"until": until.isoformat()})
-
-    def _read_cursor(self, cursor: str) -> datetime:
-        try:
-            until = datetime.fromisoformat(json.loads(cursor)["until"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RejectedError(
-                self.name, f"the stored Yahoo cursor is unreadable ({cursor[:60]!r})"
-            ) from exc
-        return until if until.tzinfo else until.replace(tzinfo=UTC)
 
     def _list(self, start: datetime, end: datetime) -> dict[str, bool]:
         """Every order placed in [start, end]: id -> whether it is still live."""

@@ -73,6 +73,13 @@ class MarketplaceStandIn(StandIn, ABC):
     def env(self) -> dict[str, str]:
         """The STOCKBOT_* variables that point the real adapter at this stand-in."""
 
+    def check_available(self, lines: Sequence[tuple[str, int]], force: bool) -> None:
+        """Raise `SoldOut` unless the store shows enough for every line, or `force`."""
+        for item, units in lines:
+            shown = self.quantity(item) or 0
+            if shown < units and not force:
+                raise SoldOut(f"{item}: {shown} left, {units} wanted")
+
     # -- HTTP control --------------------------------------------------------------------
     def _c_add_item(self, request: Request) -> Response:
         spec = request.json()

@@ -134,10 +134,7 @@ class RakutenStandIn(MarketplaceStandIn):
         # Rakuten keeps order times to the second; so does the search below.
         placed = (placed_at or self.now()).replace(microsecond=0)
         with self.lock:
-            for item, units in lines:
-                shown = self.quantity(item) or 0
-                if shown < units and not force:
-                    raise SoldOut(f"{item}: {shown} left, {units} wanted")
+            self.check_available(lines, force)
             number = f"{self.shop_id}-{placed.astimezone(JST):%Y%m%d}-{next(self._numbers):010d}"
             items = []
             for item, units in lines:

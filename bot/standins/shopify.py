@@ -363,10 +363,7 @@ class ShopifyStandIn(MarketplaceStandIn):
         """A shopper orders; Shopify lowers `available` at the location; returns the order id."""
         placed = (placed_at or self.now()).replace(microsecond=0)
         with self.lock:
-            for item, units in lines:
-                shown = self.quantity(item) or 0
-                if shown < units and not force:
-                    raise SoldOut(f"{item}: {shown} left, {units} wanted")
+            self.check_available(lines, force)
             number = next(self._ids)
             order_lines = []
             for item, units in lines:

@@ -211,10 +211,7 @@ class YahooStandIn(MarketplaceStandIn):
         """A shopper orders; Yahoo lowers the shown quantities (never below 0)."""
         placed = (placed_at or self.now()).replace(microsecond=0)
         with self.lock:
-            for item, units in lines:
-                shown = self.quantity(item) or 0
-                if shown < units and not force:
-                    raise SoldOut(f"{item}: {shown} left, {units} wanted")
+            self.check_available(lines, force)
             order_id = f"{self.seller_id}-{next(self._numbers)}"
             items = []
             for line_id, (item, units) in enumerate(lines, start=1):
