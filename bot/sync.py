@@ -136,16 +136,32 @@ class Cycle:
             report.pushes = self._push_plans(rows, the_plan, fetched)
             return
 
-        rows, the_plan = self._reread(layout, rows, fetched, starts, the_plan)
-        report.rows = rows
-        for ch, fetch in fetched.items():
-            the_plan.changes.cursors[ch] = (fetch.cursor, starts[ch].isoformat())
         outbox = self.ledger.outbox()
-        the_plan.changes.outbox_done = [seq for seq, _ in outbox]
-        stamp = self._stamp()
-        log_rows = [r for _, r in outbox] + [_log_row(layout, stamp, e) for e in the_plan.events]
-        requests = self._commit_requests(layout, rows, the_plan, log_rows)
-        self._commit("cycle", requests, the_plan.changes)
+
+        def prepare(rows: Sequence[Row], the_plan: Plan) -> tuple[str, list[dict[str, Any]]]:
+            for ch, fetch in fetched.items():
+                the_plan.changes.cursors[ch] = (fetch.cursor, starts[ch].isoformat())
+            the_plan.changes.outbox_done = [seq for seq, _ in outbox]
+            stamp = self._stamp()
+            log_rows = [r for _, r in outbox] + [
+                _log_row(layout, stamp, e) for e in the_plan.events
+            ]
+            requests = self._commit_requests(layout, rows, the_plan, log_rows)
+            return self._prepare("cycle", requests, the_plan.changes)
+
+        # Everything is computed and saved before the last read of Stock, so that only one
+        # request round trip separates that read from the commit (the staff-edit window).
+        prepared = prepare(rows, the_plan)
+        try:
+            fresh_rows, fresh_plan = self._reread(layout, rows, fetched, starts, the_plan)
+        except StockbotError:
+            self.ledger.discard(prepared[0])
+            raise
+        if fresh_plan is not the_plan:
+            rows, the_plan = fresh_rows, fresh_plan
+            prepared = prepare(rows, the_plan)
+        report.rows = rows
+        self._send(*prepared)
         for event in the_plan.events:
             log.info(
                 "%s %s %s %s %s",
@@ -365,9 +381,19 @@ class Cycle:
 
     def _commit(self, kind: str, requests: list[dict[str, Any]], changes: Changes) -> None:
         """Write `requests` and the commit marker atomically; keep the ledger in step."""
+        self._send(*self._prepare(kind, requests, changes))
+
+    def _prepare(
+        self, kind: str, requests: list[dict[str, Any]], changes: Changes
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """Save the commit as pending; return its id and the batchUpdate body with the marker."""
         commit_id = uuid.uuid4().hex
         self.ledger.prepare(commit_id, kind, changes)
         body = [*requests, set_metadata(COMMIT_KEY, commit_id, COMMIT_KEY in self._metadata_keys)]
+        return commit_id, body
+
+    def _send(self, commit_id: str, body: list[dict[str, Any]]) -> None:
+        """Send a prepared commit; complete it in the ledger once the marker says it landed."""
         for attempt in range(1, COMMIT_TRIES + 1):
             try:
                 self.sheet.batch_update(body, retry=False)

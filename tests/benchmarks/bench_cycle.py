@@ -74,6 +74,12 @@ def bench(skus: int, lines: int, channels: list[str]) -> None:
         before = _marketplace_calls(w)
         sheet_before = len(w.sheets.requests)
         slept_before = len(w.time.slept)
+        arrivals: list[tuple[str, float]] = []
+
+        def note(request: object) -> None:
+            arrivals.append((str(getattr(request, "path", "")), time.perf_counter()))
+
+        w.sheets.add_hook(note)
         tracemalloc.start()
         t = time.perf_counter()
         report = w.sync()
@@ -102,6 +108,14 @@ def bench(skus: int, lines: int, channels: list[str]) -> None:
                 f"ceil({items}/{BATCH[name]}) = {minimum}; all calls incl. orders {total}"
             )
         print(f"  peak Python memory   {peak / 1e6:.1f} MB (tracemalloc)")
+        reads = [at for path, at in arrivals if path.endswith("values:batchGet")]
+        commit = next(
+            at for path, at in arrivals if path.endswith(":batchUpdate") and at > reads[-1]
+        )
+        print(
+            f"  staff-edit window    {(commit - reads[-1]) * 1000:.1f} ms (the re-read before "
+            "the commit reaching the stand-in, to the commit reaching it)"
+        )
         print(f"  Log rows written     {len(report.events)}")
 
         # The naive baseline: the same Stock changes, one gspread write per cell.
