@@ -314,7 +314,7 @@ def test_recreated_variant_fails_once_then_is_looked_up_again(
     shopify.add_item("TEE-RED-M", 5)
     channel = channel_for(shopify, fake)
     channel.push([StockUpdate("TEE-RED-M", 4)])
-    shopify.variants.clear()  # staff delete the variant and create it again
+    shopify.delete_variants()  # staff delete the variant and create it again
     shopify.add_item("TEE-RED-M", 4)
     first = channel.push([StockUpdate("TEE-RED-M", 3, expected=4)])
     assert "no longer has the inventory item" in first.failed["TEE-RED-M"]

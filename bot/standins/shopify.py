@@ -321,6 +321,8 @@ class ShopifyStandIn(MarketplaceStandIn):
         self.available_points = self.bucket_size
         self._points_at: float | None = None
         self.variants: list[dict[str, Any]] = []  # {id, sku, item, levels{location: available}}
+        self._sku_index: dict[str, dict[str, Any]] = {}  # first variant of each SKU
+        self._item_index: dict[int, dict[str, Any]] = {}  # by inventory item number
         self.orders: dict[int, dict[str, Any]] = {}
         self.set_batches: list[list[dict[str, Any]]] = []  # each inventorySetQuantities input
         self.replays = 0  # idempotent replays answered from the stored first result
@@ -440,6 +442,13 @@ class ShopifyStandIn(MarketplaceStandIn):
             "STOCKBOT_SHOPIFY_API_URL": self.url,
         }
 
+    def delete_variants(self) -> None:
+        """Staff delete every product variant (their inventory items go with them)."""
+        with self.lock:
+            self.variants.clear()
+            self._sku_index.clear()
+            self._item_index.clear()
+
     def drain_points(self, left: float = 0.0) -> None:
         """Spend the cost bucket down to `left` points, as another busy caller would."""
         with self.lock:
@@ -456,12 +465,19 @@ class ShopifyStandIn(MarketplaceStandIn):
         return self.now().replace(microsecond=0)
 
     def _new_variant(self, sku: str) -> dict[str, Any]:
-        variant = {"id": next(self._ids), "sku": sku, "item": next(self._ids), "levels": {}}
+        variant: dict[str, Any] = {
+            "id": next(self._ids),
+            "sku": sku,
+            "item": next(self._ids),
+            "levels": {},
+        }
         self.variants.append(variant)
+        self._sku_index.setdefault(sku, variant)
+        self._item_index[variant["item"]] = variant
         return variant
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
-        return next((v for v in self.variants if v["sku"] == sku), None)
+        return self._sku_index.get(sku)
 
     def _take(self, sku: str, units: int) -> None:
         variant = self._variant(sku)
@@ -645,7 +661,7 @@ class ShopifyStandIn(MarketplaceStandIn):
         if number is not None:
             return self._order(number)
         number = _number(gid, "InventoryItem")
-        variant = next((v for v in self.variants if v["item"] == number), None)
+        variant = self._item_index.get(number) if number is not None else None
         return None if variant is None else self._item(variant)
 
     def _order(self, number: int | None) -> dict[str, Any] | None:
@@ -715,7 +731,7 @@ class ShopifyStandIn(MarketplaceStandIn):
     def _product_variants(self, _root: Any, _info: Any, **args: Any) -> dict[str, Any]:
         terms = _parse_search(args.get("query"))
         nodes = []
-        for variant in self.variants:
+        for variant in self._candidates(terms):
             fields = {"sku": variant["sku"], "id": variant["id"]}
             if _matches(terms, fields):
                 key = (variant["sku"], variant["id"]) if args.get("sortKey") == "SKU" else None
@@ -729,6 +745,13 @@ class ShopifyStandIn(MarketplaceStandIn):
                     }
                 )
         return self._connection(nodes, args)
+
+    def _candidates(self, terms: Terms) -> list[dict[str, Any]]:
+        """Variants a search can match; a plain `sku:"a" OR sku:"b"` looks them up directly."""
+        if terms and all(len(g) == 1 and g[0][:2] == ("sku", "=") for g in terms):
+            wanted = {g[0][2].lower() for g in terms}
+            return [v for v in self.variants if str(v["sku"]).lower() in wanted]
+        return self.variants
 
     def _search_orders(self, query: str | None) -> list[dict[str, Any]]:
         terms = _parse_search(query)
@@ -861,7 +884,7 @@ class ShopifyStandIn(MarketplaceStandIn):
 
     def _by_item(self, gid: str) -> dict[str, Any] | None:
         number = _number(gid, "InventoryItem")
-        return next((v for v in self.variants if v["item"] == number), None)
+        return self._item_index.get(number) if number is not None else None
 
     def _apply(self, data: dict[str, Any]) -> dict[str, Any]:
         changes = []
