@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.channels import build_channels
@@ -63,5 +64,6 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         channels,
         timezone=settings.timezone,
         interval_seconds=settings.interval_seconds,
+        notices=settings.notices(datetime.now(ZoneInfo(settings.timezone)).date()),
     )
     return App(settings, sheet, ledger, channels, cycle)

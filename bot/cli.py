@@ -116,6 +116,8 @@ def cmd_check(settings: Settings) -> int:
     failed = False
     try:
         print(f"sheet {settings.sheet_id} via {settings.sheets_api_url}")
+        for name, notice in app.cycle.notices.items():
+            print(f"  {name}: WARNING: {notice}")
         for name, channel in app.channels.items():
             try:
                 print(f"  {name}: {channel.check()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -10,16 +11,21 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-__all__ = ["CHANNEL_NAMES", "Settings", "load_settings"]
+__all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings"]
 
 CHANNEL_NAMES = ("rakuten", "yahoo", "amazon", "shopify")
+LICENSE_WARNING = timedelta(days=14)  # how long before its expiry the Rakuten key is flagged
 
 
 class Settings(BaseSettings):
     """Every STOCKBOT_* variable; secrets are `SecretStr` so they never print."""
 
     model_config = SettingsConfigDict(
-        env_prefix="STOCKBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="STOCKBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
     )
 
     sheet_id: str = ""
@@ -33,6 +39,7 @@ class Settings(BaseSettings):
     rakuten_service_secret: SecretStr | None = None
     rakuten_license_key: SecretStr | None = None
     rakuten_api_url: str = "https://api.rms.rakuten.co.jp"
+    rakuten_license_expires: date | None = None  # optional: warn before the key expires
 
     yahoo_seller_id: str = ""
     yahoo_client_id: str = ""
@@ -69,6 +76,17 @@ class Settings(BaseSettings):
                 )
             return tuple(dict.fromkeys(names))
         return value
+
+    def notices(self, today: date) -> dict[str, str]:
+        """Warnings per channel that staff should see before they become errors."""
+        expires = self.rakuten_license_expires
+        if "rakuten" not in self.channels or expires is None or expires - today > LICENSE_WARNING:
+            return {}
+        when = "expired" if expires < today else f"expires in {(expires - today).days} day(s)"
+        return {
+            "rakuten": f"the RMS licence key {when} ({expires.isoformat()}): issue a new one "
+            "in RMS, then update STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
+        }
 
     def require(self, *names: str) -> None:
         """Raise `ConfigError` naming every listed setting that is empty."""

@@ -86,8 +86,10 @@ class Cycle:
         interval_seconds: int = 300,
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        notices: Mapping[str, str] | None = None,
     ) -> None:
         self.sheet = sheet
+        self.notices = dict(notices or {})  # channel -> a warning shown while it has no error
         self.ledger = ledger
         self.channels = dict(channels)
         self.tz = ZoneInfo(timezone)
@@ -612,19 +614,19 @@ class Cycle:
         new_rows: list[list[object]] = []
         width = max(cols.values()) + 1
         for name in self.channels:
-            error = report.failed_channels.get(name, "")
+            error = report.failed_channels.get(name, "") or self.notices.get(name, "")
             index = channel_rows.get(name)
             if index is None:
                 line: list[object] = [None] * width
                 line[cols["channel"]] = name
                 line[cols["enabled"]] = True
-                line[cols["last_sync"]] = "" if error else stamp
+                line[cols["last_sync"]] = "" if name in report.failed_channels else stamp
                 line[cols["last_error"]] = error
                 new_rows.append(line)
                 continue
             if name not in enabled:
                 continue
-            if not error:
+            if name not in report.failed_channels:
                 requests += column_runs(tab.sheet_id, cols["last_sync"], {index: stamp})
             requests += column_runs(tab.sheet_id, cols["last_error"], {index: error})
         requests += append_rows(tab.sheet_id, new_rows)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,21 @@ def test_demo_runs_the_whole_story_offline(tmp_path: Path) -> None:
     assert "cancel" in done.stdout
     assert "manual" in done.stdout
     assert "Demo finished" in done.stdout
+
+
+def test_rakuten_licence_key_near_expiry_is_flagged_in_check_and_the_channels_tab(
+    w: World,
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+    w.env["STOCKBOT_RAKUTEN_LICENSE_EXPIRES"] = soon
+    check = w.run_cli("check")
+    assert "licence key expires in" in check.stdout and soon in check.stdout
+    assert w.run_cli("sync").returncode == 0
+    channels = w.sheets.get_values(w.sheet_id, "Channels")
+    assert soon in str(channels[1][3]) and channels[1][2]
+
+
+def test_empty_optional_settings_in_a_dotenv_file_are_ignored(w: World) -> None:
+    (w.tmp / ".env").write_text("STOCKBOT_RAKUTEN_LICENSE_EXPIRES=\nSTOCKBOT_TIMEZONE=\n")
+    done = w.run_cli("sync")
+    assert done.returncode == 0, done.stderr
