@@ -103,6 +103,10 @@ def cmd_run(settings: Settings) -> int:
             ", ".join(settings.channels) or "no marketplace",
         )
         Loop(job, settings.interval_seconds).run()
+        try:
+            app.cycle.release()
+        except StockbotError as exc:
+            log.warning("could not release the sheet (%s); it frees itself within 15 min", exc)
     finally:
         app.close()
     return EXIT_OK

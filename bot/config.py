@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -99,8 +99,6 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Read the settings, turning validation errors into a `ConfigError` that names the variable."""
-    from pydantic import ValidationError
-
     try:
         return Settings()
     except ValidationError as exc:

@@ -31,9 +31,9 @@ from bot.channels.base import Channel, FetchResult, PushResult, StockUpdate
 from bot.errors import LockedError, SheetError, StockbotError
 from bot.inventory import Row, item_key, parse_inventory
 from bot.ledger import Changes, Ledger
-from bot.rules import shown_quantity
+from bot.rules import CellError, cell_text, parse_stock, shown_quantity
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import Layout, find_layout, header_key
+from bot.sheet.layout import Layout, find_layout, find_tabs, header_key
 from bot.sheet.writes import COMMIT_KEY, LEASE_KEY, append_rows, column_runs, set_metadata
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -210,6 +210,10 @@ class Cycle:
         holder, until = _parse_lease(lease)
         return holder == self.instance and until - self.now() > self.interval
 
+    def release(self) -> None:
+        """Give the sheet up at once (when `run` stops), so another bot need not wait."""
+        self._write_lease(release=True)
+
     def _write_lease(self, *, release: bool) -> None:
         until = self.now() + (timedelta(0) if release else self.interval + LEASE)
         value = json.dumps({"holder": self.instance, "until": until.isoformat()})
@@ -217,8 +221,6 @@ class Cycle:
         self._metadata_keys.add(LEASE_KEY)
 
     def _read(self, metadata: Mapping[str, Any]) -> tuple[Layout, dict[str, list[list[Any]]]]:
-        from bot.sheet.layout import find_tabs
-
         tabs = find_tabs(metadata)
         quoted = {k: "'" + p["title"].replace("'", "''") + "'" for k, p in tabs.items()}
         inventory, channels, log_head = self.sheet.read(
@@ -306,8 +308,6 @@ class Cycle:
         the_plan: Plan,
     ) -> tuple[list[Row], Plan]:
         """Re-read SKU and Stock right before the commit; re-plan on a staff edit."""
-        from bot.rules import CellError, cell_text, parse_stock
-
         cols = layout.inventory.columns
         tab = layout.inventory.a1
         sku_grid, stock_grid = self.sheet.read(
