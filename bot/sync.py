@@ -577,6 +577,9 @@ class Cycle:
                     )
                 )
         report.events = [*report.events, *events]
+        for event in events:
+            if event.event == "error":
+                log.warning("%s %s: %s", event.channel, event.sku, event.detail)
 
         requests: list[dict[str, Any]] = []
         errors = self._push_errors()
