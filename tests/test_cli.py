@@ -221,3 +221,10 @@ def test_empty_optional_settings_in_a_dotenv_file_are_ignored(w: World) -> None:
     (w.tmp / ".env").write_text("STOCKBOT_RAKUTEN_LICENSE_EXPIRES=\nSTOCKBOT_TIMEZONE=\n")
     done = w.run_cli("sync")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_wrong_sheet_id_exits_2_and_says_what_to_check(w: World) -> None:
+    w.env["STOCKBOT_SHEET_ID"] = "no-such-sheet"
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "STOCKBOT_SHEET_ID" in done.stderr

@@ -104,12 +104,12 @@ class SheetClient:
                 message = str(exc.error.get("message", ""))
                 response = exc.response
                 if status in (401, 403):
-                    raise SheetError(
+                    raise ConfigError(
                         f"Google refused access to the sheet ({status}: {message}); share the "
                         f"spreadsheet with {self.service_account} as an editor"
                     ) from None
                 if status == 404:
-                    raise SheetError(
+                    raise ConfigError(
                         f"spreadsheet {self.sheet_id} was not found; check STOCKBOT_SHEET_ID"
                     ) from None
                 if not is_retriable(status):
