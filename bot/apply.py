@@ -50,7 +50,7 @@ def item_index(rows: Sequence[Row], channel: str) -> tuple[dict[str, Row], set[s
     clashes: set[str] = set()
     for row in rows:
         item = row.items.get(channel)
-        if not row.sku or item is None:
+        if not row.sku or item is None or row.duplicate:
             continue
         key = item_key(channel, item)
         if key in index:
@@ -84,7 +84,7 @@ def plan(
     current: dict[str, int] = {}
     by_sku: dict[str, Row] = {}
     for row in rows:
-        if not row.sku or any("appears in rows" in p for p in row.problems):
+        if not row.sku or row.duplicate:
             continue
         by_sku[row.sku] = row
         if row.stock is None:
@@ -199,7 +199,7 @@ def _apply_line(
             detail=detail,
         )
     )
-    if after < 0 and kind != "cancel":
+    if after < 0 and delta > 0:
         result.events.append(
             Event(
                 "oversold",

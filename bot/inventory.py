@@ -30,6 +30,8 @@ class Row:
     shown_cell: object = None
     status_cell: object = None
     problems: list[str] = field(default_factory=list)
+    duplicate: bool = False  # another row has the same SKU
+    clashes: set[str] = field(default_factory=set)  # channels where another row names its item
 
     @property
     def pushable(self) -> bool:
@@ -94,6 +96,7 @@ def parse_inventory(grid: Sequence[Sequence[object]], columns: Mapping[str, int]
             )
         )
     _flag_duplicates(rows)
+    _flag_item_clashes(rows)
     return rows
 
 
@@ -107,3 +110,22 @@ def _flag_duplicates(rows: list[Row]) -> None:
             where = ", ".join(str(r.index + 1) for r in same)
             for row in same:
                 row.problems.append(f"SKU {row.sku} appears in rows {where}: keep one row per SKU")
+
+
+def _flag_item_clashes(rows: list[Row]) -> None:
+    """Two rows naming the same marketplace item: neither can be matched or pushed."""
+    for channel in CHANNEL_NAMES:
+        claims: dict[str, list[Row]] = {}
+        for row in rows:
+            item = row.items.get(channel)
+            if row.sku and item is not None:
+                claims.setdefault(item_key(channel, item), []).append(row)
+        for same in claims.values():
+            if len(same) > 1:
+                where = ", ".join(str(r.index + 1) for r in same)
+                for row in same:
+                    row.problems.append(
+                        f"{channel} item {row.items[channel]} is named by rows {where}: "
+                        "give each row its own item"
+                    )
+                    row.clashes.add(channel)

@@ -28,7 +28,7 @@ class Loop:
         self.job = job
         self.interval = interval_seconds
         self.stopping = threading.Event()
-        self.failing = False
+        self.failing = ""  # the problem last logged, empty while cycles succeed
         self._scheduler = schedule.Scheduler()
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
@@ -38,15 +38,21 @@ class Loop:
         self.stopping.set()
 
     def _once(self) -> None:
+        """One cycle; a failure is logged when it starts or changes, recovery once."""
+        problem = ""
         try:
-            ok = self.job()
+            if not self.job():
+                problem = "a marketplace failed (see above and the Log tab)"
         except StockbotError as exc:
-            ok = False
-            if not self.failing:
-                log.error("cycle failed: %s; retrying every %d s", exc, self.interval)
-        if ok and self.failing:
+            problem = str(exc)
+        except Exception as exc:  # a bug must not end the loop: log it and try again
+            log.exception("unexpected error in the cycle")
+            problem = f"unexpected {type(exc).__name__}"
+        if problem and problem != self.failing:
+            log.error("cycle failed: %s; retrying every %d s", problem, self.interval)
+        if not problem and self.failing:
             log.info("cycles succeed again")
-        self.failing = not ok
+        self.failing = problem
 
     def run(self) -> None:
         """Loop until stopped; signals only set a flag, so a cycle is never cut short."""

@@ -130,8 +130,9 @@ class Cycle:
         if not dry_run and not self._holds_lease(marks.get(LEASE_KEY)):
             self._write_lease(release=False)
 
-        fetched = self._fetch(enabled, report)
-        starts = {ch: self._start(ch, fetch) for ch, fetch in fetched.items()}
+        fetched_at = self.now()
+        fetched = self._fetch(enabled, report, fetched_at)
+        starts = {ch: self._start(ch, fetched_at) for ch in fetched}
         the_plan = self._plan(rows, fetched, starts)
         if dry_run:
             report.events = the_plan.events
@@ -153,17 +154,23 @@ class Cycle:
 
         # Everything is computed and saved before the last read of Stock, so that only one
         # request round trip separates that read from the commit (the staff-edit window).
-        prepared = prepare(rows, the_plan)
-        try:
-            fresh_rows, fresh_plan = self._reread(layout, rows, fetched, starts, the_plan)
-        except StockbotError:
-            self.ledger.discard(prepared[0])
-            raise
-        if fresh_plan is not the_plan:
-            rows, the_plan = fresh_rows, fresh_plan
+        # A retry after a refused commit goes through the re-read again for the same reason.
+        first_rows, first_plan = rows, the_plan
+        for attempt in range(1, COMMIT_TRIES + 1):
             prepared = prepare(rows, the_plan)
+            try:
+                fresh_rows, fresh_plan = self._reread(
+                    layout, first_rows, fetched, starts, first_plan
+                )
+            except StockbotError:
+                self.ledger.discard(prepared[0])
+                raise
+            if fresh_plan is not the_plan:
+                rows, the_plan = fresh_rows, fresh_plan
+                prepared = prepare(rows, the_plan)
+            if self._send_once(*prepared, last=attempt == COMMIT_TRIES):
+                break
         report.rows = rows
-        self._send(*prepared)
         for event in the_plan.events:
             log.info(
                 "%s %s %s %s %s",
@@ -252,8 +259,9 @@ class Cycle:
                 paused.add(name)
         return [ch for ch in self.channels if ch not in paused], rows
 
-    def _fetch(self, enabled: Sequence[str], report: CycleReport) -> dict[str, FetchResult]:
-        now = self.now()
+    def _fetch(
+        self, enabled: Sequence[str], report: CycleReport, now: datetime
+    ) -> dict[str, FetchResult]:
 
         def one(name: str) -> tuple[str, FetchResult | StockbotError]:
             cursor = self.ledger.cursor(name)
@@ -276,13 +284,14 @@ class Cycle:
                         report.skipped[name] = result.skipped
         return fetched
 
-    def _start(self, channel: str, fetch: FetchResult) -> datetime:
+    def _start(self, channel: str, fetched_at: datetime) -> datetime:
+        """When the channel's first cycle fetched: orders placed before it are in Stock."""
         stored = self.ledger.cursor(channel)
         if stored:
             return datetime.fromisoformat(stored[1])
-        # Marketplaces give order times in whole seconds: an order in the start's own second
-        # counts as new rather than risk missing one.
-        return self.now().replace(microsecond=0)
+        # The adapter's first cursor is this same instant. Marketplaces give order times in
+        # whole seconds: an order in the start's own second counts as new rather than missed.
+        return fetched_at.replace(microsecond=0)
 
     def _plan(
         self,
@@ -383,7 +392,11 @@ class Cycle:
 
     def _commit(self, kind: str, requests: list[dict[str, Any]], changes: Changes) -> None:
         """Write `requests` and the commit marker atomically; keep the ledger in step."""
-        self._send(*self._prepare(kind, requests, changes))
+        prepared = self._prepare(kind, requests, changes)
+        for attempt in range(1, COMMIT_TRIES + 1):
+            if self._send_once(*prepared, last=attempt == COMMIT_TRIES):
+                return
+            prepared = self._prepare(kind, requests, changes)
 
     def _prepare(
         self, kind: str, requests: list[dict[str, Any]], changes: Changes
@@ -394,27 +407,31 @@ class Cycle:
         body = [*requests, set_metadata(COMMIT_KEY, commit_id, COMMIT_KEY in self._metadata_keys)]
         return commit_id, body
 
-    def _send(self, commit_id: str, body: list[dict[str, Any]]) -> None:
-        """Send a prepared commit; complete it in the ledger once the marker says it landed."""
-        for attempt in range(1, COMMIT_TRIES + 1):
+    def _send_once(self, commit_id: str, body: list[dict[str, Any]], *, last: bool) -> bool:
+        """Send a prepared commit once; True when it landed (and the ledger completed it).
+
+        False means it certainly did not land and may be prepared and sent again after a
+        pause. When nobody can tell whether it landed, it raises and leaves the commit
+        pending: the next cycle reads the marker and settles it, never sending it twice.
+        """
+        try:
+            self.sheet.batch_update(body, retry=False)
+        except SheetError as exc:
+            # The request may have landed although no answer came back: only the marker can
+            # say, and without it sending again could append the Log rows twice.
             try:
-                self.sheet.batch_update(body, retry=False)
-                break
-            except SheetError as exc:
-                # The request may have landed even though no answer came back: ask the
-                # marker before sending it again, or Log rows would be appended twice.
-                try:
-                    landed = _developer_metadata(self.sheet.metadata()).get(COMMIT_KEY)
-                except SheetError:
-                    landed = None
-                if landed == commit_id:
-                    break
-                if attempt == COMMIT_TRIES or not exc.retriable:
-                    self.ledger.discard(commit_id)
+                landed = _developer_metadata(self.sheet.metadata()).get(COMMIT_KEY)
+            except SheetError:
+                raise exc from None
+            if landed != commit_id:
+                self.ledger.discard(commit_id)
+                if last or not exc.retriable:
                     raise
-                self.sleep(self.sheet.policy.delay(attempt))
+                self.sleep(self.sheet.policy.delay(1))
+                return False
         self._metadata_keys.add(COMMIT_KEY)
         self.ledger.complete(commit_id)
+        return True
 
     def _push_errors(self) -> dict[tuple[str, str], str]:
         """The push failures still standing, by (channel, item), from the ledger."""

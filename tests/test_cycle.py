@@ -348,3 +348,73 @@ def test_quantity_changed_in_shopify_admin_is_set_right_again(tmp_path: Path) ->
         w.sync()
         assert m(w).quantity("TEA-002") == 15
         assert "TEA-002" in w.log("push")[-1]["Detail"]
+
+
+class _Refused(Exception):
+    """Raised by a Sheets stand-in hook: the stand-in answers 500 and does not apply it."""
+
+
+def test_commit_whose_landing_cannot_be_learned_stays_pending_and_counts_once(
+    rw: World,
+) -> None:
+    w = rw
+    w.sync()
+    m(w).place_order([("TEA-003", 1)])
+    w.sheets.drop(times=1, match=":batchUpdate", after=True)
+    blind = [True]
+
+    def metadata_unreadable(request) -> None:
+        if blind[0] and request.method == "GET" and request.path.count("/") == 3:
+            raise _Refused
+
+    w.sheets.add_hook(metadata_unreadable)
+    assert w.row("TEA-003")["Stock"] == 30
+    with pytest.raises(Exception, match="Sheets"):
+        w.sync()
+    blind[0] = False
+    w.sync()
+    w.sync()
+    assert w.row("TEA-003")["Stock"] == 29
+    assert len(w.log("order")) == 1
+    assert w.log("manual") == []
+
+
+def test_staff_edit_during_a_commit_retry_is_kept(rw: World) -> None:
+    w = rw
+    w.sync()
+    m(w).place_order([("TEA-001", 1)])
+    refused: list[bool] = []
+
+    def refuse_first_commit_after_an_edit(request) -> None:
+        if request.path.endswith(":batchUpdate") and not refused:
+            refused.append(True)
+            w.set_stock("TEA-001", 100)
+            raise _Refused
+
+    w.sheets.add_hook(refuse_first_commit_after_an_edit)
+    assert w.sync().ok
+    assert w.row("TEA-001")["Stock"] == 99
+    assert [(x["Change"], x["After"]) for x in w.log("manual")] == [(70, 100)]
+    assert len(w.log("order")) == 1
+
+
+def test_skus_differing_only_in_case_are_reported_and_never_stop_the_bot(rw: World) -> None:
+    w = rw
+    w.sheets.set_value(w.sheet_id, "Inventory", "A7", "tea-001", raw=True)
+    w.sheets.set_value(w.sheet_id, "Inventory", "C7", 5)
+    m(w).add_item("tea-001:tea-001", 5)
+    w.sync()
+    m(w).place_order([("TEA-002", 1)])
+    m(w).place_order([("tea-001:tea-001", 1)])
+    assert w.sync().ok
+    assert "appears in rows" in w.row("tea-001")["Status"]
+    assert "appears in rows" in w.row("TEA-001")["Status"]
+    assert w.row("TEA-002")["Stock"] == 29
+
+
+def test_two_rows_naming_the_same_item_are_both_reported(rw: World) -> None:
+    w = rw
+    w.sheets.set_value(w.sheet_id, "Inventory", "E3", "tea-001:TEA-001", raw=True)
+    w.sync()
+    assert "named by rows" in w.row("TEA-001")["Status"]
+    assert "named by rows" in w.row("TEA-002")["Status"]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import google.auth.exceptions
 import gspread
 import requests
 from gspread.exceptions import APIError
@@ -38,9 +39,9 @@ def http_client_for(api_root: str) -> type[HTTPClient]:
 
     class RootedHTTPClient(HTTPClient):
         def request(self, method: str, endpoint: str, *args: Any, **kwargs: Any) -> Any:
-            for google in GOOGLE_ROOTS:
-                if endpoint.startswith(google):
-                    endpoint = root + endpoint[len(google) :]
+            for origin in GOOGLE_ROOTS:
+                if endpoint.startswith(origin):
+                    endpoint = root + endpoint[len(origin) :]
                     break
             return super().request(method, endpoint, *args, **kwargs)
 
@@ -115,7 +116,15 @@ class SheetClient:
                 if not is_retriable(status):
                     raise SheetError(f"Google Sheets refused {what}: {status} {message}") from None
                 detail = f"{status} {message}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except google.auth.exceptions.RefreshError as exc:
+                if not getattr(exc, "retryable", False):
+                    raise ConfigError(
+                        f"Google refused the service-account key of {self.service_account}: "
+                        "create a new key in Google Cloud and point STOCKBOT_GOOGLE_CREDENTIALS "
+                        "at it"
+                    ) from None
+                detail = "token refresh failed"
+            except (requests.RequestException, google.auth.exceptions.TransportError) as exc:
                 detail = type(exc).__name__
             if attempt < attempts:
                 asked = retry_after_seconds(response.headers) if response is not None else None
