@@ -3,7 +3,7 @@
 Sheets requests per cycle, whatever the number of SKUs and orders: 2 reads (tabs and developer
 metadata; the three tabs' values), 1 read just before the commit (the SKU and Stock columns,
 so a staff edit made meanwhile is kept), 1 atomic write (the commit), 1 write (push results);
-plus 1 lease write when this bot does not already hold the sheet.
+plus, when this bot does not already hold the sheet, 1 lease write and 1 read to confirm it.
 
 The gap between fetching a marketplace's orders and pushing to it: all marketplaces are
 fetched at the same time, then the sheet commit is made, then all are pushed at the same
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -129,6 +129,10 @@ class Cycle:
         enabled, channel_rows = self._enabled(grids["channels"], layout)
         if not dry_run and not self._holds_lease(marks.get(LEASE_KEY)):
             self._write_lease(release=False)
+            # Two bots may have read "free" at the same moment and both written: read back,
+            # and give way unless every lease entry is this bot's.
+            for lease in _entries(self.sheet.metadata(), LEASE_KEY):
+                self._check_lease(lease)
 
         fetched_at = self.now()
         fetched = self._fetch(enabled, report, fetched_at)
@@ -660,12 +664,22 @@ def _developer_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _entries(metadata: Mapping[str, Any], key: str) -> list[str]:
+    """Every value stored under a developer-metadata key (a race can create two)."""
+    return [
+        str(m.get("metadataValue", ""))
+        for m in metadata.get("developerMetadata", [])
+        if m.get("metadataKey") == key
+    ]
+
+
 def _parse_lease(lease: str | None) -> tuple[str, datetime]:
     try:
         data = json.loads(lease or "")
-        return str(data["holder"]), datetime.fromisoformat(data["until"])
+        until = datetime.fromisoformat(data["until"])
+        return str(data["holder"]), until if until.tzinfo else until.replace(tzinfo=UTC)
     except (ValueError, KeyError, TypeError):
-        return "", datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+        return "", datetime.min.replace(tzinfo=UTC)
 
 
 def _status(row: Row, push_errors: Mapping[tuple[str, str], str]) -> str:

@@ -6,6 +6,7 @@ reading and committing, in the middle of the commit, while pushing, while report
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -178,3 +179,36 @@ def test_bot_killed_at_its_sheet_write_recovers_exactly_once(
             assert (orders, cancels) == ([("A-1", -2), ("A-2", -1)], [("A-2", 1)])
         assert store.quantity("A-1") == 98
         assert store.quantity("A-2") == 95
+
+
+def test_two_bots_claiming_the_sheet_at_the_same_moment_do_not_both_write(
+    tmp_path: Path,
+) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(ROWS)
+        other = json.dumps({"holder": "other-bot", "until": "2099-01-01T00:00:00+00:00"})
+
+        def the_other_bot_claims_too(request) -> None:
+            if request.path.endswith(":batchUpdate") and b"stockbot.lease" in request.body:
+                w.sheets.remove_hook(the_other_bot_claims_too)
+                w.sheets.batch_update(
+                    w.sheet_id,
+                    [
+                        {
+                            "createDeveloperMetadata": {
+                                "developerMetadata": {
+                                    "metadataKey": "stockbot.lease",
+                                    "metadataValue": other,
+                                    "location": {"spreadsheet": True},
+                                    "visibility": "DOCUMENT",
+                                }
+                            }
+                        }
+                    ],
+                )
+
+        w.sheets.add_hook(the_other_bot_claims_too)
+        done = w.run_cli("sync")
+        assert done.returncode == 3, done.stderr
+        assert "other-bot" in done.stderr
+        assert w.log() == []
