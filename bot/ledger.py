@@ -249,6 +249,11 @@ class Ledger:
         rows = self._db.execute("SELECT seq, row FROM outbox ORDER BY seq")
         return [(int(seq), json.loads(row)) for seq, row in rows]
 
+    def queue_log_rows(self, rows: list[list[Any]]) -> None:
+        """Keep Log rows for the next commit (a failure found while the sheet is usable)."""
+        with self._tx() as db:
+            _queue(db, rows)
+
     # -- the commit protocol -------------------------------------------------------------
     def pending(self) -> Pending | None:
         """The prepared commit whose landing is unknown, if any."""
@@ -307,12 +312,9 @@ class Ledger:
         if pending is None or pending.id != commit_id:
             return
         with self._tx() as db:
-            if pending.kind == "report":
-                db.executemany(
-                    "INSERT INTO outbox (row) VALUES (?)",
-                    [(json.dumps(r, ensure_ascii=False),) for r in pending.changes.log_rows],
-                )
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
+            if pending.kind == "report":
+                _queue(db, pending.changes.log_rows)
 
     # -- pushes (idempotent: absolute quantities, recorded straight away) ---------------------
     def record_pushes(
@@ -345,4 +347,11 @@ def _line(r: tuple[Any, ...]) -> LineState:
     """A `lines` table row as a LineState."""
     return LineState(
         str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], int(r[5]), int(r[6]), bool(r[7])
+    )
+
+
+def _queue(db: sqlite3.Connection, rows: list[list[Any]]) -> None:
+    """Add Log rows to the outbox inside the caller's transaction."""
+    db.executemany(
+        "INSERT INTO outbox (row) VALUES (?)", [(json.dumps(r, ensure_ascii=False),) for r in rows]
     )

@@ -42,7 +42,11 @@ log = logging.getLogger("stockbot")
 
 LEASE = timedelta(minutes=15)  # how long a quiet bot keeps the sheet to itself
 COMMIT_TRIES = 3
-PUSH_DETAIL_ITEMS = 200  # a push row lists this many items, then counts the rest
+PUSH_DETAIL_ITEMS = 200
+MOVED = (
+    "rows were moved or sorted while the bot synced; that cycle wrote nothing and the next "
+    "one applied its orders"
+)  # a push row lists this many items, then counts the rest
 
 
 @dataclass
@@ -338,6 +342,19 @@ class Cycle:
                 else ""
             )
             if now_sku != row.sku:
+                self.ledger.queue_log_rows(
+                    [
+                        _log_row(
+                            layout,
+                            self._stamp(),
+                            Event(
+                                "error",
+                                sku=row.sku,
+                                detail=MOVED,
+                            ),
+                        )
+                    ]
+                )
                 raise SheetError(
                     f"row {row.index + 1} now holds SKU '{now_sku}' instead of '{row.sku}': "
                     "rows were moved or sorted during the cycle; nothing was written, the next "
@@ -610,6 +627,17 @@ class Cycle:
             text = _status(row, errors)
             if text != self._status_written.get(row.index):
                 status[row.index] = text
+        if status:
+            # Pushing can take minutes: write a row's Status only if it still holds its SKU.
+            # (Rows moved meanwhile get their Status from the next cycle's commit.)
+            col = _col(inv.columns["sku"])
+            (now,) = self.sheet.read([f"{inv.a1}!{col}:{col}"])
+            by_index = {row.index: row.sku for row in rows}
+            status = {
+                i: text
+                for i, text in status.items()
+                if i < len(now) and now[i] and cell_text(now[i][0]) == by_index[i]
+            }
         requests += column_runs(inv.sheet_id, inv.columns["status"], status)
         requests += self._channel_requests(layout, enabled, channel_rows, report, stamp)
         log_rows = [_log_row(layout, stamp, e) for e in events]

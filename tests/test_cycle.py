@@ -418,3 +418,26 @@ def test_two_rows_naming_the_same_item_are_both_reported(rw: World) -> None:
     w.sync()
     assert "named by rows" in w.row("TEA-001")["Status"]
     assert "named by rows" in w.row("TEA-002")["Status"]
+
+
+def test_rows_sorted_during_a_cycle_abort_it_and_the_log_says_so(rw: World) -> None:
+    w = rw
+    w.sync()
+    m(w).place_order([("TEA-001", 1)])
+    reads: list[str] = []
+
+    def staff_sort_the_rows(request) -> None:
+        if "values:batchGet" in request.path:
+            reads.append(request.path)
+            if len(reads) == 2:
+                w.sheets.set_value(w.sheet_id, "Inventory", "A2", "TEA-002", raw=True)
+                w.sheets.set_value(w.sheet_id, "Inventory", "A3", "TEA-001", raw=True)
+
+    w.sheets.add_hook(staff_sort_the_rows)
+    with pytest.raises(Exception, match="moved or sorted"):
+        w.sync()
+    w.sheets.remove_hook(staff_sort_the_rows)
+    assert w.log("order") == []
+    w.sync()
+    assert len(w.log("order")) == 1
+    assert any("moved or sorted" in e["Detail"] for e in w.log("error"))

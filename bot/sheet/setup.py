@@ -66,7 +66,10 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
     for key in keys:
         sheet_id = int(tabs[key]["properties"]["sheetId"])
         row = list(head[key])
-        present = {header_key(c): i for i, c in enumerate(row) if c not in ("", None)}
+        present: dict[str, int] = {}
+        for i, c in enumerate(row):  # the first of two equal headers wins, as in the cycle
+            if c not in ("", None):
+                present.setdefault(header_key(c), i)
         cols: dict[str, int] = {}
         added: dict[int, object] = {}
         end = max([i + 1 for i, c in enumerate(row) if c not in ("", None)], default=0)
