@@ -181,7 +181,8 @@ def _apply_line(
     before = current[row.sku]
     after = before - delta
     current[row.sku] = after
-    kind = "order" if state.sku is None else ("cancel" if state.target == 0 else "change")
+    cancel = state.target == 0 and not state.cancelled
+    kind = "order" if state.sku is None else ("cancel" if cancel else "change")
     detail = {
         "order": f"sold {state.target} on {state.channel}",
         "cancel": f"cancelled on {state.channel}: {state.applied} put back",
@@ -213,7 +214,15 @@ def _apply_line(
                 "check the shelf, correct Stock, and contact the buyer if needed",
             )
         )
-    result.changes.lines.append(replace(state, sku=row.sku, applied=state.target, reported=False))
+    result.changes.lines.append(
+        replace(
+            state,
+            sku=row.sku,
+            applied=state.target,
+            reported=False,
+            cancelled=state.cancelled or kind == "cancel",
+        )
+    )
     item = row.items.get(state.channel)
     if item is not None:
         result.changes.adjust.append((state.channel, item, -delta))

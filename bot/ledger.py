@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lines (
     channel TEXT NOT NULL, order_id TEXT NOT NULL, line_id TEXT NOT NULL,
     item TEXT NOT NULL, sku TEXT, target INTEGER NOT NULL, applied INTEGER NOT NULL,
-    reported INTEGER NOT NULL DEFAULT 0,
+    reported INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, order_id, line_id));
 CREATE TABLE IF NOT EXISTS orders (
     channel TEXT NOT NULL, order_id TEXT NOT NULL, placed_at TEXT NOT NULL,
@@ -72,7 +72,8 @@ class LineState:
     sku: str | None  # the sheet SKU it was matched to; None while no row lists the item
     target: int
     applied: int
-    reported: bool = False
+    reported: bool = False  # an unmatched line's error row was written
+    cancelled: bool = False  # its `cancel` row was written: a later cancel is a `change`
 
 
 @dataclass
@@ -219,7 +220,7 @@ class Ledger:
     def lines(self, channel: str, order_id: str) -> dict[str, LineState]:
         """The known lines of one order, by line id."""
         rows = self._db.execute(
-            "SELECT channel, order_id, line_id, item, sku, target, applied, reported "
+            "SELECT channel, order_id, line_id, item, sku, target, applied, reported, cancelled "
             "FROM lines WHERE channel=? AND order_id=?",
             (channel, order_id),
         )
@@ -228,7 +229,7 @@ class Ledger:
     def unmatched_lines(self) -> list[LineState]:
         """Lines whose item no sheet row listed yet, or whose target is not applied yet."""
         rows = self._db.execute(
-            "SELECT channel, order_id, line_id, item, sku, target, applied, reported "
+            "SELECT channel, order_id, line_id, item, sku, target, applied, reported, cancelled "
             "FROM lines WHERE target != applied"
         )
         return [_line(r) for r in rows]
@@ -274,7 +275,7 @@ class Ledger:
         c = pending.changes
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         x.channel,
@@ -285,6 +286,7 @@ class Ledger:
                         x.target,
                         x.applied,
                         int(x.reported),
+                        int(x.cancelled),
                     )
                     for x in c.lines
                 ],
@@ -346,7 +348,15 @@ class Ledger:
 def _line(r: tuple[Any, ...]) -> LineState:
     """A `lines` table row as a LineState."""
     return LineState(
-        str(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], int(r[5]), int(r[6]), bool(r[7])
+        str(r[0]),
+        str(r[1]),
+        str(r[2]),
+        str(r[3]),
+        r[4],
+        int(r[5]),
+        int(r[6]),
+        bool(r[7]),
+        bool(r[8]),
     )
 
 
