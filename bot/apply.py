@@ -44,21 +44,16 @@ class Plan:
     changes: Changes = field(default_factory=Changes)
 
 
-def item_index(rows: Sequence[Row], channel: str) -> tuple[dict[str, Row], set[str]]:
-    """Rows by their matching key on `channel`, and the keys two rows claim."""
-    index: dict[str, Row] = {}
-    clashes: set[str] = set()
-    for row in rows:
-        item = row.items.get(channel)
-        if not row.sku or item is None or row.duplicate:
-            continue
-        key = item_key(channel, item)
-        if key in index:
-            clashes.add(key)
-        index[key] = row
-    for key in clashes:
-        index.pop(key, None)
-    return index, clashes
+def item_index(rows: Sequence[Row], channel: str) -> dict[str, Row]:
+    """Rows by their matching key on `channel`; duplicate SKUs and shared items are left out."""
+    return {
+        item_key(channel, item): row
+        for row in rows
+        if row.sku
+        and not row.duplicate
+        and channel not in row.clashes
+        and (item := row.items.get(channel)) is not None
+    }
 
 
 def _line_targets(order: Order, known: Mapping[str, LineState]) -> dict[str, tuple[str, int]]:
@@ -105,7 +100,7 @@ def plan(
             result.changes.stock[row.sku] = row.stock
         current[row.sku] = row.stock
 
-    indexes = {ch: item_index(rows, ch)[0] for ch in fetched}
+    indexes = {ch: item_index(rows, ch) for ch in fetched}
     work: list[tuple[LineState, str]] = []  # state with its new target, and the order time
     seen: set[tuple[str, str, str]] = set()
     for channel, fetch in fetched.items():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +77,20 @@ class Settings(BaseSettings):
                 )
             return tuple(dict.fromkeys(names))
         return value
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **override: Any) -> Settings:
+        """Settings from STOCKBOT_* variables given as a mapping (no .env file, no os.environ).
+
+        For the demo and tests, which point the bot at stand-ins: `override` takes field
+        names, e.g. `rakuten_license_key="wrong"`.
+        """
+        values: dict[str, Any] = {
+            k.removeprefix("STOCKBOT_").lower(): v
+            for k, v in env.items()
+            if k.startswith("STOCKBOT_")
+        }
+        return cls(_env_file=None, **{**values, **override})
 
     def notices(self, today: date) -> dict[str, str]:
         """Warnings per channel that staff should see before they become errors."""

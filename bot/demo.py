@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from bot.app import App, open_app
 from bot.config import CHANNEL_NAMES, Settings
@@ -85,16 +84,16 @@ class Demo:
         key.write_text(json.dumps(make_service_account_info(self.sheets.url + "/token")))
         tabs = load_template(find_template())
         self.sheet_id = self.sheets.create_spreadsheet("stockbot demo", tabs)
-        env: dict[str, Any] = {
-            "sheet_id": self.sheet_id,
-            "google_credentials": str(key),
-            "sheets_api_url": self.sheets.url,
-            "state_path": str(tmp / "state.sqlite3"),
-            "channels": ",".join(CHANNEL_NAMES),
+        env = {
+            "STOCKBOT_SHEET_ID": self.sheet_id,
+            "STOCKBOT_GOOGLE_CREDENTIALS": str(key),
+            "STOCKBOT_SHEETS_API_URL": self.sheets.url,
+            "STOCKBOT_STATE_PATH": str(tmp / "state.sqlite3"),
+            "STOCKBOT_CHANNELS": ",".join(CHANNEL_NAMES),
         }
         for market in self.markets.values():
-            env.update({k.removeprefix("STOCKBOT_").lower(): v for k, v in market.env().items()})
-        self.settings = Settings(_env_file=None, **env)
+            env.update(market.env())
+        self.settings = Settings.from_env(env)
         header = [str(h) for h in tabs["Inventory"][0]]
         for row in tabs["Inventory"][1:]:
             cells = dict(zip(header, row, strict=False))

@@ -26,14 +26,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.apply import Event, Plan, item_index, plan
+from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult, StockUpdate
 from bot.errors import LockedError, SheetError, StockbotError
-from bot.inventory import Row, item_key, parse_inventory
+from bot.inventory import Row, parse_inventory
 from bot.ledger import Changes, Ledger
 from bot.rules import CellError, cell_text, parse_stock, shown_quantity
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import Layout, find_layout, find_tabs, header_key
+from bot.sheet.layout import Layout, column_letters, find_layout, find_tabs, header_key
 from bot.sheet.writes import COMMIT_KEY, LEASE_KEY, append_rows, column_runs, set_metadata
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -329,8 +329,8 @@ class Cycle:
         tab = layout.inventory.a1
         sku_grid, stock_grid = self.sheet.read(
             [
-                f"{tab}!{_col(cols['sku'])}:{_col(cols['sku'])}",
-                f"{tab}!{_col(cols['stock'])}:{_col(cols['stock'])}",
+                f"{tab}!{column_letters(cols['sku'])}:{column_letters(cols['sku'])}",
+                f"{tab}!{column_letters(cols['stock'])}:{column_letters(cols['stock'])}",
             ]
         )
         changed = False
@@ -470,7 +470,6 @@ class Cycle:
         for name in fetched:
             channel = self.channels[name]
             known = self.ledger.pushes(name)
-            _, clashes = item_index(rows, name)
             updates: list[StockUpdate] = []
             skus: dict[str, str] = {}
             resync: set[str] = set()
@@ -478,8 +477,6 @@ class Cycle:
                 item = row.items.get(name)
                 stock = the_plan.final.get(row.sku, row.stock)
                 if item is None or not row.pushable or stock is None or row.display is None:
-                    continue
-                if item_key(name, item) in clashes:
                     continue
                 quantity = shown_quantity(stock, row.display, channel.max_quantity)
                 state = known.get(item)
@@ -630,7 +627,7 @@ class Cycle:
         if status:
             # Pushing can take minutes: write a row's Status only if it still holds its SKU.
             # (Rows moved meanwhile get their Status from the next cycle's commit.)
-            col = _col(inv.columns["sku"])
+            col = column_letters(inv.columns["sku"])
             (now,) = self.sheet.read([f"{inv.a1}!{col}:{col}"])
             by_index = {row.index: row.sku for row in rows}
             status = {
@@ -736,13 +733,3 @@ def _log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
     for key, value in values.items():
         line[cols[key]] = value
     return line
-
-
-def _col(index: int) -> str:
-    """A 0-based column index as A1 letters."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters

@@ -21,26 +21,10 @@ from bot.channels.base import FetchResult, Order, StockUpdate
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 from bot.standins.amazon import AmazonStandIn
+from tests.fakes import FakeTime
 
 START = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 ORDERS = "/orders/2026-01-01/orders"
-
-
-class FakeTime:
-    """A monotonic clock that only moves when somebody sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        # RateLimiter can ask for a sleep too small to move a float clock at 1000.2 (rounding
-        # leaves 0.9999999999998 tokens); a real clock always moves, so this one must too.
-        self.now += max(seconds, 1e-6)
 
 
 class Wall:
@@ -58,10 +42,7 @@ class Wall:
 
 
 def settings_for(stand_in: AmazonStandIn, **override: object) -> Settings:
-    values: dict[str, object] = {
-        k.removeprefix("STOCKBOT_").lower(): v for k, v in stand_in.env().items()
-    }
-    return Settings(**{**values, **override})  # type: ignore[arg-type]
+    return Settings.from_env(stand_in.env(), **override)
 
 
 _open: list[AmazonChannel] = []

@@ -228,7 +228,7 @@ def test_every_request_and_answer_of_a_busy_day_follows_the_models(
 ) -> None:
     recorder = Recorder()
     sleeps: list[float] = []
-    settings = Settings(**{k.removeprefix("STOCKBOT_").lower(): v for k, v in amazon.env().items()})
+    settings = Settings.from_env(amazon.env())
     channel = AmazonChannel.from_settings(
         settings, sleep=sleeps.append, clock=lambda: 1000.0 + len(sleeps), transport=recorder
     )

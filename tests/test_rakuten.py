@@ -15,28 +15,13 @@ from bot.channels.rakuten import JST, RakutenChannel, item_key
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 from bot.standins.rakuten import RakutenStandIn
+from tests.fakes import FakeTime
 
 NOW = datetime.now(JST).replace(microsecond=0)
 
 
-class FakeTime:
-    """A clock that only moves when somebody sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def settings_for(stand_in: RakutenStandIn, **override: str) -> Settings:
-    values = {k.removeprefix("STOCKBOT_").lower(): v for k, v in stand_in.env().items()}
-    return Settings(**{**values, **override})  # type: ignore[arg-type]
+    return Settings.from_env(stand_in.env(), **override)
 
 
 _open: list[RakutenChannel] = []

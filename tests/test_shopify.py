@@ -15,28 +15,13 @@ from bot.channels.shopify import ShopifyChannel
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, TemporaryError
 from bot.standins.shopify import ShopifyStandIn
+from tests.fakes import FakeTime
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-class FakeTime:
-    """A clock that only moves when somebody sleeps; shared by the adapter and the stand-in."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def settings_for(stand_in: ShopifyStandIn, **override: str) -> Settings:
-    values = {k.removeprefix("STOCKBOT_").lower(): v for k, v in stand_in.env().items()}
-    return Settings(_env_file=None, **{**values, **override})  # type: ignore[arg-type]
+    return Settings.from_env(stand_in.env(), **override)
 
 
 _open: list[ShopifyChannel] = []

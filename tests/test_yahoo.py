@@ -80,11 +80,7 @@ def store(key: rsa.RSAPrivateKey, fake: FakeTime) -> Iterator[YahooStandIn]:
 
 def settings(store: YahooStandIn, **overrides: Any) -> Settings:
     """Settings from the stand-in's environment, with overrides."""
-    values: dict[str, Any] = {
-        k.removeprefix("STOCKBOT_").lower(): v for k, v in store.env().items()
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return Settings.from_env(store.env(), **overrides)
 
 
 @pytest.fixture

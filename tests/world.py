@@ -124,8 +124,7 @@ class World:
 
     def settings(self) -> Settings:
         """Settings from the world's environment (no .env file)."""
-        values = {k.removeprefix("STOCKBOT_").lower(): v for k, v in self.env.items()}
-        return Settings(_env_file=None, **values)
+        return Settings.from_env(self.env)
 
     @contextmanager
     def bot(self) -> Iterator[Cycle]:

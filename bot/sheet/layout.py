@@ -20,6 +20,7 @@ __all__ = [
     "TABS",
     "Layout",
     "Tab",
+    "column_letters",
     "find_layout",
     "header_key",
 ]
@@ -70,6 +71,16 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
     "log": LOG_HEADERS,
     "channels": CHANNELS_HEADERS,
 }
+
+
+def column_letters(index: int) -> str:
+    """A 0-based column index as its A1 letters: 0 -> A, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
 
 
 def header_key(text: object) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import HEADERS, TABS, header_key
+from bot.sheet.layout import HEADERS, TABS, column_letters, header_key
 from bot.sheet.writes import cell
 
 __all__ = ["init_sheet"]
@@ -22,15 +22,6 @@ PROTECTION = "stockbot: written by the bot"
 DISPLAY_RULE = (
     '=OR(ISBLANK({cell}),REGEXMATCH(TO_TEXT({cell}),"^[ 　]*[+\\-＋－−]?[0-9０-９]+[ 　]*$"))'
 )
-
-
-def _a1_col(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str, Any]]:
@@ -152,7 +143,11 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
                     "condition": {
                         "type": "CUSTOM_FORMULA",
                         "values": [
-                            {"userEnteredValue": DISPLAY_RULE.format(cell=_a1_col(display) + "2")}
+                            {
+                                "userEnteredValue": DISPLAY_RULE.format(
+                                    cell=column_letters(display) + "2"
+                                )
+                            }
                         ],
                     },
                     "inputMessage": "Blank, +N (show more), -N (hold back) or N (show at most N)",
