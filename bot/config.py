@@ -103,13 +103,19 @@ class Settings(BaseSettings):
             "in RMS, then update STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
         }
 
-    def require(self, *names: str) -> None:
-        """Raise `ConfigError` naming every listed setting that is empty."""
-        missing = [
-            f"STOCKBOT_{n.upper()}" for n in names if getattr(self, n) in (None, "", Path(""))
-        ]
+    def require(self, *names: str, purpose: str = "") -> None:
+        """Raise `ConfigError` naming every listed setting that is empty or only blanks."""
+        missing = [f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n))]
         if missing:
-            raise ConfigError(f"set {', '.join(missing)} (see .env.example)")
+            why = f" to use {purpose}" if purpose else ""
+            raise ConfigError(f"set {', '.join(missing)}{why} (see .env.example)")
+
+
+def _blank(value: object) -> bool:
+    """Whether a setting holds nothing usable (secrets included, without revealing them)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or str(value).strip() in ("", ".")
 
 
 def load_settings() -> Settings:

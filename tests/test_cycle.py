@@ -6,6 +6,7 @@ concern only the sheet run on Rakuten.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -441,3 +442,16 @@ def test_rows_sorted_during_a_cycle_abort_it_and_the_log_says_so(rw: World) -> N
     w.sync()
     assert len(w.log("order")) == 1
     assert any("moved or sorted" in e["Detail"] for e in w.log("error"))
+
+
+def test_the_clean_start_is_the_instant_the_first_fetch_used(rw: World) -> None:
+    # Time moves on while the cycle runs: an order placed after the adapter's first cursor
+    # must not count as "before the start" (it would be skipped for good).
+    w = rw
+    w.time.tick = timedelta(seconds=2)
+    w.sync()
+    w.time.tick = timedelta(0)
+    with w.bot() as cycle:
+        cursor, started = cycle.ledger.cursor("rakuten") or ("", "")
+    until = datetime.fromisoformat(json.loads(cursor)["until"])
+    assert datetime.fromisoformat(started) == until

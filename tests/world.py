@@ -60,6 +60,7 @@ class FakeTime:
     def __init__(self) -> None:
         self.t = 1_000.0
         self.offset = timedelta(0)
+        self.tick = timedelta(0)
         self.slept: list[float] = []
 
     def monotonic(self) -> float:
@@ -76,7 +77,8 @@ class FakeTime:
         self.t += seconds
 
     def now(self) -> datetime:
-        """Wall-clock time: real time plus the offset."""
+        """Wall-clock time: real time plus the offset, which moves `tick` on at every look."""
+        self.offset += self.tick
         return datetime.now(UTC) + self.offset
 
 

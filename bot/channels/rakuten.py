@@ -71,7 +71,7 @@ from bot.channels.base import (
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.config import Settings
-from bot.errors import AuthError, ConfigError, RejectedError
+from bot.errors import AuthError, RejectedError
 
 __all__ = ["RakutenChannel", "item_key"]
 
@@ -214,17 +214,11 @@ class RakutenChannel:
         transport: httpx.BaseTransport | None = None,
     ) -> Self:
         """Build the adapter from STOCKBOT_RAKUTEN_* settings."""
-        secret = settings.rakuten_service_secret
-        key = settings.rakuten_license_key
-        missing = [
-            f"STOCKBOT_RAKUTEN_{label}"
-            for label, value in (("SERVICE_SECRET", secret), ("LICENSE_KEY", key))
-            if value is None or not value.get_secret_value().strip()
-        ]
-        if not settings.rakuten_api_url:
-            missing.append("STOCKBOT_RAKUTEN_API_URL")
-        if missing or secret is None or key is None:
-            raise ConfigError(f"set {', '.join(missing)} to use Rakuten (see .env.example)")
+        settings.require(
+            "rakuten_service_secret", "rakuten_license_key", "rakuten_api_url", purpose="Rakuten"
+        )
+        secret, key = settings.rakuten_service_secret, settings.rakuten_license_key
+        assert secret is not None and key is not None  # require() checked them
         token = f"{secret.get_secret_value().strip()}:{key.get_secret_value().strip()}"
         api = ApiClient(
             cls.name,

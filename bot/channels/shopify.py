@@ -321,22 +321,15 @@ class ShopifyChannel:
         transport: httpx.BaseTransport | None = None,
     ) -> Self:
         """Build the adapter from STOCKBOT_SHOPIFY_* settings."""
+        settings.require(
+            "shopify_shop", "shopify_access_token", "shopify_location_id", purpose="Shopify"
+        )
         token = settings.shopify_access_token
+        assert token is not None  # require() checked it
         shop = settings.shopify_shop.strip().removeprefix("https://").rstrip("/")
-        if shop and "." not in shop:
+        if "." not in shop:
             shop += ".myshopify.com"
         location_text = settings.shopify_location_id.strip()
-        missing = [
-            f"STOCKBOT_SHOPIFY_{label}"
-            for label, empty in (
-                ("SHOP", not shop),
-                ("ACCESS_TOKEN", token is None or not token.get_secret_value().strip()),
-                ("LOCATION_ID", not location_text),
-            )
-            if empty
-        ]
-        if missing or token is None:
-            raise ConfigError(f"set {', '.join(missing)} to use Shopify (see .env.example)")
         number = _tail(location_text)
         if not number.isdigit() or location_text not in (
             number,
