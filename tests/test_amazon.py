@@ -127,7 +127,7 @@ def test_new_order_is_returned_with_its_lines(
     assert order.placed_at == START + timedelta(seconds=60)
     assert not order.cancelled and not order.closed
     sent = searches(amazon)[-1]
-    assert sent["lastUpdatedAfter"] == "2026-11-20T02:55:00Z"  # five minutes behind the cursor
+    assert sent["lastUpdatedAfter"] == "2026-11-20T02:00:00Z"  # an hour behind the cursor
     assert sent["fulfilledBy"] == "MERCHANT"
     assert sent["includedData"] == "CANCELLATION,FULFILLMENT"
     assert sent["marketplaceIds"] == "A1VC38T7YXB528"
@@ -143,7 +143,7 @@ def test_refetch_over_the_overlap_returns_the_same_lines_again(
     third = channel.fetch_orders(second.cursor, [], wall.advance(300))
     assert by_id(third)[order_id].lines == by_id(second)[order_id].lines
     windows = [s["lastUpdatedAfter"] for s in searches(amazon)]
-    assert windows == ["2026-11-20T02:55:00Z", "2026-11-20T02:58:00Z"]  # each 5 min overlap
+    assert windows == ["2026-11-20T02:00:00Z", "2026-11-20T02:03:00Z"]  # each an hour back
 
 
 def test_order_placed_before_the_clean_start_is_not_counted_when_it_ships_later(
@@ -587,3 +587,20 @@ def test_stand_in_throttles_a_client_faster_than_the_usage_plan() -> None:
             ]
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert answers[-1].json()["errors"][0]["code"] == "QuotaExceeded"
+
+
+def test_order_visible_20_minutes_late_is_still_applied(
+    amazon: AmazonStandIn, channel: AmazonChannel, wall: Wall
+) -> None:
+    amazon.add_item("TEA-001", 5)
+    first = channel.fetch_orders(None, [], wall.now)
+    order_id = amazon.place_order([("TEA-001", 1)], placed_at=wall.advance(60))
+    amazon.hide_order(order_id)  # Amazon has not indexed it yet
+    second = channel.fetch_orders(first.cursor, [], wall.advance(240))
+    assert order_id not in by_id(second)
+    fake_budget_gap = 20 * 60
+    second = channel.fetch_orders(second.cursor, [], wall.advance(fake_budget_gap))
+    assert order_id not in by_id(second)
+    amazon.show_order(order_id)  # found now, by its unchanged lastUpdatedTime
+    third = channel.fetch_orders(second.cursor, [], wall.advance(240))
+    assert order_id in by_id(third)

@@ -52,6 +52,7 @@ def _close_channels() -> Iterator[None]:
 def rakuten() -> Iterator[RakutenStandIn]:
     stand_in = RakutenStandIn()
     stand_in.enforce_rate_limits = False  # the adapter's clock is fake, the stand-in's is not
+    stand_in.now = lambda: NOW  # Rakuten's clock agrees with the bot's unless a test says not
     with stand_in:
         yield stand_in
 
@@ -94,7 +95,8 @@ def test_new_order_is_returned_with_its_lines(rakuten: RakutenStandIn) -> None:
     assert rakuten.quantity("tee:Red-M") == 3
     search = rakuten.requests_to("searchOrder")[0].json()
     assert search["dateType"] == 1
-    assert search["endDatetime"] == NOW.strftime("%Y-%m-%dT%H:%M:%S+0900")
+    # The end lies an hour ahead, so a slow bot clock never cuts the window short.
+    assert search["endDatetime"] == (NOW + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+0900")
     assert rakuten.requests_to("getOrder")[0].json()["version"] == 7
 
 
@@ -108,7 +110,8 @@ def test_refetch_with_the_overlap_returns_the_same_line_ids(rakuten: RakutenStan
     second = channel.fetch_orders(first.cursor, [], NOW)
     assert [o.lines for o in first.orders] == [o.lines for o in second.orders]
     search = rakuten.requests_to("searchOrder")[-1].json()
-    overlap_start = NOW - timedelta(minutes=12)
+    # Three days back, but never before where the first cursor's search began.
+    overlap_start = NOW - timedelta(minutes=40)
     assert search["startDatetime"] == overlap_start.strftime("%Y-%m-%dT%H:%M:%S+0900")
 
 
@@ -433,3 +436,75 @@ def test_more_than_15000_hits_are_read_by_halving_the_window(rakuten: RakutenSta
         rakuten.place_order([("tee:red", 1)], placed_at=NOW - timedelta(seconds=i))
     result = channel_for(rakuten).fetch_orders(cursor_at(NOW - timedelta(days=1)), [], NOW)
     assert len(by_id(result.orders)) == 15_001
+
+
+# -- late and refused orders (issue 6, defects 9 and 10) ----------------------------------
+def test_order_visible_40_minutes_late_is_still_applied(rakuten: RakutenStandIn) -> None:
+    rakuten.add_item("tee:red", 5)
+    number = rakuten.place_order([("tee:red", 1)], placed_at=NOW)
+    rakuten.hide_order(number)  # payment review: searchOrder does not show it yet
+    channel = channel_for(rakuten)
+    cursor = cursor_at(NOW - timedelta(minutes=5))
+    for minutes in (5, 20):
+        rakuten.now = lambda m=minutes: NOW + timedelta(minutes=m)
+        fetched = channel.fetch_orders(cursor, [], NOW + timedelta(minutes=minutes))
+        assert fetched.orders == []
+        cursor = fetched.cursor
+    rakuten.now = lambda: NOW + timedelta(minutes=40)
+    rakuten.show_order(number)
+    rakuten.now = lambda: NOW + timedelta(minutes=45)
+    late = channel.fetch_orders(cursor, [], NOW + timedelta(minutes=45))
+    assert [o.order_id for o in late.orders] == [number]
+
+
+def test_bot_clock_15_minutes_fast_loses_no_order(rakuten: RakutenStandIn) -> None:
+    rakuten.add_item("tee:red", 5)
+    fast = timedelta(minutes=15)
+    channel = channel_for(rakuten)
+    first = channel.fetch_orders(cursor_at(NOW - timedelta(minutes=5)), [], NOW + fast)
+    # The cursor is Rakuten's time (its Date header), not the bot's fast clock.
+    assert datetime.fromisoformat(json.loads(first.cursor)["until"]) == NOW
+    number = rakuten.place_order([("tee:red", 1)], placed_at=NOW + timedelta(minutes=1))
+    rakuten.now = lambda: NOW + timedelta(minutes=6)
+    second = channel.fetch_orders(first.cursor, [], NOW + timedelta(minutes=6) + fast)
+    assert [o.order_id for o in second.orders] == [number]
+
+
+def test_rakuten_order_refused_by_getorder_is_asked_again_until_read(
+    rakuten: RakutenStandIn,
+) -> None:
+    rakuten.add_item("tee:red", 5)
+    number = rakuten.place_order([("tee:red", 1)], placed_at=NOW - timedelta(minutes=1))
+    rakuten.refuse_reads(number, times=2)
+    channel = channel_for(rakuten)
+    first = channel.fetch_orders(cursor_at(NOW - timedelta(minutes=5)), [], NOW)
+    assert first.orders == []
+    [problem] = first.problems
+    assert number in problem and "asks again" in problem
+    # Four days on the order is outside the search window: only the cursor remembers it.
+    later = NOW + timedelta(days=4)
+    rakuten.now = lambda: later
+    second = channel.fetch_orders(first.cursor, [], later)
+    assert second.orders == []
+    [reminder] = second.problems
+    assert number in reminder and "still unreadable" in reminder
+    rakuten.now = lambda: later + timedelta(minutes=5)
+    third = channel.fetch_orders(second.cursor, [], later + timedelta(minutes=5))
+    assert [o.order_id for o in third.orders] == [number]
+    assert third.problems == ()
+    assert json.loads(third.cursor)["retry"] == {}
+    asked = [r.json()["orderNumberList"] for r in rakuten.requests_to("getOrder")]
+    assert asked == [[number]] * 3
+
+
+def test_known_orders_found_again_in_the_wide_overlap_are_not_read_in_full(
+    rakuten: RakutenStandIn,
+) -> None:
+    rakuten.add_item("tee:red", 5)
+    known = rakuten.place_order([("tee:red", 1)], placed_at=NOW - timedelta(days=1))
+    new = rakuten.place_order([("tee:red", 1)], placed_at=NOW - timedelta(minutes=1))
+    result = channel_for(rakuten).fetch_orders(
+        cursor_at(NOW - timedelta(days=2)), [], NOW, known_orders={known}
+    )
+    assert [o.order_id for o in result.orders] == [new]
+    assert rakuten.requests_to("getOrder")[0].json()["orderNumberList"] == [new]

@@ -107,7 +107,7 @@ def test_new_order_is_returned_with_its_variant_skus_and_line_ids(
     assert all(line.line_id.isdigit() for line in order.lines)
     sent = shopify.requests[0].json()
     assert "sortKey: UPDATED_AT" in sent["query"]
-    since = NOW - timedelta(minutes=15)  # five minutes behind the cursor, ten of overlap
+    since = NOW - timedelta(minutes=65)  # five minutes behind the cursor, an hour of overlap
     assert sent["variables"]["query"] == f"updated_at:>='{since:%Y-%m-%dT%H:%M:%SZ}'"
     assert shopify.quantity("TEE-RED-M") == 3
 
@@ -129,7 +129,7 @@ def test_cancellation_is_seen_by_rereading_open_orders(
 ) -> None:
     shopify.add_item("TEE-RED-M", 5)
     number = shopify.place_order([("TEE-RED-M", 2)], placed_at=NOW - timedelta(hours=2))
-    shopify.now = lambda: NOW - timedelta(hours=1)  # cancelled well before the next window
+    shopify.now = lambda: NOW - timedelta(hours=2)  # cancelled well before the next window
     shopify.cancel_order(number)
     result = channel_for(shopify, fake).fetch_orders(
         cursor_at(NOW - timedelta(minutes=5)), [number], NOW
@@ -437,3 +437,16 @@ def test_settings_name_what_is_missing_or_unsupported(shopify: ShopifyStandIn) -
         ShopifyChannel.from_settings(settings_for(shopify, shopify_location_id="Main store"))
     by_gid = settings_for(shopify, shopify_location_id="gid://shopify/Location/1001")
     ShopifyChannel.from_settings(by_gid).close()
+
+
+def test_bot_clock_15_minutes_fast_loses_no_order(shopify: ShopifyStandIn, fake: FakeTime) -> None:
+    shopify.add_item("TEE-RED-M", 5)
+    shopify.now = lambda: NOW
+    channel = channel_for(shopify, fake)
+    fast = timedelta(minutes=15)
+    first = channel.fetch_orders(cursor_at(NOW - timedelta(minutes=5)), [], NOW + fast)
+    number = shopify.place_order([("TEE-RED-M", 1)], placed_at=NOW - timedelta(minutes=50))
+    # Updated 50 minutes before Shopify's now but indexed only now: an hour's overlap sees it.
+    shopify.now = lambda: NOW + timedelta(minutes=5)
+    second = channel.fetch_orders(first.cursor, [], NOW + timedelta(minutes=5) + fast)
+    assert number in by_id(second.orders)

@@ -131,7 +131,8 @@ def test_first_fetch_returns_no_orders_and_a_cursor_at_now(store, make, fake):
     store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(minutes=5))
     result = make().fetch_orders(None, [], fake.now())
     assert result.orders == []
-    assert json.loads(result.cursor) == {"until": fake.now().isoformat()}
+    now = fake.now().isoformat()
+    assert json.loads(result.cursor) == {"until": now, "start": now, "retry": {}}
     assert store.requests_to(API) == []
 
 
@@ -148,11 +149,14 @@ def test_new_order_is_returned_with_its_lines_spelled_as_in_the_sheet(store, mak
     assert not order.cancelled and not order.closed
     search = xml_of(store.requests_to("orderList")[0])
     assert search.findtext("SellerId") == "demo-store"
-    # The window starts ten minutes behind the cursor, in JST.
-    assert search.findtext("Search/Condition/OrderTimeFrom") == "20261126115000"
+    # The window starts an hour behind the cursor but never before the clean start, in JST.
+    assert search.findtext("Search/Condition/OrderTimeFrom") == "20261126120000"
+    published = xml_of(store.requests_to("orderList")[1])
+    assert published.findtext("Search/Condition/PublicationTimeFrom") == "20261126110000"
     assert search.findtext("Search/Sort") == "+order_time"
     assert xml_of(store.requests_to("orderInfo")[0]).findtext("Target/OrderId") == order_id
-    assert json.loads(result.cursor) == {"until": placed.isoformat()}
+    # The cursor is Yahoo's time (its Date header), here the same as the bot's.
+    assert datetime.fromisoformat(json.loads(result.cursor)["until"]) == placed
 
 
 def test_refetch_over_the_overlapping_window_returns_the_order_with_the_same_line_ids(
@@ -231,7 +235,7 @@ def test_orders_beyond_one_page_are_all_fetched(store, make, fake):
     result = channel.fetch_orders(cursor, [], fake.now())
     assert [o.order_id for o in result.orders] == placed
     starts = [xml_of(r).findtext("Search/Start") for r in store.requests_to("orderList")]
-    assert starts == ["1", "4", "7"]
+    assert starts == ["1", "4", "7"] * 2  # by order time, then by publication time
 
 
 def test_a_listing_that_stops_short_fails_instead_of_moving_the_cursor(store, make, fake):
@@ -243,13 +247,20 @@ def test_a_listing_that_stops_short_fails_instead_of_moving_the_cursor(store, ma
         channel.fetch_orders(cursor, [], fake.now())
 
 
-def test_a_listed_order_whose_details_are_refused_fails_the_fetch(store, make, fake):
+def test_a_listed_order_whose_details_are_refused_is_kept_reported_and_asked_again(
+    store, make, fake
+):
     channel = make()
     cursor = started(channel, fake)
-    store.place_order([("cup-001-w", 1)])
+    order_id = store.place_order([("cup-001-w", 1)])
     store.fail(400, match="orderInfo")
-    with pytest.raises(RejectedError, match="standin-fault"):
-        channel.fetch_orders(cursor, [], fake.now())
+    first = channel.fetch_orders(cursor, [], fake.now())
+    assert first.orders == []
+    [problem] = first.problems
+    assert order_id in problem and "standin-fault" in problem
+    fake.advance(60)
+    [order] = channel.fetch_orders(first.cursor, [], fake.now(), known_orders=()).orders
+    assert order.order_id == order_id
 
 
 def test_a_held_order_yahoo_no_longer_shows_is_skipped_and_the_rest_returned(store, make, fake):
@@ -473,5 +484,34 @@ def test_the_rate_limiter_keeps_order_calls_one_a_second(store, make, fake):
     fake.slept.clear()
     channel.fetch_orders(cursor, placed, fake.now())
     calls = len(store.requests_to("orderList")) + len(store.requests_to("orderInfo"))
-    assert calls == 5
+    assert calls == 6  # two listings (order time, publication time) and four orderInfo
     assert sum(fake.slept) == pytest.approx(calls - 1, abs=0.01)
+
+
+def test_order_released_from_fraud_review_hours_later_is_still_applied(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 1)])
+    store.hide_order(order_id)  # held for fraud review: orderList does not show it
+    fake.advance(300)
+    first = channel.fetch_orders(cursor, [], fake.now())
+    assert first.orders == []
+    fake.advance(3 * 3600)
+    first = channel.fetch_orders(first.cursor, [], fake.now())
+    assert first.orders == []
+    store.show_order(order_id)  # released with its original OrderTime
+    fake.advance(300)
+    second = channel.fetch_orders(first.cursor, [], fake.now())
+    assert [o.order_id for o in second.orders] == [order_id]
+
+
+def test_bot_clock_15_minutes_fast_loses_no_order(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    fast = timedelta(minutes=15)
+    first = channel.fetch_orders(cursor, [], fake.now() + fast)
+    fake.advance(60)
+    order_id = store.place_order([("cup-001-w", 1)])
+    fake.advance(300)
+    second = channel.fetch_orders(first.cursor, [], fake.now() + fast)
+    assert [o.order_id for o in second.orders] == [order_id]

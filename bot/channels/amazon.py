@@ -42,8 +42,13 @@ Choices:
   read every cycle at intervals >= 179 s, else every ceil(179 / interval) cycles
   (`order_freshness_seconds`).
 - **Windows.** Each fetch asks `lastUpdatedAfter` = end of the last complete window minus
-  `OVERLAP`; the window ends at the answer's `lastUpdatedBefore`, capped two minutes before now
-  (Amazon's own settling rule). A paged window that runs out of budget keeps its page token in
+  `OVERLAP` (an hour: orders can show up in searchOrders well after their `lastUpdatedTime`,
+  MARKETPLACES.md "Cross-cutting"; a known order seen again costs only its share of a 100-order
+  page, and the overlap rarely adds a page). The window ends at the answer's
+  `lastUpdatedBefore`, capped two minutes (Amazon's own settling rule) before *Amazon's* time:
+  the answer's HTTP `Date` header (RFC 9110 section 6.6.1; `bot.channels.late`), so a bot clock
+  that runs fast cannot move the cursor past orders Amazon has not shown yet. A paged window
+  that runs out of budget keeps its page token in
   the cursor and resumes there, so the cursor never passes an undelivered page.
 - **Open orders** are not re-read one by one with getOrder: any change (cancellation, shipping)
   updates an order's `lastUpdatedTime`, so it comes back in the next overlapping searchOrders
@@ -73,6 +78,7 @@ import httpx
 
 from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.channels.late import server_time
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError, TemporaryError
 
@@ -88,7 +94,7 @@ ORDERS_BURST = 20.0
 ORDERS_SPACING = 1 / ORDERS_RATE  # about 179 s between calls, sustained
 PAGE_RESERVE = 10.0  # calls routine fetches leave for a burst of pages (1,000 orders)
 PAGE_SIZE = 100
-OVERLAP = timedelta(minutes=5)
+OVERLAP = timedelta(hours=1)
 SETTLE = timedelta(minutes=2)
 PAGE_TOKEN_LIFETIME = timedelta(hours=23)  # Amazon says 24 h; an hour of margin
 
@@ -344,6 +350,7 @@ class AmazonChannel:
         self._token: str | None = None
         self._token_expiry = 0.0
         self._budget: OrderBudget | None = None
+        self._answered_at: datetime | None = None  # Amazon's Date on the last search answer
         self.feed_threshold = FEED_THRESHOLD
         self.feed_max_wait = FEED_MAX_WAIT.total_seconds()
 
@@ -510,7 +517,8 @@ class AmazonChannel:
                 )
             if until is None:
                 told = answer.get("lastUpdatedBefore")
-                until = min(_time(told) if told else now, now - SETTLE)
+                amazon_now = self._answered_at or now
+                until = min(_time(told) if told else amazon_now, amazon_now - SETTLE)
             for raw in answer.get("orders") or []:
                 order = _order(raw)
                 if order.placed_at >= state.start or order.order_id in wanted:
@@ -536,6 +544,7 @@ class AmazonChannel:
             params["paginationToken"] = token
         response = self._call("GET", ORDERS_PATH, what="your orders", params=params)
         answer: dict[str, Any] = self._ok(response, "the order search", 200)
+        self._answered_at = server_time(response)
         return answer
 
     # -- stock ---------------------------------------------------------------------------

@@ -59,6 +59,9 @@ class FetchResult:
     orders: list[Order]
     cursor: str  # opaque to the cycle; stored only after the sheet commit succeeded
     skipped: str | None = None  # why nothing was fetched this time (e.g. rate budget spent)
+    # Short messages for shop staff (the cycle writes each as a Log `error` row), e.g. an order
+    # seen but not readable in full: the cursor keeps it and the next fetches ask again.
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,11 @@ class Channel(Protocol):
 
         `cursor` None is the first cycle: return no orders and a cursor at `now`, so that
         orders placed before it count as already in Stock (SPEC.md section 4, a clean start).
+        Windows overlap widely and lean on the marketplace's own clock, so an order shown late
+        still comes back; an order seen but not readable in full is kept in the cursor, asked
+        again on every fetch and named in `FetchResult.problems` (SPEC.md section 4, "Late
+        orders still count"). Adapters may take an optional `known_orders` keyword (order ids
+        the cycle already holds) to skip reading those in full again.
         Raises `ChannelError` when the marketplace cannot be read.
         """
         ...

@@ -34,6 +34,13 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   SkuModelList[]{variantId}}}}``. ``itemDetailId`` (商品明細ID) is the stable line id.
 - Rate of the order API: not published where we could read it; third-party notes advise about
   1 request/s, which is what we keep to (one limiter shared by searchOrder and getOrder).
+- Late and refused orders (MARKETPLACES.md, Rakuten "Orders" and "Cross-cutting"): searchOrder
+  has no "visible since" date type (dateType 1..6 are order, confirmation, fixing, shipping,
+  shipping report and payment dates), so an order shown late can only be caught by searching
+  order dates far enough back. getOrder can refuse one order number for a while: it answers an
+  ERROR ``MessageModelList`` entry carrying that ``orderNumber`` and still returns the others.
+- Rakuten's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
+  it answered (RFC 9110 section 6.6.1); the cursor is taken from it, not from this machine.
 
 Decisions (ours, not Rakuten's):
 
@@ -41,6 +48,15 @@ Decisions (ours, not Rakuten's):
   (changeType 3) and Rakuten does not treat it as final until 900. 900 is cancelled and closed.
 - Shipped orders (500/600/700) can still be cancelled after shipping (cancelOrderAfterShipping
   exists for them), so they stay open until 30 days after the order date, then count as closed.
+- Windows: each fetch searches order dates from ``OVERLAP`` (three days) before the cursor, never
+  before the clean start, up to an hour past the later of the bot's and Rakuten's clocks; the
+  cursor becomes the ``Date`` of the first searchOrder answer (the bot's `now` only if the header
+  is missing). Three days of order numbers cost one searchOrder call per 1,000; getOrder reads in
+  full only the numbers the cycle does not already know (`known_orders`), the open orders and the
+  ones to ask again, so the width costs almost nothing.
+- Refused orders: a number getOrder did not return is kept in the cursor and asked again every
+  cycle until it is read. Staff are told (`FetchResult.problems`) when it is first refused and
+  again once a day while it stays unreadable (`bot.channels.late`); it is never dropped.
 - Order lines are reported as ``manageNumber:variantId`` exactly as Rakuten gives them
   (manageNumber already lower-case). The sheet may spell manageNumber in any case, so the cycle
   must compare with `item_key`, which lower-cases manageNumber and keeps variantId exact.
@@ -53,7 +69,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Self, TypeVar
@@ -66,10 +82,9 @@ from bot.channels.base import (
     OrderLine,
     PushResult,
     StockUpdate,
-    read_time_cursor,
-    time_cursor,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.channels.late import WindowCursor, server_time, track_refusals
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError
 
@@ -90,10 +105,12 @@ GET_ORDER_MAX = 100
 GET_ORDER_VERSION = 7
 # The API allows 63 days per search; one day less keeps clear of how it counts the ends.
 SEARCH_SPAN = timedelta(days=62)
-# Re-read ten minutes behind the cursor: an order can show up in searchOrder a little after its
-# orderDatetime (payment checks, clock skew), and re-reading it is harmless because the cycle
-# de-duplicates by order and line id.
-OVERLAP = timedelta(minutes=10)
+# Search three days behind the cursor: an order can show up in searchOrder long after its
+# orderDatetime (payment or fraud review, Rakuten's own delay). Seeing a known order again costs
+# only its number in a searchOrder page (1,000 a call): getOrder skips the ones the cycle knows.
+OVERLAP = timedelta(days=3)
+# searchOrder's end lies this far past the later clock, so a slow bot clock never cuts it short.
+AHEAD = timedelta(hours=1)
 SHIPPED = frozenset({500, 600, 700})
 CANCELLED = 900
 SHIPPED_FINAL_AFTER = timedelta(days=30)
@@ -202,6 +219,7 @@ class RakutenChannel:
         self._orders = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
         self._upsert = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
         self._get = RateLimiter(5.0, 1.0, clock=clock, sleep=sleep)
+        self._first_answer: datetime | None = None  # Date of this fetch's first searchOrder
 
     @classmethod
     def from_settings(
@@ -231,19 +249,38 @@ class RakutenChannel:
 
     # -- the Channel protocol ----------------------------------------------------------
     def fetch_orders(
-        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+        self,
+        cursor: str | None,
+        open_orders: Sequence[str],
+        now: datetime,
+        known_orders: Collection[str] = (),
     ) -> FetchResult:
-        """Orders placed since the cursor (with overlap) plus the current state of `open_orders`."""
+        """Orders placed since the cursor (with a wide overlap), `open_orders`, and retries.
+
+        `known_orders` are order numbers the cycle already holds (open or closed): found again
+        in the overlap, they are not read in full. Open ones are read anyway.
+        """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=time_cursor(now))
-        until = read_time_cursor(self.name, cursor)
-        numbers = self._search(max(min(until, now) - OVERLAP, now - HISTORY), now)
-        wanted = list(dict.fromkeys([*numbers, *open_orders]))
-        orders = self._get_orders(wanted, now)
-        return FetchResult(orders=orders, cursor=time_cursor(max(until, now)))
+            return FetchResult(orders=[], cursor=WindowCursor(now, now).dump())
+        state = WindowCursor.load(self.name, cursor)
+        end = max(now, state.until) + AHEAD
+        start = max(state.until - OVERLAP, state.start, now - HISTORY)
+        self._first_answer = None
+        numbers = self._search(start, end)
+        seen = min(self._first_answer or now, end)
+        held = set(open_orders)
+        fresh = [n for n in numbers if n not in held and n not in known_orders]
+        wanted = list(dict.fromkeys([*fresh, *open_orders, *state.retry]))
+        orders, refused = self._get_orders(wanted, now)
+        retry, problems = track_refusals(self.name, refused, state.retry, now)
+        return FetchResult(
+            orders=orders,
+            cursor=WindowCursor(max(state.until, seen), state.start, retry).dump(),
+            problems=tuple(problems),
+        )
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities, 400 items per bulk-upsert, one call a second."""
@@ -357,7 +394,10 @@ class RakutenChannel:
                 "SortModelList": [{"sortColumn": 1, "sortDirection": 1}],
             },
         }
-        data = self._expect_ok(self._post(SEARCH_ORDER, body, self._orders), SEARCH_ORDER)
+        response = self._post(SEARCH_ORDER, body, self._orders)
+        data = self._expect_ok(response, SEARCH_ORDER)
+        if self._first_answer is None:
+            self._first_answer = server_time(response)
         paging = data.get("PaginationResponseModel") or {}
         return _Page(
             numbers=[str(n) for n in data.get("orderNumberList") or []],
@@ -365,8 +405,12 @@ class RakutenChannel:
             pages=int(paging.get("totalPages") or 0),
         )
 
-    def _get_orders(self, numbers: Sequence[str], now: datetime) -> list[Order]:
+    def _get_orders(
+        self, numbers: Sequence[str], now: datetime
+    ) -> tuple[list[Order], dict[str, str]]:
+        """The orders getOrder returned, and why each other number was not returned."""
         orders: list[Order] = []
+        refused: dict[str, str] = {}
         for chunk in _chunks(numbers, GET_ORDER_MAX):
             body = {"orderNumberList": list(chunk), "version": GET_ORDER_VERSION}
             response = self._post(GET_ORDER, body, self._orders)
@@ -375,16 +419,19 @@ class RakutenChannel:
             general = [m for m in errors if not m.get("orderNumber")]
             if response.status_code >= 300 or general or not isinstance(data, dict):
                 raise self._rejected(response, data, GET_ORDER)
-            for message in errors:
-                # One unreadable order must not hide the others; the cycle keeps it open.
-                log.warning(
-                    "rakuten: getOrder skipped %s (%s): %s",
-                    message.get("orderNumber"),
-                    message.get("messageCode"),
-                    message.get("message"),
-                )
-            orders += [self._order(model, now) for model in data.get("OrderModelList") or []]
-        return orders
+            read = [self._order(model, now) for model in data.get("OrderModelList") or []]
+            orders += read
+            # One unreadable order must not hide the others: it is kept and asked again.
+            returned = {o.order_id for o in read}
+            reasons = {
+                str(m.get("orderNumber")): f"{m.get('messageCode')}: {m.get('message')}"
+                for m in errors
+            }
+            for number in chunk:
+                if number not in returned:
+                    refused[number] = reasons.get(number, "getOrder did not return it")
+                    log.warning("rakuten: getOrder skipped %s (%s)", number, refused[number])
+        return orders, refused
 
     def _order(self, model: dict[str, Any], now: datetime) -> Order:
         progress = int(model["orderProgress"])

@@ -39,7 +39,15 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   mutations 10): orders page 2 + 25 × (1 + 2 + 30) = 827, re-read 25 × 33 = 825, variants
   lookup 2 + 100 × 4 = 402, extra line items 1 + 2 + 250 = 253, a mutation 10; all under 1,000.
 
+- Shopify's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
+  it answered (RFC 9110 section 6.6.1; `bot.channels.late`); ``updated_at`` is Shopify's time
+  too, so the window is measured on Shopify's clock alone. Orders can show up in search well
+  after they change (MARKETPLACES.md "Cross-cutting": the search index lags the order).
+
 Decisions (ours, not Shopify's):
+
+- Windows: each fetch asks ``updated_at >= cursor - OVERLAP`` (an hour) and the cursor becomes
+  the ``Date`` of the first orders answer, never this machine's clock.
 
 - The compare value is `StockUpdate.expected` (what Shopify should hold if the bot has seen every
   sale). When the bot never pushed an item (`expected` None) the compare value is the quantity
@@ -82,6 +90,7 @@ from bot.channels.base import (
     time_cursor,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.channels.late import server_time
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 
@@ -95,9 +104,9 @@ ORDERS_PAGE = 25
 LINES_PAGE = 30
 MORE_LINES_PAGE = 250
 LOOKUP_SKUS = 100
-# Re-read ten minutes behind the cursor: Shopify's search index can lag a write by a while, and
+# Re-read an hour behind the cursor: Shopify's search index can lag a write by a while, and
 # a re-read order costs nothing but points because the cycle de-duplicates by order and line id.
-OVERLAP = timedelta(minutes=10)
+OVERLAP = timedelta(hours=1)
 # A SKU may move to another variant; an hour-old mapping is looked up again before it is used.
 CACHE_TTL = 3600.0
 BUCKET = 1000.0  # points; corrected by every answer's throttleStatus
@@ -302,6 +311,7 @@ class ShopifyChannel:
     ) -> None:
         self._api = api
         self._path = f"/admin/api/{version}/graphql.json"
+        self._first_answer: datetime | None = None  # Shopify's Date on this fetch's first answer
         self._version = version
         self._location = location
         self._shop = shop
@@ -375,12 +385,14 @@ class ShopifyChannel:
             return FetchResult(orders=[], cursor=time_cursor(now))
         since = read_time_cursor(self.name, cursor)
         orders: dict[str, Order] = {}
-        for node in self._updated_since(min(since, now) - OVERLAP):
+        self._first_answer = None
+        for node in self._updated_since(since - OVERLAP):
             orders[_tail(node["id"])] = self._order(node)
         rest = [oid for oid in dict.fromkeys(open_orders) if oid not in orders]
         for node in self._reread(rest):
             orders[_tail(node["id"])] = self._order(node)
-        return FetchResult(orders=list(orders.values()), cursor=time_cursor(max(since, now)))
+        seen = self._first_answer or now
+        return FetchResult(orders=list(orders.values()), cursor=time_cursor(max(since, seen)))
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities by compare-and-set, 250 items per inventorySetQuantities."""
@@ -452,6 +464,8 @@ class ShopifyChannel:
             "POST", self._path, content=json.dumps(body).encode(), headers=_JSON
         )
         data = _body(response)
+        if self._first_answer is None:
+            self._first_answer = server_time(response)
         if isinstance(data, dict):
             status = ((data.get("extensions") or {}).get("cost") or {}).get("throttleStatus")
             if isinstance(status, dict):

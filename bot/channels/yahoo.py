@@ -44,6 +44,13 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   ItemId, SubCode, Quantity}}``. OrderStatus: 1 reserved, 2 processing, 3 on hold, 4 cancelled,
   5 completed. *Unconfirmed:* that orderInfo accepts ``IsActive`` in Field (orderList does); a
   missing value is read as active.
+- Fraud review hides orders (developer.yahoo.co.jp changelog 2021-08-30 "shopping271"; the
+  orderList page's change log of 2021-06-18; MARKETPLACES.md, Yahoo "Fraud review hides
+  orders"): a held order cannot be read through orderList; released, it is searchable with its
+  original ``OrderTime``, and ``PublicationTime`` is when it became visible; orderList takes
+  ``PublicationTimeFrom``/``PublicationTimeTo``. A window on OrderTime alone misses it.
+- Yahoo's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
+  it answered (RFC 9110 section 6.6.1); the cursor is taken from it (`bot.channels.late`).
 - Rates: the setStock page gives 1 query/s; Yahoo's help says at most 10 requests/s per API and
   50,000 a day per application, and "Your Request was Forbidden" (HTTP 403) once the day's
   quota is spent (faq.html). We keep to 1 request/s per API family (orders, stock).
@@ -54,6 +61,15 @@ Decisions (ours, not Yahoo's):
   (5) orders are closed: after completion Yahoo treats returns as separate work, which staff
   record in Stock by hand. Open orders (1..3) are re-read with orderInfo every cycle, which
   costs one call each.
+- Windows: each fetch lists orders twice, by ``OrderTimeFrom`` and by ``PublicationTimeFrom``,
+  both from `OVERLAP` (an hour) before the cursor and with no upper bound, so neither a slow
+  bot clock nor a late release loses an order; the cursor becomes the ``Date`` of the first
+  orderList answer. Listing is cheap (2,000 orders a call); orderInfo (one call a second, one
+  order each) reads only listed orders the cycle does not know yet (`known_orders`), the open
+  ones and the ones to ask again. Orders placed before the clean start are left out even when
+  released after it: they are counted in Stock already.
+- An order listed but refused by orderInfo is kept in the cursor and asked again every cycle;
+  staff are told when it is first refused and once a day while it stays unreadable.
 - Orders the window lists as cancelled or invalid and the ledger does not hold are skipped:
   there is nothing to apply or put back, and each orderInfo costs a call.
 - Lines are reported as ``ItemId`` or ``ItemId:SubCode``, the sheet's spelling; ``LineId`` is
@@ -66,7 +82,7 @@ import base64
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -84,10 +100,9 @@ from bot.channels.base import (
     OrderLine,
     PushResult,
     StockUpdate,
-    read_time_cursor,
-    time_cursor,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.channels.late import WindowCursor, server_time, track_refusals
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 
@@ -102,13 +117,13 @@ ORDER_INFO = API + "orderInfo"
 SET_STOCK = API + "setStock"
 SET_STOCK_MAX = 1000
 PAGE_SIZE = 2000
-LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive"
+LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,PublicationTime"
 INFO_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LineId,ItemId,SubCode,Quantity"
 CANCELLED, COMPLETED = 4, 5
-# Re-read ten minutes behind the cursor: an order can reach orderList a little after its
-# OrderTime (payment checks, clock skew), and re-reading is harmless because the cycle
-# de-duplicates by order and line id.
-OVERLAP = timedelta(minutes=10)
+# List an hour behind the cursor, by order time and by publication time: an order can reach
+# orderList well after its OrderTime (fraud review, payment checks, clock skew). A known order
+# listed again costs nothing: orderInfo only reads the orders the cycle does not know yet.
+OVERLAP = timedelta(hours=1)
 # Refresh a minute before Yahoo's expiry so a token never dies between header and answer.
 TOKEN_MARGIN = 60.0
 _CODE = re.compile(r"[A-Za-z0-9-]{1,99}")
@@ -210,6 +225,7 @@ class YahooChannel:
         self._orders = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
         self._stock = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
         self.page_size = PAGE_SIZE
+        self._first_answer: datetime | None = None  # Date of this fetch's first orderList
         self.authorize_status = ""  # X-SWS-Authorize-Status of the last answer, for check()
 
     @classmethod
@@ -272,26 +288,54 @@ class YahooChannel:
 
     # -- the Channel protocol ----------------------------------------------------------
     def fetch_orders(
-        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+        self,
+        cursor: str | None,
+        open_orders: Sequence[str],
+        now: datetime,
+        known_orders: Collection[str] = (),
     ) -> FetchResult:
-        """Orders placed since the cursor (with overlap) plus the current state of `open_orders`."""
+        """Orders placed or released since the cursor (with overlap), `open_orders`, retries.
+
+        `known_orders` are order ids the cycle already holds: listed again, they are not read
+        with orderInfo unless they are open.
+        """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=time_cursor(now))
-        until = read_time_cursor(self.name, cursor)
-        listed = self._list(min(until, now) - OVERLAP, now)
+            return FetchResult(orders=[], cursor=WindowCursor(now, now).dump())
+        state = WindowCursor.load(self.name, cursor)
+        since = state.until - OVERLAP
+        self._first_answer = None
+        listed = self._list("OrderTime", max(since, state.start))
+        seen = self._first_answer or now
+        for oid, (live, placed) in self._list("PublicationTime", since).items():
+            # Released after the clean start but placed before it: already counted in Stock.
+            if placed >= state.start:
+                listed.setdefault(oid, (live, placed))
         held = set(open_orders)
-        # Listed orders must be readable; held ones outside the window may be skipped.
-        wanted = {oid: True for oid, live in listed.items() if live or oid in held}
-        wanted.update({oid: False for oid in open_orders if oid not in listed})
-        orders = [
-            order
-            for oid, must in wanted.items()
-            if (order := self._order_info(oid, listed=must)) is not None
-        ]
-        return FetchResult(orders=orders, cursor=time_cursor(max(until, now)))
+        # Listed or retried orders must be read; held ones outside the window may be gone.
+        wanted = {
+            oid: True
+            for oid, (live, _) in listed.items()
+            if oid in held or (live and oid not in known_orders)
+        }
+        wanted.update({oid: True for oid in state.retry})
+        wanted.update({oid: False for oid in open_orders if oid not in wanted})
+        orders: list[Order] = []
+        refused: dict[str, str] = {}
+        for oid, must in wanted.items():
+            order, problem = self._order_info(oid, listed=must)
+            if order is not None:
+                orders.append(order)
+            elif problem is not None:
+                refused[oid] = problem
+        retry, problems = track_refusals(self.name, refused, state.retry, now)
+        return FetchResult(
+            orders=orders,
+            cursor=WindowCursor(max(state.until, seen), state.start, retry).dump(),
+            problems=tuple(problems),
+        )
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities, 1,000 item codes per setStock call, one call a second."""
@@ -322,7 +366,7 @@ class YahooChannel:
     def check(self) -> str:
         """Refresh the token and read the last day's orders; say how the requests are signed."""
         now = self._wall_clock().replace(microsecond=0)
-        total, _ = self._list_page(now - timedelta(days=1), now, 1, 1)
+        total, _ = self._list_page("OrderTime", now - timedelta(days=1), 1, 1, until=now)
         if self._key is None:
             signing = (
                 "no public key configured: requests go unsigned, so Yahoo ends the "
@@ -470,12 +514,12 @@ class YahooChannel:
 
     # -- orders ------------------------------------------------------------------------
 
-    def _list(self, start: datetime, end: datetime) -> dict[str, bool]:
-        """Every order placed in [start, end]: id -> whether it is still live."""
-        orders: dict[str, bool] = {}
+    def _list(self, by: str, start: datetime) -> dict[str, tuple[bool, datetime]]:
+        """Every order whose `by` time is at or after start: id -> (still live, order time)."""
+        orders: dict[str, tuple[bool, datetime]] = {}
         first = 1
         while True:
-            total, page = self._list_page(start, end, first, self.page_size)
+            total, page = self._list_page(by, start, first, self.page_size)
             orders.update(page)
             # Move on by what was delivered, so a shorter page than asked loses nothing.
             first += len(page)
@@ -490,37 +534,41 @@ class YahooChannel:
                 )
 
     def _list_page(
-        self, start: datetime, end: datetime, first: int, size: int
-    ) -> tuple[int, dict[str, bool]]:
+        self, by: str, start: datetime, first: int, size: int, until: datetime | None = None
+    ) -> tuple[int, dict[str, tuple[bool, datetime]]]:
         req = ET.Element("Req")
         search = ET.SubElement(req, "Search")
         for name, value in (("Result", str(size)), ("Start", str(first))):
             ET.SubElement(search, name).text = value
         ET.SubElement(search, "Sort").text = "+order_time"
         condition = ET.SubElement(search, "Condition")
-        ET.SubElement(condition, "OrderTimeFrom").text = _jst(start)
-        ET.SubElement(condition, "OrderTimeTo").text = _jst(end)
+        ET.SubElement(condition, f"{by}From").text = _jst(start)
+        if until is not None:
+            ET.SubElement(condition, f"{by}To").text = _jst(until)
         ET.SubElement(search, "Field").text = LIST_FIELDS
         ET.SubElement(req, "SellerId").text = self._seller
         body = ET.tostring(req, encoding="utf-8", xml_declaration=True)
         response, root = self._call(ORDER_LIST, self._orders, content=body, headers=_XML)
         root = self._expect(response, root, ORDER_LIST)
+        if self._first_answer is None:
+            self._first_answer = server_time(response)
         found = root.find("Search")
         if found is None:
             raise RejectedError(self.name, "orderList answered without Result/Search")
         try:
             total = int(_text(found, "TotalCount") or 0)
+            page: dict[str, tuple[bool, datetime]] = {}
+            for info in found.findall("OrderInfo"):
+                live = _text(info, "OrderStatus") != str(CANCELLED) and _active(info)
+                oid = _text(info, "OrderId")
+                if oid:
+                    page[oid] = (live, _parse_time(_text(info, "OrderTime")))
         except ValueError as exc:
-            raise RejectedError(self.name, "orderList answered an unreadable TotalCount") from exc
-        page: dict[str, bool] = {}
-        for info in found.findall("OrderInfo"):
-            live = _text(info, "OrderStatus") != str(CANCELLED) and _active(info)
-            page[_text(info, "OrderId")] = live
-        page.pop("", None)
+            raise RejectedError(self.name, "orderList answered an unreadable order") from exc
         return total, page
 
-    def _order_info(self, order_id: str, *, listed: bool) -> Order | None:
-        """The order's current state; None for a held order Yahoo will not show."""
+    def _order_info(self, order_id: str, *, listed: bool) -> tuple[Order | None, str | None]:
+        """The order's current state, or why it could not be read (None for a held order)."""
         req = ET.Element("Req")
         target = ET.SubElement(req, "Target")
         ET.SubElement(target, "OrderId").text = order_id
@@ -531,14 +579,12 @@ class YahooChannel:
         info = root.find("Result/OrderInfo") if root is not None else None
         if response.status_code >= 300 or info is None:
             problem = self._rejected(response, root, f"orderInfo {order_id}")
-            if listed:
-                # orderList just showed it: skipping it could let the cursor pass a sale.
-                raise RejectedError(self.name, problem, _text(root, "Code") or None)
-            # One unreadable held order must not hide the others; the cycle keeps it open.
+            # One unreadable order must not hide the others. A listed one is kept in the
+            # cursor and asked again; a held one stays open in the cycle.
             log.warning("yahoo: %s", problem)
-            return None
+            return None, problem if listed else None
         try:
-            return _order(info)
+            return _order(info), None
         except ValueError as exc:
             # Skipping it could let the cursor pass a sale: fail the fetch instead.
             raise RejectedError(

@@ -30,6 +30,11 @@ Written from the public contract, not from the adapter. Facts followed (the offi
   GZIP-compressed through getFeedDocument. A feed over 25,000 messages
   (listings-feed-schema-v2.json) or with a wrong header ends FATAL.
 
+Late orders (`MarketplaceStandIn.hide_order` / `show_order`): a hidden order is in no search
+and getOrder answers 404; shown, it is found by its unchanged `lastUpdatedTime`, the way an
+order that Amazon indexes late would be (MARKETPLACES.md, "Cross-cutting"). Every answer's
+`Date` header is the stand-in's `clock`.
+
 The stand-in's own choices, where Amazon publishes nothing: a SKU without a listing is an ERROR
 issue coded `NOT_FOUND` (real Amazon may instead accept it as a new offer,
 amzn/selling-partner-api-models#2797, #4402); an invalid quantity is issue `4000001`; a
@@ -351,6 +356,10 @@ class AmazonStandIn(MarketplaceStandIn):
         with self.lock:
             self._tokens = dict.fromkeys(self._tokens, 0.0)
 
+    def server_time(self) -> datetime:
+        """The marketplace's clock: what its `Date` headers say."""
+        return self.clock()
+
     def env(self) -> dict[str, str]:
         """The STOCKBOT_AMAZON_* variables that point the adapter here."""
         return {
@@ -521,6 +530,7 @@ class AmazonStandIn(MarketplaceStandIn):
                 and (not marketplaces or self.marketplace_id in marketplaces)
                 and (not statuses or o.status in statuses)
                 and (not fulfilled_by or o.fulfilled_by in fulfilled_by)
+                and self.visible(o.order_id)
             ]
         body: dict[str, Any] = {
             "orders": [self._render(self._orders[i], included) for i in ids[:size]]
@@ -537,7 +547,7 @@ class AmazonStandIn(MarketplaceStandIn):
         if denied is not None:
             return denied
         order = self._orders.get(request.path.rsplit("/", 1)[1])
-        if order is None:
+        if order is None or not self.visible(order.order_id):
             return _errors(404, "NotFound", "The order does not exist.")
         included = [p for v in request.query.get("includedData", []) for p in v.split(",")]
         return self._ok({"order": self._render(order, included)}, 200, "getOrder")

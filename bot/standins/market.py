@@ -12,13 +12,24 @@ HTTP control routes (for a stand-in in another process):
                                         -> {"order_id": "..."}
     POST /_control/orders/{id}/cancel
     POST /_control/orders/{id}/lines    {"item": "...", "quantity": 0}
+
+Late and refused orders (SPEC.md section 4, "Late orders still count"; MARKETPLACES.md,
+"Cross-cutting"): `hide_order` keeps an order out of every search and read, the way Yahoo holds
+an order for fraud review or a marketplace is slow to index it; `show_order` makes it visible
+from the stand-in's current time on. `refuse_reads(order_id, times)` makes the next `times` full
+reads of an order fail for that order alone (Rakuten's getOrder answers such an order with an
+ERROR message naming it). Every answer's HTTP `Date` header (RFC 9110 section 6.6.1: the
+origin server's clock when it answered) comes from the stand-in's own wall clock
+(`server_time`), so a test can set the marketplace's clock apart from the bot's.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
 
 from bot.standins.base import Request, Response, StandIn, json_response
@@ -35,6 +46,9 @@ class MarketplaceStandIn(StandIn, ABC):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
+        self.hidden: set[str] = set()  # orders no search or read shows yet
+        self.shown_at: dict[str, datetime] = {}  # when a hidden order became visible
+        self.refusals: dict[str, int] = {}  # order id -> full reads still to refuse
         self.route("POST", r"/_control/items", self._c_add_item)
         self.route("GET", r"/_control/items/(?P<item>.+)", self._c_item)
         self.route("POST", r"/_control/orders", self._c_place)
@@ -72,6 +86,46 @@ class MarketplaceStandIn(StandIn, ABC):
     @abstractmethod
     def env(self) -> dict[str, str]:
         """The STOCKBOT_* variables that point the real adapter at this stand-in."""
+
+    @abstractmethod
+    def server_time(self) -> datetime:
+        """The marketplace's own wall clock (timezone-aware), as its `Date` headers show it."""
+
+    def hide_order(self, order_id: str) -> None:
+        """Keep the order out of every search and read until `show_order`."""
+        with self.lock:
+            self.hidden.add(order_id)
+
+    def show_order(self, order_id: str) -> None:
+        """Make a hidden order visible from now on (its order time stays what it was)."""
+        with self.lock:
+            self.hidden.discard(order_id)
+            self.shown_at[order_id] = self.server_time()
+
+    def visible(self, order_id: str) -> bool:
+        """Whether searches and reads show the order now."""
+        with self.lock:
+            return order_id not in self.hidden
+
+    def refuse_reads(self, order_id: str, times: int = 1) -> None:
+        """Refuse the next `times` full reads of the order (that order alone)."""
+        with self.lock:
+            self.refusals[order_id] = times
+
+    def take_refusal(self, order_id: str) -> bool:
+        """Whether this full read of the order is refused; counts the refusal down."""
+        with self.lock:
+            left = self.refusals.get(order_id, 0)
+            if left <= 0:
+                return False
+            self.refusals[order_id] = left - 1
+            return True
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        # http.server stamps `Date` from the machine's clock; the marketplace's is ours.
+        stamp = format_datetime(self.server_time().astimezone(UTC), usegmt=True)
+        h.date_time_string = lambda timestamp=None: stamp  # type: ignore[method-assign]
+        super()._dispatch(h)
 
     def check_available(self, lines: Sequence[tuple[str, int]], force: bool) -> None:
         """Raise `SoldOut` unless the store shows enough for every line, or `force`."""

@@ -27,6 +27,13 @@ Written from the public descriptions of the API, not from our adapter (facts onl
   itemDetailId, manageNumber, units, deleteItemFlag and (version >= 7) SkuModelList[{variantId}].
   changeType: 0 cancel requested, 1 cancel confirmed, 5 change confirmed.
 
+- Late and refused orders (`MarketplaceStandIn.hide_order` / `refuse_reads`): a hidden order is
+  neither found by searchOrder nor read by getOrder (it answers the not-found message); a refused
+  read answers an ERROR message naming the order while the other orders of the call are read
+  (RakutenPayOrderAPI's MessageModelList carries an ``orderNumber`` per message, rakuten-spi-sdk
+  ``rms/order.go``), which is the shape MARKETPLACES.md ("Cross-cutting") describes as getOrder
+  refusing one order number for a while.
+
 Message codes the public pages do not give are marked ``_STANDIN`` so nobody mistakes them for
 Rakuten's. The order API's rate is not published where we could read it; like the adapter's
 sources, the stand-in allows 1 request/s for it.
@@ -198,6 +205,10 @@ class RakutenStandIn(MarketplaceStandIn):
             self._take(key, extra)
             line["units"], line["deleteItemFlag"] = quantity, int(quantity == 0)
             order["changes"].append({"changeId": next(self._changes), "changeType": 5})
+
+    def server_time(self) -> datetime:
+        """The marketplace's clock: what its `Date` headers say."""
+        return self.now()
 
     def env(self) -> dict[str, str]:
         """The STOCKBOT_RAKUTEN_* variables pointing the adapter here."""
@@ -371,7 +382,9 @@ class RakutenStandIn(MarketplaceStandIn):
             (
                 o
                 for o in self.orders.values()
-                if body["dateType"] == 1 and start <= o["placed"] <= end
+                if body["dateType"] == 1
+                and start <= o["placed"] <= end
+                and self.visible(o["orderNumber"])
             ),
             key=lambda o: (o["placed"], o["orderNumber"]),
             reverse=sort.get("sortDirection", 2) != 1,
@@ -432,7 +445,13 @@ class RakutenStandIn(MarketplaceStandIn):
         if problems:
             return _order_error(problems)
         version = int(body["version"])
-        found = [self._order_model(self.orders[n], version) for n in numbers if n in self.orders]
+        unknown = [n for n in numbers if n not in self.orders or not self.visible(n)]
+        busy = [n for n in numbers if n not in unknown and self.take_refusal(n)]
+        found = [
+            self._order_model(self.orders[n], version)
+            for n in numbers
+            if n not in unknown and n not in busy
+        ]
         messages = [
             {
                 "messageType": "INFO",
@@ -447,8 +466,16 @@ class RakutenStandIn(MarketplaceStandIn):
                 "message": "指定された注文番号は存在しません。",
                 "orderNumber": n,
             }
-            for n in numbers
-            if n not in self.orders
+            for n in unknown
+        ]
+        messages += [
+            {
+                "messageType": "ERROR",
+                "messageCode": _GET + "ERROR_STANDIN_BUSY",
+                "message": "受注情報を取得できませんでした。時間をおいて再度お試しください。",
+                "orderNumber": n,
+            }
+            for n in busy
         ]
         return json_response(
             {"MessageModelList": messages, "OrderModelList": found, "version": version}

@@ -432,6 +432,10 @@ class ShopifyStandIn(MarketplaceStandIn):
             order = self.orders[int(order_id)]
             order["closedAt"] = order["updatedAt"] = self._now()
 
+    def server_time(self) -> datetime:
+        """The marketplace's clock: what its `Date` headers say."""
+        return self.now()
+
     def env(self) -> dict[str, str]:
         """Point the adapter here; the location is given as the bare number shops copy."""
         return {

@@ -29,6 +29,12 @@ Written from the public descriptions of the API, not from our adapter (facts onl
   (+order_time | -order_time), Condition{OrderTimeFrom, OrderTimeTo (YYYYMMDDhhmmss, JST),
   OrderId, OrderStatus, IsActive}, Field (required)}`` and ``Req/SellerId`` (required); answer
   ``Result{Status, Search{TotalCount, OrderInfo*{Index, fields...}}}``.
+- Fraud review (developer.yahoo.co.jp changelog 2021-08-30 "shopping271"; the orderList page's
+  change log of 2021-06-18, as MARKETPLACES.md gives them): an order held for review is not
+  shown (`hide_order`); released (`show_order`) it is searchable with its original OrderTime,
+  ``PublicationTime`` is when it became visible, and orderList takes
+  ``PublicationTimeFrom``/``PublicationTimeTo`` and returns ``FraudHoldStatus``. A refused
+  orderInfo (`refuse_reads`) answers the Error shape with ``od-standin-busy`` (ours).
 - orderInfo (orderInfo.html as modelled by public clients): ``Req/Target{OrderId, Field}``,
   ``Req/SellerId``; answer ``ResultSet/Result{Status, OrderInfo{fields..., Item*{LineId, ItemId,
   SubCode, Quantity}}}``; OrderTime in ISO 8601 with +09:00. OrderStatus 1 reserved, 2
@@ -76,7 +82,15 @@ SET_STOCK_MAX = 1000
 _CODE = re.compile(r"[A-Za-z0-9-]{1,99}")
 _QUANTITY = re.compile(r"[+-]?\d{1,9}")
 _TIME = re.compile(r"\d{14}")
-ORDER_FIELDS = ("OrderId", "OrderTime", "OrderStatus", "IsActive", "LastUpdateTime")
+ORDER_FIELDS = (
+    "OrderId",
+    "OrderTime",
+    "OrderStatus",
+    "IsActive",
+    "LastUpdateTime",
+    "PublicationTime",
+    "FraudHoldStatus",
+)
 ITEM_FIELDS = ("LineId", "ItemId", "SubCode", "Quantity")
 EXPIRED = "AccessToken has been expired. This API session is shorter than another API."
 
@@ -156,6 +170,10 @@ class YahooStandIn(MarketplaceStandIn):
         """Write the public key PEM to `path` and return it."""
         path.write_bytes(self.public_key_pem())
         return path
+
+    def server_time(self) -> datetime:
+        """The marketplace's clock: what its `Date` headers say."""
+        return self.now()
 
     def env(self) -> dict[str, str]:
         """The STOCKBOT_YAHOO_* variables pointing the adapter here, with a public key file."""
@@ -432,6 +450,8 @@ class YahooStandIn(MarketplaceStandIn):
             "OrderStatus": str(order["OrderStatus"]),
             "IsActive": "true" if order["IsActive"] else "false",
             "LastUpdateTime": _iso(order["updated"]),
+            "PublicationTime": _iso(self._published(order)),
+            "FraudHoldStatus": "1" if order["OrderId"] in self.hidden else "0",
         }
         for name in fields:
             if name in values:
@@ -462,14 +482,23 @@ class YahooStandIn(MarketplaceStandIn):
             return _error("od-standin-paging", "Result and Start must be positive integers.")
         condition = search.find("Condition")
         bounds: list[datetime | None] = []
-        for name in ("OrderTimeFrom", "OrderTimeTo"):
+        names = ("OrderTimeFrom", "OrderTimeTo", "PublicationTimeFrom", "PublicationTimeTo")
+        for name in names:
             text = condition.findtext(name) if condition is not None else None
             if text and not _TIME.fullmatch(text):
                 return _error("od-standin-time", f"{name} must be YYYYMMDDhhmmss.")
             bounds.append(
                 datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=JST) if text else None
             )
-        hits = [o for o in self.orders.values() if self._matches(o, condition, *bounds)]
+        published_from, published_to = bounds[2], bounds[3]
+        hits = [
+            o
+            for o in self.orders.values()
+            if self._matches(o, condition, bounds[0], bounds[1])
+            and self.visible(o["OrderId"])
+            and not (published_from and self._published(o) < published_from)
+            and not (published_to and self._published(o) > published_to)
+        ]
         hits.sort(
             key=lambda o: (o["placed"], o["OrderId"]),
             reverse=(search.findtext("Sort") or "+order_time") == "-order_time",
@@ -483,6 +512,12 @@ class YahooStandIn(MarketplaceStandIn):
             ET.SubElement(info, "Index").text = str(index)
             self._order_xml(info, order, fields)
         return self._answer(result, request)
+
+    def _published(self, order: dict[str, Any]) -> datetime:
+        """When the order became searchable: its order time, or its release from review."""
+        placed: datetime = order["placed"]
+        shown = self.shown_at.get(order["OrderId"])
+        return max(placed, shown.replace(microsecond=0)) if shown else placed
 
     @staticmethod
     def _matches(
@@ -514,8 +549,10 @@ class YahooStandIn(MarketplaceStandIn):
         if isinstance(fields, Response):
             return fields
         order = self.orders.get(target.findtext("OrderId") or "")
-        if order is None:
+        if order is None or not self.visible(order["OrderId"]):
             return _error("od-standin-notfound", "The order does not exist.")
+        if self.take_refusal(order["OrderId"]):
+            return _error("od-standin-busy", "The order cannot be read now; try again later.")
         root = ET.Element(
             "ResultSet",
             totalResultsAvailable="1",

@@ -1,0 +1,126 @@
+"""What the order adapters share to never lose a late or refused order (SPEC.md section 4).
+
+MARKETPLACES.md ("Cross-cutting"): orders can become visible well after their order time, so
+windows overlap widely and are measured on the marketplace's own clock; an order that was seen
+but could not be read in full is kept and asked again until it is read, and reported.
+
+- The marketplace's clock is the HTTP ``Date`` header of its answer: the origin server's time
+  when it produced the answer (RFC 9110 section 6.6.1), at one-second resolution.
+- `WindowCursor` is the JSON cursor of the adapters that search by a time: how far the search
+  read (on the marketplace's clock), the clean start, and the orders to ask again. It reads the
+  older ``{"until": ...}`` cursors, whose search reached back ten minutes.
+- `Refusals` decides what staff are told: an order is reported when it is first refused and
+  again every `REMIND_AFTER` while it stays unreadable (a daily reminder); it is never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from bot.errors import RejectedError
+
+__all__ = ["REMIND_AFTER", "Refused", "WindowCursor", "server_time", "track_refusals"]
+
+# What the search reached back to before cursors carried their clean start.
+LEGACY_OVERLAP = timedelta(minutes=10)
+# An order that stays unreadable is reported again after this long.
+REMIND_AFTER = timedelta(days=1)
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """The marketplace's clock from the answer's `Date` header, or None if missing or odd."""
+    try:
+        moment = parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return _aware(moment)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _time(text: object) -> datetime:
+    return _aware(datetime.fromisoformat(str(text)))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An order seen but not read yet: since when, and when staff were last told."""
+
+    since: datetime
+    told: datetime
+
+
+@dataclass(frozen=True)
+class WindowCursor:
+    """Where the next search starts, the clean start, and the orders to ask again."""
+
+    until: datetime  # the marketplace's time up to which the search read completely
+    start: datetime  # the clean start: orders placed earlier are already counted in Stock
+    retry: Mapping[str, Refused] = field(default_factory=dict)
+
+    def dump(self) -> str:
+        """The cursor as the JSON text the ledger stores."""
+        retry = {
+            n: {"since": r.since.isoformat(), "told": r.told.isoformat()}
+            for n, r in sorted(self.retry.items())
+        }
+        data = {"until": self.until.isoformat(), "start": self.start.isoformat(), "retry": retry}
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def load(cls, channel: str, text: str) -> WindowCursor:
+        """Read `dump`'s text (or an older time-only cursor); `RejectedError` when damaged."""
+        try:
+            data = json.loads(text)
+            until = _time(data["until"])
+            start = _time(data["start"]) if "start" in data else until - LEGACY_OVERLAP
+            retry = {
+                str(n): Refused(_time(r["since"]), _time(r["told"]))
+                for n, r in (data.get("retry") or {}).items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RejectedError(
+                channel, f"the stored {channel} order cursor is unreadable ({text[:60]!r})"
+            ) from exc
+        return cls(until, start, retry)
+
+
+def track_refusals(
+    channel: str,
+    refused: Mapping[str, str],
+    before: Mapping[str, Refused],
+    now: datetime,
+) -> tuple[dict[str, Refused], list[str]]:
+    """The orders to ask again next time, and what to tell staff about them now.
+
+    `refused` maps each order seen but not read this time to why; `before` is the cursor's list.
+    """
+    label = channel.capitalize()
+    retry: dict[str, Refused] = {}
+    problems: list[str] = []
+    for order_id, why in refused.items():
+        known = before.get(order_id)
+        if known is None:
+            problems.append(
+                f"{label} order {order_id} could not be read ({why}); the bot asks again "
+                "every cycle and applies it once it can be read"
+            )
+            retry[order_id] = Refused(now, now)
+        elif now - known.told >= REMIND_AFTER:
+            days = max(1, round((now - known.since) / timedelta(days=1)))
+            problems.append(
+                f"{label} order {order_id} is still unreadable after {days} day(s) ({why}): "
+                "check it on the marketplace; the bot keeps asking and applies it once read"
+            )
+            retry[order_id] = Refused(known.since, now)
+        else:
+            retry[order_id] = known
+    return retry, problems
