@@ -162,6 +162,34 @@ def cmd_init_sheet(settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_reset_state(settings: Settings) -> int:
+    """Start the state file afresh from the sheet as it is now (after a lost or old state)."""
+    from bot.app import open_sheet
+    from bot.handover import Marker
+    from bot.ledger import Ledger
+    from bot.lease import metadata_values
+    from bot.sheet.writes import COMMIT_KEY
+
+    sheet = open_sheet(settings)
+    marker = Marker.parse(metadata_values(sheet.metadata()).get(COMMIT_KEY))
+    ledger = Ledger(settings.state_path)
+    try:
+        ledger.lock()
+        ledger.reset(sheet.sheet_id, marker.id if marker else None)
+    finally:
+        ledger.close()
+    print(f"{settings.state_path} now serves spreadsheet {sheet.sheet_id}, starting afresh.")
+    if marker is not None:
+        print(
+            f"The sheet's last stockbot commit was at {marker.at or 'an unknown time'}: orders "
+            "placed on the marketplaces after it and before the next sync are taken as already "
+            "counted in Stock, and cancellations of orders applied before now are not put back. "
+            "Check those orders by hand."
+        )
+    print("The next sync starts clean: orders placed before it count as already in Stock.")
+    return EXIT_OK
+
+
 def cmd_demo(settings: Settings | None) -> int:
     """The whole product on local stand-ins, no account needed."""
     from bot.demo import run_demo
@@ -174,6 +202,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Settings], int]]] = {
     "run": ("run a cycle every STOCKBOT_INTERVAL_SECONDS until stopped", cmd_run),
     "check": ("check settings, credentials, channels and sheet; write nothing", cmd_check),
     "init-sheet": ("create or repair the tabs, headers and formats of the sheet", cmd_init_sheet),
+    "reset-state": (
+        "start the state file afresh from the sheet (after it was lost or restored)",
+        cmd_reset_state,
+    ),
 }
 
 

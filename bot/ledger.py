@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pushes (
     channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, adjust INTEGER NOT NULL DEFAULT 0,
-    error TEXT, stale INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel, item));
+    error TEXT, stale INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, item));
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL, changes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL);
 """
@@ -78,12 +79,31 @@ class LineState:
 
 @dataclass
 class PushState:
-    """The last successful push of one item to one channel, and what changed since."""
+    """The last successful push of one item to one channel, and what changed since.
+
+    `quantity` is None when the store's quantity is unknown: never pushed, or a push was sent
+    whose outcome was never recorded (the bot stopped between the marketplace's answer and the
+    record). `events` counts this channel's own order events for the item since the push: a
+    marketplace changes its own quantity on a sale, a cancellation or a refund, so after any
+    of them the store may hold anything until it is pushed again.
+    """
 
     quantity: int | None
     adjust: int  # stock change from this channel's own orders applied since that push
     error: str | None
     stale: bool = False  # the last compare-and-set found another quantity than expected
+    events: int = 0  # own order events (sales, changes, cancellations) since that push
+
+    @property
+    def settled(self) -> bool:
+        """Whether the store certainly holds `quantity + adjust` (nothing happened since)."""
+        return (
+            self.quantity is not None
+            and self.adjust == 0
+            and self.events == 0
+            and not self.error
+            and not self.stale
+        )
 
 
 @dataclass
@@ -132,7 +152,14 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._lock_file: IO[str] | None = None
+
+    def _migrate(self) -> None:
+        """Bring a state file written by an earlier version up to the current schema."""
+        columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(pushes)")}
+        if "events" not in columns:
+            self._db.execute("ALTER TABLE pushes ADD COLUMN events INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database and release the lock."""
@@ -187,6 +214,25 @@ class Ledger:
         """Store a setting."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def is_fresh(self) -> bool:
+        """Whether this state file has never completed a commit nor started a channel."""
+        used = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM cursors) OR EXISTS (SELECT 1 FROM lines) "
+            "OR EXISTS (SELECT 1 FROM pending) OR EXISTS (SELECT 1 FROM meta "
+            "WHERE key='last_commit')"
+        ).fetchone()[0]
+        return not used
+
+    def reset(self, spreadsheet: str, last_commit: str | None) -> None:
+        """Forget everything and serve `spreadsheet` from its commit `last_commit` on."""
+        with self._tx() as db:
+            for table in ("lines", "orders", "cursors", "stock", "pushes", "pending", "outbox"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit')")
+            db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
+            if last_commit:
+                db.execute("INSERT INTO meta VALUES ('last_commit', ?)", (last_commit,))
+
     # -- reads ---------------------------------------------------------------------------
     def cursor(self, channel: str) -> tuple[str, str] | None:
         """The channel's (cursor, started_at), or None before its first cycle."""
@@ -202,6 +248,11 @@ class Ledger:
             (channel,),
         )
         return [str(r[0]) for r in rows]
+
+    def all_orders(self, channel: str) -> set[str]:
+        """Every order of the channel the ledger holds, open or closed."""
+        rows = self._db.execute("SELECT order_id FROM orders WHERE channel=?", (channel,))
+        return {str(r[0]) for r in rows}
 
     def known_orders(self, channel: str, order_ids: Iterable[str]) -> set[str]:
         """Which of these orders the ledger has seen."""
@@ -241,9 +292,10 @@ class Ledger:
     def pushes(self, channel: str) -> dict[str, PushState]:
         """Last pushes of one channel, by item."""
         rows = self._db.execute(
-            "SELECT item, quantity, adjust, error, stale FROM pushes WHERE channel=?", (channel,)
+            "SELECT item, quantity, adjust, error, stale, events FROM pushes WHERE channel=?",
+            (channel,),
         )
-        return {str(r[0]): PushState(r[1], int(r[2]), r[3], bool(r[4])) for r in rows}
+        return {str(r[0]): PushState(r[1], int(r[2]), r[3], bool(r[4]), int(r[5])) for r in rows}
 
     def outbox(self) -> list[tuple[int, list[Any]]]:
         """Log rows of a lost report commit, waiting for the next commit."""
@@ -301,24 +353,38 @@ class Ledger:
             )
             db.executemany("INSERT OR REPLACE INTO stock VALUES (?, ?)", c.stock.items())
             db.executemany(
-                "INSERT INTO pushes (channel, item, quantity, adjust) VALUES (?, ?, NULL, ?) "
-                "ON CONFLICT (channel, item) DO UPDATE SET adjust = adjust + excluded.adjust",
+                "INSERT INTO pushes (channel, item, quantity, adjust, events) "
+                "VALUES (?, ?, NULL, ?, 1) ON CONFLICT (channel, item) DO UPDATE SET "
+                "adjust = adjust + excluded.adjust, events = events + 1",
                 c.adjust,
             )
             db.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in c.outbox_done])
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_commit', ?)", (commit_id,))
 
-    def discard(self, commit_id: str) -> None:
-        """The commit never landed: drop it, keeping a report's Log rows for the next commit."""
+    def discard(self, commit_id: str, *, keep_log_rows: bool = True) -> None:
+        """The commit never landed: drop it, keeping a report's Log rows for the next commit.
+
+        `keep_log_rows` False is for a commit about to be sent again with the same rows.
+        """
         pending = self.pending()
         if pending is None or pending.id != commit_id:
             return
         with self._tx() as db:
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
-            if pending.kind == "report":
+            if pending.kind == "report" and keep_log_rows:
                 _queue(db, pending.changes.log_rows)
 
     # -- pushes (idempotent: absolute quantities, recorded straight away) ---------------------
+    def forget_quantities(self, channel: str, items: Iterable[str]) -> None:
+        """Before a push is sent: until its outcome is recorded, the store holds an unknown."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO pushes (channel, item, quantity, adjust) VALUES (?, ?, NULL, 0) "
+                "ON CONFLICT (channel, item) DO UPDATE SET quantity=NULL",
+                [(channel, item) for item in items],
+            )
+
     def record_pushes(
         self,
         channel: str,
@@ -329,8 +395,9 @@ class Ledger:
         """Remember successful pushes (resetting their adjustment), failures and stale items."""
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0) ON CONFLICT (channel, item) "
-                "DO UPDATE SET quantity=excluded.quantity, adjust=0, error=NULL, stale=0",
+                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0) ON CONFLICT (channel, item) "
+                "DO UPDATE SET quantity=excluded.quantity, adjust=0, error=NULL, stale=0, "
+                "events=0",
                 [(channel, item, qty) for item, qty in pushed.items()],
             )
             db.executemany(

@@ -68,7 +68,7 @@ import gzip
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
@@ -473,7 +473,11 @@ class AmazonChannel:
         return order_freshness_seconds(interval_seconds or self._interval)
 
     def fetch_orders(
-        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+        self,
+        cursor: str | None,
+        open_orders: Sequence[str],
+        now: datetime,
+        known_orders: Collection[str] = (),
     ) -> FetchResult:
         """Orders updated since the last window (overlapping), as far as the budget allows."""
         if cursor is None:

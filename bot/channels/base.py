@@ -13,7 +13,7 @@ with the same spelling, so the cycle can match them back to sheet rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar, Protocol
@@ -89,7 +89,11 @@ class Channel(Protocol):
     max_quantity: ClassVar[int]  # the largest quantity the marketplace accepts
 
     def fetch_orders(
-        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+        self,
+        cursor: str | None,
+        open_orders: Sequence[str],
+        now: datetime,
+        known_orders: Collection[str] = (),
     ) -> FetchResult:
         """New orders since `cursor`, plus the current state of `open_orders`.
 
@@ -98,8 +102,8 @@ class Channel(Protocol):
         Windows overlap widely and lean on the marketplace's own clock, so an order shown late
         still comes back; an order seen but not readable in full is kept in the cursor, asked
         again on every fetch and named in `FetchResult.problems` (SPEC.md section 4, "Late
-        orders still count"). Adapters may take an optional `known_orders` keyword (order ids
-        the cycle already holds) to skip reading those in full again.
+        orders still count"). `known_orders` are the order ids the cycle already holds: an
+        adapter may skip reading those in full again unless they are open.
         Raises `ChannelError` when the marketplace cannot be read.
         """
         ...

@@ -73,7 +73,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeVar
@@ -375,7 +375,11 @@ class ShopifyChannel:
 
     # -- the Channel protocol ----------------------------------------------------------
     def fetch_orders(
-        self, cursor: str | None, open_orders: Sequence[str], now: datetime
+        self,
+        cursor: str | None,
+        open_orders: Sequence[str],
+        now: datetime,
+        known_orders: Collection[str] = (),
     ) -> FetchResult:
         """Orders updated since the cursor (with overlap), plus the state of `open_orders`."""
         if now.tzinfo is None:

@@ -148,20 +148,39 @@ class SheetClient:
         )
         return result
 
-    def read(self, ranges: list[str]) -> list[list[list[Any]]]:
-        """Several ranges in one read request, numbers unformatted; one grid per range."""
+    def read(self, ranges: list[str], *, formulas: bool = False) -> list[list[list[Any]]]:
+        """Several ranges in one read request, numbers unformatted; one grid per range.
+
+        A date or time cell answers its formatted text rather than a serial number
+        (dateTimeRenderOption FORMATTED_STRING), so a date typed into Stock never passes for a
+        count. With `formulas`, a formula cell answers its formula text (`=K2`) instead of its
+        result (valueRenderOption FORMULA): the cycle reads Stock so before writing it.
+        """
         self.reads += 1
-        params: ParamsType = {"valueRenderOption": "UNFORMATTED_VALUE", "majorDimension": "ROWS"}
+        params: ParamsType = {
+            "valueRenderOption": "FORMULA" if formulas else "UNFORMATTED_VALUE",
+            "dateTimeRenderOption": "FORMATTED_STRING",
+            "majorDimension": "ROWS",
+        }
         answer = self._call(
             "reading values",
             lambda: self.http.values_batch_get(self.sheet_id, ranges, params=params),
         )
         return [list(vr.get("values", [])) for vr in answer.get("valueRanges", [])]
 
-    def batch_update(self, requests_: list[dict[str, Any]], *, retry: bool = True) -> Any:
-        """One `spreadsheets.batchUpdate`: applied by Google all together or not at all."""
+    def batch_update(
+        self,
+        requests_: list[dict[str, Any]],
+        *,
+        retry: bool = True,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One `spreadsheets.batchUpdate`: applied by Google all together or not at all.
+
+        `extra` adds fields of the request body, e.g. `includeSpreadsheetInResponse`.
+        """
         self.writes += 1
-        body = {"requests": requests_}
+        body = {"requests": requests_, **(extra or {})}
         return self._call(
             "writing", lambda: self.http.batch_update(self.sheet_id, body), retry=retry
         )

@@ -1,0 +1,235 @@
+"""The exactly-once hand-over between the state file and the sheet (see `bot.ledger`).
+
+Every sheet write of a cycle goes through the same four steps, all here:
+
+1. **prepare**: the ledger saves what the commit implies as *pending*, under a fresh id;
+2. **send once**: one atomic `spreadsheets.batchUpdate` carries the writes and sets the
+   spreadsheet's developer-metadata marker `stockbot.commit` to that id (and the time);
+3. **complete**: the ledger applies the pending changes and records the id as the last commit
+   it completed;
+4. **recover**: a bot that stopped between 1 and 3 reads the marker at its next start: the
+   marker holds the pending id exactly when the write landed.
+
+The marker also ties the state file to its sheet (SPEC.md section 4, the state belongs to its
+sheet). Before anything is written, `check_identity` compares the sheet's marker with the
+spreadsheet id and last completed commit the state file recorded, and refuses (exit status 2,
+nothing written) when they cannot belong together: a state file of another sheet, a restored
+backup older than the sheet, or a new state file while the sheet shows an earlier bot's commits.
+Each of those, run on, would apply orders a second time or lose cancellations silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.errors import ConfigError, SheetError
+from bot.ledger import Changes, Ledger
+from bot.lease import metadata_values
+from bot.sheet.client import SheetClient
+from bot.sheet.writes import COMMIT_KEY, set_metadata
+
+__all__ = ["Handover", "Marker", "StateMismatchError"]
+
+log = logging.getLogger("stockbot")
+
+COMMIT_TRIES = 3
+RESET_HINT = (
+    "If you are sure this state file is the right one to go on with, run `stockbot reset-state` "
+    "to start it afresh from the sheet as it is now (orders placed before that count as already "
+    "in Stock; cancellations of older orders are then not put back: check them by hand)"
+)
+
+
+class StateMismatchError(ConfigError):
+    """The state file does not belong to the sheet it is used with (nothing was written)."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The sheet's commit marker: the id of the last commit that landed, and when."""
+
+    id: str
+    at: str = ""
+
+    @classmethod
+    def parse(cls, text: str | None) -> Marker | None:
+        """Read the stored value (a plain id from earlier versions, or JSON)."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls(text)
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            return cls(data["id"], str(data.get("at", "")))
+        return cls(text)
+
+    def to_json(self) -> str:
+        """The stored value."""
+        return json.dumps({"id": self.id, "at": self.at})
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A commit saved as pending, with the batchUpdate requests that carry it."""
+
+    id: str
+    kind: str
+    requests: list[dict[str, Any]]
+
+
+class Handover:
+    """Prepare, send once, complete, recover: the sheet and the state file kept in step."""
+
+    def __init__(
+        self,
+        sheet: SheetClient,
+        ledger: Ledger,
+        *,
+        now: Callable[[], datetime],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.sheet = sheet
+        self.ledger = ledger
+        self.now = now
+        self.sleep = sleep
+        self.marker_exists = False
+
+    # -- at the start of a cycle --------------------------------------------------------------
+    def check_identity(self, marker: Marker | None) -> None:
+        """Refuse a state file that does not belong to this sheet; adopt the sheet otherwise."""
+        ledger, sheet_id = self.ledger, self.sheet.sheet_id
+        self.marker_exists = marker is not None
+        served = ledger.get_meta("spreadsheet")
+        if served and served != sheet_id:
+            raise StateMismatchError(
+                f"the state file {ledger.path} belongs to spreadsheet {served}, not to "
+                f"{sheet_id} (STOCKBOT_SHEET_ID); nothing was written. Each sheet needs its own "
+                "state file: point STOCKBOT_STATE_PATH at this sheet's state file"
+            )
+        last = ledger.get_meta("last_commit")
+        pending = ledger.pending()
+        if marker is None:
+            if last:
+                raise StateMismatchError(
+                    f"the state file {ledger.path} has written to this sheet before, but the "
+                    "sheet carries no stockbot commit: it was replaced, copied or restored to an "
+                    f"older version; nothing was written. {RESET_HINT}"
+                )
+        elif marker.id != last and (pending is None or pending.id != marker.id):
+            if last:
+                raise StateMismatchError(
+                    f"the state file {ledger.path} is older than the sheet (the sheet's last "
+                    f"stockbot commit was at {marker.at or 'an unknown time'} and this state file "
+                    "never saw it): it is a restored backup or another bot's copy, and running "
+                    "on would apply orders a second time; nothing was written. Use the newest "
+                    f"state file of this sheet. {RESET_HINT}"
+                )
+            if ledger.is_fresh():
+                raise StateMismatchError(
+                    f"the sheet was kept by a stockbot before (last commit at "
+                    f"{marker.at or 'an unknown time'}), but the state file {ledger.path} is new: "
+                    "it was lost, moved or not copied. Starting afresh silently would never put "
+                    "back cancellations of orders applied before; nothing was written. Restore "
+                    f"the state file, or: {RESET_HINT}"
+                )
+            # A state file from before the state recorded its commits: adopt the sheet once.
+            log.info("the state file now records the sheet it serves (%s)", sheet_id)
+            ledger.set_meta("last_commit", marker.id)
+        if not served:
+            ledger.set_meta("spreadsheet", sheet_id)
+
+    def recover(self, marker: Marker | None) -> None:
+        """Finish or drop a commit left pending by a stop, by what the sheet's marker says."""
+        pending = self.ledger.pending()
+        if pending is None:
+            return
+        if marker is not None and marker.id == pending.id:
+            log.info(
+                "finishing commit %s, which reached the sheet before the bot stopped", pending.id
+            )
+            self.ledger.complete(pending.id)
+        else:
+            log.info(
+                "dropping commit %s, which never reached the sheet; its orders are fetched again",
+                pending.id,
+            )
+            self.ledger.discard(pending.id)
+
+    # -- a commit -----------------------------------------------------------------------------
+    def prepare(self, kind: str, requests: list[dict[str, Any]], changes: Changes) -> Prepared:
+        """Step 1: save the commit as pending; the requests get the marker appended."""
+        commit_id = uuid.uuid4().hex
+        self.ledger.prepare(commit_id, kind, changes)
+        marker = Marker(commit_id, self.now().isoformat(timespec="seconds"))
+        body = [*requests, set_metadata(COMMIT_KEY, marker.to_json(), self.marker_exists)]
+        return Prepared(commit_id, kind, body)
+
+    def discard(self, prepared: Prepared) -> None:
+        """Drop a prepared commit that will not be sent."""
+        self.ledger.discard(prepared.id)
+
+    def send_once(
+        self, prepared: Prepared, *, last: bool, response_ranges: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
+        """Step 2 then 3: the answer when it landed; None when it certainly did not.
+
+        None means it may be prepared and sent again after a pause. When nobody can tell
+        whether it landed, it raises and leaves the commit pending: the next cycle reads the
+        marker and settles it, never sending it twice. A commit whose landing was learned from
+        the marker answers `{}` (no `updatedSpreadsheet` to check positions against).
+        """
+        extra: dict[str, Any] = {}
+        if response_ranges:
+            extra = {
+                "includeSpreadsheetInResponse": True,
+                "responseRanges": list(response_ranges),
+                "responseIncludeGridData": True,
+            }
+        try:
+            answer: dict[str, Any] = dict(
+                self.sheet.batch_update(prepared.requests, retry=False, extra=extra) or {}
+            )
+        except SheetError as exc:
+            # The request may have landed although no answer came back: only the marker can
+            # say, and without it sending again could append the Log rows twice.
+            try:
+                landed = Marker.parse(metadata_values(self.sheet.metadata()).get(COMMIT_KEY))
+            except SheetError:
+                raise exc from None
+            if landed is None or landed.id != prepared.id:
+                final = last or not exc.retriable
+                # A retry sends the same Log rows again: only a commit given up keeps them.
+                self.ledger.discard(prepared.id, keep_log_rows=final)
+                if final:
+                    raise
+                self.sleep(self.sheet.policy.delay(1))
+                return None
+            answer = {}
+        self.marker_exists = True
+        self.ledger.complete(prepared.id)
+        return answer
+
+    def commit(
+        self,
+        kind: str,
+        requests: list[dict[str, Any]],
+        changes: Changes,
+        *,
+        response_ranges: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Write `requests` and the marker atomically, retrying a commit that did not land."""
+        for attempt in range(1, COMMIT_TRIES + 1):
+            prepared = self.prepare(kind, requests, changes)
+            answer = self.send_once(
+                prepared, last=attempt == COMMIT_TRIES, response_ranges=response_ranges
+            )
+            if answer is not None:
+                return answer
+        raise AssertionError("unreachable: the last try raises")  # pragma: no cover

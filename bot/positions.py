@@ -1,0 +1,344 @@
+"""Where each product's row and each bot column are, checked at the last moment and after.
+
+Staff may insert, delete, move and sort rows and columns at any time, also while a cycle runs
+(SPEC.md section 4, rows and columns may move). The Sheets API writes cells by position and has
+no conditional write, so the cycle addresses by identity in three steps:
+
+1. **Re-read right before the commit** (`reread`): the header row, the SKU column and the Stock
+   column in one read. Columns are found again by their headers (a second read follows only
+   when they moved); rows are matched by SKU, so a sorted or shifted sheet is re-planned onto
+   the rows where each product is now. A product that vanished or became ambiguous is left out
+   of this cycle's writes.
+2. **Check the commit's own answer** (`misplaced`): the commit asks `spreadsheets.batchUpdate`
+   to include the spreadsheet as it is after the update (`includeSpreadsheetInResponse`,
+   `responseRanges`: the header row and the SKU cells of every row written; Sheets API v4
+   reference, BatchUpdateSpreadsheetRequest and its response's `updatedSpreadsheet`, "the
+   spreadsheet after updates were applied"). A row or column moved inside the last round trip
+   shows there as a SKU or header other than the one the writes were meant for.
+3. **Repair at once** (`repair_cells`): every cell the commit wrote is set back to what belongs
+   there now (the value read for the product and column that are there now, or blank for a row
+   or column added meanwhile), and each product gets its intended cells where it is now. The
+   repair is itself checked the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.errors import SheetError
+from bot.inventory import Row
+from bot.rules import CellError, cell_text, parse_stock
+from bot.sheet.client import SheetClient
+from bot.sheet.layout import INVENTORY_HEADERS, Tab, column_letters, header_key, map_columns
+from bot.sheet.writes import column_runs
+
+__all__ = [
+    "LEFT_OUT",
+    "Misplaced",
+    "Reread",
+    "Writes",
+    "misplaced",
+    "misplaced_in",
+    "read_positions",
+    "repair_cells",
+    "reread",
+]
+
+LEFT_OUT = "; its changes wait for the next cycle"  # ends the note of a row left out
+
+WRITTEN = ("stock", "shown", "status")  # the columns a commit writes, in this order
+
+
+@dataclass
+class Writes:
+    """The Inventory cells a commit writes: column key -> {row index: value}, and whose rows."""
+
+    cells: dict[str, dict[int, object]] = field(default_factory=dict)
+    skus: dict[int, str] = field(default_factory=dict)  # row index -> the SKU it is meant for
+
+    def put(self, key: str, index: int, sku: str, value: object) -> None:
+        """Write `value` into column `key` of the row of `sku` (now at `index`)."""
+        self.cells.setdefault(key, {})[index] = value
+        self.skus[index] = sku
+
+    def requests(self, tab: Tab) -> list[dict[str, Any]]:
+        """The updateCells requests, by the tab's current columns."""
+        out: list[dict[str, Any]] = []
+        for key in WRITTEN:
+            values = self.cells.get(key)
+            if values:
+                out += column_runs(tab.sheet_id, tab.columns[key], values)
+        return out
+
+    def response_ranges(self, tab: Tab) -> list[str]:
+        """The header row and the SKU cells of every written row: what to check afterwards."""
+        letter = column_letters(tab.columns["sku"])
+        ranges = [f"{tab.a1}!1:1"]
+        rows = sorted(self.skus)
+        start = 0
+        while start < len(rows):
+            end = start
+            while end + 1 < len(rows) and rows[end + 1] == rows[end] + 1:
+                end += 1
+            ranges.append(f"{tab.a1}!{letter}{rows[start] + 1}:{letter}{rows[end] + 1}")
+            start = end + 1
+        return ranges
+
+
+@dataclass
+class Reread:
+    """What the read right before the commit found."""
+
+    tab: Tab  # the Inventory tab with its columns as they are now
+    rows: list[Row]  # the rows that can be written, at their current index, Stock as now
+    changed: bool  # a Stock edit or a move: the plan must be made again
+    notes: list[str]  # what moved, for the process log and the Log tab
+
+
+def _grid_text(grid: Sequence[Sequence[Any]], index: int) -> str:
+    return cell_text(grid[index][0]) if index < len(grid) and grid[index] else ""
+
+
+def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row]) -> Reread:
+    """Header row, SKU and Stock right before the commit; rows matched again by SKU."""
+    notes: list[str] = []
+    header, skus, stocks = _read_columns(sheet, tab, tab.columns)
+    columns = map_columns("inventory", tab.title, header[0] if header else [])
+    if any(columns.get(k) != tab.columns.get(k) for k in {*columns, *tab.columns}):
+        notes.append("columns were inserted, deleted or moved during the cycle")
+        tab = replace(tab, columns=columns)
+        header, skus, stocks = _read_columns(sheet, tab, columns)
+        again = map_columns("inventory", tab.title, header[0] if header else [])
+        if again != columns:
+            raise SheetError(
+                "the Inventory columns kept moving while the bot synced; nothing was written, "
+                "the next cycle tries again"
+            )
+
+    where: dict[str, list[int]] = {}
+    for index in range(1, len(skus)):
+        text = _grid_text(skus, index)
+        if text:
+            where.setdefault(text.casefold(), []).append(index)
+
+    # First where every product is now, then what to keep: a row is found by its SKU.
+    found: dict[int, int | None] = {}  # row.index (first read) -> its index now, None = lost
+    for row in rows:
+        places = where.get(row.sku.casefold(), []) if row.sku else []
+        if row.sku and len(places) == 1:
+            found[row.index] = places[0]
+        elif row.sku and not row.duplicate and _grid_text(skus, row.index).startswith("="):
+            # A SKU typed as a formula reads as its formula text here: it can be followed by
+            # its position only (below, when nothing moved).
+            found[row.index] = row.index
+        elif not row.sku or row.duplicate:
+            # No SKU, or one that two rows share: only the position identifies the row.
+            here = _grid_text(skus, row.index)
+            found[row.index] = row.index if here.casefold() == row.sku.casefold() else None
+        else:
+            found[row.index] = None
+            notes.append(
+                (
+                    f"{row.sku} was deleted or renamed during the cycle"
+                    if not places
+                    else f"{row.sku} was copied during the cycle: it is now in rows "
+                    + ", ".join(str(p + 1) for p in places)
+                )
+                + LEFT_OUT
+            )
+    moved = any(now is not None and now != before for before, now in found.items())
+
+    fresh: list[Row] = []
+    changed = any(now is None for now in found.values())
+    for row in rows:
+        now = found[row.index]
+        if now is None:
+            continue
+        index = now
+        if moved and (not row.sku or row.duplicate or _grid_text(skus, index).startswith("=")):
+            changed = True  # cannot be followed by position once rows moved: next cycle
+            continue
+        raw = stocks[index][0] if index < len(stocks) and stocks[index] else None
+        try:
+            value: int | None = parse_stock(raw)
+        except CellError as exc:
+            value, problem = None, str(exc)
+        else:
+            problem = ""
+        if value == row.stock and index == row.index:
+            fresh.append(row)
+            continue
+        changed = True
+        problems = row.problems
+        if value != row.stock:
+            problems = [p for p in row.problems if not p.startswith("Stock")]
+            if value is None:
+                problems.append(problem or "Stock is not a whole number: type the real stock")
+        fresh.append(replace(row, index=index, stock=value, problems=problems))
+    if moved:
+        notes.append("rows were inserted, deleted, moved or sorted during the cycle")
+    return Reread(tab, fresh, changed or bool(notes), notes)
+
+
+def read_positions(sheet: SheetClient, tab: Tab) -> tuple[Tab, list[list[Any]]]:
+    """The Inventory columns and SKU column as they are now (one read)."""
+    letter = column_letters(tab.columns["sku"])
+    header, skus = sheet.read([f"{tab.a1}!1:1", f"{tab.a1}!{letter}:{letter}"])
+    columns = map_columns("inventory", tab.title, header[0] if header else [])
+    if columns == dict(tab.columns):
+        return tab, skus
+    letter = column_letters(columns["sku"])
+    (skus,) = sheet.read([f"{tab.a1}!{letter}:{letter}"])
+    return replace(tab, columns=columns), skus
+
+
+def misplaced_in(sheet: SheetClient, tab: Tab, writes: Writes) -> Misplaced:
+    """Compare what a read shows now with what the writes meant (when no answer could)."""
+    letter = column_letters(tab.columns["sku"])
+    header, skus = sheet.read([f"{tab.a1}!1:1", f"{tab.a1}!{letter}:{letter}"])
+    found_header = header[0] if header else []
+    columns = {}
+    for key in ("sku", *WRITTEN):
+        names = {header_key(n) for n in INVENTORY_HEADERS[key]}
+        at = tab.columns[key]
+        text = cell_text(found_header[at]) if at < len(found_header) else ""
+        if header_key(text) not in names:
+            columns[key] = text
+    rows = {
+        index: _grid_text(skus, index)
+        for index, sku in writes.skus.items()
+        if _grid_text(skus, index).casefold() != sku.casefold()
+    }
+    return Misplaced(rows, columns)
+
+
+def _read_columns(
+    sheet: SheetClient, tab: Tab, columns: Mapping[str, int]
+) -> tuple[list[list[Any]], list[list[Any]], list[list[Any]]]:
+    sku, stock = column_letters(columns["sku"]), column_letters(columns["stock"])
+    header, skus, stocks = sheet.read(
+        [f"{tab.a1}!1:1", f"{tab.a1}!{sku}:{sku}", f"{tab.a1}!{stock}:{stock}"],
+        formulas=True,
+    )
+    return header, skus, stocks
+
+
+@dataclass(frozen=True)
+class Misplaced:
+    """Written cells that did not land where they were meant to."""
+
+    rows: dict[int, str]  # row index -> the SKU found there instead of the one meant
+    columns: dict[str, str]  # column key -> the header found at its index instead
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.columns)
+
+
+def misplaced(answer: Mapping[str, Any], tab: Tab, writes: Writes) -> Misplaced | None:
+    """Compare the commit's answer (the sheet right after it) with what the writes meant.
+
+    None when the answer carries no snapshot (the landing was learned from the marker).
+    """
+    snapshot = answer.get("updatedSpreadsheet")
+    if not isinstance(snapshot, Mapping):
+        return None
+    sheet = next(
+        (
+            s
+            for s in snapshot.get("sheets", [])
+            if s.get("properties", {}).get("sheetId") == tab.sheet_id
+        ),
+        None,
+    )
+    found: dict[tuple[int, int], str] = {}
+    for data in (sheet or {}).get("data", []):
+        r0, c0 = int(data.get("startRow", 0)), int(data.get("startColumn", 0))
+        for r, line in enumerate(data.get("rowData", [])):
+            for c, cell in enumerate(line.get("values", [])):
+                found[r0 + r, c0 + c] = _snapshot_text(cell)
+    columns = {}
+    header = {c: text for (r, c), text in found.items() if r == 0}
+    for key in ("sku", *WRITTEN):
+        names = {header_key(n) for n in INVENTORY_HEADERS[key]}
+        text = header.get(tab.columns[key], "")
+        if header_key(text) not in names:
+            columns[key] = text
+    sku_col = tab.columns["sku"]
+    rows = {
+        index: found.get((index, sku_col), "")
+        for index, sku in writes.skus.items()
+        if found.get((index, sku_col), "").casefold() != sku.casefold()
+    }
+    return Misplaced(rows, columns)
+
+
+def _snapshot_text(cell: Mapping[str, Any]) -> str:
+    """A CellData's value as the cycle's first read shows it (a formula by its result)."""
+    value = cell.get("effectiveValue") or cell.get("userEnteredValue") or {}
+    for kind in ("stringValue", "numberValue", "boolValue"):
+        if kind in value:
+            return cell_text(value[kind])
+    return ""
+
+
+def repair_cells(
+    writes: Writes,
+    old_tab: Tab,
+    grid: Sequence[Sequence[Any]],
+    first_tab: Tab,
+    first_index: Mapping[str, int],
+    now_tab: Tab,
+    now_skus: Sequence[Sequence[Any]],
+    intended: Mapping[str, Mapping[str, object]],
+) -> tuple[Writes, dict[int, dict[int, object]], list[str]]:
+    """The writes that undo a misplaced commit and make the intended ones where rows are now.
+
+    `writes` were sent by the positions of `old_tab`; `grid` is the cycle's first read (by
+    `first_tab`'s columns, `first_index` its row of each case-folded SKU); `now_tab` and `now_skus` are the
+    columns and SKU column as read after the commit; `intended` is, per SKU, the bot-column
+    values it should hold. Returns the intended writes by current rows, the cells to put back
+    {row: {column index: value}}, and notes for the Log.
+    """
+    notes: list[str] = []
+    header_at = {index: key for key, index in now_tab.columns.items()}
+    first_col = dict(first_tab.columns)
+    undo: dict[int, dict[int, object]] = {}
+    for key, values in writes.cells.items():
+        column = old_tab.columns[key]
+        now_key = header_at.get(column)
+        for index in values:
+            now_sku = _grid_text(now_skus, index)
+            meant = writes.skus[index]
+            if now_key == key and now_sku.casefold() == meant.casefold():
+                continue  # landed right
+            if now_sku and now_key in intended.get(now_sku, {}):
+                value = intended[now_sku][str(now_key)]
+            elif now_sku and now_sku.casefold() in first_index and now_key in first_col:
+                line = grid[first_index[now_sku.casefold()]]
+                at = first_col[str(now_key)]
+                value = line[at] if at < len(line) else None
+            elif not now_sku or now_key is None:
+                value = None  # a row or column added meanwhile was blank
+            else:
+                notes.append(
+                    f"row {index + 1} ({now_sku}) was added during the cycle and its "
+                    f"{now_key} cell may have been overwritten: check it"
+                )
+                continue
+            undo.setdefault(index, {})[column] = None if value == "" else value
+    where = {
+        _grid_text(now_skus, i).casefold(): i
+        for i in range(1, len(now_skus))
+        if _grid_text(now_skus, i)
+    }
+    redo = Writes()
+    for sku, cells in intended.items():
+        place = where.get(sku.casefold())
+        if place is None:
+            notes.append(f"{sku} is no longer in the sheet; its cells were not written")
+            continue
+        for key, value in cells.items():
+            redo.put(key, place, sku, value)
+    return redo, undo, notes

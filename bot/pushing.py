@@ -1,0 +1,144 @@
+"""What each marketplace is sent after a commit, sending it, and recording what happened.
+
+A store's quantity is *known* only while nothing could have changed it since the last push the
+bot recorded. Two things make it unknown (both found by a soak of random kills and faults):
+
+- a push whose outcome was never recorded (the bot stopped between the marketplace's answer
+  and the record): before sending, the pushed items are marked unknown in the ledger, and only
+  the recorded answer makes them known again;
+- an order event on that marketplace: a marketplace lowers its own quantity on a sale and may
+  raise it again on a cancellation or a refund, whatever the bot's target. Every order line
+  whose state changed in a commit counts as an event for its item (`own_events`), and an item
+  with events is pushed again even when the bot's target did not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from bot.channels.base import Channel, PushResult, StockUpdate
+from bot.errors import ChannelError, StockbotError
+from bot.inventory import Row, item_key
+from bot.ledger import Ledger, LineState
+from bot.rules import shown_quantity
+
+__all__ = ["PushPlan", "guarded", "own_events", "plan_pushes", "push_all"]
+
+log = logging.getLogger("stockbot")
+T = TypeVar("T")
+
+
+@dataclass
+class PushPlan:
+    """What a cycle pushes (or would push) to one channel."""
+
+    channel: str
+    updates: list[StockUpdate]
+    skus: dict[str, str]  # item -> sku
+    resync: set[str] = field(default_factory=set)  # pushed after re-reading the marketplace
+
+
+def guarded(name: str, what: str, call: Callable[[], T]) -> T | StockbotError:
+    """Run one adapter call; any failure, a bug included, becomes that channel's error only."""
+    try:
+        return call()
+    except StockbotError as exc:
+        return exc
+    except Exception as exc:  # a bug in one adapter must not stop the other marketplaces
+        log.exception("%s: unexpected error while %s", name, what)
+        return ChannelError(
+            name,
+            f"unexpected {type(exc).__name__} while {what} (a bug in stockbot's {name} "
+            "adapter, or an answer it does not understand; the details are in the process "
+            "log: please report them)",
+        )
+
+
+def own_events(rows: Sequence[Row], lines: Sequence[LineState]) -> list[tuple[str, str, int]]:
+    """One zero-change event per changed order line whose item a row lists (for the ledger)."""
+    by_item: dict[tuple[str, str], str] = {}
+    for row in rows:
+        for channel, item in row.items.items():
+            if item is not None:
+                by_item[channel, item_key(channel, item)] = item
+    events = []
+    for line in lines:
+        item = by_item.get((line.channel, item_key(line.channel, line.item)))
+        if item is not None:
+            events.append((line.channel, item, 0))
+    return events
+
+
+def plan_pushes(
+    rows: Sequence[Row],
+    final: Mapping[str, int],
+    channels: Mapping[str, Channel],
+    names: Sequence[str],
+    ledger: Ledger,
+) -> list[PushPlan]:
+    """Per channel in `names`: every item whose store quantity is not certainly right."""
+    plans: list[PushPlan] = []
+    for name in names:
+        channel = channels[name]
+        known = ledger.pushes(name)
+        updates: list[StockUpdate] = []
+        skus: dict[str, str] = {}
+        resync: set[str] = set()
+        for row in rows:
+            item = row.items.get(name)
+            stock = final.get(row.sku, row.stock)
+            if item is None or not row.pushable or stock is None or row.display is None:
+                continue
+            quantity = shown_quantity(stock, row.display, channel.max_quantity)
+            state = known.get(item)
+            expected = None
+            if state is not None and state.quantity is not None:
+                expected = state.quantity + state.adjust
+                if expected == quantity and state.settled:
+                    continue
+            if state is not None and state.stale:
+                # The marketplace held another quantity than expected last time: a sale
+                # the bot had not fetched yet, or an edit made on the marketplace. Let
+                # the adapter compare with what it reads now instead of waiting forever.
+                expected = None
+                resync.add(item)
+            updates.append(StockUpdate(item, quantity, expected))
+            skus[item] = row.sku
+        if updates:
+            plans.append(PushPlan(name, updates, skus, resync))
+    return plans
+
+
+def push_all(
+    plans: Sequence[PushPlan], channels: Mapping[str, Channel], ledger: Ledger
+) -> dict[str, PushResult | StockbotError]:
+    """Send every plan at once (one thread per channel) and record each outcome."""
+    for p in plans:
+        ledger.forget_quantities(p.channel, [u.item for u in p.updates])
+
+    def one(p: PushPlan) -> tuple[str, PushResult | StockbotError]:
+        return p.channel, guarded(
+            p.channel, "pushing quantities", lambda: channels[p.channel].push(p.updates)
+        )
+
+    results: dict[str, PushResult | StockbotError] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(plans))) as pool:
+        for name, result in pool.map(one, plans):
+            results[name] = result
+    for p in plans:
+        result = results[p.channel]
+        if isinstance(result, StockbotError):
+            log.error("%s: push failed: %s", p.channel, result)
+            continue
+        pushed = {
+            u.item: u.quantity
+            for u in p.updates
+            if u.item not in result.failed and u.item not in result.stale
+        }
+        ledger.record_pushes(p.channel, pushed, result.failed, result.stale)
+        log.info("%s: pushed %d items in %d calls", p.channel, len(pushed), result.calls)
+    return results

@@ -1,0 +1,164 @@
+"""What staff read after a cycle: Log rows, each row's Status, the Channels tab.
+
+Pure functions from the cycle's outcome to Log events and sheet values; the cycle writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.apply import Event
+from bot.channels.base import PushResult
+from bot.errors import StockbotError
+from bot.inventory import Row
+from bot.pushing import PushPlan
+from bot.sheet.layout import Layout
+from bot.sheet.writes import append_rows, column_runs
+
+__all__ = ["channel_requests", "log_row", "push_events", "status_text"]
+
+log = logging.getLogger("stockbot")
+
+PUSH_DETAIL_ITEMS = 200  # a push row lists this many items, then counts the rest
+
+
+def log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
+    """One Log row, in the Log tab's column order."""
+    cols = layout.log.columns
+    line: list[Any] = [None] * (max(cols.values()) + 1)
+    values = {
+        "time": stamp,
+        "event": event.event,
+        "channel": event.channel,
+        "order": event.order,
+        "sku": event.sku,
+        "change": event.change,
+        "before": event.before,
+        "after": event.after,
+        "detail": event.detail,
+    }
+    for key, value in values.items():
+        line[cols[key]] = value
+    return line
+
+
+def status_text(row: Row, push_errors: Mapping[tuple[str, str], str]) -> str:
+    """The Status text of a row: its problems and its standing push failures, or OK."""
+    problems = list(row.problems)
+    for channel, item in row.items.items():
+        if item is not None and (channel, item) in push_errors:
+            problems.append(f"{channel}: {push_errors[channel, item]}")
+    return "; ".join(problems) if problems else "OK"
+
+
+def push_events(
+    plans: Sequence[PushPlan],
+    results: Mapping[str, PushResult | StockbotError],
+    failed_channels: Mapping[str, str],
+) -> list[Event]:
+    """Log events for what the pushes did, and for channels that failed before pushing."""
+    events: list[Event] = []
+    for p in plans:
+        result = results[p.channel]
+        if isinstance(result, StockbotError):
+            events.append(
+                Event(
+                    "error",
+                    p.channel,
+                    detail=(
+                        f"push to {p.channel} failed: {result}. Nothing was recorded as "
+                        "pushed; the next cycle pushes these quantities again"
+                    ),
+                )
+            )
+            continue
+        done = [u for u in p.updates if u.item not in result.failed and u.item not in result.stale]
+        if done:
+            listed = ", ".join(f"{u.item}={u.quantity}" for u in done[:PUSH_DETAIL_ITEMS])
+            more = len(done) - PUSH_DETAIL_ITEMS
+            resynced = ", ".join(u.item for u in done if u.item in p.resync)
+            note = (
+                f" ({resynced}: the store held another quantity than expected, from an "
+                "edit made there or a sale fetched later; set after re-reading it)"
+                if resynced
+                else ""
+            )
+            events.append(
+                Event(
+                    "push",
+                    p.channel,
+                    sku=p.skus[done[0].item] if len(done) == 1 else "",
+                    detail=f"set {len(done)} item(s) in {result.calls} call(s): {listed}"
+                    + (f" … and {more} more" if more > 0 else "")
+                    + note,
+                )
+            )
+        for item, message in result.failed.items():
+            events.append(
+                Event(
+                    "error",
+                    p.channel,
+                    sku=p.skus.get(item, ""),
+                    detail=(
+                        f"{p.channel} refused the quantity for {item}: {message}. "
+                        "The next cycle tries again"
+                    ),
+                )
+            )
+        if result.stale:
+            log.info(
+                "%s: %d items changed on the marketplace meanwhile; they are pushed "
+                "again after the next fetch",
+                p.channel,
+                len(result.stale),
+            )
+    for name, message in failed_channels.items():
+        if name not in results:
+            events.append(
+                Event(
+                    "error",
+                    name,
+                    detail=(
+                        f"{message}. Orders from {name} were not applied and nothing was "
+                        f"pushed to {name}; the next cycle tries again"
+                    ),
+                )
+            )
+    return events
+
+
+def channel_requests(
+    layout: Layout,
+    names: Sequence[str],
+    enabled: Sequence[str],
+    channel_rows: Mapping[str, int],
+    failed: Mapping[str, str],
+    notices: Mapping[str, str],
+    stamp: str,
+) -> list[dict[str, Any]]:
+    """The Channels tab: Last sync and Last error per channel; rows added for new channels."""
+    tab = layout.channels
+    cols = tab.columns
+    requests: list[dict[str, Any]] = []
+    new_rows: list[list[object]] = []
+    width = max(cols.values()) + 1
+    for name in names:
+        error = failed.get(name, "") or notices.get(name, "")
+        index = channel_rows.get(name)
+        if index is None:
+            line: list[object] = [None] * width
+            line[cols["channel"]] = name
+            line[cols["enabled"]] = True
+            line[cols["last_sync"]] = "" if name in failed else stamp
+            line[cols["last_error"]] = error
+            new_rows.append(line)
+            continue
+        if name not in enabled:
+            continue
+        if name not in failed:
+            requests += column_runs(tab.sheet_id, cols["last_sync"], {index: stamp})
+        requests += column_runs(tab.sheet_id, cols["last_error"], {index: error})
+    requests += append_rows(tab.sheet_id, new_rows)
+    return requests
