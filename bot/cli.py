@@ -166,8 +166,8 @@ def cmd_reset_state(settings: Settings) -> int:
     """Start the state file afresh from the sheet as it is now (after a lost or old state)."""
     from bot.app import open_sheet
     from bot.handover import Marker
-    from bot.ledger import Ledger
     from bot.lease import metadata_values
+    from bot.ledger import Ledger
     from bot.sheet.writes import COMMIT_KEY
 
     sheet = open_sheet(settings)

@@ -29,8 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.errors import ConfigError, SheetError
-from bot.ledger import Changes, Ledger
 from bot.lease import metadata_values
+from bot.ledger import Changes, Ledger
 from bot.sheet.client import SheetClient
 from bot.sheet.writes import COMMIT_KEY, set_metadata
 

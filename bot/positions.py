@@ -296,7 +296,8 @@ def repair_cells(
     """The writes that undo a misplaced commit and make the intended ones where rows are now.
 
     `writes` were sent by the positions of `old_tab`; `grid` is the cycle's first read (by
-    `first_tab`'s columns, `first_index` its row of each case-folded SKU); `now_tab` and `now_skus` are the
+    `first_tab`'s columns, `first_index` its row of each case-folded SKU); `now_tab` and
+    `now_skus` are the
     columns and SKU column as read after the commit; `intended` is, per SKU, the bot-column
     values it should hold. Returns the intended writes by current rows, the cells to put back
     {row: {column index: value}}, and notes for the Log.

@@ -44,8 +44,8 @@ from bot.channels.base import Channel, FetchResult, PushResult
 from bot.errors import SheetError, StockbotError
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.inventory import Row, parse_inventory
-from bot.ledger import Changes, Ledger
 from bot.lease import Lease, metadata_values
+from bot.ledger import Changes, Ledger
 from bot.positions import (
     LEFT_OUT,
     Writes,
@@ -59,7 +59,7 @@ from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
 from bot.report import channel_requests, log_row, push_events, status_text
 from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import Layout, Tab, column_letters, find_layout, find_tabs, header_key
+from bot.sheet.layout import Layout, Tab, find_layout, find_tabs, header_key
 from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
