@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.channels.base import FetchResult, Order
-from bot.inventory import Row, item_key
+from bot.inventory import Row, item_key, rows_text
 from bot.ledger import Changes, LineState
 
 __all__ = ["Event", "Plan", "item_index", "plan"]
@@ -49,8 +49,7 @@ def item_index(rows: Sequence[Row], channel: str) -> dict[str, Row]:
     return {
         item_key(channel, item): row
         for row in rows
-        if row.sku
-        and not row.duplicate
+        if row.matchable
         and channel not in row.clashes
         and (item := row.items.get(channel)) is not None
     }
@@ -66,6 +65,25 @@ def _line_targets(order: Order, known: Mapping[str, LineState]) -> dict[str, tup
     return targets
 
 
+@dataclass
+class _Sheet:
+    """The rows as the line arithmetic looks them up."""
+
+    rows: Sequence[Row]
+    by_sku: dict[str, Row]  # case-folded SKU -> its row (SKUs compare as duplicates do)
+    copies: dict[str, list[Row]]  # folded SKU -> its rows, for a SKU held in several rows
+    indexes: Mapping[str, Mapping[str, Row]]  # channel -> item key -> the row listing it
+
+    def listing(self, channel: str, item: str) -> list[Row]:
+        """Every row that names this item on `channel`, whether it can take orders or not."""
+        key = item_key(channel, item)
+        return [
+            r
+            for r in self.rows
+            if r.sku and (i := r.items.get(channel)) is not None and item_key(channel, i) == key
+        ]
+
+
 def plan(
     rows: Sequence[Row],
     baseline: Mapping[str, int],
@@ -74,17 +92,32 @@ def plan(
     lookup: LineLookup,
     pending_lines: Sequence[LineState],
 ) -> Plan:
-    """Decide the cycle's Stock changes, Log events and ledger changes."""
+    """Decide the cycle's Stock changes, Log events and ledger changes.
+
+    A SKU held in several rows (a copied row) is left alone until staff keep one: no `manual`
+    row, no baseline change, and its order lines wait with one `error` row naming the rows.
+    A row whose SKU has no baseline yet (a new product, or a SKU staff renamed) starts one at
+    its Stock without a `manual` row: the bot cannot tell a rename from a new product, and a
+    guessed `manual` row would be an invented one.
+    """
     result = Plan()
+    # SKUs ignore case: a baseline kept under another case of the SKU counts, if only one is.
+    folded: dict[str, list[int]] = {}
+    for sku, value in baseline.items():
+        folded.setdefault(sku.casefold(), []).append(value)
+    folded_baseline = {k: v[0] for k, v in folded.items() if len(v) == 1}
     current: dict[str, int] = {}
     by_sku: dict[str, Row] = {}
+    copies: dict[str, list[Row]] = {}
     for row in rows:
-        if not row.sku or row.duplicate:
+        if row.duplicate:
+            copies.setdefault(row.sku.casefold(), []).append(row)
+        if not row.matchable:
             continue
-        by_sku[row.sku] = row
+        by_sku[row.sku.casefold()] = row
         if row.stock is None:
             continue
-        before = baseline.get(row.sku)
+        before = baseline.get(row.sku, folded_baseline.get(row.sku.casefold()))
         if before is not None and before != row.stock:
             result.events.append(
                 Event(
@@ -99,9 +132,9 @@ def plan(
         if before != row.stock:
             result.changes.stock[row.sku] = row.stock
         current[row.sku] = row.stock
+    sheet = _Sheet(rows, by_sku, copies, {ch: item_index(rows, ch) for ch in fetched})
 
-    indexes = {ch: item_index(rows, ch) for ch in fetched}
-    work: list[tuple[LineState, str]] = []  # state with its new target, and the order time
+    work: list[LineState] = []  # known or new lines with their target of this cycle
     seen: set[tuple[str, str, str]] = set()
     for channel, fetch in fetched.items():
         start = starts[channel]
@@ -119,16 +152,17 @@ def plan(
                 state = known.get(line_id) or LineState(
                     channel, order.order_id, line_id, item, None, 0, 0
                 )
-                work.append((replace(state, target=target), order.placed_at.isoformat()))
+                work.append(replace(state, target=target))
     for state in pending_lines:
         if (state.channel, state.order_id, state.line_id) not in seen and state.channel in fetched:
-            work.append((state, ""))
+            work.append(state)
 
-    for state, _ in work:
-        _apply_line(state, by_sku, indexes, current, result)
+    for state in work:
+        _apply_line(state, sheet, current, result)
 
+    rows_by_sku = {row.sku: row for row in by_sku.values()}
     for sku, value in current.items():
-        row = by_sku[sku]
+        row = rows_by_sku[sku]
         if row.stock != value:
             result.stock[row.index] = value
             result.changes.stock[sku] = value
@@ -136,39 +170,59 @@ def plan(
     return result
 
 
-def _apply_line(
-    state: LineState,
-    by_sku: Mapping[str, Row],
-    indexes: Mapping[str, Mapping[str, Row]],
-    current: dict[str, int],
-    result: Plan,
-) -> None:
+def _find_row(state: LineState, sheet: _Sheet) -> Row | None:
+    """The row a line's change goes to, or None when it must wait."""
+    if state.sku is not None:
+        # Applied before: the change goes where the line went, as long as that SKU is there.
+        folded = state.sku.casefold()
+        if folded in sheet.by_sku or folded in sheet.copies:
+            return sheet.by_sku.get(folded)
+        # Renamed or deleted: the row that lists the line's item now is where it was sold.
+    return sheet.indexes[state.channel].get(item_key(state.channel, state.item))
+
+
+def _why_held(state: LineState, sheet: _Sheet, row: Row | None) -> tuple[str, str]:
+    """Why a line waits and until when, for its one `error` row."""
+    if row is not None:
+        return f"the Stock of {row.sku} cannot be used (its Status says why)", "it is fixed"
+    what = f"{state.channel} item {state.item}"
+    if state.sku is not None and state.sku.casefold() in sheet.copies:
+        where = rows_text(sheet.copies[state.sku.casefold()])
+        return f"SKU {state.sku} appears in rows {where}", "one row is left"
+    listing = sheet.listing(state.channel, state.item)
+    if len(listing) > 1:
+        return f"rows {rows_text(listing)} all list {what}", "one row lists it"
+    if len(listing) == 1 and listing[0].sku_unread:
+        return f"the SKU in row {listing[0].index + 1} cannot be read", "it is fixed"
+    if state.sku is not None:
+        return (
+            f"SKU {state.sku}, to which this line was applied, is no longer in the sheet, "
+            f"and no row lists {what}",
+            f"the SKU is back, or the row that replaced it lists {state.item} in its "
+            f"{state.channel.capitalize()} column",
+        )
+    return f"no Inventory row lists {what}", "a row lists it"
+
+
+def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result: Plan) -> None:
     """Move one line's applied quantity to its target, or hold it with a report."""
     delta = state.target - state.applied
     if delta == 0:
         if state.sku is None and state.target == 0:
             result.changes.lines.append(state)
         return
-    row = (
-        by_sku.get(state.sku)
-        if state.sku
-        else indexes[state.channel].get(item_key(state.channel, state.item))
-    )
+    row = _find_row(state, sheet)
     if row is None or row.stock is None:
         if not state.reported:
-            why = (
-                f"no Inventory row lists {state.channel} item {state.item}"
-                if row is None
-                else f"the Stock of {row.sku} is not a number"
-            )
+            reason, when = _why_held(state, sheet, row)
             result.events.append(
                 Event(
                     "error",
                     state.channel,
                     state.order_id,
-                    row.sku if row else "",
-                    detail=f"{why}: this order line ({state.target} pcs) is held and "
-                    "applied once the sheet is fixed",
+                    row.sku if row is not None else state.sku or "",
+                    detail=f"{reason}: this order line ({_pending_text(state)}) is held and "
+                    f"applied once {when}",
                 )
             )
         result.changes.lines.append(replace(state, reported=True))
@@ -183,6 +237,11 @@ def _apply_line(
         "cancel": f"cancelled on {state.channel}: {state.applied} put back",
         "change": f"quantity changed on {state.channel}: {state.applied} → {state.target}",
     }[kind]
+    if state.sku is not None and state.sku.casefold() != row.sku.casefold():
+        detail += (
+            f" (SKU {state.sku}, to which it was applied, is no longer in the sheet; "
+            f"row {row.index + 1} lists {state.channel} item {state.item} now)"
+        )
     result.events.append(
         Event(
             kind,
@@ -221,3 +280,12 @@ def _apply_line(
     item = row.items.get(state.channel)
     if item is not None:
         result.changes.adjust.append((state.channel, item, -delta))
+
+
+def _pending_text(state: LineState) -> str:
+    """What a held line would change, for its `error` row."""
+    if state.applied == 0:
+        return f"{state.target} pcs sold"
+    if state.target == 0:
+        return f"cancelled: {state.applied} pcs to put back"
+    return f"quantity {state.applied} → {state.target}"

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from bot.channels.rakuten import item_key as rakuten_key
 from bot.config import CHANNEL_NAMES
-from bot.rules import CellError, DisplaySetting, cell_text, parse_display, parse_stock
+from bot.rules import CellError, DisplaySetting, cell_text, parse_code, parse_display, parse_stock
 
-__all__ = ["NOT_SOLD", "Row", "item_key", "parse_inventory"]
+__all__ = ["NOT_SOLD", "Row", "item_key", "parse_inventory", "rows_text"]
 
 NOT_SOLD = "-"
 
@@ -30,8 +30,14 @@ class Row:
     shown_cell: object = None
     status_cell: object = None
     problems: list[str] = field(default_factory=list)
-    duplicate: bool = False  # another row has the same SKU
+    duplicate: bool = False  # another row has the same SKU (compared case-insensitively)
     clashes: set[str] = field(default_factory=set)  # channels where another row names its item
+    sku_unread: bool = False  # the SKU cell holds a formula or a rounded number: no orders match
+
+    @property
+    def matchable(self) -> bool:
+        """Whether orders and the bot's Stock bookkeeping may use this row's SKU."""
+        return bool(self.sku) and not self.duplicate and not self.sku_unread
 
     @property
     def pushable(self) -> bool:
@@ -58,15 +64,28 @@ def _get(row: Sequence[object], column: int | None) -> object:
     return None if value == "" else value
 
 
-def parse_inventory(grid: Sequence[Sequence[object]], columns: Mapping[str, int]) -> list[Row]:
-    """Rows from the tab's values (row 0 is the header row); empty rows are skipped."""
+def parse_inventory(
+    grid: Sequence[Sequence[object]], columns: Mapping[str, int], *, formulas: bool = False
+) -> list[Row]:
+    """Rows from the tab's values (row 0 is the header row); empty rows are skipped.
+
+    `formulas`: the grid was read with `SheetClient.read(..., render="FORMULA")`, so a SKU or
+    marketplace id reading "=…" is a formula, which is a row error (its value is unknown).
+    """
     rows: list[Row] = []
     for index in range(1, len(grid)):
         raw = grid[index]
         if all(v in ("", None) for v in raw):
             continue
-        sku = cell_text(_get(raw, columns["sku"]))
         problems: list[str] = []
+        sku_cell = _get(raw, columns["sku"])
+        sku_unread = False
+        try:
+            sku = parse_code(sku_cell, "SKU", formulas=formulas)
+        except CellError as exc:
+            # Keep the text the API answered: the re-read before the commit compares it.
+            sku, sku_unread = cell_text(sku_cell), True
+            problems.append(str(exc))
         stock: int | None = None
         display: DisplaySetting | None = None
         try:
@@ -81,7 +100,14 @@ def parse_inventory(grid: Sequence[Sequence[object]], columns: Mapping[str, int]
             problems.insert(0, "SKU is empty: give the product its code, or clear the row")
         items: dict[str, str | None] = {}
         for channel in CHANNEL_NAMES:
-            value = cell_text(_get(raw, columns.get(channel)))
+            try:
+                value = parse_code(
+                    _get(raw, columns.get(channel)), channel.capitalize(), formulas=formulas
+                )
+            except CellError as exc:
+                problems.append(str(exc))
+                items[channel] = None  # unreadable: nothing is matched or pushed there
+                continue
             items[channel] = None if value == NOT_SOLD else (value or sku)
         rows.append(
             Row(
@@ -93,6 +119,7 @@ def parse_inventory(grid: Sequence[Sequence[object]], columns: Mapping[str, int]
                 shown_cell=_get(raw, columns["shown"]),
                 status_cell=_get(raw, columns["status"]),
                 problems=problems,
+                sku_unread=sku_unread,
             )
         )
     _flag_duplicates(rows)
@@ -101,15 +128,25 @@ def parse_inventory(grid: Sequence[Sequence[object]], columns: Mapping[str, int]
 
 
 def _flag_duplicates(rows: list[Row]) -> None:
+    """Rows sharing a SKU (case-insensitively): none takes orders until one row is left."""
     by_sku: dict[str, list[Row]] = {}
     for row in rows:
         if row.sku:
             by_sku.setdefault(row.sku.casefold(), []).append(row)
     for same in by_sku.values():
         if len(same) > 1:
-            where = ", ".join(str(r.index + 1) for r in same)
+            where = rows_text(same)
             for row in same:
-                row.problems.append(f"SKU {row.sku} appears in rows {where}: keep one row per SKU")
+                row.duplicate = True
+                row.problems.append(
+                    f"SKU {row.sku} appears in rows {where}: keep one row per SKU "
+                    "(its orders wait until then)"
+                )
+
+
+def rows_text(rows: Sequence[Row]) -> str:
+    """Sheet row numbers as staff see them: "2, 5"."""
+    return ", ".join(str(r.index + 1) for r in rows)
 
 
 def _flag_item_clashes(rows: list[Row]) -> None:
@@ -121,8 +158,9 @@ def _flag_item_clashes(rows: list[Row]) -> None:
             if row.sku and item is not None:
                 claims.setdefault(item_key(channel, item), []).append(row)
         for same in claims.values():
-            if len(same) > 1:
-                where = ", ".join(str(r.index + 1) for r in same)
+            # Copies of one SKU already say so, and take no orders anyway.
+            if len(same) > 1 and len({r.sku.casefold() for r in same}) > 1:
+                where = rows_text(same)
                 for row in same:
                     row.problems.append(
                         f"{channel} item {row.items[channel]} is named by rows {where}: "

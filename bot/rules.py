@@ -1,22 +1,28 @@
 """The display rule (SPEC.md section 3) and the reading of sheet cells: pure functions.
 
-Cells arrive as the Sheets API returns them with UNFORMATTED_VALUE: `None` for an empty
-cell, `str` for text, `int` or `float` for a number, `bool` for a checkbox. A cell that
-cannot be read raises `CellError`, whose message is written for shop staff: it says what
-is wrong and what to type instead, and goes to the row's `Status`.
+Cells arrive as the Sheets API returns them: `None` for an empty cell, `str` for text,
+`int` or `float` for a number, `bool` for a checkbox. Read with `valueRenderOption=FORMULA`
+and `dateTimeRenderOption=FORMATTED_STRING` (as the cycle reads the Inventory tab), a formula
+cell arrives as its formula text (`"=K2"`) and a date-formatted cell as its date text
+(`"3/4/2026"`), so neither can pass for a number. A cell that cannot be read raises
+`CellError`, whose message is written for shop staff: it says what is wrong and what to type
+instead, and goes to the row's `Status`. Nothing here raises anything else, whatever the cell.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "LIMIT",
     "CellError",
     "DisplaySetting",
     "cell_text",
     "normalize",
+    "parse_code",
     "parse_display",
     "parse_stock",
     "shown_quantity",
@@ -63,6 +69,25 @@ _SETTING = re.compile(rf"(?P<sign>[+-]?){_WHOLE}")
 # Stock also accepts trailing zero decimals ("3.0", "3.00"), as a number cell does.
 _STOCK = re.compile(rf"(?P<sign>[+-]?){_WHOLE}(?:\.0+)?")
 
+# The largest Stock (either sign) and Display N the bot accepts. A billion is far beyond any
+# shelf and any marketplace's cap (Rakuten takes 99,999), far inside SQLite's 64-bit integers
+# (the ledger keeps Stock) and exact in a double (what Sheets stores): Stock plus any order
+# arithmetic stays exact and storable. A bigger value is a typo, or a date or code pasted into
+# the wrong column, never a quantity.
+LIMIT = 1_000_000_000
+_LIMIT_DIGITS = len(str(LIMIT))
+
+# What a date or time looks like once Sheets renders it as text (FORMATTED_STRING) or staff
+# type it into a plain-text cell: 3/4, 3/4/2026, 2026-03-04, 2026/03/04, 4.3.2026, 2026年3月4日,
+# 3月4日, 12:30, 12:30:00 PM, and a date followed by a time.
+_TIME = r"[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:\s*[AaPp][Mm])?"
+_DATE = re.compile(
+    r"(?:[0-9]{1,4}(?P<sep>[/／-])[0-9]{1,2}(?:(?P=sep)[0-9]{1,4})?"
+    r"|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{2,4}"
+    r"|(?:[0-9]{1,4}年)?[0-9]{1,2}月(?:[0-9]{1,2}日)?)"
+    rf"(?:[\sT]+{_TIME})?|{_TIME}"
+)
+
 _DISPLAY_HELP = "type +N, -N, N or leave it blank"
 _STOCK_HELP = "type the real stock as a whole number, 0 if none"
 _STOCK_EMPTY = "Stock is empty: type the real stock, 0 if none"
@@ -93,6 +118,35 @@ def normalize(text: str) -> str:
     return _EDGE_BLANKS.sub("", text.translate(_FOLD))
 
 
+def _is_formula(text: str) -> bool:
+    """Whether a cell read with FORMULA holds a formula (text typed as '=… reads the same)."""
+    return _EDGE_BLANKS.sub("", text).startswith("=")
+
+
+def _looks_like_date(text: str) -> bool:
+    """Whether normalized cell text is a date or time as Sheets writes one."""
+    return _DATE.fullmatch(text) is not None
+
+
+def _whole(digits: str) -> int | None:
+    """The value of a run of digits (commas allowed), or None when it is beyond LIMIT.
+
+    The length is checked before `int()`, which refuses more than 4,300 digits (Python's guard
+    against slow conversions) and would take long on fewer.
+    """
+    digits = digits.replace(",", "").lstrip("0") or "0"
+    if len(digits) > _LIMIT_DIGITS:
+        return None
+    n = int(digits)
+    return n if n <= LIMIT else None
+
+
+def _too_big(what: str, shown: str, help_: str) -> CellError:
+    return CellError(
+        f"{what} {shown} is beyond what the bot can keep (at most {LIMIT:,} either way): {help_}"
+    )
+
+
 def parse_display(cell: object) -> DisplaySetting:
     """Read a Display cell: blank, +N, -N or N; raise CellError for anything else."""
     if cell is None:
@@ -105,11 +159,20 @@ def parse_display(cell: object) -> DisplaySetting:
         return _display_from_number(cell)
     if not isinstance(cell, str):
         raise CellError(f"Display {_quote(str(cell))} is not a setting: {_DISPLAY_HELP}")
+    if _is_formula(cell):
+        raise CellError(
+            f"Display holds a formula ({_quote(cell)}), which the bot does not read: "
+            f"{_DISPLAY_HELP}"
+        )
     text = normalize(cell)
     if not text:
         return DisplaySetting("real")
     match = _SETTING.fullmatch(text)
     if match is None:
+        if _looks_like_date(text):
+            raise CellError(
+                f"Display {_quote(cell)} looks like a date, not a setting: {_DISPLAY_HELP}"
+            )
         squeezed = _INNER_BLANKS.sub("", text)
         if _SETTING.fullmatch(squeezed):
             # "+ 20" is clear enough to name the fix, not clear enough to guess: a blank can
@@ -118,7 +181,9 @@ def parse_display(cell: object) -> DisplaySetting:
                 f"Display {_quote(cell)} has a space inside: type it without spaces, {squeezed}"
             )
         raise CellError(f"Display {_quote(cell)} is not a setting: {_DISPLAY_HELP}")
-    n = int(match["digits"].replace(",", ""))
+    n = _whole(match["digits"])
+    if n is None:
+        raise _too_big("Display", _quote(cell), _DISPLAY_HELP)
     sign = match["sign"]
     if sign == "+":
         return DisplaySetting("plus", n)
@@ -129,9 +194,11 @@ def parse_display(cell: object) -> DisplaySetting:
 
 def _display_from_number(value: int | float) -> DisplaySetting:
     """Read a Display cell that holds a number instead of text (SPEC.md section 3)."""
-    shown = _number_text(value)
+    shown = _short(_number_text(value))
     if isinstance(value, float) and not value.is_integer():
         raise CellError(f"Display {shown} is not a whole number: {_DISPLAY_HELP}")
+    if abs(value) > LIMIT:
+        raise _too_big("Display", shown, _DISPLAY_HELP)
     n = int(value)
     if n > 0:
         # Sheets turns a typed +20 into the number 20 in a number column, so 20 may be +20.
@@ -154,21 +221,37 @@ def parse_stock(cell: object) -> int:
         raise CellError(
             f"Stock holds {_bool_text(cell)} (a checkbox?), not a number: {_STOCK_HELP}"
         )
-    if isinstance(cell, int):
-        return cell
-    if isinstance(cell, float):
-        if not cell.is_integer():
-            raise CellError(f"Stock {_number_text(cell)} is not a whole number: {_STOCK_HELP}")
+    if isinstance(cell, int | float):
+        shown = _short(_number_text(cell))
+        if isinstance(cell, float) and not cell.is_integer():
+            raise CellError(f"Stock {shown} is not a whole number: {_STOCK_HELP}")
+        if abs(cell) > LIMIT:
+            raise _too_big("Stock", shown, _STOCK_HELP)
         return int(cell)
     if not isinstance(cell, str):
         raise CellError(f"Stock {_quote(str(cell))} is not a number: {_STOCK_HELP}")
+    if _is_formula(cell):
+        # The bot writes Stock: a formula there would be replaced by a number at the next sale.
+        raise CellError(
+            f"Stock holds a formula ({_quote(cell)}); the bot never overwrites a formula, "
+            "so it leaves this row alone: type the real stock as a number"
+        )
     text = normalize(cell)
     if not text:
         raise CellError(_STOCK_EMPTY)
     match = _STOCK.fullmatch(text)
     if match is None:
+        if _looks_like_date(text):
+            # Sheets keeps a typed 3/4 as a date, read as its text: taken as a number it
+            # would be its serial number (~46085). The cell keeps its date format until reset.
+            raise CellError(
+                f"Stock {_quote(cell)} looks like a date, not a number: set the cell's format "
+                "to Automatic (Format > Number), then type the real stock as a whole number"
+            )
         raise CellError(f"Stock {_quote(cell)} is not a number: {_STOCK_HELP}")
-    magnitude = int(match["digits"].replace(",", ""))
+    magnitude = _whole(match["digits"])
+    if magnitude is None:
+        raise _too_big("Stock", _quote(cell), _STOCK_HELP)
     return -magnitude if match["sign"] == "-" else magnitude
 
 
@@ -196,10 +279,42 @@ def cell_text(value: object) -> str:
     return _EDGE_BLANKS.sub("", str(value))
 
 
+# Sheets keeps numbers as doubles: 15 significant digits are exact, more are rounded.
+_EXACT_DIGITS = 10**15
+
+
+def parse_code(value: object, column: str, *, formulas: bool = False) -> str:
+    """Read a SKU or marketplace-id cell as text; raise CellError when it cannot be trusted.
+
+    `formulas` says the cell was read with FORMULA: "=…" is then a formula's text (or text
+    typed as '=…, which that read cannot tell apart). Read as values, "=…" is plain text.
+    """
+    if formulas and isinstance(value, str) and _is_formula(value):
+        raise CellError(
+            f"{column} holds a formula ({_quote(value)}), which the bot does not read: "
+            "type the code itself as text"
+        )
+    # A long code typed into a number column was rounded by Sheets (NaN is no code either).
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (value != value or abs(value) >= _EXACT_DIGITS)
+    ):
+        raise CellError(
+            f"{column} {_short(_number_text(value))} is a number too long for Sheets "
+            "to keep exactly: format the column as plain text and type the code again"
+        )
+    return cell_text(value)
+
+
 def _number_text(value: int | float) -> str:
     """Write a cell's number as Sheets shows it: a whole float without ".0"."""
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        value = int(value)
+    if isinstance(value, int) and value.bit_length() > 10_000:
+        # No Sheets number is this long (doubles end near 1.8e308), and str() refuses more
+        # than 4,300 digits: say its size instead.
+        return f"a number of about {int(value.bit_length() * math.log10(2)):,} digits"
     return str(value)
 
 
@@ -208,9 +323,14 @@ def _bool_text(value: bool) -> str:
     return "TRUE" if value else "FALSE"
 
 
-def _quote(text: str, limit: int = 40) -> str:
+def _quote(text: str) -> str:
     """Quote what staff typed for a message, shortened so the Status cell stays readable."""
+    return f'"{_short(text)}"'
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """Cell text for a message: blanks at the ends stripped, cut to `limit` characters."""
     text = _EDGE_BLANKS.sub("", text)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return f'"{text}"'
+    return text

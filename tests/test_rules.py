@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bot.rules import (
+    LIMIT,
     CellError,
     DisplaySetting,
     cell_text,
     normalize,
+    parse_code,
     parse_display,
     parse_stock,
     shown_quantity,
@@ -320,3 +322,132 @@ def test_normalize_folds_width_of_digits_and_signs_only(text: str, normalized: s
 def test_display_setting_refuses_impossible_values(kind: str, n: int) -> None:
     with pytest.raises(ValueError):
         DisplaySetting(kind, n)  # type: ignore[arg-type]
+
+
+# -- odd cells (issue 6, defects 3 and 11) ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cell", "stock"),
+    [
+        (LIMIT, LIMIT),
+        (-LIMIT, -LIMIT),
+        (float(LIMIT), LIMIT),
+        ("1,000,000,000", LIMIT),
+        ("-1000000000", -LIMIT),
+        pytest.param("0" * 5000 + "7", 7, id="5000 leading zeros"),
+    ],
+)
+def test_stock_up_to_the_limit_is_read(cell: object, stock: int) -> None:
+    assert parse_stock(cell) == stock
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        1e20,
+        -1e20,
+        LIMIT + 1,
+        -(LIMIT + 1),
+        2**63,
+        pytest.param(10**5000, id="int of 5001 digits"),
+        1.7976931348623157e308,
+        "1e20",
+        "100000000000000000000",
+        "1,000,000,001",
+        pytest.param("9" * 5000, id="5000 nines"),
+        pytest.param("-" + "9" * 5000, id="minus 5000 nines"),
+        pytest.param("９" * 5000, id="5000 full-width nines"),
+    ],
+)
+def test_stock_beyond_the_limit_is_a_row_error_that_says_so(cell: object) -> None:
+    with pytest.raises(CellError, match=r"^Stock") as caught:
+        parse_stock(cell)
+    message = str(caught.value)
+    assert len(message) < 200
+    if cell != "1e20":
+        assert "beyond what the bot can keep (at most 1,000,000,000" in message
+
+
+def test_a_5000_digit_stock_is_a_row_error() -> None:
+    # int() refuses more than 4,300 digits with a ValueError that is no CellError.
+    with pytest.raises(CellError, match="beyond what the bot can keep"):
+        parse_stock("1" + "0" * 4999)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [pytest.param("+" + "9" * 5000, id="+5000 nines"), "-1" + "0" * 20, -1e20, "99,999,999,999"],
+)
+def test_display_beyond_the_limit_is_a_row_error(cell: object) -> None:
+    with pytest.raises(CellError, match="beyond what the bot can keep"):
+        parse_display(cell)
+
+
+@pytest.mark.parametrize("cell", ["=K2", "=SUM(A1:A3)", " =K2", "=abc"])
+def test_formula_in_stock_is_reported_and_never_overwritten(cell: str) -> None:
+    # Read with FORMULA, a formula answers its text: the row is an error and the bot, which
+    # only writes Stock of rows it could read, leaves the cell alone.
+    with pytest.raises(CellError) as caught:
+        parse_stock(cell)
+    assert "holds a formula" in str(caught.value)
+    assert "never overwrites a formula" in str(caught.value)
+    assert "type the real stock as a number" in str(caught.value)
+
+
+def test_formula_in_display_is_reported() -> None:
+    with pytest.raises(CellError, match="Display holds a formula"):
+        parse_display("=B2")
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "3/4",
+        "3/4/2026",
+        "2026-03-04",
+        "2026/03/04",
+        "４.３.２０２６",
+        "2026年3月4日",
+        "3月4日",
+        "12:30",
+    ],
+)
+def test_date_typed_into_stock_is_a_row_error(cell: str) -> None:
+    # Read with dateTimeRenderOption FORMATTED_STRING, a date answers its text, never its
+    # serial number (~46085).
+    with pytest.raises(CellError) as caught:
+        parse_stock(cell)
+    assert "looks like a date" in str(caught.value)
+    assert "Automatic" in str(caught.value)
+
+
+def test_date_in_display_is_reported_as_a_date() -> None:
+    with pytest.raises(CellError, match="looks like a date"):
+        parse_display("3/4")
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "message"),
+    [
+        ("=A5", "SKU", 'SKU holds a formula ("=A5"), which the bot does not read: type the code'),
+        ("=B2", "Rakuten", "Rakuten holds a formula"),
+        (1.2345678901234567e19, "SKU", "too long for Sheets to keep exactly"),
+        (10**16, "Amazon", "too long for Sheets to keep exactly"),
+    ],
+)
+def test_code_that_cannot_be_trusted_is_a_row_error(
+    value: object, column: str, message: str
+) -> None:
+    with pytest.raises(CellError) as caught:
+        parse_code(value, column, formulas=True)
+    assert str(caught.value).startswith(column)
+    assert message in str(caught.value)
+
+
+def test_code_read_as_values_keeps_text_that_starts_with_an_equals_sign() -> None:
+    # Read with UNFORMATTED_VALUE a formula answers its result, so "=…" is text staff typed.
+    assert parse_code("=SUM(1,2)", "SKU") == "=SUM(1,2)"
+    assert parse_code(4901234567890, "SKU") == "4901234567890"
+
+
+def test_identifier_of_a_number_too_long_for_str_never_crashes() -> None:
+    assert "digits" in cell_text(10**5000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ import pytest
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 from gspread.http_client import HTTPClient
-from gspread.utils import ValueInputOption, ValueRenderOption
+from gspread.utils import DateTimeOption, ValueInputOption, ValueRenderOption
 
 from bot.standins.a1 import (
     Formula,
@@ -31,7 +32,7 @@ from bot.standins.a1 import (
     typed_value,
 )
 from bot.standins.base import Request
-from bot.standins.sheets import SheetsStandIn, make_service_account_info
+from bot.standins.sheets import SheetsStandIn, make_service_account_info, typed_date
 
 RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "sheets"
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
@@ -820,3 +821,95 @@ def test_append_extends_the_first_table_and_insert_rows_fills_the_new_row(
     assert (reply["tableRange"], reply["updates"]["updatedRange"]) == ("Log!A1:A2", "Log!A3")
     log.insert_rows([["t0"]], row=2, value_input_option=RAW)
     assert stand_in.get_values(sid, "Log") == [["Time"], ["t0"], ["t1"], ["t2"], ["notes"]]
+
+
+# -- dates (Sheets API v4 reference: DateTimeRenderOption, ValueRenderOption) ------------------
+MARCH_4 = 46085  # 2026-03-04 counted in days from 1899-12-30
+
+
+def test_a_date_typed_into_a_cell_is_its_serial_number_with_a_date_format(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["A", "B", "C", "D", "E"]]})
+    ws = gc.open_by_key(sid).worksheet("Inventory")
+    ws.update(
+        [["3/4/2026", "2026-03-04", "3/4", "2026/3/4", "=B2+1"]],
+        "A2",
+        value_input_option=USER_ENTERED,
+    )
+    ws.update([["3/4/2026"]], "A3", value_input_option=RAW)
+    this_year = (date(datetime.now(UTC).year, 3, 4) - date(1899, 12, 30)).days
+
+    serials = [[MARCH_4, MARCH_4, this_year, MARCH_4, MARCH_4 + 1], ["3/4/2026"]]
+    assert ws.get("A2:E3", value_render_option=UNFORMATTED) == serials
+    assert (
+        ws.get(
+            "A2:E3",
+            value_render_option=UNFORMATTED,
+            date_time_render_option=DateTimeOption.serial_number,
+        )
+        == serials
+    )
+    texts = ["3/4/2026", "2026-03-04", "3/4", "2026/03/04"]
+    assert ws.get(
+        "A2:E3",
+        value_render_option=FORMULA,
+        date_time_render_option=DateTimeOption.formatted_string,
+    ) == [[*texts, "=B2+1"], ["3/4/2026"]]
+    assert ws.get("A2:D2", value_render_option=FORMULA) == [serials[0][:4]]
+    # FORMATTED_VALUE formats every cell; the dateTime option is ignored then.
+    assert ws.get("A2:D2", date_time_render_option=DateTimeOption.serial_number) == [texts]
+    assert stand_in.cell_format(sid, "Inventory", "A2")["numberFormat"] == {
+        "type": "DATE",
+        "pattern": "M/d/yyyy",
+    }
+
+
+def test_a_date_format_stays_when_a_number_is_typed_over_the_date(stand_in: SheetsStandIn) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["Stock"]]})
+    stand_in.set_value(sid, "Inventory", "A2", "3/4")
+    stand_in.set_value(sid, "Inventory", "A2", 5)
+    assert stand_in.get_values(sid, "Inventory") == [["Stock"], [5]]
+    assert stand_in.get_values(sid, "Inventory", "FORMULA", "FORMATTED_STRING") == [
+        ["Stock"],
+        ["1/4"],
+    ]
+
+
+def test_a_date_typed_into_a_plain_text_cell_stays_text(stand_in: SheetsStandIn) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["Display"]]})
+    tab = stand_in.tab_ids(sid)["Inventory"]
+    stand_in.batch_update(
+        sid,
+        [
+            {
+                "repeatCell": {
+                    "range": {"sheetId": tab, "startColumnIndex": 0, "endColumnIndex": 1},
+                    "cell": {"userEnteredFormat": {"numberFormat": {"type": "TEXT"}}},
+                    "fields": "userEnteredFormat.numberFormat",
+                }
+            }
+        ],
+    )
+    stand_in.set_value(sid, "Inventory", "A2", "3/4")
+    assert stand_in.get_values(sid, "Inventory") == [["Display"], ["3/4"]]
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("3/4/2026", (MARCH_4, "M/d/yyyy")),
+        ("03/04/26", (MARCH_4, "M/d/yyyy")),
+        ("2026-3-4", (MARCH_4, "yyyy-mm-dd")),
+        (" 2026/03/04 ", (MARCH_4, "yyyy/mm/dd")),
+        ("3/4", ((date(2031, 3, 4) - date(1899, 12, 30)).days, "M/d")),
+        ("1/1/1950", ((date(1950, 1, 1) - date(1899, 12, 30)).days, "M/d/yyyy")),
+        ("2/30/2026", None),
+        ("13/1", None),
+        ("3-4", None),
+        ("1.5", None),
+        ("3/4 pcs", None),
+    ],
+)
+def test_typed_dates_read_as_en_us_dates(typed: str, read: tuple[int, str] | None) -> None:
+    assert typed_date(typed, date(2031, 6, 1)) == read

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.rules import LIMIT
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import HEADERS, TABS, column_letters, header_key
 from bot.sheet.writes import cell
@@ -22,6 +23,11 @@ PROTECTION = "stockbot: written by the bot"
 DISPLAY_RULE = (
     '=OR(ISBLANK({cell}),REGEXMATCH(TO_TEXT({cell}),"^[ 　]*[+\\-＋－−]?[0-9０-９]+[ 　]*$"))'
 )
+# Stock: a whole number within the bot's bound (bot.rules.LIMIT). Warning only (strict false):
+# staff see the cell flagged but are never blocked, because the bot reads more than Sheets'
+# whole-number test accepts (full-width digits, "1,234" typed as text) and reports the rest on
+# the row itself. A CUSTOM_FORMULA, not NUMBER_BETWEEN, because NUMBER_BETWEEN lets 2.5 pass.
+STOCK_RULE = "=AND(ISNUMBER({cell}),{cell}=INT({cell}),ABS({cell})<={limit})"
 
 
 def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str, Any]]:
@@ -157,6 +163,35 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
             }
         }
     )
+    stock = columns["inventory"]["stock"]
+    requests.append(
+        {
+            "setDataValidation": {
+                "range": {
+                    "sheetId": inv_id,
+                    "startRowIndex": 1,
+                    "startColumnIndex": stock,
+                    "endColumnIndex": stock + 1,
+                },
+                "rule": {
+                    "condition": {
+                        "type": "CUSTOM_FORMULA",
+                        "values": [
+                            {
+                                "userEnteredValue": STOCK_RULE.format(
+                                    cell=column_letters(stock) + "2", limit=LIMIT
+                                )
+                            }
+                        ],
+                    },
+                    "inputMessage": "The real stock as a whole number (below 0 after an "
+                    "oversell); no formula, no date",
+                    "strict": False,
+                    "showCustomUi": True,
+                },
+            }
+        }
+    )
     ch_id = int(tabs["channels"]["properties"]["sheetId"])
     enabled = columns["channels"]["enabled"]
     requests.append(
@@ -173,7 +208,10 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
         }
     )
     done.append("set plain-text format on SKU, Display and marketplace columns")
-    done.append("set validation on Display and a checkbox on Channels Enabled")
+    done.append(
+        "set validation on Display, whole numbers on Stock (a warning) "
+        "and a checkbox on Channels Enabled"
+    )
 
     protected = {
         (int(t["properties"]["sheetId"]), p.get("description"))

@@ -30,8 +30,21 @@ first run of filled rows in the range (a blank row ends a "table", as gspread's 
 relies on); formats and validation set on open ranges (no end index) also cover
 rows added later; strict data validation and protected ranges are stored, not enforced (API
 writes by an editor pass them); `updateDeveloperMetadata` matching nothing succeeds with an
-empty reply. Display follows en_US's automatic format only (number format patterns, dates and
-typed dates are not modelled).
+empty reply. Display follows en_US's automatic format only (number format patterns are not
+modelled), except dates, below.
+
+Dates, from the Sheets API v4 reference (ValueRenderOption, DateTimeRenderOption, and the
+`dateTimeRenderOption` parameter of `spreadsheets.values.get`/`batchGet`): Sheets stores a date
+as a number, its serial number, which counts days from 1899-12-30; `SERIAL_NUMBER`, the default,
+answers that number, `FORMATTED_STRING` answers the date as text in its number format, and the
+option is ignored under `FORMATTED_VALUE`, which formats every cell anyway; `FORMULA` answers a
+formula cell's text and any other cell as `UNFORMATTED_VALUE` would. Modelled: text typed with
+USER_ENTERED into a cell that is not plain text and that reads as an en_US date (`3/4` in the
+current year, `3/4/2026`, `3/4/26`, `2026-03-04`, `2026/03/04`) is stored as its serial number,
+and a cell still in the automatic format gets a DATE number format in the shape typed (`M/d`,
+`M/d/yyyy`, `yyyy-mm-dd`, `yyyy/mm/dd`); DATE formats set by requests render the same way.
+Where Google documents nothing, these are the stand-in's choices: two-digit years 00-29 are
+20xx and 30-99 19xx; times, DATE_TIME and TIME formats and other locales are not modelled.
 
 Hooks (`add_hook`) run inside the stand-in's lock before each request is handled, so a test
 can land a "staff edit" through the Python accessors at an exact moment.
@@ -54,13 +67,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import random
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
@@ -710,6 +724,77 @@ def _input_value(v: Any, option: str, text_cell: bool, where: str) -> Cell:
     raise ApiError(400, f"Invalid values{where}: {kind} {json.dumps(v, ensure_ascii=False)}")
 
 
+_EPOCH = date(1899, 12, 30)  # serial number 0 (DateTimeRenderOption SERIAL_NUMBER)
+_DATE_TYPED = (
+    (re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})"), "M/d"),
+    (re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4}|\d{2})"), "M/d/yyyy"),
+    (re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"), "yyyy-mm-dd"),
+    (re.compile(r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})"), "yyyy/mm/dd"),
+)
+_DATE_TOKEN = re.compile(r"yyyy|yy|MM|mm|M|m|dd|d")
+
+
+def typed_date(text: str, today: date) -> tuple[int, str] | None:
+    """(serial number, DATE pattern) of text typed as an en_US date, or None if it is none."""
+    text = text.strip()
+    for pattern, shape in _DATE_TYPED:
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        year = int(m["y"]) if m.groupdict().get("y") else today.year
+        if m.groupdict().get("y") and len(m["y"]) == 2:
+            year += 2000 if year < 30 else 1900
+        try:
+            day = date(year, int(m["m"]), int(m["d"]))
+        except ValueError:
+            return None
+        return (day - _EPOCH).days, shape
+    return None
+
+
+def _date_pattern(fmt: JSON) -> str | None:
+    """The pattern of a DATE number format (en_US's default when it names none), else None."""
+    number = fmt.get("numberFormat") or {}
+    if not isinstance(number, dict) or number.get("type") != "DATE":
+        return None
+    return str(number.get("pattern") or "M/d/yyyy")
+
+
+def _date_text(serial: float, pattern: str) -> str:
+    """A serial number written in a DATE pattern (only date tokens; times are not modelled)."""
+    try:
+        day = _EPOCH + timedelta(days=math.floor(serial))
+    except (OverflowError, ValueError):
+        return format_number(serial)  # no calendar date: Sheets would show an error or ###
+    parts = {
+        "yyyy": f"{day.year:04d}",
+        "yy": f"{day.year % 100:02d}",
+        "MM": f"{day.month:02d}",
+        "mm": f"{day.month:02d}",
+        "M": str(day.month),
+        "m": str(day.month),
+        "dd": f"{day.day:02d}",
+        "d": str(day.day),
+    }
+    return _DATE_TOKEN.sub(lambda t: parts[t.group(0)], pattern)
+
+
+def _typed_cell(
+    book: Book, sheet: Sheet, r: int, c: int, v: Any, option: str, text_cell: bool, where: str
+) -> Cell:
+    """A value written to cell (r, c) as stored, giving a typed date its serial and format."""
+    if option == "USER_ENTERED" and isinstance(v, str) and not text_cell:
+        typed = typed_date(v, datetime.now(UTC).date())
+        if typed is not None:
+            serial, pattern = typed
+            fmt = copy.deepcopy(sheet.format_at(r, c))
+            if "numberFormat" not in fmt:  # only the automatic format takes the typed shape
+                fmt["numberFormat"] = {"type": "DATE", "pattern": pattern}
+                sheet.cell_formats[(r, c)] = (book.next_seq(), fmt)
+            return serial
+    return _input_value(v, option, text_cell, where)
+
+
 def _from_extended(ev: Any) -> Cell:
     """A cell value from an ExtendedValue (updateCells, repeatCell, appendCells)."""
     if ev is None:
@@ -762,19 +847,23 @@ def _option(value: str | None, name: str, allowed: Sequence[str], default: str |
 _ERRORS = {"#NAME?", "#REF!", "#VALUE!", "#DIV/0!", "#N/A", "#NUM!", "#ERROR!"}
 _INPUT = ("RAW", "USER_ENTERED")
 _RENDER = ("FORMATTED_VALUE", "UNFORMATTED_VALUE", "FORMULA")
+_DATE_RENDER = ("SERIAL_NUMBER", "FORMATTED_STRING")
 _MAJOR = ("ROWS", "COLUMNS")
 
 
 _PLAIN = frozenset({str, int, float, bool})
+_PLAIN_NO_NUMBERS = frozenset({str, bool})
 _PLAIN_TEXT = frozenset({str})
 
 
 class _Reader:
     """Renders cells for an answer, evaluating formulas against the spreadsheet."""
 
-    def __init__(self, book: Book, render: str) -> None:
+    def __init__(self, book: Book, render: str, dates: str = "SERIAL_NUMBER") -> None:
         self.book = book
         self.render = render
+        # FORMATTED_VALUE formats dates anyway; otherwise dateTimeRenderOption decides.
+        self.dates_as_text = render == "FORMATTED_VALUE" or dates == "FORMATTED_STRING"
         self.active: set[tuple[int, int, int]] = set()
 
     def value(self, sheet: Sheet, r: int, c: int, v: Value) -> str | int | float | bool:
@@ -805,6 +894,10 @@ class _Reader:
         if self.render == "FORMULA" and isinstance(v, Formula):
             return v.text
         value = self.value(sheet, r, c, v)
+        if self.dates_as_text and isinstance(value, int | float) and not isinstance(value, bool):
+            pattern = _date_pattern(sheet.format_at(r, c))
+            if pattern is not None:
+                return _date_text(value, pattern)
         if self.render != "FORMATTED_VALUE" or isinstance(value, str):
             return value
         if isinstance(value, bool):
@@ -815,6 +908,8 @@ class _Reader:
         """The values of a box, trailing empty rows and cells trimmed (as `values`)."""
         # Values that answer as stored skip `out`: reading 100,000 rows must stay fast.
         plain = _PLAIN if self.render != "FORMATTED_VALUE" else _PLAIN_TEXT
+        if plain is _PLAIN and self.dates_as_text and _has_dates(sheet):
+            plain = _PLAIN_NO_NUMBERS  # a number may be a date to write as text
         lines: list[list[Any]] = []
         cells, c0 = sheet.cells, box.col0
         for r in range(box.row0, min(box.row1, len(cells))):
@@ -836,6 +931,13 @@ class _Reader:
                 while line and line[-1] == "":
                     line.pop()
         return lines
+
+
+def _has_dates(sheet: Sheet) -> bool:
+    """Whether any format of the tab is a DATE format (else numbers skip the format lookup)."""
+    return any(_date_pattern(patch) for _, _, patch, _ in sheet.formats) or any(
+        _date_pattern(fmt) for _, fmt in sheet.cell_formats.values()
+    )
 
 
 # -- spreadsheets.batchUpdate -------------------------------------------------------------------
@@ -1607,13 +1709,14 @@ class SheetsStandIn(StandIn):
             return sid
 
     def get_values(
-        self, sid: str, tab: str, render: str = "UNFORMATTED_VALUE"
+        self, sid: str, tab: str, render: str = "UNFORMATTED_VALUE", dates: str = "SERIAL_NUMBER"
     ) -> list[list[object]]:
         """A tab's values, typed (formulas evaluated), trailing empty rows and cells trimmed."""
         with self.lock:
             book = self._book(sid)
             sheet = self._tab(book, tab)
-            return _Reader(book, render).grid(sheet, Box(0, 0, sheet.rows, sheet.cols), "ROWS")
+            box = Box(0, 0, sheet.rows, sheet.cols)
+            return _Reader(book, render, dates).grid(sheet, box, "ROWS")
 
     def set_value(self, sid: str, tab: str, a1: str, value: object, *, raw: bool = False) -> None:
         """Staff type `value` into a cell: text as typed (USER_ENTERED) unless raw; None clears."""
@@ -1635,7 +1738,11 @@ class SheetsStandIn(StandIn):
                         if r >= sheet.rows or c >= sheet.cols:
                             raise ValueError(f"{a1} + ({i}, {j}) is outside the grid of {tab}")
                         text = isinstance(value, str) and sheet.is_text(r, c)
-                        stored = None if value is None else _input_value(value, option, text, "")
+                        stored = (
+                            None
+                            if value is None
+                            else _typed_cell(book, sheet, r, c, value, option, text, "")
+                        )
                         sheet.put(r, c, stored)
 
             self._commit(sid, change)
@@ -1955,35 +2062,43 @@ class SheetsStandIn(StandIn):
         return out
 
     # -- values ----------------------------------------------------------------------------------
-    def _value_range(self, book: Book, text: str, render: str, major: str) -> JSON:
+    def _value_range(
+        self, book: Book, text: str, render: str, major: str, dates: str = "SERIAL_NUMBER"
+    ) -> JSON:
         sheet, a1 = book.parse(text)
         box = _box(sheet, a1)
         out: JSON = {"range": _echo(sheet, box), "majorDimension": major}
-        values = _Reader(book, render).grid(sheet, box, major)
+        values = _Reader(book, render, dates).grid(sheet, box, major)
         if values:
             out["values"] = values
         return out
 
     @staticmethod
-    def _read_options(request: Request) -> tuple[str, str]:
+    def _read_options(request: Request) -> tuple[str, str, str]:
         render = _option(
             request.arg("valueRenderOption"), "valueRenderOption", _RENDER, "FORMATTED_VALUE"
         )
         major = _option(request.arg("majorDimension"), "majorDimension", _MAJOR, "ROWS")
-        return render, major
+        dates = _option(
+            request.arg("dateTimeRenderOption"),
+            "dateTimeRenderOption",
+            _DATE_RENDER,
+            "SERIAL_NUMBER",
+        )
+        return render, major, dates
 
     def _values_get(self, request: Request, m: re.Match[str], user: str) -> JSON:
         book = self._book(unquote(m["sid"]))
-        render, major = self._read_options(request)
-        return self._value_range(book, unquote(m["range"]), render, major)
+        render, major, dates = self._read_options(request)
+        return self._value_range(book, unquote(m["range"]), render, major, dates)
 
     def _values_batch_get(self, request: Request, m: re.Match[str], user: str) -> JSON:
         book = self._book(unquote(m["sid"]))
-        render, major = self._read_options(request)
+        render, major, dates = self._read_options(request)
         out: JSON = {"spreadsheetId": book.id}
         ranges = request.query.get("ranges", [])
         if ranges:
-            out["valueRanges"] = [self._value_range(book, r, render, major) for r in ranges]
+            out["valueRanges"] = [self._value_range(book, r, render, major, dates) for r in ranges]
         return out
 
     def _write(
@@ -2029,7 +2144,10 @@ class SheetsStandIn(StandIn):
                 if value is None:
                     continue
                 text_cell = typed and isinstance(value, str) and sheet.is_text(r0 + i, c0 + j)
-                sheet.put(r0 + i, c0 + j, _input_value(value, option, text_cell, f"[{i}][{j}]"))
+                stored = _typed_cell(
+                    book, sheet, r0 + i, c0 + j, value, option, text_cell, f"[{i}][{j}]"
+                )
+                sheet.put(r0 + i, c0 + j, stored)
                 count += 1
         box = Box(r0, c0, r0 + height, c0 + width)
         out.update(
