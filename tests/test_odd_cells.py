@@ -92,7 +92,6 @@ def test_a_5000_digit_stock_is_a_row_error(w: World) -> None:
 
 
 # -- defect 11: formulas and dates in Stock ------------------------------------------------------
-@pytest.mark.xfail(reason="needs the cycle to read with FORMULA", strict=True)
 def test_formula_in_stock_is_reported_and_never_overwritten(w: World) -> None:
     w.sync()
     w.sheets.set_value(w.sheet_id, "Inventory", "K2", 30)
