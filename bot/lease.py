@@ -10,10 +10,11 @@ It is a spreadsheet developer-metadata entry `stockbot.lease` holding who writes
   the cycle calls `keep`, which renews the lease the same careful way when little of it is left,
   and refuses if another bot took it meanwhile: so a lease that ran out mid-cycle never lets a
   second bot commit the same orders.
-- Every entry names the machine and the state file it belongs to. A bot whose state file was
-  lost starts with a new identity; the lease of the earlier bot *on the same machine and the
-  same state path* is its own (the state file's lock proves that earlier bot is not running),
-  so it takes over at once instead of waiting for it to run out.
+- Every entry names the machine and the state file it belongs to, and that pair, not the
+  instance id kept in the state file, says whose it is: a copy of the state file on another
+  machine is another bot. A bot whose state file was lost starts with a new identity; the lease
+  of the earlier bot *on the same machine and the same state path* is its own (the state file's
+  lock proves that earlier bot is not running), so it takes over at once instead of waiting.
 """
 
 from __future__ import annotations
@@ -110,10 +111,16 @@ class Lease:
         self._seen = LeaseEntry("", self.until)  # the entry read at the start of the cycle
 
     def _ours(self, entry: LeaseEntry) -> bool:
-        """Written by this bot, or by an earlier bot on the same machine and state file."""
-        if entry.holder == self.instance:
-            return True
-        return bool(entry.host) and entry.host == self.host and entry.state == self.state
+        """Written by this bot, or by an earlier bot on the same machine and state file.
+
+        The instance id alone is not enough: it lives in the state file, and a copy of the state
+        file (a backup restored on a second VM while the first still runs) carries it too. The
+        machine and the state file's path tell the copy apart; only entries of versions that did
+        not record them are judged by the id.
+        """
+        if entry.host:
+            return entry.host == self.host and entry.state == self.state
+        return entry.holder == self.instance
 
     def check(self, entry: LeaseEntry) -> None:
         """Raise `LockedError` when another bot holds the sheet."""
@@ -135,7 +142,7 @@ class Lease:
     def take(self) -> None:
         """Hold the sheet for this cycle, unless this bot already holds it long enough."""
         seen = self._seen
-        if seen.holder == self.instance and seen.until - self.now() > self.interval:
+        if seen.holder and self._ours(seen) and seen.until - self.now() > self.interval:
             self.until = seen.until
             return
         self._claim()

@@ -117,6 +117,10 @@ class Changes:
     adjust: list[tuple[str, str, int]] = field(default_factory=list)  # ch, item, delta
     log_rows: list[list[Any]] = field(default_factory=list)  # for a report commit's carry-over
     outbox_done: list[int] = field(default_factory=list)
+    forget_stock: list[str] = field(default_factory=list)  # SKUs no longer in the sheet
+    # Rows whose Stock the commit writes, [row index, SKU]: kept as *unchecked* until the
+    # commit's answer shows they landed on those products (bot.positions).
+    written: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """Serialise for the pending row."""
@@ -130,6 +134,8 @@ class Changes:
         data["orders"] = [tuple(x) for x in data["orders"]]
         data["cursors"] = {k: tuple(v) for k, v in data["cursors"].items()}
         data["adjust"] = [tuple(x) for x in data["adjust"]]
+        data.setdefault("forget_stock", [])  # a pending commit of an earlier version
+        data.setdefault("written", [])
         return cls(**data)
 
 
@@ -213,6 +219,25 @@ class Ledger:
     def set_meta(self, key: str, value: str) -> None:
         """Store a setting."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def unchecked(self) -> list[tuple[int, str]]:
+        """Rows a completed commit wrote Stock to, not yet seen to hold their products."""
+        text = self.get_meta("unchecked")
+        return [(int(i), str(sku)) for i, sku in json.loads(text)] if text else []
+
+    def suspects(self) -> set[str]:
+        """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row."""
+        text = self.get_meta("suspects")
+        return set(json.loads(text)) if text else set()
+
+    def add_suspects(self, skus: Iterable[str]) -> None:
+        """Record products whose Stock must be written back from the state, not read."""
+        both = self.suspects() | {s.casefold() for s in skus if s}
+        self.set_meta("suspects", json.dumps(sorted(both), ensure_ascii=False))
+
+    def clear_suspects(self) -> None:
+        """Every suspect product's Stock is right again."""
+        self.set_meta("suspects", "")
 
     def is_fresh(self) -> bool:
         """Whether this state file has never completed a commit nor started a channel."""
@@ -351,6 +376,7 @@ class Ledger:
                 "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
                 [(ch, cur, started) for ch, (cur, started) in c.cursors.items()],
             )
+            db.executemany("DELETE FROM stock WHERE sku=?", [(sku,) for sku in c.forget_stock])
             db.executemany("INSERT OR REPLACE INTO stock VALUES (?, ?)", c.stock.items())
             db.executemany(
                 "INSERT INTO pushes (channel, item, quantity, adjust, events) "
@@ -361,6 +387,11 @@ class Ledger:
             db.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in c.outbox_done])
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_commit', ?)", (commit_id,))
+            if c.written:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('unchecked', ?)",
+                    (json.dumps(c.written, ensure_ascii=False),),
+                )
 
     def discard(self, commit_id: str, *, keep_log_rows: bool = True) -> None:
         """The commit never landed: drop it, keeping a report's Log rows for the next commit.
@@ -372,7 +403,7 @@ class Ledger:
             return
         with self._tx() as db:
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
-            if pending.kind == "report" and keep_log_rows:
+            if pending.kind in ("report", "repair") and keep_log_rows:
                 _queue(db, pending.changes.log_rows)
 
     # -- pushes (idempotent: absolute quantities, recorded straight away) ---------------------

@@ -23,7 +23,7 @@ no conditional write, so the cycle addresses by identity in three steps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +36,7 @@ from bot.sheet.writes import column_runs
 
 __all__ = [
     "LEFT_OUT",
+    "SKU_HEADERS",
     "Misplaced",
     "Reread",
     "Writes",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 LEFT_OUT = "; its changes wait for the next cycle"  # ends the note of a row left out
+SKU_HEADERS = frozenset(header_key(n) for n in INVENTORY_HEADERS["sku"])
 
 WRITTEN = ("stock", "shown", "status")  # the columns a commit writes, in this order
 
@@ -101,8 +103,12 @@ def _grid_text(grid: Sequence[Sequence[Any]], index: int) -> str:
     return cell_text(grid[index][0]) if index < len(grid) and grid[index] else ""
 
 
-def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row]) -> Reread:
-    """Header row, SKU and Stock right before the commit; rows matched again by SKU."""
+def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row], keep: Collection[str] = ()) -> Reread:
+    """Header row, SKU and Stock right before the commit; rows matched again by SKU.
+
+    `keep` names (case-folded) SKUs whose Stock the cycle writes back from the state file:
+    their cells are known to be wrong, so what they hold is no staff edit.
+    """
     notes: list[str] = []
     header, skus, stocks = _read_columns(sheet, tab, tab.columns)
     columns = map_columns("inventory", tab.title, header[0] if header else [])
@@ -117,6 +123,8 @@ def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row]) -> Reread:
                 "the next cycle tries again"
             )
 
+    if not notes and _unchanged(rows, skus, stocks, keep):
+        return Reread(tab, list(rows), False, [])  # the common case, kept short: see below
     where: dict[str, list[int]] = {}
     for index in range(1, len(skus)):
         text = _grid_text(skus, index)
@@ -161,6 +169,8 @@ def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row]) -> Reread:
             changed = True  # cannot be followed by position once rows moved: next cycle
             continue
         raw = stocks[index][0] if index < len(stocks) and stocks[index] else None
+        if row.sku.casefold() in keep:
+            raw = row.stock
         try:
             value: int | None = parse_stock(raw)
         except CellError as exc:
@@ -182,16 +192,49 @@ def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row]) -> Reread:
     return Reread(tab, fresh, changed or bool(notes), notes)
 
 
-def read_positions(sheet: SheetClient, tab: Tab) -> tuple[Tab, list[list[Any]]]:
-    """The Inventory columns and SKU column as they are now (one read)."""
+def _unchanged(
+    rows: Sequence[Row],
+    skus: Sequence[Sequence[Any]],
+    stocks: Sequence[Sequence[Any]],
+    keep: Collection[str],
+) -> bool:
+    """Whether every row still holds its SKU and Stock exactly as first read.
+
+    This check runs inside the staff-edit window (between the last read and the commit), so it
+    compares the raw cells first and leaves parsing to the rare case where something changed.
+    """
+    height = len(skus)
+    for row in rows:
+        i = row.index
+        sku = skus[i][0] if i < height and skus[i] else ""
+        if sku != row.sku and cell_text(sku) != row.sku:
+            return False
+        if row.sku.casefold() in keep:
+            continue
+        stock = stocks[i][0] if i < len(stocks) and stocks[i] else None
+        if type(stock) is int and stock == row.stock:
+            continue
+        try:
+            if parse_stock(stock) != row.stock:
+                return False
+        except CellError:
+            if row.stock is not None:
+                return False
+    # A row added in a gap that was empty at the first read moves nothing and is not ours.
+    return True
+
+
+def read_positions(sheet: SheetClient, tab: Tab) -> tuple[Tab, list[Any], list[list[Any]]]:
+    """The Inventory columns, header row and SKU column as they are now (one read, or two)."""
     letter = column_letters(tab.columns["sku"])
     header, skus = sheet.read([f"{tab.a1}!1:1", f"{tab.a1}!{letter}:{letter}"])
-    columns = map_columns("inventory", tab.title, header[0] if header else [])
+    first = header[0] if header else []
+    columns = map_columns("inventory", tab.title, first)
     if columns == dict(tab.columns):
-        return tab, skus
+        return tab, first, skus
     letter = column_letters(columns["sku"])
     (skus,) = sheet.read([f"{tab.a1}!{letter}:{letter}"])
-    return replace(tab, columns=columns), skus
+    return replace(tab, columns=columns), first, skus
 
 
 def misplaced_in(sheet: SheetClient, tab: Tab, writes: Writes) -> Misplaced:
@@ -286,46 +329,51 @@ def _snapshot_text(cell: Mapping[str, Any]) -> str:
 def repair_cells(
     writes: Writes,
     old_tab: Tab,
-    grid: Sequence[Sequence[Any]],
-    first_tab: Tab,
-    first_index: Mapping[str, int],
     now_tab: Tab,
+    now_header: Sequence[Any],
     now_skus: Sequence[Sequence[Any]],
-    intended: Mapping[str, Mapping[str, object]],
+    grid: Sequence[Sequence[Any]],
+    first_index: Mapping[str, int],
+    truth: Mapping[str, Mapping[str, object]],
 ) -> tuple[Writes, dict[int, dict[int, object]], list[str]]:
     """The writes that undo a misplaced commit and make the intended ones where rows are now.
 
-    `writes` were sent by the positions of `old_tab`; `grid` is the cycle's first read (by
-    `first_tab`'s columns, `first_index` its row of each case-folded SKU); `now_tab` and
-    `now_skus` are the
-    columns and SKU column as read after the commit; `intended` is, per SKU, the bot-column
-    values it should hold. Returns the intended writes by current rows, the cells to put back
-    {row: {column index: value}}, and notes for the Log.
+    `writes` were sent by the positions of `old_tab`; `now_tab`, `now_header` and `now_skus`
+    are the columns, header row and SKU column as read after the commit; `grid` is the cycle's
+    first read (its row 0 the headers then, `first_index` the row of each case-folded SKU);
+    `truth` is, per case-folded SKU, what its bot columns hold: the values the commit meant to
+    write, else the Stock read right before the commit. Returns the intended writes by current
+    rows, the cells to put back {row: {column index: value}}, and notes for the Log.
     """
     notes: list[str] = []
     header_at = {index: key for key, index in now_tab.columns.items()}
-    first_col = dict(first_tab.columns)
+    first_header = [header_key(h) for h in (grid[0] if grid else [])]
     undo: dict[int, dict[int, object]] = {}
     for key, values in writes.cells.items():
         column = old_tab.columns[key]
         now_key = header_at.get(column)
+        text = header_key(now_header[column]) if column < len(now_header) else ""
+        # The column the write landed on, as it was at the first read (None: added since).
+        then = first_header.index(text) if text and text in first_header else None
         for index in values:
             now_sku = _grid_text(now_skus, index)
             meant = writes.skus[index]
             if now_key == key and now_sku.casefold() == meant.casefold():
                 continue  # landed right
-            if now_sku and now_key in intended.get(now_sku, {}):
-                value = intended[now_sku][str(now_key)]
-            elif now_sku and now_sku.casefold() in first_index and now_key in first_col:
-                line = grid[first_index[now_sku.casefold()]]
-                at = first_col[str(now_key)]
-                value = line[at] if at < len(line) else None
-            elif not now_sku or now_key is None:
-                value = None  # a row or column added meanwhile was blank
+            sku = now_sku.casefold()
+            value: object
+            if not now_sku or then is None:
+                value = None  # a row or a column added meanwhile was blank
+            elif now_key is not None and now_key in truth.get(sku, {}):
+                value = truth[sku][now_key]
+            elif sku in first_index:
+                line = grid[first_index[sku]]
+                value = line[then] if then < len(line) else None
             else:
                 notes.append(
-                    f"row {index + 1} ({now_sku}) was added during the cycle and its "
-                    f"{now_key} cell may have been overwritten: check it"
+                    f"row {index + 1} ({now_sku}) was added during the cycle and a cell of its "
+                    f"'{now_header[column] if column < len(now_header) else ''}' column may have "
+                    "been overwritten: check it"
                 )
                 continue
             undo.setdefault(index, {})[column] = None if value == "" else value
@@ -335,11 +383,12 @@ def repair_cells(
         if _grid_text(now_skus, i)
     }
     redo = Writes()
-    for sku, cells in intended.items():
+    for index, sku in writes.skus.items():
         place = where.get(sku.casefold())
         if place is None:
             notes.append(f"{sku} is no longer in the sheet; its cells were not written")
             continue
-        for key, value in cells.items():
-            redo.put(key, place, sku, value)
+        for key, values in writes.cells.items():
+            if index in values:
+                redo.put(key, place, sku, values[index])
     return redo, undo, notes

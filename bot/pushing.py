@@ -58,8 +58,16 @@ def guarded(name: str, what: str, call: Callable[[], T]) -> T | StockbotError:
         )
 
 
-def own_events(rows: Sequence[Row], lines: Sequence[LineState]) -> list[tuple[str, str, int]]:
-    """One zero-change event per changed order line whose item a row lists (for the ledger)."""
+def own_events(
+    rows: Sequence[Row],
+    lines: Sequence[LineState],
+    known: Callable[[str, str], Mapping[str, LineState]],
+) -> list[tuple[str, str, int]]:
+    """One zero-change event per order line that is new or changed, for items rows list.
+
+    `known(channel, order_id)` gives the ledger's lines of an order: a line handed back
+    unchanged (an overlapping window shows the same order again) is no new event.
+    """
     by_item: dict[tuple[str, str], str] = {}
     for row in rows:
         for channel, item in row.items.items():
@@ -68,8 +76,16 @@ def own_events(rows: Sequence[Row], lines: Sequence[LineState]) -> list[tuple[st
     events = []
     for line in lines:
         item = by_item.get((line.channel, item_key(line.channel, line.item)))
-        if item is not None:
-            events.append((line.channel, item, 0))
+        if item is None:
+            continue
+        before = known(line.channel, line.order_id).get(line.line_id)
+        if before is not None and (before.target, before.applied, before.cancelled) == (
+            line.target,
+            line.applied,
+            line.cancelled,
+        ):
+            continue
+        events.append((line.channel, item, 0))
     return events
 
 

@@ -41,13 +41,15 @@ from zoneinfo import ZoneInfo
 
 from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult
-from bot.errors import SheetError, StockbotError
+from bot.errors import SheetError, SheetStructureError, StockbotError
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger
 from bot.positions import (
     LEFT_OUT,
+    SKU_HEADERS,
+    Misplaced,
     Writes,
     misplaced,
     misplaced_in,
@@ -130,6 +132,7 @@ class Cycle:
         self.handover = Handover(sheet, ledger, now=self.now, sleep=sleep)
         self.lease = Lease(sheet, instance, str(ledger.path.resolve()), self.interval, self.now)
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
+        self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -148,6 +151,7 @@ class Cycle:
         self.lease.release()
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
+        self._restored = set()
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
         self.lease.check_start(metadata)  # another bot at work: refuse before anything else
@@ -156,6 +160,8 @@ class Cycle:
             self.handover.recover(marker)
         sheet = self._read(metadata)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
+        if not dry_run:
+            rows = self._restore_suspects(sheet, rows)
         report.rows = rows
         enabled, channel_rows = self._enabled(sheet.channels, sheet.layout)
         if not dry_run:
@@ -193,6 +199,56 @@ class Cycle:
             if isinstance(results[p.channel], StockbotError):
                 report.failed_channels[p.channel] = str(results[p.channel])
         self._report(sheet, tab, rows, plans, results, enabled, channel_rows, report, release)
+
+    def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
+        """Products whose Stock cell may hold another product's value get their own back.
+
+        A commit that landed on rows moved in its own round trip is repaired at once; if that
+        repair did not finish (or the bot stopped before checking), the state file names the
+        products concerned, and their Stock is written back from the state file's baseline
+        here, instead of the difference being taken for a staff edit.
+        """
+        unchecked = self.ledger.unchecked()
+        if unchecked:
+            sku_col = sheet.first.columns["sku"]
+            found = [
+                cell_text(sheet.grid[i][sku_col])
+                if i < len(sheet.grid) and sku_col < len(sheet.grid[i])
+                else ""
+                for i, _ in unchecked
+            ]
+            moved = [
+                (meant, now)
+                for (_, meant), now in zip(unchecked, found, strict=True)
+                if now.casefold() != meant.casefold()
+            ]
+            if moved:
+                self.ledger.add_suspects([name for pair in moved for name in pair])
+            self.ledger.set_meta("unchecked", "")
+        suspects = self.ledger.suspects()
+        if not suspects:
+            return rows
+        baseline = {sku.casefold(): value for sku, value in self.ledger.stock_baseline().items()}
+        restored: list[Row] = []
+        for row in rows:
+            key = row.sku.casefold()
+            if key in suspects and key in baseline and not row.duplicate:
+                if row.stock != baseline[key]:
+                    log.warning(
+                        "Stock of %s set back to %s (it held %s after a write landed on moved "
+                        "rows)",
+                        row.sku,
+                        baseline[key],
+                        row.stock,
+                    )
+                    self._restored.add(key)
+                row = replace(
+                    row,
+                    stock=baseline[key],
+                    problems=[p for p in row.problems if not p.startswith("Stock")],
+                )
+            restored.append(row)
+        return restored
 
     # -- reading ---------------------------------------------------------------------------
     def _read(self, metadata: Mapping[str, Any]) -> _Sheet:
@@ -320,7 +376,7 @@ class Cycle:
                 sheet, tab, rows, the_plan, fetched, starts, outbox, notes
             )
             try:
-                again = reread(self.sheet, tab, first_rows)
+                again = reread(self.sheet, tab, first_rows, keep=self._restored)
             except StockbotError:
                 self.handover.discard(prepared)
                 raise
@@ -342,7 +398,7 @@ class Cycle:
             if answer is not None:
                 break
         assert answer is not None
-        tab = self._check_landing(answer, sheet, tab, writes, report)
+        tab = self._check_landing(answer, sheet, tab, writes, rows, report)
         return rows, the_plan, tab
 
     def _prepare_cycle(
@@ -364,10 +420,30 @@ class Cycle:
                 **{ch: (fetch.cursor, starts[ch].isoformat()) for ch, fetch in fetched.items()},
             },
             outbox_done=[seq for seq, _ in outbox],
-            adjust=[*the_plan.changes.adjust, *own_events(rows, the_plan.changes.lines)],
+            # A SKU gone from the sheet (renamed, deleted) loses its Stock baseline: if it comes
+            # back, or a new row takes its name, its Stock is not an edit of the old value.
+            forget_stock=[
+                sku
+                for sku in self.ledger.stock_baseline()
+                if sku.casefold() not in sheet.index and sku not in the_plan.changes.stock
+            ],
+            adjust=[
+                *the_plan.changes.adjust,
+                *own_events(rows, the_plan.changes.lines, self.ledger.lines),
+            ],
         )
         stamp = self._stamp()
         events = list(the_plan.events)
+        events += [
+            Event(
+                "error",
+                sku=row.sku,
+                detail="Stock was set back to the value the bot holds for this product: a write "
+                "of the bot's landed on moved rows and could not be put right at once",
+            )
+            for row in rows
+            if row.sku.casefold() in self._restored
+        ]
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
         events += [
@@ -377,6 +453,9 @@ class Cycle:
         ]
         log_rows = [r for _, r in outbox] + [log_row(sheet.layout, stamp, e) for e in events]
         writes = self._cycle_writes(rows, the_plan)
+        changes.written = [
+            [i, sku] for i, sku in writes.skus.items() if i in writes.cells.get("stock", {})
+        ]
         requests = writes.requests(tab) + append_rows(sheet.layout.log.sheet_id, log_rows)
         requests.append(self.lease.request(release=False))
         return writes, self.handover.prepare("cycle", requests, changes)
@@ -387,6 +466,10 @@ class Cycle:
         by_index = {row.index: row for row in rows}
         for index, value in the_plan.stock.items():
             writes.put("stock", index, by_index[index].sku, value)
+        for row in rows:
+            if row.sku.casefold() in self._restored and row.stock is not None:
+                value = the_plan.final.get(row.sku, row.stock)
+                writes.put("stock", row.index, row.sku, value)
         errors = self._push_errors()
         for row in rows:
             stock = the_plan.final.get(row.sku, row.stock)
@@ -406,14 +489,23 @@ class Cycle:
         sheet: _Sheet,
         tab: Tab,
         writes: Writes,
+        rows: Sequence[Row],
         report: CycleReport,
     ) -> Tab:
-        """Repair a commit that landed on rows or columns moved inside its last round trip."""
+        """Repair a commit that landed on rows or columns moved inside its last round trip.
+
+        The products whose Stock may now be wrong are recorded as *suspect* before anything
+        else: if the repair fails or the bot stops, the next cycle writes their Stock back from
+        the state file instead of taking the difference for a staff edit.
+        """
+        before = {row.sku.casefold(): row.stock for row in rows if row.stock is not None}
         for _ in range(REPAIR_TRIES):
             wrong = misplaced(answer, tab, writes)
             if wrong is None:  # the landing was learned from the marker: look now
                 wrong = misplaced_in(self.sheet, tab, writes)
             if not wrong:
+                self.ledger.set_meta("unchecked", "")
+                self.ledger.clear_suspects()  # their Stock was written where they are
                 return tab
             log.warning(
                 "rows or columns moved in the instant of the commit (%s); repairing",
@@ -422,13 +514,19 @@ class Cycle:
                     + [f"column {k} found under '{h}'" for k, h in wrong.columns.items()]
                 ),
             )
-            now_tab, skus = read_positions(self.sheet, tab)
-            intended: dict[str, dict[str, object]] = {}
+            self.ledger.add_suspects([*writes.skus.values(), *wrong.rows.values()])
+            self.ledger.set_meta("unchecked", "")
+            if any(header_key(found) in SKU_HEADERS for found in wrong.rows.values()):
+                self._restore_header(sheet, tab, writes, wrong)
+            now_tab, now_header, skus = read_positions(self.sheet, tab)
+            truth: dict[str, dict[str, object]] = {
+                sku: {"stock": value} for sku, value in before.items()
+            }
             for key, values in writes.cells.items():
                 for index, value in values.items():
-                    intended.setdefault(writes.skus[index], {})[key] = value
+                    truth.setdefault(writes.skus[index].casefold(), {})[key] = value
             redo, undo, notes = repair_cells(
-                writes, tab, sheet.grid, sheet.first, sheet.index, now_tab, skus, intended
+                writes, tab, now_tab, now_header, skus, sheet.grid, sheet.index, truth
             )
             detail = (
                 "rows or columns were moved in the very instant the bot wrote to the sheet, so "
@@ -446,13 +544,34 @@ class Cycle:
             answer = self.handover.commit(
                 "repair",
                 requests,
-                Changes(),
+                Changes(log_rows=log_rows),
                 response_ranges=redo.response_ranges(now_tab),
             )
             tab, writes = now_tab, redo
+            if not misplaced(answer, tab, writes):
+                self.ledger.clear_suspects()
+                return tab
         raise SheetError(
-            "rows or columns kept moving while the bot wrote to the sheet; some Stock cells may "
-            "be in the wrong row: check the Log and the rows it names"
+            "rows or columns kept moving while the bot wrote to the sheet; the rows it names in "
+            "the Log are set right by the next cycle"
+        )
+
+    def _restore_header(self, sheet: _Sheet, tab: Tab, writes: Writes, wrong: Misplaced) -> None:
+        """A row inserted above the headers took the writes meant for row 2: put them back."""
+        first_header = sheet.grid[0] if sheet.grid else []
+        for index, found in wrong.rows.items():
+            if header_key(found) not in SKU_HEADERS:
+                continue
+            requests: list[dict[str, Any]] = []
+            for key, values in writes.cells.items():
+                column = tab.columns[key]
+                if index in values and column < len(first_header):
+                    requests += column_runs(tab.sheet_id, column, {index: first_header[column]})
+            self.handover.commit("repair", requests, Changes())
+        raise SheetStructureError(
+            "a row was inserted above the Inventory header row in the instant the bot wrote to "
+            "the sheet; the header cells it overwrote were put back. Delete the row above the "
+            "headers so that they are in row 1 again; the next cycle sets every Stock right"
         )
 
     # -- after pushing -------------------------------------------------------------------------
@@ -497,7 +616,7 @@ class Cycle:
         writes = Writes()
         if changed:
             # Pushing can take minutes: find each row again by its SKU before writing Status.
-            tab, skus = read_positions(self.sheet, tab)
+            tab, _, skus = read_positions(self.sheet, tab)
             where = {
                 cell_text(skus[i][0]).casefold(): i
                 for i in range(1, len(skus))
@@ -527,4 +646,4 @@ class Cycle:
             response_ranges=writes.response_ranges(tab) if writes.skus else (),
         )
         if writes.skus:
-            self._check_landing(answer, sheet, tab, writes, report)
+            self._check_landing(answer, sheet, tab, writes, rows, report)
