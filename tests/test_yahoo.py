@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -23,8 +23,11 @@ from bot.channels.yahoo import YahooChannel
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 from bot.standins.yahoo import YahooStandIn
+from tests.world import world
 
 API = "/ShoppingWebService/V1/"
+JST = timezone(timedelta(hours=9))
+_XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8"}
 
 
 class FakeTime:
@@ -84,11 +87,15 @@ def settings(store: YahooStandIn, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def make(store: YahooStandIn, fake: FakeTime) -> Iterator[Any]:
-    """Build real adapters pointed at the stand-in; they are closed afterwards."""
+def make(store: YahooStandIn, fake: FakeTime, tmp_path: Path) -> Iterator[Any]:
+    """Build real adapters pointed at the stand-in; they are closed afterwards.
+
+    Adapters built by one test share a state path, as `stockbot sync` processes of one bot do.
+    """
     built: list[YahooChannel] = []
 
     def build(**overrides: Any) -> YahooChannel:
+        overrides.setdefault("state_path", tmp_path / "state.sqlite3")
         channel = YahooChannel.from_settings(
             settings(store, **overrides),
             sleep=fake.sleep,
@@ -132,7 +139,14 @@ def test_first_fetch_returns_no_orders_and_a_cursor_at_now(store, make, fake):
     result = make().fetch_orders(None, [], fake.now())
     assert result.orders == []
     now = fake.now().isoformat()
-    assert json.loads(result.cursor) == {"until": now, "start": now, "retry": {}}
+    assert json.loads(result.cursor) == {
+        "until": now,
+        "start": now,
+        "retry": {},
+        "open": {},
+        "released": {},
+        "budget": ["", 0],
+    }
     assert store.requests_to(API) == []
 
 
@@ -174,7 +188,9 @@ def test_refetch_over_the_overlapping_window_returns_the_order_with_the_same_lin
     ]
 
 
-def test_cancellation_is_learnt_by_rereading_the_open_orders(store, make, fake):
+def test_cancellation_of_an_open_order_is_learnt_from_the_listing_without_reading_it(
+    store, make, fake
+):
     channel = make()
     cursor = started(channel, fake)
     order_id = store.place_order([("cup-001-w", 2)])
@@ -182,9 +198,14 @@ def test_cancellation_is_learnt_by_rereading_the_open_orders(store, make, fake):
     fake.advance(3600)  # the order is now outside the window
     store.cancel_order(order_id)
     assert store.quantity("cup-001-w") == 10
+    store.requests.clear()
     [order] = channel.fetch_orders(cursor, [order_id], fake.now()).orders
-    assert order.cancelled and order.closed
-    assert [ln.quantity for ln in order.lines] == [0]
+    # A cancelled order counts 0 on every line the cycle holds: no orderInfo is needed.
+    assert order.cancelled and order.closed and order.lines == ()
+    assert store.requests_to("orderInfo") == []
+    assert xml_of(store.requests_to("orderList")[0]).findtext("Search/Field") == (
+        "OrderId,OrderTime,OrderStatus,IsActive,LastUpdateTime,PublicationTime"
+    )
 
 
 def test_an_invalid_order_counts_as_cancelled(store, make, fake):
@@ -194,7 +215,7 @@ def test_an_invalid_order_counts_as_cancelled(store, make, fake):
     store.invalidate_order(order_id)
     fake.advance(60)
     [order] = channel.fetch_orders(cursor, [order_id], fake.now()).orders
-    assert order.cancelled and order.closed and order.lines[0].quantity == 0
+    assert order.cancelled and order.closed and order.lines == ()
 
 
 def test_a_completed_order_is_closed_and_keeps_its_quantities(store, make, fake):
@@ -515,3 +536,216 @@ def test_bot_clock_15_minutes_fast_loses_no_order(store, make, fake):
     fake.advance(300)
     second = channel.fetch_orders(first.cursor, [], fake.now() + fast)
     assert [o.order_id for o in second.orders] == [order_id]
+
+
+# -- fraud review (issue 7, item 1) ------------------------------------------------------
+def test_the_stand_in_hides_a_held_order_and_publishes_it_on_release(store, fake):
+    store.enforce_rate_limits = False
+    placed = fake.now()
+    order_id = store.place_order([("cup-001-w", 1)])
+    store.hide_order(order_id)  # FraudHoldStatus 1: orderList does not return it
+
+    def listing(condition: str) -> list[ET.Element]:
+        headers = {"Authorization": f"Bearer {token(store)}", **_XML_HEADERS}
+        body = (
+            f"<Req><Search><Result>10</Result><Condition>{condition}</Condition><Field>"
+            "OrderId,OrderTime,FraudHoldStatus,PublicationTime,LastUpdateTime</Field></Search>"
+            "<SellerId>demo-store</SellerId></Req>"
+        )
+        answer = httpx.post(store.url + API + "orderList", content=body, headers=headers)
+        return ET.fromstring(answer.content).findall("Search/OrderInfo")
+
+    by_order_time = "<OrderTimeFrom>20261126000000</OrderTimeFrom>"
+    assert listing(by_order_time) == []
+    fake.advance(2 * 86_400)
+    store.show_order(order_id)  # released two days later
+    released = fake.now()
+    [info] = listing("<PublicationTimeFrom>20261128000000</PublicationTimeFrom>")
+    assert info.findtext("OrderTime") == placed.astimezone(JST).isoformat()
+    assert info.findtext("PublicationTime") == released.astimezone(JST).isoformat()
+    assert info.findtext("LastUpdateTime") == released.astimezone(JST).isoformat()
+    assert info.findtext("FraudHoldStatus") == "2"
+    assert [i.findtext("OrderId") for i in listing(by_order_time)] == [order_id]
+
+
+def test_order_released_from_fraud_review_two_days_later_is_applied_once(tmp_path: Path):
+    with world(tmp_path, ("yahoo",)) as w:
+        w.create_sheet([["CUP-001", "Cup", 12, "", "", "cup-001-w", "", "", "", ""]])
+        store = w.markets["yahoo"]
+        store.add_item("cup-001-w", 0)
+        assert w.sync().ok  # the clean start
+        w.sync()
+        order_id = store.place_order([("cup-001-w", 2)])
+        store.hide_order(order_id)  # held before the bot's next cycle ever sees it
+        for _ in range(8):  # two days of cycles, six hours apart: far beyond the overlap
+            w.time.offset += timedelta(hours=6)
+            assert w.sync().ok
+        assert w.row("CUP-001")["Stock"] == 12
+        store.show_order(order_id)
+        w.sync()
+        assert w.row("CUP-001")["Stock"] == 10
+        for _ in range(3):  # seen again within the overlap, and once past it
+            w.time.offset += timedelta(minutes=30)
+            w.sync()
+        assert w.row("CUP-001")["Stock"] == 10
+        assert [(r["Order"], r["Change"]) for r in w.log("order")] == [(order_id, -2)]
+        assert store.quantity("cup-001-w") == 10
+
+
+def test_an_order_placed_before_the_clean_start_and_released_after_it_is_told_not_applied(
+    store, make, fake
+):
+    channel = make()
+    held = store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(minutes=10))
+    store.hide_order(held)
+    # An ordinary order of the hour before the start is listed by publication time too: it
+    # is simply counted already, with nothing to tell.
+    store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(minutes=20))
+    cursor = started(channel, fake)
+    first = channel.fetch_orders(cursor, [], fake.now())
+    assert first.orders == [] and first.problems == ()
+    fake.advance(3 * 3600)
+    store.show_order(held)
+    fake.advance(60)
+    second = channel.fetch_orders(first.cursor, [], fake.now())
+    assert second.orders == []
+    [note] = second.problems
+    assert held in note and "lower Stock" in note
+    fake.advance(300)
+    again = channel.fetch_orders(second.cursor, [], fake.now())
+    assert again.orders == [] and again.problems == ()  # told once
+    assert store.requests_to("orderInfo") == []
+
+
+# -- the daily quota (issue 7, item 2) ---------------------------------------------------
+def test_order_info_is_never_asked_for_is_active(store, make, fake):
+    channel = make()
+    cursor = started(channel, fake)
+    order_id = store.place_order([("cup-001-w", 1)])
+    result = channel.fetch_orders(cursor, [], fake.now())
+    assert [o.order_id for o in result.orders] == [order_id] and result.problems == ()
+    fields = xml_of(store.requests_to("orderInfo")[0]).findtext("Target/Field")
+    assert "IsActive" not in fields.split(",")
+
+
+def test_open_orders_are_read_again_only_when_the_listing_shows_a_change(store, make, fake):
+    store.add_item("cup-001-w", 1000)
+    channel = make()
+    cursor = started(channel, fake)
+    placed = [store.place_order([("cup-001-w", 1)]) for _ in range(400)]
+    cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
+    assert len(store.requests_to("orderInfo")) == 400  # new: each read once
+    fake.advance(2 * 3600)  # all 400 now lie behind the window, still open
+    store.requests.clear()
+    quiet = channel.fetch_orders(cursor, placed, fake.now(), known_orders=placed)
+    assert quiet.orders == []
+    assert len(store.requests_to("orderList")) == 2 and store.requests_to("orderInfo") == []
+    store.change_line(placed[10], "cup-001-w", 2)
+    store.complete_order(placed[20])
+    store.cancel_order(placed[30])
+    fake.advance(300)
+    store.requests.clear()
+    changed = channel.fetch_orders(quiet.cursor, placed, fake.now(), known_orders=placed)
+    by_id = {o.order_id: o for o in changed.orders}
+    assert set(by_id) == {placed[10], placed[20], placed[30]}
+    assert [ln.quantity for ln in by_id[placed[10]].lines] == [2]
+    assert by_id[placed[20]].closed and not by_id[placed[20]].cancelled
+    assert by_id[placed[30]].cancelled
+    read = [xml_of(r).findtext("Target/OrderId") for r in store.requests_to("orderInfo")]
+    assert sorted(read) == sorted([placed[10], placed[20]])  # the cancellation needs no read
+    still_open = [o for o in placed if o not in (placed[20], placed[30])]
+    store.requests.clear()
+    channel.fetch_orders(changed.cursor, still_open, fake.now(), known_orders=placed)
+    assert store.requests_to("orderInfo") == []
+
+
+def calls_file(tmp_path: Path) -> Path:
+    """Where adapters built by `make` keep the day's Yahoo! call count."""
+    return tmp_path / "state.sqlite3-yahoo-calls"
+
+
+def test_every_call_is_counted_for_the_day_across_processes(store, make, fake, tmp_path):
+    first = make()  # one `stockbot sync` process ...
+    cursor = started(first, fake)
+    order_id = store.place_order([("cup-001-w", 1)])
+    cursor = first.fetch_orders(cursor, [], fake.now()).cursor
+    first.push([StockUpdate("cup-001-w", 3)])
+    first.close()
+    second = make()  # ... and the next, with a token of its own
+    second.fetch_orders(cursor, [order_id], fake.now(), known_orders=[order_id])
+    second.check()
+    spent = store.calls_today() + store.token_requests
+    assert spent == 2 + 1 + 1 + 2 + 1 + 2  # lists, orderInfo, setStock, lists, check, tokens
+    assert json.loads(calls_file(tmp_path).read_text()) == {"day": "2026-11-26", "calls": spent}
+    fake.advance(86_400)  # the next JST day starts from zero: a fresh token and a setStock
+    second.push([StockUpdate("cup-001-w", 4)])
+    assert json.loads(calls_file(tmp_path).read_text()) == {"day": "2026-11-27", "calls": 2}
+
+
+def test_near_the_daily_budget_changed_orders_wait_and_staff_are_told_once(
+    store, make, fake, tmp_path
+):
+    channel = make()
+    cursor = started(channel, fake)
+    changed, cancelled = (store.place_order([("cup-001-w", 1)]) for _ in range(2))
+    cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
+    calls_file(tmp_path).write_text(json.dumps({"day": "2026-11-26", "calls": 40_000}))
+    store.change_line(changed, "cup-001-w", 2)
+    store.cancel_order(cancelled)
+    new = store.place_order([("tee:red-m", 1)])
+    fake.advance(60)
+    store.requests.clear()
+    tight = channel.fetch_orders(cursor, [changed, cancelled], fake.now())
+    # A new sale and a cancellation still count; the changed order waits.
+    assert {o.order_id for o in tight.orders} == {new, cancelled}
+    [note] = tight.problems
+    assert "40,0" in note and "midnight JST" in note
+    assert [xml_of(r).findtext("Target/OrderId") for r in store.requests_to("orderInfo")] == [new]
+    fake.advance(60)
+    later = channel.fetch_orders(tight.cursor, [changed, new], fake.now())
+    assert later.orders == [] and later.problems == ()  # told once a day
+    fake.advance(86_400)  # a new day: the change is read
+    [order] = channel.fetch_orders(later.cursor, [changed, new], fake.now()).orders
+    assert order.order_id == changed and order.lines[0].quantity == 2
+
+
+def test_at_the_daily_cap_orders_are_not_read_and_the_fetch_says_why(store, make, fake, tmp_path):
+    channel = make()
+    cursor = started(channel, fake)
+    calls_file(tmp_path).write_text(json.dumps({"day": "2026-11-26", "calls": 47_500}))
+    store.place_order([("cup-001-w", 1)])
+    result = channel.fetch_orders(cursor, [], fake.now())
+    assert result.orders == [] and "47,500 of 50,000" in (result.skipped or "")
+    assert len(result.problems) == 1
+    assert store.requests_to(API) == []
+    # The cursor has not moved: the order is read once the day's budget allows.
+    assert json.loads(result.cursor)["until"] == json.loads(cursor)["until"]
+    assert channel.push([StockUpdate("cup-001-w", 2)]).failed == {}  # stock is still pushed
+    fake.advance(86_400)
+    assert len(channel.fetch_orders(result.cursor, [], fake.now()).orders) == 1
+
+
+def test_check_prints_the_expected_daily_use_at_the_configured_interval(store, make, fake):
+    for _ in range(3):
+        store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(hours=2))
+    text = make(interval_seconds=60).check()
+    # 1,440 cycles x (2 orderList + 1 setStock) + 2 orderInfo x 3 orders + 25 tokens
+    assert "expected use at the 60 s interval: about 4,351 calls a day" in text
+    assert "2 counted today" in text and "WARNING" not in text
+    busy = make(interval_seconds=10)
+    busy.page_size = 1  # as if each order of the day took a listing page of its own
+    # 8,640 cycles x (4 orderList + 1 setStock) = 43,200 passes the 40,000 budget.
+    assert "STOCKBOT_INTERVAL_SECONDS to at least 11" in busy.check()
+
+
+def test_a_sync_per_process_keeps_one_daily_count(tmp_path: Path):
+    with world(tmp_path, ("yahoo",)) as w:
+        w.create_sheet([["CUP-001", "Cup", 12, "", "", "cup-001-w", "", "", "", ""]])
+        store = w.markets["yahoo"]
+        store.add_item("cup-001-w", 0)
+        w.sync()
+        store.place_order([("cup-001-w", 1)])
+        for _ in range(3):
+            w.sync()
+        counted = json.loads((tmp_path / "state.sqlite3-yahoo-calls").read_text())["calls"]
+        assert counted == store.calls_today() + store.token_requests

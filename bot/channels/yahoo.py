@@ -35,39 +35,61 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   </Sort><Condition><OrderTimeFrom>YYYYMMDDhhmmss</OrderTimeFrom><OrderTimeTo/></Condition>
   <Field/></Search><SellerId/></Req>`` (times in JST); ``Result`` defaults to 10 and has no
   documented ceiling (public clients use 2,000). Answer ``Result/Search/TotalCount`` and
-  ``Result/Search/OrderInfo*``. ``IsActive`` false marks an invalid order. There is no "last
-  updated" condition.
+  ``Result/Search/OrderInfo*``. There is no "last updated" condition, but the Field list
+  (orderList.html#field, as a public C# client transcribes it field by field) offers
+  ``LastUpdateTime`` (最終更新日時), ``OrderStatus`` and ``IsActive`` (false: an invalid order):
+  together they say whether an order changed since it was last read.
 - orderInfo (developer.yahoo.co.jp/webapi/shopping/orderInfo.html as modelled by public clients,
   e.g. a C# client's request/field models and a Node test fixture): one order per call,
   ``<Req><Target><OrderId/><Field/></Target><SellerId/></Req>``; answer
   ``ResultSet/Result/OrderInfo{OrderId, OrderTime (ISO 8601, +09:00), OrderStatus, Item*{LineId,
   ItemId, SubCode, Quantity}}``. OrderStatus: 1 reserved, 2 processing, 3 on hold, 4 cancelled,
-  5 completed. *Unconfirmed:* that orderInfo accepts ``IsActive`` in Field (orderList does); a
-  missing value is read as active.
-- Fraud review hides orders (developer.yahoo.co.jp changelog 2021-08-30 "shopping271"; the
-  orderList page's change log of 2021-06-18; MARKETPLACES.md, Yahoo "Fraud review hides
-  orders"): a held order cannot be read through orderList; released, it is searchable with its
-  original ``OrderTime``, and ``PublicationTime`` is when it became visible; orderList takes
-  ``PublicationTimeFrom``/``PublicationTimeTo``. A window on OrderTime alone misses it.
+  5 completed. ``IsActive`` is in orderList's Field list only (orderInfo.html#field as the same
+  client and a PHP client list it has ``LastUpdateTime``, ``FraudHoldStatus`` and
+  ``PublicationTime`` but no ``IsActive``), so it is read from the listing, never asked of
+  orderInfo.
+- Fraud review (developer.yahoo.co.jp changelog 2021-08-30 "shopping271"; the orderList page's
+  change log of 2021-06-18; MARKETPLACES.md, Yahoo "Fraud review hides orders"):
+  ``FraudHoldStatus`` 0 or empty is a low-risk order, 1 is held for review (only cancelling is
+  allowed, and orderList does not return it), 2 released after review, 3 confirmed fraud. A
+  released order is searchable with its original ``OrderTime``; ``PublicationTime`` (orderList
+  公開日時) is when it became visible, which shop tools describe as the moment the hold was lifted
+  (sokuhan.jp FAQ 151); orderList takes ``PublicationTimeFrom``/``PublicationTimeTo``. A window on
+  OrderTime alone misses an order held longer than its overlap.
 - Yahoo's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
   it answered (RFC 9110 section 6.6.1); the cursor is taken from it (`bot.channels.late`).
 - Rates: the setStock page gives 1 query/s; Yahoo's help says at most 10 requests/s per API and
   50,000 a day per application, and "Your Request was Forbidden" (HTTP 403) once the day's
-  quota is spent (faq.html). We keep to 1 request/s per API family (orders, stock).
+  quota is spent (faq.html). We keep to 1 request/s per API family (orders, stock) and count
+  every call against the day (`bot.channels.yahoo_quota`).
 
 Decisions (ours, not Yahoo's):
 
 - Cancelled (4) or invalid (IsActive false) orders are reported cancelled and closed. Completed
   (5) orders are closed: after completion Yahoo treats returns as separate work, which staff
-  record in Stock by hand. Open orders (1..3) are re-read with orderInfo every cycle, which
-  costs one call each.
+  record in Stock by hand.
 - Windows: each fetch lists orders twice, by ``OrderTimeFrom`` and by ``PublicationTimeFrom``,
   both from `OVERLAP` (an hour) before the cursor and with no upper bound, so neither a slow
-  bot clock nor a late release loses an order; the cursor becomes the ``Date`` of the first
-  orderList answer. Listing is cheap (2,000 orders a call); orderInfo (one call a second, one
-  order each) reads only listed orders the cycle does not know yet (`known_orders`), the open
-  ones and the ones to ask again. Orders placed before the clean start are left out even when
-  released after it: they are counted in Stock already.
+  bot clock nor a late release loses an order, however long the review took: a release is
+  found by its publication time. The order-time listing reaches further back, to the oldest
+  order the cycle holds open, so that every open order is listed too. The cursor becomes the
+  ``Date`` of the first orderList answer.
+- Reads: listing is cheap (2,000 orders a call); orderInfo costs a call per order. An order is
+  read in full only when it is new to the cycle, when it must be asked again, or when the
+  listing shows that an open order changed: the cursor keeps each open order's ``OrderStatus``,
+  ``IsActive`` and ``LastUpdateTime`` as last listed. An open order listed cancelled or invalid
+  needs no read at all (every line goes back). So a cycle costs two orderList calls plus one
+  orderInfo per new or changed order, whatever the number of open orders.
+- The daily budget (`bot.channels.yahoo_quota`): from `SOFT_LIMIT` calls a day changed open
+  orders wait (a cancellation is still seen from the listing) and staff are told once a day;
+  from `HARD_LIMIT` orders are not read until the next JST day, and the rest of the quota is
+  kept for setStock. `check` prints the expected daily use at the configured interval.
+- The clean start: orders placed before the first cycle are counted in Stock already, and the
+  cycle holds to that for every order. An order placed before the clean start but released
+  from review after it is no exception: whether the starting Stock included it depends on what
+  staff counted (Yahoo lowers its own quantity when the order is placed; a shelf count does not
+  see it), which the bot cannot know. So it is not applied, and staff are told once, with the
+  order id, to lower Stock by hand if their count missed it.
 - An order listed but refused by orderInfo is kept in the cursor and asked again every cycle;
   staff are told when it is first refused and once a day while it stays unreadable.
 - Orders the window lists as cancelled or invalid and the ledger does not hold are skipped:
@@ -80,6 +102,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -103,6 +126,8 @@ from bot.channels.base import (
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.channels.late import WindowCursor, server_time, track_refusals
+from bot.channels.yahoo_cursor import CANCELLED, Listed, YahooCursor, still_open
+from bot.channels.yahoo_quota import DAILY_CAP, HARD_LIMIT, SOFT_LIMIT, DailyCalls, jst_day
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 
@@ -117,13 +142,19 @@ ORDER_INFO = API + "orderInfo"
 SET_STOCK = API + "setStock"
 SET_STOCK_MAX = 1000
 PAGE_SIZE = 2000
-LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,PublicationTime"
-INFO_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LineId,ItemId,SubCode,Quantity"
-CANCELLED, COMPLETED = 4, 5
+LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LastUpdateTime,PublicationTime"
+# IsActive is documented for orderList only: orderInfo is never asked for it.
+INFO_FIELDS = "OrderId,OrderTime,OrderStatus,LineId,ItemId,SubCode,Quantity"
+COMPLETED = 5
 # List an hour behind the cursor, by order time and by publication time: an order can reach
 # orderList well after its OrderTime (fraud review, payment checks, clock skew). A known order
-# listed again costs nothing: orderInfo only reads the orders the cycle does not know yet.
+# listed again costs nothing: orderInfo only reads orders that are new or changed.
 OVERLAP = timedelta(hours=1)
+# What `check` expects a day to cost besides the listings: a token refresh an hour (tokens live
+# 3,600 s, refreshed a minute early) and orderInfo twice per order (when new, and when a status
+# change such as completion shows in the listing).
+TOKENS_A_DAY = math.ceil(86_400 / (3_600 - 60))
+READS_PER_ORDER = 2
 # Refresh a minute before Yahoo's expiry so a token never dies between header and answer.
 TOKEN_MARGIN = 60.0
 _CODE = re.compile(r"[A-Za-z0-9-]{1,99}")
@@ -209,6 +240,8 @@ class YahooChannel:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         wall_clock: Callable[[], datetime] | None = None,
+        calls_file: Path | None = None,
+        interval_seconds: int = 300,
     ) -> None:
         self._api = api
         self._auth = auth
@@ -227,6 +260,9 @@ class YahooChannel:
         self.page_size = PAGE_SIZE
         self._first_answer: datetime | None = None  # Date of this fetch's first orderList
         self.authorize_status = ""  # X-SWS-Authorize-Status of the last answer, for check()
+        self.calls = DailyCalls(calls_file)
+        self._counted = 0  # calls of this process already handed to `calls`
+        self._interval = interval_seconds
 
     @classmethod
     def from_settings(
@@ -271,6 +307,7 @@ class YahooChannel:
             cls.name, settings.yahoo_api_url.rstrip("/"), policy=policy, transport=transport
         )
         auth = ApiClient(cls.name, "", policy=policy, transport=transport)
+        state = settings.state_path
         return cls(
             api,
             auth,
@@ -284,6 +321,8 @@ class YahooChannel:
             sleep=sleep,
             clock=clock,
             wall_clock=wall_clock,
+            calls_file=state.with_name(state.name + "-yahoo-calls"),
+            interval_seconds=settings.interval_seconds,
         )
 
     # -- the Channel protocol ----------------------------------------------------------
@@ -294,35 +333,91 @@ class YahooChannel:
         now: datetime,
         known_orders: Collection[str] = (),
     ) -> FetchResult:
-        """Orders placed or released since the cursor (with overlap), `open_orders`, retries.
+        """Orders placed or released since the cursor (with overlap), changed open orders, retries.
 
-        `known_orders` are order ids the cycle already holds: listed again, they are not read
-        with orderInfo unless they are open.
+        `known_orders` are order ids the cycle already holds: listed again, they are read with
+        orderInfo only when they are open and the listing shows a change.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=WindowCursor(now, now).dump())
-        state = WindowCursor.load(self.name, cursor)
-        since = state.until - OVERLAP
-        self._first_answer = None
-        listed = self._list("OrderTime", max(since, state.start))
-        seen = self._first_answer or now
-        for oid, (live, placed) in self._list("PublicationTime", since).items():
-            # Released after the clean start but placed before it: already counted in Stock.
-            if placed >= state.start:
-                listed.setdefault(oid, (live, placed))
+            return FetchResult(orders=[], cursor=YahooCursor(WindowCursor(now, now)).dump())
+        state = YahooCursor.load(self.name, cursor)
+        try:
+            return self._fetch(state, open_orders, now, known_orders)
+        finally:
+            self._count(now)
+
+    def _fetch(
+        self,
+        state: YahooCursor,
+        open_orders: Sequence[str],
+        now: datetime,
+        known_orders: Collection[str],
+    ) -> FetchResult:
+        window = state.window
+        used = self.calls.used(now)
+        level = 2 if used >= HARD_LIMIT else 1 if used >= SOFT_LIMIT else 0
+        notes, budget = self._budget_notes(state.budget, level, used, now)
+        if level == 2:
+            return FetchResult(
+                orders=[],
+                cursor=YahooCursor(window, state.open, state.released, budget).dump(),
+                skipped=f"Yahoo! daily quota: {used:,} of {DAILY_CAP:,} calls used today; "
+                "orders are read again after midnight JST, stock is still pushed",
+                problems=tuple(notes),
+            )
         held = set(open_orders)
-        # Listed or retried orders must be read; held ones outside the window may be gone.
-        wanted = {
-            oid: True
-            for oid, (live, _) in listed.items()
-            if oid in held or (live and oid not in known_orders)
+        seen_open = {oid: seen for oid, seen in state.open.items() if oid in held}
+        since = window.until - OVERLAP
+        # Back to the oldest open order too, so the listing shows every open order's state.
+        start = min([max(since, window.start), *(s.placed for s in seen_open.values())])
+        self._first_answer = None
+        listed = {
+            oid: row
+            for oid, row in self._list("OrderTime", start).items()
+            if row.placed >= window.start or oid in known_orders
         }
-        wanted.update({oid: True for oid in state.retry})
-        wanted.update({oid: False for oid in open_orders if oid not in wanted})
+        until = max(window.until, self._first_answer or now)
+        released = {oid: t for oid, t in state.released.items() if t >= since}
+        for oid, row in self._list("PublicationTime", since).items():
+            if row.placed >= window.start:
+                listed.setdefault(oid, row)
+            elif row.live and row.published and row.published >= window.start:
+                if oid not in released and oid not in known_orders:
+                    notes.append(_released_before_start(oid, row, window.start))
+                released[oid] = row.published
+
         orders: list[Order] = []
+        wanted: dict[str, bool] = {}  # order id -> whether a refusal is reported
+        waiting = 0
+        for oid, row in listed.items():
+            if oid not in held:
+                if row.live and oid not in known_orders:
+                    wanted[oid] = True
+                continue
+            before = seen_open.get(oid)
+            if before is not None and before.mark == row.mark:
+                continue  # unchanged since it was last read
+            if not row.live:
+                # Cancelled or invalid: every line goes back, no orderInfo needed.
+                orders.append(Order(oid, row.placed, (), cancelled=True, closed=True))
+            elif level:
+                waiting += 1  # the old mark stays, so it is read once the budget allows
+            else:
+                wanted[oid] = True
+        # Orders to ask again, unless the listing now shows them cancelled: nothing to apply.
+        wanted.update({oid: True for oid in window.retry if oid not in listed or listed[oid].live})
+        # Open orders the listing does not show (their order time is not known yet, or Yahoo
+        # hides them again) are read one by one, and a refusal leaves them open unreported;
+        # near the budget only those whose order time is unknown.
+        for oid in open_orders:
+            if oid not in listed and (not level or oid not in seen_open):
+                wanted.setdefault(oid, False)
+        if waiting:
+            log.info("yahoo: %d changed open orders wait for the daily budget", waiting)
+
         refused: dict[str, str] = {}
         for oid, must in wanted.items():
             order, problem = self._order_info(oid, listed=must)
@@ -330,12 +425,39 @@ class YahooChannel:
                 orders.append(order)
             elif problem is not None:
                 refused[oid] = problem
-        retry, problems = track_refusals(self.name, refused, state.retry, now)
+        retry, problems = track_refusals(self.name, refused, window.retry, now)
         return FetchResult(
             orders=orders,
-            cursor=WindowCursor(max(state.until, seen), state.start, retry).dump(),
-            problems=tuple(problems),
+            cursor=YahooCursor(
+                WindowCursor(until, window.start, retry),
+                still_open(seen_open, orders, listed),
+                released,
+                budget,
+            ).dump(),
+            problems=(*notes, *problems),
         )
+
+    def _budget_notes(
+        self, told: tuple[str, int], level: int, used: int, now: datetime
+    ) -> tuple[list[str], tuple[str, int]]:
+        """What staff are told about the day's budget (once a day per level), and the record."""
+        day = str(jst_day(now))
+        if level == 0 or (told[0] == day and told[1] >= level):
+            return [], told
+        if level == 1:
+            note = (
+                f"Yahoo! has used {used:,} of its {DAILY_CAP:,} calls today: until midnight JST "
+                "the bot reads only new orders, changes to open Yahoo! orders wait (cancellations "
+                "still count). Use a longer STOCKBOT_INTERVAL_SECONDS if this recurs"
+            )
+        else:
+            note = (
+                f"Yahoo! has used {used:,} of its {DAILY_CAP:,} calls today: no Yahoo! orders "
+                "are read until midnight JST, so Yahoo! sales after now reach Stock only then; "
+                "stock is still pushed. Use a longer STOCKBOT_INTERVAL_SECONDS"
+            )
+        log.warning("yahoo: %s", note)
+        return [note], (day, level)
 
     def push(self, updates: Sequence[StockUpdate]) -> PushResult:
         """Set absolute quantities, 1,000 item codes per setStock call, one call a second."""
@@ -359,14 +481,20 @@ class YahooChannel:
                 )
             # A leading '-' would subtract on Yahoo: only plain, non-negative numbers go out.
             entries[code] = (update.item, code, max(0, update.quantity))
-        for batch in _chunks(list(entries.values()), SET_STOCK_MAX):
-            self._set_stock(batch, failed)
+        try:
+            for batch in _chunks(list(entries.values()), SET_STOCK_MAX):
+                self._set_stock(batch, failed)
+        finally:
+            self._count(self._wall_clock())
         return PushResult(failed=failed, calls=self._api.calls - before)
 
     def check(self) -> str:
-        """Refresh the token and read the last day's orders; say how the requests are signed."""
+        """Read the last day's orders; report the signing and the expected calls a day."""
         now = self._wall_clock().replace(microsecond=0)
-        total, _ = self._list_page("OrderTime", now - timedelta(days=1), 1, 1, until=now)
+        try:
+            total, _ = self._list_page("OrderTime", now - timedelta(days=1), 1, 1, until=now)
+        finally:
+            self._count(now)
         if self._key is None:
             signing = (
                 "no public key configured: requests go unsigned, so Yahoo ends the "
@@ -383,13 +511,47 @@ class YahooChannel:
             signing = f"requests signed with public key version {self._key_version}"
         return (
             f"Yahoo! Shopping store {self._seller}: token refreshed and orderList answered "
-            f"({total} orders in the last 24 hours); {signing}"
+            f"({total} orders in the last 24 hours); {signing}; {self._daily_use(total, now)}"
         )
+
+    def _daily_use(self, orders_a_day: int, now: datetime) -> str:
+        """The expected calls a day at the configured interval, and today's count so far."""
+        cycles = math.ceil(86_400 / self._interval)
+        # Per cycle: orderList by order time (2,000 orders a page) and by publication time,
+        # and at most one setStock (1,000 items a call) when Stock changed.
+        pages = 1 + max(1, math.ceil(orders_a_day / self.page_size))
+        expected = cycles * (pages + 1) + READS_PER_ORDER * orders_a_day + TOKENS_A_DAY
+        text = (
+            f"expected use at the {self._interval} s interval: about {expected:,} calls a day "
+            f"of Yahoo!'s {DAILY_CAP:,} ({cycles:,} cycles x {pages} orderList + up to 1 "
+            f"setStock, {READS_PER_ORDER} orderInfo per order at {orders_a_day:,} orders a "
+            f"day, {TOKENS_A_DAY} token refreshes); {self.calls.used(now):,} counted today; "
+            f"from {SOFT_LIMIT:,} changed open orders wait, from {HARD_LIMIT:,} orders are not "
+            "read until midnight JST"
+        )
+        if expected >= SOFT_LIMIT:
+            # Solve cycles * (pages + 1) <= the rest of the soft budget for the interval.
+            rest = SOFT_LIMIT - READS_PER_ORDER * orders_a_day - TOKENS_A_DAY
+            needed = math.ceil(86_400 * (pages + 1) / rest) if rest > 0 else None
+            text += (
+                f". WARNING: that passes the budget: set STOCKBOT_INTERVAL_SECONDS to at least "
+                f"{needed}"
+                if needed
+                else ". WARNING: that passes the budget at any interval"
+            )
+        return text
 
     def close(self) -> None:
         """Release connections."""
         self._api.close()
         self._auth.close()
+
+    def _count(self, now: datetime) -> None:
+        """Hand every call made since the last count (tokens and retries too) to the day."""
+        total = self._api.calls + self._auth.calls
+        self.calls.add(total - self._counted)
+        self._counted = total
+        self.calls.save(now)
 
     # -- auth --------------------------------------------------------------------------
     def _signature(self) -> dict[str, str]:
@@ -514,9 +676,9 @@ class YahooChannel:
 
     # -- orders ------------------------------------------------------------------------
 
-    def _list(self, by: str, start: datetime) -> dict[str, tuple[bool, datetime]]:
-        """Every order whose `by` time is at or after start: id -> (still live, order time)."""
-        orders: dict[str, tuple[bool, datetime]] = {}
+    def _list(self, by: str, start: datetime) -> dict[str, Listed]:
+        """Every order whose `by` time is at or after start, as the listing shows it."""
+        orders: dict[str, Listed] = {}
         first = 1
         while True:
             total, page = self._list_page(by, start, first, self.page_size)
@@ -535,7 +697,7 @@ class YahooChannel:
 
     def _list_page(
         self, by: str, start: datetime, first: int, size: int, until: datetime | None = None
-    ) -> tuple[int, dict[str, tuple[bool, datetime]]]:
+    ) -> tuple[int, dict[str, Listed]]:
         req = ET.Element("Req")
         search = ET.SubElement(req, "Search")
         for name, value in (("Result", str(size)), ("Start", str(first))):
@@ -557,12 +719,18 @@ class YahooChannel:
             raise RejectedError(self.name, "orderList answered without Result/Search")
         try:
             total = int(_text(found, "TotalCount") or 0)
-            page: dict[str, tuple[bool, datetime]] = {}
+            page: dict[str, Listed] = {}
             for info in found.findall("OrderInfo"):
-                live = _text(info, "OrderStatus") != str(CANCELLED) and _active(info)
                 oid = _text(info, "OrderId")
+                published = _text(info, "PublicationTime")
                 if oid:
-                    page[oid] = (live, _parse_time(_text(info, "OrderTime")))
+                    page[oid] = Listed(
+                        placed=_parse_time(_text(info, "OrderTime")),
+                        status=_text(info, "OrderStatus"),
+                        active=_active(info),
+                        updated=_text(info, "LastUpdateTime"),
+                        published=_parse_time(published) if published else None,
+                    )
         except ValueError as exc:
             raise RejectedError(self.name, "orderList answered an unreadable order") from exc
         return total, page
@@ -610,9 +778,21 @@ def _active(info: ET.Element) -> bool:
     return _text(info, "IsActive").lower() != "false"
 
 
+def _released_before_start(order_id: str, row: Listed, start: datetime) -> str:
+    """Staff's note on an order placed before the clean start and released after it."""
+    return (
+        f"Yahoo! order {order_id} was placed {row.placed.astimezone(JST):%Y-%m-%d %H:%M} JST, "
+        f"before this bot's first Yahoo! cycle ({start.astimezone(JST):%Y-%m-%d %H:%M} JST), "
+        "and released from Yahoo!'s fraud review only now. Like every order placed before the "
+        "first cycle it counts as already in Stock and is not applied: if your starting Stock "
+        "did not count it, lower Stock for its items by hand"
+    )
+
+
 def _order(info: ET.Element) -> Order:
     status = _text(info, "OrderStatus")
-    cancelled = status == str(CANCELLED) or not _active(info)
+    # orderInfo has no IsActive: an invalid order is known from the listing, never read.
+    cancelled = status == str(CANCELLED)
     lines: list[OrderLine] = []
     for item in info.findall("Item"):
         code, sub = _text(item, "ItemId"), _text(item, "SubCode")

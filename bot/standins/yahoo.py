@@ -28,21 +28,34 @@ Written from the public descriptions of the API, not from our adapter (facts onl
 - orderList (orderList.html): XML ``Req/Search{Result (default 10), Start (default 1), Sort
   (+order_time | -order_time), Condition{OrderTimeFrom, OrderTimeTo (YYYYMMDDhhmmss, JST),
   OrderId, OrderStatus, IsActive}, Field (required)}`` and ``Req/SellerId`` (required); answer
-  ``Result{Status, Search{TotalCount, OrderInfo*{Index, fields...}}}``.
-- Fraud review (developer.yahoo.co.jp changelog 2021-08-30 "shopping271"; the orderList page's
-  change log of 2021-06-18, as MARKETPLACES.md gives them): an order held for review is not
-  shown (`hide_order`); released (`show_order`) it is searchable with its original OrderTime,
-  ``PublicationTime`` is when it became visible, and orderList takes
-  ``PublicationTimeFrom``/``PublicationTimeTo`` and returns ``FraudHoldStatus``. A refused
-  orderInfo (`refuse_reads`) answers the Error shape with ``od-standin-busy`` (ours).
+  ``Result{Status, Search{TotalCount, OrderInfo*{Index, fields...}}}``. Of the page's Field list
+  (as a public C# client transcribes orderList.html#field) the stand-in knows ``OrderId``,
+  ``OrderTime``, ``OrderStatus``, ``IsActive`` (false: an invalid order), ``LastUpdateTime``
+  (最終更新日時: moved by every change the stand-in models, the release from review included),
+  ``PublicationTime`` and ``FraudHoldStatus``; any other field is refused (ours: Yahoo serves
+  many more).
+- Fraud review (developer.yahoo.co.jp changelog 2021-08-30 "shopping271", the orderList page's
+  change log of 2021-06-18, MARKETPLACES.md): ``FraudHoldStatus`` 0 (or empty) low risk, 1 held
+  for review: orderList does not return the order and only cancelling it is allowed; 2 released
+  after review; 3 confirmed fraud. `hide_order` holds an order (1): no search shows it and, our
+  reading as the changelog names only orderList, neither does orderInfo; `show_order` releases
+  it (2): it is searchable with its original OrderTime, and ``PublicationTime`` (orderList
+  公開日時) is the moment of release (sokuhan.jp FAQ 151 describes it so); orderList takes
+  ``PublicationTimeFrom``/``PublicationTimeTo``. For an order never held PublicationTime is its
+  order time (ours: the pages do not say). A refused orderInfo (`refuse_reads`) answers the Error
+  shape with ``od-standin-busy`` (ours).
 - orderInfo (orderInfo.html as modelled by public clients): ``Req/Target{OrderId, Field}``,
   ``Req/SellerId``; answer ``ResultSet/Result{Status, OrderInfo{fields..., Item*{LineId, ItemId,
   SubCode, Quantity}}}``; OrderTime in ISO 8601 with +09:00. OrderStatus 1 reserved, 2
-  processing, 3 on hold, 4 cancelled, 5 completed; IsActive false marks an invalid order.
+  processing, 3 on hold, 4 cancelled, 5 completed. orderInfo's Field list (orderInfo.html#field
+  as a C# and a PHP client list it) has ``LastUpdateTime``, ``FraudHoldStatus`` and
+  ``PublicationTime`` but no ``IsActive``: asking orderInfo for IsActive is refused here.
 - Errors: ``<Error xmlns="urn:yahoo:api"><Message/><Code/></Error>``. Help pages give 10
-  requests/s per API and 50,000 a day per application, past which Yahoo answers HTTP 403 "Your
-  Request was Forbidden". What Yahoo answers to a client going faster than the per-second rate
-  is not published: this stand-in answers 429 in the Error shape.
+  requests/s per API and 50,000 a day per application (developer.yahoo.co.jp appendix/rate.html,
+  the shopping FAQ), past which Yahoo answers HTTP 403 "Your Request was Forbidden". The day
+  is counted in JST here (Yahoo does not say when its day starts); token requests are not
+  counted (ours). What Yahoo answers to a client going faster than the per-second rate is not
+  published: this stand-in answers 429 in the Error shape.
 
 Error codes the public pages do not give are spelled ``*-standin`` so nobody takes them for
 Yahoo's.
@@ -91,6 +104,7 @@ ORDER_FIELDS = (
     "PublicationTime",
     "FraudHoldStatus",
 )
+INFO_FIELDS = tuple(f for f in ORDER_FIELDS if f != "IsActive")  # orderInfo has no IsActive
 ITEM_FIELDS = ("LineId", "ItemId", "SubCode", "Quantity")
 EXPIRED = "AccessToken has been expired. This API session is shorter than another API."
 
@@ -153,6 +167,7 @@ class YahooStandIn(MarketplaceStandIn):
         self._numbers = itertools.count(10000001)
         self._seen: dict[str, deque[float]] = {api: deque() for api in RATES}
         self._calls_today = 0
+        self._quota_day = ""  # the JST day `_calls_today` counts
         self._key_dir: Path | None = None
         self.route("POST", r"/yconnect/v2/token", self._token)
         self.route("POST", API + "orderList", self._order_list)
@@ -203,6 +218,12 @@ class YahooStandIn(MarketplaceStandIn):
         """Let every access token issued so far expire now."""
         with self.lock:
             self.tokens = dict.fromkeys(self.tokens, float("-inf"))
+
+    def calls_today(self) -> int:
+        """Store API calls counted against today's quota (JST day)."""
+        with self.lock:
+            today = str(self.now().astimezone(JST).date())
+            return self._calls_today if self._quota_day == today else 0
 
     def set_stock_batches(self) -> list[list[str]]:
         """The item codes of every setStock request received, one list per request."""
@@ -261,6 +282,13 @@ class YahooStandIn(MarketplaceStandIn):
             if order["OrderStatus"] != 4 and order["IsActive"]:
                 self._put_back(order)
             order["IsActive"], order["updated"] = False, self.now()
+
+    def show_order(self, order_id: str) -> None:
+        """Release a held order from fraud review (FraudHoldStatus 2): a change of the order."""
+        super().show_order(order_id)
+        with self.lock:
+            if order_id in self.orders:
+                self.orders[order_id]["updated"] = self.server_time()
 
     def complete_order(self, order_id: str) -> None:
         """The store completes the order (OrderStatus 5)."""
@@ -336,6 +364,9 @@ class YahooStandIn(MarketplaceStandIn):
             if len(seen) >= RATES[api]:
                 return _error("standin-throttled", "Too Many Requests", 429)
             seen.append(now)
+        today = str(self.now().astimezone(JST).date())
+        if today != self._quota_day:
+            self._quota_day, self._calls_today = today, 0
         self._calls_today += 1
         if self._calls_today > self.daily_limit:
             return Response(403, b"<Error><Message>Your Request was Forbidden</Message></Error>")
@@ -451,7 +482,7 @@ class YahooStandIn(MarketplaceStandIn):
             "IsActive": "true" if order["IsActive"] else "false",
             "LastUpdateTime": _iso(order["updated"]),
             "PublicationTime": _iso(self._published(order)),
-            "FraudHoldStatus": "1" if order["OrderId"] in self.hidden else "0",
+            "FraudHoldStatus": self._fraud_hold(order["OrderId"]),
         }
         for name in fields:
             if name in values:
@@ -513,6 +544,12 @@ class YahooStandIn(MarketplaceStandIn):
             self._order_xml(info, order, fields)
         return self._answer(result, request)
 
+    def _fraud_hold(self, order_id: str) -> str:
+        """FraudHoldStatus: 1 held for review, 2 released from it, 0 never held."""
+        if order_id in self.hidden:
+            return "1"
+        return "2" if order_id in self.shown_at else "0"
+
     def _published(self, order: dict[str, Any]) -> datetime:
         """When the order became searchable: its order time, or its release from review."""
         placed: datetime = order["placed"]
@@ -545,7 +582,7 @@ class YahooStandIn(MarketplaceStandIn):
         target = req.find("Target") if req is not None else None
         if req is None or target is None or req.findtext("SellerId") != self.seller_id:
             return _error("od-standin-request", "Req/Target and Req/SellerId are required.")
-        fields = self._fields(target.findtext("Field") or "", (*ORDER_FIELDS, *ITEM_FIELDS))
+        fields = self._fields(target.findtext("Field") or "", (*INFO_FIELDS, *ITEM_FIELDS))
         if isinstance(fields, Response):
             return fields
         order = self.orders.get(target.findtext("OrderId") or "")
