@@ -335,6 +335,8 @@ def repair_cells(
     grid: Sequence[Sequence[Any]],
     first_index: Mapping[str, int],
     truth: Mapping[str, Mapping[str, object]],
+    *,
+    columns_moved: bool = False,
 ) -> tuple[Writes, dict[int, dict[int, object]], list[str]]:
     """The writes that undo a misplaced commit and make the intended ones where rows are now.
 
@@ -344,6 +346,10 @@ def repair_cells(
     `truth` is, per case-folded SKU, what its bot columns hold: the values the commit meant to
     write, else the Stock read right before the commit. Returns the intended writes by current
     rows, the cells to put back {row: {column index: value}}, and notes for the Log.
+
+    With `columns_moved`, a column was inserted or deleted: rows stayed where they were, so
+    each written row still belongs to the product it was meant for, even where the write
+    landed on its SKU cell (which then no longer names it).
     """
     notes: list[str] = []
     header_at = {index: key for key, index in now_tab.columns.items()}
@@ -356,8 +362,8 @@ def repair_cells(
         # The column the write landed on, as it was at the first read (None: added since).
         then = first_header.index(text) if text and text in first_header else None
         for index in values:
-            now_sku = _grid_text(now_skus, index)
             meant = writes.skus[index]
+            now_sku = meant if columns_moved else _grid_text(now_skus, index)
             if now_key == key and now_sku.casefold() == meant.casefold():
                 continue  # landed right
             sku = now_sku.casefold()
@@ -384,7 +390,7 @@ def repair_cells(
     }
     redo = Writes()
     for index, sku in writes.skus.items():
-        place = where.get(sku.casefold())
+        place = index if columns_moved else where.get(sku.casefold())
         if place is None:
             notes.append(f"{sku} is no longer in the sheet; its cells were not written")
             continue

@@ -514,7 +514,8 @@ class Cycle:
                     + [f"column {k} found under '{h}'" for k, h in wrong.columns.items()]
                 ),
             )
-            self.ledger.add_suspects([*writes.skus.values(), *wrong.rows.values()])
+            found = [] if wrong.columns else list(wrong.rows.values())  # a column move: rows stay
+            self.ledger.add_suspects([*writes.skus.values(), *found])
             self.ledger.set_meta("unchecked", "")
             if any(header_key(found) in SKU_HEADERS for found in wrong.rows.values()):
                 self._restore_header(sheet, tab, writes, wrong)
@@ -526,7 +527,15 @@ class Cycle:
                 for index, value in values.items():
                     truth.setdefault(writes.skus[index].casefold(), {})[key] = value
             redo, undo, notes = repair_cells(
-                writes, tab, now_tab, now_header, skus, sheet.grid, sheet.index, truth
+                writes,
+                tab,
+                now_tab,
+                now_header,
+                skus,
+                sheet.grid,
+                sheet.index,
+                truth,
+                columns_moved=bool(wrong.columns),
             )
             detail = (
                 "rows or columns were moved in the very instant the bot wrote to the sheet, so "
