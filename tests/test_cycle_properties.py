@@ -36,6 +36,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.rules import parse_display, shown_quantity
+from bot.sheet.layout import column_letters
+from tests.staff import dimension
 from tests.world import HEADER, World, world
 
 PRODUCTS = [
@@ -85,19 +87,6 @@ class Model:
 
 
 # -- staff and shoppers ------------------------------------------------------------------------
-def _dimension(w: World, op: str, dimension: str, start: int) -> None:
-    sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]
-    rng = {"sheetId": sheet_id, "dimension": dimension, "startIndex": start, "endIndex": start + 1}
-    w.sheets.batch_update(w.sheet_id, [{op: {"range": rng}}])
-
-
-def _letters(index: int) -> str:
-    out = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        out = chr(65 + rest) + out
-    return out
 
 
 def staff_move(
@@ -111,7 +100,7 @@ def staff_move(
     stock_at = m.cols.index("Stock")
     if kind == "insert_row":
         at = a % (len(m.rows) + 1)
-        _dimension(w, "insertDimension", "ROWS", at + 1)
+        dimension(w, "insertDimension", "ROWS", at + 1)
         m.rows.insert(at, None)
     elif kind == "delete_row":
         if len(skus) <= 2 and all(s is not None for s in m.rows):
@@ -119,7 +108,7 @@ def staff_move(
         at = a % len(m.rows)
         if m.rows[at] is not None and len(skus) <= 2:
             at = m.rows.index(None)
-        _dimension(w, "deleteDimension", "ROWS", at + 1)
+        dimension(w, "deleteDimension", "ROWS", at + 1)
         sku = m.rows.pop(at)
         if sku is not None:
             for store in (m.staff, m.cell, m.pending, m.baseline):
@@ -144,14 +133,14 @@ def staff_move(
     elif kind == "insert_col":
         low = m.cols.index("SKU") + 1 if right_of_sku else 0
         at = low + a % (stock_at + 1 - low)  # up to Stock's own index: right left of it
-        _dimension(w, "insertDimension", "COLUMNS", at)
+        dimension(w, "insertDimension", "COLUMNS", at)
         m.cols.insert(at, "")
     elif kind == "delete_col":
         choices = [i for i in range(stock_at) if m.cols[i] != "SKU"]
         if not choices:
             return
         at = choices[a % len(choices)]
-        _dimension(w, "deleteDimension", "COLUMNS", at)
+        dimension(w, "deleteDimension", "COLUMNS", at)
         m.cols.pop(at)
     else:  # pragma: no cover
         raise AssertionError(kind)
@@ -161,7 +150,7 @@ def staff_stock(w: World, m: Model, a: int, value: int) -> None:
     """Staff type a Stock value into a product's row (found by its SKU, as staff would)."""
     skus = m.skus()
     sku = skus[a % len(skus)]
-    cell = f"{_letters(m.cols.index('Stock'))}{m.rows.index(sku) + 2}"
+    cell = f"{column_letters(m.cols.index('Stock'))}{m.rows.index(sku) + 2}"
     w.sheets.set_value(w.sheet_id, "Inventory", cell, value)
     m.cell[sku] = value
 

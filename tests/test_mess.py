@@ -8,9 +8,7 @@ stand-ins' hooks at exact moments of the cycle.
 
 from __future__ import annotations
 
-import json
 import socket
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,15 +18,18 @@ import pytest
 
 from bot.errors import LockedError
 from bot.handover import StateMismatchError
+from tests.staff import (
+    ITEMS,
+    ROWS,
+    at_commit,
+    at_read,
+    backup,
+    dimension,
+    put_lease,
+    stock,
+)
 from tests.world import World, world
 
-ROWS = [
-    # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status
-    ["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""],
-    ["TEA-002", "Gyokuro", 30, "-10", "", "", "", "", "", ""],
-    ["TEA-003", "Matcha", 30, "3", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 12, "", "cup-001:white", "", "", "", "", ""],
-]
 MARKETS = ("rakuten", "yahoo", "amazon", "shopify")
 
 
@@ -36,54 +37,18 @@ MARKETS = ("rakuten", "yahoo", "amazon", "shopify")
 def w(tmp_path: Path) -> Iterator[World]:
     with world(tmp_path, ("rakuten",)) as w:
         w.create_sheet(ROWS)
-        for item in ("TEA-001", "TEA-002", "TEA-003", "cup-001:white"):
+        for item in ITEMS:
             w.markets["rakuten"].add_item(item, 0)
         yield w
-
-
-def _dimension(w: World, op: str, dimension: str, start: int) -> None:
-    """Staff insert or delete one row or column (0-based index) of the Inventory tab."""
-    sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]
-    rng = {"sheetId": sheet_id, "dimension": dimension, "startIndex": start, "endIndex": start + 1}
-    w.sheets.batch_update(w.sheet_id, [{op: {"range": rng}}])
-
-
-def _at_read(w: World, n: int, action: Any) -> None:
-    """Run `action` just before the cycle's `n`th values read is handled."""
-    reads: list[str] = []
-
-    def hook(request: Any) -> None:
-        if "values:batchGet" in request.path:
-            reads.append(request.path)
-            if len(reads) == n:
-                w.sheets.remove_hook(hook)
-                action()
-
-    w.sheets.add_hook(hook)
-
-
-def _at_commit(w: World, action: Any) -> None:
-    """Run `action` just before the cycle's commit (its first write with Stock) is handled."""
-
-    def hook(request: Any) -> None:
-        if request.path.endswith(":batchUpdate") and b"stockbot.commit" in request.body:
-            w.sheets.remove_hook(hook)
-            action()
-
-    w.sheets.add_hook(hook)
-
-
-def _stock(w: World) -> dict[str, Any]:
-    return {str(r["SKU"]): r["Stock"] for r in w.inventory() if r["SKU"]}
 
 
 # -- 1. columns moved during the cycle ---------------------------------------------------------
 def test_column_deleted_during_the_cycle_is_found_again_by_its_header(w: World) -> None:
     w.sync()
     w.markets["rakuten"].place_order([("TEA-001", 2)])
-    _at_read(w, 2, lambda: _dimension(w, "deleteDimension", "COLUMNS", 1))  # Name, left of Stock
+    at_read(w, 2, lambda: dimension(w, "deleteDimension", "COLUMNS", 1))  # Name, left of Stock
     assert w.sync().ok
-    assert _stock(w) == {"TEA-001": 28, "TEA-002": 30, "TEA-003": 30, "CUP-001": 12}
+    assert stock(w) == {"TEA-001": 28, "TEA-002": 30, "TEA-003": 30, "CUP-001": 12}
     assert w.log("manual") == []
     assert w.row("TEA-001")["Display"] == "+20"
     assert w.row("TEA-001")["Shown"] == 48
@@ -96,7 +61,7 @@ def test_column_deleted_during_the_cycle_is_found_again_by_its_header(w: World) 
 def test_column_inserted_during_the_cycle_never_overwrites_a_staff_column(w: World) -> None:
     w.sync()
     w.markets["rakuten"].place_order([("cup-001:white", 1)])
-    _at_read(w, 2, lambda: _dimension(w, "insertDimension", "COLUMNS", 1))
+    at_read(w, 2, lambda: dimension(w, "insertDimension", "COLUMNS", 1))
     assert w.sync().ok
     row = w.row("CUP-001")
     assert row["Rakuten"] == "cup-001:white"
@@ -118,10 +83,10 @@ def test_rows_sorted_during_the_cycle_are_followed_by_their_sku(w: World) -> Non
             [["TEA-002", "Gyokuro", 30, "-10"], ["TEA-001", "Sencha", 30, "+20"]],
         )
 
-    _at_read(w, 2, staff_sort_the_rows)
+    at_read(w, 2, staff_sort_the_rows)
     assert w.sync().ok
-    assert _stock(w)["TEA-001"] == 29
-    assert _stock(w)["TEA-002"] == 30
+    assert stock(w)["TEA-001"] == 29
+    assert stock(w)["TEA-002"] == 30
     assert [r["SKU"] for r in w.inventory()][:2] == ["TEA-002", "TEA-001"]
     w.sync()
     assert w.log("manual") == []
@@ -138,13 +103,13 @@ def test_row_moved_in_the_instant_of_the_commit_is_put_right_in_the_same_cycle(
     # Row 3 (TEA-002) is deleted, or a blank row is inserted above TEA-001, exactly when
     # the commit arrives: every write addressed by position lands one row off.
     at = 2 if op == "deleteDimension" else 1
-    _at_commit(w, lambda: _dimension(w, op, "ROWS", at))
+    at_commit(w, lambda: dimension(w, op, "ROWS", at))
     report = w.sync()
     assert report.repaired, "the move should have been seen in the commit's answer"
     expected = {"TEA-001": 30, "TEA-003": 28, "CUP-001": 10}
     if op == "insertDimension":
         expected["TEA-002"] = 30
-    assert _stock(w) == expected
+    assert stock(w) == expected
     blank = [r for r in w.inventory() if not r["SKU"]]
     assert all(r["Stock"] == "" and r["Shown"] == "" for r in blank)
     assert w.row("TEA-003")["Name"] == "Matcha"
@@ -152,13 +117,13 @@ def test_row_moved_in_the_instant_of_the_commit_is_put_right_in_the_same_cycle(
     w.sync()
     assert w.log("manual") == []
     assert [(e["SKU"], e["Change"]) for e in w.log("order")] == [("TEA-003", -2), ("CUP-001", -2)]
-    assert _stock(w)["TEA-003"] == 28
+    assert stock(w)["TEA-003"] == 28
 
 
 def test_column_inserted_in_the_instant_of_the_commit_is_put_back(w: World) -> None:
     w.sync()
     w.markets["rakuten"].place_order([("TEA-001", 2)])
-    _at_commit(w, lambda: _dimension(w, "insertDimension", "COLUMNS", 0))
+    at_commit(w, lambda: dimension(w, "insertDimension", "COLUMNS", 0))
     report = w.sync()
     assert report.repaired
     row = w.row("TEA-001")
@@ -169,23 +134,20 @@ def test_column_inserted_in_the_instant_of_the_commit_is_put_back(w: World) -> N
 
 
 # -- 4 and 5. a state file that is not the sheet's -----------------------------------------------
-def _backup(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
 
 
 def test_restored_state_backup_is_refused_and_no_order_is_applied_twice(w: World) -> None:
     w.sync()
     state = Path(w.env["STOCKBOT_STATE_PATH"])
-    backup = state.with_name("backup.sqlite3")
-    _backup(state, backup)
+    saved = state.with_name("backup.sqlite3")
+    backup(state, saved)
     w.markets["rakuten"].place_order([("TEA-001", 2)])
     w.sync()
-    assert _stock(w)["TEA-001"] == 28
-    _backup(backup, state)  # the operator restores last night's backup
+    assert stock(w)["TEA-001"] == 28
+    backup(saved, state)  # the operator restores last night's backup
     with pytest.raises(StateMismatchError, match="older than the sheet"):
         w.sync()
-    assert _stock(w)["TEA-001"] == 28
+    assert stock(w)["TEA-001"] == 28
     assert len(w.log("order")) == 1
     done = w.run_cli("sync")
     assert done.returncode == 2
@@ -225,18 +187,7 @@ def test_lost_state_file_is_refused_until_reset_and_the_own_old_lease_does_not_b
         "host": socket.gethostname(),
         "state": str(state.resolve()),
     }
-    w.sheets.batch_update(
-        w.sheet_id,
-        [
-            {
-                "updateDeveloperMetadata": {
-                    "dataFilters": [{"developerMetadataLookup": {"metadataKey": "stockbot.lease"}}],
-                    "developerMetadata": {"metadataValue": json.dumps(lease)},
-                    "fields": "metadataValue",
-                }
-            }
-        ],
-    )
+    put_lease(w, lease)
     for path in state.parent.glob(state.name + "*"):
         path.unlink()
     done = w.run_cli("sync")
@@ -258,18 +209,7 @@ def test_another_bots_lease_still_blocks_after_a_lost_state(w: World) -> None:
         "host": "another-vm",
         "state": "/srv/stockbot/state.sqlite3",
     }
-    w.sheets.batch_update(
-        w.sheet_id,
-        [
-            {
-                "updateDeveloperMetadata": {
-                    "dataFilters": [{"developerMetadataLookup": {"metadataKey": "stockbot.lease"}}],
-                    "developerMetadata": {"metadataValue": json.dumps(lease)},
-                    "fields": "metadataValue",
-                }
-            }
-        ],
-    )
+    put_lease(w, lease)
     assert w.run_cli("sync").returncode == 3
 
 
@@ -278,9 +218,7 @@ def test_lease_that_runs_out_mid_cycle_lets_no_second_bot_commit(w: World) -> No
     w.sync()
     store = w.markets["rakuten"]
     store.place_order([("TEA-001", 2)])
-    other = json.dumps(
-        {"holder": "bot-b", "until": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}
-    )
+    other = {"holder": "bot-b", "until": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}
     slow: list[bool] = []
     route = store._route
 
@@ -293,21 +231,7 @@ def test_lease_that_runs_out_mid_cycle_lets_no_second_bot_commit(w: World) -> No
     def a_second_bot_takes_the_sheet(request: Any) -> None:
         if slow and request.method == "GET" and "/values" not in request.path:
             w.sheets.remove_hook(a_second_bot_takes_the_sheet)
-            w.sheets.batch_update(
-                w.sheet_id,
-                [
-                    {
-                        "createDeveloperMetadata": {
-                            "developerMetadata": {
-                                "metadataKey": "stockbot.lease",
-                                "metadataValue": other,
-                                "location": {"spreadsheet": True},
-                                "visibility": "DOCUMENT",
-                            }
-                        }
-                    }
-                ],
-            )
+            put_lease(w, other, create=True)
 
     store._route = a_slow_marketplace  # type: ignore[method-assign]
     w.sheets.add_hook(a_second_bot_takes_the_sheet)
@@ -315,7 +239,7 @@ def test_lease_that_runs_out_mid_cycle_lets_no_second_bot_commit(w: World) -> No
         w.sync()
     assert slow
     assert w.log("order") == []
-    assert _stock(w)["TEA-001"] == 30
+    assert stock(w)["TEA-001"] == 30
 
 
 # -- 12. a refused report write, retried --------------------------------------------------------
@@ -343,7 +267,7 @@ def test_report_write_refused_then_retried_writes_its_log_rows_once(w: World) ->
 def test_a_bug_in_one_adapter_stops_only_that_marketplace(tmp_path: Path) -> None:
     with world(tmp_path, ("rakuten", "yahoo")) as w:
         w.create_sheet(ROWS)
-        for item in ("TEA-001", "TEA-002", "TEA-003", "cup-001:white"):
+        for item in ITEMS:
             w.markets["rakuten"].add_item(item, 0)
         w.markets["yahoo"].add_item("TEA-001", 0)
         w.sync()
@@ -356,7 +280,7 @@ def test_a_bug_in_one_adapter_stops_only_that_marketplace(tmp_path: Path) -> Non
         assert "rakuten" in report.failed_channels
         assert "unexpected" in report.failed_channels["rakuten"]
         assert "yahoo" not in report.failed_channels
-        assert _stock(w)["TEA-001"] == 29
+        assert stock(w)["TEA-001"] == 29
         assert any(e["Channel"] == "rakuten" for e in w.log("error"))
 
 
@@ -389,7 +313,7 @@ def test_order_and_its_cancellation_leave_the_store_right(tmp_path: Path, market
         store.cancel_order(order)
         w.sync()
         w.sync()
-        assert _stock(w)["TEA-001"] == 10
+        assert stock(w)["TEA-001"] == 10
         assert store.quantity(item[market]) == 10
 
 
@@ -408,5 +332,5 @@ def test_order_and_its_cancellation_in_one_cycle_leave_the_store_right(
         store.cancel_order(order)
         w.sync()
         w.sync()
-        assert _stock(w)["TEA-001"] == 10
+        assert stock(w)["TEA-001"] == 10
         assert store.quantity("TEA-001") == 10

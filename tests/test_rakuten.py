@@ -420,6 +420,31 @@ def test_check_proves_credentials_on_both_apis(rakuten: RakutenStandIn) -> None:
     }
 
 
+def test_check_passes_when_an_unknown_item_read_answers_404(rakuten: RakutenStandIn) -> None:
+    rakuten.unknown_items_not_found = True  # the probe item is unknown to every shop
+    summary = channel_for(rakuten).check()
+    assert "0 orders in the last 24 hours" in summary
+    (probe,) = rakuten.requests_to("bulk-get")
+    assert probe.json()["inventories"][0]["manageNumber"] == "stockbot-check"
+
+
+def test_check_fails_with_bad_credentials_whatever_an_unknown_item_answers(
+    rakuten: RakutenStandIn,
+) -> None:
+    rakuten.unknown_items_not_found = True
+    with pytest.raises(AuthError, match="ES01-01"):
+        channel_for(rakuten, rakuten_service_secret="wrong-secret").check()
+    rakuten.license_expired = True  # the order API still accepts the key; inventory does not
+    with pytest.raises(AuthError, match="GE0011"):
+        channel_for(rakuten).check()
+
+
+def test_check_names_any_other_inventory_refusal(rakuten: RakutenStandIn) -> None:
+    rakuten.fail(400, times=1, match="bulk-get")
+    with pytest.raises(RejectedError, match="bulk-get"):
+        channel_for(rakuten).check()
+
+
 def test_missing_credentials_name_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STOCKBOT_RAKUTEN_LICENSE_KEY", raising=False)
     settings = Settings(_env_file=None, rakuten_service_secret="x")

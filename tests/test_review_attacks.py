@@ -8,7 +8,6 @@ stand-ins; staff act through the stand-ins' hooks at exact moments of the cycle.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,65 +16,17 @@ from typing import Any
 import pytest
 
 from bot.errors import StockbotError
+from tests.staff import ITEMS, ROWS, at_commit, at_read, backup, dimension, stock
 from tests.world import World, world
-
-ROWS = [
-    # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status
-    ["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""],
-    ["TEA-002", "Gyokuro", 30, "-10", "", "", "", "", "", ""],
-    ["TEA-003", "Matcha", 30, "3", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 12, "", "cup-001:white", "", "", "", "", ""],
-]
 
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:
     with world(tmp_path, ("rakuten",)) as w:
         w.create_sheet(ROWS)
-        for item in ("TEA-001", "TEA-002", "TEA-003", "cup-001:white"):
+        for item in ITEMS:
             w.markets["rakuten"].add_item(item, 0)
         yield w
-
-
-def _dimension(w: World, op: str, dimension: str, start: int) -> None:
-    """Staff insert or delete one row or column (0-based index) of the Inventory tab."""
-    sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]
-    rng = {"sheetId": sheet_id, "dimension": dimension, "startIndex": start, "endIndex": start + 1}
-    w.sheets.batch_update(w.sheet_id, [{op: {"range": rng}}])
-
-
-def _at_read(w: World, n: int, action: Any) -> None:
-    """Run `action` just before the cycle's `n`th values read is handled."""
-    reads: list[str] = []
-
-    def hook(request: Any) -> None:
-        if "values:batchGet" in request.path:
-            reads.append(request.path)
-            if len(reads) == n:
-                w.sheets.remove_hook(hook)
-                action()
-
-    w.sheets.add_hook(hook)
-
-
-def _at_commit(w: World, action: Any) -> None:
-    """Run `action` just before the cycle's commit (its first write with Stock) is handled."""
-
-    def hook(request: Any) -> None:
-        if request.path.endswith(":batchUpdate") and b"stockbot.commit" in request.body:
-            w.sheets.remove_hook(hook)
-            action()
-
-    w.sheets.add_hook(hook)
-
-
-def _stock(w: World) -> dict[str, Any]:
-    return {str(r["SKU"]): r["Stock"] for r in w.inventory() if r["SKU"]}
-
-
-def _backup(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
 
 
 # -- the repair after a move inside the commit's round trip ---------------------------------------
@@ -90,15 +41,15 @@ def test_a_move_in_the_instant_of_the_commit_is_repaired_even_when_the_repair_wr
     w.markets["rakuten"].place_order([("cup-001:white", 2)])
 
     def staff_delete_a_row_and_the_network_drops() -> None:
-        _dimension(w, "deleteDimension", "ROWS", 2)  # TEA-002, above the rows written
+        dimension(w, "deleteDimension", "ROWS", 2)  # TEA-002, above the rows written
         # The commit lands; the repair that follows is refused on every try.
         w.sheets.fail(503, times=3, match=":batchUpdate")
 
-    _at_commit(w, staff_delete_a_row_and_the_network_drops)
+    at_commit(w, staff_delete_a_row_and_the_network_drops)
     with pytest.raises(StockbotError):
         w.sync()
     w.sync()  # the network is back
-    assert _stock(w) == {"TEA-001": 30, "TEA-003": 28, "CUP-001": 10}
+    assert stock(w) == {"TEA-001": 30, "TEA-003": 28, "CUP-001": 10}
     assert w.log("manual") == []
 
 
@@ -106,7 +57,7 @@ def test_repair_never_blanks_a_staff_column_the_commit_landed_on(w: World) -> No
     """`repair_cells` puts back `None` whenever the column a write landed on has no header the
     bot knows (`now_key is None`), taking it for a column added meanwhile. A staff column that
     was there all along (here `Supplier`, left of Stock) is wiped in every row written."""
-    _dimension(w, "insertDimension", "COLUMNS", 2)  # a staff column between Name and Stock
+    dimension(w, "insertDimension", "COLUMNS", 2)  # a staff column between Name and Stock
     w.sheets.set_values(
         w.sheet_id,
         "Inventory",
@@ -117,7 +68,7 @@ def test_repair_never_blanks_a_staff_column_the_commit_landed_on(w: World) -> No
     w.markets["rakuten"].place_order([("TEA-001", 2)])
     # A column is inserted at the very left in the instant of the commit: every write lands
     # one column left of where it was meant, so Stock's write lands on Supplier.
-    _at_commit(w, lambda: _dimension(w, "insertDimension", "COLUMNS", 0))
+    at_commit(w, lambda: dimension(w, "insertDimension", "COLUMNS", 0))
     report = w.sync()
     assert report.repaired
     row = w.row("TEA-001")
@@ -137,7 +88,7 @@ def test_repair_never_replaces_a_staff_formula_by_its_value(w: World) -> None:
     w.sync()
     w.markets["rakuten"].place_order([("TEA-001", 2)])
     # Inserted at the left in the instant of the commit: Stock's write lands on Name.
-    _at_commit(w, lambda: _dimension(w, "insertDimension", "COLUMNS", 0))
+    at_commit(w, lambda: dimension(w, "insertDimension", "COLUMNS", 0))
     report = w.sync()
     assert report.repaired
     assert w.row("TEA-001")["Stock"] == 28
@@ -153,13 +104,13 @@ def test_repair_keeps_a_stock_edit_staff_made_during_the_cycle(w: World) -> None
     w.sync()
     w.markets["rakuten"].place_order([("TEA-002", 1)])
     # Staff count TEA-001's shelf while the orders are read: 30 -> 25.
-    _at_read(w, 2, lambda: w.set_stock("TEA-001", 25))
+    at_read(w, 2, lambda: w.set_stock("TEA-001", 25))
     # A blank row is inserted above TEA-001 in the instant of the commit: TEA-002's Stock
     # write (29) lands on TEA-001's row.
-    _at_commit(w, lambda: _dimension(w, "insertDimension", "ROWS", 1))
+    at_commit(w, lambda: dimension(w, "insertDimension", "ROWS", 1))
     report = w.sync()
     assert report.repaired
-    assert _stock(w) == {"TEA-001": 25, "TEA-002": 29, "TEA-003": 30, "CUP-001": 12}
+    assert stock(w) == {"TEA-001": 25, "TEA-002": 29, "TEA-003": 30, "CUP-001": 12}
     manual = [(e["SKU"], e["Change"]) for e in w.log("manual")]
     assert manual == [("TEA-001", -5)]
     w.sync()
@@ -175,14 +126,14 @@ def test_row_inserted_above_the_header_in_the_instant_of_the_commit_is_put_right
     product row is one row off."""
     w.sync()
     w.markets["rakuten"].place_order([("TEA-001", 2)])
-    _at_commit(w, lambda: _dimension(w, "insertDimension", "ROWS", 0))
+    at_commit(w, lambda: dimension(w, "insertDimension", "ROWS", 0))
     with contextlib.suppress(StockbotError):
         w.sync()  # stopping is acceptable, as long as nothing stays in the wrong place
-    _dimension(w, "deleteDimension", "ROWS", 0)  # staff take their blank row out again
+    dimension(w, "deleteDimension", "ROWS", 0)  # staff take their blank row out again
     header = w.sheets.get_values(w.sheet_id, "Inventory")[0]
     assert header[:3] == ["SKU", "Name", "Stock"]
     assert w.sync().ok
-    assert _stock(w) == {"TEA-001": 28, "TEA-002": 30, "TEA-003": 30, "CUP-001": 12}
+    assert stock(w) == {"TEA-001": 28, "TEA-002": 30, "TEA-003": 30, "CUP-001": 12}
     assert w.log("manual") == []
 
 
@@ -197,7 +148,7 @@ def test_a_copy_of_the_state_file_on_a_second_machine_never_applies_an_order_twi
     w.sync()
     state = Path(w.env["STOCKBOT_STATE_PATH"])
     clone = state.with_name("new-vm.sqlite3")
-    _backup(state, clone)
+    backup(state, clone)
     w.markets["rakuten"].place_order([("TEA-001", 2)])
 
     real_now = w.time.now
@@ -222,7 +173,7 @@ def test_a_copy_of_the_state_file_on_a_second_machine_never_applies_an_order_twi
         return real_now()
 
     reads_done: list[bool] = []
-    _at_read(w, 1, lambda: reads_done.append(True))
+    at_read(w, 1, lambda: reads_done.append(True))
     w.time.offset += timedelta(seconds=150)
     w.time.now = second_machine_runs_meanwhile  # type: ignore[method-assign]
     try:
@@ -233,7 +184,7 @@ def test_a_copy_of_the_state_file_on_a_second_machine_never_applies_an_order_twi
     finally:
         w.time.now = real_now  # type: ignore[method-assign]
     assert len(ran) == 2, "the second bot should have run inside the first one's cycle"
-    assert _stock(w)["TEA-001"] == 28
+    assert stock(w)["TEA-001"] == 28
     assert len(w.log("order")) == 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from bot.config import Settings
 from bot.errors import AuthError, ConfigError, TemporaryError
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
+from tests.world import world
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -194,7 +196,7 @@ def test_orders_beyond_one_page_are_all_returned(shopify: ShopifyStandIn, fake: 
     }
     result = channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW)
     assert set(by_id(result.orders)) == numbers
-    assert operations(shopify) == ["StockbotOrders"] * 3  # pages of 25
+    assert operations(shopify) == ["StockbotOrders"] * 5  # pages of 12
 
 
 def test_order_with_more_lines_than_a_page_returns_every_line(
@@ -207,6 +209,105 @@ def test_order_with_more_lines_than_a_page_returns_every_line(
     (order,) = channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW).orders
     assert sorted(ln.item for ln in order.lines) == skus
     assert operations(shopify) == ["StockbotOrders", "StockbotLines"]
+
+
+def test_refund_without_restock_never_comes_back_to_stock(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    shopify.add_item("TEE-RED-M", 5)
+    number = shopify.place_order([("TEE-RED-M", 3)], placed_at=NOW)
+    shopify.ship(number)
+    shopify.refund(number, "TEE-RED-M", 2, restock="NO_RESTOCK")  # money back, goods kept
+    (order,) = channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW).orders
+    assert [(ln.item, ln.quantity) for ln in order.lines] == [("TEE-RED-M", 3)]
+    assert shopify.quantity("TEE-RED-M") == 2  # Shopify did not restock them either
+
+
+def test_refund_with_restock_is_put_back(shopify: ShopifyStandIn, fake: FakeTime) -> None:
+    shopify.add_item("TEE-RED-M", 5)
+    shopify.add_item("MUG", 5)
+    shipped = shopify.place_order([("TEE-RED-M", 3)], placed_at=NOW)
+    waiting = shopify.place_order([("MUG", 3)], placed_at=NOW)
+    shopify.ship(shipped)
+    shopify.refund(shipped, "TEE-RED-M", 2, restock="RETURN")
+    shopify.refund(waiting, "MUG", 1, restock="CANCEL")
+    orders = by_id(channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW).orders)
+    assert [ln.quantity for ln in orders[shipped].lines] == [1]
+    assert [ln.quantity for ln in orders[waiting].lines] == [2]
+    assert shopify.quantity("TEE-RED-M") == 4 and shopify.quantity("MUG") == 3
+
+
+def test_return_refunded_but_not_restocked_stays_out(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    shopify.add_item("TEE-RED-M", 5)
+    number = shopify.place_order([("TEE-RED-M", 3)], placed_at=NOW)
+    shopify.ship(number)
+    shopify.refund(number, "TEE-RED-M", 1, restock="RETURN")
+    shopify.refund(number, "TEE-RED-M", 1, restock="RETURN", restocked=False)
+    (order,) = channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW).orders
+    assert [ln.quantity for ln in order.lines] == [2]
+    assert shopify.quantity("TEE-RED-M") == 3
+
+
+def test_order_cancelled_without_restock_keeps_its_units_out(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    shopify.add_item("TEE-RED-M", 5)
+    shopify.add_item("MUG", 5)
+    kept = shopify.place_order([("TEE-RED-M", 2)], placed_at=NOW)
+    restocked = shopify.place_order([("MUG", 2)], placed_at=NOW)
+    shopify.cancel_order(kept, restock=False)
+    shopify.cancel_order(restocked)
+    orders = by_id(channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW).orders)
+    assert not orders[kept].cancelled and orders[kept].closed
+    assert [ln.quantity for ln in orders[kept].lines] == [2]
+    assert orders[restocked].cancelled and orders[restocked].closed
+    assert [ln.quantity for ln in orders[restocked].lines] == [0]
+    assert shopify.quantity("TEE-RED-M") == 3 and shopify.quantity("MUG") == 5
+
+
+def test_every_refund_and_refunded_line_is_read_past_the_first_page(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    skus = [f"SKU-{i:02d}" for i in range(15)]
+    for sku in skus:
+        shopify.add_item(sku, 6)
+    wide = shopify.place_order([(sku, 3) for sku in skus], placed_at=NOW)
+    shopify.cancel_order(wide, restock=False)  # one refund of 15 lines: more than a page
+    many = shopify.place_order([("SKU-00", 3)], placed_at=NOW)
+    for restock in ("CANCEL", "NO_RESTOCK", "CANCEL"):  # more refunds than an orders page asks
+        shopify.refund(many, "SKU-00", 1, restock=restock)
+    orders = by_id(channel_for(shopify, fake).fetch_orders(cursor_at(NOW), [], NOW).orders)
+    assert {ln.item: ln.quantity for ln in orders[wide].lines} == dict.fromkeys(skus, 3)
+    assert [ln.quantity for ln in orders[many].lines] == [1]
+    assert sorted(operations(shopify)) == [
+        "StockbotOrders",
+        "StockbotRefundLines",  # the rest of the wide refund, from where the page stopped
+        "StockbotRefundLines",  # the refund the orders page did not hold
+        "StockbotRefunds",
+    ]
+
+
+def test_refund_without_restock_keeps_stock_down_through_a_whole_cycle(tmp_path: Path) -> None:
+    with world(tmp_path, ("shopify",)) as w:
+        w.create_sheet([["TEE-001", "Tee", 10, "", "", "", "", "TEE-001", "", ""]])
+        store = w.markets["shopify"]
+        store.add_item("TEE-001", 0)
+        w.sync()
+        kept = store.place_order([("TEE-001", 3)])
+        returned = store.place_order([("TEE-001", 2)])
+        w.sync()
+        assert w.row("TEE-001")["Stock"] == 5
+        store.ship(kept)
+        store.ship(returned)
+        store.refund(kept, "TEE-001", 3, restock="NO_RESTOCK")
+        store.refund(returned, "TEE-001", 2, restock="RETURN")
+        w.sync()
+        w.sync()
+        assert w.row("TEE-001")["Stock"] == 7  # the returned 2 came back, the other 3 did not
+        assert [r["Change"] for r in w.log() if r["Event"] in ("change", "cancel")] == [2]
+        assert store.quantity("TEE-001") == 7
 
 
 # -- stock -------------------------------------------------------------------------------
@@ -346,7 +447,7 @@ def test_throttled_query_waits_for_the_points_to_restore(
     channel.fetch_orders(cursor_at(NOW), [], NOW)
     throttled = [c for c in shopify.costs if c[2] is None]
     assert len(throttled) == 1
-    assert sum(fake.sleeps) >= (827 - 27) / 100  # Retry-After from throttleStatus
+    assert sum(fake.sleeps) >= (830 - 27) / 100  # Retry-After from throttleStatus
 
 
 def test_cost_bucket_is_never_overdrawn(shopify: ShopifyStandIn, fake: FakeTime) -> None:
@@ -431,8 +532,10 @@ def test_check_names_the_shop_and_the_location(shopify: ShopifyStandIn, fake: Fa
 def test_settings_name_what_is_missing_or_unsupported(shopify: ShopifyStandIn) -> None:
     with pytest.raises(ConfigError, match="STOCKBOT_SHOPIFY_ACCESS_TOKEN"):
         ShopifyChannel.from_settings(settings_for(shopify, shopify_access_token=""))
-    with pytest.raises(ConfigError, match="2026-04"):
-        ShopifyChannel.from_settings(settings_for(shopify, shopify_api_version="2025-10"))
+    for version in ("2025-10", "2026-01", "2026-10", "unstable", "latest"):
+        with pytest.raises(ConfigError, match="use one of 2026-04, 2026-07"):
+            ShopifyChannel.from_settings(settings_for(shopify, shopify_api_version=version))
+    ShopifyChannel.from_settings(settings_for(shopify, shopify_api_version="2026-07")).close()
     with pytest.raises(ConfigError, match="LOCATION_ID"):
         ShopifyChannel.from_settings(settings_for(shopify, shopify_location_id="Main store"))
     by_gid = settings_for(shopify, shopify_location_id="gid://shopify/Location/1001")

@@ -23,7 +23,11 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   ``startDatetime``/``endDatetime`` as ``YYYY-MM-DDThh:mm:ss+0900``, at most 63 days apart and
   within the last 730 days; ``PaginationRequestModel{requestRecordsAmount <= 1000, requestPage,
   SortModelList[{sortColumn: 1, sortDirection: 1 ascending}]}``. Only the first 15,000 hits of
-  one search can be read. No hits: ``orderNumberList`` empty and pagination values null.
+  one search can be read. No hits: HTTP 200, ``orderNumberList`` empty, pagination values null
+  and an INFO message ``ORDER_EXT_API_SEARCH_ORDER_INFO_102`` (the RMS searchOrder page's
+  example for a search that finds nothing, 検索結果がなかった場合, as transcribed in public client
+  docs; the page: webservice.rms.rakuten.co.jp/merchant-portal/view/ja/common/
+  1-1_service_index/rakutenpayorderapi/searchorder).
   Problems come back as ``MessageModelList[{messageType: ERROR, messageCode, message}]``.
   HTTP 503 means overload *or maintenance* (the page's status table); shops are told that the
   order and inventory APIs stop during maintenance windows (e.g. 2:00-8:00 JST).
@@ -57,6 +61,11 @@ Decisions (ours, not Rakuten's):
 - Refused orders: a number getOrder did not return is kept in the cursor and asked again every
   cycle until it is read. Staff are told (`FetchResult.problems`) when it is first refused and
   again once a day while it stays unreadable (`bot.channels.late`); it is never dropped.
+- `check` proves the key with calls whose answer for good credentials is documented: a
+  searchOrder over the last day (an empty day is the documented INFO_102 answer), then one
+  bulk-get of an item no shop has. What bulk-get answers for an unknown item is not documented,
+  so there an empty list and HTTP 404 ``GE0014`` (not found) both count as a passed key; only
+  a refused key (401, ES01-01, ES04-01, GE0011) or another error fails the check.
 - Order lines are reported as ``manageNumber:variantId`` exactly as Rakuten gives them
   (manageNumber already lower-case). The sheet may spell manageNumber in any case, so the cycle
   must compare with `item_key`, which lower-cases manageNumber and keeps variantId exact.
@@ -118,6 +127,7 @@ SHIPPED_FINAL_AFTER = timedelta(days=30)
 HISTORY = timedelta(days=729)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 GATEWAY_AUTH = frozenset({"ES01-01", "ES04-01"})
+NOT_FOUND = "GE0014"
 _ENTRY = re.compile(r"inventories\[(\d+)\]")
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
 _T = TypeVar("_T")
@@ -308,10 +318,11 @@ class RakutenChannel:
 
     def check(self) -> str:
         """Prove the credentials on both APIs with read-only calls."""
-        probe = {"inventories": [{"manageNumber": "stockbot-check", "variantId": "check"}]}
-        self._expect_ok(self._post(BULK_GET, probe, self._get), BULK_GET)
         now = self._wall_clock().replace(microsecond=0)
+        # searchOrder over the last day: its answer for good credentials is documented, even
+        # when no order matches (INFO_102, an empty orderNumberList).
         page = self._search_page(now - timedelta(days=1), now, 1)
+        self._probe_inventory()
         return (
             "Rakuten RMS: service secret and license key accepted by Inventory API 2.0 and "
             f"RakutenPayOrderAPI; {page.total} orders in the last 24 hours"
@@ -320,6 +331,18 @@ class RakutenChannel:
     def close(self) -> None:
         """Release connections."""
         self._api.close()
+
+    def _probe_inventory(self) -> None:
+        """Prove the key on Inventory API 2.0, whose gateway refuses a bad one before the API.
+
+        No item of the shop is known here, and what bulk-get answers for an unknown one is not
+        documented: an empty list, or 404 with GE0014 ("not found"), both mean the key passed.
+        """
+        probe = {"inventories": [{"manageNumber": "stockbot-check", "variantId": "check"}]}
+        response = self._post(BULK_GET, probe, self._get)  # a refused key raises AuthError here
+        if response.status_code == 404 and _error_code(_body(response)) == NOT_FOUND:
+            return
+        self._expect_ok(response, BULK_GET)
 
     # -- HTTP --------------------------------------------------------------------------
     def _post(self, path: str, body: Any, limiter: RateLimiter) -> httpx.Response:

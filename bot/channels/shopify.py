@@ -6,9 +6,12 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   (MARKETPLACES.md). A refused token is HTTP 401 ``{"errors": "[API] Invalid API key or access
   token ..."}`` (the shape public Shopify clients test against). A missing access scope is a
   GraphQL error with ``extensions.code == "ACCESS_DENIED"``.
-- Version: pinned to 2026-04 by default; older versions are refused because from 2026-04 the
-  mutation below must carry ``@idempotent(key:)`` (shopify.dev changelog "Making idempotency
-  mandatory for inventory adjustments and refund mutations", effective 2026-04), and
+- Version: 2026-04 by default, or 2026-07: the two versions whose real introspection schemas
+  (``../shared/conformance/shopify/admin_<version>.json.gz``, Shopify's npm package
+  ``@shopify/dev-mcp`` 1.16.0) every document below is validated against in
+  tests/test_shopify_schema.py; any other version is refused. Older ones could not work anyway:
+  from 2026-04 the mutation below must carry ``@idempotent(key:)`` (shopify.dev changelog "Making
+  idempotency mandatory for inventory adjustments and refund mutations", effective 2026-04), and
   ``changeFromQuantity`` replaced ``compareQuantity`` (2026-04 ``inventorySetQuantities`` page).
 - Stock: ``inventorySetQuantities(input: {name: "available", reason: "correction",
   referenceDocumentUri, quantities: [{inventoryItemId, locationId, quantity,
@@ -27,17 +30,27 @@ What this module relies on, and where each fact comes from (facts only; nothing 
 - Orders: ``orders(first, after, sortKey: UPDATED_AT, query: "updated_at:>='…'")`` with
   ``pageInfo{hasNextPage, endCursor}``; ``Order.cancelledAt``, ``closedAt``, ``createdAt``,
   ``displayFulfillmentStatus``;
-  ``LineItem.currentQuantity`` is the units ordered less refunded and removed ones (LineItem
-  reference). Re-reading known orders uses ``nodes(ids:)``. Without the ``read_all_orders`` scope
-  Shopify only shows the last 60 days of orders.
+  ``LineItem.currentQuantity`` is "the number of units ordered, excluding refunded and removed
+  units" and ``quantity`` the same "including refunded and removed units" (field descriptions
+  in the real 2026-04 and 2026-07 schemas): a refund lowers ``currentQuantity`` whether or not
+  the units were restocked. ``Order.refunds(first:)`` is a plain list (no ``pageInfo``);
+  ``Refund.refundLineItems`` is a connection of ``RefundLineItem{quantity, restockType,
+  restocked, lineItem}``; ``RefundLineItemRestockType`` (same schemas): ``NO_RESTOCK`` "was not
+  restocked", ``CANCEL`` restocks unfulfilled units, ``RETURN`` restocks fulfilled ones,
+  ``LEGACY_RESTOCK`` "was restocked" (old refunds); ``restocked`` is "whether the refunded line
+  item was restocked". ``orderCancel(restock: Boolean!)`` restocks the order's inventory only when
+  asked, and not at all for an unpaid order at a deactivated location (its description).
+  Re-reading known orders uses ``nodes(ids:)``. Without the ``read_all_orders`` scope Shopify
+  only shows the last 60 days of orders.
 - Rate: cost based (shopify.dev "GraphQL Admin API rate limits"): 100 points/s restored on the
   standard plan, a query may cost at most 1,000 points, the bucket is charged the requested cost and
   refunded to the actual one; every answer reports ``extensions.cost{requestedQueryCost,
   actualQueryCost, throttleStatus{maximumAvailable, currentlyAvailable, restoreRate}}``. Throttling
   comes back as HTTP 200 with ``errors[].extensions.code == "THROTTLED"`` (Shopify/cli PR #8317
   retries exactly that). Costs by the published rules (objects 1, connections 2 + page × node,
-  mutations 10): orders page 2 + 25 × (1 + 2 + 30) = 827, re-read 25 × 33 = 825, variants
-  lookup 2 + 100 × 4 = 402, extra line items 1 + 2 + 250 = 253, a mutation 10; all under 1,000.
+  mutations 10; the arithmetic is beside `ORDERS_PAGE` and `COST`): orders page 854, re-read 852,
+  variants lookup 402, extra line items 253, all refund ids 253, extra refund lines 503, a
+  mutation 10; all under 1,000.
 
 - Shopify's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
   it answered (RFC 9110 section 6.6.1; `bot.channels.late`); ``updated_at`` is Shopify's time
@@ -61,6 +74,15 @@ Decisions (ours, not Shopify's):
 - An order is closed (final) once cancelled, fully fulfilled (``displayFulfillmentStatus``
   FULFILLED) or archived (``closedAt``); a later change (a refund) still moves its ``updated_at``,
   so a later window sees it again and the cycle applies the new quantities.
+- A line's quantity is the units that left the shelf: ``currentQuantity`` plus the refunded
+  units Shopify did not put back, at most ``quantity``. A refunded unit came back only when its
+  refund line is ``restocked`` and not ``NO_RESTOCK``: so ``CANCEL``, ``LEGACY_RESTOCK`` and a
+  restocked ``RETURN`` come back, while ``NO_RESTOCK`` and a ``RETURN`` refunded without restock
+  (``restocked`` false) stay out of Stock. Every refund and refund line is read (more pages when
+  the first answer may have stopped short), since a missed ``NO_RESTOCK`` would invent stock.
+- A cancelled order (``cancelledAt``) is reported `Order.cancelled` (void: every line 0) only
+  when all its units came back; one cancelled without restock keeps its lines' quantities and
+  is only closed, so the cycle puts back exactly what Shopify restocked.
 - Order and line ids are the numbers at the end of Shopify's GIDs; items are ``LineItem.sku``
   exactly as Shopify holds it (the sheet's Shopify column names the variant SKU). Lines without
   a SKU (custom items, tips) cannot be named in the sheet and are left out.
@@ -70,10 +92,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self, TypeVar
@@ -99,10 +120,24 @@ __all__ = ["ShopifyChannel"]
 log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "2026-04"
+# The versions whose real schemas every document below is validated against in the tests
+# (tests/test_shopify_schema.py, ../shared/conformance/shopify/admin_<version>.json.gz).
+SUPPORTED_VERSIONS = ("2026-04", "2026-07")
 BATCH = 250  # entries per inventorySetQuantities: Shopify's input array limit
-ORDERS_PAGE = 25
-LINES_PAGE = 30
+# Page sizes of an orders read, chosen so that the query stays under the 1,000-point limit.
+# By the published rules (object 1, connection 2 + first x node; a list with `first` is counted
+# here like a connection, which can only over-count) one order of the page costs
+#   order 1 + lineItems (2 + LINES_PAGE x 1)
+#           + refunds (2 + REFUNDS_PAGE x (refund 1 + refundLineItems (2 + REFUND_LINES_PAGE x
+#             (line 1 + lineItem 1))))
+#   = 1 + 22 + 2 + 2 x (1 + 2 + 20) = 71,
+# so a page of ORDERS_PAGE orders costs 2 + 12 x 71 = 854 and a re-read of 12 ids 12 x 71 = 852.
+ORDERS_PAGE = 12
+LINES_PAGE = 20
+REFUNDS_PAGE = 2
+REFUND_LINES_PAGE = 10
 MORE_LINES_PAGE = 250
+MORE_REFUNDS = 250
 LOOKUP_SKUS = 100
 # Re-read an hour behind the cursor: Shopify's search index can lag a write by a while, and
 # a re-read order costs nothing but points because the cycle de-duplicates by order and line id.
@@ -111,22 +146,48 @@ OVERLAP = timedelta(hours=1)
 CACHE_TTL = 3600.0
 BUCKET = 1000.0  # points; corrected by every answer's throttleStatus
 RESTORE = 100.0  # points/s on the standard plan; likewise corrected
-COST = {"orders": 827, "reread": 825, "lines": 253, "lookup": 402, "set": 10, "check": 5}
+# Requested costs by the same rules: extra line items 1 + 2 + 250 = 253, all refund ids of an
+# order 1 + 2 + 250 = 253, extra refund line items 1 + 2 + 250 x 2 = 503, variants lookup
+# 2 + 100 x 4 = 402, a mutation 10.
+COST = {
+    "orders": 854,
+    "reread": 852,
+    "lines": 253,
+    "refunds": 253,
+    "refund_lines": 503,
+    "lookup": 402,
+    "set": 10,
+    "check": 5,
+}
 NEEDED_SCOPES = ("read_orders", "read_products", "read_locations", "write_inventory")
 STALE = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
 RESEND = frozenset({"IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED", "IDEMPOTENCY_CONCURRENT_REQUEST"})
-_VERSION = re.compile(r"\d{4}-\d{2}")
 _JSON = {"Content-Type": "application/json"}
+_PAGES = {"lines": LINES_PAGE, "refunds": REFUNDS_PAGE, "refundLines": REFUND_LINES_PAGE}
 _T = TypeVar("_T")
 
-ORDER_FIELDS = """
+REFUND_LINES_FIELDS = """
+fragment RefundLines on RefundLineItemConnection {
+  nodes { quantity restockType restocked lineItem { id } }
+  pageInfo { hasNextPage endCursor }
+}"""
+ORDER_FIELDS = (
+    """
 fragment OrderState on Order {
   id createdAt updatedAt cancelledAt closedAt displayFulfillmentStatus
-  lineItems(first: $lines) { nodes { id sku currentQuantity } pageInfo { hasNextPage endCursor } }
+  lineItems(first: $lines) {
+    nodes { id sku quantity currentQuantity }
+    pageInfo { hasNextPage endCursor }
+  }
+  refunds(first: $refunds) { id refundLineItems(first: $refundLines) { ...RefundLines } }
 }"""
+    + REFUND_LINES_FIELDS
+)
 ORDERS = (
     """
-query StockbotOrders($first: Int!, $after: String, $query: String!, $lines: Int!) {
+query StockbotOrders(
+  $first: Int!, $after: String, $query: String!, $lines: Int!, $refunds: Int!, $refundLines: Int!
+) {
   orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
     nodes { ...OrderState }
     pageInfo { hasNextPage endCursor }
@@ -136,7 +197,7 @@ query StockbotOrders($first: Int!, $after: String, $query: String!, $lines: Int!
 )
 REREAD = (
     """
-query StockbotReread($ids: [ID!]!, $lines: Int!) {
+query StockbotReread($ids: [ID!]!, $lines: Int!, $refunds: Int!, $refundLines: Int!) {
   nodes(ids: $ids) { ... on Order { ...OrderState } }
 }"""
     + ORDER_FIELDS
@@ -145,11 +206,24 @@ MORE_LINES = """
 query StockbotLines($id: ID!, $first: Int!, $after: String) {
   order(id: $id) {
     lineItems(first: $first, after: $after) {
-      nodes { id sku currentQuantity }
+      nodes { id sku quantity currentQuantity }
       pageInfo { hasNextPage endCursor }
     }
   }
 }"""
+MORE_REFUNDS_QUERY = """
+query StockbotRefunds($id: ID!, $first: Int!) {
+  order(id: $id) { refunds(first: $first) { id } }
+}"""
+MORE_REFUND_LINES = (
+    """
+query StockbotRefundLines($id: ID!, $first: Int!, $after: String) {
+  node(id: $id) {
+    ... on Refund { refundLineItems(first: $first, after: $after) { ...RefundLines } }
+  }
+}"""
+    + REFUND_LINES_FIELDS
+)
 LOOKUP = """
 query StockbotVariants($first: Int!, $after: String, $query: String!, $location: ID!) {
   productVariants(first: $first, after: $after, query: $query) {
@@ -187,6 +261,27 @@ def _tail(gid: object) -> str:
     return str(gid).rsplit("/", 1)[-1]
 
 
+def _next(page: dict[str, Any]) -> str | None:
+    """The cursor to read a connection on from, or None when it was read to the end."""
+    info = page["pageInfo"]
+    return str(info["endCursor"]) if info["hasNextPage"] else None
+
+
+def _not_restocked(refunded: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Units per line item GID that were refunded and did not go back on the shelf.
+
+    ``currentQuantity`` drops for every refunded unit; only the ones Shopify restocked came
+    back. A refund line counts as restocked when ``restocked`` is true and its ``restockType``
+    is not ``NO_RESTOCK`` (so a ``RETURN`` or ``CANCEL`` Shopify did not restock stays out).
+    """
+    kept: dict[str, int] = {}
+    for line in refunded:
+        if line["restockType"] == "NO_RESTOCK" or not line["restocked"]:
+            key = str(line["lineItem"]["id"])
+            kept[key] = kept.get(key, 0) + int(line["quantity"])
+    return kept
+
+
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -220,7 +315,9 @@ def _throttle_wait(data: Any) -> float | None:
     status = cost.get("throttleStatus") or {}
     try:
         missing = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
-        return max(missing / float(status["restoreRate"]), 0.1)
+        # A tenth of a second more: float bookkeeping on either side must not leave the bucket a
+        # hair short of the cost when the query is sent again.
+        return max(missing / float(status["restoreRate"]), 0.0) + 0.1
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return 1.0
 
@@ -350,11 +447,11 @@ class ShopifyChannel:
                 "number from Shopify admin > Settings > Locations (or its gid://shopify/Location/…)"
             )
         version = settings.shopify_api_version.strip() or DEFAULT_VERSION
-        if version != "unstable" and (not _VERSION.fullmatch(version) or version < DEFAULT_VERSION):
+        if version not in SUPPORTED_VERSIONS:
             raise ConfigError(
-                f"STOCKBOT_SHOPIFY_API_VERSION={version!r} is not supported: use {DEFAULT_VERSION} "
-                "or a later YYYY-MM version (inventory updates need @idempotent and "
-                "changeFromQuantity, which 2026-04 introduced as required)"
+                f"STOCKBOT_SHOPIFY_API_VERSION={version!r} is not supported: use one of "
+                f"{', '.join(SUPPORTED_VERSIONS)} (the Admin API versions this bot's queries are "
+                "checked against), or leave it empty for the default"
             )
         api = ApiClient(
             cls.name,
@@ -523,12 +620,12 @@ class ShopifyChannel:
             "first": ORDERS_PAGE,
             "after": None,
             "query": f"updated_at:>='{_stamp(start)}'",
-            "lines": LINES_PAGE,
+            **_PAGES,
         }
         while True:
             page = self._graphql("StockbotOrders", ORDERS, variables, COST["orders"])["orders"]
             for node in page["nodes"]:
-                yield self._all_lines(node)
+                yield self._complete(node)
             if not page["pageInfo"]["hasNextPage"]:
                 return
             variables["after"] = page["pageInfo"]["endCursor"]
@@ -537,47 +634,83 @@ class ShopifyChannel:
         wanted = [i for i in order_ids if i.isdigit()]
         for chunk in _chunks(wanted, ORDERS_PAGE):
             ids = [f"gid://shopify/Order/{i}" for i in chunk]
-            variables = {"ids": ids, "lines": LINES_PAGE}
+            variables = {"ids": ids, **_PAGES}
             nodes = self._graphql("StockbotReread", REREAD, variables, COST["reread"])["nodes"]
             for order_id, node in zip(chunk, nodes, strict=False):
                 if not node or "lineItems" not in node:
                     # Deleted, or older than 60 days without read_all_orders: keep it open.
                     log.warning("shopify: order %s can no longer be read; it stays open", order_id)
                     continue
-                yield self._all_lines(node)
+                yield self._complete(node)
 
-    def _all_lines(self, node: dict[str, Any]) -> dict[str, Any]:
-        """The order with every line item: a missing line would count as removed."""
+    def _complete(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The order with every line item and every refunded line: a missing one would count."""
         lines = node["lineItems"]
         items = list(lines["nodes"])
-        after = lines["pageInfo"]["endCursor"] if lines["pageInfo"]["hasNextPage"] else None
+        after = _next(lines)
         while after is not None:
             variables = {"id": node["id"], "first": MORE_LINES_PAGE, "after": after}
-            order = self._graphql("StockbotLines", MORE_LINES, variables, COST["lines"])["order"]
-            if order is None:
-                raise TemporaryError(self.name, f"order {_tail(node['id'])} vanished while read")
-            page = order["lineItems"]
+            page = self._order_part("StockbotLines", MORE_LINES, variables, "lines")["lineItems"]
             items += page["nodes"]
-            after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
-        return {**node, "lineItems": {"nodes": items}}
+            after = _next(page)
+        refunds = list(node.get("refunds") or [])
+        if len(refunds) >= REFUNDS_PAGE:  # the list has no pageInfo: ask for all of their ids
+            variables = {"id": node["id"], "first": MORE_REFUNDS}
+            first = {r["id"]: r for r in refunds}
+            everyone = self._order_part("StockbotRefunds", MORE_REFUNDS_QUERY, variables, "refunds")
+            refunds = [first.get(r["id"], r) for r in everyone["refunds"]]
+        refunded = [line for refund in refunds for line in self._refund_lines(refund)]
+        return {**node, "lineItems": {"nodes": items}, "refundLineItems": refunded}
+
+    def _refund_lines(self, refund: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every refund line item of one refund, read on where the first answer stopped."""
+        page = refund.get("refundLineItems")
+        items = list(page["nodes"]) if page else []
+        after = _next(page) if page else None
+        while page is None or after is not None:
+            variables = {"id": refund["id"], "first": MORE_LINES_PAGE, "after": after}
+            found = self._graphql(
+                "StockbotRefundLines", MORE_REFUND_LINES, variables, COST["refund_lines"]
+            )["node"]
+            if found is None:
+                raise TemporaryError(self.name, f"refund {_tail(refund['id'])} vanished while read")
+            page = found["refundLineItems"]
+            items += page["nodes"]
+            after = _next(page)
+        return items
+
+    def _order_part(
+        self, operation: str, document: str, variables: dict[str, Any], cost: str
+    ) -> dict[str, Any]:
+        """One part of an order read on its own (more lines, all refunds)."""
+        order = self._graphql(operation, document, variables, COST[cost])["order"]
+        if order is None:
+            raise TemporaryError(self.name, f"order {_tail(variables['id'])} vanished while read")
+        return dict(order)
 
     def _order(self, node: dict[str, Any]) -> Order:
-        cancelled = node.get("cancelledAt") is not None
+        kept = _not_restocked(node["refundLineItems"])
         lines = tuple(
             OrderLine(
                 _tail(item["id"]),
                 str(item["sku"]).strip(),
-                0 if cancelled else max(int(item["currentQuantity"]), 0),
+                min(
+                    max(int(item["currentQuantity"]), 0) + kept.get(str(item["id"]), 0),
+                    int(item["quantity"]),
+                ),
             )
             for item in node["lineItems"]["nodes"]
             if str(item.get("sku") or "").strip()
         )
+        # A cancelled order is void for the cycle only when Shopify put every unit back; one
+        # cancelled without restock keeps its units out of Stock, line by line.
+        cancelled = node.get("cancelledAt") is not None and all(ln.quantity == 0 for ln in lines)
         return Order(
             order_id=_tail(node["id"]),
             placed_at=_parse_time(node["createdAt"]),
             lines=lines,
             cancelled=cancelled,
-            closed=cancelled
+            closed=node.get("cancelledAt") is not None
             or node.get("closedAt") is not None
             or node.get("displayFulfillmentStatus") == "FULFILLED",
         )

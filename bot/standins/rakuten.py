@@ -15,6 +15,10 @@ Written from the public descriptions of the API, not from our adapter (facts onl
   value), IE0003 (out of range), IE0004 (too long). An unknown item is not an error: the record
   is kept where nobody can see it (`orphans` here) and Rakuten deletes it after 24 hours.
   ``GE0011`` is the API's auth code; the stand-in uses it when `license_expired` is set.
+  What bulk-get answers for an item Rakuten does not have is not documented where we looked:
+  by default the stand-in leaves it out of ``inventories``; with `unknown_items_not_found` it
+  answers HTTP 404 with ``GE0014`` (the "not found" code MARKETPLACES.md lists), so tests can
+  hold the adapter to either answer.
 - searchOrder (the RMS page as transcribed in public docs): dateType 1..6, start/end as
   ``YYYY-MM-DDThh:mm:ss+0900`` at most 63 days apart within the last 730 days, pages of 1..1000
   (default 30), sortColumn 1 (order date) with direction 1 ascending / 2 descending (default),
@@ -104,6 +108,7 @@ class RakutenStandIn(MarketplaceStandIn):
         self.enforce_rate_limits = True  # tests with fake clocks switch it off
         self.maintenance = False
         self.license_expired = False
+        self.unknown_items_not_found = False  # bulk-get answers 404 GE0014 for unknown items
         self.clock: Callable[[], float] = time.monotonic
         self.now: Callable[[], datetime] = lambda: datetime.now(JST)
         self.inventory: dict[Key, dict[str, Any]] = {}
@@ -333,11 +338,15 @@ class RakutenStandIn(MarketplaceStandIn):
         entries = self._entries(request, 1000, errors)
         if errors:
             return json_response({"errors": errors}, 400)
-        found = []
-        for entry in entries:
+        found, missing = [], []
+        for i, entry in enumerate(entries):
             key = (entry["manageNumber"].lower(), entry["variantId"])
             if key in self.inventory:
                 found.append({"manageNumber": key[0], "variantId": key[1], **self.inventory[key]})
+            else:
+                missing.append(_error("GE0014", "Not Found.", f"inventories[{i}]"))
+        if missing and self.unknown_items_not_found:
+            return json_response({"errors": missing}, 404)
         return json_response({"inventories": found})
 
     # -- RakutenPayOrderAPI ------------------------------------------------------------

@@ -7,14 +7,19 @@ Written from Shopify's public documentation, not from our adapter (facts only, n
   wrong password)"}`` (the shape public clients test against). GraphQL problems come back as HTTP
   200 with a top-level ``errors`` list, as in any GraphQL server.
 - Documents are parsed and validated for real with graphql-core against `SDL`, a subset of the
-  Admin schema (field and type names as on shopify.dev, 2026-04 reference pages).
+  Admin schema of versions 2026-04 and 2026-07, the ones modelled here (whatever version the path
+  names). tests/test_shopify_schema.py holds `SDL` to Shopify's own introspection schemas of both
+  versions (``../shared/conformance/shopify``, from the npm package ``@shopify/dev-mcp`` 1.16.0):
+  every type, field, argument and enum value here exists there with the same type, and every
+  answer the stand-in gives in a full run of the adapter fits the real types.
 - Cost (shopify.dev "GraphQL Admin API rate limits"; api-evangelist/shopify rate-limits summary):
   scalars and enums 0, objects 1, connections sized by ``first``/``last``, mutations 10; a single
   query may cost at most 1,000 points (``MAX_COST_EXCEEDED``, refused before it runs); the bucket
   is charged the requested cost and refunded down to the actual cost after the run. Our
   approximation: a connection costs ``2 + first × (1 + cost of one node's selection)``, a list
-  field with an ``ids`` argument ``len(ids) × (1 + selection)``, any other object or list of
-  objects ``1 + selection``, and abstract selections the most expensive fragment. With it,
+  field with an ``ids`` argument ``len(ids) × (1 + selection)`` and one with a ``first`` argument
+  (``Order.refunds``) ``first × (1 + selection)``, any other object or list of objects
+  ``1 + selection``, and abstract selections the most expensive fragment. With it,
   ``orders(first: 50) { lineItems(first: 50) }`` costs 2,652 (MARKETPLACES.md says about 2,650).
 - Leaky bucket: 1,000 points restoring 100 a second (the standard plan's restore rate; the bucket
   size is this stand-in's choice). When a query asks for more than is left, the answer is HTTP 200
@@ -28,25 +33,37 @@ Written from Shopify's public documentation, not from our adapter (facts only, n
 - ``inventorySetQuantities`` (2026-04 reference; changelogs "Adding idempotency..." and "Making
   idempotency mandatory..."): from 2026-04 every quantity must carry ``changeFromQuantity``
   (explicit ``null`` opts out of the check); a mismatch is ``CHANGE_FROM_QUANTITY_STALE`` with
-  ``field: ["input", "quantities", "<i>", "changeFromQuantity"]``; before 2026-04 the check uses
-  ``compareQuantity`` / ``ignoreCompareQuantity`` (``COMPARE_QUANTITY_STALE``,
-  ``COMPARE_QUANTITY_REQUIRED``). From 2026-04 the mutation must carry ``@idempotent(key:)``; the
+  ``field: ["input", "quantities", "<i>", "changeFromQuantity"]`` (``compareQuantity`` and
+  ``ignoreCompareQuantity`` are gone from these versions' schemas). The mutation must carry
+  ``@idempotent(key:)``; the
   same key with the same input returns the first result without applying it again; with other
   input it is ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``; after a failed first attempt
   ``IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED``. Other codes from ``InventorySetQuantitiesUserErrorCode``:
   INVALID_INVENTORY_ITEM, INVALID_LOCATION, ITEM_NOT_STOCKED_AT_LOCATION, INVALID_NAME,
   INVALID_REASON, INVALID_QUANTITY_NEGATIVE, INVALID_QUANTITY_TOO_HIGH (over 1,000,000,000),
   NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR.
-- ``LineItem.currentQuantity`` counts the units ordered less refunded and removed ones;
-  ``Order.cancelledAt`` marks a cancelled order and ``displayFulfillmentStatus`` a shipped one;
-  ``orders(query: "updated_at:>='…'")`` filters with Shopify's search syntax (``field:op value``,
-  ``OR``); ``productVariants(query: "sku:…")``.
+- ``LineItem.currentQuantity`` counts the units ordered "excluding refunded and removed units",
+  ``quantity`` "including" them (the real schemas' field descriptions), so a refund lowers
+  ``currentQuantity`` whether or not its units are restocked. Refunds (`refund`, the
+  ``refundCreate`` mutation's effect): ``Order.refunds(first:)`` lists them;
+  ``Refund.refundLineItems`` holds ``{quantity, restockType, restocked, lineItem, location}``;
+  ``RefundLineItemRestockType`` ``NO_RESTOCK`` leaves the units out, ``CANCEL`` ("use this when
+  restocking unfulfilled line items") and ``RETURN`` ("... that were fulfilled") put them back at
+  the location, ``LEGACY_RESTOCK`` "is not accepted when creating new refunds". A cancel
+  (`cancel_order`, ``orderCancel(restock: Boolean!)``) restocks the order's units only when
+  asked. ``Order.cancelledAt`` marks a cancelled order and ``displayFulfillmentStatus`` a
+  shipped one; ``orders(query: "updated_at:>='…'")`` filters with Shopify's search syntax
+  (``field:op value``, ``OR``); ``productVariants(query: "sku:…")``.
 
 Not published where we looked, so chosen here and marked as ours: the error text and code when the
 ``@idempotent`` directive is missing (``BAD_REQUEST``), the code when ``changeFromQuantity`` is
 omitted (COMPARE_QUANTITY_REQUIRED), the code for an input array over 250
 (``MAX_INPUT_SIZE_EXCEEDED``), whether a mutation with some bad entries applies the good ones
-(here: nothing is applied, ``inventoryAdjustmentGroup`` is null), and the page-size error text.
+(here: nothing is applied, ``inventoryAdjustmentGroup`` is null), the page-size error text, and
+how a cancel shows in refunds: here every remaining unit is refunded on one refund, ``CANCEL``
+and restocked when the cancel restocks, else ``NO_RESTOCK`` (so ``currentQuantity`` is 0 on a
+cancelled order either way). A ``RETURN`` can be recorded with ``restocked`` false (a return
+refunded without restock); the schema allows it, how often Shopify produces it we do not know.
 Only the ``available`` quantity is modelled (``on_hand`` is treated as the same number).
 """
 
@@ -124,11 +141,26 @@ type LineItem implements Node {
 }
 type LineItemEdge { cursor: String! node: LineItem! }
 type LineItemConnection { nodes: [LineItem!]! edges: [LineItemEdge!]! pageInfo: PageInfo! }
+enum RefundLineItemRestockType { CANCEL LEGACY_RESTOCK NO_RESTOCK RETURN }
+type RefundLineItem {
+  id: ID lineItem: LineItem! location: Location quantity: Int!
+  restockType: RefundLineItemRestockType! restocked: Boolean!
+}
+type RefundLineItemEdge { cursor: String! node: RefundLineItem! }
+type RefundLineItemConnection {
+  nodes: [RefundLineItem!]! edges: [RefundLineItemEdge!]! pageInfo: PageInfo!
+}
+type Refund implements Node {
+  id: ID! createdAt: DateTime updatedAt: DateTime! note: String
+  refundLineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false):
+    RefundLineItemConnection!
+}
 type Order implements Node {
   id: ID! name: String! createdAt: DateTime! updatedAt: DateTime! cancelledAt: DateTime
   closedAt: DateTime closed: Boolean! displayFulfillmentStatus: OrderDisplayFulfillmentStatus!
   lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false):
     LineItemConnection!
+  refunds(first: Int): [Refund!]!
 }
 type OrderEdge { cursor: String! node: Order! }
 type OrderConnection { nodes: [Order!]! edges: [OrderEdge!]! pageInfo: PageInfo! }
@@ -152,11 +184,10 @@ type QueryRoot {
     sortKey: ProductVariantSortKeys = ID, query: String): ProductVariantConnection!
 }
 input InventoryQuantityInput {
-  inventoryItemId: ID! locationId: ID! quantity: Int! compareQuantity: Int changeFromQuantity: Int
+  inventoryItemId: ID! locationId: ID! quantity: Int! changeFromQuantity: Int
 }
 input InventorySetQuantitiesInput {
-  name: String! reason: String! referenceDocumentUri: String ignoreCompareQuantity: Boolean
-  quantities: [InventoryQuantityInput!]!
+  name: String! reason: String! referenceDocumentUri: String quantities: [InventoryQuantityInput!]!
 }
 type InventoryChange { name: String! delta: Int! quantityAfterChange: Int }
 type InventoryAdjustmentGroup {
@@ -187,7 +218,6 @@ schema { query: QueryRoot mutation: Mutation }
 MAX_QUERY_COST = 1000
 MAX_INPUT = 250
 MAX_QUANTITY = 1_000_000_000
-IDEMPOTENCY_REQUIRED_FROM = "2026-04"
 REASONS = frozenset(
     [
         "correction",
@@ -212,7 +242,6 @@ REASONS = frozenset(
 USER_ERRORS = {
     "CHANGE_FROM_QUANTITY_STALE": "The changeFromQuantity value does not match persisted value.",
     "COMPARE_QUANTITY_REQUIRED": "A compare value must be given to each quantity.",
-    "COMPARE_QUANTITY_STALE": "The compareQuantity value does not match persisted value.",
     "IDEMPOTENCY_KEY_PARAMETER_MISMATCH": "The same idempotency key cannot be used with "
     "different operation parameters.",
     "IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED": "A previous request with this idempotency key failed. "
@@ -389,19 +418,55 @@ class ShopifyStandIn(MarketplaceStandIn):
                 "closedAt": None,
                 "fulfilled": False,
                 "lines": order_lines,
+                "refunds": [],
             }
             return str(number)
 
-    def cancel_order(self, order_id: str) -> None:
-        """The shop cancels the order with restock: every remaining unit goes back."""
+    def cancel_order(self, order_id: str, restock: bool = True) -> None:
+        """The shop cancels the order (``orderCancel(restock:)``); restocked units go back.
+
+        Every remaining unit is refunded on one refund: ``CANCEL`` when restocked, else
+        ``NO_RESTOCK`` (this stand-in's reading; see the module docstring).
+        """
         with self.lock:
             order = self.orders[int(order_id)]
             if order["cancelledAt"] is not None:
                 return
-            for line in order["lines"]:
-                self._take(line["sku"], -line["currentQuantity"])
-                line["currentQuantity"] = 0
+            kind = "CANCEL" if restock else "NO_RESTOCK"
+            units = [(line, line["currentQuantity"]) for line in order["lines"]]
+            self._refund(order, [(line, n, kind, restock) for line, n in units if n > 0])
             order["cancelledAt"] = order["updatedAt"] = self._now()
+
+    def refund(
+        self,
+        order_id: str,
+        item: str,
+        units: int,
+        restock: str = "NO_RESTOCK",
+        restocked: bool | None = None,
+    ) -> None:
+        """The shop refunds `units` of the line for `item` (``refundCreate``).
+
+        `restock` is the ``RefundLineItemRestockType``: ``NO_RESTOCK`` leaves the units out,
+        ``CANCEL`` (unfulfilled units) and ``RETURN`` (fulfilled ones) put them back at the
+        location. `restocked` False records a ``RETURN`` whose units were not restocked.
+        ``LEGACY_RESTOCK`` is refused for new refunds, as Shopify does, unless `restocked` is
+        given: then it seeds an old refund recorded before that value was retired.
+        """
+        with self.lock:
+            order = self.orders[int(order_id)]
+            line = next(x for x in order["lines"] if x["sku"] == item)
+            back = restock != "NO_RESTOCK" if restocked is None else restocked
+            if not 0 < units <= line["currentQuantity"]:
+                raise ValueError(f"{item}: {line['currentQuantity']} refundable, not {units}")
+            if (restock, restocked) == ("LEGACY_RESTOCK", None) or (
+                restock == "NO_RESTOCK" and back
+            ):
+                raise ValueError(f"restockType {restock} cannot be used for this refund")
+            if restock in ("CANCEL", "RETURN") and (restock == "RETURN") != order["fulfilled"]:
+                raise ValueError("CANCEL is for unfulfilled units, RETURN for fulfilled ones")
+            self._refund(order, [(line, units, restock, back)])
+            order["updatedAt"] = self._now()
 
     def change_line(self, order_id: str, item: str, quantity: int) -> None:
         """An order edit sets the line for `item` to `quantity` (0 removes it, with restock)."""
@@ -482,6 +547,28 @@ class ShopifyStandIn(MarketplaceStandIn):
 
     def _variant(self, sku: str) -> dict[str, Any] | None:
         return self._sku_index.get(sku)
+
+    def _refund(
+        self, order: dict[str, Any], lines: Sequence[tuple[dict[str, Any], int, str, bool]]
+    ) -> None:
+        """One refund: the units leave ``currentQuantity``; the restocked ones go back."""
+        refunded: list[dict[str, Any]] = []
+        for line, units, kind, back in lines:
+            line["currentQuantity"] -= units
+            if back:
+                self._take(line["sku"], -units)
+            refunded.append(
+                {
+                    "id": next(self._ids),
+                    "line": line,
+                    "quantity": units,
+                    "restockType": kind,
+                    "restocked": back,
+                }
+            )
+        order["refunds"].append(
+            {"id": next(self._ids), "createdAt": self._now(), "lines": refunded}
+        )
 
     def _take(self, sku: str, units: int) -> None:
         variant = self._variant(sku)
@@ -651,6 +738,12 @@ class ShopifyStandIn(MarketplaceStandIn):
         assert isinstance(item_type, GraphQLObjectType)
         assert isinstance(level_type, GraphQLObjectType)
         order_type.fields["lineItems"].resolve = self._line_items
+        order_type.fields["refunds"].resolve = lambda order, _i, first=None: [
+            self._refund_node(r) for r in order["_refunds"]
+        ][:first]
+        refund_type = schema.get_type("Refund")
+        assert isinstance(refund_type, GraphQLObjectType)
+        refund_type.fields["refundLineItems"].resolve = self._refund_line_items
         item_type.fields["inventoryLevel"].resolve = self._inventory_level
         level_type.fields["quantities"].resolve = lambda level, _i, names: [
             {"name": n, "quantity": level["available"]}
@@ -664,6 +757,11 @@ class ShopifyStandIn(MarketplaceStandIn):
         number = _number(gid, "Order")
         if number is not None:
             return self._order(number)
+        number = _number(gid, "Refund")
+        if number is not None:
+            found = (r for o in self.orders.values() for r in o["refunds"] if r["id"] == number)
+            refund = next(found, None)
+            return None if refund is None else self._refund_node(refund)
         number = _number(gid, "InventoryItem")
         variant = self._item_index.get(number) if number is not None else None
         return None if variant is None else self._item(variant)
@@ -683,7 +781,34 @@ class ShopifyStandIn(MarketplaceStandIn):
             "closed": order["closedAt"] is not None,
             "displayFulfillmentStatus": "FULFILLED" if order["fulfilled"] else "UNFULFILLED",
             "_lines": order["lines"],
+            "_refunds": order["refunds"],
         }
+
+    def _refund_node(self, refund: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "__typename": "Refund",
+            "id": _gid("Refund", refund["id"]),
+            "createdAt": _stamp(refund["createdAt"]),
+            "updatedAt": _stamp(refund["createdAt"]),
+            "note": None,
+            "_lines": refund["lines"],
+        }
+
+    def _refund_line_items(self, refund: dict[str, Any], _info: Any, **args: Any) -> Any:
+        location = self.locations[self.location]
+        lines = [
+            {
+                "id": _gid("RefundLineItem", x["id"]),
+                "lineItem": self._line_item(x["line"]),
+                "location": location if x["restocked"] else None,
+                "quantity": x["quantity"],
+                "restockType": x["restockType"],
+                "restocked": x["restocked"],
+                "_key": (x["id"],),
+            }
+            for x in refund["_lines"]
+        ]
+        return self._connection(lines, args)
 
     def _item(self, variant: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -694,21 +819,21 @@ class ShopifyStandIn(MarketplaceStandIn):
             "_levels": variant["levels"],
         }
 
+    @staticmethod
+    def _line_item(line: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "__typename": "LineItem",
+            "id": _gid("LineItem", line["id"]),
+            "sku": line["sku"],
+            "name": line["sku"],
+            "quantity": line["quantity"],
+            "currentQuantity": line["currentQuantity"],
+            "variant": None,
+            "_key": (line["id"],),
+        }
+
     def _line_items(self, order: dict[str, Any], _info: Any, **args: Any) -> dict[str, Any]:
-        lines = [
-            {
-                "__typename": "LineItem",
-                "id": _gid("LineItem", x["id"]),
-                "sku": x["sku"],
-                "name": x["sku"],
-                "quantity": x["quantity"],
-                "currentQuantity": x["currentQuantity"],
-                "variant": None,
-                "_key": (x["id"],),
-            }
-            for x in order["_lines"]
-        ]
-        return self._connection(lines, args)
+        return self._connection([self._line_item(x) for x in order["_lines"]], args)
 
     def _inventory_level(self, item: dict[str, Any], _info: Any, locationId: str) -> Any:
         levels = item["_levels"]
@@ -806,13 +931,11 @@ class ShopifyStandIn(MarketplaceStandIn):
 
     # -- inventorySetQuantities ----------------------------------------------------------
     def _set_quantities(self, _root: Any, info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        version = info.context["version"]
         directive = self.schema.get_directive("idempotent")
         assert directive is not None
         given = get_directive_values(directive, info.field_nodes[0], info.variable_values)
         key = given["key"] if given else None
-        modern = version == "unstable" or version >= IDEMPOTENCY_REQUIRED_FROM
-        if key is None and modern:
+        if key is None:
             raise GraphQLError(
                 "inventorySetQuantities requires the @idempotent(key:) directive from API "
                 "version 2026-04 on.",
@@ -828,13 +951,13 @@ class ShopifyStandIn(MarketplaceStandIn):
                 return _refused(_user_error("IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED"))
             self.replays += 1
             return payload
-        errors = self._check(input, modern)
+        errors = self._check(input)
         payload = _refused(*errors) if errors else self._apply(input)
         if key is not None:
             self._idempotency[key] = (fingerprint, payload, bool(errors))
         return payload
 
-    def _check(self, data: dict[str, Any], modern: bool) -> list[dict[str, Any]]:
+    def _check(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """Every problem of the request; the mutation applies nothing when there is one."""
         errors = []
         if data["name"] not in ("available", "on_hand"):
@@ -848,14 +971,12 @@ class ShopifyStandIn(MarketplaceStandIn):
             )
         seen: set[tuple[int, str]] = set()
         for i, entry in enumerate(data["quantities"]):
-            problem = self._problem(entry, data, modern, seen)
+            problem = self._problem(entry, seen)
             if problem is not None:
                 errors.append(_user_error(problem[0], "input", "quantities", i, *problem[1:]))
         return errors
 
-    def _problem(
-        self, entry: dict[str, Any], data: dict[str, Any], modern: bool, seen: set[tuple[int, str]]
-    ) -> tuple[str, ...] | None:
+    def _problem(self, entry: dict[str, Any], seen: set[tuple[int, str]]) -> tuple[str, ...] | None:
         variant = self._by_item(entry["inventoryItemId"])
         location = entry["locationId"]
         if variant is None:
@@ -872,19 +993,11 @@ class ShopifyStandIn(MarketplaceStandIn):
         if entry["quantity"] > MAX_QUANTITY:
             return ("INVALID_QUANTITY_TOO_HIGH", "quantity")
         current = variant["levels"][location]
-        if "changeFromQuantity" in entry:  # present, even as null: it wins over compareQuantity
-            expected = entry["changeFromQuantity"]
-            stale = expected is not None and expected != current
-            return ("CHANGE_FROM_QUANTITY_STALE", "changeFromQuantity") if stale else None
-        if modern:
+        if "changeFromQuantity" not in entry:  # explicit null opts out; leaving it out is refused
             return ("COMPARE_QUANTITY_REQUIRED", "changeFromQuantity")
-        if data.get("ignoreCompareQuantity"):
-            return None
-        if entry.get("compareQuantity") is None:
-            return ("COMPARE_QUANTITY_REQUIRED", "compareQuantity")
-        if entry["compareQuantity"] != current:
-            return ("COMPARE_QUANTITY_STALE", "compareQuantity")
-        return None
+        expected = entry["changeFromQuantity"]
+        stale = expected is not None and expected != current
+        return ("CHANGE_FROM_QUANTITY_STALE", "changeFromQuantity") if stale else None
 
     def _by_item(self, gid: str) -> dict[str, Any] | None:
         number = _number(gid, "InventoryItem")
@@ -1035,7 +1148,11 @@ class _CostWalker:
             size = args.get("first") or args.get("last") or 0
             return 2 + size * self._node_cost(node.selection_set, named)
         inner = 1 + self.requested(node.selection_set, named)
-        return inner * len(args["ids"]) if "ids" in args else inner
+        if "ids" in args:
+            return inner * len(args["ids"])
+        if is_list_type(get_nullable_type(definition.type)) and args.get("first") is not None:
+            return inner * int(args["first"])
+        return inner
 
     def _node_cost(self, selections: SelectionSetNode, connection: Any) -> int:
         costs = [0]
@@ -1070,7 +1187,7 @@ class _CostWalker:
                 items = [self.actual(node.selection_set, named, v) for v in value if v is not None]
                 total += (
                     sum(1 + c for c in items)
-                    if node.name.value == "nodes"
+                    if node.name.value == "nodes" or "first" in definition.args
                     else 1 + max(items, default=0)
                 )
             else:

@@ -1,0 +1,92 @@
+"""What staff and operators do to a sheet at exact moments of a cycle, for whole-cycle tests.
+
+Staff act through the Sheets stand-in (its Python accessors and its hooks, which run inside the
+stand-in's lock just before a request is handled), never through the bot's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.world import World
+
+ROWS = [
+    # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status
+    ["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""],
+    ["TEA-002", "Gyokuro", 30, "-10", "", "", "", "", "", ""],
+    ["TEA-003", "Matcha", 30, "3", "", "", "", "", "", ""],
+    ["CUP-001", "Cup", 12, "", "cup-001:white", "", "", "", "", ""],
+]
+ITEMS = ("TEA-001", "TEA-002", "TEA-003", "cup-001:white")  # their Rakuten items
+
+
+def dimension(w: World, op: str, dimension: str, start: int) -> None:
+    """Staff insert or delete one row or column (0-based index) of the Inventory tab."""
+    sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]
+    rng = {"sheetId": sheet_id, "dimension": dimension, "startIndex": start, "endIndex": start + 1}
+    w.sheets.batch_update(w.sheet_id, [{op: {"range": rng}}])
+
+
+def at_read(w: World, n: int, action: Callable[[], Any]) -> None:
+    """Run `action` just before the cycle's `n`th values read is handled."""
+    reads: list[str] = []
+
+    def hook(request: Any) -> None:
+        if "values:batchGet" in request.path:
+            reads.append(request.path)
+            if len(reads) == n:
+                w.sheets.remove_hook(hook)
+                action()
+
+    w.sheets.add_hook(hook)
+
+
+def at_commit(w: World, action: Callable[[], Any]) -> None:
+    """Run `action` just before the cycle's commit (its first write with Stock) is handled."""
+
+    def hook(request: Any) -> None:
+        if request.path.endswith(":batchUpdate") and b"stockbot.commit" in request.body:
+            w.sheets.remove_hook(hook)
+            action()
+
+    w.sheets.add_hook(hook)
+
+
+def stock(w: World) -> dict[str, Any]:
+    """Stock by SKU, as the sheet shows it now."""
+    return {str(r["SKU"]): r["Stock"] for r in w.inventory() if r["SKU"]}
+
+
+def backup(src: Path, dst: Path) -> None:
+    """Copy a state file the way an operator's backup would (SQLite's online backup)."""
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+
+
+def put_lease(w: World, lease: dict[str, str], *, create: bool = False) -> None:
+    """Another bot's lease entry appears on the sheet (created beside ours, or replacing it)."""
+    value = json.dumps(lease)
+    if create:
+        request = {
+            "createDeveloperMetadata": {
+                "developerMetadata": {
+                    "metadataKey": "stockbot.lease",
+                    "metadataValue": value,
+                    "location": {"spreadsheet": True},
+                    "visibility": "DOCUMENT",
+                }
+            }
+        }
+    else:
+        request = {
+            "updateDeveloperMetadata": {
+                "dataFilters": [{"developerMetadataLookup": {"metadataKey": "stockbot.lease"}}],
+                "developerMetadata": {"metadataValue": value},
+                "fields": "metadataValue",
+            }
+        }
+    w.sheets.batch_update(w.sheet_id, [request])
