@@ -102,8 +102,12 @@ class Handover:
         self.marker_exists = False
 
     # -- at the start of a cycle --------------------------------------------------------------
-    def check_identity(self, marker: Marker | None) -> None:
-        """Refuse a state file that does not belong to this sheet; adopt the sheet otherwise."""
+    def check_identity(self, marker: Marker | None, *, dry_run: bool = False) -> None:
+        """Refuse a state file that does not belong to this sheet; adopt the sheet otherwise.
+
+        `dry_run` (`stockbot check`, which runs without the state file's lock) checks only: it
+        records nothing, so a check against another sheet never binds the state file to it.
+        """
         ledger, sheet_id = self.ledger, self.sheet.sheet_id
         self.marker_exists = marker is not None
         served = ledger.get_meta("spreadsheet")
@@ -140,9 +144,10 @@ class Handover:
                     f"the state file, or: {RESET_HINT}"
                 )
             # A state file from before the state recorded its commits: adopt the sheet once.
-            log.info("the state file now records the sheet it serves (%s)", sheet_id)
-            ledger.set_meta("last_commit", marker.id)
-        if not served:
+            if not dry_run:
+                log.info("the state file now records the sheet it serves (%s)", sheet_id)
+                ledger.set_meta("last_commit", marker.id)
+        if not served and not dry_run:
             ledger.set_meta("spreadsheet", sheet_id)
 
     def recover(self, marker: Marker | None) -> None:

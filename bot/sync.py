@@ -155,7 +155,7 @@ class Cycle:
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
         self.lease.check_start(metadata)  # another bot at work: refuse before anything else
-        self.handover.check_identity(marker)
+        self.handover.check_identity(marker, dry_run=dry_run)
         if not dry_run:
             self.handover.recover(marker)
         sheet = self._read(metadata)

@@ -334,3 +334,12 @@ def test_order_and_its_cancellation_in_one_cycle_leave_the_store_right(
         w.sync()
         assert stock(w)["TEA-001"] == 10
         assert store.quantity("TEA-001") == 10
+
+
+def test_check_against_another_sheet_never_binds_the_state_file_to_it(w: World) -> None:
+    real = dict(w.env)
+    w.create_sheet(ROWS)  # someone tries `stockbot check` with the wrong STOCKBOT_SHEET_ID
+    with w.bot() as cycle:
+        cycle.run(dry_run=True)
+    w.env = real
+    assert w.sync().ok
