@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -355,7 +357,7 @@ def test_few_changes_go_out_as_one_patch_per_sku(
         "productType": "PRODUCT",
         "patches": [
             {
-                "op": "replace",
+                "op": "merge",
                 "path": "/attributes/fulfillment_availability",
                 "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}],
             }
@@ -443,6 +445,119 @@ def test_unknown_sku_and_bad_quantity_fail_their_rows_in_a_feed(
     assert "NOT_FOUND" in result.failed["NOPE-404"]
     assert "4000001" in result.failed["TEA-001"]
     assert (amazon.quantity("TEA-001"), amazon.quantity("CUP-002")) == (0, 6)
+
+
+@pytest.mark.parametrize("route", ["patch", "feed"])
+def test_push_keeps_the_sellers_handling_time_and_restock_date(
+    amazon: AmazonStandIn, channel: AmazonChannel, route: str
+) -> None:
+    amazon.add_item("TEA-001", 2, lead_time_to_ship_max_days=5, restock_date="2026-12-24")
+    amazon.add_item("CUP-002", 0, lead_time_to_ship_max_days=2)
+    if route == "feed":
+        channel.feed_threshold = 1
+    result = channel.push([StockUpdate("TEA-001", 9), StockUpdate("CUP-002", 4)])
+    assert result.failed == {}
+    assert amazon.availability("TEA-001") == [
+        {
+            "fulfillment_channel_code": "DEFAULT",
+            "quantity": 9,
+            "lead_time_to_ship_max_days": 5,
+            "restock_date": "2026-12-24",
+        }
+    ]
+    assert amazon.availability("CUP-002") == [
+        {"fulfillment_channel_code": "DEFAULT", "quantity": 4, "lead_time_to_ship_max_days": 2}
+    ]
+    if route == "feed":
+        assert amazon.requests_to("/listings/", "PATCH") == []
+        messages = amazon.requests_to("/_s3/", "PUT")[0].json()["messages"]
+        assert {p["op"] for m in messages for p in m["patches"]} == {"merge"}
+
+
+def raw_patch(amazon: AmazonStandIn, sku: str, op: str, entry: dict[str, object]) -> httpx.Response:
+    """One patchListingsItem call straight to the stand-in, as any client could send it."""
+    with httpx.Client(base_url=amazon.url) as http:
+        env = amazon.env()
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": env["STOCKBOT_AMAZON_REFRESH_TOKEN"],
+            "client_id": env["STOCKBOT_AMAZON_CLIENT_ID"],
+            "client_secret": env["STOCKBOT_AMAZON_CLIENT_SECRET"],
+        }
+        token = http.post("/auth/o2/token", data=form).json()["access_token"]
+        patch = {"op": op, "path": "/attributes/fulfillment_availability", "value": [entry]}
+        return http.patch(
+            f"/listings/2021-08-01/items/DEMOSELLER/{sku}",
+            params={"marketplaceIds": "A1VC38T7YXB528"},
+            json={"productType": "PRODUCT", "patches": [patch]},
+            headers={"x-amz-access-token": token},
+        )
+
+
+def test_stand_in_replace_drops_the_keys_it_does_not_name_and_merge_keeps_them(
+    amazon: AmazonStandIn,
+) -> None:
+    handling = {"lead_time_to_ship_max_days": 5, "restock_date": "2026-12-24"}
+    amazon.add_item("TEA-001", 2, **handling)  # type: ignore[arg-type]
+    amazon.add_item("CUP-002", 2, **handling)  # type: ignore[arg-type]
+    quantity = {"fulfillment_channel_code": "DEFAULT", "quantity": 7}
+    assert raw_patch(amazon, "TEA-001", "replace", quantity).json()["status"] == "ACCEPTED"
+    assert raw_patch(amazon, "CUP-002", "merge", quantity).json()["status"] == "ACCEPTED"
+    assert amazon.availability("TEA-001") == [quantity]
+    assert amazon.availability("CUP-002") == [{**quantity, **handling}]
+    # merge matches entries by fulfillment_channel_code; a null drops just that key.
+    dropped = {"fulfillment_channel_code": "DEFAULT", "restock_date": None}
+    assert raw_patch(amazon, "CUP-002", "merge", dropped).json()["status"] == "ACCEPTED"
+    assert amazon.availability("CUP-002") == [{**quantity, "lead_time_to_ship_max_days": 5}]
+    unnamed = raw_patch(amazon, "CUP-002", "merge", {"quantity": 1}).json()
+    assert unnamed["status"] == "INVALID" and amazon.quantity("CUP-002") == 7
+    # replace takes the place of the entry with its selector only (#2061).
+    fba = {"fulfillment_channel_code": "AMAZON_JP", "quantity": 0}
+    assert raw_patch(amazon, "TEA-001", "replace", fba).json()["status"] == "ACCEPTED"
+    assert amazon.availability("TEA-001") == [quantity, fba]
+
+
+def test_a_restricted_listing_fails_only_its_row_and_the_rest_are_pushed(
+    amazon: AmazonStandIn, channel: AmazonChannel
+) -> None:
+    for sku in ("TEA-001", "GATED-002", "CUP-003"):
+        amazon.add_item(sku, 0)
+    amazon.restrict_listing("GATED-002")
+    channel.check()
+    updates = [StockUpdate("TEA-001", 4), StockUpdate("GATED-002", 5), StockUpdate("CUP-003", 6)]
+    result = channel.push(updates)
+    assert list(result.failed) == ["GATED-002"]
+    message = result.failed["GATED-002"]
+    assert "403 Unauthorized" in message and "Access to requested resource is denied" in message
+    assert "Seller Central" in message and "restrict" in message
+    assert [amazon.quantity(s) for s in ("TEA-001", "GATED-002", "CUP-003")] == [4, 0, 6]
+    # The token was good throughout: no new one was asked for, the refused SKU was sent once.
+    assert len(amazon.requests_to("/auth/o2/token", "POST")) == 1
+    assert len(amazon.requests_to("/GATED-002", "PATCH")) == 1
+
+
+def test_a_push_of_only_restricted_listings_with_good_credentials_is_not_an_auth_error(
+    amazon: AmazonStandIn, channel: AmazonChannel
+) -> None:
+    amazon.add_item("GATED-001", 3)
+    amazon.restrict_listing("GATED-001")
+    result = channel.push([StockUpdate("GATED-001", 1)])
+    assert list(result.failed) == ["GATED-001"]
+    assert amazon.quantity("GATED-001") == 3
+    amazon.lift_restriction("GATED-001")
+    assert channel.push([StockUpdate("GATED-001", 1)]).failed == {}
+    assert amazon.quantity("GATED-001") == 1
+
+
+def test_every_call_of_a_push_refused_is_an_auth_error_without_patching_the_rest(
+    amazon: AmazonStandIn, fake: FakeTime
+) -> None:
+    for sku in ("TEA-001", "CUP-002", "POT-003"):
+        amazon.add_item(sku, 0)
+    channel = channel_for(amazon, fake, amazon_seller_id="SOMEONEELSE")
+    with pytest.raises(AuthError, match="STOCKBOT_AMAZON_SELLER_ID"):
+        channel.push([StockUpdate(s, 1) for s in ("TEA-001", "CUP-002", "POT-003")])
+    assert len(amazon.requests_to("/listings/", "PATCH")) == 1
 
 
 def test_feed_still_processing_after_the_wait_is_a_temporary_error(
@@ -576,6 +691,7 @@ def test_stand_in_throttles_a_client_faster_than_the_usage_plan() -> None:
             token = http.post(env["STOCKBOT_AMAZON_TOKEN_URL"], data=form).json()["access_token"]
             url = f"{stand_in.url}/listings/2021-08-01/items/DEMOSELLER/TEA-001"
             body = {"productType": "PRODUCT", "patches": [{"op": "replace", "path": "/x"}]}
+            began = time.monotonic()
             answers = [
                 http.patch(
                     url,
@@ -583,10 +699,14 @@ def test_stand_in_throttles_a_client_faster_than_the_usage_plan() -> None:
                     json=body,
                     headers={"x-amz-access-token": token},
                 )
-                for _ in range(6)
+                for _ in range(12)
             ]
-    assert [a.status_code for a in answers] == [200] * 5 + [429]
-    assert answers[-1].json()["errors"][0]["code"] == "QuotaExceeded"
+            elapsed = time.monotonic() - began
+    statuses = [a.status_code for a in answers]
+    # The bucket holds 5 and refills 5/s on the real clock, which a busy machine moves on.
+    assert statuses[:5] == [200] * 5 and set(statuses) == {200, 429}
+    assert statuses.count(200) <= 5 + math.ceil(elapsed * 5)
+    assert answers[statuses.index(429)].json()["errors"][0]["code"] == "QuotaExceeded"
 
 
 def test_order_visible_20_minutes_late_is_still_applied(

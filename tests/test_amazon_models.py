@@ -352,3 +352,54 @@ def test_stand_in_rejects_a_feed_over_25000_messages_with_a_fatal_report(
     assert report["summary"]["messagesAccepted"] == 0
     assert "25,000" in report["issues"][0]["message"]
     assert amazon.quantity("TEA-001") == 1
+
+
+def test_quantity_patches_merge_and_a_refused_listing_answers_as_the_models_say(
+    models: Models, amazon: AmazonStandIn
+) -> None:
+    recorder = Recorder()
+    sleeps: list[float] = []
+    channel = AmazonChannel.from_settings(
+        Settings.from_env(amazon.env()),
+        sleep=sleeps.append,
+        clock=lambda: 1000.0 + len(sleeps),
+        transport=recorder,
+    )
+    try:
+        amazon.add_item("TEA-001", 5, lead_time_to_ship_max_days=3, restock_date="2026-12-24")
+        amazon.add_item("GATED-002", 5)
+        amazon.restrict_listing("GATED-002")
+        assert list(channel.push([StockUpdate("TEA-001", 4), StockUpdate("GATED-002", 1)]).failed)
+        channel.feed_threshold = 1
+        assert channel.push([StockUpdate("TEA-001", 2)]).failed == {}
+    finally:
+        channel.close()
+    seen = _check_all(models, recorder)  # bodies, feed documents and answers, 403 included
+    assert seen["patchListingsItem"] == 2 and seen["upload"] == 1
+    refused = [
+        response.json()
+        for request, response in recorder.exchanges
+        if request.method == "PATCH" and response.status_code == 403
+    ]
+    assert [e["code"] for body in refused for e in body["errors"]] == ["Unauthorized"]
+    patches = [
+        patch
+        for request, _ in recorder.exchanges
+        if request.method == "PATCH"
+        for patch in json.loads(request.content)["patches"]
+    ]
+    uploads = [r for r, _ in recorder.exchanges if r.method == "PUT"]
+    patches += [p for m in json.loads(uploads[0].content)["messages"] for p in m["patches"]]
+    assert {p["op"] for p in patches} == {"merge"}
+    _, listings = models.operation("PATCH", "/listings/2021-08-01/items/DEMOSELLER/TEA-001")
+    assert "merge" in listings["definitions"]["PatchOperation"]["properties"]["op"]["enum"]
+    message_op = models.message.schema["properties"]["patches"]["items"]["properties"]["op"]
+    assert "merge" in message_op["enum"]
+    assert amazon.availability("TEA-001") == [
+        {
+            "fulfillment_channel_code": "DEFAULT",
+            "quantity": 2,
+            "lead_time_to_ship_max_days": 3,
+            "restock_date": "2026-12-24",
+        }
+    ]

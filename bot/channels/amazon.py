@@ -24,6 +24,19 @@ amzn/selling-partner-api-models at 34dc93f; the rest is cited where used):
   quantity-only patch (MARKETPLACES.md; amzn/selling-partner-api-models#4554). SKUs go into the
   path percent-encoded, `/` and `#` included (#4429 reports 403s for such SKUs).
   `searchListingsItems` (5/s burst 5) is the read-only call `check` uses.
+  The quantity goes out as `op: "merge"` (the `PatchOperation.op` enum of the model and of
+  listings-feed-message-schema-v2.json lists it): a patch cannot reach inside an attribute's
+  entries (Amazon's guide "Partially update a listing"), so `replace` on
+  `/attributes/fulfillment_availability` sets the DEFAULT entry whole and drops the seller's
+  `lead_time_to_ship_max_days` (handling time) and `restock_date` (#4406,
+  amzn/selling-partner-api-sdk#515); `merge` changes only the keys it names in the entry with
+  the same `fulfillment_channel_code` (SP-API changelog 2025-06-16, guide "Merge a listing").
+  Feed messages carry the same patch.
+- A 403 `Unauthorized` can concern one SKU while the token is good: patchListingsItem refused
+  with 403 exactly the SKUs holding `/` or `#` (#4429), putListingsItem answered 403
+  `Unauthorized` for one SKU value and 400 for another on the same token (#4682), and
+  MARKETPLACES.md names restricted and brand-gated listings as the everyday case. The model
+  lists the same 403 for "Access Denied, Unauthorized, Expired Token, or Invalid Signature".
 - Feeds 2021-06-30 (feeds_2021-06-30.json): createFeedDocument 0.5/s burst 15 returns a presigned
   upload URL (5 minutes); createFeed 0.0083/s burst 15; getFeed 2/s burst 15; getFeedDocument
   0.0222/s burst 10, whose document may be GZIP-compressed. JSON_LISTINGS_FEED holds at most
@@ -60,6 +73,13 @@ Choices:
 - **Stock.** PATCH takes N/5 s for N SKUs; a feed takes about its turnaround whatever N (up to
   25,000 per feed). With `FEED_TURNAROUND` at 10 minutes, a feed is the faster route from
   `FEED_THRESHOLD` = 3,000 changed SKUs on. Amazon has no compare-and-set, so nothing is stale.
+- **Refused listings.** The first 401/403 to a PATCH in a push is checked with one
+  searchListingsItems read (the call `check` makes), renewing the token once if it is refused:
+  still refused, the credentials are wrong and the push stops with `AuthError`; answered, the
+  SKU goes into `PushResult.failed` with Amazon's code and message and what staff can do, and
+  the other SKUs are pushed. Later refusals in the push are taken as their SKUs' own without
+  renewing the token, so a restricted SKU retried every cycle costs one PATCH and one read,
+  never a token exchange. A failing token exchange is an `AuthError` at once.
 """
 
 from __future__ import annotations
@@ -278,8 +298,24 @@ def _issue_text(issues: object, fallback: str) -> str:
 
 
 def _quantity_patch(quantity: int) -> list[dict[str, Any]]:
+    """The JSON Patch that sets the merchant-fulfilled quantity and nothing else.
+
+    `merge`, not `replace`: a replace sets the entry whole, dropping the seller's handling
+    time and restock date from it.
+    """
     value = [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}]
-    return [{"op": "replace", "path": QUANTITY_PATH, "value": value}]
+    return [{"op": "merge", "path": QUANTITY_PATH, "value": value}]
+
+
+def _refusal_text(response: httpx.Response) -> str:
+    """A Status line for a listing Amazon refused with 403 while the credentials work."""
+    code, message = _errors(response)
+    said = f"{response.status_code} {code}" + (f": {message}" if message else "")
+    return (
+        f"Amazon refused this listing ({said}) while accepting the bot's credentials: it may "
+        "be restricted or need brand approval. Check the listing's restrictions in Seller "
+        "Central (Inventory > Manage All Inventory) and that the SKU is spelled exactly as there"
+    )[:400]
 
 
 def _order(raw: Mapping[str, Any]) -> Order:
@@ -440,14 +476,18 @@ class AmazonChannel:
         *,
         what: str,
         limiter: RateLimiter | None = None,
+        refusal_ok: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One SP-API call; a refused token is renewed once before giving up."""
+        """One SP-API call; a refused token is renewed once before giving up.
+
+        With `refusal_ok` a 401/403 answer is handed back as it is, for the caller to judge.
+        """
         for attempt in (1, 2):
             response = self._api.request(
                 method, path, limiter=limiter, auth_headers=self._auth, **kwargs
             )
-            if response.status_code not in (401, 403):
+            if response.status_code not in (401, 403) or refusal_ok:
                 return response
             if attempt == 1:
                 self._token = None  # expired or revoked early: a fresh one may do
@@ -559,21 +599,58 @@ class AmazonChannel:
         if len(updates) >= self.feed_threshold:
             self._push_feeds(updates, result)
         else:
-            for update in updates:
-                self._patch(update, result)
+            self._patch_all(updates, result)
         result.calls = self._api.calls - before
         return result
 
-    def _patch(self, update: StockUpdate, result: PushResult) -> None:
+    def _patch_all(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
+        """PATCH each SKU; a 403 for one SKU is that SKU's, once the credentials are proven.
+
+        Amazon answers 403 `Unauthorized` both for a bad token and for one listing it will not
+        let this seller change (#4429, #4682). The first refusal of a push is therefore checked
+        with one read of the seller's listings, which renews the token once if need be: refused
+        too, the credentials are wrong (`AuthError`, the push stops); answered, the refusal
+        belongs to that SKU, which is sent once more only if the token had to be renewed.
+        Later refusals in the same push are the SKUs' own without another check.
+        """
+        checked = False
+        for update in updates:
+            response = self._patch(update)
+            if response.status_code in (401, 403) and not checked:
+                checked = True
+                token = self._token
+                self._probe_listings()
+                if self._token != token:
+                    response = self._patch(update)
+            self._record(update, response, result)
+
+    def _patch(self, update: StockUpdate) -> httpx.Response:
         path = f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(update.item, safe='')}"
-        response = self._call(
+        return self._call(
             "PATCH",
             path,
             what=f"the listing {update.item}",
             limiter=self._patch_limit,
+            refusal_ok=True,
             params={"marketplaceIds": self._marketplace, "issueLocale": ISSUE_LOCALE},
             json={"productType": "PRODUCT", "patches": _quantity_patch(update.quantity)},
         )
+
+    def _probe_listings(self) -> httpx.Response:
+        """searchListingsItems for one listing: proves the token, seller id and roles."""
+        return self._call(
+            "GET",
+            f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
+            what="your listings",
+            limiter=self._search_listings_limit,
+            params={"marketplaceIds": self._marketplace, "pageSize": 1},
+        )
+
+    def _record(self, update: StockUpdate, response: httpx.Response, result: PushResult) -> None:
+        """One PATCH answer as the SKU's outcome in `result`."""
+        if response.status_code in (401, 403):
+            result.failed[update.item] = _refusal_text(response)
+            return
         if response.status_code == 200:
             body = response.json()
             if body.get("status") != "ACCEPTED":
@@ -719,13 +796,7 @@ class AmazonChannel:
     # -- the rest ------------------------------------------------------------------------
     def check(self) -> str:
         """Prove the credentials with a read of one listing; say how fresh orders will be."""
-        response = self._call(
-            "GET",
-            f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
-            what="your listings",
-            limiter=self._search_listings_limit,
-            params={"marketplaceIds": self._marketplace, "pageSize": 1},
-        )
+        response = self._probe_listings()
         found = self._ok(response, "the listings search", 200).get("numberOfResults", "?")
         return (
             f"Amazon seller {self._seller} on {self._marketplace}: credentials work, {found} "

@@ -23,6 +23,25 @@ Written from the public contract, not from the adapter. Facts followed (the offi
 - patchListingsItem (listingsItems_2021-08-01.json): 200 `ListingsItemSubmissionResponse`
   (ACCEPTED / INVALID / VALID for VALIDATION_PREVIEW) with `issues`; a missing
   `fulfillment_channel_code` is an issue, not a 400 (jlevers/selling-partner-api#493).
+- JSON Patch ops (`PatchOperation.op`: add, replace, merge, delete) on
+  `/attributes/fulfillment_availability`, the same in PATCH calls and feed messages. `add` and
+  `replace` set the entry whole: patches cannot reach inside an attribute's entries (Amazon's
+  guide "Partially update a listing"), so a replace naming only `quantity` drops the seller's
+  `lead_time_to_ship_max_days` and `restock_date` (amzn/selling-partner-api-models#4406,
+  amzn/selling-partner-api-sdk#515); an entry of another `fulfillment_channel_code` is left
+  beside it (#2061). `merge` (SP-API changelog 2025-06-16 and the guide "Merge a listing")
+  needs a non-empty selector `fulfillment_channel_code`, changes only the keys it names in the
+  entry of that selector, and keeps the others; an explicit null removes a key (the guide shows
+  it for `quantity_discount_plan`). `delete` needs the selectors of the entries it removes;
+  every op needs the selector. Each listing holds the whole attribute (`availability`,
+  `add_item(..., lead_time_to_ship_max_days=, restock_date=)`), so a test sees what a push kept.
+- A 403 `Unauthorized` ErrorList for one SKU while the token is good
+  (`restrict_listing(sku)` / `lift_restriction(sku)`): amzn/selling-partner-api-models#4429
+  (patchListingsItem answered 403 for the SKUs that held `/` or `#`, and only those) and #4682
+  (putListingsItem answered 403 `Unauthorized` "Access to requested resource is denied." for
+  one SKU value and a normal answer for another with the same token); MARKETPLACES.md names
+  restricted and brand-gated listings as the case. What a JSON_LISTINGS_FEED reports for such a
+  SKU is not published, so the knob touches the per-SKU Listings Items calls only.
 - Feeds (feeds_2021-06-30.json): createFeedDocument -> 201 with a presigned `url` (served here
   under `/_s3/`, signed for the declared content type, so another type is refused like S3
   does); createFeed -> 202; getFeed moves IN_QUEUE -> IN_PROGRESS -> DONE on successive polls;
@@ -40,11 +59,12 @@ issue coded `NOT_FOUND` (real Amazon may instead accept it as a new offer,
 amzn/selling-partner-api-models#2797, #4402); an invalid quantity is issue `4000001`; a
 message off the feed schema is `4002008` (codes seen in #5219, #1098); another seller's id
 answers 403; quantities change at once (Amazon takes minutes); a search with no upper bound
-runs to now.
+runs to now; a `merge` entry whose selector matches no entry is added as a new entry.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import secrets
@@ -187,28 +207,72 @@ class _Search:
     issued: datetime
 
 
-def _quantity(value: object) -> tuple[int | None, tuple[str, str] | None]:
-    """The quantity in a `fulfillment_availability` value, or the (code, message) against it."""
-    if not isinstance(value, list) or not value or not isinstance(value[0], dict):
-        return None, ("4000001", "fulfillment_availability needs one object.")
-    entry = value[0]
-    if not isinstance(entry.get("fulfillment_channel_code"), str):
-        return None, ("99022", "fulfillment_availability lacks fulfillment_channel_code.")
-    quantity = entry.get("quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        return None, ("4000001", f"The quantity {quantity!r} is not a whole number >= 0.")
-    return quantity, None
+def _entries_problem(op: str, value: object) -> tuple[str, str] | None:
+    """What is wrong with a patch's `fulfillment_availability` value, as an issue (code, text)."""
+    if not isinstance(value, list) or not value or not all(isinstance(e, dict) for e in value):
+        return "4000001", "fulfillment_availability needs one or more objects."
+    for entry in value:
+        code = entry.get("fulfillment_channel_code")
+        if not isinstance(code, str) or not code:
+            return "99022", "fulfillment_availability lacks fulfillment_channel_code."
+        if "quantity" not in entry or (op == "merge" and entry["quantity"] is None):
+            continue  # merge drops a key given as null
+        quantity = entry["quantity"]
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            return "4000001", f"The quantity {quantity!r} is not a whole number >= 0."
+    return None
 
 
-def _patched_quantity(patches: list[Any]) -> tuple[int | None, tuple[str, str] | None]:
-    """The quantity a list of JSON Patch operations sets, if any."""
+def _patched(
+    entries: list[dict[str, Any]], patches: list[Any]
+) -> tuple[list[dict[str, Any]] | None, tuple[str, str] | None]:
+    """`fulfillment_availability` after a listing's JSON Patch operations, or the issue.
+
+    None when no operation touches it. Entries are told apart by their selector,
+    `fulfillment_channel_code`. `add` and `replace` put each given entry in place of the one
+    with its selector, so keys it does not name are gone; `merge` changes only the keys it
+    names in that entry (a null drops that key) and keeps the rest; `delete` removes the
+    entries of the selectors given. Entries of other selectors are left alone by all four.
+    """
+    result = copy.deepcopy(entries)
+    touched = False
     for patch in patches:
         if patch.get("path") != QUANTITY_PATH:
             continue
-        if patch.get("op") == "delete":
-            return 0, None
-        return _quantity(patch.get("value"))
-    return None, None
+        op, value = patch["op"], patch.get("value")
+        if op == "delete" and value is None:
+            return None, ("4000001", "delete needs the selectors of the entries to delete.")
+        problem = _entries_problem(op, value)
+        if problem is not None:
+            return None, problem
+        given: list[dict[str, Any]] = copy.deepcopy(value)
+        if op in ("add", "replace", "merge"):
+            for entry in given:
+                code = entry["fulfillment_channel_code"]
+                same = next((e for e in result if e["fulfillment_channel_code"] == code), None)
+                if same is None:
+                    same = {}
+                    result.append(same)
+                elif op != "merge":
+                    same.clear()
+                for key, item in entry.items():
+                    if item is None:
+                        same.pop(key, None)
+                    else:
+                        same[key] = item
+        else:
+            codes = {entry["fulfillment_channel_code"] for entry in given}
+            result = [e for e in result if e["fulfillment_channel_code"] not in codes]
+        touched = True
+    return (result if touched else None), None
+
+
+def _shown(entries: list[dict[str, Any]]) -> int:
+    """The merchant-fulfilled (DEFAULT) quantity among `fulfillment_availability` entries."""
+    for entry in entries:
+        if entry.get("fulfillment_channel_code") == "DEFAULT":
+            return int(entry.get("quantity") or 0)
+    return 0
 
 
 def _patch_shape_ok(patches: object) -> bool:
@@ -248,7 +312,9 @@ class AmazonStandIn(MarketplaceStandIn):
         self.enforce_rate_limits = True
         self.token_lifetime = 3600
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._listings: dict[str, int] = {}
+        # seller SKU -> its `fulfillment_availability` attribute (one entry per channel code)
+        self._listings: dict[str, list[dict[str, Any]]] = {}
+        self._restricted: set[str] = set()  # SKUs whose Listings Items calls answer 403
         self._orders: dict[str, _Order] = {}
         self._tokens: dict[str, float] = {}  # access token -> monotonic expiry
         self._searches: dict[str, _Search] = {}
@@ -271,15 +337,51 @@ class AmazonStandIn(MarketplaceStandIn):
         self.route("GET", r"/_s3/[^/]+", self._download)
 
     # -- the MarketplaceStandIn contract -------------------------------------------------
-    def add_item(self, item: str, quantity: int = 0) -> None:
-        """List seller SKU `item` with a merchant-fulfilled quantity."""
+    def add_item(
+        self,
+        item: str,
+        quantity: int = 0,
+        *,
+        lead_time_to_ship_max_days: int | None = None,
+        restock_date: str | None = None,
+    ) -> None:
+        """List seller SKU `item` with a merchant-fulfilled quantity.
+
+        The handling time and restock date are the seller's, set in Seller Central: a push
+        must leave them as they are.
+        """
+        entry: dict[str, Any] = {"fulfillment_channel_code": "DEFAULT", "quantity": quantity}
+        if lead_time_to_ship_max_days is not None:
+            entry["lead_time_to_ship_max_days"] = lead_time_to_ship_max_days
+        if restock_date is not None:
+            entry["restock_date"] = restock_date
         with self.lock:
-            self._listings[item] = quantity
+            self._listings[item] = [entry]
 
     def quantity(self, item: str) -> int | None:
         """The merchant-fulfilled quantity Amazon shows for `item`."""
         with self.lock:
-            return self._listings.get(item)
+            entries = self._listings.get(item)
+            return None if entries is None else _shown(entries)
+
+    def availability(self, item: str) -> list[dict[str, Any]] | None:
+        """A copy of `item`'s whole `fulfillment_availability` attribute, or None if unlisted."""
+        with self.lock:
+            entries = self._listings.get(item)
+            return None if entries is None else copy.deepcopy(entries)
+
+    def restrict_listing(self, item: str) -> None:
+        """Answer PATCHes of SKU `item` with 403 `Unauthorized`; the token stays good.
+
+        Amazon does so for some listings (#4429, #4682), e.g. restricted or brand-gated ones.
+        """
+        with self.lock:
+            self._restricted.add(item)
+
+    def lift_restriction(self, item: str) -> None:
+        """Serve SKU `item` normally again."""
+        with self.lock:
+            self._restricted.discard(item)
 
     def place_order(
         self,
@@ -296,7 +398,7 @@ class AmazonStandIn(MarketplaceStandIn):
                 wanted[sku] += count
             if fulfilled_by == "MERCHANT" and not force:
                 for sku, count in wanted.items():
-                    shown = self._listings.get(sku)
+                    shown = self.quantity(sku)
                     if shown is None or shown < count:
                         raise SoldOut(f"{sku}: Amazon shows {shown or 0}, asked {count}")
             self._sequence += 1
@@ -381,8 +483,9 @@ class AmazonStandIn(MarketplaceStandIn):
         return _errors(fault.status, "InternalFailure", "An internal error occurred; try again.")
 
     def _shift(self, sku: str, delta: int) -> None:
-        if sku in self._listings:
-            self._listings[sku] = max(0, self._listings[sku] + delta)
+        for entry in self._listings.get(sku, []):
+            if entry.get("fulfillment_channel_code") == "DEFAULT":
+                entry["quantity"] = max(0, int(entry.get("quantity") or 0) + delta)
 
     def _put_back(self, order: _Order, sku: str, count: int) -> None:
         if order.fulfilled_by == "MERCHANT":
@@ -618,7 +721,7 @@ class AmazonStandIn(MarketplaceStandIn):
     def _item(self, sku: str, included: Sequence[str]) -> dict[str, Any]:
         item: dict[str, Any] = {"sku": sku}
         if "summaries" in included:
-            shown = self._listings[sku]
+            shown = _shown(self._listings[sku])
             item["summaries"] = [
                 {
                     "marketplaceId": self.marketplace_id,
@@ -631,7 +734,11 @@ class AmazonStandIn(MarketplaceStandIn):
             ]
         if "fulfillmentAvailability" in included:
             item["fulfillmentAvailability"] = [
-                {"fulfillmentChannelCode": "DEFAULT", "quantity": self._listings[sku]}
+                {
+                    "fulfillmentChannelCode": e["fulfillment_channel_code"],
+                    "quantity": int(e.get("quantity") or 0),
+                }
+                for e in self._listings[sku]
             ]
         return item
 
@@ -658,6 +765,9 @@ class AmazonStandIn(MarketplaceStandIn):
         if denied is not None:
             return denied
         _, sku = self._seller_and_sku(request)
+        if sku in self._restricted:
+            # The ErrorList sellers report for such SKUs (#4682; details empty, docs#467).
+            return _errors(403, "Unauthorized", "Access to requested resource is denied.")
         try:
             body = request.json()
         except ValueError:
@@ -669,7 +779,7 @@ class AmazonStandIn(MarketplaceStandIn):
         ):
             return _invalid("The body needs productType and one or more patches.")
         problem: tuple[str, str] | None = None
-        quantity, problem = _patched_quantity(body["patches"])
+        entries, problem = _patched(self._listings.get(sku, []), body["patches"])
         if sku not in self._listings:
             problem = ("NOT_FOUND", f"SKU '{sku}' has no listing in this marketplace.")
         answer: dict[str, Any] = {"sku": sku, "submissionId": uuid.uuid4().hex, "issues": []}
@@ -688,8 +798,8 @@ class AmazonStandIn(MarketplaceStandIn):
             answer["status"] = "VALID"
         else:
             answer["status"] = "ACCEPTED"
-            if quantity is not None:
-                self._listings[sku] = quantity
+            if entries is not None:
+                self._listings[sku] = entries
         return self._ok(answer, 200, "patchListingsItem")
 
     # -- Feeds 2021-06-30 ----------------------------------------------------------------
@@ -900,12 +1010,18 @@ class AmazonStandIn(MarketplaceStandIn):
         if operation == "DELETE":
             del self._listings[str(sku)]
             return None
+        current = self._listings[str(sku)]
         if operation == "PATCH":
-            quantity, problem = _patched_quantity(message["patches"])
+            entries, problem = _patched(current, message["patches"])
         elif "fulfillment_availability" in message["attributes"]:
-            quantity, problem = _quantity(message["attributes"]["fulfillment_availability"])
+            # UPDATE and PARTIAL_UPDATE set the attributes they give whole, like `replace`.
+            value = message["attributes"]["fulfillment_availability"]
+            entries, problem = _patched(
+                current, [{"op": "replace", "path": QUANTITY_PATH, "value": value}]
+            )
         else:
-            quantity, problem = None, None
+            # UPDATE replaces the full set of attributes: one it does not give is gone.
+            entries, problem = ([] if operation == "UPDATE" else None), None
         if problem is not None:
             return {
                 **entry,
@@ -913,6 +1029,6 @@ class AmazonStandIn(MarketplaceStandIn):
                 "message": problem[1],
                 "attributeName": "fulfillment_availability",
             }
-        if quantity is not None:
-            self._listings[str(sku)] = quantity
+        if entries is not None:
+            self._listings[str(sku)] = entries
         return None
