@@ -30,7 +30,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pushes (
     channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, adjust INTEGER NOT NULL DEFAULT 0,
     error TEXT, stale INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (channel, item));
+    refused INTEGER, refused_at TEXT, PRIMARY KEY (channel, item));
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL, changes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL);
 """
@@ -93,6 +93,8 @@ class PushState:
     error: str | None
     stale: bool = False  # the last compare-and-set found another quantity than expected
     events: int = 0  # own order events (sales, changes, cancellations) since that push
+    refused: int | None = None  # the quantity the marketplace last refused for the item
+    refused_at: str | None = None  # when (ISO 8601)
 
     @property
     def settled(self) -> bool:
@@ -118,7 +120,7 @@ class Changes:
     log_rows: list[list[Any]] = field(default_factory=list)  # for a report commit's carry-over
     outbox_done: list[int] = field(default_factory=list)
     forget_stock: list[str] = field(default_factory=list)  # SKUs no longer in the sheet
-    # Rows whose Stock the commit writes, [row index, SKU]: kept as *unchecked* until the
+    # Rows whose Stock the commit writes, [row index, SKU, value]: kept as *unchecked* until the
     # commit's answer shows they landed on those products (bot.positions).
     written: list[list[Any]] = field(default_factory=list)
 
@@ -166,6 +168,9 @@ class Ledger:
         columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(pushes)")}
         if "events" not in columns:
             self._db.execute("ALTER TABLE pushes ADD COLUMN events INTEGER NOT NULL DEFAULT 0")
+        if "refused" not in columns:
+            self._db.execute("ALTER TABLE pushes ADD COLUMN refused INTEGER")
+            self._db.execute("ALTER TABLE pushes ADD COLUMN refused_at TEXT")
 
     def close(self) -> None:
         """Close the database and release the lock."""
@@ -220,15 +225,24 @@ class Ledger:
         """Store a setting."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def unchecked(self) -> list[tuple[int, str]]:
-        """Rows a completed commit wrote Stock to, not yet seen to hold their products."""
+    def unchecked(self) -> list[tuple[int, str, int]]:
+        """Rows a completed commit wrote Stock to (row, SKU, value), not yet checked."""
         text = self.get_meta("unchecked")
-        return [(int(i), str(sku)) for i, sku in json.loads(text)] if text else []
+        return (
+            [(int(e[0]), str(e[1]), int(e[2])) for e in json.loads(text) if len(e) == 3]
+            if text
+            else []
+        )
 
     def suspects(self) -> set[str]:
         """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row."""
         text = self.get_meta("suspects")
         return set(json.loads(text)) if text else set()
+
+    def drop_suspects(self, skus: Iterable[str]) -> None:
+        """These products' Stock is right again."""
+        left = self.suspects() - {s.casefold() for s in skus}
+        self.set_meta("suspects", json.dumps(sorted(left), ensure_ascii=False) if left else "")
 
     def add_suspects(self, skus: Iterable[str]) -> None:
         """Record products whose Stock must be written back from the state, not read."""
@@ -317,10 +331,14 @@ class Ledger:
     def pushes(self, channel: str) -> dict[str, PushState]:
         """Last pushes of one channel, by item."""
         rows = self._db.execute(
-            "SELECT item, quantity, adjust, error, stale, events FROM pushes WHERE channel=?",
+            "SELECT item, quantity, adjust, error, stale, events, refused, refused_at "
+            "FROM pushes WHERE channel=?",
             (channel,),
         )
-        return {str(r[0]): PushState(r[1], int(r[2]), r[3], bool(r[4]), int(r[5])) for r in rows}
+        return {
+            str(r[0]): PushState(r[1], int(r[2]), r[3], bool(r[4]), int(r[5]), r[6], r[7])
+            for r in rows
+        }
 
     def outbox(self) -> list[tuple[int, list[Any]]]:
         """Log rows of a lost report commit, waiting for the next commit."""
@@ -422,19 +440,27 @@ class Ledger:
         pushed: dict[str, int],
         failed: dict[str, str],
         stale: Iterable[str] = (),
+        *,
+        refused: Mapping[str, int] | None = None,
+        at: str = "",
     ) -> None:
-        """Remember successful pushes (resetting their adjustment), failures and stale items."""
+        """Remember successful pushes (resetting their adjustment), failures and stale items.
+
+        `refused` gives the quantity each failed item was refused at, and `at` when.
+        """
+        refused = refused or {}
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0) ON CONFLICT (channel, item) "
-                "DO UPDATE SET quantity=excluded.quantity, adjust=0, error=NULL, stale=0, "
-                "events=0",
+                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL) "
+                "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity, adjust=0, "
+                "error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL",
                 [(channel, item, qty) for item, qty in pushed.items()],
             )
             db.executemany(
-                "INSERT INTO pushes (channel, item, quantity, adjust, error) "
-                "VALUES (?, ?, NULL, 0, ?) ON CONFLICT (channel, item) DO UPDATE SET error=?",
-                [(channel, item, msg, msg) for item, msg in failed.items()],
+                "INSERT INTO pushes (channel, item, quantity, adjust, error, refused, refused_at) "
+                "VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT (channel, item) DO UPDATE SET "
+                "error=excluded.error, refused=excluded.refused, refused_at=excluded.refused_at",
+                [(channel, item, msg, refused.get(item), at) for item, msg in failed.items()],
             )
             db.executemany(
                 "INSERT INTO pushes (channel, item, quantity, adjust, stale) "

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.channels.base import Channel, PushResult, StockUpdate
@@ -30,6 +31,8 @@ __all__ = ["PushPlan", "guarded", "own_events", "plan_pushes", "push_all"]
 
 log = logging.getLogger("stockbot")
 T = TypeVar("T")
+
+RETRY_REFUSED = timedelta(days=1)  # an item refused at a quantity is sent that again after this
 
 
 @dataclass
@@ -95,8 +98,14 @@ def plan_pushes(
     channels: Mapping[str, Channel],
     names: Sequence[str],
     ledger: Ledger,
+    now: datetime,
 ) -> list[PushPlan]:
-    """Per channel in `names`: every item whose store quantity is not certainly right."""
+    """Per channel in `names`: every item whose store quantity is not certainly right.
+
+    An item the marketplace refused is not sent again with the same quantity for a day: its
+    row's Status shows the refusal meanwhile, and a new quantity (or a fixed cell) is sent at
+    once.
+    """
     plans: list[PushPlan] = []
     for name in names:
         channel = channels[name]
@@ -111,6 +120,10 @@ def plan_pushes(
                 continue
             quantity = shown_quantity(stock, row.display, channel.max_quantity)
             state = known.get(item)
+            if state is not None and state.error and state.refused == quantity:
+                refused_at = datetime.fromisoformat(state.refused_at or "1970-01-01T00:00:00+00:00")
+                if now - refused_at < RETRY_REFUSED:
+                    continue
             expected = None
             if state is not None and state.quantity is not None:
                 expected = state.quantity + state.adjust
@@ -130,7 +143,7 @@ def plan_pushes(
 
 
 def push_all(
-    plans: Sequence[PushPlan], channels: Mapping[str, Channel], ledger: Ledger
+    plans: Sequence[PushPlan], channels: Mapping[str, Channel], ledger: Ledger, now: datetime
 ) -> dict[str, PushResult | StockbotError]:
     """Send every plan at once (one thread per channel) and record each outcome."""
     for p in plans:
@@ -155,6 +168,14 @@ def push_all(
             for u in p.updates
             if u.item not in result.failed and u.item not in result.stale
         }
-        ledger.record_pushes(p.channel, pushed, result.failed, result.stale)
+        quantities = {u.item: u.quantity for u in p.updates}
+        ledger.record_pushes(
+            p.channel,
+            pushed,
+            result.failed,
+            result.stale,
+            refused={item: quantities[item] for item in result.failed if item in quantities},
+            at=now.isoformat(),
+        )
         log.info("%s: pushed %d items in %d calls", p.channel, len(pushed), result.calls)
     return results

@@ -29,6 +29,7 @@ Shopify's compare-and-set closes even that gap.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -133,6 +134,7 @@ class Cycle:
         self.lease = Lease(sheet, instance, str(ledger.path.resolve()), self.interval, self.now)
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
+        self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -169,16 +171,22 @@ class Cycle:
 
         fetched_at = self.now()
         fetched = self._fetch(enabled, report, fetched_at)
-        starts = {ch: self._start(ch, fetched_at) for ch in fetched}
+        starts = {ch: self._start(ch, fetch.start or fetched_at) for ch, fetch in fetched.items()}
         the_plan = self._plan(rows, fetched, starts)
         if dry_run:
+            # As the commit would: Stock read again with formulas shown, rows found by SKU.
+            again = reread(self.sheet, sheet.layout.inventory, rows)
+            if again.changed:
+                rows, the_plan = again.rows, self._plan(again.rows, fetched, starts)
+                report.rows = rows
             report.events = the_plan.events
             report.pushes = plan_pushes(
-                rows, the_plan.final, self.channels, list(fetched), self.ledger
+                rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
             )
             return
 
         self.lease.keep()
+        self._forget = self._absent_twice(sheet)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         report.rows = rows
         for event in the_plan.events:
@@ -192,9 +200,11 @@ class Cycle:
             )
         report.events = list(the_plan.events)
 
-        plans = plan_pushes(rows, the_plan.final, self.channels, list(fetched), self.ledger)
+        plans = plan_pushes(
+            rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
+        )
         report.pushes = plans
-        results = push_all(plans, self.channels, self.ledger)
+        results = push_all(plans, self.channels, self.ledger, self.now())
         for p in plans:
             if isinstance(results[p.channel], StockbotError):
                 report.failed_channels[p.channel] = str(results[p.channel])
@@ -210,20 +220,22 @@ class Cycle:
         """
         unchecked = self.ledger.unchecked()
         if unchecked:
-            sku_col = sheet.first.columns["sku"]
-            found = [
-                cell_text(sheet.grid[i][sku_col])
-                if i < len(sheet.grid) and sku_col < len(sheet.grid[i])
-                else ""
-                for i, _ in unchecked
-            ]
-            moved = [
-                (meant, now)
-                for (_, meant), now in zip(unchecked, found, strict=True)
-                if now.casefold() != meant.casefold()
-            ]
-            if moved:
-                self.ledger.add_suspects([name for pair in moved for name in pair])
+            # The last commit's landing was never checked (the bot stopped first). A row that
+            # now holds another product is only suspect when its Stock is the very value that
+            # commit wrote there: rows sorted since carry their own values, staff edits too.
+            cols = sheet.first.columns
+            baseline = {k.casefold(): v for k, v in self.ledger.stock_baseline().items()}
+            found: list[str] = []
+            for index, meant, value in unchecked:
+                line = sheet.grid[index] if index < len(sheet.grid) else []
+                now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
+                cell = line[cols["stock"]] if cols["stock"] < len(line) else None
+                if now.casefold() == meant.casefold() or cell != value:
+                    continue
+                if baseline.get(now.casefold()) != value:
+                    found += [meant, now]
+            if found:
+                self.ledger.add_suspects(found)
             self.ledger.set_meta("unchecked", "")
         suspects = self.ledger.suspects()
         if not suspects:
@@ -299,7 +311,7 @@ class Cycle:
         # The ledger is read here, not in the threads: one SQLite connection serves them all.
         state = {
             name: (
-                cursor[0] if (cursor := self.ledger.cursor(name)) else None,
+                _with_start(cursor) if (cursor := self.ledger.cursor(name)) else None,
                 self.ledger.open_orders(name),
                 self.ledger.all_orders(name),
             )
@@ -422,11 +434,7 @@ class Cycle:
             outbox_done=[seq for seq, _ in outbox],
             # A SKU gone from the sheet (renamed, deleted) loses its Stock baseline: if it comes
             # back, or a new row takes its name, its Stock is not an edit of the old value.
-            forget_stock=[
-                sku
-                for sku in self.ledger.stock_baseline()
-                if sku.casefold() not in sheet.index and sku not in the_plan.changes.stock
-            ],
+            forget_stock=self._forget,
             adjust=[
                 *the_plan.changes.adjust,
                 *own_events(rows, the_plan.changes.lines, self.ledger.lines),
@@ -453,12 +461,23 @@ class Cycle:
         ]
         log_rows = [r for _, r in outbox] + [log_row(sheet.layout, stamp, e) for e in events]
         writes = self._cycle_writes(rows, the_plan)
-        changes.written = [
-            [i, sku] for i, sku in writes.skus.items() if i in writes.cells.get("stock", {})
-        ]
+        stock_cells = writes.cells.get("stock", {})
+        changes.written = [[i, writes.skus[i], v] for i, v in stock_cells.items()]
         requests = writes.requests(tab) + append_rows(sheet.layout.log.sheet_id, log_rows)
         requests.append(self.lease.request(release=False))
         return writes, self.handover.prepare("cycle", requests, changes)
+
+    def _absent_twice(self, sheet: _Sheet) -> list[str]:
+        """SKUs with a Stock baseline that were missing from the sheet this cycle and the last.
+
+        Their baseline is forgotten: if the SKU comes back, or a new row takes its name, its
+        Stock is not an edit of the old value. One cycle's absence is not enough: a row deleted
+        by mistake and put back (undo) keeps its baseline, so its next edit is still logged.
+        """
+        absent = {sku for sku in self.ledger.stock_baseline() if sku.casefold() not in sheet.index}
+        before = set(json.loads(self.ledger.get_meta("absent") or "[]"))
+        self.ledger.set_meta("absent", json.dumps(sorted(absent), ensure_ascii=False))
+        return sorted(absent & before)
 
     def _cycle_writes(self, rows: Sequence[Row], the_plan: Plan) -> Writes:
         """Stock, Shown and Status cells that differ from what the sheet holds."""
@@ -505,7 +524,10 @@ class Cycle:
                 wrong = misplaced_in(self.sheet, tab, writes)
             if not wrong:
                 self.ledger.set_meta("unchecked", "")
-                self.ledger.clear_suspects()  # their Stock was written where they are
+                # Restored ones were written where they are; ones gone from the sheet need
+                # nothing. A suspect left out (a copied row) stays suspect until it is back.
+                gone = [s for s in self.ledger.suspects() if s not in sheet.index]
+                self.ledger.drop_suspects([*self._restored, *gone])
                 return tab
             log.warning(
                 "rows or columns moved in the instant of the commit (%s); repairing",
@@ -515,7 +537,8 @@ class Cycle:
                 ),
             )
             found = [] if wrong.columns else list(wrong.rows.values())  # a column move: rows stay
-            self.ledger.add_suspects([*writes.skus.values(), *found])
+            involved = [*writes.skus.values(), *found]
+            self.ledger.add_suspects(involved)
             self.ledger.set_meta("unchecked", "")
             if any(header_key(found) in SKU_HEADERS for found in wrong.rows.values()):
                 self._restore_header(sheet, tab, writes, wrong)
@@ -558,7 +581,7 @@ class Cycle:
             )
             tab, writes = now_tab, redo
             if not misplaced(answer, tab, writes):
-                self.ledger.clear_suspects()
+                self.ledger.drop_suspects(involved)
                 return tab
         raise SheetError(
             "rows or columns kept moving while the bot wrote to the sheet; the rows it names in "
@@ -656,3 +679,20 @@ class Cycle:
         )
         if writes.skus:
             self._check_landing(answer, sheet, tab, writes, rows, report)
+
+
+def _with_start(stored: tuple[str, str]) -> str:
+    """A stored cursor, with the clean start added to a time-only cursor of earlier versions.
+
+    Those cursors held only `until`; adapters that now also keep the clean start in the cursor
+    would otherwise take it as `until` less the old overlap, and never search back before it.
+    """
+    cursor, started = stored
+    try:
+        data = json.loads(cursor)
+    except ValueError:
+        return cursor
+    if isinstance(data, dict) and "until" in data and "start" not in data:
+        data["start"] = started
+        return json.dumps(data, sort_keys=True)
+    return cursor

@@ -62,6 +62,9 @@ class FetchResult:
     # Short messages for shop staff (the cycle writes each as a Log `error` row), e.g. an order
     # seen but not readable in full: the cursor keeps it and the next fetches ask again.
     problems: tuple[str, ...] = ()
+    # The first fetch (cursor None) only: the clean start on the marketplace's own clock (the
+    # `Date` of its answer). Orders placed before it are taken as already counted in Stock.
+    start: datetime | None = None
 
 
 @dataclass(frozen=True)
