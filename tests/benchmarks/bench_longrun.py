@@ -1,0 +1,282 @@
+"""Benchmark (not a test): many `stockbot run` cycles on a virtual clock, watching for growth.
+
+    python tests/benchmarks/bench_longrun.py [--cycles 10000] [--skus 100] [--step 300]
+        [--channels rakuten,yahoo,amazon,shopify] [--every 500]
+
+The stand-ins run in their own process (`tests/benchmarks/standin_server.py`), so this
+process's memory is the bot's alone: the stand-ins keep every order and every Log row, which
+would hide the bot's own growth. The bot runs in this process the way `stockbot run` does:
+one sheet client, one ledger, one set of adapters and one `Cycle`, run again and again. Time
+is virtual (tests/world.py's `FakeTime`): every cycle moves the bot's clocks `--step` seconds
+on and the marketplaces' clocks with them (`/_control/bench/clock`), rate-limit pauses do not
+wait, and the stand-ins do not enforce rates. The bot is configured with that step as its
+interval, so the lease sees the cycles it expects.
+
+Between cycles, through the stand-ins' control routes: random orders (1-2 lines) on the four
+marketplaces, cancellations of unshipped orders, orders shipped `--ship-after` virtual hours
+after they were placed (closed, so the state file may forget them), and staff typing new Stock
+values. Every `--every` cycles it prints: this process's RSS (VmRSS), its growth since the
+first report (the warm-up), the state file's size (and its SQLite write-ahead log's), the Log
+tab's rows, tabs whose title starts with "Log until" (rollovers), the longest Log cell, Sheets
+requests per cycle, and the time the last cycles took.
+
+Speed: a cycle costs ~150-200 ms here with four marketplaces, most of it the stand-ins
+answering (Shopify's GraphQL stand-in alone ~70 ms), so 10,000 cycles take ~30 minutes on two
+cores; `--channels rakuten` brings a cycle to ~70 ms. The default step, 300 s, is the default
+interval: 10,000 cycles are 35 virtual days. Orders change for longer than that (Rakuten
+treats a shipped order as final after 30 days, and reads two years back), so to see the state
+file level off run with `--step 3600` (417 days; each cycle then also renews the lease, two
+more Sheets requests, as a bot with a one-hour interval does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections import deque
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bot.channels import build_channels  # noqa: E402
+from bot.channels.http import RetryPolicy  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.ledger import Ledger  # noqa: E402
+from bot.sheet.client import SheetClient  # noqa: E402
+from bot.sync import Cycle  # noqa: E402
+from tests.benchmarks.bench_scale import MARKETS, Server  # noqa: E402
+from tests.world import FakeTime  # noqa: E402
+
+
+def rss_mb() -> float:
+    """This process's resident set size now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def state_kb(path: Path) -> tuple[float, float]:
+    """The state file's size, and its SQLite write-ahead log's, in KB."""
+    wal = path.with_name(path.name + "-wal")
+    return (
+        path.stat().st_size / 1024 if path.exists() else 0.0,
+        wal.stat().st_size / 1024 if wal.exists() else 0.0,
+    )
+
+
+class Shop:
+    """Shoppers and staff acting through the stand-ins' control routes."""
+
+    def __init__(
+        self,
+        server: Server,
+        skus: int,
+        rng: random.Random,
+        markets: list[str],
+        ship_after: timedelta,
+    ) -> None:
+        self.ship_after = ship_after
+        self.server = server
+        self.markets = markets
+        self.skus = skus
+        self.rng = rng
+        self.open: deque[tuple[timedelta, str, str]] = deque()  # (placed at, market, id)
+        self.counts = {"orders": 0, "lines": 0, "cancels": 0, "ships": 0, "edits": 0}
+
+    def act(self, now: timedelta, orders: float, cancels: float, edits: float) -> None:
+        """One cycle's worth of shop life, at virtual time `now` (offset from real time)."""
+        rng = self.rng
+        while self.open and now - self.open[0][0] >= self.ship_after:
+            _, market, order_id = self.open.popleft()
+            self.server.bench("POST", "ship", {"market": market, "order_id": order_id})
+            self.counts["ships"] += 1
+        for _ in range(_draws(rng, orders)):
+            market = rng.choice(self.markets)
+            lines = [
+                {"item": f"SKU-{rng.randrange(self.skus):06d}", "quantity": rng.randint(1, 2)}
+                for _ in range(rng.randint(1, 2))
+            ]
+            if len({line["item"] for line in lines}) < len(lines):
+                lines = lines[:1]
+            url = self.server.env[f"BENCH_{market.upper()}_URL"] + "/_control/orders"
+            answer = self.server.control("POST", url, {"lines": lines, "force": True})
+            self.open.append((now, market, str(answer["order_id"])))
+            self.counts["orders"] += 1
+            self.counts["lines"] += len(lines)
+        for _ in range(_draws(rng, cancels)):
+            recent = [o for o in self.open if now - o[0] < self.ship_after]
+            if not recent:
+                break
+            order = rng.choice(recent)
+            self.open.remove(order)
+            _, market, order_id = order
+            url = self.server.env[f"BENCH_{market.upper()}_URL"]
+            self.server.control("POST", f"{url}/_control/orders/{order_id}/cancel")
+            self.counts["cancels"] += 1
+        sid = self.server.env["STOCKBOT_SHEET_ID"]
+        for _ in range(_draws(rng, edits)):
+            row = rng.randrange(self.skus) + 2
+            spec = {"tab": "Inventory", "a1": f"C{row}", "value": rng.randint(0, 80)}
+            self.server.control("POST", f"{self.server.url}/_control/spreadsheets/{sid}/cell", spec)
+            self.counts["edits"] += 1
+
+
+def _draws(rng: random.Random, mean: float) -> int:
+    """How many times something happens this cycle: `mean` on average."""
+    whole = int(mean)
+    return whole + (1 if rng.random() < mean - whole else 0)
+
+
+def open_bot(server: Server, state: Path, clock: FakeTime, step: int) -> tuple[Cycle, Any]:
+    """The bot as `stockbot run` builds it, on the virtual clock; and what to close after."""
+    env = {k: v for k, v in server.env.items() if k.startswith("STOCKBOT_")}
+    env["STOCKBOT_STATE_PATH"] = str(state)
+    env["STOCKBOT_INTERVAL_SECONDS"] = str(step)
+    settings = Settings.from_env(env)
+    assert settings.google_credentials is not None
+    sheet = SheetClient(
+        settings.sheet_id,
+        settings.google_credentials,
+        settings.sheets_api_url,
+        policy=RetryPolicy(sleep=clock.sleep),
+    )
+    channels = build_channels(
+        settings, sleep=clock.sleep, clock=clock.monotonic, wall_clock=clock.now
+    )
+    ledger = Ledger(settings.state_path)
+    ledger.lock()
+    cycle = Cycle(
+        sheet,
+        ledger,
+        channels,
+        timezone=settings.timezone,
+        interval_seconds=step,
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+
+    def close() -> None:
+        for channel in channels.values():
+            channel.close()
+        ledger.close()
+
+    return cycle, close
+
+
+def report_line(
+    server: Server, n: int, state: Path, base: float | None, took: float, every: int
+) -> tuple[str, float]:
+    """One progress line; and the RSS it printed."""
+    rss = rss_mb()
+    counters = server.control("GET", f"{server.url}/_control/counters")
+    per_cycle = (counters["reads"] + counters["writes"]) / every
+    markets = server.bench("GET", "stats")["markets"]
+    calls = ", ".join(f"{m} {v['calls'] / every:.1f}" for m, v in markets.items())
+    main, wal = state_kb(state)
+    tabs = server.bench("GET", "tabs")["tabs"]
+    log = tabs.get("Log", {"rows": 0, "longest_cell": 0})
+    rolled = {t: v["rows"] for t, v in tabs.items() if t.startswith("Log until")}
+    longest = max([log["longest_cell"], *(tabs[t]["longest_cell"] for t in rolled)])
+    growth = "" if base is None else f" ({rss - base:+.1f} since cycle {every})"
+    line = (
+        f"cycle {n:>6}: RSS {rss:6.1f} MB{growth}; state {main:7.0f} KB (+WAL {wal:.0f} KB); "
+        f"Log rows {log['rows']:>6}; rollovers {len(rolled)}"
+        + (f" {sorted(rolled.items())}" if rolled else "")
+        + f"; longest Log cell {longest}; per cycle: Sheets requests {per_cycle:.1f}, "
+        f"marketplace calls {calls}; "
+        f"{took / every * 1000:.0f} ms/cycle"
+    )
+    return line, rss
+
+
+def main() -> None:
+    """Parse arguments, run the cycles, print as it goes."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--skus", type=int, default=100)
+    parser.add_argument(
+        "--step", type=int, default=300, help="virtual seconds per cycle (the bot's interval)"
+    )
+    parser.add_argument("--every", type=int, default=500, help="cycles between reports")
+    parser.add_argument("--orders", type=float, default=0.5, help="orders per cycle (mean)")
+    parser.add_argument(
+        "--ship-after", type=float, default=12, help="virtual hours until an order ships"
+    )
+    parser.add_argument("--cancels", type=float, default=0.1, help="cancels per cycle (mean)")
+    parser.add_argument("--edits", type=float, default=0.2, help="staff edits per cycle (mean)")
+    parser.add_argument("--channels", default=",".join(MARKETS))
+    parser.add_argument("--seed", type=int, default=20261130)
+    args = parser.parse_args()
+    span = timedelta(seconds=args.cycles * args.step)
+    print(
+        f"{args.cycles:,} cycles over {args.skus:,} SKUs and four marketplaces, "
+        f"{args.step} virtual seconds apart ({span.days} virtual days); per cycle on average "
+        f"{args.orders} orders, {args.cancels} cancellations, {args.edits} staff edits",
+        flush=True,
+    )
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-longrun-") as tmp:
+        folder = Path(tmp)
+        server = Server(args.skus, folder, enforce=False, channels=args.channels)
+        clock = FakeTime()
+        state = folder / "state.sqlite3"
+        cycle, close = open_bot(server, state, clock, args.step)
+        shop = Shop(
+            server,
+            args.skus,
+            rng,
+            args.channels.split(","),
+            timedelta(hours=args.ship_after),
+        )
+        failed = 0
+        base: float | None = None
+        print(f"cycle      0: RSS {rss_mb():6.1f} MB (before the first cycle)", flush=True)
+        try:
+            started = last = time.perf_counter()
+            for n in range(1, args.cycles + 1):
+                clock.offset += timedelta(seconds=args.step)
+                clock.advance(args.step)
+                server.bench("POST", "clock", {"offset": clock.offset.total_seconds()})
+                if n > 1:
+                    shop.act(clock.offset, args.orders, args.cancels, args.edits)
+                report = cycle.run()
+                if not report.ok:
+                    failed += 1
+                    if failed <= 5:
+                        print(f"cycle {n}: failed channels {report.failed_channels}", flush=True)
+                if n % args.every == 0 or n == args.cycles:
+                    now = time.perf_counter()
+                    line, rss = report_line(
+                        server, n, state, base, now - last, n % args.every or args.every
+                    )
+                    print(line, flush=True)
+                    server.bench("POST", "forget")  # the stand-ins' request logs, not the sheet
+                    if base is None:
+                        base = rss
+                    last = time.perf_counter()
+            elapsed = time.perf_counter() - started
+        finally:
+            close()
+            server.stop()
+    print(
+        f"\n{args.cycles:,} cycles in {elapsed:.0f} s ({elapsed / args.cycles * 1000:.0f} ms a "
+        f"cycle, shop actions included); {failed} cycles reported a failed channel; shop: "
+        + ", ".join(f"{k} {v}" for k, v in shop.counts.items())
+    )
+    print(
+        "RSS is this process's (the bot plus this script; the stand-ins run in another "
+        "process); growth is counted from the first report, after the warm-up. Sheets "
+        "requests/cycle: reads and writes the Sheets stand-in received, averaged since the "
+        "last report."
+    )
+
+
+if __name__ == "__main__":
+    main()
