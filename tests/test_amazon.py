@@ -27,6 +27,7 @@ from tests.fakes import FakeTime
 
 START = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 ORDERS = "/orders/2026-01-01/orders"
+LISTINGS = "/listings/2021-08-01/items/[^/]+"
 
 
 class Wall:
@@ -109,10 +110,25 @@ def test_first_fetch_returns_no_orders_and_a_cursor_at_now(
 ) -> None:
     amazon.add_item("TEA-001", 5)
     amazon.place_order([("TEA-001", 1)], placed_at=START - timedelta(minutes=1))
-    result = channel.fetch_orders(None, [], wall.now)
+    fast = wall.now + timedelta(minutes=9)  # this machine's clock runs 9 minutes fast
+    result = channel.fetch_orders(None, [], fast)
     assert result.orders == []
+    # The clean start is Amazon's time (the Date of its answer), not this machine's.
+    assert result.start == START
     assert json.loads(result.cursor)["after"] == START.isoformat()
-    assert searches(amazon) == []  # the clean start costs no searchOrders call
+    assert json.loads(result.cursor)["start"] == START.isoformat()
+    assert searches(amazon) == []  # the clean start costs no searchOrders call ...
+    # ... but one read of one listing (5/s), whose Date it takes (it used to cost nothing).
+    [read] = amazon.requests_to(LISTINGS + "$", "GET")
+    assert read.query["pageSize"] == ["1"]
+
+
+def test_a_clean_start_amazon_refuses_raises_and_takes_no_start(
+    amazon: AmazonStandIn, channel: AmazonChannel, wall: Wall
+) -> None:
+    amazon.fail(400, times=1, match="/listings/")
+    with pytest.raises(RejectedError, match="listings search"):
+        channel.fetch_orders(None, [], wall.now)
 
 
 def test_new_order_is_returned_with_its_lines(
@@ -600,10 +616,11 @@ def test_persistent_failure_ends_in_a_temporary_error(
     amazon: AmazonStandIn, channel: AmazonChannel, wall: Wall
 ) -> None:
     amazon.add_item("TEA-001", 0)
+    # The clean start first: it reads a listing, which the failures below would refuse.
+    cursor = channel.fetch_orders(None, [], wall.now).cursor
     amazon.fail(500, times=50, match="/listings/")
     with pytest.raises(TemporaryError, match="next cycle tries again"):
         channel.push([StockUpdate("TEA-001", 2)])
-    cursor = channel.fetch_orders(None, [], wall.now).cursor
     amazon.fail(503, times=50, match=ORDERS)
     with pytest.raises(TemporaryError):
         channel.fetch_orders(cursor, [], wall.advance(300))

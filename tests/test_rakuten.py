@@ -70,13 +70,32 @@ def upsert_batches(stand_in: RakutenStandIn) -> list[int]:
 
 
 # -- orders ------------------------------------------------------------------------------
-def test_first_fetch_returns_no_orders_and_a_cursor_at_now(rakuten: RakutenStandIn) -> None:
+def test_first_fetch_returns_no_orders_and_a_cursor_at_rakutens_time(
+    rakuten: RakutenStandIn,
+) -> None:
     rakuten.add_item("tee:red", 5)
     rakuten.place_order([("tee:red", 1)], placed_at=NOW - timedelta(minutes=1))
-    result = channel_for(rakuten).fetch_orders(None, [], NOW)
+    fast = NOW + timedelta(minutes=9)  # this machine's clock runs 9 minutes fast
+    result = channel_for(rakuten).fetch_orders(None, [], fast)
     assert result.orders == []
-    assert datetime.fromisoformat(json.loads(result.cursor)["until"]) == NOW
-    assert rakuten.requests == []
+    # The clean start is Rakuten's time (the Date of its answer), not this machine's.
+    assert result.start == NOW
+    cursor = json.loads(result.cursor)
+    assert datetime.fromisoformat(cursor["until"]) == NOW
+    assert datetime.fromisoformat(cursor["start"]) == NOW
+    # Asking costs one searchOrder over the last minute (it used to cost nothing); no getOrder.
+    [search] = [r.json() for r in rakuten.requests]
+    assert (search["startDatetime"], search["endDatetime"]) == (
+        (fast - timedelta(minutes=1)).astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S+0900"),
+        fast.astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S+0900"),
+    )
+    assert rakuten.requests_to("searchOrder") and not rakuten.requests_to("getOrder")
+
+
+def test_a_clean_start_rakuten_refuses_raises_and_takes_no_start(rakuten: RakutenStandIn) -> None:
+    rakuten.fail(400, times=1, match="searchOrder")
+    with pytest.raises(RejectedError, match="searchOrder"):
+        channel_for(rakuten).fetch_orders(None, [], NOW)
 
 
 def test_new_order_is_returned_with_its_lines(rakuten: RakutenStandIn) -> None:

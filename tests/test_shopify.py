@@ -80,15 +80,27 @@ def raw(stand_in: ShopifyStandIn, query: str, variables: dict[str, Any] | None =
 
 
 # -- orders ------------------------------------------------------------------------------
-def test_first_fetch_returns_no_orders_and_a_cursor_at_now(
+def test_first_fetch_returns_no_orders_and_a_cursor_at_shopifys_time(
     shopify: ShopifyStandIn, fake: FakeTime
 ) -> None:
     shopify.add_item("TEE-RED-M", 5)
     shopify.place_order([("TEE-RED-M", 1)], placed_at=NOW - timedelta(minutes=1))
+    shopify.now = lambda: NOW - timedelta(minutes=9)  # Shopify's clock is 9 minutes behind ours
     result = channel_for(shopify, fake).fetch_orders(None, [], NOW)
     assert result.orders == []
-    assert datetime.fromisoformat(json.loads(result.cursor)["until"]) == NOW
-    assert shopify.requests == []
+    # The clean start is Shopify's time (the Date of its answer), not this machine's.
+    assert result.start == NOW - timedelta(minutes=9)
+    assert datetime.fromisoformat(json.loads(result.cursor)["until"]) == result.start
+    # Asking costs one query of one point (it used to cost nothing).
+    assert shopify.costs == [("StockbotClock", 1, 1)]
+
+
+def test_a_clean_start_shopify_refuses_raises_and_takes_no_start(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    shopify.fail(401, times=1)
+    with pytest.raises(AuthError):
+        channel_for(shopify, fake).fetch_orders(None, [], NOW)
 
 
 def test_new_order_is_returned_with_its_variant_skus_and_line_ids(

@@ -100,7 +100,9 @@ def test_the_adapter_supports_exactly_the_versions_it_is_checked_against() -> No
     assert SUPPORTED_VERSIONS == ("2026-04", "2026-07")
     for version in SUPPORTED_VERSIONS:
         assert (SCHEMAS / f"admin_{version}.json.gz").is_file()
-    assert len(DOCUMENTS) == 8  # orders, re-read, lines, refunds, refund lines, lookup, set, check
+    # The clean start's clock read, orders, re-read, lines, refunds, refund lines, lookup, set,
+    # check.
+    assert len(DOCUMENTS) == 9
 
 
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
@@ -155,6 +157,7 @@ def _full_run(version: str) -> list[tuple[dict[str, Any], Any]]:
             settings, sleep=fake.sleep, clock=fake.clock, wall_clock=lambda: NOW, transport=recorder
         )
         try:
+            channel.fetch_orders(None, [], NOW)  # the clean start: StockbotClock
             cursor = json.dumps({"until": NOW.isoformat()})
             channel.fetch_orders(cursor, [old], NOW)
             channel.push([StockUpdate("SKU-02", 4), StockUpdate("NO-SUCH-SKU", 1)])

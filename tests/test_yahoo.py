@@ -110,9 +110,14 @@ def make(store: YahooStandIn, fake: FakeTime, tmp_path: Path) -> Iterator[Any]:
         channel.close()
 
 
-def started(channel: YahooChannel, fake: FakeTime) -> str:
-    """The cursor of a clean start, a minute ago."""
+def started(channel: YahooChannel, fake: FakeTime, store: YahooStandIn) -> str:
+    """The cursor of a clean start, a minute ago.
+
+    The clean start asks Yahoo for its time (one orderList, whose `Date` is the start): that
+    request is forgotten, so that tests look only at the fetches after it.
+    """
     cursor = channel.fetch_orders(None, [], fake.now()).cursor
+    store.requests.clear()
     fake.advance(60)
     return cursor
 
@@ -134,25 +139,40 @@ def token(store: YahooStandIn) -> str:
 
 
 # -- orders ------------------------------------------------------------------------------
-def test_first_fetch_returns_no_orders_and_a_cursor_at_now(store, make, fake):
-    store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(minutes=5))
+def test_first_fetch_returns_no_orders_and_a_cursor_at_yahoos_time(store, make, fake, tmp_path):
+    yahoo_now = fake.now() - timedelta(minutes=3)  # Yahoo's clock runs 3 minutes behind ours
+    store.now = lambda: fake.now() - timedelta(minutes=3)
+    store.place_order([("cup-001-w", 1)], placed_at=yahoo_now - timedelta(minutes=5))
     result = make().fetch_orders(None, [], fake.now())
     assert result.orders == []
-    now = fake.now().isoformat()
+    # The clean start is Yahoo's time (the Date of its answer), not this machine's.
+    assert result.start == yahoo_now
     assert json.loads(result.cursor) == {
-        "until": now,
-        "start": now,
+        "until": yahoo_now.isoformat(),
+        "start": yahoo_now.isoformat(),
         "retry": {},
         "open": {},
         "released": {},
         "budget": ["", 0],
     }
-    assert store.requests_to(API) == []
+    # Asking costs one orderList for one order (it used to cost nothing, on the bot's clock),
+    # counted for the day with the token refresh before it.
+    [asked] = store.requests_to(API)
+    assert asked.path == API + "orderList"
+    assert xml_of(asked).findtext("Search/Result") == "1"
+    assert json.loads(calls_file(tmp_path).read_text())["calls"] == 2
+
+
+def test_a_clean_start_yahoo_refuses_raises_and_takes_no_start(store, make, fake, tmp_path):
+    store.fail(400, times=1, match="orderList")
+    with pytest.raises(RejectedError):
+        make().fetch_orders(None, [], fake.now())
+    assert json.loads(calls_file(tmp_path).read_text())["calls"] == 2  # counted all the same
 
 
 def test_new_order_is_returned_with_its_lines_spelled_as_in_the_sheet(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     placed = fake.now()
     order_id = store.place_order([("cup-001-w", 2), ("tee:red-m", 1)])
     result = channel.fetch_orders(cursor, [], placed)
@@ -177,7 +197,7 @@ def test_refetch_over_the_overlapping_window_returns_the_order_with_the_same_lin
     store, make, fake
 ):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     store.place_order([("cup-001-w", 2), ("tee:red-m", 1)])
     first = channel.fetch_orders(cursor, [], fake.now())
     fake.advance(120)
@@ -192,7 +212,7 @@ def test_cancellation_of_an_open_order_is_learnt_from_the_listing_without_readin
     store, make, fake
 ):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 2)])
     cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
     fake.advance(3600)  # the order is now outside the window
@@ -210,7 +230,7 @@ def test_cancellation_of_an_open_order_is_learnt_from_the_listing_without_readin
 
 def test_an_invalid_order_counts_as_cancelled(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 1)])
     store.invalidate_order(order_id)
     fake.advance(60)
@@ -220,7 +240,7 @@ def test_an_invalid_order_counts_as_cancelled(store, make, fake):
 
 def test_a_completed_order_is_closed_and_keeps_its_quantities(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 3)])
     store.complete_order(order_id)
     [order] = channel.fetch_orders(cursor, [], fake.now()).orders
@@ -229,7 +249,7 @@ def test_a_completed_order_is_closed_and_keeps_its_quantities(store, make, fake)
 
 def test_quantity_changes_and_removed_lines_are_seen_on_reread(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 2), ("tee:red-m", 2)])
     cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
     fake.advance(3600)
@@ -242,7 +262,7 @@ def test_quantity_changes_and_removed_lines_are_seen_on_reread(store, make, fake
 
 def test_a_cancelled_order_the_ledger_does_not_hold_costs_no_detail_call(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     store.cancel_order(store.place_order([("cup-001-w", 1)]))
     assert channel.fetch_orders(cursor, [], fake.now()).orders == []
     assert store.requests_to("orderInfo") == []
@@ -251,7 +271,7 @@ def test_a_cancelled_order_the_ledger_does_not_hold_costs_no_detail_call(store, 
 def test_orders_beyond_one_page_are_all_fetched(store, make, fake):
     channel = make()
     channel.page_size = 3
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     placed = [store.place_order([("cup-001-w", 1)]) for _ in range(7)]
     result = channel.fetch_orders(cursor, [], fake.now())
     assert [o.order_id for o in result.orders] == placed
@@ -261,7 +281,7 @@ def test_orders_beyond_one_page_are_all_fetched(store, make, fake):
 
 def test_a_listing_that_stops_short_fails_instead_of_moving_the_cursor(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     short = b"<Result><Status>OK</Status><Search><TotalCount>5</TotalCount></Search></Result>"
     store.fail(200, match="orderList", body=short)
     with pytest.raises(TemporaryError, match="orderList stopped"):
@@ -272,7 +292,7 @@ def test_a_listed_order_whose_details_are_refused_is_kept_reported_and_asked_aga
     store, make, fake
 ):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 1)])
     store.fail(400, match="orderInfo")
     first = channel.fetch_orders(cursor, [], fake.now())
@@ -286,7 +306,7 @@ def test_a_listed_order_whose_details_are_refused_is_kept_reported_and_asked_aga
 
 def test_a_held_order_yahoo_no_longer_shows_is_skipped_and_the_rest_returned(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(hours=1))
     [order] = channel.fetch_orders(cursor, ["demo-store-gone", order_id], fake.now()).orders
     assert order.order_id == order_id
@@ -294,7 +314,7 @@ def test_a_held_order_yahoo_no_longer_shows_is_skipped_and_the_rest_returned(sto
 
 def test_an_answer_with_entity_declarations_is_refused_unexpanded(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     bomb = (
         b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
         b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Result><Search><TotalCount>&b;'
@@ -383,7 +403,7 @@ def test_5xx_429_and_dropped_connections_are_retried(store, make, fake):
 
 def test_failures_that_persist_raise_temporary_error(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     store.fail(503, times=10, match="orderList")
     with pytest.raises(TemporaryError, match="next cycle"):
         channel.fetch_orders(cursor, [], fake.now())
@@ -500,7 +520,7 @@ def test_a_key_pasted_as_bare_base64_der_is_accepted(store, make, tmp_path: Path
 
 def test_the_rate_limiter_keeps_order_calls_one_a_second(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     placed = [store.place_order([("cup-001-w", 1)]) for _ in range(4)]
     fake.slept.clear()
     channel.fetch_orders(cursor, placed, fake.now())
@@ -511,7 +531,7 @@ def test_the_rate_limiter_keeps_order_calls_one_a_second(store, make, fake):
 
 def test_order_released_from_fraud_review_hours_later_is_still_applied(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 1)])
     store.hide_order(order_id)  # held for fraud review: orderList does not show it
     fake.advance(300)
@@ -528,7 +548,7 @@ def test_order_released_from_fraud_review_hours_later_is_still_applied(store, ma
 
 def test_bot_clock_15_minutes_fast_loses_no_order(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     fast = timedelta(minutes=15)
     first = channel.fetch_orders(cursor, [], fake.now() + fast)
     fake.advance(60)
@@ -601,7 +621,7 @@ def test_an_order_placed_before_the_clean_start_and_released_after_it_is_told_no
     # An ordinary order of the hour before the start is listed by publication time too: it
     # is simply counted already, with nothing to tell.
     store.place_order([("cup-001-w", 1)], placed_at=fake.now() - timedelta(minutes=20))
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     first = channel.fetch_orders(cursor, [], fake.now())
     assert first.orders == [] and first.problems == ()
     fake.advance(3 * 3600)
@@ -620,7 +640,7 @@ def test_an_order_placed_before_the_clean_start_and_released_after_it_is_told_no
 # -- the daily quota (issue 7, item 2) ---------------------------------------------------
 def test_order_info_is_never_asked_for_is_active(store, make, fake):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     order_id = store.place_order([("cup-001-w", 1)])
     result = channel.fetch_orders(cursor, [], fake.now())
     assert [o.order_id for o in result.orders] == [order_id] and result.problems == ()
@@ -631,7 +651,7 @@ def test_order_info_is_never_asked_for_is_active(store, make, fake):
 def test_open_orders_are_read_again_only_when_the_listing_shows_a_change(store, make, fake):
     store.add_item("cup-001-w", 1000)
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     placed = [store.place_order([("cup-001-w", 1)]) for _ in range(400)]
     cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
     assert len(store.requests_to("orderInfo")) == 400  # new: each read once
@@ -666,7 +686,7 @@ def calls_file(tmp_path: Path) -> Path:
 
 def test_every_call_is_counted_for_the_day_across_processes(store, make, fake, tmp_path):
     first = make()  # one `stockbot sync` process ...
-    cursor = started(first, fake)
+    cursor = started(first, fake, store)
     order_id = store.place_order([("cup-001-w", 1)])
     cursor = first.fetch_orders(cursor, [], fake.now()).cursor
     first.push([StockUpdate("cup-001-w", 3)])
@@ -675,7 +695,8 @@ def test_every_call_is_counted_for_the_day_across_processes(store, make, fake, t
     second.fetch_orders(cursor, [order_id], fake.now(), known_orders=[order_id])
     second.check()
     spent = store.calls_today() + store.token_requests
-    assert spent == 2 + 1 + 1 + 2 + 1 + 2  # lists, orderInfo, setStock, lists, check, tokens
+    # The clean start's orderList, lists, orderInfo, setStock, lists, check, tokens.
+    assert spent == 1 + 2 + 1 + 1 + 2 + 1 + 2
     assert json.loads(calls_file(tmp_path).read_text()) == {"day": "2026-11-26", "calls": spent}
     fake.advance(86_400)  # the next JST day starts from zero: a fresh token and a setStock
     second.push([StockUpdate("cup-001-w", 4)])
@@ -686,7 +707,7 @@ def test_near_the_daily_budget_changed_orders_wait_and_staff_are_told_once(
     store, make, fake, tmp_path
 ):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     changed, cancelled = (store.place_order([("cup-001-w", 1)]) for _ in range(2))
     cursor = channel.fetch_orders(cursor, [], fake.now()).cursor
     calls_file(tmp_path).write_text(json.dumps({"day": "2026-11-26", "calls": 40_000}))
@@ -711,7 +732,7 @@ def test_near_the_daily_budget_changed_orders_wait_and_staff_are_told_once(
 
 def test_at_the_daily_cap_orders_are_not_read_and_the_fetch_says_why(store, make, fake, tmp_path):
     channel = make()
-    cursor = started(channel, fake)
+    cursor = started(channel, fake, store)
     calls_file(tmp_path).write_text(json.dumps({"day": "2026-11-26", "calls": 47_500}))
     store.place_order([("cup-001-w", 1)])
     result = channel.fetch_orders(cursor, [], fake.now())

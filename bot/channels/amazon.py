@@ -54,6 +54,10 @@ Choices:
   message, never awaited, so the other marketplaces keep their interval. Steady state: Amazon is
   read every cycle at intervals >= 179 s, else every ceil(179 / interval) cycles
   (`order_freshness_seconds`).
+- **Clean start.** The first fetch (no cursor) takes its start from Amazon's clock: the HTTP
+  `Date` of one searchListingsItems read of one listing (the read `check` makes; 5/s burst 5),
+  so it costs nothing of the searchOrders budget. The token exchange's answer is not used: Login
+  with Amazon is a separate service on its own host, and a cached token makes no call.
 - **Windows.** Each fetch asks `lastUpdatedAfter` = end of the last complete window minus
   `OVERLAP` (an hour: orders can show up in searchOrders well after their `lastUpdatedTime`,
   MARKETPLACES.md "Cross-cutting"; a known order seen again costs only its share of a 100-order
@@ -98,7 +102,7 @@ import httpx
 
 from bot.channels.base import FetchResult, Order, OrderLine, PushResult, StockUpdate
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
-from bot.channels.late import server_time
+from bot.channels.late import clean_start, server_time
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError, TemporaryError
 
@@ -521,10 +525,10 @@ class AmazonChannel:
     ) -> FetchResult:
         """Orders updated since the last window (overlapping), as far as the budget allows."""
         if cursor is None:
-            # Amazon's times are whole seconds: an order in the start's own second counts as new.
-            start = now.replace(microsecond=0)
+            # Amazon's time, not this machine's: the Date of one listings read (`_clean_start`).
+            start = self._clean_start(now)
             self._budget = OrderBudget.full(now)
-            return FetchResult([], _Cursor(start, start, self._budget).dump())
+            return FetchResult([], _Cursor(start, start, self._budget).dump(), start=start)
         state = _Cursor.load(cursor)
         budget = state.budget.stricter(self._budget, now)
         page = state.page
@@ -575,6 +579,18 @@ class AmazonChannel:
                 state = replace(state, budget=budget, page=_Page(since, until, token, now))
                 break
         return FetchResult(list(orders.values()), state.dump())
+
+    def _clean_start(self, now: datetime) -> datetime:
+        """Amazon's time, for a clean start: the ``Date`` of one searchListingsItems read.
+
+        The read `check` makes (one listing): 5/s burst 5, so it spends none of searchOrders'
+        budget of one call per ~179 s. Not the token exchange: Login with Amazon is another
+        service (its own host), and a cached token makes no call at all. A refusal raises.
+        """
+        response = self._probe_listings()
+        self._ok(response, "the listings search", 200)
+        # Amazon's times are whole seconds: an order in the start's own second counts as new.
+        return clean_start(NAME, server_time(response), now)
 
     def _search(self, since: datetime, token: str | None) -> dict[str, Any]:
         params: dict[str, str | int] = {

@@ -6,6 +6,11 @@ but could not be read in full is kept and asked again until it is read, and repo
 
 - The marketplace's clock is the HTTP ``Date`` header of its answer: the origin server's time
   when it produced the answer (RFC 9110 section 6.6.1), at one-second resolution.
+- A clean start (the first fetch, no cursor yet) is taken on that clock too: each adapter makes
+  one cheap read-only call and `clean_start` turns its ``Date`` into the start, in whole seconds
+  as the marketplaces give order times. The bot's clock would misplace the start by its skew:
+  fast, orders placed just after the start would look older and be skipped; slow, orders staff
+  already counted would look newer and be subtracted again.
 - `WindowCursor` is the JSON cursor of the adapters that search by a time: how far the search
   read (on the marketplace's clock), the clean start, and the orders to ask again. It reads the
   older ``{"until": ...}`` cursors, whose search reached back ten minutes.
@@ -16,6 +21,7 @@ but could not be read in full is kept and asked again until it is read, and repo
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +31,16 @@ import httpx
 
 from bot.errors import RejectedError
 
-__all__ = ["REMIND_AFTER", "Refused", "WindowCursor", "server_time", "track_refusals"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "REMIND_AFTER",
+    "Refused",
+    "WindowCursor",
+    "clean_start",
+    "server_time",
+    "track_refusals",
+]
 
 # What the search reached back to before cursors carried their clean start.
 LEGACY_OVERLAP = timedelta(minutes=10)
@@ -40,6 +55,22 @@ def server_time(response: httpx.Response) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return _aware(moment)
+
+
+def clean_start(channel: str, answered: datetime | None, now: datetime) -> datetime:
+    """The clean start: `answered` (the ``Date`` of the first fetch's call) in whole seconds.
+
+    Only when that answer carried no readable ``Date`` does the bot's `now` stand in, with a
+    warning: its clock may be off by its skew (the module docstring says what that costs).
+    """
+    if answered is None:
+        log.warning(
+            "%s: the answer had no readable Date header; the clean start uses this machine's "
+            "clock, which may be off",
+            channel,
+        )
+        answered = now
+    return _aware(answered).replace(microsecond=0)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -52,6 +52,8 @@ Decisions (ours, not Rakuten's):
   (changeType 3) and Rakuten does not treat it as final until 900. 900 is cancelled and closed.
 - Shipped orders (500/600/700) can still be cancelled after shipping (cancelOrderAfterShipping
   exists for them), so they stay open until 30 days after the order date, then count as closed.
+- The clean start (the first fetch, no cursor) is Rakuten's time: the ``Date`` of one searchOrder
+  over the last minute (`bot.channels.late`), never this machine's clock.
 - Windows: each fetch searches order dates from ``OVERLAP`` (three days) before the cursor, never
   before the clean start, up to an hour past the later of the bot's and Rakuten's clocks; the
   cursor becomes the ``Date`` of the first searchOrder answer (the bot's `now` only if the header
@@ -93,7 +95,7 @@ from bot.channels.base import (
     StockUpdate,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
-from bot.channels.late import WindowCursor, server_time, track_refusals
+from bot.channels.late import WindowCursor, clean_start, server_time, track_refusals
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError
 
@@ -123,6 +125,9 @@ AHEAD = timedelta(hours=1)
 SHIPPED = frozenset({500, 600, 700})
 CANCELLED = 900
 SHIPPED_FINAL_AFTER = timedelta(days=30)
+# The clean start's searchOrder covers the last minute: any valid window would do, a short one
+# keeps its answer to a page.
+CLOCK_PROBE = timedelta(minutes=1)
 # searchOrder reaches back 730 days; asking for more would be refused on every cycle.
 HISTORY = timedelta(days=729)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -274,7 +279,8 @@ class RakutenChannel:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=WindowCursor(now, now).dump())
+            start = self._clean_start(now)
+            return FetchResult(orders=[], cursor=WindowCursor(start, start).dump(), start=start)
         state = WindowCursor.load(self.name, cursor)
         end = max(now, state.until) + AHEAD
         start = max(state.until - OVERLAP, state.start, now - HISTORY)
@@ -384,6 +390,16 @@ class RakutenChannel:
         return RejectedError(self.name, f"{path} refused ({code}): {detail}", code)
 
     # -- orders ------------------------------------------------------------------------
+
+    def _clean_start(self, now: datetime) -> datetime:
+        """Rakuten's time, for a clean start: the ``Date`` of one searchOrder of the last minute.
+
+        One call on the order API's 1/s limiter; a minute's orders fit its first page, and an
+        empty minute is the documented INFO_102 answer. A refusal raises, so no start is taken.
+        """
+        self._first_answer = None
+        self._search_page(now - CLOCK_PROBE, now, 1)
+        return clean_start(self.name, self._first_answer, now)
 
     def _search(self, start: datetime, end: datetime) -> list[str]:
         numbers: list[str] = []

@@ -50,7 +50,7 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   retries exactly that). Costs by the published rules (objects 1, connections 2 + page × node,
   mutations 10; the arithmetic is beside `ORDERS_PAGE` and `COST`): orders page 854, re-read 852,
   variants lookup 402, extra line items 253, all refund ids 253, extra refund lines 503, a
-  mutation 10; all under 1,000.
+  mutation 10, the clean start's shop read 1; all under 1,000.
 
 - Shopify's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
   it answered (RFC 9110 section 6.6.1; `bot.channels.late`); ``updated_at`` is Shopify's time
@@ -59,6 +59,8 @@ What this module relies on, and where each fact comes from (facts only; nothing 
 
 Decisions (ours, not Shopify's):
 
+- The clean start (the first fetch, no cursor) is Shopify's time: the ``Date`` of the one-point
+  ``shop { id }`` query (`CLOCK`), never this machine's clock.
 - Windows: each fetch asks ``updated_at >= cursor - OVERLAP`` (an hour) and the cursor becomes
   the ``Date`` of the first orders answer, never this machine's clock.
 
@@ -111,7 +113,7 @@ from bot.channels.base import (
     time_cursor,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
-from bot.channels.late import server_time
+from bot.channels.late import clean_start, server_time
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 
@@ -158,6 +160,7 @@ COST = {
     "lookup": 402,
     "set": 10,
     "check": 5,
+    "clock": 1,  # the shop object
 }
 NEEDED_SCOPES = ("read_orders", "read_products", "read_locations", "write_inventory")
 STALE = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
@@ -241,6 +244,12 @@ mutation StockbotSetQuantities($input: InventorySetQuantitiesInput!, $key: Strin
     inventoryAdjustmentGroup { id }
     userErrors { code field message }
   }
+}"""
+# The clean start's read: the cheapest query there is (one object, no scope needed); only the
+# answer's Date is used.
+CLOCK = """
+query StockbotClock {
+  shop { id }
 }"""
 CHECK = """
 query StockbotCheck($location: ID!, $since: String!) {
@@ -483,7 +492,8 @@ class ShopifyChannel:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=time_cursor(now))
+            start = self._clean_start(now)
+            return FetchResult(orders=[], cursor=time_cursor(start), start=start)
         since = read_time_cursor(self.name, cursor)
         orders: dict[str, Order] = {}
         self._first_answer = None
@@ -554,6 +564,12 @@ class ShopifyChannel:
     def close(self) -> None:
         """Release connections."""
         self._api.close()
+
+    def _clean_start(self, now: datetime) -> datetime:
+        """Shopify's time, for a clean start: the ``Date`` of the one-point `CLOCK` query."""
+        self._first_answer = None
+        self._graphql("StockbotClock", CLOCK, {}, COST["clock"])
+        return clean_start(self.name, self._first_answer, now)
 
     # -- GraphQL -----------------------------------------------------------------------
     def _graphql(self, operation: str, document: str, variables: Any, cost: int) -> Any:

@@ -68,6 +68,9 @@ Decisions (ours, not Yahoo's):
 - Cancelled (4) or invalid (IsActive false) orders are reported cancelled and closed. Completed
   (5) orders are closed: after completion Yahoo treats returns as separate work, which staff
   record in Stock by hand.
+- The clean start (the first fetch, no cursor) is Yahoo's time: the ``Date`` of one orderList
+  over the last minute, asking for one result (`bot.channels.late`), never this machine's clock.
+  It is counted against the day; it is made even past `HARD_LIMIT`, being one call.
 - Windows: each fetch lists orders twice, by ``OrderTimeFrom`` and by ``PublicationTimeFrom``,
   both from `OVERLAP` (an hour) before the cursor and with no upper bound, so neither a slow
   bot clock nor a late release loses an order, however long the review took: a release is
@@ -125,7 +128,7 @@ from bot.channels.base import (
     StockUpdate,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
-from bot.channels.late import WindowCursor, server_time, track_refusals
+from bot.channels.late import WindowCursor, clean_start, server_time, track_refusals
 from bot.channels.yahoo_cursor import CANCELLED, Listed, YahooCursor, still_open
 from bot.channels.yahoo_quota import DAILY_CAP, HARD_LIMIT, SOFT_LIMIT, DailyCalls, jst_day
 from bot.config import Settings
@@ -146,6 +149,9 @@ LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LastUpdateTime,Publication
 # IsActive is documented for orderList only: orderInfo is never asked for it.
 INFO_FIELDS = "OrderId,OrderTime,OrderStatus,LineId,ItemId,SubCode,Quantity"
 COMPLETED = 5
+# The clean start's orderList covers the last minute and asks for one result: any valid search
+# would do, and a small one is cheap for Yahoo to answer.
+CLOCK_PROBE = timedelta(minutes=1)
 # List an hour behind the cursor, by order time and by publication time: an order can reach
 # orderList well after its OrderTime (fraud review, payment checks, clock skew). A known order
 # listed again costs nothing: orderInfo only reads orders that are new or changed.
@@ -342,7 +348,12 @@ class YahooChannel:
             now = now.replace(tzinfo=UTC)
         now = now.replace(microsecond=0)
         if cursor is None:
-            return FetchResult(orders=[], cursor=YahooCursor(WindowCursor(now, now)).dump())
+            try:
+                start = self._clean_start(now)
+            finally:
+                self._count(now)
+            window = WindowCursor(start, start)
+            return FetchResult(orders=[], cursor=YahooCursor(window).dump(), start=start)
         state = YahooCursor.load(self.name, cursor)
         try:
             return self._fetch(state, open_orders, now, known_orders)
@@ -675,6 +686,16 @@ class YahooChannel:
         return root
 
     # -- orders ------------------------------------------------------------------------
+
+    def _clean_start(self, now: datetime) -> datetime:
+        """Yahoo's time, for a clean start: the ``Date`` of one orderList of the last minute.
+
+        One call (one result asked for), counted against the day like every other; the token
+        refresh before it would come with the next fetch anyway. A refusal raises.
+        """
+        self._first_answer = None
+        self._list_page("OrderTime", now - CLOCK_PROBE, 1, 1, until=now)
+        return clean_start(self.name, self._first_answer, now)
 
     def _list(self, by: str, start: datetime) -> dict[str, Listed]:
         """Every order whose `by` time is at or after start, as the listing shows it."""
