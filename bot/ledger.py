@@ -33,6 +33,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -252,6 +253,38 @@ class Ledger:
     def clear_suspects(self) -> None:
         """Every suspect product's Stock is right again."""
         self.set_meta("suspects", "")
+
+    def prune(self, before: datetime) -> int:
+        """Forget orders closed and placed before `before` whose lines are all settled.
+
+        Such an order can no longer change Stock; the cycle treats any order placed before the
+        horizon that it does not know as already counted (like the clean start), so a pruned
+        order shown again is never applied twice. Returns how many orders were forgotten.
+        """
+        rows = self._db.execute(
+            "SELECT o.channel, o.order_id, o.placed_at FROM orders o WHERE o.closed=1 AND NOT "
+            "EXISTS (SELECT 1 FROM lines l WHERE l.channel=o.channel AND l.order_id=o.order_id "
+            "AND l.target != l.applied)"
+        ).fetchall()
+        old = [
+            (str(ch), str(oid))
+            for ch, oid, at in rows
+            if _aware(datetime.fromisoformat(str(at))) < before
+        ]
+        with self._tx() as db:
+            db.executemany("DELETE FROM lines WHERE channel=? AND order_id=?", old)
+            db.executemany("DELETE FROM orders WHERE channel=? AND order_id=?", old)
+            horizon = self.get_meta("pruned_before")
+            if horizon is None or datetime.fromisoformat(horizon) < before:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('pruned_before', ?)", (before.isoformat(),)
+                )
+        return len(old)
+
+    def pruned_before(self) -> datetime | None:
+        """Orders placed before this may have been forgotten (see `prune`)."""
+        text = self.get_meta("pruned_before")
+        return None if text is None else datetime.fromisoformat(text)
 
     def is_fresh(self) -> bool:
         """Whether this state file has never completed a commit nor started a channel."""
@@ -482,6 +515,10 @@ def _line(r: tuple[Any, ...]) -> LineState:
         bool(r[7]),
         bool(r[8]),
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _queue(db: sqlite3.Connection, rows: list[list[Any]]) -> None:

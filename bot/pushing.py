@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from bot.channels.base import Channel, PushResult, StockUpdate
@@ -32,8 +32,6 @@ __all__ = ["PushPlan", "guarded", "own_events", "plan_pushes", "push_all"]
 log = logging.getLogger("stockbot")
 T = TypeVar("T")
 
-RETRY_REFUSED = timedelta(days=1)  # an item refused at a quantity is sent that again after this
-
 
 @dataclass
 class PushPlan:
@@ -43,6 +41,7 @@ class PushPlan:
     updates: list[StockUpdate]
     skus: dict[str, str]  # item -> sku
     resync: set[str] = field(default_factory=set)  # pushed after re-reading the marketplace
+    repeated: dict[str, str] = field(default_factory=dict)  # item -> refusal already logged
 
 
 def guarded(name: str, what: str, call: Callable[[], T]) -> T | StockbotError:
@@ -102,9 +101,10 @@ def plan_pushes(
 ) -> list[PushPlan]:
     """Per channel in `names`: every item whose store quantity is not certainly right.
 
-    An item the marketplace refused is not sent again with the same quantity for a day: its
-    row's Status shows the refusal meanwhile, and a new quantity (or a fixed cell) is sent at
-    once.
+    An item the marketplace refused is sent again every cycle (a restriction lifted, a listing
+    fixed on the marketplace: the bot cannot know), but a refusal repeated with the same
+    quantity is marked `repeated`, so the Log says it once, not every cycle; the row's Status
+    keeps showing it.
     """
     plans: list[PushPlan] = []
     for name in names:
@@ -113,6 +113,7 @@ def plan_pushes(
         updates: list[StockUpdate] = []
         skus: dict[str, str] = {}
         resync: set[str] = set()
+        repeated: dict[str, str] = {}
         for row in rows:
             item = row.items.get(name)
             stock = final.get(row.sku, row.stock)
@@ -121,9 +122,7 @@ def plan_pushes(
             quantity = shown_quantity(stock, row.display, channel.max_quantity)
             state = known.get(item)
             if state is not None and state.error and state.refused == quantity:
-                refused_at = datetime.fromisoformat(state.refused_at or "1970-01-01T00:00:00+00:00")
-                if now - refused_at < RETRY_REFUSED:
-                    continue
+                repeated[item] = state.error
             expected = None
             if state is not None and state.quantity is not None:
                 expected = state.quantity + state.adjust
@@ -138,7 +137,7 @@ def plan_pushes(
             updates.append(StockUpdate(item, quantity, expected))
             skus[item] = row.sku
         if updates:
-            plans.append(PushPlan(name, updates, skus, resync))
+            plans.append(PushPlan(name, updates, skus, resync, repeated))
     return plans
 
 

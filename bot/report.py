@@ -96,6 +96,8 @@ def push_events(
                 )
             )
         for item, message in result.failed.items():
+            if p.repeated.get(item) == message:
+                continue  # logged when it was first refused; the row's Status still says it
             events.append(
                 Event(
                     "error",

@@ -70,6 +70,11 @@ __all__ = ["Cycle", "CycleReport", "PushPlan"]
 log = logging.getLogger("stockbot")
 
 REPAIR_TRIES = 3
+# Closed orders are forgotten this long after they were placed: longer than any marketplace
+# still changes an order (Rakuten closes shipped orders after 30 days; Shopify refunds and
+# Yahoo returns come within weeks), so the state file stays bounded for years of orders.
+RETAIN_ORDERS = timedelta(days=180)
+PRUNE_EVERY = timedelta(days=1)
 
 
 @dataclass
@@ -170,6 +175,8 @@ class Cycle:
             self.lease.take()
 
         fetched_at = self.now()
+        if not dry_run:
+            self._prune(fetched_at)
         fetched = self._fetch(enabled, report, fetched_at)
         starts = {ch: self._start(ch, fetch.start or fetched_at) for ch, fetch in fetched.items()}
         the_plan = self._plan(rows, fetched, starts)
@@ -347,12 +354,27 @@ class Cycle:
         # whole seconds: an order in the start's own second counts as new rather than missed.
         return fetched_at.replace(microsecond=0)
 
+    def _prune(self, now: datetime) -> None:
+        """Once a day, forget orders long closed (the state file stays bounded)."""
+        last = self.ledger.get_meta("pruned_at")
+        if last and now - datetime.fromisoformat(last) < PRUNE_EVERY:
+            return
+        forgotten = self.ledger.prune(now - RETAIN_ORDERS)
+        self.ledger.set_meta("pruned_at", now.isoformat())
+        if forgotten:
+            log.info("forgot %d orders closed before %s", forgotten, (now - RETAIN_ORDERS).date())
+
     def _plan(
         self,
         rows: Sequence[Row],
         fetched: Mapping[str, FetchResult],
         starts: Mapping[str, datetime],
     ) -> Plan:
+        # An order placed before the pruning horizon that the state does not know was
+        # forgotten (or predates the clean start): it is already counted, never applied again.
+        horizon = self.ledger.pruned_before()
+        if horizon is not None:
+            starts = {ch: max(start, horizon) for ch, start in starts.items()}
         return plan(
             rows,
             self.ledger.stock_baseline(),

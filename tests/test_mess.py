@@ -343,3 +343,27 @@ def test_check_against_another_sheet_never_binds_the_state_file_to_it(w: World) 
         cycle.run(dry_run=True)
     w.env = real
     assert w.sync().ok
+
+
+def test_orders_closed_long_ago_are_forgotten_and_never_applied_again(tmp_path: Path) -> None:
+    with world(tmp_path, ("shopify",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        store = w.markets["shopify"]
+        store.add_item("TEA-001", 0)
+        w.sync()
+        order = store.place_order([("TEA-001", 2)])
+        w.sync()
+        store.ship(order)
+        w.sync()
+        with w.bot() as cycle:
+            assert cycle.ledger.all_orders("shopify") == {order}
+        w.time.offset += timedelta(days=200)
+        w.sync()
+        with w.bot() as cycle:
+            assert cycle.ledger.all_orders("shopify") == set()  # the state stays bounded
+        # Months later the shop refunds a returned unit: Shopify shows the order again (its
+        # updated_at moved), but the bot no longer knows it: it must not count it as a sale.
+        store.refund(order, "TEA-001", 1, restock="RETURN")
+        w.sync()
+        assert stock(w)["TEA-001"] == 8
+        assert len(w.log("order")) == 1
