@@ -373,6 +373,11 @@ class Ledger:
             for r in rows
         }
 
+    def push_errors(self) -> dict[tuple[str, str], str]:
+        """Standing push failures by (channel, item): one query, whatever the item count."""
+        rows = self._db.execute("SELECT channel, item, error FROM pushes WHERE error IS NOT NULL")
+        return {(str(ch), str(item)): str(error) for ch, item, error in rows}
+
     def outbox(self) -> list[tuple[int, list[Any]]]:
         """Log rows of a lost report commit, waiting for the next commit."""
         rows = self._db.execute("SELECT seq, row FROM outbox ORDER BY seq")

@@ -635,10 +635,9 @@ class Cycle:
     def _push_errors(self) -> dict[tuple[str, str], str]:
         """The push failures still standing, by (channel, item), from the ledger."""
         return {
-            (name, item): state.error
-            for name in self.channels
-            for item, state in self.ledger.pushes(name).items()
-            if state.error
+            key: error
+            for key, error in self.ledger.push_errors().items()
+            if key[0] in self.channels
         }
 
     def _report(
