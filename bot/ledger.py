@@ -57,9 +57,13 @@ CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pushes (
     channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, adjust INTEGER NOT NULL DEFAULT 0,
     error TEXT, stale INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
-    refused INTEGER, refused_at TEXT, PRIMARY KEY (channel, item));
+    refused INTEGER, refused_at TEXT, logged INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, item));
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL, changes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS forgotten (
+    channel TEXT NOT NULL, order_id TEXT NOT NULL, placed_at TEXT NOT NULL,
+    PRIMARY KEY (channel, order_id));
 """
 
 
@@ -96,6 +100,7 @@ class PushState:
     events: int = 0  # own order events (sales, changes, cancellations) since that push
     refused: int | None = None  # the quantity the marketplace last refused for the item
     refused_at: str | None = None  # when (ISO 8601)
+    logged: bool = False  # that refusal's Log row reached the sheet
 
     @property
     def settled(self) -> bool:
@@ -124,6 +129,7 @@ class Changes:
     # Rows whose Stock the commit writes, [row index, SKU, value]: kept as *unchecked* until the
     # commit's answer shows they landed on those products (bot.positions).
     written: list[list[Any]] = field(default_factory=list)
+    refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
 
     def to_json(self) -> str:
         """Serialise for the pending row."""
@@ -139,6 +145,7 @@ class Changes:
         data["adjust"] = [tuple(x) for x in data["adjust"]]
         data.setdefault("forget_stock", [])  # a pending commit of an earlier version
         data.setdefault("written", [])
+        data.setdefault("refusals_logged", [])
         return cls(**data)
 
 
@@ -172,6 +179,8 @@ class Ledger:
         if "refused" not in columns:
             self._db.execute("ALTER TABLE pushes ADD COLUMN refused INTEGER")
             self._db.execute("ALTER TABLE pushes ADD COLUMN refused_at TEXT")
+        if "logged" not in columns:
+            self._db.execute("ALTER TABLE pushes ADD COLUMN logged INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database and release the lock."""
@@ -254,12 +263,13 @@ class Ledger:
         """Every suspect product's Stock is right again."""
         self.set_meta("suspects", "")
 
-    def prune(self, before: datetime) -> int:
+    def prune(self, before: datetime, *, forget_ids_before: datetime) -> int:
         """Forget orders closed and placed before `before` whose lines are all settled.
 
-        Such an order can no longer change Stock; the cycle treats any order placed before the
-        horizon that it does not know as already counted (like the clean start), so a pruned
-        order shown again is never applied twice. Returns how many orders were forgotten.
+        Their lines and rows go; only their ids stay, in `forgotten`, so an order shown again
+        (a late refund moves it into the window) is known as already counted and never applied
+        twice. Ids of orders placed before `forget_ids_before` (older than any marketplace still
+        shows an order) go too, so the state file stays bounded. Returns how many were forgotten.
         """
         rows = self._db.execute(
             "SELECT o.channel, o.order_id, o.placed_at FROM orders o WHERE o.closed=1 AND NOT "
@@ -267,24 +277,30 @@ class Ledger:
             "AND l.target != l.applied)"
         ).fetchall()
         old = [
-            (str(ch), str(oid))
+            (str(ch), str(oid), str(at))
             for ch, oid, at in rows
             if _aware(datetime.fromisoformat(str(at))) < before
         ]
+        expired = [
+            (str(ch), str(oid))
+            for ch, oid, at in self._db.execute(
+                "SELECT channel, order_id, placed_at FROM forgotten"
+            )
+            if _aware(datetime.fromisoformat(str(at))) < forget_ids_before
+        ]
         with self._tx() as db:
-            db.executemany("DELETE FROM lines WHERE channel=? AND order_id=?", old)
-            db.executemany("DELETE FROM orders WHERE channel=? AND order_id=?", old)
-            horizon = self.get_meta("pruned_before")
-            if horizon is None or datetime.fromisoformat(horizon) < before:
-                db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('pruned_before', ?)", (before.isoformat(),)
-                )
+            db.executemany("DELETE FROM lines WHERE channel=? AND order_id=?", [o[:2] for o in old])
+            db.executemany(
+                "DELETE FROM orders WHERE channel=? AND order_id=?", [o[:2] for o in old]
+            )
+            db.executemany("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", old)
+            db.executemany("DELETE FROM forgotten WHERE channel=? AND order_id=?", expired)
         return len(old)
 
-    def pruned_before(self) -> datetime | None:
-        """Orders placed before this may have been forgotten (see `prune`)."""
-        text = self.get_meta("pruned_before")
-        return None if text is None else datetime.fromisoformat(text)
+    def forgotten(self, channel: str) -> set[str]:
+        """Orders of the channel that were counted and later forgotten (see `prune`)."""
+        rows = self._db.execute("SELECT order_id FROM forgotten WHERE channel=?", (channel,))
+        return {str(r[0]) for r in rows}
 
     def is_fresh(self) -> bool:
         """Whether this state file has never completed a commit nor started a channel."""
@@ -298,7 +314,16 @@ class Ledger:
     def reset(self, spreadsheet: str, last_commit: str | None) -> None:
         """Forget everything and serve `spreadsheet` from its commit `last_commit` on."""
         with self._tx() as db:
-            for table in ("lines", "orders", "cursors", "stock", "pushes", "pending", "outbox"):
+            for table in (
+                "lines",
+                "orders",
+                "cursors",
+                "stock",
+                "pushes",
+                "pending",
+                "outbox",
+                "forgotten",
+            ):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit')")
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
@@ -323,7 +348,11 @@ class Ledger:
 
     def all_orders(self, channel: str) -> set[str]:
         """Every order of the channel the ledger holds, open or closed."""
-        rows = self._db.execute("SELECT order_id FROM orders WHERE channel=?", (channel,))
+        rows = self._db.execute(
+            "SELECT order_id FROM orders WHERE channel=? UNION SELECT order_id FROM forgotten "
+            "WHERE channel=?",
+            (channel, channel),
+        )
         return {str(r[0]) for r in rows}
 
     def known_orders(self, channel: str, order_ids: Iterable[str]) -> set[str]:
@@ -364,12 +393,14 @@ class Ledger:
     def pushes(self, channel: str) -> dict[str, PushState]:
         """Last pushes of one channel, by item."""
         rows = self._db.execute(
-            "SELECT item, quantity, adjust, error, stale, events, refused, refused_at "
+            "SELECT item, quantity, adjust, error, stale, events, refused, refused_at, logged "
             "FROM pushes WHERE channel=?",
             (channel,),
         )
         return {
-            str(r[0]): PushState(r[1], int(r[2]), r[3], bool(r[4]), int(r[5]), r[6], r[7])
+            str(r[0]): PushState(
+                r[1], int(r[2]), r[3], bool(r[4]), int(r[5]), r[6], r[7], bool(r[8])
+            )
             for r in rows
         }
 
@@ -441,6 +472,10 @@ class Ledger:
                 c.adjust,
             )
             db.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in c.outbox_done])
+            db.executemany(
+                "UPDATE pushes SET logged=1 WHERE channel=? AND item=?",
+                [tuple(x) for x in c.refusals_logged],
+            )
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_commit', ?)", (commit_id,))
             if c.written:
@@ -489,14 +524,16 @@ class Ledger:
         refused = refused or {}
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL) "
+                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL, 0) "
                 "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity, adjust=0, "
-                "error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL",
+                "error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL, logged=0",
                 [(channel, item, qty) for item, qty in pushed.items()],
             )
             db.executemany(
                 "INSERT INTO pushes (channel, item, quantity, adjust, error, refused, refused_at) "
                 "VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT (channel, item) DO UPDATE SET "
+                "logged = CASE WHEN error IS excluded.error AND refused IS excluded.refused "
+                "THEN logged ELSE 0 END, "
                 "error=excluded.error, refused=excluded.refused, refused_at=excluded.refused_at",
                 [(channel, item, msg, refused.get(item), at) for item, msg in failed.items()],
             )

@@ -121,7 +121,7 @@ def plan_pushes(
                 continue
             quantity = shown_quantity(stock, row.display, channel.max_quantity)
             state = known.get(item)
-            if state is not None and state.error and state.refused == quantity:
+            if state is not None and state.error and state.refused == quantity and state.logged:
                 repeated[item] = state.error
             expected = None
             if state is not None and state.quantity is not None:

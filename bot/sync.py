@@ -74,6 +74,9 @@ REPAIR_TRIES = 3
 # still changes an order (Rakuten closes shipped orders after 30 days; Shopify refunds and
 # Yahoo returns come within weeks), so the state file stays bounded for years of orders.
 RETAIN_ORDERS = timedelta(days=180)
+# The ids of forgotten orders are kept longer than any marketplace shows an order again
+# (Rakuten searches back 729 days), then dropped too.
+RETAIN_IDS = timedelta(days=800)
 PRUNE_EVERY = timedelta(days=1)
 
 
@@ -359,7 +362,7 @@ class Cycle:
         last = self.ledger.get_meta("pruned_at")
         if last and now - datetime.fromisoformat(last) < PRUNE_EVERY:
             return
-        forgotten = self.ledger.prune(now - RETAIN_ORDERS)
+        forgotten = self.ledger.prune(now - RETAIN_ORDERS, forget_ids_before=now - RETAIN_IDS)
         self.ledger.set_meta("pruned_at", now.isoformat())
         if forgotten:
             log.info("forgot %d orders closed before %s", forgotten, (now - RETAIN_ORDERS).date())
@@ -370,11 +373,13 @@ class Cycle:
         fetched: Mapping[str, FetchResult],
         starts: Mapping[str, datetime],
     ) -> Plan:
-        # An order placed before the pruning horizon that the state does not know was
-        # forgotten (or predates the clean start): it is already counted, never applied again.
-        horizon = self.ledger.pruned_before()
-        if horizon is not None:
-            starts = {ch: max(start, horizon) for ch, start in starts.items()}
+        # A forgotten order (closed and pruned long ago) shown again is already counted.
+        fetched = {
+            ch: replace(fetch, orders=[o for o in fetch.orders if o.order_id not in gone])
+            if (gone := self.ledger.forgotten(ch))
+            else fetch
+            for ch, fetch in fetched.items()
+        }
         return plan(
             rows,
             self.ledger.stock_baseline(),
@@ -692,10 +697,16 @@ class Cycle:
         log_rows = [log_row(layout, stamp, e) for e in events]
         requests += append_rows(layout.log.sheet_id, log_rows)
         requests.append(self.lease.request(release=release))
+        refusals = [
+            [p.channel, item]
+            for p in plans
+            if isinstance(result := results[p.channel], PushResult)
+            for item in result.failed
+        ]
         answer = self.handover.commit(
             "report",
             requests,
-            Changes(log_rows=log_rows),
+            Changes(log_rows=log_rows, refusals_logged=refusals),
             response_ranges=writes.response_ranges(tab) if writes.skus else (),
         )
         if writes.skus:

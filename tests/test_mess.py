@@ -18,6 +18,7 @@ import pytest
 
 from bot.errors import LockedError
 from bot.handover import StateMismatchError
+from bot.ledger import Changes, Ledger
 from tests.staff import (
     ITEMS,
     ROWS,
@@ -360,10 +361,27 @@ def test_orders_closed_long_ago_are_forgotten_and_never_applied_again(tmp_path: 
         w.time.offset += timedelta(days=200)
         w.sync()
         with w.bot() as cycle:
-            assert cycle.ledger.all_orders("shopify") == set()  # the state stays bounded
+            # The state stays bounded: the order's lines are gone, only its id is remembered.
+            assert cycle.ledger.lines("shopify", order) == {}
+            assert cycle.ledger.open_orders("shopify") == []
+            assert cycle.ledger.forgotten("shopify") == {order}
         # Months later the shop refunds a returned unit: Shopify shows the order again (its
         # updated_at moved), but the bot no longer knows it: it must not count it as a sale.
         store.refund(order, "TEA-001", 1, restock="RETURN")
         w.sync()
         assert stock(w)["TEA-001"] == 8
         assert len(w.log("order")) == 1
+
+
+def test_forgotten_order_ids_expire_so_the_state_stays_bounded(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    placed = "2024-01-01T00:00:00+09:00"
+    ledger.prepare("c1", "cycle", Changes(orders=[("rakuten", "o-1", placed, True)]))
+    ledger.complete("c1")
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    assert ledger.prune(now - timedelta(days=180), forget_ids_before=now - timedelta(days=800)) == 1
+    assert ledger.forgotten("rakuten") == {"o-1"}
+    assert ledger.all_orders("rakuten") == {"o-1"}  # adapters still skip reading it in full
+    ledger.prune(now, forget_ids_before=now)
+    assert ledger.forgotten("rakuten") == set()
+    ledger.close()
