@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.world import World
+from tests.world import World, world
 
 ROWS = [
     # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status
@@ -22,6 +22,15 @@ ROWS = [
     ["CUP-001", "Cup", 12, "", "cup-001:white", "", "", "", "", ""],
 ]
 ITEMS = ("TEA-001", "TEA-002", "TEA-003", "cup-001:white")  # their Rakuten items
+
+
+def rakuten_shop(tmp_path: Path) -> Iterator[World]:
+    """A Rakuten world with `ROWS` in the sheet and their items on the store (a fixture body)."""
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(ROWS)
+        for item in ITEMS:
+            w.markets["rakuten"].add_item(item, 0)
+        yield w
 
 
 def dimension(w: World, op: str, dimension: str, start: int) -> None:

@@ -27,6 +27,7 @@ from tests.staff import (
     backup,
     dimension,
     put_lease,
+    rakuten_shop,
     stock,
 )
 from tests.world import World, world
@@ -36,11 +37,7 @@ MARKETS = ("rakuten", "yahoo", "amazon", "shopify")
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet(ROWS)
-        for item in ITEMS:
-            w.markets["rakuten"].add_item(item, 0)
-        yield w
+    yield from rakuten_shop(tmp_path)
 
 
 # -- 1. columns moved during the cycle ---------------------------------------------------------

@@ -16,17 +16,13 @@ from typing import Any
 import pytest
 
 from bot.errors import StockbotError
-from tests.staff import ITEMS, ROWS, at_commit, at_read, backup, dimension, stock
+from tests.staff import at_commit, at_read, backup, dimension, rakuten_shop, stock
 from tests.world import World, world
 
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet(ROWS)
-        for item in ITEMS:
-            w.markets["rakuten"].add_item(item, 0)
-        yield w
+    yield from rakuten_shop(tmp_path)
 
 
 # -- the repair after a move inside the commit's round trip ---------------------------------------
