@@ -229,5 +229,8 @@ def run_demo(say: Callable[[str], None] = print) -> int:
             app, "Cycle 5: Stock goes to -1, an 'oversold' row tells staff, all stores show 0"
         )
         demo.show_log()
-    say(f"\nDemo finished in {time.monotonic() - started:.1f} s. Next: README.md, 'Set-up'.")
+    say(
+        f"\nDemo finished in {time.monotonic() - started:.1f} s. Next: README.md, sections "
+        "'Configuration' and 'Deployment on a VM', and sheet_template/README.md for the sheet."
+    )
     return 0

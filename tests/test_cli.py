@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.world import HEADER, LOG_HEADER, World, world
+from tests.world import HEADER, LOG_HEADER, ROOT, World, world
 
 ROWS = [
     ["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""],
@@ -203,6 +204,15 @@ def test_demo_runs_the_whole_story_offline(tmp_path: Path) -> None:
     assert "cancel" in done.stdout
     assert "manual" in done.stdout
     assert "Demo finished" in done.stdout
+    # The last line sends a new user to README sections: they must exist.
+    last = done.stdout.strip().splitlines()[-1]
+    headings = {
+        line.lstrip("#").strip()
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("#")
+    }
+    named = re.findall(r"'([^']+)'", last)
+    assert named and all(name in headings for name in named), (named, sorted(headings))
 
 
 def test_rakuten_licence_key_near_expiry_is_flagged_in_check_and_the_channels_tab(
