@@ -49,6 +49,11 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         raise ConfigError(
             f"STOCKBOT_TIMEZONE '{settings.timezone}' is not a time zone name such as Asia/Tokyo"
         ) from None
+    if not settings.channels:
+        raise ConfigError(
+            "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the marketplaces "
+            "to keep in step with the sheet, e.g. STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+        )
     sheet = open_sheet(settings)
     channels = build_channels(settings)
     ledger = Ledger(settings.state_path)

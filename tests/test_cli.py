@@ -238,3 +238,12 @@ def test_a_wrong_sheet_id_exits_2_and_says_what_to_check(w: World) -> None:
     done = w.run_cli("sync")
     assert done.returncode == 2
     assert "STOCKBOT_SHEET_ID" in done.stderr
+
+
+def test_an_empty_channel_list_exits_2_and_says_what_to_set(w: World) -> None:
+    w.env["STOCKBOT_CHANNELS"] = ""
+    for command in ("sync", "check"):
+        done = w.run_cli(command)
+        assert done.returncode == 2, done.stderr
+        assert "STOCKBOT_CHANNELS is empty" in done.stderr
+    assert w.log() == []
