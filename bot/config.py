@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ __all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings"]
 
 CHANNEL_NAMES = ("rakuten", "yahoo", "amazon", "shopify")
 LICENSE_WARNING = timedelta(days=14)  # how long before its expiry the Rakuten key is flagged
+# https://docs.google.com/spreadsheets/d/<key>/edit#gid=0: the key is what follows /d/.
+_SHEET_URL = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
 
 
 class Settings(BaseSettings):
@@ -64,6 +67,15 @@ class Settings(BaseSettings):
     shopify_location_id: str = ""
     shopify_api_version: str = "2026-04"
     shopify_api_url: str = ""
+
+    @field_validator("sheet_id", mode="before")
+    @classmethod
+    def _key_from_url(cls, value: object) -> object:
+        """Accept the spreadsheet's whole URL as pasted from the browser, not only its key."""
+        if isinstance(value, str):
+            match = _SHEET_URL.search(value)
+            return match.group(1) if match else value.strip()
+        return value
 
     @field_validator("channels", mode="before")
     @classmethod

@@ -247,3 +247,9 @@ def test_an_empty_channel_list_exits_2_and_says_what_to_set(w: World) -> None:
         assert done.returncode == 2, done.stderr
         assert "STOCKBOT_CHANNELS is empty" in done.stderr
     assert w.log() == []
+
+
+def test_a_pasted_sheet_url_works_as_the_sheet_id(w: World) -> None:
+    w.env["STOCKBOT_SHEET_ID"] = f"https://docs.google.com/spreadsheets/d/{w.sheet_id}/edit#gid=0"
+    done = w.run_cli("sync")
+    assert done.returncode == 0, done.stderr

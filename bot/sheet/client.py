@@ -61,8 +61,8 @@ class SheetClient:
     ) -> None:
         if not sheet_id:
             raise ConfigError(
-                "set STOCKBOT_SHEET_ID to the spreadsheet key (the part of its URL "
-                "between /d/ and /edit)"
+                "set STOCKBOT_SHEET_ID to the spreadsheet's URL, or its key (the part of the "
+                "URL between /d/ and /edit)"
             )
         try:
             info = json.loads(Path(credentials).read_text(encoding="utf-8"))
