@@ -325,7 +325,10 @@ class Ledger:
                 "forgotten",
             ):
                 db.execute(f"DELETE FROM {table}")
-            db.execute("DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit')")
+            db.execute(
+                "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
+                "'suspects', 'absent', 'pruned_at')"
+            )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             if last_commit:
                 db.execute("INSERT INTO meta VALUES ('last_commit', ?)", (last_commit,))
@@ -354,20 +357,6 @@ class Ledger:
             (channel, channel),
         )
         return {str(r[0]) for r in rows}
-
-    def known_orders(self, channel: str, order_ids: Iterable[str]) -> set[str]:
-        """Which of these orders the ledger has seen."""
-        ids = list(order_ids)
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT order_id FROM orders WHERE channel=? AND order_id IN ({marks})",
-                (channel, *chunk),
-            )
-            found.update(str(r[0]) for r in rows)
-        return found
 
     def lines(self, channel: str, order_id: str) -> dict[str, LineState]:
         """The known lines of one order, by line id."""

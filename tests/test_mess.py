@@ -382,3 +382,13 @@ def test_forgotten_order_ids_expire_so_the_state_stays_bounded(tmp_path: Path) -
     ledger.prune(now, forget_ids_before=now)
     assert ledger.forgotten("rakuten") == set()
     ledger.close()
+
+
+def test_reset_state_forgets_the_old_states_notes_about_the_sheet(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    for key, value in (("unchecked", '[[1, "A", 3]]'), ("suspects", '["a"]'), ("absent", "[]")):
+        ledger.set_meta(key, value)
+    ledger.reset("sheet-1", "c1")
+    assert ledger.unchecked() == [] and ledger.suspects() == set()
+    assert ledger.get_meta("absent") is None and ledger.get_meta("spreadsheet") == "sheet-1"
+    ledger.close()
