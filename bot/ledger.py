@@ -244,20 +244,25 @@ class Ledger:
             else []
         )
 
-    def suspects(self) -> set[str]:
-        """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row."""
+    def suspects(self) -> dict[str, int | None]:
+        """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row,
+        each with that wrong value when known (a cell holding anything else was edited since)."""
         text = self.get_meta("suspects")
-        return set(json.loads(text)) if text else set()
+        data = json.loads(text) if text else {}
+        if isinstance(data, list):  # written before the values were kept
+            return dict.fromkeys(data)
+        return {str(k): v for k, v in data.items()}
 
     def drop_suspects(self, skus: Iterable[str]) -> None:
         """These products' Stock is right again."""
-        left = self.suspects() - {s.casefold() for s in skus}
-        self.set_meta("suspects", json.dumps(sorted(left), ensure_ascii=False) if left else "")
+        gone = {s.casefold() for s in skus}
+        left = {k: v for k, v in self.suspects().items() if k not in gone}
+        self.set_meta("suspects", json.dumps(left, ensure_ascii=False) if left else "")
 
-    def add_suspects(self, skus: Iterable[str]) -> None:
+    def add_suspects(self, skus: Mapping[str, int | None]) -> None:
         """Record products whose Stock must be written back from the state, not read."""
-        both = self.suspects() | {s.casefold() for s in skus if s}
-        self.set_meta("suspects", json.dumps(sorted(both), ensure_ascii=False))
+        both = {**self.suspects(), **{s.casefold(): v for s, v in skus.items() if s}}
+        self.set_meta("suspects", json.dumps(both, ensure_ascii=False))
 
     def clear_suspects(self) -> None:
         """Every suspect product's Stock is right again."""

@@ -235,7 +235,7 @@ class Cycle:
             # commit wrote there: rows sorted since carry their own values, staff edits too.
             cols = sheet.first.columns
             baseline = {k.casefold(): v for k, v in self.ledger.stock_baseline().items()}
-            found: list[str] = []
+            found: dict[str, int | None] = {}
             for index, meant, value in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
@@ -243,7 +243,8 @@ class Cycle:
                 if now.casefold() == meant.casefold() or cell != value:
                     continue
                 if baseline.get(now.casefold()) != value:
-                    found += [meant, now]
+                    found[meant] = None  # what its own cell holds is not known
+                    found[now] = value
             if found:
                 self.ledger.add_suspects(found)
             self.ledger.set_meta("unchecked", "")
@@ -255,6 +256,13 @@ class Cycle:
         for row in rows:
             key = row.sku.casefold()
             if key in suspects and key in baseline and not row.duplicate:
+                wrong = suspects[key]
+                if wrong is not None and row.stock != wrong:
+                    # The cell no longer holds the misplaced value: staff typed over it. That
+                    # is a staff edit like any other (logged as `manual` against the baseline).
+                    self.ledger.drop_suspects([key])
+                    restored.append(row)
+                    continue
                 if row.stock != baseline[key]:
                     log.warning(
                         "Stock of %s set back to %s (it held %s after a write landed on moved "
@@ -551,10 +559,11 @@ class Cycle:
                 wrong = misplaced_in(self.sheet, tab, writes)
             if not wrong:
                 self.ledger.set_meta("unchecked", "")
-                # Restored ones were written where they are; ones gone from the sheet need
-                # nothing. A suspect left out (a copied row) stays suspect until it is back.
-                gone = [s for s in self.ledger.suspects() if s not in sheet.index]
-                self.ledger.drop_suspects([*self._restored, *gone])
+                # Every suspect found on one row this cycle now holds its own Stock (restored, or
+                # never touched); ones gone from the sheet need nothing. A suspect on a copied
+                # row stays suspect until one row is left.
+                copied = {r.sku.casefold() for r in rows if r.duplicate}
+                self.ledger.drop_suspects([s for s in self.ledger.suspects() if s not in copied])
                 return tab
             log.warning(
                 "rows or columns moved in the instant of the commit (%s); repairing",
@@ -563,8 +572,17 @@ class Cycle:
                     + [f"column {k} found under '{h}'" for k, h in wrong.columns.items()]
                 ),
             )
-            found = [] if wrong.columns else list(wrong.rows.values())  # a column move: rows stay
-            involved = [*writes.skus.values(), *found]
+            # Each product meant, with the Stock its own cell still holds; each product whose
+            # row took a misplaced Stock, with that value (a column move leaves rows in place).
+            stock_cells = writes.cells.get("stock", {})
+            involved: dict[str, int | None] = {
+                sku: before.get(sku.casefold()) for sku in writes.skus.values()
+            }
+            if not wrong.columns:
+                for index, found_sku in wrong.rows.items():
+                    value = stock_cells.get(index)
+                    if found_sku and isinstance(value, int):
+                        involved[found_sku] = value
             self.ledger.add_suspects(involved)
             self.ledger.set_meta("unchecked", "")
             if any(header_key(found) in SKU_HEADERS for found in wrong.rows.values()):
