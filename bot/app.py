@@ -10,6 +10,7 @@ from bot.channels import build_channels
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.i18n import _, set_language
 from bot.ledger import Ledger
 from bot.sheet.client import SheetClient
 from bot.sync import Cycle
@@ -43,16 +44,23 @@ def open_sheet(settings: Settings) -> SheetClient:
 
 def open_app(settings: Settings, *, lock: bool = True) -> App:
     """Build the app; with `lock`, take the state file's single-writer lock first."""
+    if settings.language != "auto":
+        set_language(settings.language)  # messages before the first cycle, notices included
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"STOCKBOT_TIMEZONE '{settings.timezone}' is not a time zone name such as Asia/Tokyo"
+            _("STOCKBOT_TIMEZONE '{zone}' is not a time zone name such as Asia/Tokyo").format(
+                zone=settings.timezone
+            )
         ) from None
     if not settings.channels:
         raise ConfigError(
-            "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the marketplaces "
-            "to keep in step with the sheet, e.g. STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+            _(
+                "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the "
+                "marketplaces to keep in step with the sheet, e.g. "
+                "STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+            )
         )
     sheet = open_sheet(settings)
     channels = build_channels(settings)
@@ -70,5 +78,6 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         timezone=settings.timezone,
         interval_seconds=settings.interval_seconds,
         notices=settings.notices(datetime.now(ZoneInfo(settings.timezone)).date()),
+        language=settings.language,
     )
     return App(settings, sheet, ledger, channels, cycle)

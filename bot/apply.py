@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.channels.base import FetchResult, Order
+from bot.i18n import _
 from bot.inventory import Row, item_key, rows_text
 from bot.ledger import Changes, LineState
 
@@ -126,7 +127,7 @@ def plan(
                     change=row.stock - before,
                     before=before,
                     after=row.stock,
-                    detail="Stock changed in the sheet",
+                    detail=_("Stock changed in the sheet"),
                 )
             )
         if before != row.stock:
@@ -184,24 +185,39 @@ def _find_row(state: LineState, sheet: _Sheet) -> Row | None:
 def _why_held(state: LineState, sheet: _Sheet, row: Row | None) -> tuple[str, str]:
     """Why a line waits and until when, for its one `error` row."""
     if row is not None:
-        return f"the Stock of {row.sku} cannot be used (its Status says why)", "it is fixed"
-    what = f"{state.channel} item {state.item}"
+        return (
+            _("the Stock of {sku} cannot be used (its Status says why)").format(sku=row.sku),
+            _("it is fixed"),
+        )
+    what = _("{channel} item {item}").format(channel=state.channel, item=state.item)
     if state.sku is not None and state.sku.casefold() in sheet.copies:
         where = rows_text(sheet.copies[state.sku.casefold()])
-        return f"SKU {state.sku} appears in rows {where}", "one row is left"
+        return (
+            _("SKU {sku} appears in rows {rows}").format(sku=state.sku, rows=where),
+            _("one row is left"),
+        )
     listing = sheet.listing(state.channel, state.item)
     if len(listing) > 1:
-        return f"rows {rows_text(listing)} all list {what}", "one row lists it"
+        return (
+            _("rows {rows} all list {item}").format(rows=rows_text(listing), item=what),
+            _("one row lists it"),
+        )
     if len(listing) == 1 and listing[0].sku_unread:
-        return f"the SKU in row {listing[0].index + 1} cannot be read", "it is fixed"
+        return (
+            _("the SKU in row {row} cannot be read").format(row=listing[0].index + 1),
+            _("it is fixed"),
+        )
     if state.sku is not None:
         return (
-            f"SKU {state.sku}, to which this line was applied, is no longer in the sheet, "
-            f"and no row lists {what}",
-            f"the SKU is back, or the row that replaced it lists {state.item} in its "
-            f"{state.channel.capitalize()} column",
+            _(
+                "SKU {sku}, to which this line was applied, is no longer in the sheet, "
+                "and no row lists {item}"
+            ).format(sku=state.sku, item=what),
+            _(
+                "the SKU is back, or the row that replaced it lists {item} in its {column} column"
+            ).format(item=state.item, column=state.channel.capitalize()),
         )
-    return f"no Inventory row lists {what}", "a row lists it"
+    return _("no Inventory row lists {item}").format(item=what), _("a row lists it")
 
 
 def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result: Plan) -> None:
@@ -221,8 +237,9 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
                     state.channel,
                     state.order_id,
                     row.sku if row is not None else state.sku or "",
-                    detail=f"{reason}: this order line ({_pending_text(state)}) is held and "
-                    f"applied once {when}",
+                    detail=_(
+                        "{reason}: this order line ({line}) is held and applied once {when}"
+                    ).format(reason=reason, line=_pending_text(state), when=when),
                 )
             )
         result.changes.lines.append(replace(state, reported=True))
@@ -233,15 +250,15 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
     cancel = state.target == 0 and not state.cancelled
     kind = "order" if state.sku is None else ("cancel" if cancel else "change")
     detail = {
-        "order": f"sold {state.target} on {state.channel}",
-        "cancel": f"cancelled on {state.channel}: {state.applied} put back",
-        "change": f"quantity changed on {state.channel}: {state.applied} → {state.target}",
-    }[kind]
+        "order": _("sold {quantity} on {channel}"),
+        "cancel": _("cancelled on {channel}: {applied} put back"),
+        "change": _("quantity changed on {channel}: {applied} → {quantity}"),
+    }[kind].format(quantity=state.target, applied=state.applied, channel=state.channel)
     if state.sku is not None and state.sku.casefold() != row.sku.casefold():
-        detail += (
-            f" (SKU {state.sku}, to which it was applied, is no longer in the sheet; "
-            f"row {row.index + 1} lists {state.channel} item {state.item} now)"
-        )
+        detail += _(
+            " (SKU {sku}, to which it was applied, is no longer in the sheet; "
+            "row {row} lists {channel} item {item} now)"
+        ).format(sku=state.sku, row=row.index + 1, channel=state.channel, item=state.item)
     result.events.append(
         Event(
             kind,
@@ -264,8 +281,10 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
                 change=None,
                 before=before,
                 after=after,
-                detail=f"Stock of {row.sku} is {after}: more was sold than held; "
-                "check the shelf, correct Stock, and contact the buyer if needed",
+                detail=_(
+                    "Stock of {sku} is {stock}: more was sold than held; "
+                    "check the shelf, correct Stock, and contact the buyer if needed"
+                ).format(sku=row.sku, stock=after),
             )
         )
     result.changes.lines.append(
@@ -285,7 +304,7 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
 def _pending_text(state: LineState) -> str:
     """What a held line would change, for its `error` row."""
     if state.applied == 0:
-        return f"{state.target} pcs sold"
+        return _("{quantity} pcs sold").format(quantity=state.target)
     if state.target == 0:
-        return f"cancelled: {state.applied} pcs to put back"
-    return f"quantity {state.applied} → {state.target}"
+        return _("cancelled: {applied} pcs to put back").format(applied=state.applied)
+    return _("quantity {applied} → {quantity}").format(applied=state.applied, quantity=state.target)

@@ -6,12 +6,13 @@ import re
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.i18n import _
 
 __all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings"]
 
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     state_path: Path = Path("stockbot.sqlite3")
     timezone: str = "Asia/Tokyo"
     channels: Annotated[tuple[str, ...], NoDecode] = ()
+    language: Literal["auto", "en", "ja"] = "auto"  # SPEC.md section 2, "Language"
 
     rakuten_service_secret: SecretStr | None = None
     rakuten_license_key: SecretStr | None = None
@@ -77,6 +79,12 @@ class Settings(BaseSettings):
             return match.group(1) if match else value.strip()
         return value
 
+    @field_validator("language", mode="before")
+    @classmethod
+    def _fold_language(cls, value: object) -> object:
+        """Accept `JA` or ` ja ` as typed."""
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("channels", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
@@ -109,18 +117,29 @@ class Settings(BaseSettings):
         expires = self.rakuten_license_expires
         if "rakuten" not in self.channels or expires is None or expires - today > LICENSE_WARNING:
             return {}
-        when = "expired" if expires < today else f"expires in {(expires - today).days} day(s)"
+        when = (
+            _("expired")
+            if expires < today
+            else _("expires in {days} day(s)").format(days=(expires - today).days)
+        )
         return {
-            "rakuten": f"the RMS licence key {when} ({expires.isoformat()}): issue a new one "
-            "in RMS, then update STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
+            "rakuten": _(
+                "the RMS licence key {when} ({date}): issue a new one in RMS, then update "
+                "STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
+            ).format(when=when, date=expires.isoformat())
         }
 
     def require(self, *names: str, purpose: str = "") -> None:
         """Raise `ConfigError` naming every listed setting that is empty or only blanks."""
         missing = [f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n))]
         if missing:
-            why = f" to use {purpose}" if purpose else ""
-            raise ConfigError(f"set {', '.join(missing)}{why} (see .env.example)")
+            if purpose:
+                raise ConfigError(
+                    _("set {names} to use {purpose} (see .env.example)").format(
+                        names=", ".join(missing), purpose=purpose
+                    )
+                )
+            raise ConfigError(_("set {names} (see .env.example)").format(names=", ".join(missing)))
 
 
 def _blank(value: object) -> bool:
@@ -139,4 +158,6 @@ def load_settings() -> Settings:
             f"STOCKBOT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"configuration is invalid: {problems}") from None
+        raise ConfigError(
+            _("configuration is invalid: {problems}").format(problems=problems)
+        ) from None

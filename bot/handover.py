@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.errors import ConfigError, SheetError
+from bot.i18n import _
 from bot.lease import metadata_values
 from bot.ledger import Changes, Ledger
 from bot.sheet.client import SheetClient
@@ -39,11 +40,15 @@ __all__ = ["Handover", "Marker", "StateMismatchError"]
 log = logging.getLogger("stockbot")
 
 COMMIT_TRIES = 3
-RESET_HINT = (
-    "If you are sure this state file is the right one to go on with, run `stockbot reset-state` "
-    "to start it afresh from the sheet as it is now (orders placed before that count as already "
-    "in Stock; cancellations of older orders are then not put back: check them by hand)"
-)
+
+
+def _reset_hint() -> str:
+    return _(
+        "If you are sure this state file is the right one to go on with, run `stockbot "
+        "reset-state` to start it afresh from the sheet as it is now (orders placed before that "
+        "count as already in Stock; cancellations of older orders are then not put back: check "
+        "them by hand)"
+    )
 
 
 class StateMismatchError(ConfigError):
@@ -113,35 +118,46 @@ class Handover:
         served = ledger.get_meta("spreadsheet")
         if served and served != sheet_id:
             raise StateMismatchError(
-                f"the state file {ledger.path} belongs to spreadsheet {served}, not to "
-                f"{sheet_id} (STOCKBOT_SHEET_ID); nothing was written. Each sheet needs its own "
-                "state file: point STOCKBOT_STATE_PATH at this sheet's state file"
+                _(
+                    "the state file {path} belongs to spreadsheet {served}, not to {sheet} "
+                    "(STOCKBOT_SHEET_ID); nothing was written. Each sheet needs its own state "
+                    "file: point STOCKBOT_STATE_PATH at this sheet's state file"
+                ).format(path=ledger.path, served=served, sheet=sheet_id)
             )
         last = ledger.get_meta("last_commit")
         pending = ledger.pending()
         if marker is None:
             if last:
                 raise StateMismatchError(
-                    f"the state file {ledger.path} has written to this sheet before, but the "
-                    "sheet carries no stockbot commit: it was replaced, copied or restored to an "
-                    f"older version; nothing was written. {RESET_HINT}"
+                    _(
+                        "the state file {path} has written to this sheet before, but the sheet "
+                        "carries no stockbot commit: it was replaced, copied or restored to an "
+                        "older version; nothing was written. {hint}"
+                    ).format(path=ledger.path, hint=_reset_hint())
                 )
         elif marker.id != last and (pending is None or pending.id != marker.id):
             if last:
                 raise StateMismatchError(
-                    f"the state file {ledger.path} is older than the sheet (the sheet's last "
-                    f"stockbot commit was at {marker.at or 'an unknown time'} and this state file "
-                    "never saw it): it is a restored backup or another bot's copy, and running "
-                    "on would apply orders a second time; nothing was written. Use the newest "
-                    f"state file of this sheet. {RESET_HINT}"
+                    _(
+                        "the state file {path} is older than the sheet (the sheet's last "
+                        "stockbot commit was at {at} and this state file never saw it): it is a "
+                        "restored backup or another bot's copy, and running on would apply "
+                        "orders a second time; nothing was written. Use the newest state file "
+                        "of this sheet. {hint}"
+                    ).format(
+                        path=ledger.path, at=marker.at or _("an unknown time"), hint=_reset_hint()
+                    )
                 )
             if ledger.is_fresh():
                 raise StateMismatchError(
-                    f"the sheet was kept by a stockbot before (last commit at "
-                    f"{marker.at or 'an unknown time'}), but the state file {ledger.path} is new: "
-                    "it was lost, moved or not copied. Starting afresh silently would never put "
-                    "back cancellations of orders applied before; nothing was written. Restore "
-                    f"the state file, or: {RESET_HINT}"
+                    _(
+                        "the sheet was kept by a stockbot before (last commit at {at}), but the "
+                        "state file {path} is new: it was lost, moved or not copied. Starting "
+                        "afresh silently would never put back cancellations of orders applied "
+                        "before; nothing was written. Restore the state file, or: {hint}"
+                    ).format(
+                        at=marker.at or _("an unknown time"), path=ledger.path, hint=_reset_hint()
+                    )
                 )
             # A state file from before the state recorded its commits: adopt the sheet once.
             if not dry_run:

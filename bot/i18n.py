@@ -6,15 +6,65 @@ translation, so the English text is the catalogue key:
 
     _("Stock {value} is not a whole number").format(value=shown)
 
-The catalogue and the choice of language are filled in by issue 10; until then `_()` returns
-the English text unchanged.
+The catalogues are GNU gettext's: `bot/locale/<lang>/LC_MESSAGES/stockbot.po`, extracted from
+the code with Babel (`babel.cfg`) and compiled to the `.mo` beside it, which is committed and
+shipped as package data, so the runtime needs only the standard library's `gettext`
+(tests/test_japanese.py fails when the code, the `.po` and the `.mo` are out of step).
+
+The active language is one per process, set by each cycle once it has read the sheet's headers
+(`set_language`); a module-level choice rather than a context variable because the cycle's
+worker threads (one per marketplace) build messages too and must write in the same language.
 """
 
 from __future__ import annotations
 
-__all__ = ["_"]
+import gettext
+from datetime import datetime, tzinfo
+from functools import cache
+from pathlib import Path
+
+__all__ = ["DOMAIN", "LANGUAGES", "LOCALE_DIR", "_", "language", "log_time", "set_language"]
+
+DOMAIN = "stockbot"
+LOCALE_DIR = Path(__file__).parent / "locale"
+LANGUAGES = ("en", "ja")  # English is the code's own text; the others have a catalogue
+# SPEC.md section 2: Log times in Japanese are the text `YYYY/MM/DD HH:MM:SS`.
+JAPANESE_TIME = "%Y/%m/%d %H:%M:%S"
+
+_active: gettext.NullTranslations = gettext.NullTranslations()
+_language = "en"
+
+
+@cache
+def _catalogue(lang: str) -> gettext.NullTranslations:
+    """The compiled catalogue of `lang`; a missing one is an error, never silent English."""
+    if lang == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[lang])
 
 
 def _(message: str) -> str:
     """`message` in the active language."""
-    return message
+    return _active.gettext(message)
+
+
+def set_language(lang: str) -> None:
+    """Make `lang` (`en` or `ja`) the language `_()` and `log_time` write in from now on."""
+    global _active, _language
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}; use one of {', '.join(LANGUAGES)}")
+    _active = _catalogue(lang)
+    _language = lang
+
+
+def language() -> str:
+    """The active language: `en` or `ja`."""
+    return _language
+
+
+def log_time(moment: datetime, zone: tzinfo) -> str:
+    """A time as the Log and Channels tabs show it, in `zone` and the active language."""
+    local = moment.astimezone(zone)
+    if _language == "ja":
+        return local.strftime(JAPANESE_TIME)
+    return local.isoformat(timespec="seconds")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.channels.rakuten import item_key as rakuten_key
 from bot.config import CHANNEL_NAMES
+from bot.i18n import _
 from bot.rules import CellError, DisplaySetting, cell_text, parse_code, parse_display, parse_stock
 
 __all__ = ["NOT_SOLD", "Row", "item_key", "parse_inventory", "rows_text"]
@@ -81,7 +82,7 @@ def parse_inventory(
         sku_cell = _get(raw, columns["sku"])
         sku_unread = False
         try:
-            sku = parse_code(sku_cell, "SKU", formulas=formulas)
+            sku = parse_code(sku_cell, _("SKU"), formulas=formulas)
         except CellError as exc:
             # Keep the text the API answered: the re-read before the commit compares it.
             sku, sku_unread = cell_text(sku_cell), True
@@ -97,7 +98,7 @@ def parse_inventory(
         except CellError as exc:
             problems.append(str(exc))
         if not sku:
-            problems.insert(0, "SKU is empty: give the product its code, or clear the row")
+            problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
         items: dict[str, str | None] = {}
         for channel in CHANNEL_NAMES:
             try:
@@ -139,8 +140,10 @@ def _flag_duplicates(rows: list[Row]) -> None:
             for row in same:
                 row.duplicate = True
                 row.problems.append(
-                    f"SKU {row.sku} appears in rows {where}: keep one row per SKU "
-                    "(its orders wait until then)"
+                    _(
+                        "SKU {sku} appears in rows {rows}: keep one row per SKU "
+                        "(its orders wait until then)"
+                    ).format(sku=row.sku, rows=where)
                 )
 
 
@@ -163,7 +166,9 @@ def _flag_item_clashes(rows: list[Row]) -> None:
                 where = rows_text(same)
                 for row in same:
                     row.problems.append(
-                        f"{channel} item {row.items[channel]} is named by rows {where}: "
-                        "give each row its own item"
+                        _(
+                            "{channel} item {item} is named by rows {rows}: "
+                            "give each row its own item"
+                        ).format(channel=channel, item=row.items[channel], rows=where)
                     )
                     row.clashes.add(channel)

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.errors import LockedError
+from bot.i18n import _
 from bot.sheet.client import SheetClient
 from bot.sheet.writes import LEASE_KEY, set_metadata
 
@@ -125,11 +126,16 @@ class Lease:
     def check(self, entry: LeaseEntry) -> None:
         """Raise `LockedError` when another bot holds the sheet."""
         if entry.holder and not self._ours(entry) and entry.until > self.now():
+            holder = (
+                _("{holder} on {host}").format(holder=entry.holder, host=entry.host)
+                if entry.host
+                else entry.holder
+            )
             raise LockedError(
-                f"another stockbot ({entry.holder}"
-                + (f" on {entry.host}" if entry.host else "")
-                + f") is writing to this sheet until {entry.until.isoformat(timespec='seconds')}; "
-                "stop it first (only one bot may write to a sheet)"
+                _(
+                    "another stockbot ({holder}) is writing to this sheet until {until}; "
+                    "stop it first (only one bot may write to a sheet)"
+                ).format(holder=holder, until=entry.until.isoformat(timespec="seconds"))
             )
 
     def check_start(self, metadata: Mapping[str, Any]) -> None:
@@ -157,9 +163,11 @@ class Lease:
             entry = LeaseEntry.parse(value)
             if entry.holder and not self._ours(entry) and entry.until > self.now():
                 raise LockedError(
-                    f"this cycle outlasted its lease on the sheet and another stockbot "
-                    f"({entry.holder}) took the sheet over; nothing was written. Stop one of "
-                    "the two bots"
+                    _(
+                        "this cycle outlasted its lease on the sheet and another stockbot "
+                        "({holder}) took the sheet over; nothing was written. Stop one of "
+                        "the two bots"
+                    ).format(holder=entry.holder)
                 )
         self._claim()
 

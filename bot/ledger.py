@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.errors import LockedError
+from bot.i18n import _
 
 __all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState"]
 
@@ -199,8 +200,10 @@ class Ledger:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise LockedError(
-                f"another stockbot ({holder}) already works on {self.path}; "
-                "stop it first, or give this one its own STOCKBOT_STATE_PATH and sheet"
+                _(
+                    "another stockbot ({holder}) already works on {path}; "
+                    "stop it first, or give this one its own STOCKBOT_STATE_PATH and sheet"
+                ).format(holder=holder, path=self.path)
             ) from None
         handle.seek(0)
         handle.truncate()

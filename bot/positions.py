@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import SheetError
+from bot.i18n import _
 from bot.inventory import Row
 from bot.rules import CellError, cell_text, parse_stock
 from bot.sheet.client import SheetClient
@@ -35,11 +36,11 @@ from bot.sheet.layout import INVENTORY_HEADERS, Tab, column_letters, header_key,
 from bot.sheet.writes import column_runs
 
 __all__ = [
-    "LEFT_OUT",
     "SKU_HEADERS",
     "Misplaced",
     "Reread",
     "Writes",
+    "left_out",
     "misplaced",
     "misplaced_in",
     "read_positions",
@@ -47,10 +48,14 @@ __all__ = [
     "reread",
 ]
 
-LEFT_OUT = "; its changes wait for the next cycle"  # ends the note of a row left out
 SKU_HEADERS = frozenset(header_key(n) for n in INVENTORY_HEADERS["sku"])
 
 WRITTEN = ("stock", "shown", "status")  # the columns a commit writes, in this order
+
+
+def left_out() -> str:
+    """How the note of a row left out of the commit ends (the cycle logs those notes)."""
+    return _("; its changes wait for the next cycle")
 
 
 @dataclass
@@ -113,14 +118,16 @@ def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row], keep: Collection[s
     header, skus, stocks = _read_columns(sheet, tab, tab.columns)
     columns = map_columns("inventory", tab.title, header[0] if header else [])
     if any(columns.get(k) != tab.columns.get(k) for k in {*columns, *tab.columns}):
-        notes.append("columns were inserted, deleted or moved during the cycle")
+        notes.append(_("columns were inserted, deleted or moved during the cycle"))
         tab = replace(tab, columns=columns)
         header, skus, stocks = _read_columns(sheet, tab, columns)
         again = map_columns("inventory", tab.title, header[0] if header else [])
         if again != columns:
             raise SheetError(
-                "the Inventory columns kept moving while the bot synced; nothing was written, "
-                "the next cycle tries again"
+                _(
+                    "the Inventory columns kept moving while the bot synced; nothing was "
+                    "written, the next cycle tries again"
+                )
             )
 
     if not notes and _unchanged(rows, skus, stocks, keep):
@@ -149,12 +156,13 @@ def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row], keep: Collection[s
             found[row.index] = None
             notes.append(
                 (
-                    f"{row.sku} was deleted or renamed during the cycle"
+                    _("{sku} was deleted or renamed during the cycle").format(sku=row.sku)
                     if not places
-                    else f"{row.sku} was copied during the cycle: it is now in rows "
-                    + ", ".join(str(p + 1) for p in places)
+                    else _("{sku} was copied during the cycle: it is now in rows {rows}").format(
+                        sku=row.sku, rows=", ".join(str(p + 1) for p in places)
+                    )
                 )
-                + LEFT_OUT
+                + left_out()
             )
     moved = any(now is not None and now != before for before, now in found.items())
 
@@ -183,12 +191,12 @@ def reread(sheet: SheetClient, tab: Tab, rows: Sequence[Row], keep: Collection[s
         changed = True
         problems = row.problems
         if value != row.stock:
-            problems = [p for p in row.problems if not p.startswith("Stock")]
+            problems = [p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])]
             if value is None:
-                problems.append(problem or "Stock is not a whole number: type the real stock")
+                problems.append(problem or _("Stock is not a whole number: type the real stock"))
         fresh.append(replace(row, index=index, stock=value, problems=problems))
     if moved:
-        notes.append("rows were inserted, deleted, moved or sorted during the cycle")
+        notes.append(_("rows were inserted, deleted, moved or sorted during the cycle"))
     return Reread(tab, fresh, changed or bool(notes), notes)
 
 
@@ -377,9 +385,14 @@ def repair_cells(
                 value = line[then] if then < len(line) else None
             else:
                 notes.append(
-                    f"row {index + 1} ({now_sku}) was added during the cycle and a cell of its "
-                    f"'{now_header[column] if column < len(now_header) else ''}' column may have "
-                    "been overwritten: check it"
+                    _(
+                        "row {row} ({sku}) was added during the cycle and a cell of its "
+                        "'{column}' column may have been overwritten: check it"
+                    ).format(
+                        row=index + 1,
+                        sku=now_sku,
+                        column=now_header[column] if column < len(now_header) else "",
+                    )
                 )
                 continue
             undo.setdefault(index, {})[column] = None if value == "" else value

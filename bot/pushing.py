@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from bot.channels.base import Channel, PushResult, StockUpdate
 from bot.errors import ChannelError, StockbotError
+from bot.i18n import _
 from bot.inventory import Row, item_key
 from bot.ledger import Ledger, LineState
 from bot.rules import shown_quantity
@@ -54,9 +55,11 @@ def guarded(name: str, what: str, call: Callable[[], T]) -> T | StockbotError:
         log.exception("%s: unexpected error while %s", name, what)
         return ChannelError(
             name,
-            f"unexpected {type(exc).__name__} while {what} (a bug in stockbot's {name} "
-            "adapter, or an answer it does not understand; the details are in the process "
-            "log: please report them)",
+            _(
+                "unexpected {error} while {doing} (a bug in stockbot's {channel} adapter, "
+                "or an answer it does not understand; the details are in the process log: "
+                "please report them)"
+            ).format(error=type(exc).__name__, doing=what, channel=name),
         )
 
 

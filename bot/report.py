@@ -12,9 +12,10 @@ from typing import Any
 from bot.apply import Event
 from bot.channels.base import PushResult
 from bot.errors import StockbotError
+from bot.i18n import _, language
 from bot.inventory import Row
 from bot.pushing import PushPlan
-from bot.sheet.layout import Layout
+from bot.sheet.layout import Layout, event_name
 from bot.sheet.writes import append_rows, column_runs
 
 __all__ = ["channel_requests", "log_row", "push_events", "status_text"]
@@ -30,7 +31,7 @@ def log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
     line: list[Any] = [None] * (max(cols.values()) + 1)
     values = {
         "time": stamp,
-        "event": event.event,
+        "event": event_name(event.event, language()),
         "channel": event.channel,
         "order": event.order,
         "sku": event.sku,
@@ -49,7 +50,9 @@ def status_text(row: Row, push_errors: Mapping[tuple[str, str], str]) -> str:
     problems = list(row.problems)
     for channel, item in row.items.items():
         if item is not None and (channel, item) in push_errors:
-            problems.append(f"{channel}: {push_errors[channel, item]}")
+            problems.append(
+                _("{channel}: {error}").format(channel=channel, error=push_errors[channel, item])
+            )
     return "; ".join(problems) if problems else "OK"
 
 
@@ -67,10 +70,10 @@ def push_events(
                 Event(
                     "error",
                     p.channel,
-                    detail=(
-                        f"push to {p.channel} failed: {result}. Nothing was recorded as "
-                        "pushed; the next cycle pushes these quantities again"
-                    ),
+                    detail=_(
+                        "push to {channel} failed: {error}. Nothing was recorded as pushed; "
+                        "the next cycle pushes these quantities again"
+                    ).format(channel=p.channel, error=result),
                 )
             )
             continue
@@ -80,8 +83,10 @@ def push_events(
             more = len(done) - PUSH_DETAIL_ITEMS
             resynced = ", ".join(u.item for u in done if u.item in p.resync)
             note = (
-                f" ({resynced}: the store held another quantity than expected, from an "
-                "edit made there or a sale fetched later; set after re-reading it)"
+                _(
+                    " ({items}: the store held another quantity than expected, from an edit "
+                    "made there or a sale fetched later; set after re-reading it)"
+                ).format(items=resynced)
                 if resynced
                 else ""
             )
@@ -90,8 +95,10 @@ def push_events(
                     "push",
                     p.channel,
                     sku=p.skus[done[0].item] if len(done) == 1 else "",
-                    detail=f"set {len(done)} item(s) in {result.calls} call(s): {listed}"
-                    + (f" … and {more} more" if more > 0 else "")
+                    detail=_("set {count} item(s) in {calls} call(s): {items}").format(
+                        count=len(done), calls=result.calls, items=listed
+                    )
+                    + (_(" … and {count} more").format(count=more) if more > 0 else "")
                     + note,
                 )
             )
@@ -103,10 +110,10 @@ def push_events(
                     "error",
                     p.channel,
                     sku=p.skus.get(item, ""),
-                    detail=(
-                        f"{p.channel} refused the quantity for {item}: {message}. "
+                    detail=_(
+                        "{channel} refused the quantity for {item}: {error}. "
                         "The next cycle tries again"
-                    ),
+                    ).format(channel=p.channel, item=item, error=message),
                 )
             )
         if result.stale:
@@ -122,10 +129,10 @@ def push_events(
                 Event(
                     "error",
                     name,
-                    detail=(
-                        f"{message}. Orders from {name} were not applied and nothing was "
-                        f"pushed to {name}; the next cycle tries again"
-                    ),
+                    detail=_(
+                        "{error}. Orders from {channel} were not applied and nothing was "
+                        "pushed to {channel}; the next cycle tries again"
+                    ).format(error=message, channel=name),
                 )
             )
     return events

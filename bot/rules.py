@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.i18n import _
+
 __all__ = [
     "LIMIT",
     "CellError",
@@ -88,9 +90,17 @@ _DATE = re.compile(
     rf"(?:[\sT]+{_TIME})?|{_TIME}"
 )
 
-_DISPLAY_HELP = "type +N, -N, N or leave it blank"
-_STOCK_HELP = "type the real stock as a whole number, 0 if none"
-_STOCK_EMPTY = "Stock is empty: type the real stock, 0 if none"
+
+def _display_help() -> str:
+    return _("type +N, -N, N or leave it blank")
+
+
+def _stock_help() -> str:
+    return _("type the real stock as a whole number, 0 if none")
+
+
+def _stock_empty() -> str:
+    return _("Stock is empty: type the real stock, 0 if none")
 
 
 class CellError(ValueError):
@@ -143,7 +153,9 @@ def _whole(digits: str) -> int | None:
 
 def _too_big(what: str, shown: str, help_: str) -> CellError:
     return CellError(
-        f"{what} {shown} is beyond what the bot can keep (at most {LIMIT:,} either way): {help_}"
+        _(
+            "{column} {value} is beyond what the bot can keep (at most {limit} either way): {help}"
+        ).format(column=what, value=shown, limit=f"{LIMIT:,}", help=help_)
     )
 
 
@@ -153,16 +165,23 @@ def parse_display(cell: object) -> DisplaySetting:
         return DisplaySetting("real")
     if isinstance(cell, bool):
         raise CellError(
-            f"Display holds {_bool_text(cell)} (a checkbox?), not a setting: {_DISPLAY_HELP}"
+            _("Display holds {value} (a checkbox?), not a setting: {help}").format(
+                value=_bool_text(cell), help=_display_help()
+            )
         )
     if isinstance(cell, int | float):
         return _display_from_number(cell)
     if not isinstance(cell, str):
-        raise CellError(f"Display {_quote(str(cell))} is not a setting: {_DISPLAY_HELP}")
+        raise CellError(
+            _("Display {value} is not a setting: {help}").format(
+                value=_quote(str(cell)), help=_display_help()
+            )
+        )
     if _is_formula(cell):
         raise CellError(
-            f"Display holds a formula ({_quote(cell)}), which the bot does not read: "
-            f"{_DISPLAY_HELP}"
+            _("Display holds a formula ({value}), which the bot does not read: {help}").format(
+                value=_quote(cell), help=_display_help()
+            )
         )
     text = normalize(cell)
     if not text:
@@ -171,19 +190,27 @@ def parse_display(cell: object) -> DisplaySetting:
     if match is None:
         if _looks_like_date(text):
             raise CellError(
-                f"Display {_quote(cell)} looks like a date, not a setting: {_DISPLAY_HELP}"
+                _("Display {value} looks like a date, not a setting: {help}").format(
+                    value=_quote(cell), help=_display_help()
+                )
             )
         squeezed = _INNER_BLANKS.sub("", text)
         if _SETTING.fullmatch(squeezed):
             # "+ 20" is clear enough to name the fix, not clear enough to guess: a blank can
             # also be two values pasted into one cell ("2 0").
             raise CellError(
-                f"Display {_quote(cell)} has a space inside: type it without spaces, {squeezed}"
+                _("Display {value} has a space inside: type it without spaces, {fixed}").format(
+                    value=_quote(cell), fixed=squeezed
+                )
             )
-        raise CellError(f"Display {_quote(cell)} is not a setting: {_DISPLAY_HELP}")
+        raise CellError(
+            _("Display {value} is not a setting: {help}").format(
+                value=_quote(cell), help=_display_help()
+            )
+        )
     n = _whole(match["digits"])
     if n is None:
-        raise _too_big("Display", _quote(cell), _DISPLAY_HELP)
+        raise _too_big(_("Display"), _quote(cell), _display_help())
     sign = match["sign"]
     if sign == "+":
         return DisplaySetting("plus", n)
@@ -196,15 +223,21 @@ def _display_from_number(value: int | float) -> DisplaySetting:
     """Read a Display cell that holds a number instead of text (SPEC.md section 3)."""
     shown = _short(_number_text(value))
     if isinstance(value, float) and not value.is_integer():
-        raise CellError(f"Display {shown} is not a whole number: {_DISPLAY_HELP}")
+        raise CellError(
+            _("Display {value} is not a whole number: {help}").format(
+                value=shown, help=_display_help()
+            )
+        )
     if abs(value) > LIMIT:
-        raise _too_big("Display", shown, _DISPLAY_HELP)
+        raise _too_big(_("Display"), shown, _display_help())
     n = int(value)
     if n > 0:
         # Sheets turns a typed +20 into the number 20 in a number column, so 20 may be +20.
         raise CellError(
-            f"Display holds the number {n}, which is ambiguous: a + may have been lost; "
-            f"re-type it as text in the plain-text Display column, e.g. '+{n} or '{n}"
+            _(
+                "Display holds the number {n}, which is ambiguous: a + may have been lost; "
+                "re-type it as text in the plain-text Display column, e.g. '+{n} or '{n}"
+            ).format(n=n)
         )
     if n < 0:
         return DisplaySetting("minus", -n)
@@ -216,42 +249,60 @@ def _display_from_number(value: int | float) -> DisplaySetting:
 def parse_stock(cell: object) -> int:
     """Read a Stock cell as a whole number, negative after an oversell; raise CellError."""
     if cell is None:
-        raise CellError(_STOCK_EMPTY)
+        raise CellError(_stock_empty())
     if isinstance(cell, bool):
         raise CellError(
-            f"Stock holds {_bool_text(cell)} (a checkbox?), not a number: {_STOCK_HELP}"
+            _("Stock holds {value} (a checkbox?), not a number: {help}").format(
+                value=_bool_text(cell), help=_stock_help()
+            )
         )
     if isinstance(cell, int | float):
         shown = _short(_number_text(cell))
         if isinstance(cell, float) and not cell.is_integer():
-            raise CellError(f"Stock {shown} is not a whole number: {_STOCK_HELP}")
+            raise CellError(
+                _("Stock {value} is not a whole number: {help}").format(
+                    value=shown, help=_stock_help()
+                )
+            )
         if abs(cell) > LIMIT:
-            raise _too_big("Stock", shown, _STOCK_HELP)
+            raise _too_big(_("Stock"), shown, _stock_help())
         return int(cell)
     if not isinstance(cell, str):
-        raise CellError(f"Stock {_quote(str(cell))} is not a number: {_STOCK_HELP}")
+        raise CellError(
+            _("Stock {value} is not a number: {help}").format(
+                value=_quote(str(cell)), help=_stock_help()
+            )
+        )
     if _is_formula(cell):
         # The bot writes Stock: a formula there would be replaced by a number at the next sale.
         raise CellError(
-            f"Stock holds a formula ({_quote(cell)}); the bot never overwrites a formula, "
-            "so it leaves this row alone: type the real stock as a number"
+            _(
+                "Stock holds a formula ({value}); the bot never overwrites a formula, "
+                "so it leaves this row alone: type the real stock as a number"
+            ).format(value=_quote(cell))
         )
     text = normalize(cell)
     if not text:
-        raise CellError(_STOCK_EMPTY)
+        raise CellError(_stock_empty())
     match = _STOCK.fullmatch(text)
     if match is None:
         if _looks_like_date(text):
             # Sheets keeps a typed 3/4 as a date, read as its text: taken as a number it
             # would be its serial number (~46085). The cell keeps its date format until reset.
             raise CellError(
-                f"Stock {_quote(cell)} looks like a date, not a number: set the cell's format "
-                "to Automatic (Format > Number), then type the real stock as a whole number"
+                _(
+                    "Stock {value} looks like a date, not a number: set the cell's format "
+                    "to Automatic (Format > Number), then type the real stock as a whole number"
+                ).format(value=_quote(cell))
             )
-        raise CellError(f"Stock {_quote(cell)} is not a number: {_STOCK_HELP}")
+        raise CellError(
+            _("Stock {value} is not a number: {help}").format(
+                value=_quote(cell), help=_stock_help()
+            )
+        )
     magnitude = _whole(match["digits"])
     if magnitude is None:
-        raise _too_big("Stock", _quote(cell), _STOCK_HELP)
+        raise _too_big(_("Stock"), _quote(cell), _stock_help())
     return -magnitude if match["sign"] == "-" else magnitude
 
 
@@ -291,8 +342,10 @@ def parse_code(value: object, column: str, *, formulas: bool = False) -> str:
     """
     if formulas and isinstance(value, str) and _is_formula(value):
         raise CellError(
-            f"{column} holds a formula ({_quote(value)}), which the bot does not read: "
-            "type the code itself as text"
+            _(
+                "{column} holds a formula ({value}), which the bot does not read: "
+                "type the code itself as text"
+            ).format(column=column, value=_quote(value))
         )
     # A long code typed into a number column was rounded by Sheets (NaN is no code either).
     if (
@@ -301,8 +354,10 @@ def parse_code(value: object, column: str, *, formulas: bool = False) -> str:
         and (value != value or abs(value) >= _EXACT_DIGITS)
     ):
         raise CellError(
-            f"{column} {_short(_number_text(value))} is a number too long for Sheets "
-            "to keep exactly: format the column as plain text and type the code again"
+            _(
+                "{column} {value} is a number too long for Sheets to keep exactly: "
+                "format the column as plain text and type the code again"
+            ).format(column=column, value=_short(_number_text(value)))
         )
     return cell_text(value)
 
@@ -314,7 +369,8 @@ def _number_text(value: int | float) -> str:
     if isinstance(value, int) and value.bit_length() > 10_000:
         # No Sheets number is this long (doubles end near 1.8e308), and str() refuses more
         # than 4,300 digits: say its size instead.
-        return f"a number of about {int(value.bit_length() * math.log10(2)):,} digits"
+        digits = int(value.bit_length() * math.log10(2))
+        return _("a number of about {digits} digits").format(digits=f"{digits:,}")
     return str(value)
 
 

@@ -44,14 +44,15 @@ from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult
 from bot.errors import SheetError, SheetStructureError, StockbotError
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
+from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger
 from bot.positions import (
-    LEFT_OUT,
     SKU_HEADERS,
     Misplaced,
     Writes,
+    left_out,
     misplaced,
     misplaced_in,
     read_positions,
@@ -62,7 +63,15 @@ from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
 from bot.report import channel_requests, log_row, push_events, status_text
 from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import Layout, Tab, find_layout, find_tabs, header_key
+from bot.sheet.layout import (
+    INVENTORY_HEADERS,
+    Layout,
+    Tab,
+    find_layout,
+    find_tabs,
+    header_key,
+    sheet_language,
+)
 from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -124,8 +133,12 @@ class Cycle:
         now: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         notices: Mapping[str, str] | None = None,
+        language: str = "auto",
     ) -> None:
         self.sheet = sheet
+        self.language = language  # `auto`, `en` or `ja`: see `sheet_language`
+        # What this bot writes in until it has read the headers: its last cycle's language.
+        self._written_in = "en" if language == "auto" else language
         self.notices = dict(notices or {})  # channel -> a warning shown while it has no error
         self.ledger = ledger
         self.channels = dict(channels)
@@ -149,6 +162,7 @@ class Cycle:
         """One cycle; `dry_run` computes everything and writes nothing."""
         reads, writes = self.sheet.reads, self.sheet.writes
         report = CycleReport()
+        set_language(self._written_in)
         try:
             self._run(report, dry_run=dry_run, release=release)
         finally:
@@ -275,7 +289,9 @@ class Cycle:
                 row = replace(
                     row,
                     stock=baseline[key],
-                    problems=[p for p in row.problems if not p.startswith("Stock")],
+                    problems=[
+                        p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])
+                    ],
                 )
             restored.append(row)
         return restored
@@ -292,6 +308,8 @@ class Cycle:
             "channels": channels[0] if channels else [],
             "log": log_head[0] if log_head else [],
         }
+        self._written_in = sheet_language(self.language, headers["inventory"])
+        set_language(self._written_in)
         layout = find_layout(metadata, headers)
         sku_col = layout.inventory.columns["sku"]
         index: dict[str, int] = {}
@@ -481,8 +499,10 @@ class Cycle:
             Event(
                 "error",
                 sku=row.sku,
-                detail="Stock was set back to the value the bot holds for this product: a write "
-                "of the bot's landed on moved rows and could not be put right at once",
+                detail=_(
+                    "Stock was set back to the value the bot holds for this product: a write "
+                    "of the bot's landed on moved rows and could not be put right at once"
+                ),
             )
             for row in rows
             if row.sku.casefold() in self._restored
@@ -490,9 +510,14 @@ class Cycle:
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
         events += [
-            Event("error", detail=f"{note}: that row is left as it is until the next cycle")
+            Event(
+                "error",
+                detail=_("{note}: that row is left as it is until the next cycle").format(
+                    note=note
+                ),
+            )
             for note in notes
-            if note.endswith(LEFT_OUT)
+            if note.endswith(left_out())
         ]
         log_rows = [r for _, r in outbox] + [log_row(sheet.layout, stamp, e) for e in events]
         writes = self._cycle_writes(rows, the_plan)
@@ -553,7 +578,7 @@ class Cycle:
         the state file instead of taking the difference for a staff edit.
         """
         before = {row.sku.casefold(): row.stock for row in rows if row.stock is not None}
-        for _ in range(REPAIR_TRIES):
+        for _attempt in range(REPAIR_TRIES):
             wrong = misplaced(answer, tab, writes)
             if wrong is None:  # the landing was learned from the marker: look now
                 wrong = misplaced_in(self.sheet, tab, writes)
@@ -605,11 +630,11 @@ class Cycle:
                 truth,
                 columns_moved=bool(wrong.columns),
             )
-            detail = (
+            detail = _(
                 "rows or columns were moved in the very instant the bot wrote to the sheet, so "
                 "some cells landed in the wrong place; they were put back and each product's "
-                "values written where it is now" + ("; " + "; ".join(notes) if notes else "")
-            )
+                "values written where it is now"
+            ) + ("; " + "; ".join(notes) if notes else "")
             report.repaired.append(detail)
             requests = redo.requests(now_tab)
             for index, cells in sorted(undo.items()):
@@ -629,8 +654,10 @@ class Cycle:
                 self.ledger.drop_suspects(involved)
                 return tab
         raise SheetError(
-            "rows or columns kept moving while the bot wrote to the sheet; the rows it names in "
-            "the Log are set right by the next cycle"
+            _(
+                "rows or columns kept moving while the bot wrote to the sheet; the rows it "
+                "names in the Log are set right by the next cycle"
+            )
         )
 
     def _restore_header(self, sheet: _Sheet, tab: Tab, writes: Writes, wrong: Misplaced) -> None:
@@ -646,14 +673,17 @@ class Cycle:
                     requests += column_runs(tab.sheet_id, column, {index: first_header[column]})
             self.handover.commit("repair", requests, Changes())
         raise SheetStructureError(
-            "a row was inserted above the Inventory header row in the instant the bot wrote to "
-            "the sheet; the header cells it overwrote were put back. Delete the row above the "
-            "headers so that they are in row 1 again; the next cycle sets every Stock right"
+            _(
+                "a row was inserted above the Inventory header row in the instant the bot "
+                "wrote to the sheet; the header cells it overwrote were put back. Delete the row "
+                "above the headers so that they are in row 1 again; the next cycle sets every "
+                "Stock right"
+            )
         )
 
     # -- after pushing -------------------------------------------------------------------------
     def _stamp(self) -> str:
-        return self.now().astimezone(self.tz).isoformat(timespec="seconds")
+        return log_time(self.now(), self.tz)
 
     def _push_errors(self) -> dict[tuple[str, str], str]:
         """The push failures still standing, by (channel, item), from the ledger."""

@@ -25,6 +25,7 @@ from gspread.http_client import HTTPClient, ParamsType
 
 from bot.channels.http import RetryPolicy, is_retriable, retry_after_seconds
 from bot.errors import ConfigError, SheetError
+from bot.i18n import _
 
 __all__ = ["GOOGLE_ROOTS", "SheetClient", "http_client_for"]
 
@@ -61,19 +62,25 @@ class SheetClient:
     ) -> None:
         if not sheet_id:
             raise ConfigError(
-                "set STOCKBOT_SHEET_ID to the spreadsheet's URL, or its key (the part of the "
-                "URL between /d/ and /edit)"
+                _(
+                    "set STOCKBOT_SHEET_ID to the spreadsheet's URL, or its key (the part of the "
+                    "URL between /d/ and /edit)"
+                )
             )
         try:
             info = json.loads(Path(credentials).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(
-                f"STOCKBOT_GOOGLE_CREDENTIALS names {credentials}, which does not exist"
+                _("STOCKBOT_GOOGLE_CREDENTIALS names {path}, which does not exist").format(
+                    path=credentials
+                )
             ) from None
         except (OSError, ValueError):
             raise ConfigError(
-                f"STOCKBOT_GOOGLE_CREDENTIALS ({credentials}) is not a readable service-account "
-                "JSON key: download a new key for the service account in Google Cloud"
+                _(
+                    "STOCKBOT_GOOGLE_CREDENTIALS ({path}) is not a readable service-account "
+                    "JSON key: download a new key for the service account in Google Cloud"
+                ).format(path=credentials)
             ) from None
         try:
             self._gc = gspread.service_account_from_dict(
@@ -81,8 +88,10 @@ class SheetClient:
             )
         except (ValueError, KeyError):
             raise ConfigError(
-                f"{credentials} is not a service-account key (it lacks client_email, "
-                "private_key or token_uri)"
+                _(
+                    "{path} is not a service-account key (it lacks client_email, "
+                    "private_key or token_uri)"
+                ).format(path=credentials)
             ) from None
         self._gc.set_timeout(TIMEOUT)
         self.http = self._gc.http_client
@@ -106,22 +115,31 @@ class SheetClient:
                 response = exc.response
                 if status in (401, 403):
                     raise ConfigError(
-                        f"Google refused access to the sheet ({status}: {message}); share the "
-                        f"spreadsheet with {self.service_account} as an editor"
+                        _(
+                            "Google refused access to the sheet ({status}: {message}); share the "
+                            "spreadsheet with {account} as an editor"
+                        ).format(status=status, message=message, account=self.service_account)
                     ) from None
                 if status == 404:
                     raise ConfigError(
-                        f"spreadsheet {self.sheet_id} was not found; check STOCKBOT_SHEET_ID"
+                        _("spreadsheet {sheet} was not found; check STOCKBOT_SHEET_ID").format(
+                            sheet=self.sheet_id
+                        )
                     ) from None
                 if not is_retriable(status):
-                    raise SheetError(f"Google Sheets refused {what}: {status} {message}") from None
+                    raise SheetError(
+                        _("Google Sheets refused {doing}: {status} {message}").format(
+                            doing=what, status=status, message=message
+                        )
+                    ) from None
                 detail = f"{status} {message}"
             except google.auth.exceptions.RefreshError as exc:
                 if not getattr(exc, "retryable", False):
                     raise ConfigError(
-                        f"Google refused the service-account key of {self.service_account}: "
-                        "create a new key in Google Cloud and point STOCKBOT_GOOGLE_CREDENTIALS "
-                        "at it"
+                        _(
+                            "Google refused the service-account key of {account}: create a new "
+                            "key in Google Cloud and point STOCKBOT_GOOGLE_CREDENTIALS at it"
+                        ).format(account=self.service_account)
                     ) from None
                 detail = "token refresh failed"
             except (requests.RequestException, google.auth.exceptions.TransportError) as exc:
@@ -130,8 +148,10 @@ class SheetClient:
                 asked = retry_after_seconds(response.headers) if response is not None else None
                 self.policy.sleep(self.policy.delay(attempt, asked))
         raise SheetError(
-            f"Google Sheets {what} failed after {attempts} tries ({detail}); "
-            "the next cycle tries again",
+            _(
+                "Google Sheets {doing} failed after {attempts} tries ({detail}); "
+                "the next cycle tries again"
+            ).format(doing=what, attempts=attempts, detail=detail),
             retriable=True,
         )
 

@@ -12,20 +12,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import SheetStructureError
+from bot.i18n import _
 
 __all__ = [
     "CHANNELS_HEADERS",
+    "EVENTS",
     "INVENTORY_HEADERS",
     "LOG_HEADERS",
     "TABS",
     "Layout",
     "Tab",
     "column_letters",
+    "event_key",
+    "event_name",
     "find_layout",
     "header_key",
+    "sheet_language",
+    "written_name",
 ]
 
-# key -> (English header, aliases...); the first spelling is what init-sheet writes.
+# key -> (English header, Japanese header, other aliases...): init-sheet writes the first in
+# English and the second in Japanese, except for the names in KEEP_ENGLISH.
 TABS: dict[str, tuple[str, ...]] = {
     "inventory": ("Inventory", "在庫"),
     "log": ("Log", "ログ"),
@@ -57,10 +64,23 @@ LOG_HEADERS: dict[str, tuple[str, ...]] = {
 }
 CHANNELS_HEADERS: dict[str, tuple[str, ...]] = {
     "channel": ("Channel", "チャネル"),
-    "enabled": ("Enabled", "有効"),
+    # SPEC.md names 連携; 有効 is what earlier versions of the template said.
+    "enabled": ("Enabled", "連携", "有効"),
     "last_sync": ("Last sync", "最終同期"),
     "last_error": ("Last error", "最終エラー"),
 }
+# Log Event names (SPEC.md section 2): key (what the code says) -> (English, Japanese).
+EVENTS: dict[str, tuple[str, str]] = {
+    "order": ("order", "受注"),
+    "change": ("change", "数量変更"),
+    "cancel": ("cancel", "キャンセル"),
+    "manual": ("manual", "手動"),
+    "push": ("push", "反映"),
+    "oversold": ("oversold", "売り越し"),
+    "error": ("error", "エラー"),
+}
+# The marketplace columns keep their names in both languages (SPEC.md section 2, "Language").
+KEEP_ENGLISH = frozenset({"rakuten", "yahoo", "amazon", "shopify"})
 REQUIRED: dict[str, tuple[str, ...]] = {
     "inventory": INVENTORY_REQUIRED,
     "log": tuple(LOG_HEADERS),
@@ -86,6 +106,37 @@ def column_letters(index: int) -> str:
 def header_key(text: object) -> str:
     """The form a header or tab title is compared in."""
     return unicodedata.normalize("NFKC", str(text or "")).strip().casefold()
+
+
+def written_name(key: str, names: Sequence[str], language: str) -> str:
+    """The tab or header name init-sheet writes for `key` in `language` (`en` or `ja`)."""
+    if language == "ja" and key not in KEEP_ENGLISH and len(names) > 1:
+        return names[1]
+    return names[0]
+
+
+def event_name(key: str, language: str) -> str:
+    """The Event name the Log shows for `key` (`order`, `push`...) in `language`."""
+    english, japanese = EVENTS[key]
+    return japanese if language == "ja" else english
+
+
+def event_key(text: object) -> str | None:
+    """The event an Event cell names, in either language; None for anything else."""
+    wanted = header_key(text)
+    return next((k for k, names in EVENTS.items() if wanted in map(header_key, names)), None)
+
+
+def sheet_language(setting: str, inventory_header: Sequence[object]) -> str:
+    """The language to write in: `setting`, or for `auto` what the Inventory headers say.
+
+    `auto` is Japanese when the SKU and Stock headers are the Japanese ones (SPEC.md section 2).
+    """
+    if setting != "auto":
+        return setting
+    present = {header_key(cell) for cell in inventory_header}
+    japanese = {header_key(INVENTORY_HEADERS[k][1]) for k in ("sku", "stock")}
+    return "ja" if japanese <= present else "en"
 
 
 @dataclass(frozen=True)
@@ -123,13 +174,17 @@ def find_tabs(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     for key, names in TABS.items():
         props = next((by_key[header_key(n)] for n in names if header_key(n) in by_key), None)
         if props is None:
-            missing.append(f"'{names[0]}' ({names[1]})")
+            missing.append(
+                _("'{english}' ({japanese})").format(english=names[0], japanese=names[1])
+            )
         else:
             found[key] = props
     if missing:
         raise SheetStructureError(
-            f"the spreadsheet has no tab {', '.join(missing)}; run `stockbot init-sheet` "
-            "to add it, or rename the tab"
+            _(
+                "the spreadsheet has no tab {tabs}; run `stockbot init-sheet` to add it, "
+                "or rename the tab"
+            ).format(tabs=", ".join(missing))
         )
     return found
 
@@ -147,8 +202,10 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
     if missing:
         listed = ", ".join(f"'{m}'" for m in missing)
         raise SheetStructureError(
-            f"tab '{title}' has no column {listed} in row 1; add the header "
-            "(or run `stockbot init-sheet`)"
+            _(
+                "tab '{tab}' has no column {columns} in row 1; add the header "
+                "(or run `stockbot init-sheet`)"
+            ).format(tab=title, columns=listed)
         )
     return columns
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.i18n import _, set_language
 from bot.rules import LIMIT
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import HEADERS, TABS, column_letters, header_key
+from bot.sheet.layout import HEADERS, TABS, column_letters, header_key, sheet_language, written_name
 from bot.sheet.writes import cell
 
 __all__ = ["init_sheet"]
@@ -42,17 +43,33 @@ def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str
     return found, metadata
 
 
-def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
-    """Bring the spreadsheet to the shape stockbot needs; return what was done, line by line."""
+def _language(sheet: SheetClient, tabs: Mapping[str, Mapping[str, Any]], setting: str) -> str:
+    """The language of the names to add: `setting`, or for `auto` the Inventory headers'."""
+    if setting != "auto" or "inventory" not in tabs:
+        return "en" if setting == "auto" else setting
+    title = "'" + tabs["inventory"]["properties"]["title"].replace("'", "''") + "'"
+    grid = sheet.read([title + "!1:1"])[0]
+    return sheet_language(setting, grid[0] if grid else [])
+
+
+def init_sheet(sheet: SheetClient, channels: Sequence[str], language: str = "auto") -> list[str]:
+    """Bring the spreadsheet to the shape stockbot needs; return what was done, line by line.
+
+    Tabs and headers it adds are named in `language` (`auto`: English on a sheet without an
+    Inventory tab, else the language of its headers).
+    """
     done: list[str] = []
-    tabs, _ = _tabs(sheet)
+    tabs, _metadata = _tabs(sheet)
+    lang = _language(sheet, tabs, language)
+    set_language(lang)
     missing = [key for key in TABS if key not in tabs]
     if missing:
+        new_titles = {key: written_name(key, TABS[key], lang) for key in missing}
         sheet.batch_update(
-            [{"addSheet": {"properties": {"title": TABS[key][0]}}} for key in missing]
+            [{"addSheet": {"properties": {"title": new_titles[key]}}} for key in missing]
         )
-        done += [f"added tab {TABS[key][0]}" for key in missing]
-        tabs, _ = _tabs(sheet)
+        done += [_("added tab {tab}").format(tab=new_titles[key]) for key in missing]
+        tabs, _metadata = _tabs(sheet)
 
     titles = {k: "'" + t["properties"]["title"].replace("'", "''") + "'" for k, t in tabs.items()}
     keys = list(TABS)
@@ -75,8 +92,12 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
             if at is None:
                 at = end
                 end += 1
-                added[at] = names[0]
-                done.append(f"added header {names[0]} to {tabs[key]['properties']['title']}")
+                added[at] = written_name(col_key, names, lang)
+                done.append(
+                    _("added header {header} to {tab}").format(
+                        header=added[at], tab=tabs[key]["properties"]["title"]
+                    )
+                )
             cols[col_key] = at
         columns[key] = cols
         grid = tabs[key]["properties"].get("gridProperties", {})
@@ -156,7 +177,9 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
                             }
                         ],
                     },
-                    "inputMessage": "Blank, +N (show more), -N (hold back) or N (show at most N)",
+                    "inputMessage": _(
+                        "Blank, +N (show more), -N (hold back) or N (show at most N)"
+                    ),
                     "strict": False,
                     "showCustomUi": True,
                 },
@@ -184,8 +207,10 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
                             }
                         ],
                     },
-                    "inputMessage": "The real stock as a whole number (below 0 after an "
-                    "oversell); no formula, no date",
+                    "inputMessage": _(
+                        "The real stock as a whole number (below 0 after an oversell); "
+                        "no formula, no date"
+                    ),
                     "strict": False,
                     "showCustomUi": True,
                 },
@@ -207,10 +232,12 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
             }
         }
     )
-    done.append("set plain-text format on SKU, Display and marketplace columns")
+    done.append(_("set plain-text format on SKU, Display and marketplace columns"))
     done.append(
-        "set validation on Display, whole numbers on Stock (a warning) "
-        "and a checkbox on Channels Enabled"
+        _(
+            "set validation on Display, whole numbers on Stock (a warning) "
+            "and a checkbox on Channels Enabled"
+        )
     )
 
     protected = {
@@ -240,7 +267,9 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
                     }
                 }
             )
-            done.append(f"protected {HEADERS[key][col_key][0]} with a warning")
+            done.append(
+                _("protected {header} with a warning").format(header=HEADERS[key][col_key][0])
+            )
     log_id = int(tabs["log"]["properties"]["sheetId"])
     if (log_id, f"{PROTECTION} (Log)") not in protected:
         requests.append(
@@ -254,7 +283,7 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
                 }
             }
         )
-        done.append("protected the Log tab with a warning")
+        done.append(_("protected the Log tab with a warning"))
 
     channel_grid = sheet.read([titles["channels"]])[0]
     listed = {
@@ -270,7 +299,7 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str]) -> list[str]:
             line[columns["channels"]["channel"]] = name
             line[columns["channels"]["enabled"]] = True
             new_rows.append(line)
-            done.append(f"added channel {name} to Channels (enabled)")
+            done.append(_("added channel {channel} to Channels (enabled)").format(channel=name))
     if new_rows:
         requests.append(
             {
