@@ -188,7 +188,12 @@ def cmd_init_sheet(settings: Settings) -> int:
     from bot.app import open_sheet
     from bot.sheet.setup import init_sheet
 
-    for line in init_sheet(open_sheet(settings), settings.channels):
+    for line in init_sheet(
+        open_sheet(settings),
+        settings.channels,
+        interval_seconds=settings.interval_seconds,
+        timezone=settings.timezone,
+    ):
         print(line)
     return EXIT_OK
 
