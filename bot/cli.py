@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, load_settings
 from bot.errors import (
@@ -19,7 +20,11 @@ from bot.errors import (
     SheetStructureError,
     StockbotError,
 )
+from bot.health import Watch
 from bot.sync import CycleReport
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 __all__ = ["main"]
 
@@ -71,13 +76,39 @@ def summarize(report: CycleReport) -> str:
     return "\n".join(lines)
 
 
-def cmd_sync(settings: Settings) -> int:
-    """One cycle."""
+def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleReport:
+    """Run one cycle and tell the watch how it ended (alerts, health check, a stop shown)."""
+    try:
+        report = cycle()
+    except (ConfigError, SheetStructureError) as exc:
+        watch.stopped(exc, app.sheet)
+        raise
+    except LockedError:
+        raise  # another bot does the work: nothing of ours to report
+    except Exception as exc:
+        watch.failed(exc)
+        raise
+    watch.synced(report, app.cycle.notices)
+    return report
+
+
+def _open(settings: Settings, watch: Watch) -> App:
+    """The app; a configuration error on the way is a stop the watch reports."""
     from bot.app import open_app
 
-    app = open_app(settings)
     try:
-        report = app.cycle.run(release=True)
+        return open_app(settings)
+    except (ConfigError, SheetStructureError) as exc:
+        watch.stopped(exc)
+        raise
+
+
+def cmd_sync(settings: Settings) -> int:
+    """One cycle."""
+    watch = Watch(settings)
+    app = _open(settings, watch)
+    try:
+        report = _watched(watch, lambda: app.cycle.run(release=True), app)
     finally:
         app.close()
     print(summarize(report))
@@ -86,13 +117,13 @@ def cmd_sync(settings: Settings) -> int:
 
 def cmd_run(settings: Settings) -> int:
     """A cycle every interval until SIGTERM or Ctrl-C."""
-    from bot.app import open_app
     from bot.scheduler import Loop
 
-    app = open_app(settings)
+    watch = Watch(settings)
+    app = _open(settings, watch)
 
     def job() -> bool:
-        report = app.cycle.run()
+        report = _watched(watch, app.cycle.run, app)
         log.info("cycle done: %s", summarize(report).replace("\n", "; "))
         return report.ok
 
@@ -157,7 +188,13 @@ def cmd_init_sheet(settings: Settings) -> int:
     from bot.app import open_sheet
     from bot.sheet.setup import init_sheet
 
-    for line in init_sheet(open_sheet(settings), settings.channels, settings.language):
+    for line in init_sheet(
+        open_sheet(settings),
+        settings.channels,
+        settings.language,
+        interval_seconds=settings.interval_seconds,
+        timezone=settings.timezone,
+    ):
         print(line)
     return EXIT_OK
 

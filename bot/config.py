@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     shopify_api_version: str = "2026-04"
     shopify_api_url: str = ""
 
+    # Alerts and the health check (SPEC.md section 5). URLs are secrets: a webhook URL lets
+    # anyone post to the channel, an SMTP URL carries the password.
+    alert_webhook_url: SecretStr | None = None
+    alert_email_to: str = ""
+    smtp_url: SecretStr | None = None
+    healthcheck_url: SecretStr | None = None
+
     @field_validator("sheet_id", mode="before")
     @classmethod
     def _key_from_url(cls, value: object) -> object:

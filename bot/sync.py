@@ -101,6 +101,7 @@ class CycleReport:
     sheet_writes: int = 0
     rows: list[Row] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
+    oversold: dict[str, int] = field(default_factory=dict)  # SKU -> Stock below 0 after it
 
     @property
     def ok(self) -> bool:
@@ -223,6 +224,13 @@ class Cycle:
                 event.detail,
             )
         report.events = list(the_plan.events)
+        report.oversold = {
+            row.sku: stock
+            for row in rows
+            if not row.duplicate
+            and (stock := the_plan.final.get(row.sku, row.stock)) is not None
+            and stock < 0
+        }
 
         plans = plan_pushes(
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()

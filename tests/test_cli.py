@@ -66,17 +66,25 @@ def test_sync_exits_0_and_says_what_it_did(w: World) -> None:
     ],
     ids=["missing tab", "missing Stock header", "missing Log header"],
 )
-def test_broken_structure_exits_2_names_it_and_writes_nothing(
+def test_broken_structure_exits_2_names_it_and_writes_only_the_stop(
     w: World, tabs: dict[str, list[list[object]]], named: str
 ) -> None:
     w.sheet_id = w.sheets.create_spreadsheet("broken", tabs)
     w.env["STOCKBOT_SHEET_ID"] = w.sheet_id
     before = _writes(w)
+    inventory = w.sheets.get_values(w.sheet_id, "Inventory")
     pushes = len(w.markets["rakuten"].requests_to("bulk-upsert"))
     done = w.run_cli("sync")
     assert done.returncode == 2
     assert named in done.stderr
-    assert _writes(w) == before
+    # Only the stop itself (SPEC.md section 4): one Log error row where the Log is intact.
+    assert _writes(w) - before <= 1
+    assert w.sheets.get_values(w.sheet_id, "Inventory") == inventory
+    log = w.sheets.get_values(w.sheet_id, "Log")
+    if log[0] == LOG_HEADER:
+        assert len(log) == 2 and log[1][1] == "error" and named in log[1][8]
+    else:
+        assert len(log) == 1
     assert len(w.markets["rakuten"].requests_to("bulk-upsert")) == pushes
 
 
@@ -242,11 +250,13 @@ def test_a_wrong_sheet_id_exits_2_and_says_what_to_check(w: World) -> None:
 
 def test_an_empty_channel_list_exits_2_and_says_what_to_set(w: World) -> None:
     w.env["STOCKBOT_CHANNELS"] = ""
-    for command in ("sync", "check"):
+    for command in ("check", "sync", "sync"):
         done = w.run_cli(command)
         assert done.returncode == 2, done.stderr
         assert "STOCKBOT_CHANNELS is empty" in done.stderr
-    assert w.log() == []
+    # check writes nothing; sync records the stop in the Log once, not once per run.
+    (error,) = w.log()
+    assert "STOCKBOT_CHANNELS is empty" in error["Detail"]
 
 
 def test_a_pasted_sheet_url_works_as_the_sheet_id(w: World) -> None:

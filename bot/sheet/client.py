@@ -160,7 +160,8 @@ class SheetClient:
         self.reads += 1
         params: ParamsType = {
             "includeGridData": "false",
-            "fields": "properties.title,sheets.properties,sheets.protectedRanges,developerMetadata",
+            "fields": "properties.title,properties.timeZone,sheets.properties,"
+            "sheets.protectedRanges,sheets.conditionalFormats,developerMetadata",
         }
         result: Mapping[str, Any] = self._call(
             "reading the spreadsheet's tabs",

@@ -8,7 +8,9 @@ second time. Staff's own columns and rows are never touched.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.i18n import _, set_language
 from bot.rules import LIMIT
@@ -29,6 +31,20 @@ DISPLAY_RULE = (
 # whole-number test accepts (full-width digits, "1,234" typed as text) and reports the rest on
 # the row itself. A CUSTOM_FORMULA, not NUMBER_BETWEEN, because NUMBER_BETWEEN lets 2.5 pass.
 STOCK_RULE = "=AND(ISNUMBER({cell}),{cell}=INT({cell}),ABS({cell})<={limit})"
+# Channels' Last sync turns red when older than three intervals, so a stopped bot or a dead VM
+# shows in the sheet with no bot running. The bot writes Last sync as text,
+# 2026-11-29T10:00:00+09:00 (or 2026/11/29 10:00:00 in the bot's zone, the Japanese form):
+# date + time less its UTC offset is the moment in UTC; NOW() is in the spreadsheet's zone, so
+# its offset is added back. Offsets are taken when init-sheet runs (a zone with daylight saving
+# time is off by an hour for half the year until init-sheet runs again). The N("…") term adds 0
+# and marks the rule as the bot's, so a second init-sheet finds it instead of adding another.
+STALE_MARK = 'N("stockbot: Last sync older than three intervals")'
+STALE_RULE = (
+    "=AND(LEN({c})>=19,NOW()-(DATEVALUE(LEFT({c},10))+TIMEVALUE(MID({c},12,8))"
+    '-IF(LEN({c})>=25,IF(MID({c},20,1)="-",-1,1)*(VALUE(MID({c},21,2))/24'
+    "+VALUE(MID({c},24,2))/1440),{bot})+{sheet})>{limit}+" + STALE_MARK + ")"
+)
+STALE_COLOR = {"red": 0.96, "green": 0.8, "blue": 0.8}
 
 
 def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str, Any]]:
@@ -52,14 +68,78 @@ def _language(sheet: SheetClient, tabs: Mapping[str, Mapping[str, Any]], setting
     return sheet_language(setting, grid[0] if grid else [])
 
 
-def init_sheet(sheet: SheetClient, channels: Sequence[str], language: str = "auto") -> list[str]:
+def _offset_days(zone: str, at: datetime) -> float:
+    """The UTC offset of `zone` at `at`, in days (0 for an unknown zone)."""
+    try:
+        offset = at.astimezone(ZoneInfo(zone)).utcoffset()
+    except (ValueError, KeyError):
+        return 0.0
+    return (offset or timedelta(0)) / timedelta(days=1)
+
+
+def stale_rule(column: str, interval_seconds: int, bot_zone: str, sheet_zone: str) -> str:
+    """The formula that is true when the Last sync cell of row 2 is older than 3 intervals."""
+    now = datetime.now(UTC)
+    return STALE_RULE.format(
+        c=f"${column}2",
+        bot=round(_offset_days(bot_zone, now), 6),
+        sheet=round(_offset_days(sheet_zone, now), 6),
+        limit=round(3 * interval_seconds / 86400, 6),
+    )
+
+
+def _stale_request(
+    tab: Mapping[str, Any], column: int, formula: str
+) -> tuple[dict[str, Any] | None, str]:
+    """The request adding or updating the Last sync rule; None when it is there already."""
+    sheet_id = int(tab["properties"]["sheetId"])
+    area: dict[str, int] = {
+        "sheetId": sheet_id,
+        "startRowIndex": 1,
+        "startColumnIndex": column,
+        "endColumnIndex": column + 1,
+    }
+    rule: dict[str, Any] = {
+        "ranges": [area],
+        "booleanRule": {
+            "condition": {"type": "CUSTOM_FORMULA", "values": [{"userEnteredValue": formula}]},
+            "format": {"backgroundColor": STALE_COLOR},
+        },
+    }
+    # Google leaves sheetId 0 out of the ranges it returns, like any proto3 default.
+    shown = {k: v for k, v in area.items() if not (k == "sheetId" and v == 0)}
+    for index, existing in enumerate(tab.get("conditionalFormats", [])):
+        values = existing.get("booleanRule", {}).get("condition", {}).get("values", [])
+        text = str(values[0].get("userEnteredValue", "")) if values else ""
+        if STALE_MARK not in text:
+            continue
+        if text == formula and existing.get("ranges") == [shown]:
+            return None, ""
+        update = {"index": index, "sheetId": sheet_id, "rule": rule}
+        return {"updateConditionalFormatRule": update}, _(
+            "updated the rule that turns an old Last sync red"
+        )
+    return (
+        {"addConditionalFormatRule": {"rule": rule, "index": 0}},
+        _("added a rule that turns Last sync red when older than three intervals"),
+    )
+
+
+def init_sheet(
+    sheet: SheetClient,
+    channels: Sequence[str],
+    language: str = "auto",
+    *,
+    interval_seconds: int = 300,
+    timezone: str = "Asia/Tokyo",
+) -> list[str]:
     """Bring the spreadsheet to the shape stockbot needs; return what was done, line by line.
 
     Tabs and headers it adds are named in `language` (`auto`: English on a sheet without an
     Inventory tab, else the language of its headers).
     """
     done: list[str] = []
-    tabs, _metadata = _tabs(sheet)
+    tabs, metadata = _tabs(sheet)
     lang = _language(sheet, tabs, language)
     set_language(lang)
     missing = [key for key in TABS if key not in tabs]
@@ -69,7 +149,7 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str], language: str = "aut
             [{"addSheet": {"properties": {"title": new_titles[key]}}} for key in missing]
         )
         done += [_("added tab {tab}").format(tab=new_titles[key]) for key in missing]
-        tabs, _metadata = _tabs(sheet)
+        tabs, metadata = _tabs(sheet)
 
     titles = {k: "'" + t["properties"]["title"].replace("'", "''") + "'" for k, t in tabs.items()}
     keys = list(TABS)
@@ -232,6 +312,20 @@ def init_sheet(sheet: SheetClient, channels: Sequence[str], language: str = "aut
             }
         }
     )
+    last_sync = columns["channels"]["last_sync"]
+    stale, said = _stale_request(
+        tabs["channels"],
+        last_sync,
+        stale_rule(
+            column_letters(last_sync),
+            interval_seconds,
+            timezone,
+            str(metadata.get("properties", {}).get("timeZone") or timezone),
+        ),
+    )
+    if stale is not None:
+        requests.append(stale)
+        done.append(said)
     done.append(_("set plain-text format on SKU, Display and marketplace columns"))
     done.append(
         _(

@@ -1058,6 +1058,8 @@ class _Batch:
             "updateDimensionProperties": self.accept_range,
             "updateBorders": self.accept_range,
             "addBanding": self.add_banding,
+            "addConditionalFormatRule": self.add_conditional_format,
+            "updateConditionalFormatRule": self.update_conditional_format,
             "setBasicFilter": self.set_basic_filter,
             "clearBasicFilter": self.clear_basic_filter,
         }
@@ -1466,6 +1468,43 @@ class _Batch:
         sheet.extras.setdefault("bandedRanges", []).append(banded)
         return {"bandedRange": banded}
 
+    def _format_rule(self, rule: JSON) -> tuple[Sheet, JSON]:
+        """A ConditionalFormatRule checked as Google does: ranges on one tab, one rule kind."""
+        ranges = rule.get("ranges") or []
+        if not ranges or ("booleanRule" in rule) == ("gradientRule" in rule):
+            raise ApiError(400, "a rule needs ranges and exactly one of booleanRule, gradientRule")
+        sheets = {int(r.get("sheetId", 0)) for r in ranges}
+        if len(sheets) != 1:
+            raise ApiError(400, "All ranges of a conditional format rule must be on one sheet")
+        sheet = self.book.sheet(sheets.pop())
+        for gr in ranges:
+            _area_box(sheet, gr)
+        condition = (rule.get("booleanRule") or {}).get("condition") or {}
+        if "booleanRule" in rule and not condition.get("type"):
+            raise ApiError(400, "booleanRule.condition.type is required")
+        out = copy.deepcopy(rule)
+        out["ranges"] = [_grid_range_out(gr) for gr in ranges]
+        return sheet, out
+
+    def add_conditional_format(self, body: JSON) -> None:
+        sheet, rule = self._format_rule(body.get("rule") or {})
+        rules = sheet.extras.setdefault("conditionalFormats", [])
+        index = int(body.get("index") or 0)
+        if not 0 <= index <= len(rules):
+            raise ApiError(400, f"index {index} is out of range")
+        rules.insert(index, rule)
+
+    def update_conditional_format(self, body: JSON) -> None:
+        sheet = self.book.sheet(int(body.get("sheetId", 0)))
+        rules = sheet.extras.get("conditionalFormats", [])
+        index = int(body.get("index") or 0)
+        if not 0 <= index < len(rules):
+            raise ApiError(400, f"No conditional format on sheet {sheet.sheet_id} at index {index}")
+        target, rule = self._format_rule(body.get("rule") or {})
+        if target is not sheet:
+            raise ApiError(400, "moving a rule to another sheet is not supported here")
+        rules[index] = rule
+
     def set_basic_filter(self, body: JSON) -> None:
         spec = copy.deepcopy(body.get("filter") or {})
         gr = spec.get("range") or {}
@@ -1771,6 +1810,12 @@ class SheetsStandIn(StandIn):
         """Every protected range (GridRange with its sheetId), in tab order."""
         with self.lock:
             return [copy.deepcopy(p) for s in self._book(sid).sheets for p in s.protected]
+
+    def conditional_formats(self, sid: str, tab: str) -> list[JSON]:
+        """The tab's conditional format rules, in order, as the API lists them."""
+        with self.lock:
+            sheet = self._tab(self._book(sid), tab)
+            return copy.deepcopy(sheet.extras.get("conditionalFormats", []))
 
     def data_validations(self, sid: str, tab: str) -> list[JSON]:
         """The tab's validation rules still in force: [{"range": "D2:D", "rule": {...}}]."""

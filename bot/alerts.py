@@ -1,0 +1,298 @@
+"""Alerts to staff (SPEC.md section 5): once when a problem starts, once when it ends.
+
+A problem is an *incident* with a key and a text:
+
+    oversold:<SKU>     a product's Stock is below 0 (ends when it is 0 or more again)
+    channel:<name>     a marketplace failed, for any reason, credentials included
+    expiry:<name>      a credential of that marketplace is about to expire
+    stop               the bot stopped on a configuration or sheet-structure error
+    state              the bot stopped because the state file does not belong to the sheet
+    cycle              a cycle failed otherwise (the Sheets API down, an unexpected error)
+
+Each observation says which kinds it covers (a stop says nothing about oversold products, so
+their incidents stay open) and which incidents of those kinds are open now. `compare` is the
+pure part; `Incidents` keeps the open ones in a small JSON file next to the state file
+(`<state file>.alerts.json`), not in the state file itself: a stop because the state file
+does not belong to the sheet, is locked or cannot be opened must be remembered too.
+
+Senders post to a Slack-compatible webhook and send e-mail over SMTP (`smtp://` STARTTLS,
+`smtps://` TLS, certificates checked against OpenSSL's default trust store, which honours
+`SSL_CERT_FILE`). A sender that fails is logged, never raised: an alert never stops a cycle.
+Incidents are recorded as sent even when a sender failed, so a dead channel does not turn
+into one alert per cycle once it comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+
+from bot.i18n import _
+
+__all__ = [
+    "KINDS",
+    "Alerter",
+    "Change",
+    "Incidents",
+    "Mail",
+    "Webhook",
+    "compare",
+    "message",
+]
+
+log = logging.getLogger("stockbot")
+
+KINDS = ("oversold", "channel", "expiry", "stop", "state", "cycle")
+# A stop for another reason is a new stop: staff must learn what to fix now. Other incidents
+# keep their first text (a failing marketplace's message may vary from cycle to cycle).
+RESTATED = ("stop", "state")
+TIMEOUT = 10.0  # seconds; an alert server that hangs must not hold up the cycle for long
+
+
+@dataclass(frozen=True)
+class Change:
+    """Incidents that started and ended with one observation, each key with its text."""
+
+    started: dict[str, str] = field(default_factory=dict)
+    ended: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.ended)
+
+
+def kind(key: str) -> str:
+    """The kind of an incident key (`oversold:TEA-001` -> `oversold`)."""
+    return key.split(":", 1)[0]
+
+
+def compare(
+    open_now: Mapping[str, str], current: Mapping[str, str], kinds: Iterable[str]
+) -> Change:
+    """What started and what ended, for the incident kinds this observation covers.
+
+    A stop whose reason changed counts as started again.
+    """
+    covered = set(kinds)
+    started = {
+        k: v
+        for k, v in current.items()
+        if k not in open_now or (kind(k) in RESTATED and open_now[k] != v)
+    }
+    ended = {k: v for k, v in open_now.items() if kind(k) in covered and k not in current}
+    return Change(started, ended)
+
+
+def _started_text(key: str, text: str) -> str:
+    what, _sep, name = key.partition(":")
+    if what == "oversold":
+        return _("Oversold: {sku} has Stock {stock}; check its orders and its count").format(
+            sku=name, stock=text
+        )
+    if what == "channel":
+        return _("{channel} is failing: {error}").format(channel=name, error=text)
+    if what == "expiry":
+        return _("{channel}: {notice}").format(channel=name, notice=text)
+    if what == "state":
+        return _("stockbot stopped: the state file does not belong to the sheet. {error}").format(
+            error=text
+        )
+    if what == "stop":
+        return _("stockbot stopped: {error}").format(error=text)
+    return _("stockbot could not finish a cycle: {error}").format(error=text)
+
+
+def _ended_text(key: str) -> str:
+    what, _sep, name = key.partition(":")
+    if what == "oversold":
+        return _("No longer oversold: {sku} has Stock 0 or more again").format(sku=name)
+    if what == "channel":
+        return _("{channel} syncs again").format(channel=name)
+    if what == "expiry":
+        return _("{channel}: the credential warning is over").format(channel=name)
+    if what in ("stop", "state"):
+        return _("stockbot runs again: what stopped it is fixed")
+    return _("stockbot finishes its cycles again")
+
+
+def message(change: Change) -> tuple[str, str]:
+    """The subject and the body of the alert for one change."""
+    subject = _("stockbot: {started} new problem(s), {ended} resolved").format(
+        started=len(change.started), ended=len(change.ended)
+    )
+    lines = [f"- {_started_text(k, v)}" for k, v in sorted(change.started.items())]
+    lines += [f"- {_ended_text(k)}" for k in sorted(change.ended)]
+    return subject, "\n".join(lines)
+
+
+class Incidents:
+    """The open incidents, kept in a JSON file so that a restart does not alert again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, str]:
+        """The open incidents; none when the file is missing or unreadable."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("alert incidents file %s unreadable (%s); starting afresh", self.path, exc)
+            return {}
+        incidents = data.get("open") if isinstance(data, dict) else None
+        if not isinstance(incidents, dict):
+            return {}
+        return {str(k): str(v) for k, v in incidents.items()}
+
+    def save(self, incidents: Mapping[str, str]) -> None:
+        """Replace the file at once (a crash leaves the old or the new one, never half)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(
+            json.dumps({"open": dict(sorted(incidents.items()))}, ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
+        os.replace(tmp, self.path)
+
+
+class Sender(Protocol):
+    """Where alerts go."""
+
+    name: str
+
+    def send(self, subject: str, body: str) -> None:
+        """Deliver one alert or raise."""
+
+
+class Webhook:
+    """A Slack-compatible incoming webhook: POST of JSON {"text": ...}."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
+        self._url = url
+        self._timeout = timeout
+
+    def send(self, subject: str, body: str) -> None:
+        """Post the alert; raise on a transport error or a non-2xx answer."""
+        answer = httpx.post(self._url, json={"text": f"{subject}\n{body}"}, timeout=self._timeout)
+        if answer.status_code >= 300:
+            raise AlertError(f"the webhook answered HTTP {answer.status_code}")
+
+
+class Mail:
+    """E-mail through `smtp://user:password@host:587` (STARTTLS) or `smtps://…:465` (TLS).
+
+    An optional `?from=address` sets the sender; otherwise the user name when it is an
+    address, else `stockbot@<this host>`.
+    """
+
+    name = "e-mail"
+
+    def __init__(self, url: str, to: Sequence[str], timeout: float = TIMEOUT) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("STOCKBOT_SMTP_URL must look like smtp://user:password@host:587")
+        self._tls = parts.scheme == "smtps"
+        self._host = parts.hostname
+        self._port = parts.port or (465 if self._tls else 587)
+        self._user = unquote(parts.username or "")
+        self._password = unquote(parts.password or "")
+        sender = parse_qs(parts.query).get("from", [""])[0]
+        if not sender:
+            sender = self._user if "@" in self._user else f"stockbot@{socket.getfqdn()}"
+        self._from = sender
+        self._to = list(to)
+        self._timeout = timeout
+
+    def send(self, subject: str, body: str) -> None:
+        """Send the alert; raise on any SMTP, TLS or connection error."""
+        mail = EmailMessage()
+        mail["From"] = self._from
+        mail["To"] = ", ".join(self._to)
+        mail["Subject"] = subject
+        mail.set_content(body)
+        context = ssl.create_default_context()
+        server: smtplib.SMTP
+        if self._tls:
+            server = smtplib.SMTP_SSL(
+                self._host, self._port, timeout=self._timeout, context=context
+            )
+        else:
+            server = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+        with server:
+            if not self._tls:
+                server.starttls(context=context)
+            if self._user:
+                server.login(self._user, self._password)
+            server.send_message(mail)
+
+
+class AlertError(Exception):
+    """An alert could not be delivered (logged, never raised out of `Alerter`)."""
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a sender failed, without the URL (which holds secrets)."""
+    if isinstance(exc, AlertError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.HTTPError):
+        return f"connection failed ({type(exc).__name__})"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"the mail server answered {exc.smtp_code}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc})"
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__} ({exc.strerror or exc})"
+    return type(exc).__name__
+
+
+class Alerter:
+    """Compares each observation with the open incidents and sends what started or ended."""
+
+    def __init__(self, incidents: Incidents, senders: Sequence[Sender]) -> None:
+        self.incidents = incidents
+        self.senders = list(senders)
+
+    def observe(self, current: Mapping[str, str], kinds: Iterable[str]) -> Change:
+        """Record the incidents open now (of `kinds`), alert on changes; return them."""
+        try:
+            open_now = self.incidents.load()
+            change = compare(open_now, current, kinds)
+            if not change:
+                return change
+            for key in change.ended:
+                del open_now[key]
+            open_now.update(change.started)
+            self.incidents.save(open_now)
+        except OSError as exc:
+            log.error("could not keep the alert incidents in %s: %s", self.incidents.path, exc)
+            change = compare({}, current, ())
+        self.send(change)
+        return change
+
+    def send(self, change: Change) -> None:
+        """Deliver one alert for `change` by every sender; failures are only logged."""
+        if not change or not self.senders:
+            return
+        subject, body = message(change)
+        for sender in self.senders:
+            try:
+                sender.send(subject, body)
+            except Exception as exc:  # an alert must never stop a cycle, whatever went wrong
+                log.error("alert by %s not sent: %s", sender.name, _reason(exc))
+            else:
+                log.info("alert sent by %s: %s", sender.name, subject)

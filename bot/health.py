@@ -1,0 +1,128 @@
+"""After every cycle of `sync` and `run`: alerts, the health-check ping, a stop shown in the sheet.
+
+SPEC.md sections 4 and 5. A cycle that synced pings `STOCKBOT_HEALTHCHECK_URL`; one that did
+not (a channel failed, the bot stopped with exit status 2, the cycle broke) pings
+`<url>/fail`. The alerts of `bot.alerts` are fed from the cycle's report, or from the error
+that stopped it. None of it may stop a cycle: every failure here is logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bot.alerts import KINDS, Alerter, Change, Incidents, Mail, Sender, Webhook
+from bot.config import Settings
+from bot.errors import StockbotError
+from bot.handover import StateMismatchError
+from bot.i18n import log_time
+from bot.sheet.client import SheetClient
+from bot.sheet.stopped import record_stop
+from bot.sync import CycleReport
+
+__all__ = ["Watch", "incidents_path", "ping"]
+
+log = logging.getLogger("stockbot")
+
+PING_TIMEOUT = 10.0  # seconds
+STOPS = ("stop", "state")
+
+
+def incidents_path(state_path: Path) -> Path:
+    """The file of open alert incidents, next to the state file."""
+    return state_path.with_name(state_path.name + ".alerts.json")
+
+
+def ping(url: str, synced: bool, timeout: float = PING_TIMEOUT) -> bool:
+    """GET `url` after a cycle that synced, `url/fail` otherwise; False when it failed."""
+    target = url.rstrip("/") + ("" if synced else "/fail")
+    try:
+        answer = httpx.get(target, timeout=timeout)
+    except httpx.HTTPError as exc:
+        # Never the URL itself: its path is the check's secret.
+        log.warning("health check ping failed (%s); the cycle goes on", type(exc).__name__)
+        return False
+    if answer.status_code >= 300:
+        log.warning("health check ping answered HTTP %d; the cycle goes on", answer.status_code)
+        return False
+    return True
+
+
+def _senders(settings: Settings) -> list[Sender]:
+    senders: list[Sender] = []
+    if settings.alert_webhook_url is not None:
+        senders.append(Webhook(settings.alert_webhook_url.get_secret_value()))
+    to = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
+    if to and settings.smtp_url is not None:
+        try:
+            senders.append(Mail(settings.smtp_url.get_secret_value(), to))
+        except ValueError as exc:
+            log.error("alert e-mail is off: %s", exc)
+    elif to or settings.smtp_url is not None:
+        log.error("alert e-mail is off: set both STOCKBOT_ALERT_EMAIL_TO and STOCKBOT_SMTP_URL")
+    return senders
+
+
+class Watch:
+    """Alerts and health-check pings for the cycles of one bot."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.alerter = Alerter(Incidents(incidents_path(settings.state_path)), _senders(settings))
+        url = settings.healthcheck_url
+        self.health_url = url.get_secret_value().strip() if url is not None else ""
+
+    def synced(self, report: CycleReport, notices: Mapping[str, str]) -> None:
+        """A cycle ran to its end: open and close incidents of every kind, then ping."""
+        current = {f"oversold:{sku}": str(stock) for sku, stock in report.oversold.items()}
+        current |= {f"channel:{name}": why for name, why in report.failed_channels.items()}
+        current |= {f"expiry:{name}": text for name, text in notices.items()}
+        self._observe(current, KINDS)
+        self._ping(report.ok)
+
+    def stopped(self, exc: StockbotError, sheet: SheetClient | None = None) -> None:
+        """A configuration or sheet-structure error stopped the bot (exit status 2)."""
+        key = "state" if isinstance(exc, StateMismatchError) else "stop"
+        change = self._observe({key: str(exc)}, STOPS)
+        if key in change.started:
+            self._record(str(exc), sheet)
+        self._ping(False)
+
+    def failed(self, exc: BaseException) -> None:
+        """The cycle broke otherwise (the Sheets API, a bug): it did not sync."""
+        text = str(exc) if isinstance(exc, StockbotError) else f"unexpected {type(exc).__name__}"
+        self._observe({"cycle": text}, ("cycle",))
+        self._ping(False)
+
+    def _observe(self, current: Mapping[str, str], kinds: tuple[str, ...]) -> Change:
+        return self.alerter.observe(current, kinds)
+
+    def _ping(self, synced: bool) -> None:
+        if self.health_url:
+            ping(self.health_url, synced)
+
+    def _record(self, detail: str, sheet: SheetClient | None) -> None:
+        """The stop in the Channels tab and the Log, once per stop, when the sheet can take it."""
+        try:
+            if sheet is None:
+                from bot.app import open_sheet
+
+                sheet = open_sheet(self.settings)
+            written = record_stop(sheet, detail, self.settings.channels, self._stamp())
+        except StockbotError as exc:
+            log.warning("the stop could not be written to the sheet either: %s", exc)
+            return
+        if written:
+            log.info("the stop is shown in the sheet (%s)", ", ".join(written))
+
+    def _stamp(self) -> str:
+        try:
+            zone: ZoneInfo | None = ZoneInfo(self.settings.timezone)
+        except (ValueError, KeyError):
+            zone = None  # the time zone may be the very setting that is wrong
+        return log_time(datetime.now(UTC), zone or UTC)
