@@ -92,6 +92,7 @@ class CycleReport:
     sheet_writes: int = 0
     rows: list[Row] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
+    final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle (sets too)
 
     @property
     def ok(self) -> bool:
@@ -191,6 +192,7 @@ class Cycle:
                 rows, the_plan = again.rows, self._plan(again.rows, fetched, starts)
                 report.rows = rows
             report.events = the_plan.events
+            report.final = the_plan.final
             report.pushes = plan_pushes(
                 rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
             )
