@@ -7,7 +7,7 @@ It does no I/O, so the cycle can run it again on values re-read just before its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -15,6 +15,7 @@ from bot.channels.base import FetchResult, Order
 from bot.i18n import _
 from bot.inventory import Row, item_key, rows_text
 from bot.ledger import Changes, LineState
+from bot.sets import set_stock
 
 __all__ = ["Event", "Plan", "item_index", "plan"]
 
@@ -43,6 +44,7 @@ class Plan:
     stock: dict[int, int] = field(default_factory=dict)  # row index -> new Stock
     final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle
     changes: Changes = field(default_factory=Changes)
+    notes: dict[str, str] = field(default_factory=dict)  # sku -> a Status note of this cycle
 
 
 def item_index(rows: Sequence[Row], channel: str) -> dict[str, Row]:
@@ -100,6 +102,8 @@ def plan(
     A row whose SKU has no baseline yet (a new product, or a SKU staff renamed) starts one at
     its Stock without a `manual` row: the bot cannot tell a rename from a new product, and a
     guessed `manual` row would be an invented one.
+    A set's lines are applied to its components (`_apply_set_line`); a set's Stock is not
+    kept but computed from its components' Stock after every line of the cycle (`_set_stocks`).
     """
     result = Plan()
     # SKUs ignore case: a baseline kept under another case of the SKU counts, if only one is.
@@ -116,7 +120,7 @@ def plan(
         if not row.matchable:
             continue
         by_sku[row.sku.casefold()] = row
-        if row.stock is None:
+        if row.stock is None or row.is_set:
             continue
         before = baseline.get(row.sku, folded_baseline.get(row.sku.casefold()))
         if before is not None and before != row.stock:
@@ -168,7 +172,41 @@ def plan(
             result.stock[row.index] = value
             result.changes.stock[sku] = value
     result.final = current
+    _set_stocks(by_sku.values(), baseline, folded_baseline, current, result)
     return result
+
+
+def _set_stocks(
+    rows: Iterable[Row],
+    baseline: Mapping[str, int],
+    folded_baseline: Mapping[str, int],
+    current: Mapping[str, int],
+    result: Plan,
+) -> None:
+    """Each usable set's Stock from its components' Stock after the cycle's lines.
+
+    The set's baseline is the value the bot last wrote: a set cell that holds anything else
+    was typed over by staff, which is no stock change; the computed value is written back and
+    the row's Status says so.
+    """
+    folded = {sku.casefold(): value for sku, value in current.items()}
+    for row in rows:
+        if not row.is_set or row.set_broken or row.components is None:
+            continue
+        if any(c.sku.casefold() not in folded for c in row.components):
+            continue  # a component's Stock turned unreadable in the re-read: next cycle
+        value = set_stock(row.components, folded)
+        result.final[row.sku] = value
+        before = baseline.get(row.sku, folded_baseline.get(row.sku.casefold()))
+        if row.stock != value:
+            result.stock[row.index] = value
+            if before is not None and row.stock != before:
+                result.notes[row.sku] = _(
+                    "Stock of a set is computed from its components: the bot wrote {value} "
+                    "back over what was typed"
+                ).format(value=value)
+        if before != value:
+            result.changes.stock[row.sku] = value
 
 
 def _find_row(state: LineState, sheet: _Sheet) -> Row | None:
@@ -184,6 +222,10 @@ def _find_row(state: LineState, sheet: _Sheet) -> Row | None:
 
 def _why_held(state: LineState, sheet: _Sheet, row: Row | None) -> tuple[str, str]:
     """Why a line waits and until when, for its one `error` row."""
+    if row is not None and row.is_set:
+        return _("set {sku} cannot be used (its Status says why)").format(sku=row.sku), _(
+            "it is fixed"
+        )
     if row is not None:
         return (
             _("the Stock of {sku} cannot be used (its Status says why)").format(sku=row.sku),
@@ -228,7 +270,10 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
             result.changes.lines.append(state)
         return
     row = _find_row(state, sheet)
-    if row is None or row.stock is None:
+    usable = row is not None and (
+        _set_ready(row, sheet, current) if row.is_set else row.stock is not None
+    )
+    if row is None or not usable:
         if not state.reported:
             reason, when = _why_held(state, sheet, row)
             result.events.append(
@@ -244,16 +289,13 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
             )
         result.changes.lines.append(replace(state, reported=True))
         return
+    if row.is_set:
+        _apply_set_line(state, row, sheet, current, result)
+        return
     before = current[row.sku]
     after = before - delta
     current[row.sku] = after
-    cancel = state.target == 0 and not state.cancelled
-    kind = "order" if state.sku is None else ("cancel" if cancel else "change")
-    detail = {
-        "order": _("sold {quantity} on {channel}"),
-        "cancel": _("cancelled on {channel}: {applied} put back"),
-        "change": _("quantity changed on {channel}: {applied} → {quantity}"),
-    }[kind].format(quantity=state.target, applied=state.applied, channel=state.channel)
+    kind, detail = _kind(state)
     if state.sku is not None and state.sku.casefold() != row.sku.casefold():
         detail += _(
             " (SKU {sku}, to which it was applied, is no longer in the sheet; "
@@ -287,6 +329,23 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
                 ).format(sku=row.sku, stock=after),
             )
         )
+    _applied(state, row, kind, delta, result)
+
+
+def _kind(state: LineState) -> tuple[str, str]:
+    """The Log event of a line's change (order, change or cancel) and its Detail."""
+    cancel = state.target == 0 and not state.cancelled
+    kind = "order" if state.sku is None else ("cancel" if cancel else "change")
+    detail = {
+        "order": _("sold {quantity} on {channel}"),
+        "cancel": _("cancelled on {channel}: {applied} put back"),
+        "change": _("quantity changed on {channel}: {applied} → {quantity}"),
+    }[kind].format(quantity=state.target, applied=state.applied, channel=state.channel)
+    return kind, detail
+
+
+def _applied(state: LineState, row: Row, kind: str, delta: int, result: Plan) -> None:
+    """Record a line as applied to `row`; its marketplace lowered its own listing of it."""
     result.changes.lines.append(
         replace(
             state,
@@ -299,6 +358,60 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
     item = row.items.get(state.channel)
     if item is not None:
         result.changes.adjust.append((state.channel, item, -delta))
+
+
+def _set_ready(row: Row, sheet: _Sheet, current: Mapping[str, int]) -> bool:
+    """Whether a set's lines can be applied: the set is sound and each component's Stock read."""
+    if row.set_broken or not row.components:
+        return False
+    for c in row.components:
+        component = sheet.by_sku.get(c.sku.casefold())
+        if component is None or component.sku not in current:
+            return False
+    return True
+
+
+def _apply_set_line(
+    state: LineState, row: Row, sheet: _Sheet, current: dict[str, int], result: Plan
+) -> None:
+    """A set's line applied to its components: one Log row per component (SPEC.md 3a)."""
+    delta = state.target - state.applied
+    kind, detail = _kind(state)
+    assert row.components is not None
+    for c in row.components:
+        sku = sheet.by_sku[c.sku.casefold()].sku
+        before = current[sku]
+        after = before - delta * c.qty
+        current[sku] = after
+        result.events.append(
+            Event(
+                kind,
+                state.channel,
+                state.order_id,
+                sku,
+                change=-delta * c.qty,
+                before=before,
+                after=after,
+                detail=detail
+                + _(" (set {set_sku}: {qty} per set)").format(set_sku=row.sku, qty=c.qty),
+            )
+        )
+        if after < 0 and delta > 0:
+            result.events.append(
+                Event(
+                    "oversold",
+                    state.channel,
+                    state.order_id,
+                    sku,
+                    before=before,
+                    after=after,
+                    detail=_(
+                        "Stock of {sku} is {after}: more was sold than held (set {set_sku}); "
+                        "check the shelf, correct Stock, and contact the buyer if needed"
+                    ).format(sku=sku, after=after, set_sku=row.sku),
+                )
+            )
+    _applied(state, row, kind, delta, result)
 
 
 def _pending_text(state: LineState) -> str:

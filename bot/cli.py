@@ -162,10 +162,12 @@ def cmd_check(settings: Settings) -> int:
         report = app.cycle.run(dry_run=True)
     finally:
         app.close()
-    bad = [r for r in report.rows if r.problems]
+    bad = [r for r in report.rows if r.problems or r.display_problems]
     print(f"inventory: {len(report.rows)} rows, {len(bad)} with problems")
     for row in bad[:20]:
-        print(f"  row {row.index + 1} {row.sku or '(no SKU)'}: {'; '.join(row.problems)}")
+        problems = "; ".join([*row.problems, *row.display_problems])
+        print(f"  row {row.index + 1} {row.sku or '(no SKU)'}: {problems}")
+    _print_sets(report)
     for event in report.events:
         print(
             f"  would log {event.event} {event.channel} {event.sku} {event.change or ''} "
@@ -181,6 +183,21 @@ def cmd_check(settings: Settings) -> int:
         failed = True
         print(f"  FAILED {name}: {why}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_sets(report: CycleReport) -> None:
+    """The set products of the sheet, each with its computed Stock and what it would push."""
+    sets = [r for r in report.rows if r.is_set]
+    if not sets:
+        return
+    pushed = {(p.channel, p.skus[u.item]): u.quantity for p in report.pushes for u in p.updates}
+    print(f"sets: {len(sets)}")
+    for row in sets[:20]:
+        terms = " + ".join(f"{c.sku}*{c.qty}" for c in row.components or ())
+        stock = report.final.get(row.sku)
+        where = ", ".join(f"{ch}={q}" for (ch, sku), q in sorted(pushed.items()) if sku == row.sku)
+        state = "broken (see above)" if stock is None else f"Stock {stock}"
+        print(f"  {row.sku} = {terms or '?'}: {state}; would push {where or 'nothing new'}")
 
 
 def cmd_init_sheet(settings: Settings) -> int:

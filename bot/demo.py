@@ -3,7 +3,9 @@
 It starts the Sheets API stand-in and one stand-in per marketplace on loopback, builds a sheet
 from `sheet_template/`, and plays a short story through the real bot (real gspread, real
 adapters, real ledger): sales on every marketplace, a cancellation, a staff restock, a broken
-display setting and an oversell. After each cycle it prints the sheet and what each store shows.
+display setting, a gift-box set sold on one marketplace (its components drop everywhere), an
+Amazon-only hold-back (`Amazon display`) and an oversell. After each cycle it prints the sheet
+and what each store shows.
 """
 
 from __future__ import annotations
@@ -154,10 +156,11 @@ class Demo:
 
     def show(self) -> None:
         """The Inventory tab beside each store's quantity."""
-        columns = ["SKU", "Stock", "Display", "Shown", *CHANNEL_NAMES, "Status"]
+        columns = ["SKU", "Stock", "Display", "Amazon display", "Set", "Shown"]
+        columns += [*CHANNEL_NAMES, "Status"]
         table = [columns]
         for row in self.rows():
-            line = [str(row["SKU"]), str(row["Stock"]), str(row["Display"]), str(row["Shown"])]
+            line = [str(row.get(c, "")) for c in columns[:6]]
             for name in CHANNEL_NAMES:
                 item = self.item(row, name)
                 quantity = None if item is None else self.markets[name].quantity(item)
@@ -207,6 +210,15 @@ def run_demo(say: Callable[[str], None] = print) -> int:
         demo.order("amazon", "TEA-002", 1)
         demo.order("shopify", "TEA-003", 1)
         demo.cycle(app, "Cycle 2: each sale lowers Stock once and what the other stores show")
+
+        say("\nA gift box (set SET-001 = TEA-002 + CUP-001) sells on Rakuten:")
+        demo.order("rakuten", "SET-001", 2)
+        demo.cycle(
+            app,
+            "Cycle 2b: one 'order' row per component; TEA-002 and CUP-001 drop on every "
+            "store, the set's Stock is recomputed; Amazon keeps its own settings "
+            "(TEA-002 at 50%, CUP-001 held back by 5)",
+        )
 
         say("\nA cancellation, a delivery, and a typo:")
         demo.markets["rakuten"].cancel_order(rakuten_order)

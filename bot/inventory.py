@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 
 from bot.channels.rakuten import item_key as rakuten_key
 from bot.config import CHANNEL_NAMES
-from bot.i18n import _
+from bot.i18n import _, language
 from bot.rules import CellError, DisplaySetting, cell_text, parse_code, parse_display, parse_stock
+from bot.sets import Component, ComponentKind, component_problems, parse_set, waits
+from bot.sheet.layout import INVENTORY_HEADERS, written_name
 
-__all__ = ["NOT_SOLD", "Row", "item_key", "parse_inventory", "rows_text"]
+__all__ = ["DISPLAY_COLUMNS", "NOT_SOLD", "Row", "item_key", "parse_inventory", "rows_text"]
 
 NOT_SOLD = "-"
+# The per-marketplace display columns: channel -> (layout key, header as staff see it).
+DISPLAY_COLUMNS = {ch: (f"{ch}_display", f"{ch.capitalize()} display") for ch in CHANNEL_NAMES}
 
 
 @dataclass
@@ -34,6 +38,12 @@ class Row:
     duplicate: bool = False  # another row has the same SKU (compared case-insensitively)
     clashes: set[str] = field(default_factory=set)  # channels where another row names its item
     sku_unread: bool = False  # the SKU cell holds a formula or a rounded number: no orders match
+    # Non-blank per-marketplace display settings: channel -> setting, None when it is broken.
+    own_display: dict[str, DisplaySetting | None] = field(default_factory=dict)
+    # Broken display settings: shown in Status, they stop pushes to some marketplaces only.
+    display_problems: list[str] = field(default_factory=list)
+    components: tuple[Component, ...] | None = None  # a set's components; None: not a set
+    set_broken: bool = False  # a set whose components cannot be used: its orders wait
 
     @property
     def matchable(self) -> bool:
@@ -41,9 +51,20 @@ class Row:
         return bool(self.sku) and not self.duplicate and not self.sku_unread
 
     @property
+    def is_set(self) -> bool:
+        """Whether the row is a set product, whose Stock the bot computes (SPEC.md 3a)."""
+        return self.components is not None
+
+    @property
     def pushable(self) -> bool:
-        """Whether a new quantity can be computed for this row."""
-        return self.stock is not None and self.display is not None and not self.problems
+        """Whether a new quantity can be computed for this row (on some marketplace)."""
+        return (self.stock is not None or self.is_set) and not self.problems
+
+    def setting(self, channel: str) -> DisplaySetting | None:
+        """The display setting for `channel`: its own column's, else Display; None if broken."""
+        if channel in self.own_display:
+            return self.own_display[channel]
+        return self.display
 
 
 def item_key(channel: str, item: str) -> str:
@@ -89,14 +110,39 @@ def parse_inventory(
             problems.append(str(exc))
         stock: int | None = None
         display: DisplaySetting | None = None
+        display_problems: list[str] = []
+        components: tuple[Component, ...] | None = None
+        set_broken = False
+        try:
+            components = parse_set(_get(raw, columns.get("set")))
+        except CellError as exc:
+            problems += [str(exc), waits()]
+            components, set_broken = (), True
         try:
             stock = parse_stock(_get(raw, columns["stock"]))
         except CellError as exc:
-            problems.append(str(exc))
+            if components is None:  # a set's Stock is the bot's to write: a bad one is mended
+                problems.append(str(exc))
         try:
             display = parse_display(_get(raw, columns["display"]))
         except CellError as exc:
-            problems.append(str(exc))
+            display_problems.append(str(exc))
+        own_display: dict[str, DisplaySetting | None] = {}
+        for channel, (key, _header) in DISPLAY_COLUMNS.items():
+            cell = _get(raw, columns.get(key))
+            if cell is None or (isinstance(cell, str) and not cell_text(cell)):
+                continue
+            try:
+                own_display[channel] = parse_display(
+                    cell, written_name(key, INVENTORY_HEADERS[key], language())
+                )
+            except CellError as exc:
+                own_display[channel] = None
+                display_problems.append(
+                    _("{problem} (nothing new is pushed to {channel} for this row)").format(
+                        problem=str(exc), channel=channel
+                    )
+                )
         if not sku:
             problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
         items: dict[str, str | None] = {}
@@ -121,11 +167,41 @@ def parse_inventory(
                 status_cell=_get(raw, columns["status"]),
                 problems=problems,
                 sku_unread=sku_unread,
+                own_display=own_display,
+                display_problems=display_problems,
+                components=components,
+                set_broken=set_broken,
             )
         )
     _flag_duplicates(rows)
     _flag_item_clashes(rows)
+    _flag_sets(rows)
     return rows
+
+
+def _flag_sets(rows: list[Row]) -> None:
+    """Sets naming a missing SKU, themselves, another set or an unusable row are broken."""
+    kinds: dict[str, ComponentKind] = {}
+    for row in rows:
+        key = row.sku.casefold()
+        if not row.sku or row.sku_unread:
+            continue
+        if row.duplicate:
+            kinds[key] = "copied"
+        elif row.is_set:
+            kinds[key] = "set"
+        elif row.stock is None:
+            kinds[key] = "no_stock"
+        else:
+            kinds[key] = "product"
+    for row in rows:
+        if row.components:
+            problems = component_problems(row.sku, row.components, kinds)
+            if problems:
+                row.problems.extend([*problems, waits()])
+                row.set_broken = True
+        if row.is_set and not row.matchable:
+            row.set_broken = True
 
 
 def _flag_duplicates(rows: list[Row]) -> None:

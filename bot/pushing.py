@@ -119,10 +119,11 @@ def plan_pushes(
         repeated: dict[str, str] = {}
         for row in rows:
             item = row.items.get(name)
-            stock = final.get(row.sku, row.stock)
-            if item is None or not row.pushable or stock is None or row.display is None:
+            stock = final.get(row.sku, None if row.is_set else row.stock)
+            setting = row.setting(name)  # its own column's, else Display (SPEC.md section 2)
+            if item is None or not row.pushable or stock is None or setting is None:
                 continue
-            quantity = shown_quantity(stock, row.display, channel.max_quantity)
+            quantity = shown_quantity(stock, setting, channel.max_quantity)
             state = known.get(item)
             if state is not None and state.error and state.refused == quantity and state.logged:
                 repeated[item] = state.error

@@ -45,9 +45,11 @@ def log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
     return line
 
 
-def status_text(row: Row, push_errors: Mapping[tuple[str, str], str]) -> str:
-    """The Status text of a row: its problems and its standing push failures, or OK."""
-    problems = list(row.problems)
+def status_text(
+    row: Row, push_errors: Mapping[tuple[str, str], str], note: str | None = None
+) -> str:
+    """The Status text of a row: its problems, push failures and this cycle's note, or OK."""
+    problems = [*row.problems, *row.display_problems, *([note] if note else [])]
     for channel, item in row.items.items():
         if item is not None and (channel, item) in push_errors:
             problems.append(

@@ -30,7 +30,7 @@ __all__ = [
     "shown_quantity",
 ]
 
-DisplayKind = Literal["real", "plus", "minus", "fixed"]
+DisplayKind = Literal["real", "plus", "minus", "fixed", "percent"]
 
 # An explicit table instead of unicodedata NFKC: NFKC also folds superscripts, circled and
 # other compatibility digits ("2⁰" → "20", "⑳" → "20"), which would turn a typo into a
@@ -55,6 +55,7 @@ _FOLD = str.maketrans(
         "\uff0c": ",",  # full-width comma ，
         "\uff0e": ".",  # full-width full stop ．
         "\u3000": " ",  # ideographic (full-width) space
+        "\uff05": "%",  # full-width percent sign ％
     }
 )
 
@@ -67,7 +68,7 @@ _INNER_BLANKS = re.compile(r"[\s\u200b\ufeff]+")
 # numbers that way under the #,##0 format, so copied values carry the commas. Only correct
 # grouping is accepted; "1,23" or "12,34" could be a decimal comma and is an error.
 _WHOLE = r"(?P<digits>[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)"
-_SETTING = re.compile(rf"(?P<sign>[+-]?){_WHOLE}")
+_SETTING = re.compile(rf"(?P<sign>[+-]?){_WHOLE}(?P<percent>%?)")
 # Stock also accepts trailing zero decimals ("3.0", "3.00"), as a number cell does.
 _STOCK = re.compile(rf"(?P<sign>[+-]?){_WHOLE}(?:\.0+)?")
 
@@ -92,7 +93,7 @@ _DATE = re.compile(
 
 
 def _display_help() -> str:
-    return _("type +N, -N, N or leave it blank")
+    return _("type +N, -N, N, N% or leave it blank")
 
 
 def _stock_help() -> str:
@@ -109,18 +110,20 @@ class CellError(ValueError):
 
 @dataclass(frozen=True)
 class DisplaySetting:
-    """A row's Display setting: real stock, plus N, minus N or a fixed N."""
+    """A row's Display setting: real stock, plus N, minus N, a fixed N or N percent."""
 
     kind: DisplayKind
     n: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("real", "plus", "minus", "fixed"):
+        if self.kind not in ("real", "plus", "minus", "fixed", "percent"):
             raise ValueError(f"unknown display kind {self.kind!r}")
         if self.n < 0:
             raise ValueError(f"display N must be >= 0, got {self.n}")
         if self.kind == "real" and self.n != 0:
             raise ValueError("a real-stock display setting has no N")
+        if self.kind == "percent" and self.n > 100:
+            raise ValueError(f"a display percentage is at most 100, got {self.n}")
 
 
 def normalize(text: str) -> str:
@@ -159,28 +162,29 @@ def _too_big(what: str, shown: str, help_: str) -> CellError:
     )
 
 
-def parse_display(cell: object) -> DisplaySetting:
-    """Read a Display cell: blank, +N, -N or N; raise CellError for anything else."""
+def parse_display(cell: object, column: str | None = None) -> DisplaySetting:
+    """Read a display-setting cell: blank, +N, -N, N or N%; raise CellError for anything else.
+
+    `column` names the cell in messages: `Display`, or a per-marketplace column such as
+    `Amazon display`, which follows the same rule (SPEC.md sections 2 and 3).
+    """
+    column = column or _("Display")
     if cell is None:
         return DisplaySetting("real")
     if isinstance(cell, bool):
         raise CellError(
-            _("Display holds {value} (a checkbox?), not a setting: {help}").format(
-                value=_bool_text(cell), help=_display_help()
+            _("{column} holds {value} (a checkbox?), not a setting: {help}").format(
+                column=column, value=_bool_text(cell), help=_display_help()
             )
         )
     if isinstance(cell, int | float):
-        return _display_from_number(cell)
+        return _display_from_number(cell, column)
     if not isinstance(cell, str):
-        raise CellError(
-            _("Display {value} is not a setting: {help}").format(
-                value=_quote(str(cell)), help=_display_help()
-            )
-        )
+        raise _not_a_setting(column, _quote(str(cell)))
     if _is_formula(cell):
         raise CellError(
-            _("Display holds a formula ({value}), which the bot does not read: {help}").format(
-                value=_quote(cell), help=_display_help()
+            _("{column} holds a formula ({value}), which the bot does not read: {help}").format(
+                column=column, value=_quote(cell), help=_display_help()
             )
         )
     text = normalize(cell)
@@ -190,8 +194,8 @@ def parse_display(cell: object) -> DisplaySetting:
     if match is None:
         if _looks_like_date(text):
             raise CellError(
-                _("Display {value} looks like a date, not a setting: {help}").format(
-                    value=_quote(cell), help=_display_help()
+                _("{column} {value} looks like a date, not a setting: {help}").format(
+                    column=column, value=_quote(cell), help=_display_help()
                 )
             )
         squeezed = _INNER_BLANKS.sub("", text)
@@ -199,19 +203,26 @@ def parse_display(cell: object) -> DisplaySetting:
             # "+ 20" is clear enough to name the fix, not clear enough to guess: a blank can
             # also be two values pasted into one cell ("2 0").
             raise CellError(
-                _("Display {value} has a space inside: type it without spaces, {fixed}").format(
-                    value=_quote(cell), fixed=squeezed
+                _("{column} {value} has a space inside: type it without spaces, {fixed}").format(
+                    column=column, value=_quote(cell), fixed=squeezed
                 )
             )
-        raise CellError(
-            _("Display {value} is not a setting: {help}").format(
-                value=_quote(cell), help=_display_help()
-            )
-        )
+        raise _not_a_setting(column, _quote(cell))
     n = _whole(match["digits"])
     if n is None:
-        raise _too_big(_("Display"), _quote(cell), _display_help())
+        raise _too_big(column, _quote(cell), _display_help())
     sign = match["sign"]
+    if match["percent"]:
+        if sign:
+            # "+50%" or "-50%" has no meaning of its own: a share is never above or below.
+            raise _not_a_setting(column, _quote(cell))
+        if n > 100:
+            raise CellError(
+                _("{column} {value} is more than 100%: type a share from 0% to 100%").format(
+                    column=column, value=_quote(cell)
+                )
+            )
+        return DisplaySetting("percent", n)
     if sign == "+":
         return DisplaySetting("plus", n)
     if sign == "-":
@@ -219,25 +230,34 @@ def parse_display(cell: object) -> DisplaySetting:
     return DisplaySetting("fixed", n)
 
 
-def _display_from_number(value: int | float) -> DisplaySetting:
-    """Read a Display cell that holds a number instead of text (SPEC.md section 3)."""
+def _not_a_setting(column: str, shown: str) -> CellError:
+    return CellError(
+        _("{column} {value} is not a setting: {help}").format(
+            column=column, value=shown, help=_display_help()
+        )
+    )
+
+
+def _display_from_number(value: int | float, column: str) -> DisplaySetting:
+    """Read a display-setting cell that holds a number instead of text (SPEC.md section 3)."""
     shown = _short(_number_text(value))
     if isinstance(value, float) and not value.is_integer():
+        # A cell formatted as a percentage holds 0.5 for a typed 50%: say what to type.
         raise CellError(
-            _("Display {value} is not a whole number: {help}").format(
-                value=shown, help=_display_help()
+            _("{column} {value} is not a whole number: {help}").format(
+                column=column, value=shown, help=_display_help()
             )
         )
     if abs(value) > LIMIT:
-        raise _too_big(_("Display"), shown, _display_help())
+        raise _too_big(column, shown, _display_help())
     n = int(value)
     if n > 0:
         # Sheets turns a typed +20 into the number 20 in a number column, so 20 may be +20.
         raise CellError(
             _(
-                "Display holds the number {n}, which is ambiguous: a + may have been lost; "
-                "re-type it as text in the plain-text Display column, e.g. '+{n} or '{n}"
-            ).format(n=n)
+                "{column} holds the number {n}, which is ambiguous: a + may have been lost; "
+                "re-type it as text in the plain-text {column} column, e.g. '+{n} or '{n}"
+            ).format(column=column, n=n)
         )
     if n < 0:
         return DisplaySetting("minus", -n)
@@ -314,6 +334,8 @@ def shown_quantity(stock: int, setting: DisplaySetting, cap: int | None = None) 
         shown = max(stock - setting.n, 0)
     elif setting.kind == "fixed":
         shown = setting.n if stock >= setting.n else max(stock, 0)
+    elif setting.kind == "percent":
+        shown = max(stock, 0) * setting.n // 100
     else:
         shown = max(stock, 0)
     return shown if cap is None else min(shown, cap)

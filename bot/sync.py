@@ -102,6 +102,7 @@ class CycleReport:
     rows: list[Row] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
     oversold: dict[str, int] = field(default_factory=dict)  # SKU -> Stock below 0 after it
+    final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle (sets too)
 
     @property
     def ok(self) -> bool:
@@ -157,6 +158,7 @@ class Cycle:
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
+        self._notes: dict[str, str] = {}  # sku -> Status note of this cycle's plan (a set)
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -205,6 +207,7 @@ class Cycle:
                 rows, the_plan = again.rows, self._plan(again.rows, fetched, starts)
                 report.rows = rows
             report.events = the_plan.events
+            report.final = the_plan.final
             report.pushes = plan_pushes(
                 rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
             )
@@ -558,13 +561,14 @@ class Cycle:
                 value = the_plan.final.get(row.sku, row.stock)
                 writes.put("stock", row.index, row.sku, value)
         errors = self._push_errors()
+        self._notes = the_plan.notes
         for row in rows:
-            stock = the_plan.final.get(row.sku, row.stock)
+            stock = the_plan.final.get(row.sku, None if row.is_set else row.stock)
             if row.pushable and stock is not None and row.display is not None:
                 value = shown_quantity(stock, row.display)
                 if row.shown_cell != value:
                     writes.put("shown", row.index, row.sku, value)
-            text = status_text(row, errors)
+            text = status_text(row, errors, self._notes.get(row.sku))
             self._status_written[row.sku] = text
             if row.status_cell != text:
                 writes.put("status", row.index, row.sku, text)
@@ -725,7 +729,8 @@ class Cycle:
         changed = {
             row.sku: text
             for row in rows
-            if (text := status_text(row, errors)) != self._status_written.get(row.sku)
+            if (text := status_text(row, errors, self._notes.get(row.sku)))
+            != self._status_written.get(row.sku)
         }
         writes = Writes()
         if changed:

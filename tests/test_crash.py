@@ -212,3 +212,72 @@ def test_two_bots_claiming_the_sheet_at_the_same_moment_do_not_both_write(
         assert done.returncode == 3, done.stderr
         assert "other-bot" in done.stderr
         assert w.log() == []
+
+
+SET_ROWS = [
+    ["A-1", "", 100, "", "", "", "", "", "", "", "50%", ""],
+    ["A-2", "", 100, "-5", "", "", "", "", "", "", "", ""],
+    ["KIT", "", "", "", "", "", "", "", "", "", "", "A-1*2 + A-2"],
+]
+PER_SALE = {"A-1": {"A-1": 1}, "A-2": {"A-2": 1}, "KIT": {"A-1": 2, "A-2": 1}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("market", ["rakuten", "shopify"])
+def test_kill_9_never_loses_or_doubles_a_set_order_or_a_per_marketplace_push(
+    tmp_path: Path, market: str
+) -> None:
+    rng = random.Random(20261130)
+    label = f"{market.capitalize()} display"
+    with world(tmp_path, (market,)) as w:
+        w.create_sheet([r[:10] for r in SET_ROWS])
+        for i, row in enumerate([[label, "Set"], *[r[10:] for r in SET_ROWS]]):
+            for col, value in zip("KL", row, strict=True):
+                w.sheets.set_value(w.sheet_id, "Inventory", f"{col}{i + 1}", value, raw=True)
+        store = w.markets[market]
+        for sku in PER_SALE:
+            store.add_item(sku, 0)
+        w.time.offset = timedelta(minutes=-10)
+        assert w.sync().ok
+        w.time.offset = timedelta(0)
+        w.sheets.latency = 0.05
+        store.latency = 0.25
+        used = {"A-1": 0, "A-2": 0}
+        orders: list[tuple[str, str]] = []
+        killed = 0
+        for run in range(KILLS):
+            sku = rng.choice(list(PER_SALE))
+            orders.append((store.place_order([(sku, 1)], force=True), sku))
+            for component, qty in PER_SALE[sku].items():
+                used[component] += qty
+            if run % 4 == 3:
+                cancelled, of = orders.pop(rng.randrange(len(orders)))
+                store.cancel_order(cancelled)
+                for component, qty in PER_SALE[of].items():
+                    used[component] -= qty
+            if _sync_killed_after(w, rng.uniform(0.3, 2.5)) is None:
+                killed += 1
+        w.sheets.latency = store.latency = 0
+        for _ in range(2):
+            done = w.run_cli("sync", timeout=300)
+            assert done.returncode == 0, done.stderr
+        assert killed >= KILLS // 3, f"only {killed} runs were killed mid-cycle"
+        a1, a2 = 100 - used["A-1"], 100 - used["A-2"]
+        assert (w.row("A-1")["Stock"], w.row("A-2")["Stock"]) == (a1, a2)
+        kit = max(0, min(a1 // 2, a2))
+        assert w.row("KIT")["Stock"] == kit
+        applied = [r for r in w.log() if r["Event"] in ("order", "cancel", "change")]
+        by_line: dict[tuple[str, str, str], int] = {}
+        for row in applied:
+            key = (str(row["Order"]), str(row["Event"]), str(row["SKU"]))
+            by_line[key] = by_line.get(key, 0) + 1
+        assert all(n == 1 for n in by_line.values()), by_line
+        net = {"A-1": 0, "A-2": 0}
+        for row in applied:
+            net[str(row["SKU"])] += int(row["Change"])
+        assert net == {sku: -n for sku, n in used.items()}
+        # The per-marketplace setting (50%) and the set's computed Stock reach the store.
+        assert store.quantity("A-1") == a1 * 50 // 100
+        assert store.quantity("A-2") == max(a2 - 5, 0)
+        assert store.quantity("KIT") == kit
+        assert w.row("A-1")["Shown"] == a1  # Shown keeps the Display quantity

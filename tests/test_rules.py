@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.rules import (
     LIMIT,
@@ -183,10 +185,13 @@ def test_display_with_a_space_inside_is_an_error_that_names_the_fix(cell: str) -
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("+abc", 'Display "+abc" is not a setting: type +N, -N, N or leave it blank'),
-        (1.5, "Display 1.5 is not a whole number: type +N, -N, N or leave it blank"),
+        ("+abc", 'Display "+abc" is not a setting: type +N, -N, N, N% or leave it blank'),
+        (1.5, "Display 1.5 is not a whole number: type +N, -N, N, N% or leave it blank"),
         ("+ 20", 'Display "+ 20" has a space inside: type it without spaces, +20'),
-        (True, "Display holds TRUE (a checkbox?), not a setting: type +N, -N, N or leave it blank"),
+        (
+            True,
+            "Display holds TRUE (a checkbox?), not a setting: type +N, -N, N, N% or leave it blank",
+        ),
         (
             20,
             "Display holds the number 20, which is ambiguous: a + may have been lost; "
@@ -451,3 +456,56 @@ def test_code_read_as_values_keeps_text_that_starts_with_an_equals_sign() -> Non
 
 def test_identifier_of_a_number_too_long_for_str_never_crashes() -> None:
     assert "digits" in cell_text(10**5000)
+
+
+# -- N% (SPEC.md section 3, issue 9) ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stock", "display", "shown"),
+    [
+        (30, "50%", 15),  # the spec's example: share stock out between marketplaces
+        (31, "50%", 15),  # floor
+        (30, "0%", 0),
+        (30, "100%", 30),
+        (-4, "50%", 0),
+        (0, "75%", 0),
+        (30, "５０％", 15),  # full width
+        (30, " 33% ", 9),
+        (30, "050%", 15),
+    ],
+)
+def test_percent_shows_that_share_of_the_real_stock(stock: int, display: str, shown: int) -> None:
+    assert shown_quantity(stock, parse_display(display)) == shown
+
+
+@pytest.mark.parametrize("cell", ["101%", "1,000%", "50.5%", "+50%", "-50%", "%", "50%%", "5０%x"])
+def test_percent_out_of_range_or_malformed_is_an_error(cell: str) -> None:
+    with pytest.raises(CellError, match="Display"):
+        parse_display(cell)
+
+
+def test_percent_above_100_says_the_range() -> None:
+    with pytest.raises(CellError, match="more than 100%"):
+        parse_display("150%")
+
+
+def test_percent_with_a_space_inside_names_the_fix() -> None:
+    with pytest.raises(CellError, match="without spaces, 50%"):
+        parse_display("50 %")
+
+
+def test_per_marketplace_setting_error_names_its_column() -> None:
+    with pytest.raises(CellError, match=r'^Amazon display "abc" is not a setting'):
+        parse_display("abc", "Amazon display")
+
+
+@given(st.integers(-(10**6), 10**6), st.integers(0, 100))
+def test_percent_is_floor_of_the_share_and_never_above_the_stock(stock: int, n: int) -> None:
+    shown = shown_quantity(stock, parse_display(f"{n}%"))
+    assert shown == (max(stock, 0) * n) // 100
+    assert 0 <= shown <= max(stock, 0)
+
+
+@given(st.integers(101, 10**12))
+def test_percent_above_100_is_always_an_error(n: int) -> None:
+    with pytest.raises(CellError):
+        parse_display(f"{n}%")

@@ -47,6 +47,11 @@ INVENTORY_HEADERS: dict[str, tuple[str, ...]] = {
     "yahoo": ("Yahoo", "Yahoo!", "ヤフー"),
     "amazon": ("Amazon", "アマゾン"),
     "shopify": ("Shopify",),
+    "rakuten_display": ("Rakuten display", "楽天表示在庫設定"),
+    "yahoo_display": ("Yahoo display", "Yahoo表示在庫設定"),
+    "amazon_display": ("Amazon display", "Amazon表示在庫設定"),
+    "shopify_display": ("Shopify display", "Shopify表示在庫設定"),
+    "set": ("Set", "セット構成"),
     "shown": ("Shown", "表示在庫"),
     "status": ("Status", "状態"),
 }

@@ -20,11 +20,18 @@ from bot.sheet.writes import cell
 
 __all__ = ["init_sheet"]
 
-TEXT_COLUMNS = ("sku", "display", "rakuten", "yahoo", "amazon", "shopify")
+# Columns staff add only when they use them (SPEC.md sections 2 and 3a): formatted and
+# validated when present, never added.
+OPTIONAL = {
+    "inventory": ("rakuten_display", "yahoo_display", "amazon_display", "shopify_display", "set")
+}
+DISPLAY_COLUMNS = ("display", *OPTIONAL["inventory"][:4])
+TEXT_COLUMNS = ("sku", "rakuten", "yahoo", "amazon", "shopify", *DISPLAY_COLUMNS, "set")
 BOT_COLUMNS = {"inventory": ("shown", "status"), "channels": ("last_sync", "last_error")}
 PROTECTION = "stockbot: written by the bot"
 DISPLAY_RULE = (
-    '=OR(ISBLANK({cell}),REGEXMATCH(TO_TEXT({cell}),"^[ 　]*[+\\-＋－−]?[0-9０-９]+[ 　]*$"))'
+    "=OR(ISBLANK({cell}),REGEXMATCH(TO_TEXT({cell}),"
+    '"^[ 　]*([+\\-＋－−]?[0-9０-９]+|[0-9０-９]+[%％])[ 　]*$"))'
 )
 # Stock: a whole number within the bot's bound (bot.rules.LIMIT). Warning only (strict false):
 # staff see the cell flagged but are never blocked, because the bot reads more than Sheets'
@@ -169,6 +176,8 @@ def init_sheet(
         end = max([i + 1 for i, c in enumerate(row) if c not in ("", None)], default=0)
         for col_key, names in HEADERS[key].items():
             at = next((present[header_key(n)] for n in names if header_key(n) in present), None)
+            if at is None and col_key in OPTIONAL.get(key, ()):
+                continue
             if at is None:
                 at = end
                 end += 1
@@ -221,6 +230,8 @@ def init_sheet(
 
     inv_id = int(tabs["inventory"]["properties"]["sheetId"])
     for col_key in TEXT_COLUMNS:
+        if col_key not in columns["inventory"]:
+            continue
         col = columns["inventory"][col_key]
         requests.append(
             {
@@ -236,36 +247,37 @@ def init_sheet(
                 }
             }
         )
-    display = columns["inventory"]["display"]
-    requests.append(
-        {
-            "setDataValidation": {
-                "range": {
-                    "sheetId": inv_id,
-                    "startRowIndex": 1,
-                    "startColumnIndex": display,
-                    "endColumnIndex": display + 1,
-                },
-                "rule": {
-                    "condition": {
-                        "type": "CUSTOM_FORMULA",
-                        "values": [
-                            {
-                                "userEnteredValue": DISPLAY_RULE.format(
-                                    cell=column_letters(display) + "2"
-                                )
-                            }
-                        ],
+    for display in [columns["inventory"][k] for k in DISPLAY_COLUMNS if k in columns["inventory"]]:
+        requests.append(
+            {
+                "setDataValidation": {
+                    "range": {
+                        "sheetId": inv_id,
+                        "startRowIndex": 1,
+                        "startColumnIndex": display,
+                        "endColumnIndex": display + 1,
                     },
-                    "inputMessage": _(
-                        "Blank, +N (show more), -N (hold back) or N (show at most N)"
-                    ),
-                    "strict": False,
-                    "showCustomUi": True,
-                },
+                    "rule": {
+                        "condition": {
+                            "type": "CUSTOM_FORMULA",
+                            "values": [
+                                {
+                                    "userEnteredValue": DISPLAY_RULE.format(
+                                        cell=column_letters(display) + "2"
+                                    )
+                                }
+                            ],
+                        },
+                        "inputMessage": _(
+                            "Blank, +N (show more), -N (hold back), N (show at most N) "
+                            "or N% (show that share)"
+                        ),
+                        "strict": False,
+                        "showCustomUi": True,
+                    },
+                }
             }
-        }
-    )
+        )
     stock = columns["inventory"]["stock"]
     requests.append(
         {

@@ -1,7 +1,7 @@
 """Benchmark (not a test): `stockbot sync` as its own process against stand-ins in another.
 
     python tests/benchmarks/bench_scale.py [--skus 10000,100000] [--lines 500] [--real-sleep]
-        [--profile /tmp/prof/bot]
+        [--profile /tmp/prof/bot] [--sets 10]
 
 For each size N: `tests/benchmarks/standin_server.py` starts the Sheets stand-in and the four
 marketplace stand-ins in one process with an N-row sheet; then the bot runs twice as a child
@@ -23,6 +23,8 @@ do not wait, and what they would have waited is printed as "rate-limit pauses" p
 Wall time then excludes them. The stand-ins do not refuse fast calls in this mode. With
 `--real-sleep` the bot is plain `python -m bot sync`, waits for real, and the stand-ins enforce
 the published rates (wall time then includes the pauses; expect many minutes at 100,000).
+
+`--sets 10` makes 10 % of the rows set products of their two neighbours (SPEC.md section 3a).
 
 `--profile P` runs the bot under cProfile, its worker threads included (not with
 `--real-sleep`), and writes P.<size>.first.prof and P.<size>.orders.prof for `pstats`; CPU
@@ -138,10 +140,15 @@ class Server:
     """The stand-in server process."""
 
     def __init__(
-        self, skus: int, folder: Path, enforce: bool, channels: str = ",".join(MARKETS)
+        self,
+        skus: int,
+        folder: Path,
+        enforce: bool,
+        channels: str = ",".join(MARKETS),
+        sets: int = 0,
     ) -> None:
         args = [sys.executable, "-m", "tests.benchmarks.standin_server", "--skus", str(skus)]
-        args += ["--channels", channels]
+        args += ["--channels", channels, "--sets", str(sets)]
         args += ["--dir", str(folder)] + (["--enforce-rates"] if enforce else [])
         self.proc = subprocess.Popen(
             args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -350,14 +357,14 @@ def print_table(columns: list[tuple[str, dict[str, str]]]) -> None:
 
 
 def bench(
-    skus: int, lines: int, real_sleep: bool, sample: int, profile: Path | None
+    skus: int, lines: int, real_sleep: bool, sample: int, profile: Path | None, sets: int = 0
 ) -> list[tuple[str, dict[str, str]]]:
     """Both scenarios at one size; the table columns."""
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
         print(f"\n[{skus:,} SKUs] starting the stand-ins and the sheet ...", flush=True)
-        server = Server(skus, folder, enforce=real_sleep)
+        server = Server(skus, folder, enforce=real_sleep, sets=sets)
         try:
             print(
                 f"[{skus:,} SKUs] stand-ins ready in {time.perf_counter() - started:.1f} s; "
@@ -417,12 +424,15 @@ def main() -> None:
         "PROFILE.<size>.first.prof and .orders.prof (CPU figures then inflated)",
     )
     parser.add_argument("--real-sleep", action="store_true", help="plain `python -m bot sync`")
+    parser.add_argument(
+        "--sets", type=int, default=0, help="percent of rows that are set products (e.g. 10)"
+    )
     args = parser.parse_args()
     if args.profile:
         args.profile.parent.mkdir(parents=True, exist_ok=True)
     columns = []
     for size in (int(s) for s in args.skus.split(",")):
-        columns += bench(size, args.lines, args.real_sleep, args.sample, args.profile)
+        columns += bench(size, args.lines, args.real_sleep, args.sample, args.profile, args.sets)
     print()
     print_table(columns)
     print(

@@ -67,12 +67,22 @@ def sku(i: int) -> str:
     return f"SKU-{i:06d}"
 
 
-def inventory_rows(count: int, stock: int = 50) -> list[list[object]]:
-    """Inventory rows: every third SKU has a display setting of +2."""
-    return [
-        [sku(i), "", stock, "+2" if i % 3 == 0 else "", "", "", "", "", "", ""]
-        for i in range(count)
-    ]
+def inventory_rows(count: int, stock: int = 50, sets: int = 0) -> list[list[object]]:
+    """Inventory rows: every third SKU has a display setting of +2.
+
+    With `sets` percent (at most 33), that share of the rows are set products (a `Set` column
+    is added) made of their two neighbours, `SKU-(i-1)*2 + SKU-(i+1)`.
+    """
+    every = 100 // sets if sets else 0
+    rows: list[list[object]] = []
+    for i in range(count):
+        row: list[object] = [sku(i), "", stock, "+2" if i % 3 == 0 else "", "", "", "", "", "", ""]
+        if every:
+            is_set = i % every == 1 and i + 1 < count
+            row[2] = "" if is_set else stock
+            row.append(f"{sku(i - 1)}*2 + {sku(i + 1)}" if is_set else "")
+        rows.append(row)
+    return rows
 
 
 def is_push(market: str, request: Request) -> bool:
@@ -116,7 +126,9 @@ def cells_written(body: bytes) -> tuple[int, int]:
 class Bench:
     """The stand-ins, the sheet, and the benchmark's control routes."""
 
-    def __init__(self, folder: Path, skus: int, channels: list[str], enforce: bool) -> None:
+    def __init__(
+        self, folder: Path, skus: int, channels: list[str], enforce: bool, sets: int = 0
+    ) -> None:
         self.sheets = SheetsStandIn().start()
         self.markets: dict[str, MarketplaceStandIn] = {}
         self.offset = timedelta(0)
@@ -136,7 +148,7 @@ class Bench:
         self.sheet_id = self.sheets.create_spreadsheet(
             "stockbot benchmark",
             {
-                "Inventory": [HEADER, *inventory_rows(skus)],
+                "Inventory": [HEADER + (["Set"] if sets else []), *inventory_rows(skus, sets=sets)],
                 "Log": [LOG_HEADER],
                 "Channels": [["Channel", "Enabled", "Last sync", "Last error"]],
             },
@@ -255,9 +267,10 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True, help="where the key file goes")
     parser.add_argument("--channels", default="rakuten,yahoo,amazon,shopify")
     parser.add_argument("--enforce-rates", action="store_true")
+    parser.add_argument("--sets", type=int, default=0, help="percent of rows that are sets")
     args = parser.parse_args()
     started = time.perf_counter()
-    bench = Bench(args.dir, args.skus, args.channels.split(","), args.enforce_rates)
+    bench = Bench(args.dir, args.skus, args.channels.split(","), args.enforce_rates, args.sets)
     for key, value in bench.env.items():
         print(f"{key}={value}")
     print(f"BENCH_SETUP_SECONDS={time.perf_counter() - started:.1f}")
