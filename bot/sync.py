@@ -179,7 +179,7 @@ class Cycle:
 
         fetched_at = self.now()
         if not dry_run:
-            self._prune(fetched_at)
+            self._prune(fetched_at, rows)
         fetched = self._fetch(enabled, report, fetched_at)
         starts = {ch: self._start(ch, fetch.start or fetched_at) for ch, fetch in fetched.items()}
         the_plan = self._plan(rows, fetched, starts)
@@ -365,12 +365,23 @@ class Cycle:
         # whole seconds: an order in the start's own second counts as new rather than missed.
         return fetched_at.replace(microsecond=0)
 
-    def _prune(self, now: datetime) -> None:
-        """Once a day, forget orders long closed (the state file stays bounded)."""
+    def _prune(self, now: datetime, rows: Sequence[Row]) -> None:
+        """Once a day, forget orders long closed and the push state of items no row lists.
+
+        The state file stays bounded however many orders and products come and go.
+        """
         last = self.ledger.get_meta("pruned_at")
         if last and now - datetime.fromisoformat(last) < PRUNE_EVERY:
             return
         forgotten = self.ledger.prune(now - RETAIN_ORDERS, forget_ids_before=now - RETAIN_IDS)
+        listed: dict[str, set[str]] = {name: set() for name in self.channels}
+        for row in rows:
+            for channel, item in row.items.items():
+                if item is not None and channel in listed:
+                    listed[channel].add(item)
+        dropped = self.ledger.prune_pushes(listed)
+        if dropped:
+            log.info("forgot the push state of %d items no row lists any more", dropped)
         self.ledger.set_meta("pruned_at", now.isoformat())
         if forgotten:
             log.info("forgot %d orders closed before %s", forgotten, (now - RETAIN_ORDERS).date())
