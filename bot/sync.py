@@ -60,6 +60,7 @@ from bot.positions import (
 )
 from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
 from bot.report import channel_requests, log_row, push_events, status_text
+from bot.rollover import Rollover, plan_rollover
 from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import Layout, Tab, find_layout, find_tabs, header_key
@@ -92,6 +93,7 @@ class CycleReport:
     sheet_writes: int = 0
     rows: list[Row] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
+    log_rolled_over: str = ""  # the new title of a full Log tab this cycle renamed
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,8 @@ class _Sheet:
     first: Tab  # the Inventory tab's columns at the first read
     index: dict[str, int]  # SKU (case-folded) -> its row in `grid`
     channels: list[list[Any]]
+    log_header: list[Any] = field(default_factory=list)  # the Log tab's row 1
+    rollover: Rollover | None = None  # the Log tab is full: the cycle's commit rolls it over
 
 
 class Cycle:
@@ -197,6 +201,8 @@ class Cycle:
 
         self.lease.keep()
         self._forget = self._absent_twice(sheet)
+        day = self.now().astimezone(self.tz).date()
+        sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         report.rows = rows
         for event in the_plan.events:
@@ -300,7 +306,7 @@ class Cycle:
             text = cell_text(line[sku_col]) if sku_col < len(line) else ""
             if text:
                 index.setdefault(text.casefold(), i)
-        return _Sheet(layout, inventory, layout.inventory, index, channels)
+        return _Sheet(layout, inventory, layout.inventory, index, channels, headers["log"])
 
     def _enabled(
         self, grid: Sequence[Sequence[Any]], layout: Layout
@@ -456,6 +462,15 @@ class Cycle:
             if answer is not None:
                 break
         assert answer is not None
+        if sheet.rollover is not None:
+            # Later writes of this cycle (repairs, the report) append to the new Log tab.
+            log.info(
+                "the Log tab was full: renamed to '%s', a new one started", sheet.rollover.old_title
+            )
+            report.log_rolled_over = sheet.rollover.old_title
+            new_log = replace(sheet.layout.log, sheet_id=sheet.rollover.sheet_id, rows=2)
+            sheet.layout = replace(sheet.layout, log=new_log)
+            sheet.rollover = None
         tab = self._check_landing(answer, sheet, tab, writes, rows, report)
         return rows, the_plan, tab
 
@@ -509,7 +524,12 @@ class Cycle:
         writes = self._cycle_writes(rows, the_plan)
         stock_cells = writes.cells.get("stock", {})
         changes.written = [[i, writes.skus[i], v] for i, v in stock_cells.items()]
-        requests = writes.requests(tab) + append_rows(sheet.layout.log.sheet_id, log_rows)
+        # A full Log tab is renamed and a new one started in this same atomic write, so no
+        # Log row can be lost or doubled across the rollover (bot.rollover).
+        roll = sheet.rollover
+        log_id = sheet.layout.log.sheet_id if roll is None else roll.sheet_id
+        requests = [*(roll.requests if roll else []), *writes.requests(tab)]
+        requests += append_rows(log_id, log_rows)
         requests.append(self.lease.request(release=False))
         return writes, self.handover.prepare("cycle", requests, changes)
 
