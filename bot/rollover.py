@@ -34,6 +34,7 @@ __all__ = [
     "LOG_ROLL_CELLS",
     "WARN_TOTAL_CELLS",
     "Rollover",
+    "cells_warning",
     "plan_rollover",
     "total_cells",
 ]
@@ -113,3 +114,12 @@ def plan_rollover(
         },
     ]
     return Rollover(title, new_id, requests)
+
+
+def cells_warning(cells: int, log_title: str) -> str:
+    """The Log text that asks staff to move old Log tabs out of a nearly full spreadsheet."""
+    return _(
+        "The spreadsheet holds {cells} of the {limit} cells Google allows. Move old Log tabs "
+        "('{log} until …') to another spreadsheet (right-click the tab, Copy to, then delete "
+        "it here) before the bot can no longer write"
+    ).format(cells=f"{cells:,}", limit=f"{GOOGLE_CELL_LIMIT:,}", log=log_title)

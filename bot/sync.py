@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,10 +60,17 @@ from bot.positions import (
 )
 from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
 from bot.report import channel_requests, log_row, push_events, status_text
-from bot.rollover import Rollover, plan_rollover
+from bot.rollover import (
+    GOOGLE_CELL_LIMIT,
+    WARN_TOTAL_CELLS,
+    Rollover,
+    cells_warning,
+    plan_rollover,
+    total_cells,
+)
 from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import Layout, Tab, find_layout, find_tabs, header_key
+from bot.sheet.layout import TABS, Layout, Tab, find_layout, find_tabs, header_key
 from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -147,6 +154,7 @@ class Cycle:
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
+        self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -203,6 +211,7 @@ class Cycle:
         self._forget = self._absent_twice(sheet)
         day = self.now().astimezone(self.tz).date()
         sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
+        self._warnings = self._cells_warning(metadata, day)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         report.rows = rows
         for event in the_plan.events:
@@ -471,6 +480,8 @@ class Cycle:
             new_log = replace(sheet.layout.log, sheet_id=sheet.rollover.sheet_id, rows=2)
             sheet.layout = replace(sheet.layout, log=new_log)
             sheet.rollover = None
+        if self._warnings:
+            self.ledger.set_meta("cells_warned", self.now().astimezone(self.tz).date().isoformat())
         tab = self._check_landing(answer, sheet, tab, writes, rows, report)
         return rows, the_plan, tab
 
@@ -515,6 +526,7 @@ class Cycle:
         ]
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
+        events += self._warnings
         events += [
             Event("error", detail=f"{note}: that row is left as it is until the next cycle")
             for note in notes
@@ -532,6 +544,15 @@ class Cycle:
         requests += append_rows(log_id, log_rows)
         requests.append(self.lease.request(release=False))
         return writes, self.handover.prepare("cycle", requests, changes)
+
+    def _cells_warning(self, metadata: Mapping[str, Any], day: date) -> list[Event]:
+        """Once a day, near Google's cell limit: ask staff to move old Log tabs out."""
+        cells = total_cells(metadata)
+        if cells < WARN_TOTAL_CELLS or self.ledger.get_meta("cells_warned") == day.isoformat():
+            return []
+        detail = cells_warning(cells, TABS["log"][0])
+        log.warning("the spreadsheet holds %d cells of Google's %d", cells, GOOGLE_CELL_LIMIT)
+        return [Event("error", detail=detail)]
 
     def _absent_twice(self, sheet: _Sheet) -> list[str]:
         """SKUs with a Stock baseline that were missing from the sheet this cycle and the last.

@@ -9,6 +9,7 @@ tab full at once and the new one (2 rows when started) far from full.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,20 @@ def test_log_rows_waiting_from_a_lost_report_land_once_in_the_new_log_tab(
     assert _orders(w) == [order]
     new = w.sheets.get_values(w.sheet_id, "Log")
     assert [r[1] for r in new[1:]] == ["push"]  # the waiting push row, once, in the new tab
+
+
+def test_a_nearly_full_spreadsheet_is_reported_once_a_day(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.sync.WARN_TOTAL_CELLS", 50_000)  # the three tabs hold 78,000
+
+    def warnings() -> list[dict[str, Any]]:
+        return [r for r in w.log("error") if "cells Google allows" in str(r["Detail"])]
+
+    w.sync()
+    w.sync()
+    assert len(warnings()) == 1
+    assert "78,000 of the 10,000,000" in warnings()[0]["Detail"]
+    w.time.offset += timedelta(days=1)
+    w.sync()
+    assert len(warnings()) == 2
