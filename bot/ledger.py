@@ -305,6 +305,23 @@ class Ledger:
             db.executemany("DELETE FROM forgotten WHERE channel=? AND order_id=?", expired)
         return len(old)
 
+    def prune_pushes(self, listed: Mapping[str, set[str]]) -> int:
+        """Forget the push state of items no sheet row lists any more, per channel in `listed`.
+
+        Rows deleted or renamed over the years would otherwise keep their entries for ever.
+        Forgetting is safe: an item without an entry counts as unknown at its store, so if a
+        row lists it again it is simply pushed again. Returns how many entries went.
+        """
+        gone = [
+            (channel, str(item))
+            for channel, items in listed.items()
+            for (item,) in self._db.execute("SELECT item FROM pushes WHERE channel=?", (channel,))
+            if str(item) not in items
+        ]
+        with self._tx() as db:
+            db.executemany("DELETE FROM pushes WHERE channel=? AND item=?", gone)
+        return len(gone)
+
     def forgotten(self, channel: str) -> set[str]:
         """Orders of the channel that were counted and later forgotten (see `prune`)."""
         rows = self._db.execute("SELECT order_id FROM forgotten WHERE channel=?", (channel,))

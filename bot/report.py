@@ -23,6 +23,8 @@ __all__ = ["channel_requests", "log_row", "push_events", "status_text"]
 log = logging.getLogger("stockbot")
 
 PUSH_DETAIL_ITEMS = 200  # a push row lists this many items, then counts the rest
+# Google refuses a cell of more than 50,000 characters, and with it the whole atomic commit.
+CELL_MAX = 50_000
 
 
 def log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
@@ -41,6 +43,8 @@ def log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
         "detail": event.detail,
     }
     for key, value in values.items():
+        if isinstance(value, str) and len(value) > CELL_MAX:
+            value = value[: CELL_MAX - 1] + "…"
         line[cols[key]] = value
     return line
 
@@ -83,7 +87,10 @@ def push_events(
         if done:
             listed = ", ".join(f"{u.item}={u.quantity}" for u in done[:PUSH_DETAIL_ITEMS])
             more = len(done) - PUSH_DETAIL_ITEMS
-            resynced = ", ".join(u.item for u in done if u.item in p.resync)
+            again = [u.item for u in done if u.item in p.resync]
+            resynced = ", ".join(again[:PUSH_DETAIL_ITEMS])
+            if len(again) > PUSH_DETAIL_ITEMS:
+                resynced += f" … and {len(again) - PUSH_DETAIL_ITEMS} more"
             note = (
                 _(
                     " ({items}: the store held another quantity than expected, from an edit "

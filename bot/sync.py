@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,10 +61,19 @@ from bot.positions import (
 )
 from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
 from bot.report import channel_requests, log_row, push_events, status_text
+from bot.rollover import (
+    GOOGLE_CELL_LIMIT,
+    WARN_TOTAL_CELLS,
+    Rollover,
+    cells_warning,
+    plan_rollover,
+    total_cells,
+)
 from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
     INVENTORY_HEADERS,
+    TABS,
     Layout,
     Tab,
     find_layout,
@@ -103,6 +112,7 @@ class CycleReport:
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
     oversold: dict[str, int] = field(default_factory=dict)  # SKU -> Stock below 0 after it
     final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle (sets too)
+    log_rolled_over: str = ""  # the new title of a full Log tab this cycle renamed
 
     @property
     def ok(self) -> bool:
@@ -119,6 +129,8 @@ class _Sheet:
     first: Tab  # the Inventory tab's columns at the first read
     index: dict[str, int]  # SKU (case-folded) -> its row in `grid`
     channels: list[list[Any]]
+    log_header: list[Any] = field(default_factory=list)  # the Log tab's row 1
+    rollover: Rollover | None = None  # the Log tab is full: the cycle's commit rolls it over
 
 
 class Cycle:
@@ -159,6 +171,7 @@ class Cycle:
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note of this cycle's plan (a set)
+        self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -196,7 +209,7 @@ class Cycle:
 
         fetched_at = self.now()
         if not dry_run:
-            self._prune(fetched_at)
+            self._prune(fetched_at, rows)
         fetched = self._fetch(enabled, report, fetched_at)
         starts = {ch: self._start(ch, fetch.start or fetched_at) for ch, fetch in fetched.items()}
         the_plan = self._plan(rows, fetched, starts)
@@ -215,6 +228,9 @@ class Cycle:
 
         self.lease.keep()
         self._forget = self._absent_twice(sheet)
+        day = self.now().astimezone(self.tz).date()
+        sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
+        self._warnings = self._cells_warning(metadata, day)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         report.rows = rows
         for event in the_plan.events:
@@ -329,7 +345,7 @@ class Cycle:
             text = cell_text(line[sku_col]) if sku_col < len(line) else ""
             if text:
                 index.setdefault(text.casefold(), i)
-        return _Sheet(layout, inventory, layout.inventory, index, channels)
+        return _Sheet(layout, inventory, layout.inventory, index, channels, headers["log"])
 
     def _enabled(
         self, grid: Sequence[Sequence[Any]], layout: Layout
@@ -394,12 +410,23 @@ class Cycle:
         # whole seconds: an order in the start's own second counts as new rather than missed.
         return fetched_at.replace(microsecond=0)
 
-    def _prune(self, now: datetime) -> None:
-        """Once a day, forget orders long closed (the state file stays bounded)."""
+    def _prune(self, now: datetime, rows: Sequence[Row]) -> None:
+        """Once a day, forget orders long closed and the push state of items no row lists.
+
+        The state file stays bounded however many orders and products come and go.
+        """
         last = self.ledger.get_meta("pruned_at")
         if last and now - datetime.fromisoformat(last) < PRUNE_EVERY:
             return
         forgotten = self.ledger.prune(now - RETAIN_ORDERS, forget_ids_before=now - RETAIN_IDS)
+        listed: dict[str, set[str]] = {name: set() for name in self.channels}
+        for row in rows:
+            for channel, item in row.items.items():
+                if item is not None and channel in listed:
+                    listed[channel].add(item)
+        dropped = self.ledger.prune_pushes(listed)
+        if dropped:
+            log.info("forgot the push state of %d items no row lists any more", dropped)
         self.ledger.set_meta("pruned_at", now.isoformat())
         if forgotten:
             log.info("forgot %d orders closed before %s", forgotten, (now - RETAIN_ORDERS).date())
@@ -474,6 +501,17 @@ class Cycle:
             if answer is not None:
                 break
         assert answer is not None
+        if sheet.rollover is not None:
+            # Later writes of this cycle (repairs, the report) append to the new Log tab.
+            log.info(
+                "the Log tab was full: renamed to '%s', a new one started", sheet.rollover.old_title
+            )
+            report.log_rolled_over = sheet.rollover.old_title
+            new_log = replace(sheet.layout.log, sheet_id=sheet.rollover.sheet_id, rows=2)
+            sheet.layout = replace(sheet.layout, log=new_log)
+            sheet.rollover = None
+        if self._warnings:
+            self.ledger.set_meta("cells_warned", self.now().astimezone(self.tz).date().isoformat())
         tab = self._check_landing(answer, sheet, tab, writes, rows, report)
         return rows, the_plan, tab
 
@@ -520,6 +558,7 @@ class Cycle:
         ]
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
+        events += self._warnings
         events += [
             Event(
                 "error",
@@ -534,9 +573,23 @@ class Cycle:
         writes = self._cycle_writes(rows, the_plan)
         stock_cells = writes.cells.get("stock", {})
         changes.written = [[i, writes.skus[i], v] for i, v in stock_cells.items()]
-        requests = writes.requests(tab) + append_rows(sheet.layout.log.sheet_id, log_rows)
+        # A full Log tab is renamed and a new one started in this same atomic write, so no
+        # Log row can be lost or doubled across the rollover (bot.rollover).
+        roll = sheet.rollover
+        log_id = sheet.layout.log.sheet_id if roll is None else roll.sheet_id
+        requests = [*(roll.requests if roll else []), *writes.requests(tab)]
+        requests += append_rows(log_id, log_rows)
         requests.append(self.lease.request(release=False))
         return writes, self.handover.prepare("cycle", requests, changes)
+
+    def _cells_warning(self, metadata: Mapping[str, Any], day: date) -> list[Event]:
+        """Once a day, near Google's cell limit: ask staff to move old Log tabs out."""
+        cells = total_cells(metadata)
+        if cells < WARN_TOTAL_CELLS or self.ledger.get_meta("cells_warned") == day.isoformat():
+            return []
+        detail = cells_warning(cells, TABS["log"][0])
+        log.warning("the spreadsheet holds %d cells of Google's %d", cells, GOOGLE_CELL_LIMIT)
+        return [Event("error", detail=detail)]
 
     def _absent_twice(self, sheet: _Sheet) -> list[str]:
         """SKUs with a Stock baseline that were missing from the sheet this cycle and the last.

@@ -44,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bot import rollover  # noqa: E402
 from bot.channels import build_channels  # noqa: E402
 from bot.channels.http import RetryPolicy  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -213,7 +214,14 @@ def main() -> None:
     parser.add_argument("--edits", type=float, default=0.2, help="staff edits per cycle (mean)")
     parser.add_argument("--channels", default=",".join(MARKETS))
     parser.add_argument("--seed", type=int, default=20261130)
+    parser.add_argument(
+        "--log-roll-cells",
+        type=int,
+        default=rollover.LOG_ROLL_CELLS,
+        help="roll the Log tab over at this many cells (lower it to see rollovers in a short run)",
+    )
     args = parser.parse_args()
+    rollover.LOG_ROLL_CELLS = args.log_roll_cells  # the bot runs in this process
     span = timedelta(seconds=args.cycles * args.step)
     print(
         f"{args.cycles:,} cycles over {args.skus:,} SKUs and four marketplaces, "
