@@ -154,7 +154,7 @@ def push_all(
 
     def one(p: PushPlan) -> tuple[str, PushResult | StockbotError]:
         return p.channel, guarded(
-            p.channel, "pushing quantities", lambda: channels[p.channel].push(p.updates)
+            p.channel, _("pushing quantities"), lambda: channels[p.channel].push(p.updates)
         )
 
     results: dict[str, PushResult | StockbotError] = {}

@@ -385,7 +385,7 @@ class Cycle:
             cursor, open_orders, known = state[name]
             return name, guarded(
                 name,
-                "reading orders",
+                _("reading orders"),
                 lambda: self.channels[name].fetch_orders(cursor, open_orders, now, known),
             )
 

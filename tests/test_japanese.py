@@ -282,3 +282,26 @@ def test_init_sheet_in_japanese_adds_japanese_tabs_and_headers(w: World) -> None
     again = w.run_cli("init-sheet")
     assert again.returncode == 0, again.stderr
     assert w.sheets.get_values(w.sheet_id, "在庫")[0] == JA_HEADER
+
+
+def test_a_marketplace_failure_is_japanese_in_last_error_and_the_log(w: World) -> None:
+    _sheet(w, _japanese_tabs())
+    assert w.sync().ok
+    w.markets["rakuten"].license_key = "renewed-in-rms"  # the bot's key is now refused: 401
+    report = w.sync()
+    assert not report.ok
+
+    refused = "楽天RMSがサービスシークレット／ライセンスキーを拒否しました（ES01-01）"
+    renew = "STOCKBOT_RAKUTEN_LICENSE_KEY を更新してください"
+    last_error = _rows(w, "チャネル")[0]["最終エラー"]
+    assert last_error.startswith("rakuten: ")  # the channel's name is not translated
+    assert refused in last_error and renew in last_error, last_error
+    errors = [r for r in _rows(w, "ログ") if r["イベント"] == "エラー"]
+    assert errors, _rows(w, "ログ")
+    detail = errors[-1]["詳細"]
+    assert refused in detail and renew in detail, detail
+    assert detail.endswith("次回の同期で再試行します")
+    assert errors[-1]["チャネル"] == "rakuten"
+    for text in (last_error, detail):
+        # Only names stay English: the channel, the setting and Rakuten's own error code.
+        assert not re.search(r"\b(rejected|renew|refused|the next cycle)\b", text), text

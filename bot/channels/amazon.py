@@ -105,6 +105,7 @@ from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.channels.late import clean_start, server_time
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError, TemporaryError
+from bot.i18n import _
 
 __all__ = ["AmazonChannel", "OrderBudget", "order_freshness_seconds"]
 
@@ -271,8 +272,10 @@ class _Cursor:
         except (ValueError, KeyError, TypeError) as exc:
             raise RejectedError(
                 NAME,
-                "the stored Amazon order cursor is unreadable; reset the Amazon cursor "
-                "in the state file to start cleanly from now",
+                _(
+                    "the stored Amazon order cursor is unreadable; reset the Amazon cursor "
+                    "in the state file to start cleanly from now"
+                ),
             ) from exc
 
 
@@ -298,7 +301,7 @@ def _issue_text(issues: object, fallback: str) -> str:
         if isinstance(issue, dict) and issue.get("severity", "ERROR") == "ERROR":
             texts.append(f"{issue.get('code', '?')}: {issue.get('message', '')}".strip())
     text = "; ".join(texts) or fallback
-    return f"Amazon did not take the quantity ({text[:300]})"
+    return _("Amazon did not take the quantity ({text})").format(text=text[:300])
 
 
 def _quantity_patch(quantity: int) -> list[dict[str, Any]]:
@@ -315,11 +318,11 @@ def _refusal_text(response: httpx.Response) -> str:
     """A Status line for a listing Amazon refused with 403 while the credentials work."""
     code, message = _errors(response)
     said = f"{response.status_code} {code}" + (f": {message}" if message else "")
-    return (
-        f"Amazon refused this listing ({said}) while accepting the bot's credentials: it may "
+    return _(
+        "Amazon refused this listing ({said}) while accepting the bot's credentials: it may "
         "be restricted or need brand approval. Check the listing's restrictions in Seller "
         "Central (Inventory > Manage All Inventory) and that the SKU is spelled exactly as there"
-    )[:400]
+    ).format(said=said)[:400]
 
 
 def _order(raw: Mapping[str, Any]) -> Order:
@@ -446,24 +449,24 @@ class AmazonChannel:
             return self._token
         response = self._api.request("POST", self._token_url, data=self._credentials)
         if response.status_code != 200:
-            code, _ = _errors(response)
+            code, _said = _errors(response)
             if code == "invalid_grant":
-                advice = (
+                advice = _(
                     "the refresh token was refused (invalid_grant): authorise the app "
                     "again in Seller Central and set STOCKBOT_AMAZON_REFRESH_TOKEN"
                 )
             elif code == "invalid_client" or response.status_code == 401:
-                advice = (
+                advice = _(
                     "the app's client id or secret was refused (invalid_client): copy the "
                     "LWA credentials from Seller Central > Develop Apps into "
                     "STOCKBOT_AMAZON_CLIENT_ID and STOCKBOT_AMAZON_CLIENT_SECRET"
                 )
             else:
-                advice = (
-                    f"the token request failed ({code}): check the STOCKBOT_AMAZON_* "
+                advice = _(
+                    "the token request failed ({code}): check the STOCKBOT_AMAZON_* "
                     "credentials and STOCKBOT_AMAZON_TOKEN_URL"
-                )
-            raise AuthError(NAME, f"Login with Amazon: {advice}", code=code)
+                ).format(code=code)
+            raise AuthError(NAME, _("Login with Amazon: {advice}").format(advice=advice), code=code)
         body = response.json()
         self._token = str(body["access_token"])
         lifetime = float(body.get("expires_in", 3600))
@@ -498,9 +501,11 @@ class AmazonChannel:
         code, message = _errors(response)
         raise AuthError(
             NAME,
-            f"Amazon denied access to {what} ({code}: {message}): check that "
-            "STOCKBOT_AMAZON_SELLER_ID is your merchant token and that the app is authorised "
-            "for it with the Inventory and Order Tracking and Product Listing roles",
+            _(
+                "Amazon denied access to {what} ({code}: {message}): check that "
+                "STOCKBOT_AMAZON_SELLER_ID is your merchant token and that the app is authorised "
+                "for it with the Inventory and Order Tracking and Product Listing roles"
+            ).format(what=what, code=code, message=message),
             code=code,
         )
 
@@ -509,7 +514,13 @@ class AmazonChannel:
         if response.status_code in expected:
             return response.json()
         code, message = _errors(response)
-        raise RejectedError(NAME, f"Amazon refused {what} ({code}: {message})", code=code)
+        raise RejectedError(
+            NAME,
+            _("Amazon refused {what} ({code}: {message})").format(
+                what=what, code=code, message=message
+            ),
+            code=code,
+        )
 
     # -- orders --------------------------------------------------------------------------
     def order_freshness_seconds(self, interval_seconds: float | None = None) -> float:
@@ -588,7 +599,7 @@ class AmazonChannel:
         service (its own host), and a cached token makes no call at all. A refusal raises.
         """
         response = self._probe_listings()
-        self._ok(response, "the listings search", 200)
+        self._ok(response, _("the listings search"), 200)
         # Amazon's times are whole seconds: an order in the start's own second counts as new.
         return clean_start(NAME, server_time(response), now)
 
@@ -602,8 +613,8 @@ class AmazonChannel:
         }
         if token:
             params["paginationToken"] = token
-        response = self._call("GET", ORDERS_PATH, what="your orders", params=params)
-        answer: dict[str, Any] = self._ok(response, "the order search", 200)
+        response = self._call("GET", ORDERS_PATH, what=_("your orders"), params=params)
+        answer: dict[str, Any] = self._ok(response, _("the order search"), 200)
         self._answered_at = server_time(response)
         return answer
 
@@ -645,7 +656,7 @@ class AmazonChannel:
         return self._call(
             "PATCH",
             path,
-            what=f"the listing {update.item}",
+            what=_("the listing {sku}").format(sku=update.item),
             limiter=self._patch_limit,
             refusal_ok=True,
             params={"marketplaceIds": self._marketplace, "issueLocale": ISSUE_LOCALE},
@@ -657,7 +668,7 @@ class AmazonChannel:
         return self._call(
             "GET",
             f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
-            what="your listings",
+            what=_("your listings"),
             limiter=self._search_listings_limit,
             params={"marketplaceIds": self._marketplace, "pageSize": 1},
         )
@@ -675,7 +686,9 @@ class AmazonChannel:
             return
         # A 4xx for one SKU (a bad SKU, say) must not stop the others.
         code, message = _errors(response)
-        result.failed[update.item] = f"Amazon refused the quantity ({code}: {message})"[:300]
+        result.failed[update.item] = _("Amazon refused the quantity ({code}: {message})").format(
+            code=code, message=message
+        )[:300]
 
     def _push_feeds(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
         # Submit every feed first: Amazon works through them while we wait for the first.
@@ -704,11 +717,11 @@ class AmazonChannel:
             self._call(
                 "POST",
                 f"{FEEDS_PATH}/documents",
-                what="a feed document",
+                what=_("a feed document"),
                 limiter=self._document_limit,
                 json={"contentType": FEED_CONTENT_TYPE},
             ),
-            "a feed document",
+            _("a feed document"),
             201,
         )
         # The presigned URL is signed for this content type and needs no access token.
@@ -721,8 +734,10 @@ class AmazonChannel:
         if upload.status_code != 200:
             raise TemporaryError(
                 NAME,
-                f"uploading the stock feed failed (HTTP {upload.status_code}); "
-                "the next cycle sends these quantities again",
+                _(
+                    "uploading the stock feed failed (HTTP {status}); "
+                    "the next cycle sends these quantities again"
+                ).format(status=upload.status_code),
             )
         spec = {
             "feedType": "JSON_LISTINGS_FEED",
@@ -733,11 +748,11 @@ class AmazonChannel:
             self._call(
                 "POST",
                 f"{FEEDS_PATH}/feeds",
-                what="a stock feed",
+                what=_("a stock feed"),
                 limiter=self._feed_limit,
                 json=spec,
             ),
-            "the stock feed",
+            _("the stock feed"),
             202,
         )
         return str(created["feedId"])
@@ -749,10 +764,10 @@ class AmazonChannel:
                 self._call(
                     "GET",
                     f"{FEEDS_PATH}/feeds/{feed_id}",
-                    what="the stock feed",
+                    what=_("the stock feed"),
                     limiter=self._get_feed_limit,
                 ),
-                "the stock feed status",
+                _("the stock feed status"),
                 200,
             )
             status = feed.get("processingStatus")
@@ -761,9 +776,11 @@ class AmazonChannel:
             if self._clock() - began >= self.feed_max_wait:
                 raise TemporaryError(
                     NAME,
-                    f"Amazon is still processing stock feed {feed_id} after "
-                    f"{self.feed_max_wait / 60:.0f} min; the next cycle sends these quantities "
-                    "again",
+                    _(
+                        "Amazon is still processing stock feed {feed_id} after "
+                        "{minutes:.0f} min; the next cycle sends these quantities "
+                        "again"
+                    ).format(feed_id=feed_id, minutes=self.feed_max_wait / 60),
                 )
             self._sleep(FEED_POLL_SECONDS)
         report_id = feed.get("resultFeedDocumentId")
@@ -781,27 +798,34 @@ class AmazonChannel:
             else:
                 whole.append(f"{issue.get('code', '?')}: {issue.get('message', '')}")
         if status != "DONE" or (whole and not report.get("summary", {}).get("messagesAccepted")):
-            why = "; ".join(whole) or f"processing status {status}"
+            why = "; ".join(whole) or _("processing status {status}").format(status=status)
             for sku in skus.values():
-                result.failed.setdefault(sku, f"Amazon rejected stock feed {feed_id} ({why})"[:300])
+                result.failed.setdefault(
+                    sku,
+                    _("Amazon rejected stock feed {feed_id} ({why})").format(
+                        feed_id=feed_id, why=why
+                    )[:300],
+                )
 
     def _report(self, document_id: str) -> dict[str, Any]:
         info = self._ok(
             self._call(
                 "GET",
                 f"{FEEDS_PATH}/documents/{document_id}",
-                what="the feed report",
+                what=_("the feed report"),
                 limiter=self._get_document_limit,
             ),
-            "the feed report",
+            _("the feed report"),
             200,
         )
         download = self._api.request("GET", str(info["url"]))
         if download.status_code != 200:
             raise TemporaryError(
                 NAME,
-                f"downloading the feed report failed (HTTP {download.status_code}); "
-                "the next cycle sends these quantities again",
+                _(
+                    "downloading the feed report failed (HTTP {status}); "
+                    "the next cycle sends these quantities again"
+                ).format(status=download.status_code),
             )
         content = download.content
         if info.get("compressionAlgorithm") == "GZIP":
@@ -813,7 +837,7 @@ class AmazonChannel:
     def check(self) -> str:
         """Prove the credentials with a read of one listing; say how fresh orders will be."""
         response = self._probe_listings()
-        found = self._ok(response, "the listings search", 200).get("numberOfResults", "?")
+        found = self._ok(response, _("the listings search"), 200).get("numberOfResults", "?")
         return (
             f"Amazon seller {self._seller} on {self._marketplace}: credentials work, {found} "
             f"listings; orders are at most {self.order_freshness_seconds():.0f} s old at the "

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Protocol
 
 from bot.errors import RejectedError
+from bot.i18n import _
 
 __all__ = [
     "Channel",
@@ -135,6 +136,9 @@ def read_time_cursor(channel: str, cursor: str) -> datetime:
         until = datetime.fromisoformat(json.loads(cursor)["until"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RejectedError(
-            channel, f"the stored {channel} order cursor is unreadable ({cursor[:60]!r})"
+            channel,
+            _("the stored {channel} order cursor is unreadable ({text!r})").format(
+                channel=channel, text=cursor[:60]
+            ),
         ) from exc
     return until if until.tzinfo else until.replace(tzinfo=UTC)

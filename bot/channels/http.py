@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from bot.errors import TemporaryError
+from bot.i18n import _
 
 __all__ = [
     "ApiClient",
@@ -180,11 +181,17 @@ class ApiClient:
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__} on {method} {httpx.URL(url).path}"
+                last = _("{error} on {method} {path}").format(
+                    error=type(exc).__name__, method=method, path=httpx.URL(url).path
+                )
             else:
                 if not is_retriable(response.status_code):
                     return response
-                last = f"HTTP {response.status_code} on {method} {response.request.url.path}"
+                last = _("{error} on {method} {path}").format(
+                    error=f"HTTP {response.status_code}",
+                    method=method,
+                    path=response.request.url.path,
+                )
                 if response.status_code == 429 and limiter is not None:
                     limiter.drain()
             kwargs["headers"] = headers
@@ -193,5 +200,7 @@ class ApiClient:
                 self.policy.sleep(self.policy.delay(attempt, asked))
         raise TemporaryError(
             self.channel,
-            f"{last}, still failing after {self.policy.attempts} tries; the next cycle tries again",
+            _("{error}, still failing after {attempts} tries; the next cycle tries again").format(
+                error=last, attempts=self.policy.attempts
+            ),
         )

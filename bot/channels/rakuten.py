@@ -98,6 +98,7 @@ from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.channels.late import WindowCursor, clean_start, server_time, track_refusals
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError
+from bot.i18n import _
 
 __all__ = ["RakutenChannel", "item_key"]
 
@@ -248,7 +249,7 @@ class RakutenChannel:
     ) -> Self:
         """Build the adapter from STOCKBOT_RAKUTEN_* settings."""
         settings.require(
-            "rakuten_service_secret", "rakuten_license_key", "rakuten_api_url", purpose="Rakuten"
+            "rakuten_service_secret", "rakuten_license_key", "rakuten_api_url", purpose=_("Rakuten")
         )
         secret, key = settings.rakuten_service_secret, settings.rakuten_license_key
         assert secret is not None and key is not None  # require() checked them
@@ -306,17 +307,17 @@ class RakutenChannel:
         for update in updates:
             manage, variant = item_key(update.item)
             if not (_ID.fullmatch(manage) and _ID.fullmatch(variant)):
-                failed[update.item] = (
-                    f"{update.item!r} is not a Rakuten item id: write manageNumber:variantId "
+                failed[update.item] = _(
+                    "{item!r} is not a Rakuten item id: write manageNumber:variantId "
                     "(letters, digits, '-' and '_', at most 32 each) in the Rakuten column"
-                )
+                ).format(item=update.item)
                 continue
             twin = entries.get((manage, variant))
             if twin is not None:
-                failed[twin.item] = (
-                    f"names the same Rakuten item as {update.item!r} (manageNumber ignores "
+                failed[twin.item] = _(
+                    "names the same Rakuten item as {item!r} (manageNumber ignores "
                     "case): only one row may name it; the other row's quantity was sent"
-                )
+                ).format(item=update.item)
             entries[(manage, variant)] = _Entry(update.item, manage, variant, update.quantity)
         for batch in _chunks(list(entries.values()), UPSERT_MAX):
             self._upsert_batch(list(batch), failed)
@@ -361,15 +362,19 @@ class RakutenChannel:
         if response.status_code == 401 or code in GATEWAY_AUTH:
             code = code or "HTTP 401"
             hint = (
-                "; also check in RMS (WEB APIサービス > 利用設定) that RakutenPayOrderAPI and "
-                "Inventory API 2.0 are enabled for this key"
+                _(
+                    "; also check in RMS (WEB APIサービス > 利用設定) that RakutenPayOrderAPI and "
+                    "Inventory API 2.0 are enabled for this key"
+                )
                 if code.startswith("ES04")
                 else ""
             )
             raise AuthError(
                 self.name,
-                f"Rakuten rejected the service secret / license key ({code}): renew the license "
-                "key in RMS (it expires every 90 days) and update STOCKBOT_RAKUTEN_LICENSE_KEY"
+                _(
+                    "Rakuten rejected the service secret / license key ({code}): renew the license "
+                    "key in RMS (it expires every 90 days) and update STOCKBOT_RAKUTEN_LICENSE_KEY"
+                ).format(code=code)
                 + hint,
                 code,
             )
@@ -387,7 +392,11 @@ class RakutenChannel:
         if isinstance(data, dict):
             texts += [str(e.get("message", "")) for e in data.get("errors") or []]
         detail = "; ".join(t for t in texts if t) or response.reason_phrase
-        return RejectedError(self.name, f"{path} refused ({code}): {detail}", code)
+        return RejectedError(
+            self.name,
+            _("{path} refused ({code}): {detail}").format(path=path, code=code, detail=detail),
+            code,
+        )
 
     # -- orders ------------------------------------------------------------------------
 
@@ -468,7 +477,7 @@ class RakutenChannel:
             }
             for number in chunk:
                 if number not in returned:
-                    refused[number] = reasons.get(number, "getOrder did not return it")
+                    refused[number] = reasons.get(number, _("getOrder did not return it"))
                     log.warning("rakuten: getOrder skipped %s (%s)", number, refused[number])
         return orders, refused
 
@@ -528,8 +537,8 @@ class RakutenChannel:
                 if match is None or int(match[1]) >= len(batch):
                     bad = {}
                     break
-                bad[int(match[1])] = f"Rakuten refused it ({error.get('code')}): " + str(
-                    error.get("message")
+                bad[int(match[1])] = _("Rakuten refused it ({code}): {message}").format(
+                    code=error.get("code"), message=error.get("message")
                 )
             if not bad:
                 # Rakuten validates the whole request before applying any of it.
