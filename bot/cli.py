@@ -190,11 +190,11 @@ def cmd_reset_state(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_demo(settings: Settings | None) -> int:
-    """The whole product on local stand-ins, no account needed."""
-    from bot.demo import run_demo
+def cmd_demo(serve: bool) -> int:
+    """The whole product on local stand-ins, no account needed; `serve` keeps them up."""
+    from bot.demo import run_demo, serve_demo
 
-    return run_demo()
+    return serve_demo() if serve else run_demo()
 
 
 COMMANDS: dict[str, tuple[str, Callable[[Settings], int]]] = {
@@ -218,12 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    demo = sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the stand-ins and a demo sheet running and print the environment (KEY=value) "
+        "that points the other commands at them, until Ctrl-C",
+    )
     for name, (text, _) in COMMANDS.items():
         sub.add_parser(name, help=text)
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     if args.command == "demo":
-        return _guard(lambda: cmd_demo(None))
+        return _guard(lambda: cmd_demo(args.serve))
     _, command = COMMANDS[args.command]
     return _guard(lambda: command(load_settings()))
