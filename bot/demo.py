@@ -44,11 +44,14 @@ TABS = ("Inventory", "Log", "Channels")
 
 
 def find_template() -> Path:
-    """The sheet_template folder beside the package, or in the working directory."""
-    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+    """sheet_template/: in the source checkout, in the installed package, or the working folder."""
+    package = Path(__file__).resolve().parent
+    for base in (package.parent, package, Path.cwd()):
         if (base / "sheet_template" / "Inventory.csv").exists():
             return base / "sheet_template"
-    raise FileNotFoundError("sheet_template/ not found: run the demo from the project folder")
+    raise FileNotFoundError(
+        "sheet_template/ not found: reinstall stockbot (it ships inside the package)"
+    )
 
 
 def _typed(tab: str, header: Sequence[str], row: Sequence[str]) -> list[object]:
