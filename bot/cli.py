@@ -20,12 +20,14 @@ from bot.errors import (
     StockbotError,
 )
 from bot.sync import CycleReport
+from bot.verdict import sheet_problems
 
 __all__ = ["main"]
 
 log = logging.getLogger("stockbot")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+CHECK_ROWS_SHOWN = 20  # rows with problems `check` lists unless asked for --all
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -112,7 +114,7 @@ def cmd_run(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_check(settings: Settings) -> int:
+def cmd_check(settings: Settings, show_all: bool = False) -> int:
     """Check everything and show what the next cycle would push; write nothing."""
     from bot.app import open_app
 
@@ -129,12 +131,19 @@ def cmd_check(settings: Settings) -> int:
                 failed = True
                 print(f"  {name}: FAILED: {exc}")
         report = app.cycle.run(dry_run=True)
+        known_skus = list(app.ledger.stock_baseline())
     finally:
         app.close()
     bad = [r for r in report.rows if r.problems]
     print(f"inventory: {len(report.rows)} rows, {len(bad)} with problems")
-    for row in bad[:20]:
+    shown = bad if show_all else bad[:CHECK_ROWS_SHOWN]
+    for row in shown:
         print(f"  row {row.index + 1} {row.sku or '(no SKU)'}: {'; '.join(row.problems)}")
+    if len(bad) > len(shown):
+        print(f"  … and {len(bad) - len(shown)} more rows with problems: `stockbot check --all`")
+    for problem in sheet_problems(report.rows, known_skus):
+        failed = True
+        print(f"  FAILED inventory: {problem}")
     for event in report.events:
         print(
             f"  would log {event.event} {event.channel} {event.sku} {event.change or ''} "
@@ -226,10 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "that points the other commands at them, until Ctrl-C",
     )
     for name, (text, _) in COMMANDS.items():
-        sub.add_parser(name, help=text)
+        command_parser = sub.add_parser(name, help=text)
+        if name == "check":
+            command_parser.add_argument(
+                "--all", action="store_true", help="list every row with a problem, not 20"
+            )
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     if args.command == "demo":
         return _guard(lambda: cmd_demo(args.serve))
+    if args.command == "check":
+        return _guard(lambda: cmd_check(load_settings(), args.all))
     _, command = COMMANDS[args.command]
     return _guard(lambda: command(load_settings()))

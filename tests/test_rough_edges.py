@@ -7,12 +7,13 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from setuptools import find_packages
 
-from tests.world import ROOT
+from tests.world import ROOT, World, world
 
 PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
 
@@ -72,3 +73,96 @@ def test_demo_works_from_a_non_editable_install_outside_the_repository(tmp_path:
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "Demo finished" in demo.stdout
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> Iterator[World]:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(
+            [
+                ["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""],
+                ["TEA-002", "Gyokuro", 5, "", "", "", "", "", "", ""],
+            ]
+        )
+        for item in ("TEA-001", "TEA-002"):
+            w.markets["rakuten"].add_item(item, 0)
+        yield w
+
+
+def _rename(w: World, tab: str, cell: str, text: str) -> None:
+    w.sheets.set_value(w.sheet_id, tab, cell, text, raw=True)
+
+
+def test_a_renamed_stock_header_names_it_and_warns_against_init_sheet(w: World) -> None:
+    _rename(w, "Inventory", "C1", "在庫")
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "'Stock'" in done.stderr and "'在庫'" in done.stderr
+    assert "rename it back" in done.stderr
+    assert "Do not run `stockbot init-sheet`" in done.stderr
+
+
+def test_a_renamed_inventory_tab_names_it_and_warns_against_init_sheet(w: World) -> None:
+    tab = w.sheets.tab_ids(w.sheet_id)["Inventory"]
+    w.sheets.batch_update(
+        w.sheet_id,
+        [
+            {
+                "updateSheetProperties": {
+                    "properties": {"sheetId": tab, "title": "在庫一覧"},
+                    "fields": "title",
+                }
+            }
+        ],
+    )
+    done = w.run_cli("check")
+    assert done.returncode == 2
+    assert "'Inventory'" in done.stderr and "'在庫一覧'" in done.stderr
+    assert "Do not run `stockbot init-sheet`" in done.stderr
+
+
+def test_a_deleted_header_still_advises_init_sheet(w: World) -> None:
+    _rename(w, "Inventory", "C1", "")
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "run `stockbot init-sheet`" in done.stderr and "rename it back" not in done.stderr
+
+
+def test_check_fails_when_every_row_is_broken(w: World) -> None:
+    w.set_stock("TEA-001", "thirty")
+    w.set_stock("TEA-002", "five")
+    done = w.run_cli("check")
+    assert done.returncode == 1, done.stdout
+    assert "every one of the 2 Inventory rows has a problem" in done.stdout
+
+
+def test_check_fails_when_the_skus_the_state_knows_vanished(w: World) -> None:
+    assert w.run_cli("sync").returncode == 0
+    w.set_cell("TEA-001", "A", "X-1")
+    w.set_cell("TEA-002", "A", "X-2")
+    done = w.run_cli("check")
+    assert done.returncode == 1, done.stdout
+    assert "none of the 2 SKUs this state file knows" in done.stdout
+
+
+def test_check_says_how_many_more_rows_have_problems_and_lists_them_with_all(
+    tmp_path: Path,
+) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        rows = [
+            [f"SKU-{i:03}", "", i, "+abc" if i < 25 else "", "", "", "", "", "", ""]
+            for i in range(30)
+        ]
+        w.create_sheet(rows)
+        done = w.run_cli("check")
+        assert "25 with problems" in done.stdout
+        assert "… and 5 more rows with problems: `stockbot check --all`" in done.stdout
+        everything = w.run_cli("check", "--all")
+        assert "SKU-024" in everything.stdout and "more rows" not in everything.stdout
+
+
+def test_check_does_not_create_the_state_file(w: World) -> None:
+    done = w.run_cli("check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not Path(w.env["STOCKBOT_STATE_PATH"]).exists()
+    assert w.run_cli("sync").returncode == 0
