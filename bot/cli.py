@@ -18,6 +18,7 @@ from bot.errors import (
     LockedError,
     SheetStructureError,
     StockbotError,
+    plain,
 )
 from bot.sync import CycleReport
 from bot.verdict import sheet_problems
@@ -63,14 +64,29 @@ def summarize(report: CycleReport) -> str:
     lines = [
         "events: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
         "pushed: "
-        + (", ".join(f"{p.channel} {len(p.updates)}" for p in report.pushes) or "nothing"),
+        + (
+            ", ".join(_pushed(report, p.channel, len(p.updates)) for p in report.pushes)
+            or "nothing"
+        ),
         f"sheet requests: {report.sheet_reads} reads, {report.sheet_writes} writes",
     ]
     for name, why in report.skipped.items():
         lines.append(f"{name}: orders not fetched this cycle ({why})")
     for name, why in report.failed_channels.items():
         lines.append(f"FAILED {name}: {why}")
+    for name in report.paused:
+        lines.append(
+            f"{name}: paused (Enabled is FALSE in the Channels tab): nothing fetched or pushed"
+        )
     return "\n".join(lines)
+
+
+def _pushed(report: CycleReport, channel: str, sent: int) -> str:
+    """How many items a channel took, and how many it refused (those count as not pushed)."""
+    if channel in report.failed_channels:
+        return f"{channel} 0 ({sent} not pushed)"
+    refused = report.refused.get(channel, 0)
+    return f"{channel} {sent - refused}" + (f" ({refused} refused)" if refused else "")
 
 
 def cmd_sync(settings: Settings) -> int:
@@ -129,7 +145,7 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
                 print(f"  {name}: {channel.check()}")
             except StockbotError as exc:
                 failed = True
-                print(f"  {name}: FAILED: {exc}")
+                print(f"  {name}: FAILED: {plain(exc)}")
         report = app.cycle.run(dry_run=True)
         known_skus = list(app.ledger.stock_baseline())
     finally:
@@ -158,6 +174,8 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
     for name, why in report.failed_channels.items():
         failed = True
         print(f"  FAILED {name}: {why}")
+    for name in report.paused:
+        print(f"  {name}: paused (Enabled is FALSE in the Channels tab): not fetched or pushed")
     return EXIT_FAILED if failed else EXIT_OK
 
 

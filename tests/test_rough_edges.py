@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from setuptools import find_packages
 
+from bot.cli import summarize
+from bot.standins.amazon import AmazonStandIn
 from tests.world import ROOT, World, world
 
 PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
@@ -166,3 +169,84 @@ def test_check_does_not_create_the_state_file(w: World) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert not Path(w.env["STOCKBOT_STATE_PATH"]).exists()
     assert w.run_cli("sync").returncode == 0
+
+
+def test_a_key_file_with_a_byte_order_mark_works(w: World) -> None:
+    w.key_path.write_text(w.key_path.read_text(), encoding="utf-8-sig")
+    done = w.run_cli("sync")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_damaged_private_key_is_named_as_such(w: World) -> None:
+    key = json.loads(w.key_path.read_text())
+    key["private_key"] = key["private_key"][:200]  # cut short when copied
+    w.key_path.write_text(json.dumps(key))
+    done = w.run_cli("check")
+    assert done.returncode == 2
+    assert "private key" in done.stderr and "damaged" in done.stderr
+    assert "lacks" not in done.stderr
+
+
+def test_sheets_api_not_enabled_says_enable_it_not_share_the_sheet(w: World) -> None:
+    body = {
+        "error": {
+            "code": 403,
+            "message": "Google Sheets API has not been used in project 123 before or it is "
+            "disabled. Enable it by visiting https://console.developers.google.com/apis/api/"
+            "sheets.googleapis.com/overview?project=123 then retry.",
+            "status": "PERMISSION_DENIED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "SERVICE_DISABLED",
+                    "domain": "googleapis.com",
+                }
+            ],
+        }
+    }
+    w.sheets.fail(403, times=10, match="/v4/", body=json.dumps(body).encode())
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "Google Sheets API is not enabled" in done.stderr
+    assert "share" not in done.stderr
+
+
+def test_an_unreachable_marketplace_is_said_in_plain_words_and_named_once(w: World) -> None:
+    w.env["STOCKBOT_RAKUTEN_API_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    report = w.sync()
+    message = report.failed_channels["rakuten"]
+    assert "could not connect" in message and "ConnectError" not in message
+    assert "rakuten: rakuten:" not in summarize(report)
+    assert "rakuten:" not in str(w.sheets.get_values(w.sheet_id, "Channels")[1][3])
+
+
+def test_a_wrong_setting_is_explained_without_pydantic_words(w: World) -> None:
+    w.env["STOCKBOT_CHANNELS"] = "rakuten,ebay"
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "unknown marketplace ebay" in done.stderr and "Value error" not in done.stderr
+
+
+def test_the_summary_does_not_count_a_refused_item_as_pushed(tmp_path: Path) -> None:
+    with world(tmp_path, ("amazon",)) as w:
+        w.create_sheet(
+            [
+                ["TEA-001", "Sencha", 30, "", "", "", "TEA-001-AMZ", "", "", ""],
+                ["TEA-002", "Gyokuro", 20, "", "", "", "TEA-002-AMZ", "", "", ""],
+            ]
+        )
+        store = w.markets["amazon"]
+        assert isinstance(store, AmazonStandIn)
+        for item in ("TEA-001-AMZ", "TEA-002-AMZ"):
+            store.add_item(item, 0)
+        store.restrict_listing("TEA-002-AMZ")
+        assert "pushed: amazon 1 (1 refused)" in summarize(w.sync())
+
+
+def test_a_paused_channel_is_mentioned_by_sync_and_check(w: World) -> None:
+    assert w.run_cli("sync").returncode == 0
+    w.sheets.set_value(w.sheet_id, "Channels", "B2", False)
+    for command in ("sync", "check"):
+        done = w.run_cli(command)
+        assert done.returncode == 0, done.stderr
+        assert "rakuten: paused (Enabled is FALSE in the Channels tab)" in done.stdout
