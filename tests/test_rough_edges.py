@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +252,19 @@ def test_a_paused_channel_is_mentioned_by_sync_and_check(w: World) -> None:
         done = w.run_cli(command)
         assert done.returncode == 0, done.stderr
         assert "rakuten: paused (Enabled is FALSE in the Channels tab)" in done.stdout
+
+
+def test_a_second_ctrl_c_stops_run_at_once(w: World) -> None:
+    w.sheets.latency = 2.0  # a long cycle
+    proc = w.spawn("run", stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not w.sheets.requests_to(r"values:batchGet") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 2.0
+    assert "stopping now" in err
