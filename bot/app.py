@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.channels import build_channels
@@ -64,7 +65,10 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         )
     sheet = open_sheet(settings)
     channels = build_channels(settings)
-    ledger = Ledger(settings.state_path)
+    if lock or settings.state_path.exists():
+        ledger = Ledger(settings.state_path)
+    else:  # `check` writes nothing, not even a new state file: a fresh state in memory
+        ledger = Ledger(Path(":memory:"))
     if lock:
         try:
             ledger.lock()

@@ -19,9 +19,11 @@ from bot.errors import (
     LockedError,
     SheetStructureError,
     StockbotError,
+    plain,
 )
 from bot.health import Watch
 from bot.sync import CycleReport
+from bot.verdict import sheet_problems
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -31,6 +33,7 @@ __all__ = ["main"]
 log = logging.getLogger("stockbot")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+CHECK_ROWS_SHOWN = 20  # rows with problems `check` lists unless asked for --all
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -66,14 +69,29 @@ def summarize(report: CycleReport) -> str:
     lines = [
         "events: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
         "pushed: "
-        + (", ".join(f"{p.channel} {len(p.updates)}" for p in report.pushes) or "nothing"),
+        + (
+            ", ".join(_pushed(report, p.channel, len(p.updates)) for p in report.pushes)
+            or "nothing"
+        ),
         f"sheet requests: {report.sheet_reads} reads, {report.sheet_writes} writes",
     ]
     for name, why in report.skipped.items():
         lines.append(f"{name}: orders not fetched this cycle ({why})")
     for name, why in report.failed_channels.items():
         lines.append(f"FAILED {name}: {why}")
+    for name in report.paused:
+        lines.append(
+            f"{name}: paused (Enabled is FALSE in the Channels tab): nothing fetched or pushed"
+        )
     return "\n".join(lines)
+
+
+def _pushed(report: CycleReport, channel: str, sent: int) -> str:
+    """How many items a channel took, and how many it refused (those count as not pushed)."""
+    if channel in report.failed_channels:
+        return f"{channel} 0 ({sent} not pushed)"
+    refused = report.refused.get(channel, 0)
+    return f"{channel} {sent - refused}" + (f" ({refused} refused)" if refused else "")
 
 
 def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleReport:
@@ -143,7 +161,7 @@ def cmd_run(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_check(settings: Settings) -> int:
+def cmd_check(settings: Settings, show_all: bool = False) -> int:
     """Check everything and show what the next cycle would push; write nothing."""
     from bot.app import open_app
 
@@ -158,15 +176,22 @@ def cmd_check(settings: Settings) -> int:
                 print(f"  {name}: {channel.check()}")
             except StockbotError as exc:
                 failed = True
-                print(f"  {name}: FAILED: {exc}")
+                print(f"  {name}: FAILED: {plain(exc)}")
         report = app.cycle.run(dry_run=True)
+        known_skus = list(app.ledger.stock_baseline())
     finally:
         app.close()
     bad = [r for r in report.rows if r.problems or r.display_problems]
     print(f"inventory: {len(report.rows)} rows, {len(bad)} with problems")
-    for row in bad[:20]:
+    shown = bad if show_all else bad[:CHECK_ROWS_SHOWN]
+    for row in shown:
         problems = "; ".join([*row.problems, *row.display_problems])
         print(f"  row {row.index + 1} {row.sku or '(no SKU)'}: {problems}")
+    if len(bad) > len(shown):
+        print(f"  … and {len(bad) - len(shown)} more rows with problems: `stockbot check --all`")
+    for problem in sheet_problems(report.rows, known_skus):
+        failed = True
+        print(f"  FAILED inventory: {problem}")
     _print_sets(report)
     for event in report.events:
         print(
@@ -182,6 +207,8 @@ def cmd_check(settings: Settings) -> int:
     for name, why in report.failed_channels.items():
         failed = True
         print(f"  FAILED {name}: {why}")
+    for name in report.paused:
+        print(f"  {name}: paused (Enabled is FALSE in the Channels tab): not fetched or pushed")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -244,11 +271,11 @@ def cmd_reset_state(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_demo(settings: Settings | None) -> int:
-    """The whole product on local stand-ins, no account needed."""
-    from bot.demo import run_demo
+def cmd_demo(serve: bool) -> int:
+    """The whole product on local stand-ins, no account needed; `serve` keeps them up."""
+    from bot.demo import run_demo, serve_demo
 
-    return run_demo()
+    return serve_demo() if serve else run_demo()
 
 
 COMMANDS: dict[str, tuple[str, Callable[[Settings], int]]] = {
@@ -272,12 +299,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    demo = sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the stand-ins and a demo sheet running and print the environment (KEY=value) "
+        "that points the other commands at them, until Ctrl-C",
+    )
     for name, (text, _) in COMMANDS.items():
-        sub.add_parser(name, help=text)
+        command_parser = sub.add_parser(name, help=text)
+        if name == "check":
+            command_parser.add_argument(
+                "--all", action="store_true", help="list every row with a problem, not 20"
+            )
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     if args.command == "demo":
-        return _guard(lambda: cmd_demo(None))
+        return _guard(lambda: cmd_demo(args.serve))
+    if args.command == "check":
+        return _guard(lambda: cmd_check(load_settings(), args.all))
     _, command = COMMANDS[args.command]
     return _guard(lambda: command(load_settings()))

@@ -162,7 +162,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"STOCKBOT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f"STOCKBOT_{'_'.join(str(p) for p in err['loc']).upper()}: "
+            + str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix, not for staff
             for err in exc.errors()
         )
         raise ConfigError(

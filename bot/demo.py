@@ -6,6 +6,9 @@ adapters, real ledger): sales on every marketplace, a cancellation, a staff rest
 display setting, a gift-box set sold on one marketplace (its components drop everywhere), an
 Amazon-only hold-back (`Amazon display`) and an oversell. After each cycle it prints the sheet
 and what each store shows.
+
+`stockbot demo --serve` starts the same stand-ins and sheet, prints the environment that points
+the other commands at them (`.env` lines), and keeps them up until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import csv
 import importlib
 import json
 import logging
+import shlex
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -27,7 +34,7 @@ from bot.sheet.setup import init_sheet
 from bot.standins.market import MarketplaceStandIn
 from bot.standins.sheets import SheetsStandIn, make_service_account_info
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "serve_demo"]
 
 STANDINS = {
     "rakuten": ("bot.standins.rakuten", "RakutenStandIn"),
@@ -39,11 +46,14 @@ TABS = ("Inventory", "Log", "Channels")
 
 
 def find_template() -> Path:
-    """The sheet_template folder beside the package, or in the working directory."""
-    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+    """sheet_template/: in the source checkout, in the installed package, or the working folder."""
+    package = Path(__file__).resolve().parent
+    for base in (package.parent, package, Path.cwd()):
         if (base / "sheet_template" / "Inventory.csv").exists():
             return base / "sheet_template"
-    raise FileNotFoundError("sheet_template/ not found: run the demo from the project folder")
+    raise FileNotFoundError(
+        "sheet_template/ not found: reinstall stockbot (it ships inside the package)"
+    )
 
 
 def _typed(tab: str, header: Sequence[str], row: Sequence[str]) -> list[object]:
@@ -95,6 +105,7 @@ class Demo:
         }
         for market in self.markets.values():
             env.update(market.env())
+        self.env = env
         self.settings = Settings.from_env(env)
         header = [str(h) for h in tabs["Inventory"][0]]
         for row in tabs["Inventory"][1:]:
@@ -245,4 +256,42 @@ def run_demo(say: Callable[[str], None] = print) -> int:
         f"\nDemo finished in {time.monotonic() - started:.1f} s. Next: README.md, sections "
         "'Configuration' and 'Deployment on a VM', and sheet_template/README.md for the sheet."
     )
+    return 0
+
+
+# `run` against the served demo: short enough to watch, within the setting's minimum of 10 s.
+SERVE_INTERVAL_SECONDS = 15
+READY = "# stockbot demo --serve is ready;"  # the last line printed, a comment in .env syntax
+
+
+def serve_demo(
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
+    tell: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True),
+    stop: threading.Event | None = None,
+) -> int:
+    """Serve the demo's stand-ins and sheet until Ctrl-C or SIGTERM; return the exit status.
+
+    `say` gets only the `KEY=value` lines (stdout, so `stockbot demo --serve > .env` works);
+    `tell` gets what a person reads (stderr).
+    """
+    stop = stop or threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="stockbot-demo-") as folder, ExitStack() as stack:
+            demo = Demo(stack, Path(folder), lambda _: None)
+            env = {**demo.env, "STOCKBOT_INTERVAL_SECONDS": str(SERVE_INTERVAL_SECONDS)}
+            for key, value in sorted(env.items()):
+                say(f"{key}={shlex.quote(value)}")  # quoted where a shell would need it
+            say(f"{READY} Ctrl-C stops it")
+            tell(
+                f"stockbot demo --serve: stand-ins on 127.0.0.1, files in {folder}. Put the "
+                "lines above in .env (or `export` them), then try `stockbot init-sheet`, "
+                "`stockbot check`, `stockbot sync`, `stockbot run`. Ctrl-C stops the stand-ins."
+            )
+            while not stop.wait(0.5):  # short waits: the signal handler runs in between
+                pass
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    tell("stockbot demo --serve: stopped")
     return 0

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult
-from bot.errors import SheetError, SheetStructureError, StockbotError
+from bot.errors import SheetError, SheetStructureError, StockbotError, plain
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
@@ -113,6 +113,8 @@ class CycleReport:
     oversold: dict[str, int] = field(default_factory=dict)  # SKU -> Stock below 0 after it
     final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle (sets too)
     log_rolled_over: str = ""  # the new title of a full Log tab this cycle renamed
+    paused: list[str] = field(default_factory=list)  # Enabled FALSE in the Channels tab
+    refused: dict[str, int] = field(default_factory=dict)  # channel -> items it refused
 
     @property
     def ok(self) -> bool:
@@ -204,6 +206,7 @@ class Cycle:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
         enabled, channel_rows = self._enabled(sheet.channels, sheet.layout)
+        report.paused = [name for name in self.channels if name not in enabled]
         if not dry_run:
             self.lease.take()
 
@@ -257,8 +260,11 @@ class Cycle:
         report.pushes = plans
         results = push_all(plans, self.channels, self.ledger, self.now())
         for p in plans:
-            if isinstance(results[p.channel], StockbotError):
-                report.failed_channels[p.channel] = str(results[p.channel])
+            result = results[p.channel]
+            if isinstance(result, StockbotError):
+                report.failed_channels[p.channel] = plain(result)
+            else:
+                report.refused[p.channel] = len(result.failed)
         self._report(sheet, tab, rows, plans, results, enabled, channel_rows, report, release)
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
@@ -393,8 +399,8 @@ class Cycle:
         with ThreadPoolExecutor(max_workers=max(1, len(enabled))) as pool:
             for name, result in pool.map(one, enabled):
                 if isinstance(result, StockbotError):
-                    report.failed_channels[name] = str(result)
-                    log.error("%s: orders could not be read: %s", name, result)
+                    report.failed_channels[name] = plain(result)
+                    log.error("%s: orders could not be read: %s", name, plain(result))
                 else:
                     fetched[name] = result
                     if result.skipped:

@@ -294,7 +294,8 @@ def test_a_marketplace_failure_is_japanese_in_last_error_and_the_log(w: World) -
     refused = "楽天RMSがサービスシークレット／ライセンスキーを拒否しました（ES01-01）"
     renew = "STOCKBOT_RAKUTEN_LICENSE_KEY を更新してください"
     last_error = _rows(w, "チャネル")[0]["最終エラー"]
-    assert last_error.startswith("rakuten: ")  # the channel's name is not translated
+    # The row already names the channel, so the text does not repeat it ("rakuten: rakuten:").
+    assert last_error.startswith(refused), last_error
     assert refused in last_error and renew in last_error, last_error
     errors = [r for r in _rows(w, "ログ") if r["イベント"] == "エラー"]
     assert errors, _rows(w, "ログ")

@@ -29,6 +29,7 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "is_retriable",
+    "network_trouble",
     "retry_after_seconds",
 ]
 
@@ -42,6 +43,15 @@ RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 def is_retriable(status: int) -> bool:
     """Whether an HTTP status is worth sending again after a pause."""
     return status in RETRIABLE_STATUS or status >= 500
+
+
+def network_trouble(exc: httpx.TransportError) -> str:
+    """What went wrong on the network, in words staff can act on (not `ConnectError`)."""
+    if isinstance(exc, httpx.ConnectError):
+        return _("could not connect (is the network up and the API address right?)")
+    if isinstance(exc, httpx.TimeoutException):
+        return _("no answer in time")
+    return _("the connection broke off")
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -180,10 +190,8 @@ class ApiClient:
             response: httpx.Response | None = None
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = _("{error} on {method} {path}").format(
-                    error=type(exc).__name__, method=method, path=httpx.URL(url).path
-                )
+            except httpx.TransportError as exc:  # timeouts included
+                last = f"{network_trouble(exc)} ({method} {httpx.URL(url).path})"
             else:
                 if not is_retriable(response.status_code):
                     return response
@@ -200,7 +208,7 @@ class ApiClient:
                 self.policy.sleep(self.policy.delay(attempt, asked))
         raise TemporaryError(
             self.channel,
-            _("{error}, still failing after {attempts} tries; the next cycle tries again").format(
-                error=last, attempts=self.policy.attempts
+            _("{problem}, still failing after {tries} tries; the next cycle tries again").format(
+                problem=last, tries=self.policy.attempts
             ),
         )

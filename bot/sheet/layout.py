@@ -185,13 +185,30 @@ def find_tabs(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         else:
             found[key] = props
     if missing:
+        known = {header_key(n) for names in TABS.values() for n in names}
+        titles = [str(s["properties"]["title"]) for s in metadata.get("sheets", [])]
+        others = [t for t in titles if header_key(t) not in known]
+        missing_text = ", ".join(missing)
+        if others:
+            raise SheetStructureError(
+                _(
+                    "the spreadsheet has no tab {missing}. If it was renamed, rename it back: "
+                    "the spreadsheet has {others}, which the bot does not know. Do not run "
+                    "`stockbot init-sheet` for this: it would add a new, empty tab beside the "
+                    "renamed one"
+                ).format(missing=missing_text, others=_quoted(others))
+            )
         raise SheetStructureError(
-            _(
-                "the spreadsheet has no tab {tabs}; run `stockbot init-sheet` to add it, "
-                "or rename the tab"
-            ).format(tabs=", ".join(missing))
+            _("the spreadsheet has no tab {missing}; run `stockbot init-sheet` to add it").format(
+                missing=missing_text
+            )
         )
     return found
+
+
+def _quoted(names: Sequence[object]) -> str:
+    """Names as 'a', 'b'."""
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str, int]:
@@ -205,12 +222,23 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
                 break
     missing = [HEADERS[key][k][0] for k in REQUIRED[key] if k not in columns]
     if missing:
-        listed = ", ".join(f"'{m}'" for m in missing)
+        listed = _quoted(missing)
+        known = {header_key(n) for names in HEADERS[key].values() for n in names}
+        unknown = [c for c in header_row if header_key(c) and header_key(c) not in known]
+        if unknown:
+            raise SheetStructureError(
+                _(
+                    "tab '{tab}' has no column {missing} in row 1. If it was renamed, rename it "
+                    "back: row 1 has {others}, which the bot does not know. Do not run "
+                    "`stockbot init-sheet` for this: it would add a new, empty column beside "
+                    "the renamed one"
+                ).format(tab=title, missing=listed, others=_quoted(unknown))
+            )
         raise SheetStructureError(
             _(
-                "tab '{tab}' has no column {columns} in row 1; add the header "
+                "tab '{tab}' has no column {missing} in row 1; add the header "
                 "(or run `stockbot init-sheet`)"
-            ).format(tab=title, columns=listed)
+            ).format(tab=title, missing=listed)
         )
     return columns
 
