@@ -78,6 +78,7 @@ def summarize(report: CycleReport) -> str:
 
 def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleReport:
     """Run one cycle and tell the watch how it ended (alerts, health check, a stop shown)."""
+    app.refresh_notices()  # never raises: a credential it cannot check is only logged
     try:
         report = cycle()
     except (ConfigError, SheetStructureError) as exc:
@@ -88,6 +89,7 @@ def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleR
     except Exception as exc:
         watch.failed(exc)
         raise
+    app.credentials.settle(report.failed_channels)
     watch.synced(report, app.cycle.notices)
     return report
 
@@ -151,6 +153,9 @@ def cmd_check(settings: Settings) -> int:
     failed = False
     try:
         print(f"sheet {settings.sheet_id} via {settings.sheets_api_url}")
+        for found in app.refresh_notices(save=False):
+            when = f"{found.expires:%Y-%m-%d %H:%M %Z}" if found.expires else "unknown"
+            print(f"  {found.channel}: {found.credential} expires {when} ({found.source})")
         for name, notice in app.cycle.notices.items():
             print(f"  {name}: WARNING: {notice}")
         for name, channel in app.channels.items():
