@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,6 +10,7 @@ from bot.channels import build_channels
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.expiry import Credentials, Expiry, notices
 from bot.i18n import _, set_language
 from bot.ledger import Ledger
 from bot.sheet.client import SheetClient
@@ -28,6 +28,13 @@ class App:
     ledger: Ledger
     channels: dict[str, Channel]
     cycle: Cycle
+    credentials: Credentials
+
+    def refresh_notices(self, *, save: bool = True) -> list[Expiry]:
+        """Review the credentials' expiry (RMS asked at most once a day); the cycle shows it."""
+        found = self.credentials.review(save=save)
+        self.cycle.notices = notices(found)
+        return found
 
     def close(self) -> None:
         """Release connections and the state lock."""
@@ -81,7 +88,6 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         channels,
         timezone=settings.timezone,
         interval_seconds=settings.interval_seconds,
-        notices=settings.notices(datetime.now(ZoneInfo(settings.timezone)).date()),
         language=settings.language,
     )
-    return App(settings, sheet, ledger, channels, cycle)
+    return App(settings, sheet, ledger, channels, cycle, Credentials(settings, channels))

@@ -96,6 +96,7 @@ def _pushed(report: CycleReport, channel: str, sent: int) -> str:
 
 def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleReport:
     """Run one cycle and tell the watch how it ended (alerts, health check, a stop shown)."""
+    app.refresh_notices()  # never raises: a credential it cannot check is only logged
     try:
         report = cycle()
     except (ConfigError, SheetStructureError) as exc:
@@ -106,6 +107,7 @@ def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleR
     except Exception as exc:
         watch.failed(exc)
         raise
+    app.credentials.settle(report.failed_channels)
     watch.synced(report, app.cycle.notices)
     return report
 
@@ -169,6 +171,9 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
     failed = False
     try:
         print(f"sheet {settings.sheet_id} via {settings.sheets_api_url}")
+        for found in app.refresh_notices(save=False):
+            when = f"{found.expires:%Y-%m-%d %H:%M %Z}" if found.expires else "unknown"
+            print(f"  {found.channel}: {found.credential} expires {when} ({found.source})")
         for name, notice in app.cycle.notices.items():
             print(f"  {name}: WARNING: {notice}")
         for name, channel in app.channels.items():

@@ -119,23 +119,6 @@ class Settings(BaseSettings):
         }
         return cls(_env_file=None, **{**values, **override})
 
-    def notices(self, today: date) -> dict[str, str]:
-        """Warnings per channel that staff should see before they become errors."""
-        expires = self.rakuten_license_expires
-        if "rakuten" not in self.channels or expires is None or expires - today > LICENSE_WARNING:
-            return {}
-        when = (
-            _("expired")
-            if expires < today
-            else _("expires in {days} day(s)").format(days=(expires - today).days)
-        )
-        return {
-            "rakuten": _(
-                "the RMS licence key {when} ({date}): issue a new one in RMS, then update "
-                "STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
-            ).format(when=when, date=expires.isoformat())
-        }
-
     def require(self, *names: str, purpose: str = "") -> None:
         """Raise `ConfigError` naming every listed setting that is empty or only blanks."""
         missing = [f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n))]
