@@ -306,9 +306,28 @@ def test_a_mail_server_that_trickles_does_not_hold_the_cycle(w: World) -> None:
 
 
 # == Japanese output (SPEC.md 2, Language) ======================================================
-JA_HEADER = ["商品コード", "商品名", "在庫数", "表示在庫設定", "Rakuten", "Yahoo", "Amazon", "Shopify"]
+JA_HEADER = [
+    "商品コード",
+    "商品名",
+    "在庫数",
+    "表示在庫設定",
+    "Rakuten",
+    "Yahoo",
+    "Amazon",
+    "Shopify",
+]
 JA_HEADER += ["表示在庫", "状態"]
-JA_LOG = ["日時", "イベント", "チャネル", "注文番号", "商品コード", "増減", "変更前", "変更後", "詳細"]
+JA_LOG = [
+    "日時",
+    "イベント",
+    "チャネル",
+    "注文番号",
+    "商品コード",
+    "増減",
+    "変更前",
+    "変更後",
+    "詳細",
+]
 JA_CHANNELS = ["チャネル", "連携", "最終同期", "最終エラー"]
 JA_ROWS = [["TEA-001", "煎茶", 30, "", "", "", "", "", "", ""]]
 
@@ -364,3 +383,25 @@ def test_a_renamed_stock_header_on_a_japanese_sheet_is_reported_in_japanese(w: W
     (row,) = _ja_rows(w, "ログ")
     assert row["イベント"] == "エラー", row
     assert "在庫数" in row["詳細"] and "名前を変えた場合は元に戻してください" in row["詳細"], row
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/cli.py _watched calls app.refresh_notices() before the cycle has read the "
+    "headers, so with STOCKBOT_LANGUAGE=auto each `stockbot sync` builds the expiry notice in "
+    "English; the cycle then writes that English text into a Japanese Channels tab",
+)
+def test_a_credential_expiry_notice_on_a_japanese_sheet_is_japanese(w: World) -> None:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    _japanese_sheet(w, JA_HEADER)
+    rakuten = w.markets["rakuten"]
+    jst = rakuten.now().astimezone(ZoneInfo("Asia/Tokyo"))  # type: ignore[attr-defined]
+    end = jst.replace(hour=23, minute=59, second=59, microsecond=0) + timedelta(days=10)
+    rakuten.set_license_expiry(end)  # type: ignore[attr-defined]
+    assert w.run_cli("sync").returncode == 0
+    assert w.run_cli("sync").returncode == 0
+    last_error = str(_ja_rows(w, "チャネル")[0]["最終エラー"])
+    assert "あと10日で期限切れ" in last_error, last_error
+    assert "expires in" not in last_error, last_error
