@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from bot.channels.base import ItemLookup
 from bot.config import Settings, load_settings
 from bot.errors import (
     ConfigError,
@@ -34,6 +35,10 @@ log = logging.getLogger("stockbot")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 CHECK_ROWS_SHOWN = 20  # rows with problems `check` lists unless asked for --all
+# Item ids `check` asks each marketplace about: Rakuten's bulk-get takes 1,000 a call at 5 calls
+# a second, so this keeps `check` within a few seconds on a big sheet.
+CHECK_ITEMS_MAX = 5000
+MISSING_SHOWN = 20
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -184,6 +189,9 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
                 print(f"  {name}: FAILED: {plain(exc)}")
         report = app.cycle.run(dry_run=True)
         known_skus = list(app.ledger.stock_baseline())
+        for name, channel in app.channels.items():
+            if name not in report.failed_channels and name not in report.paused:
+                _print_missing(name, channel, report)
     finally:
         app.close()
     bad = [r for r in report.rows if r.problems or r.display_problems]
@@ -215,6 +223,31 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
     for name in report.paused:
         print(f"  {name}: paused (Enabled is FALSE in the Channels tab): not fetched or pushed")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_missing(name: str, channel: object, report: CycleReport) -> None:
+    """Warn of the sheet's item ids the marketplace does not have, where its API can tell."""
+    items = list(dict.fromkeys(i for r in report.rows if (i := r.items.get(name))))
+    if not isinstance(channel, ItemLookup):
+        print(f"  {name}: item ids not checked (the API cannot tell which exist)")
+        return
+    asked = items[:CHECK_ITEMS_MAX]
+    try:
+        absent = channel.missing(asked)
+    except StockbotError as exc:
+        print(f"  {name}: WARNING: could not check item ids: {plain(exc)}")
+        return
+    capped = f" (the first {len(asked)} of {len(items)})" if len(asked) < len(items) else ""
+    if not absent:
+        print(f"  {name}: all {len(asked)} item ids found{capped}")
+        return
+    shown = ", ".join(absent[:MISSING_SHOWN])
+    more = f" … and {len(absent) - MISSING_SHOWN} more" if len(absent) > MISSING_SHOWN else ""
+    print(
+        f"  {name}: WARNING: {len(absent)} of {len(asked)} item ids checked{capped} are not on "
+        f"{name}: {shown}{more}. Fine for a product not listed there yet; else correct the "
+        f"{name} column, or write '-' if it is not sold there"
+    )
 
 
 def _print_sets(report: CycleReport) -> None:

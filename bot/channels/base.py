@@ -16,7 +16,7 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from bot.errors import RejectedError
 from bot.i18n import _
@@ -24,6 +24,7 @@ from bot.i18n import _
 __all__ = [
     "Channel",
     "FetchResult",
+    "ItemLookup",
     "Order",
     "OrderLine",
     "PushResult",
@@ -122,6 +123,15 @@ class Channel(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class ItemLookup(Protocol):
+    """An adapter whose API can tell which item ids the marketplace has (for `check`)."""
+
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The `items` the marketplace does not have, asked in the largest batches allowed."""
         ...
 
 
