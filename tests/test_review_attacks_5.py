@@ -116,12 +116,6 @@ def w(tmp_path: Path) -> Iterator[World]:
 
 
 # == set products (SPEC.md 3a) ===================================================================
-@pytest.mark.xfail(
-    strict=True,
-    reason="a set line's ledger state keeps only the set's SKU, not the components it took; "
-    "a cancellation after the Set cell was edited puts back the NEW recipe "
-    "(bot/apply.py _apply_set_line reads row.components at cancel time)",
-)
 def test_a_set_cancellation_puts_back_exactly_what_its_sale_took_after_the_set_cell_changed(
     shop: World,
 ) -> None:
@@ -141,12 +135,6 @@ def test_a_set_cancellation_puts_back_exactly_what_its_sale_took_after_the_set_c
     assert [w.row(s)["Stock"] for s in ("TEA-001", "CUP-001")] == [10, 7]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after the Set cell is cleared (the set becomes an ordinary product), the "
-    "cancellation of a set sale goes to the former set's own Stock and the components "
-    "never get their units back (bot/apply.py _apply_line: row.is_set is read at cancel time)",
-)
 def test_a_set_cancellation_puts_its_components_back_after_the_set_became_a_product(
     shop: World,
 ) -> None:
