@@ -362,7 +362,7 @@ class Ledger:
                 db.execute(f"DELETE FROM {table}")
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
-                "'suspects', 'absent', 'pruned_at')"
+                "'suspects', 'absent', 'pruned_at', 'logged_errors', 'jumps')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             if last_commit:

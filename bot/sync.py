@@ -40,6 +40,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import repeats, warnings
 from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult
 from bot.errors import SheetError, SheetStructureError, StockbotError, plain
@@ -172,8 +173,9 @@ class Cycle:
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
-        self._notes: dict[str, str] = {}  # sku -> Status note of this cycle's plan (a set)
+        self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
+        self._jumps: dict[str, warnings.Jump] = {}  # Stock jumps whose Status asks for a check
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -450,13 +452,15 @@ class Cycle:
             else fetch
             for ch, fetch in fetched.items()
         }
-        return plan(
-            rows,
-            self.ledger.stock_baseline(),
-            fetched,
-            starts,
-            self.ledger.lines,
-            self.ledger.unmatched_lines(),
+        return warnings.flag_jumps(
+            plan(
+                rows,
+                self.ledger.stock_baseline(),
+                fetched,
+                starts,
+                self.ledger.lines,
+                self.ledger.unmatched_lines(),
+            )
         )
 
     # -- the commit ------------------------------------------------------------------------
@@ -518,6 +522,7 @@ class Cycle:
             sheet.rollover = None
         if self._warnings:
             self.ledger.set_meta("cells_warned", self.now().astimezone(self.tz).date().isoformat())
+        self.ledger.set_meta("jumps", warnings.dump_jumps(self._jumps))
         tab = self._check_landing(answer, sheet, tab, writes, rows, report)
         return rows, the_plan, tab
 
@@ -620,9 +625,18 @@ class Cycle:
                 value = the_plan.final.get(row.sku, row.stock)
                 writes.put("stock", row.index, row.sku, value)
         errors = self._push_errors()
-        self._notes = the_plan.notes
+        shown = warnings.load_jumps(self.ledger.get_meta("jumps"))
+        self._jumps = warnings.standing_jumps(shown, the_plan.events, self.now())
+        caps = {name: channel.max_quantity for name, channel in self.channels.items()}
+        self._notes = {}
         for row in rows:
             stock = the_plan.final.get(row.sku, None if row.is_set else row.stock)
+            jump = self._jumps.get(row.sku)
+            notes = [the_plan.notes.get(row.sku), jump.text if jump else None]
+            if row.pushable and stock is not None:
+                notes += warnings.capped(row, stock, caps)
+            if any(notes):
+                self._notes[row.sku] = "; ".join(n for n in notes if n)
             if row.pushable and stock is not None and row.display is not None:
                 value = shown_quantity(stock, row.display)
                 if row.shown_cell != value:
@@ -777,8 +791,16 @@ class Cycle:
         release: bool,
     ) -> None:
         """The second write: push rows, errors, Status of failed items, the Channels tab."""
-        stamp = self._stamp()
-        events = push_events(plans, results, report.failed_channels)
+        moment = self.now()
+        stamp = log_time(moment, self.tz)
+        failing = {f"channel:{name}": text for name, text in report.failed_channels.items()}
+        logged = repeats.load(self.ledger.get_meta("logged_errors"))
+        written = repeats.due(failing, logged, moment)
+        again = {
+            key.removeprefix("channel:"): log_time(r.since, self.tz) if r else None
+            for key, r in written.items()
+        }
+        events = push_events(plans, results, report.failed_channels, again)
         report.events = [*report.events, *events]
         for event in events:
             if event.event == "error":
@@ -828,6 +850,9 @@ class Cycle:
             requests,
             Changes(log_rows=log_rows, refusals_logged=refusals),
             response_ranges=writes.response_ranges(tab) if writes.skus else (),
+        )
+        self.ledger.set_meta(
+            "logged_errors", repeats.dump(repeats.remember(failing, logged, written, moment))
         )
         if writes.skus:
             self._check_landing(answer, sheet, tab, writes, rows, report)

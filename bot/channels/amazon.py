@@ -619,18 +619,25 @@ class AmazonChannel:
         return answer
 
     # -- stock ---------------------------------------------------------------------------
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set quantities: PATCH per SKU for a few, JSON_LISTINGS_FEEDs for many."""
         result = PushResult()
         before = self._api.calls
         if len(updates) >= self.feed_threshold:
-            self._push_feeds(updates, result)
+            self._push_feeds(updates, result, progress)
         else:
-            self._patch_all(updates, result)
+            self._patch_all(updates, result, progress)
         result.calls = self._api.calls - before
         return result
 
-    def _patch_all(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
+    def _patch_all(
+        self,
+        updates: Sequence[StockUpdate],
+        result: PushResult,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         """PATCH each SKU; a 403 for one SKU is that SKU's, once the credentials are proven.
 
         Amazon answers 403 `Unauthorized` both for a bad token and for one listing it will not
@@ -641,7 +648,7 @@ class AmazonChannel:
         Later refusals in the same push are the SKUs' own without another check.
         """
         checked = False
-        for update in updates:
+        for done, update in enumerate(updates, 1):
             response = self._patch(update)
             if response.status_code in (401, 403) and not checked:
                 checked = True
@@ -650,6 +657,8 @@ class AmazonChannel:
                 if self._token != token:
                     response = self._patch(update)
             self._record(update, response, result)
+            if progress:
+                progress(done)
 
     def _patch(self, update: StockUpdate) -> httpx.Response:
         path = f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(update.item, safe='')}"
@@ -690,15 +699,24 @@ class AmazonChannel:
             code=code, message=message
         )[:300]
 
-    def _push_feeds(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
+    def _push_feeds(
+        self,
+        updates: Sequence[StockUpdate],
+        result: PushResult,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         # Submit every feed first: Amazon works through them while we wait for the first.
         feeds = []
         for start in range(0, len(updates), FEED_MAX_MESSAGES):
             chunk = updates[start : start + FEED_MAX_MESSAGES]
             skus = {number: u.item for number, u in enumerate(chunk, 1)}
             feeds.append((self._submit_feed(chunk), skus))
+        done = 0
         for feed_id, skus in feeds:
             self._collect_feed(feed_id, skus, result)
+            done += len(skus)
+            if progress:
+                progress(done)
 
     def _submit_feed(self, chunk: Sequence[StockUpdate]) -> str:
         messages = [

@@ -13,7 +13,7 @@ with the same spelling, so the cycle can match them back to sheet rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar, Protocol, runtime_checkable
@@ -113,8 +113,14 @@ class Channel(Protocol):
         """
         ...
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
-        """Set absolute quantities in the largest batches the API allows."""
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
+        """Set absolute quantities in the largest batches the API allows.
+
+        `progress`, when given, is called after each batch with how many of `updates` are
+        done so far, so that a long push can say how far it got.
+        """
         ...
 
     def check(self) -> str:

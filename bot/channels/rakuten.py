@@ -342,7 +342,9 @@ class RakutenChannel:
             problems=tuple(problems),
         )
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set absolute quantities, 400 items per bulk-upsert, one call a second."""
         before = self._api.calls
         failed: dict[str, str] = {}
@@ -362,8 +364,12 @@ class RakutenChannel:
                     "case): only one row may name it; the other row's quantity was sent"
                 ).format(item=update.item)
             entries[(manage, variant)] = _Entry(update.item, manage, variant, update.quantity)
+        done = len(updates) - len(entries)
         for batch in _chunks(list(entries.values()), UPSERT_MAX):
             self._upsert_batch(list(batch), failed)
+            done += len(batch)
+            if progress:
+                progress(done)
         return PushResult(failed=failed, calls=self._api.calls - before)
 
     def check(self) -> str:

@@ -510,7 +510,9 @@ class ShopifyChannel:
         seen = self._first_answer or now
         return FetchResult(orders=list(orders.values()), cursor=time_cursor(max(since, seen)))
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set absolute quantities by compare-and-set, 250 items per inventorySetQuantities."""
         before = self._api.calls
         failed: dict[str, str] = {}
@@ -534,8 +536,12 @@ class ShopifyChannel:
                 entries[variant.inventory_item] = _Entry(
                     update.item, variant.inventory_item, update.quantity, compare
                 )
+        done = len(updates) - len(entries)
         for batch in _chunks(list(entries.values()), BATCH):
             self._set(list(batch), failed, stale)
+            done += len(batch)
+            if progress:
+                progress(done)
         return PushResult(failed=failed, stale=stale, calls=self._api.calls - before)
 
     def check(self) -> str:

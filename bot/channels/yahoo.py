@@ -477,7 +477,9 @@ class YahooChannel:
         log.warning("yahoo: %s", note)
         return [note], (day, level)
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set absolute quantities, 1,000 item codes per setStock call, one call a second."""
         before = self._api.calls
         failed: dict[str, str] = {}
@@ -499,9 +501,13 @@ class YahooChannel:
                 ).format(item=update.item)
             # A leading '-' would subtract on Yahoo: only plain, non-negative numbers go out.
             entries[code] = (update.item, code, max(0, update.quantity))
+        done = len(updates) - len(entries)
         try:
             for batch in _chunks(list(entries.values()), SET_STOCK_MAX):
                 self._set_stock(batch, failed)
+                done += len(batch)
+                if progress:
+                    progress(done)
         finally:
             self._count(self._wall_clock())
         return PushResult(failed=failed, calls=self._api.calls - before)
