@@ -37,6 +37,15 @@ amzn/selling-partner-api-models at 34dc93f; the rest is cited where used):
   `Unauthorized` for one SKU value and 400 for another on the same token (#4682), and
   MARKETPLACES.md names restricted and brand-gated listings as the everyday case. The model
   lists the same 403 for "Access Denied, Unauthorized, Expired Token, or Invalid Signature".
+- Which SKUs exist, for `check` (listingsItems_2021-08-01.json): `searchListingsItems` takes
+  `identifiers` (at most 20, comma-separated) with `identifiersType=SKU` and `pageSize` at most
+  20 (default 10), 5/s burst 5, and answers `ItemSearchResults{numberOfResults, items[{sku}]}`:
+  a SKU asked for and not among `items` has no listing. `getListingsItem` reads one SKU (5/s
+  burst 10) and answers 404 when "the resource specified does not exist". So SKUs are asked
+  20 a search (5,000 SKUs: 250 calls, under a minute) rather than one each (over 16 minutes);
+  only a SKU holding a comma, which the comma-separated list cannot carry, is read alone with
+  getListingsItem, on the same 5/s limiter. The comparison is exact: the models do not say
+  whether SKU search ignores case, and a push must name the SKU exactly anyway.
 - Feeds 2021-06-30 (feeds_2021-06-30.json): createFeedDocument 0.5/s burst 15 returns a presigned
   upload URL (5 minutes); createFeed 0.0083/s burst 15; getFeed 2/s burst 15; getFeedDocument
   0.0222/s burst 10, whose document may be GZIP-compressed. JSON_LISTINGS_FEED holds at most
@@ -123,6 +132,7 @@ OVERLAP = timedelta(hours=1)
 SETTLE = timedelta(minutes=2)
 PAGE_TOKEN_LIFETIME = timedelta(hours=23)  # Amazon says 24 h; an hour of margin
 
+SEARCH_IDENTIFIERS_MAX = 20  # searchListingsItems `identifiers` maxItems, and pageSize's maximum
 PATCH_RATE = 5.0
 FEED_MAX_MESSAGES = 25_000
 FEED_TURNAROUND = timedelta(minutes=10)
@@ -850,6 +860,47 @@ class AmazonChannel:
             content = gzip.decompress(content)
         report: dict[str, Any] = json.loads(content)
         return report
+
+    # -- which SKUs exist -----------------------------------------------------------------
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The SKUs with no listing here: 20 a searchListingsItems, a comma's SKU alone."""
+        skus = list(dict.fromkeys(items))
+        listed: set[str] = set()
+        plain = [s for s in skus if "," not in s]
+        for start in range(0, len(plain), SEARCH_IDENTIFIERS_MAX):
+            chunk = plain[start : start + SEARCH_IDENTIFIERS_MAX]
+            response = self._call(
+                "GET",
+                f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
+                what=_("your listings"),
+                limiter=self._search_listings_limit,
+                params={
+                    "marketplaceIds": self._marketplace,
+                    "identifiersType": "SKU",
+                    "identifiers": ",".join(chunk),
+                    "pageSize": SEARCH_IDENTIFIERS_MAX,
+                },
+            )
+            found = self._ok(response, _("the listings search"), 200).get("items") or []
+            listed.update(str(item.get("sku")) for item in found if isinstance(item, dict))
+        for sku in skus:
+            if "," in sku and self._listed(sku):
+                listed.add(sku)
+        return [sku for sku in skus if sku not in listed]
+
+    def _listed(self, sku: str) -> bool:
+        """Whether getListingsItem finds SKU `sku` (404: it has no listing)."""
+        response = self._call(
+            "GET",
+            f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(sku, safe='')}",
+            what=_("your listings"),
+            limiter=self._search_listings_limit,
+            params={"marketplaceIds": self._marketplace},
+        )
+        if response.status_code == 404:
+            return False
+        self._ok(response, _("the listing {sku}").format(sku=sku), 200)
+        return True
 
     # -- the rest ------------------------------------------------------------------------
     def check(self) -> str:

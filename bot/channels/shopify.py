@@ -27,6 +27,11 @@ What this module relies on, and where each fact comes from (facts only; nothing 
 - SKU → inventory item: ``productVariants(query: "sku:…")`` with ``inventoryItem { id
   inventoryLevel(locationId:) { quantities(names: ["available"]) }}`` (productVariants and
   InventoryItem reference pages).
+- Which SKUs exist, for `check`: the same ``productVariants`` lookup a push makes, 100 SKUs
+  OR-ed into one search (402 points, `LOOKUP_SKUS`), paged when Shopify's answer runs on. A
+  SKU is missing when no variant carries exactly that spelling: a variant spelled with
+  other case does not count, because a push needs the exact spelling too. Variants that share
+  one SKU exist (a push refuses them, and says why).
 - Orders: ``orders(first, after, sortKey: UPDATED_AT, query: "updated_at:>='…'")`` with
   ``pageInfo{hasNextPage, endCursor}``; ``Order.cancelledAt``, ``closedAt``, ``createdAt``,
   ``displayFulfillmentStatus``;
@@ -768,6 +773,26 @@ class ShopifyChannel:
         )
 
     # -- stock -------------------------------------------------------------------------
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The SKUs no Shopify variant carries, 100 a productVariants search (as a push reads)."""
+        skus = list(dict.fromkeys(items))
+        found: set[str] = set()
+        for chunk in _chunks(skus, LOOKUP_SKUS):
+            variables: dict[str, Any] = {
+                "first": len(chunk),
+                "after": None,
+                "query": " OR ".join(_search_sku(s) for s in chunk),
+                "location": self._location,
+            }
+            while True:
+                page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
+                page = page["productVariants"]
+                found.update(str(node.get("sku") or "") for node in page["nodes"])
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                variables["after"] = page["pageInfo"]["endCursor"]
+        return [sku for sku in skus if sku not in found]
+
     def _cached(self, sku: str) -> bool:
         found = self._variants.get(sku)
         return found is not None and self._clock() - found[0] < CACHE_TTL

@@ -30,6 +30,16 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   item code is not an error: Yahoo keeps the quantity and links it when the item is registered.
   Answer ``ResultSet/Result{ItemCode, SubCode, Quantity}``; errors ``<Error xmlns="urn:yahoo:api">
   <Message/><Code/></Error>``.
+- getStock (developer.yahoo.co.jp/webapi/shopping/getStock.html, 在庫参照API): ``POST
+  /ShoppingWebService/V1/getStock``, form ``seller_id`` and ``item_code`` (comma-separated, at
+  most 1,000, ``code:subcode`` for an item with sub-codes; the same characters as setStock).
+  The answer is the setStock shape, ``ResultSet/Result{ItemCode, SubCode, Quantity}``, one
+  Result per stocked code (a public TypeScript client models it so, with ``totalResultsAvailable``
+  on ResultSet); errors come back in the ``<Error>`` shape (the page's 2023-03-08 change log
+  renames its code st-01000 to ed-00002). What getStock answers for a code the store does not
+  have is not on the pages we could read: a code with no Result is taken as missing, and an
+  Error answer fails the lookup (`check` then says it could not check) rather than guess.
+  The page gives no rate: it shares the 1 request/s of the stock limiter with setStock.
 - orderList (developer.yahoo.co.jp/webapi/shopping/orderList.html; public clients):
   ``POST .../orderList`` with the XML body ``<Req><Search><Result/><Start/><Sort>+order_time
   </Sort><Condition><OrderTimeFrom>YYYYMMDDhhmmss</OrderTimeFrom><OrderTimeTo/></Condition>
@@ -145,6 +155,8 @@ ORDER_LIST = API + "orderList"
 ORDER_INFO = API + "orderInfo"
 SET_STOCK = API + "setStock"
 SET_STOCK_MAX = 1000
+GET_STOCK = API + "getStock"
+GET_STOCK_MAX = 1000  # item codes per getStock call (getStock.html)
 PAGE_SIZE = 2000
 LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LastUpdateTime,PublicationTime"
 # IsActive is documented for orderList only: orderInfo is never asked for it.
@@ -537,6 +549,41 @@ class YahooChannel:
             f"Yahoo! Shopping store {self._seller}: token refreshed and orderList answered "
             f"({total} orders in the last 24 hours); {signing}; {self._daily_use(total, now)}"
         )
+
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The items Yahoo has no stock record of, 1,000 item codes a getStock call.
+
+        An id that is no valid item code is missing without a call. Each call counts against
+        the day's quota like every other.
+        """
+        absent: list[str] = []
+        codes: dict[str, list[str]] = {}
+        for item in dict.fromkeys(items):
+            code = stock_code(item)
+            if code is None:
+                absent.append(item)
+            else:
+                codes.setdefault(code, []).append(item)
+        try:
+            wanted = list(codes)
+            for start in range(0, len(wanted), GET_STOCK_MAX):
+                chunk = wanted[start : start + GET_STOCK_MAX]
+                found = self._get_stock(chunk)
+                absent += [item for code in chunk if code not in found for item in codes[code]]
+        finally:
+            self._count(self._wall_clock())
+        return absent
+
+    def _get_stock(self, codes: Sequence[str]) -> set[str]:
+        """The item codes (``code`` or ``code:subcode``) among `codes` getStock answers for."""
+        form = {"seller_id": self._seller, "item_code": ",".join(codes)}
+        response, root = self._call(GET_STOCK, self._stock, data=form)
+        root = self._expect(response, root, GET_STOCK)
+        found: set[str] = set()
+        for result in root.findall("Result"):
+            code, sub = _text(result, "ItemCode"), _text(result, "SubCode")
+            found.add(f"{code}:{sub}" if sub else code)
+        return found
 
     def _daily_use(self, orders_a_day: int, now: datetime) -> str:
         """The expected calls a day at the configured interval, and today's count so far."""
