@@ -11,7 +11,7 @@ from bot.channels.base import Channel
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.expiry import Credentials, Expiry, notices
-from bot.i18n import _, set_language
+from bot.i18n import Later, _, set_language
 from bot.ledger import Ledger
 from bot.sheet.client import SheetClient
 from bot.sync import Cycle
@@ -53,21 +53,28 @@ def open_sheet(settings: Settings) -> SheetClient:
 def open_app(settings: Settings, *, lock: bool = True) -> App:
     """Build the app; with `lock`, take the state file's single-writer lock first."""
     if settings.language != "auto":
-        set_language(settings.language)  # messages before the first cycle, notices included
+        set_language(settings.language)  # messages before the first cycle
+    # With `auto`, the language is known only once the sheet is read: a stop raised here is
+    # rendered late (`Later`), in the sheet's language when it is written (bot/health.py).
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
+        zone = settings.timezone
         raise ConfigError(
-            _("STOCKBOT_TIMEZONE '{zone}' is not a time zone name such as Asia/Tokyo").format(
-                zone=settings.timezone
+            Later(
+                lambda: _(
+                    "STOCKBOT_TIMEZONE '{zone}' is not a time zone name such as Asia/Tokyo"
+                ).format(zone=zone)
             )
         ) from None
     if not settings.channels:
         raise ConfigError(
-            _(
-                "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the "
-                "marketplaces to keep in step with the sheet, e.g. "
-                "STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+            Later(
+                lambda: _(
+                    "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the "
+                    "marketplaces to keep in step with the sheet, e.g. "
+                    "STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+                )
             )
         )
     sheet = open_sheet(settings)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.channels.base import ItemLookup
-from bot.config import Settings, load_settings
+from bot.config import Settings, load_settings, salvage_settings
 from bot.errors import (
     ConfigError,
     LockedError,
@@ -357,4 +357,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _guard(lambda: cmd_check(load_settings(), args.all))
     _, command = COMMANDS[args.command]
-    return _guard(lambda: command(load_settings()))
+    return _guard(lambda: command(_settings(watched=args.command in ("sync", "run"))))
+
+
+def _settings(*, watched: bool) -> Settings:
+    """The settings; for `sync` and `run`, an invalid one is a stop that is alerted and pinged.
+
+    The watch is then built from the settings that can be read (the invalid ones at their
+    defaults): the alert and health-check variables are usually not the wrong ones.
+    """
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        if watched and (readable := salvage_settings()) is not None:
+            Watch(readable).stopped(exc)
+        raise

@@ -12,9 +12,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.i18n import _
+from bot.i18n import Later, _
 
-__all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings"]
+__all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings", "salvage_settings"]
 
 CHANNEL_NAMES = ("rakuten", "yahoo", "amazon", "shopify")
 LICENSE_WARNING = timedelta(days=14)  # how long before its expiry the Rakuten key is flagged
@@ -121,15 +121,20 @@ class Settings(BaseSettings):
 
     def require(self, *names: str, purpose: str = "") -> None:
         """Raise `ConfigError` naming every listed setting that is empty or only blanks."""
-        missing = [f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n))]
+        missing = ", ".join(f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n)))
         if missing:
+            # Rendered late (`Later`): the stop is written in the sheet's language.
             if purpose:
                 raise ConfigError(
-                    _("set {names} to use {purpose} (see .env.example)").format(
-                        names=", ".join(missing), purpose=purpose
+                    Later(
+                        lambda: _("set {names} to use {purpose} (see .env.example)").format(
+                            names=missing, purpose=purpose
+                        )
                     )
                 )
-            raise ConfigError(_("set {names} (see .env.example)").format(names=", ".join(missing)))
+            raise ConfigError(
+                Later(lambda: _("set {names} (see .env.example)").format(names=missing))
+            )
 
 
 def _blank(value: object) -> bool:
@@ -150,5 +155,27 @@ def load_settings() -> Settings:
             for err in exc.errors()
         )
         raise ConfigError(
-            _("configuration is invalid: {problems}").format(problems=problems)
+            Later(lambda: _("configuration is invalid: {problems}").format(problems=problems))
         ) from None
+
+
+def salvage_settings() -> Settings | None:
+    """The settings with every invalid variable at its default; None when even that fails.
+
+    For a stop on an invalid setting (SPEC.md section 5): the alerts, the health check and the
+    sheet need only their own variables, which may well be right, to tell staff about it.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        invalid = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+    fields = Settings.model_fields
+    defaults = {
+        name: fields[name].get_default(call_default_factory=True)
+        for name in invalid
+        if name in fields
+    }
+    try:
+        return Settings(**defaults)
+    except ValidationError:
+        return None

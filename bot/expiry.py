@@ -23,6 +23,9 @@ Yahoo!'s public key for X-sws-signature is not watched: shop-tool manuals (sokuh
 official help page's section on the key's validity was not in the copies we could read, and the
 bot cannot learn when a key was issued, so there is no official period to count from.
 
+The notices are kept as `Later` texts and rendered when read: `review` runs before the cycle
+has read the sheet's headers, and the notice must come out in the sheet's language.
+
 What is remembered lives in `<state file>.expiry.json`, beside the state file, not in it: the
 last licence answer (key fingerprint, when asked, the date) and the refresh token's fingerprint
 with its first sighting. `stockbot check` reads it and writes nothing.
@@ -34,7 +37,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -45,9 +48,17 @@ from bot.channels.base import Channel
 from bot.channels.rakuten import LicenseExpiry, RakutenChannel
 from bot.config import LICENSE_WARNING, Settings
 from bot.errors import StockbotError
-from bot.i18n import _
+from bot.i18n import Later, _
 
-__all__ = ["TOKEN_LIFETIME", "TOKEN_WARNING", "Credentials", "Expiry", "expiry_path", "notices"]
+__all__ = [
+    "TOKEN_LIFETIME",
+    "TOKEN_WARNING",
+    "Credentials",
+    "Expiry",
+    "Notices",
+    "expiry_path",
+    "notices",
+]
 
 log = logging.getLogger("stockbot")
 
@@ -64,7 +75,12 @@ class Expiry:
     credential: str  # for `check`: "licence key", "refresh token"
     expires: datetime | None
     source: str  # for `check`: where the date comes from
-    notice: str = ""  # the warning for the sheet and the alerts; empty while not due
+    warning: Later | None = None  # for the sheet and the alerts, rendered late; None: not due
+
+    @property
+    def notice(self) -> str:
+        """The warning in the active language; empty while not due."""
+        return str(self.warning) if self.warning is not None else ""
 
 
 def expiry_path(state_path: Path) -> Path:
@@ -72,13 +88,32 @@ def expiry_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".expiry.json")
 
 
-def notices(found: Iterable[Expiry]) -> dict[str, str]:
-    """The notices per channel (several credentials of one channel joined)."""
-    texts: dict[str, list[str]] = {}
-    for expiry in found:
-        if expiry.notice:
-            texts.setdefault(expiry.channel, []).append(expiry.notice)
-    return {name: "; ".join(parts) for name, parts in texts.items()}
+class Notices(Mapping[str, str]):
+    """The notices per channel (several credentials of one channel joined), rendered when read.
+
+    `App.refresh_notices` makes them before the cycle reads the headers; the cycle reads them
+    when it writes the Channels tab, by then in the sheet's language.
+    """
+
+    def __init__(self, found: Iterable[Expiry]) -> None:
+        self._due = [e for e in found if e.warning is not None]
+
+    def __getitem__(self, channel: str) -> str:
+        parts = [e.notice for e in self._due if e.channel == channel]
+        if not parts:
+            raise KeyError(channel)
+        return "; ".join(parts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(e.channel for e in self._due))
+
+    def __len__(self) -> int:
+        return len({e.channel for e in self._due})
+
+
+def notices(found: Iterable[Expiry]) -> Notices:
+    """The notices per channel (several credentials of one channel joined), rendered when read."""
+    return Notices(found)
 
 
 def _digest(secret: str) -> str:
@@ -159,19 +194,22 @@ class Credentials:
         days = (expires.astimezone(self.zone).date() - now.date()).days
         if days > LICENSE_WARNING.days:
             return Expiry("rakuten", "licence key", expires, where)
-        when = _("expired") if expires < now else _("expires in {days} day(s)").format(days=days)
+        expired = expires < now
         day = expires.astimezone(self.zone).date().isoformat()
-        if source == "setting":
-            text = _(
-                "the RMS licence key {when} ({date}): issue a new one in RMS, then update "
-                "STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
-            ).format(when=when, date=day)
-        else:
-            text = _(
+
+        def text() -> str:
+            when = _("expired") if expired else _("expires in {days} day(s)").format(days=days)
+            if source == "setting":
+                return _(
+                    "the RMS licence key {when} ({date}): issue a new one in RMS, then update "
+                    "STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
+                ).format(when=when, date=day)
+            return _(
                 "the RMS licence key {when} ({date}, as RMS tells): issue a new one in RMS, "
                 "then update STOCKBOT_RAKUTEN_LICENSE_KEY"
             ).format(when=when, date=day)
-        return Expiry("rakuten", "licence key", expires, where, text)
+
+        return Expiry("rakuten", "licence key", expires, where, Later(text))
 
     # -- Yahoo! ------------------------------------------------------------------------
     def _token_digest(self) -> str:
@@ -196,19 +234,22 @@ class Credentials:
         if now < latest - TOKEN_WARNING:
             return Expiry("yahoo", "refresh token", latest, where)
         stamp = f"{latest:%Y-%m-%d %H:%M}"
-        if lifetime == TOKEN_LIFETIME:
-            text = _(
-                "the Yahoo! refresh token expires by {date} at the latest, 28 days after "
-                "stockbot first saw it (earlier if it was issued before): re-authorise the app "
-                "for the store and update STOCKBOT_YAHOO_REFRESH_TOKEN"
-            ).format(date=stamp)
-        else:
-            text = _(
+        signed = lifetime == TOKEN_LIFETIME
+
+        def text() -> str:
+            if signed:
+                return _(
+                    "the Yahoo! refresh token expires by {date} at the latest, 28 days after "
+                    "stockbot first saw it (earlier if it was issued before): re-authorise the "
+                    "app for the store and update STOCKBOT_YAHOO_REFRESH_TOKEN"
+                ).format(date=stamp)
+            return _(
                 "the Yahoo! refresh token expires by {date} at the latest: without the store's "
                 "public key Yahoo! keeps an authorisation 12 hours only; set "
                 "STOCKBOT_YAHOO_PUBLIC_KEY_FILE and STOCKBOT_YAHOO_PUBLIC_KEY_VERSION for 28 days"
             ).format(date=stamp)
-        return Expiry("yahoo", "refresh token", latest, where, text)
+
+        return Expiry("yahoo", "refresh token", latest, where, Later(text))
 
     # -- the file ----------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:

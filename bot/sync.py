@@ -112,6 +112,9 @@ class CycleReport:
     rows: list[Row] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
     oversold: dict[str, int] = field(default_factory=dict)  # SKU -> Stock below 0 after it
+    # SKUs whose Stock this cycle cannot judge (a copied row, an unreadable cell, a broken
+    # set): left out of `oversold`, and their open oversold alerts are left as they are.
+    unjudged: list[str] = field(default_factory=list)
     final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle (sets too)
     log_rolled_over: str = ""  # the new title of a full Log tab this cycle renamed
     paused: list[str] = field(default_factory=list)  # Enabled FALSE in the Channels tab
@@ -156,7 +159,8 @@ class Cycle:
         self.language = language  # `auto`, `en` or `ja`: see `sheet_language`
         # What this bot writes in until it has read the headers: its last cycle's language.
         self._written_in = "en" if language == "auto" else language
-        self.notices = dict(notices or {})  # channel -> a warning shown while it has no error
+        # channel -> a warning shown while it has no error (bot.expiry.Notices: rendered late)
+        self.notices: Mapping[str, str] = dict(notices or {})
         self.ledger = ledger
         self.channels = dict(channels)
         self.tz = ZoneInfo(timezone)
@@ -255,6 +259,12 @@ class Cycle:
             and (stock := the_plan.final.get(row.sku, row.stock)) is not None
             and stock < 0
         }
+        report.unjudged = [
+            row.sku
+            for row in rows
+            if row.sku
+            and (row.duplicate or row.sku_unread or the_plan.final.get(row.sku, row.stock) is None)
+        ]
 
         plans = plan_pushes(
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
@@ -343,7 +353,9 @@ class Cycle:
             "channels": channels[0] if channels else [],
             "log": log_head[0] if log_head else [],
         }
-        self._written_in = sheet_language(self.language, headers["inventory"])
+        self._written_in = sheet_language(
+            self.language, headers["inventory"], tabs["inventory"]["title"]
+        )
         set_language(self._written_in)
         layout = find_layout(metadata, headers)
         sku_col = layout.inventory.columns["sku"]

@@ -147,6 +147,11 @@ def test_the_compiled_catalogue_matches_the_po_file() -> None:
         ("auto", ["商品コード", "Stock"], "en"),  # both SKU and Stock must be the Japanese ones
         ("auto", [" 商品コード ", "在庫数"], "ja"),
         ("auto", [], "en"),
+        # A Japanese sheet whose 在庫数 was renamed or deleted stays Japanese (the stop that
+        # says so must be readable): the header left decides, else the tab's title.
+        ("auto", ["商品コード", "在庫"], "ja"),
+        ("auto", ["在庫数", "品番"], "ja"),
+        ("auto", ["SKU", "在庫"], "en"),
         ("ja", HEADER, "ja"),
         ("en", JA_HEADER, "en"),
     ],
@@ -155,6 +160,21 @@ def test_auto_is_japanese_when_the_sku_and_stock_headers_are(
     setting: str, header: list[str], expected: str
 ) -> None:
     assert sheet_language(setting, header) == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "header", "expected"),
+    [
+        ("在庫", ["品番", "在庫"], "ja"),  # neither header left: the tab's title decides
+        ("在庫", [], "ja"),
+        ("Inventory", ["品番"], "en"),
+        ("在庫", ["SKU", "Stock"], "en"),  # the headers, when present, decide
+    ],
+)
+def test_auto_without_sku_and_stock_headers_goes_by_the_inventory_tab(
+    title: str, header: list[str], expected: str
+) -> None:
+    assert sheet_language("auto", header, title) == expected
 
 
 def test_event_names_are_read_in_either_language() -> None:

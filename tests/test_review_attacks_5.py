@@ -155,12 +155,6 @@ def test_a_set_cancellation_puts_its_components_back_after_the_set_became_a_prod
 
 
 # == alerts (SPEC.md 5) ===========================================================================
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/sync.py report.oversold leaves out duplicated rows, so copying an oversold "
-    "row ends the incident: staff get 'No longer oversold: CUP-001 has Stock 0 or more "
-    "again' while Stock is still -1 (then a new 'Oversold' alert once the copy is removed)",
-)
 def test_an_oversold_alert_ends_only_when_stock_is_back_to_zero(w: World, hook: Receiver) -> None:
     w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = hook.url
     watch = Watch(w.settings())
@@ -178,11 +172,6 @@ def test_an_oversold_alert_ends_only_when_stock_is_back_to_zero(w: World, hook: 
     assert len(hook.texts()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/alerts.py compare() ends a channel incident on the first good cycle and "
-    "starts a new one on the next failure: a flapping marketplace sends an alert every cycle",
-)
 def test_a_flapping_marketplace_does_not_alert_every_cycle(w: World, hook: Receiver) -> None:
     w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = hook.url
     watch = Watch(w.settings())
@@ -203,12 +192,6 @@ def test_a_flapping_marketplace_does_not_alert_every_cycle(w: World, hook: Recei
     assert len(hook.texts()) <= 2, hook.texts()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/alerts.py Mail.__init__ reads urlsplit(url).port; a password holding '#', '/' "
-    "or '?' makes it raise 'Port could not be cast to integer value as <part of the "
-    "password>', which bot/health.py _senders logs as it is",
-)
 def test_an_smtp_password_never_reaches_the_process_log(w: World) -> None:
     w.env["STOCKBOT_ALERT_EMAIL_TO"] = "staff@shop.example"
     # A generated password as a mail provider gives it, pasted into the URL as it is.
@@ -219,11 +202,6 @@ def test_an_smtp_password_never_reaches_the_process_log(w: World) -> None:
     assert "Qz7Kx9" not in everything and "mT2" not in everything, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/cli.py main: load_settings() raises ConfigError before any Watch exists, so a "
-    "stop on an invalid setting (a typo in STOCKBOT_CHANNELS) pings no /fail and alerts nobody",
-)
 def test_a_stop_on_an_invalid_setting_is_alerted_and_pings_fail(w: World, hook: Receiver) -> None:
     health = Receiver()
     try:
@@ -270,11 +248,6 @@ class TricklingSmtp:
         self.sock.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/alerts.py: smtplib's timeout is per socket operation, not per alert; a server "
-    "that keeps sending lines (or bytes) slowly holds the cycle for as long as it likes",
-)
 def test_a_mail_server_that_trickles_does_not_hold_the_cycle(w: World) -> None:
     server = TricklingSmtp(seconds=25)
     try:
@@ -340,12 +313,6 @@ def _ja_rows(w: World, tab: str) -> list[dict[str, Any]]:
     return [dict(zip(head, [*r, *[""] * len(head)], strict=False)) for r in grid[1:]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stop raised by open_app (bot/app.py) comes before any cycle read the headers, so "
-    "with STOCKBOT_LANGUAGE=auto the language is still English: bot/sheet/stopped.py writes "
-    "Event 'error' and an English Last error into a Japanese sheet",
-)
 def test_a_configuration_stop_on_a_japanese_sheet_is_written_in_japanese(w: World) -> None:
     _japanese_sheet(w, JA_HEADER)
     w.env["STOCKBOT_CHANNELS"] = ""
@@ -357,12 +324,6 @@ def test_a_configuration_stop_on_a_japanese_sheet_is_written_in_japanese(w: Worl
     assert "同期するものがありません" in _ja_rows(w, "チャネル")[0]["最終エラー"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/sheet/layout.py sheet_language needs both 商品コード and 在庫数 in row 1; once "
-    "staff rename 在庫数 (the very stop of issue 10) the sheet counts as English, and the stop "
-    "is written in English and names the column 'Stock' instead of 在庫数",
-)
 def test_a_renamed_stock_header_on_a_japanese_sheet_is_reported_in_japanese(w: World) -> None:
     renamed = ["在庫" if h == "在庫数" else h for h in JA_HEADER]
     _japanese_sheet(w, renamed)
@@ -373,12 +334,6 @@ def test_a_renamed_stock_header_on_a_japanese_sheet_is_reported_in_japanese(w: W
     assert "在庫数" in row["詳細"] and "名前を変えた場合は元に戻してください" in row["詳細"], row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/cli.py _watched calls app.refresh_notices() before the cycle has read the "
-    "headers, so with STOCKBOT_LANGUAGE=auto each `stockbot sync` builds the expiry notice in "
-    "English; the cycle then writes that English text into a Japanese Channels tab",
-)
 def test_a_credential_expiry_notice_on_a_japanese_sheet_is_japanese(w: World) -> None:
     from datetime import timedelta
     from zoneinfo import ZoneInfo
