@@ -171,3 +171,50 @@ def test_a_push_failure_after_a_fetch_failure_is_logged_although_the_message_is_
     report = w.sync()
     assert "rakuten" in report.failed_channels
     assert any("push to rakuten failed" in e for e in _channel_errors(w)), _channel_errors(w)
+
+
+# -- check writes nothing ---------------------------------------------------------------------
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_check_after_a_sync_changes_no_file_and_writes_nothing(w: World) -> None:
+    # SPEC section 6: check "... writing nothing".
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-001", 1)])
+    before, writes = _files(w.tmp), _writes(w)
+    done = w.run_cli("check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "would log order" in done.stdout
+    assert _writes(w) == writes
+    after = _files(w.tmp)
+    assert sorted(after) == sorted(before)
+    assert [k for k in after if after[k] != before[k]] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="init-sheet takes the bot's own rolled-over 'Log until …' tab for the Log tab "
+    "renamed and refuses to add a new Log (bot/sheet/setup.py _renamed knows no archive title)",
+)
+def test_init_sheet_adds_a_log_tab_beside_the_bot_s_own_old_log_tabs(w: World) -> None:
+    # SPEC section 7: a full Log is renamed `Log until …` and a new `Log` started; section 6:
+    # init-sheet creates or repairs the tabs. Staff moved the current Log tab out with the
+    # old ones (Copy to, delete); init-sheet must start a new one, not ask to rename an
+    # archive back into the Log the bot appends to.
+    w.sheet_id = w.sheets.create_spreadsheet(
+        "shop",
+        {
+            "Inventory": [HEADER, *ROWS],
+            "Log until 2026-11-30": [
+                LOG_HEADER,
+                ["2026-11-30T09:00:00+09:00", "manual", "", "", "TEA-001", 5, 25, 30, ""],
+            ],
+            "Channels": [["Channel", "Enabled", "Last sync", "Last error"]],
+        },
+    )
+    w.env["STOCKBOT_SHEET_ID"] = w.sheet_id
+    done = w.run_cli("init-sheet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "added tab Log" in done.stdout
+    assert "Log until 2026-11-30" in w.sheets.tab_ids(w.sheet_id)
