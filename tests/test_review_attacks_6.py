@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -175,7 +174,9 @@ def test_a_push_failure_after_a_fetch_failure_is_logged_although_the_message_is_
 
 # -- check writes nothing ---------------------------------------------------------------------
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_check_after_a_sync_changes_no_file_and_writes_nothing(w: World) -> None:
