@@ -73,11 +73,13 @@ def own_events(
     `known(channel, order_id)` gives the ledger's lines of an order: a line handed back
     unchanged (an overlapping window shows the same order again) is no new event.
     """
+    wanted = {(line.channel, item_key(line.channel, line.item)) for line in lines}
     by_item: dict[tuple[str, str], str] = {}
     for row in rows:
-        for channel, item in row.items.items():
-            if item is not None:
-                by_item[channel, item_key(channel, item)] = item
+        for channel, key in row.keys.items():
+            item = row.items[channel]
+            if (channel, key) in wanted and item is not None:
+                by_item[channel, key] = item
     events = []
     for line in lines:
         item = by_item.get((line.channel, item_key(line.channel, line.item)))
@@ -112,26 +114,29 @@ def plan_pushes(
     plans: list[PushPlan] = []
     for name in names:
         channel = channels[name]
-        known = ledger.pushes(name)
+        settled = ledger.settled_quantities(name)
+        unsettled = ledger.unsettled_pushes(name)
         updates: list[StockUpdate] = []
         skus: dict[str, str] = {}
         resync: set[str] = set()
         repeated: dict[str, str] = {}
         for row in rows:
             item = row.items.get(name)
+            if item is None or not row.pushable:
+                continue
             stock = final.get(row.sku, None if row.is_set else row.stock)
             setting = row.setting(name)  # its own column's, else Display (SPEC.md section 2)
-            if item is None or not row.pushable or stock is None or setting is None:
+            if stock is None or setting is None:
                 continue
             quantity = shown_quantity(stock, setting, channel.max_quantity)
-            state = known.get(item)
+            if settled.get(item) == quantity:
+                continue  # the store holds it already: the common case
+            state = unsettled.get(item)
             if state is not None and state.error and state.refused == quantity and state.logged:
                 repeated[item] = state.error
-            expected = None
+            expected = settled.get(item)
             if state is not None and state.quantity is not None:
                 expected = state.quantity + state.adjust
-                if expected == quantity and state.settled:
-                    continue
             if state is not None and state.stale:
                 # The marketplace held another quantity than expected last time: a sale
                 # the bot had not fetched yet, or an edit made on the marketplace. Let
