@@ -239,10 +239,14 @@ def _flag_sets(rows: list[Row]) -> None:
 
 def _flag_duplicates(rows: list[Row]) -> None:
     """Rows sharing a SKU (case-insensitively): none takes orders until one row is left."""
-    by_sku: dict[str, list[Row]] = {}
+    first: dict[str, Row] = {}  # folded SKU -> the first row holding it
+    by_sku: dict[str, list[Row]] = {}  # only the SKUs held by more than one row
     for row in rows:
         if row.sku:
-            by_sku.setdefault(row.sku.casefold(), []).append(row)
+            key = row.sku.casefold()
+            earlier = first.setdefault(key, row)
+            if earlier is not row:
+                by_sku.setdefault(key, [earlier]).append(row)
     for same in by_sku.values():
         if len(same) > 1:
             where = rows_text(same)
@@ -264,11 +268,14 @@ def rows_text(rows: Sequence[Row]) -> str:
 def _flag_item_clashes(rows: list[Row]) -> None:
     """Two rows naming the same marketplace item: neither can be matched or pushed."""
     for channel in CHANNEL_NAMES:
-        claims: dict[str, list[Row]] = {}
+        first: dict[str, Row] = {}  # item key -> the first row naming it
+        claims: dict[str, list[Row]] = {}  # only the keys named more than once
         for row in rows:
             key = row.keys.get(channel)
             if row.sku and key is not None:
-                claims.setdefault(key, []).append(row)
+                earlier = first.setdefault(key, row)
+                if earlier is not row:
+                    claims.setdefault(key, [earlier]).append(row)
         for same in claims.values():
             # Copies of one SKU already say so, and take no orders anyway.
             if len(same) > 1 and len({r.sku.casefold() for r in same}) > 1:
