@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS forgotten (
 """
 
 
-@dataclass
+@dataclass(slots=True)
 class LineState:
     """What the ledger knows of one order line."""
 
@@ -83,7 +83,7 @@ class LineState:
     cancelled: bool = False  # its `cancel` row was written: a later cancel is a `change`
 
 
-@dataclass
+@dataclass(slots=True)
 class PushState:
     """The last successful push of one item to one channel, and what changed since.
 
