@@ -10,7 +10,14 @@ A problem is an *incident* with a key and a text:
     cycle              a cycle failed otherwise (the Sheets API down, an unexpected error)
 
 Each observation says which kinds it covers (a stop says nothing about oversold products, so
-their incidents stay open) and which incidents of those kinds are open now. `compare` is the
+their incidents stay open) and which incidents of those kinds are open now. Incidents it cannot
+judge (an oversold product whose row is copied or whose Stock cell is unreadable this cycle) are
+`held`: left as they are, neither started nor ended.
+
+A marketplace or a cycle that fails, works, fails again... is one incident, not one alert per
+cycle: it ends only after `CALM_CYCLES` observations in a row without it (three cycles, ten
+minutes at the default interval); a failure before that continues the same incident, and the
+count starts again. `compare` is the
 pure part; `Incidents` keeps the open ones in a small JSON file next to the state file
 (`<state file>.alerts.json`), not in the state file itself: a stop because the state file
 does not belong to the sheet, is locked or cannot be opened must be remembered too.
@@ -18,6 +25,9 @@ does not belong to the sheet, is locked or cannot be opened must be remembered t
 Senders post to a Slack-compatible webhook and send e-mail over SMTP (`smtp://` STARTTLS,
 `smtps://` TLS, certificates checked against OpenSSL's default trust store, which honours
 `SSL_CERT_FILE`). A sender that fails is logged, never raised: an alert never stops a cycle.
+Socket timeouts bound each read, not a whole send (a server may trickle a byte at a time), so
+every send runs in a worker thread given `DEADLINE` seconds in all (`within`), and is abandoned
+after it.
 Incidents are recorded as sent even when a sender failed, so a dead channel does not turn
 into one alert per cycle once it comes back.
 """
@@ -30,9 +40,12 @@ import os
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -42,14 +55,17 @@ import httpx
 from bot.i18n import _
 
 __all__ = [
+    "ABANDONED",
     "KINDS",
     "Alerter",
     "Change",
     "Incidents",
     "Mail",
     "Webhook",
+    "calm",
     "compare",
     "message",
+    "within",
 ]
 
 log = logging.getLogger("stockbot")
@@ -59,6 +75,9 @@ KINDS = ("oversold", "channel", "expiry", "stop", "state", "cycle")
 # keep their first text (a failing marketplace's message may vary from cycle to cycle).
 RESTATED = ("stop", "state")
 TIMEOUT = 10.0  # seconds; an alert server that hangs must not hold up the cycle for long
+DEADLINE = 15.0  # seconds for a whole alert (all senders at once) or a health-check ping
+# Kinds that end only after this many observations in a row without them (hysteresis).
+CALM_CYCLES = {"channel": 3, "cycle": 3}
 
 
 @dataclass(frozen=True)
@@ -78,20 +97,50 @@ def kind(key: str) -> str:
 
 
 def compare(
-    open_now: Mapping[str, str], current: Mapping[str, str], kinds: Iterable[str]
+    open_now: Mapping[str, str],
+    current: Mapping[str, str],
+    kinds: Iterable[str],
+    held: Iterable[str] = (),
 ) -> Change:
     """What started and what ended, for the incident kinds this observation covers.
 
-    A stop whose reason changed counts as started again.
+    A stop whose reason changed counts as started again. Keys in `held` do not end.
     """
     covered = set(kinds)
+    keep = set(held)
     started = {
         k: v
         for k, v in current.items()
         if k not in open_now or (kind(k) in RESTATED and open_now[k] != v)
     }
-    ended = {k: v for k, v in open_now.items() if kind(k) in covered and k not in current}
+    ended = {
+        k: v
+        for k, v in open_now.items()
+        if kind(k) in covered and k not in current and k not in keep
+    }
     return Change(started, ended)
+
+
+def calm(
+    open_now: Mapping[str, str],
+    current: Mapping[str, str],
+    kinds: Iterable[str],
+    before: Mapping[str, int],
+) -> dict[str, int]:
+    """Observations in a row without each open incident of a kind in `CALM_CYCLES`.
+
+    An incident seen again starts from nothing; one this observation does not cover keeps its
+    count.
+    """
+    covered = set(kinds)
+    counts: dict[str, int] = {}
+    for key in open_now:
+        if kind(key) not in CALM_CYCLES or key in current:
+            continue
+        counts[key] = before.get(key, 0) + (1 if kind(key) in covered else 0)
+        if not counts[key]:
+            del counts[key]
+    return counts
 
 
 def _started_text(key: str, text: str) -> str:
@@ -137,32 +186,50 @@ def message(change: Change) -> tuple[str, str]:
 
 
 class Incidents:
-    """The open incidents, kept in a JSON file so that a restart does not alert again."""
+    """The open incidents, kept in a JSON file so that a restart does not alert again.
+
+    Beside them, `calm`: how many observations in a row went without each open incident that
+    ends only after several (`CALM_CYCLES`).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def load(self) -> dict[str, str]:
         """The open incidents; none when the file is missing or unreadable."""
+        return self.read()[0]
+
+    def read(self) -> tuple[dict[str, str], dict[str, int]]:
+        """The open incidents and their calm counts; none when the file is missing or unreadable."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except (OSError, ValueError) as exc:
             log.warning("alert incidents file %s unreadable (%s); starting afresh", self.path, exc)
-            return {}
-        incidents = data.get("open") if isinstance(data, dict) else None
+            return {}, {}
+        if not isinstance(data, dict):
+            return {}, {}
+        incidents, counts = data.get("open"), data.get("calm")
         if not isinstance(incidents, dict):
-            return {}
-        return {str(k): str(v) for k, v in incidents.items()}
+            return {}, {}
+        opened = {str(k): str(v) for k, v in incidents.items()}
+        kept: dict[str, int] = {}
+        if isinstance(counts, dict):
+            kept = {
+                str(k): v
+                for k, v in counts.items()
+                if str(k) in opened and isinstance(v, int) and v > 0
+            }
+        return opened, kept
 
-    def save(self, incidents: Mapping[str, str]) -> None:
+    def save(self, incidents: Mapping[str, str], calm: Mapping[str, int] | None = None) -> None:
         """Replace the file at once (a crash leaves the old or the new one, never half)."""
+        data: dict[str, object] = {"open": dict(sorted(incidents.items()))}
+        if calm:
+            data["calm"] = dict(sorted(calm.items()))
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(
-            json.dumps({"open": dict(sorted(incidents.items()))}, ensure_ascii=False, indent=1),
-            encoding="utf-8",
-        )
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
 
 
@@ -191,6 +258,13 @@ class Webhook:
             raise AlertError(f"the webhook answered HTTP {answer.status_code}")
 
 
+BAD_SMTP_URL = (
+    "STOCKBOT_SMTP_URL cannot be read: write it as smtp://user:password@host:587 or "
+    "smtps://user:password@host:465, with each @ : / ? # % in the user name or password "
+    "percent-encoded (%40 %3A %2F %3F %23 %25; e.g. a password pa#ss as pa%23ss)"
+)
+
+
 class Mail:
     """E-mail through `smtp://user:password@host:587` (STARTTLS) or `smtps://…:465` (TLS).
 
@@ -201,12 +275,24 @@ class Mail:
     name = "e-mail"
 
     def __init__(self, url: str, to: Sequence[str], timeout: float = TIMEOUT) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError("STOCKBOT_SMTP_URL must look like smtp://user:password@host:587")
+        # Never urllib's own message: it quotes the part it could not read, which may be the
+        # password ("Port could not be cast to integer value as '<password>'").
+        try:
+            parts = urlsplit(url.strip())
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme not in ("smtp", "smtps")
+            or not parts.hostname
+            or parts.fragment
+            or parts.path not in ("", "/")
+        ):
+            raise ValueError(BAD_SMTP_URL) from None
         self._tls = parts.scheme == "smtps"
         self._host = parts.hostname
-        self._port = parts.port or (465 if self._tls else 587)
+        self._port = port or (465 if self._tls else 587)
         self._user = unquote(parts.username or "")
         self._password = unquote(parts.password or "")
         sender = parse_qs(parts.query).get("from", [""])[0]
@@ -260,24 +346,80 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class Abandoned:
+    """What `within` gives for a job still running at its deadline."""
+
+    def __repr__(self) -> str:
+        return "Abandoned()"
+
+
+ABANDONED = Abandoned()
+
+
+def within(seconds: float, jobs: Sequence[Callable[[], object]]) -> list[object]:
+    """Run `jobs` at once, each in a worker thread, and wait `seconds` in all.
+
+    Returns per job what it returned, the exception it raised, or `ABANDONED` when it was still
+    running at the deadline: it is left to a daemon thread (which ends when its socket times out
+    or the process exits) and never holds the caller longer.
+    """
+    results: list[object] = [ABANDONED] * len(jobs)
+
+    def work(index: int, job: Callable[[], object]) -> None:
+        try:
+            results[index] = job()
+        except Exception as exc:  # handed to the caller, never raised in the thread
+            results[index] = exc
+
+    threads = [
+        threading.Thread(target=work, args=(i, job), name="stockbot-send", daemon=True)
+        for i, job in enumerate(jobs)
+    ]
+    end = time.monotonic() + seconds
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    # A thread that finishes after the deadline may still set its result: read them once, now.
+    done = [not t.is_alive() for t in threads]
+    return [result if ok else ABANDONED for result, ok in zip(list(results), done, strict=True)]
+
+
 class Alerter:
     """Compares each observation with the open incidents and sends what started or ended."""
 
-    def __init__(self, incidents: Incidents, senders: Sequence[Sender]) -> None:
+    def __init__(
+        self, incidents: Incidents, senders: Sequence[Sender], deadline: float = DEADLINE
+    ) -> None:
         self.incidents = incidents
         self.senders = list(senders)
+        self.deadline = deadline
 
-    def observe(self, current: Mapping[str, str], kinds: Iterable[str]) -> Change:
-        """Record the incidents open now (of `kinds`), alert on changes; return them."""
+    def observe(
+        self,
+        current: Mapping[str, str],
+        kinds: Iterable[str],
+        held: Callable[[str], bool] | None = None,
+    ) -> Change:
+        """Record the incidents open now (of `kinds`), alert on changes; return them.
+
+        An open incident for which `held` says True is left as it is (it cannot be judged).
+        """
         try:
-            open_now = self.incidents.load()
-            change = compare(open_now, current, kinds)
-            if not change:
-                return change
+            open_now, counts = self.incidents.read()
+            kinds = tuple(kinds)
+            counts_now = calm(open_now, current, kinds, counts)
+            waiting = {
+                k for k, n in counts_now.items() if n < CALM_CYCLES[kind(k)] and k not in current
+            }
+            waiting |= {k for k in open_now if held is not None and held(k)}
+            change = compare(open_now, current, kinds, waiting)
             for key in change.ended:
                 del open_now[key]
+                counts_now.pop(key, None)
             open_now.update(change.started)
-            self.incidents.save(open_now)
+            if change or counts_now != counts:
+                self.incidents.save(open_now, counts_now)
         except OSError as exc:
             log.error("could not keep the alert incidents in %s: %s", self.incidents.path, exc)
             change = compare({}, current, ())
@@ -285,14 +427,22 @@ class Alerter:
         return change
 
     def send(self, change: Change) -> None:
-        """Deliver one alert for `change` by every sender; failures are only logged."""
+        """Deliver one alert for `change` by every sender at once; failures are only logged."""
         if not change or not self.senders:
             return
         subject, body = message(change)
-        for sender in self.senders:
-            try:
-                sender.send(subject, body)
-            except Exception as exc:  # an alert must never stop a cycle, whatever went wrong
-                log.error("alert by %s not sent: %s", sender.name, _reason(exc))
+        outcome = within(
+            self.deadline, [partial(sender.send, subject, body) for sender in self.senders]
+        )
+        for sender, result in zip(self.senders, outcome, strict=True):
+            if result is ABANDONED:
+                log.error(
+                    "alert by %s not sent: no answer within %.0f s, abandoned (the incident is "
+                    "recorded all the same)",
+                    sender.name,
+                    self.deadline,
+                )
+            elif isinstance(result, BaseException):
+                log.error("alert by %s not sent: %s", sender.name, _reason(result))
             else:
                 log.info("alert sent by %s: %s", sender.name, subject)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.channels import build_channels
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.i18n import _, set_language
+from bot.expiry import Credentials, Expiry, notices
+from bot.i18n import Later, _, set_language
 from bot.ledger import Ledger
 from bot.sheet.client import SheetClient
 from bot.sync import Cycle
@@ -27,6 +28,13 @@ class App:
     ledger: Ledger
     channels: dict[str, Channel]
     cycle: Cycle
+    credentials: Credentials
+
+    def refresh_notices(self, *, save: bool = True) -> list[Expiry]:
+        """Review the credentials' expiry (RMS asked at most once a day); the cycle shows it."""
+        found = self.credentials.review(save=save)
+        self.cycle.notices = notices(found)
+        return found
 
     def close(self) -> None:
         """Release connections and the state lock."""
@@ -45,26 +53,36 @@ def open_sheet(settings: Settings) -> SheetClient:
 def open_app(settings: Settings, *, lock: bool = True) -> App:
     """Build the app; with `lock`, take the state file's single-writer lock first."""
     if settings.language != "auto":
-        set_language(settings.language)  # messages before the first cycle, notices included
+        set_language(settings.language)  # messages before the first cycle
+    # With `auto`, the language is known only once the sheet is read: a stop raised here is
+    # rendered late (`Later`), in the sheet's language when it is written (bot/health.py).
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
+        zone = settings.timezone
         raise ConfigError(
-            _("STOCKBOT_TIMEZONE '{zone}' is not a time zone name such as Asia/Tokyo").format(
-                zone=settings.timezone
+            Later(
+                lambda: _(
+                    "STOCKBOT_TIMEZONE '{zone}' is not a time zone name such as Asia/Tokyo"
+                ).format(zone=zone)
             )
         ) from None
     if not settings.channels:
         raise ConfigError(
-            _(
-                "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the "
-                "marketplaces to keep in step with the sheet, e.g. "
-                "STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+            Later(
+                lambda: _(
+                    "STOCKBOT_CHANNELS is empty, so there is nothing to sync: set it to the "
+                    "marketplaces to keep in step with the sheet, e.g. "
+                    "STOCKBOT_CHANNELS=rakuten,yahoo,amazon,shopify"
+                )
             )
         )
     sheet = open_sheet(settings)
     channels = build_channels(settings)
-    ledger = Ledger(settings.state_path)
+    if lock or settings.state_path.exists():
+        ledger = Ledger(settings.state_path)
+    else:  # `check` writes nothing, not even a new state file: a fresh state in memory
+        ledger = Ledger(Path(":memory:"))
     if lock:
         try:
             ledger.lock()
@@ -77,7 +95,6 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         channels,
         timezone=settings.timezone,
         interval_seconds=settings.interval_seconds,
-        notices=settings.notices(datetime.now(ZoneInfo(settings.timezone)).date()),
         language=settings.language,
     )
-    return App(settings, sheet, ledger, channels, cycle)
+    return App(settings, sheet, ledger, channels, cycle, Credentials(settings, channels))

@@ -265,28 +265,25 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
         if state.sku is None and state.target == 0:
             result.changes.lines.append(state)
         return
+    if state.components is not None:
+        _apply_stored_set_line(state, sheet, current, result)
+        return
     row = _find_row(state, sheet)
     usable = row is not None and (
         _set_ready(row, sheet, current) if row.is_set else row.stock is not None
     )
     if row is None or not usable:
-        if not state.reported:
-            reason, when = _why_held(state, sheet, row)
-            result.events.append(
-                Event(
-                    "error",
-                    state.channel,
-                    state.order_id,
-                    row.sku if row is not None else state.sku or "",
-                    detail=_(
-                        "{reason}: this order line ({line}) is held and applied once {when}"
-                    ).format(reason=reason, line=_pending_text(state), when=when),
-                )
-            )
-        result.changes.lines.append(replace(state, reported=True))
+        reason, when = _why_held(state, sheet, row)
+        _hold(state, row.sku if row is not None else state.sku or "", reason, when, result)
         return
     if row.is_set:
-        _apply_set_line(state, row, sheet, current, result)
+        assert row.components is not None
+        taken = tuple((sheet.by_sku[c.sku.casefold()].sku, c.qty) for c in row.components)
+        # A line applied before the ledger kept components (applied > 0) keeps none: its
+        # earlier units were taken by a recipe nobody recorded.
+        _apply_set_line(
+            state, row.sku, row, taken, taken if state.applied == 0 else None, current, result
+        )
         return
     before = current[row.sku]
     after = before - delta
@@ -328,6 +325,23 @@ def _apply_line(state: LineState, sheet: _Sheet, current: dict[str, int], result
     _applied(state, row, kind, delta, result)
 
 
+def _hold(state: LineState, sku: str, reason: str, when: str, result: Plan) -> None:
+    """Keep a line waiting, with one `error` row the first time."""
+    if not state.reported:
+        result.events.append(
+            Event(
+                "error",
+                state.channel,
+                state.order_id,
+                sku,
+                detail=_(
+                    "{reason}: this order line ({line}) is held and applied once {when}"
+                ).format(reason=reason, line=_pending_text(state), when=when),
+            )
+        )
+    result.changes.lines.append(replace(state, reported=True))
+
+
 def _kind(state: LineState) -> tuple[str, str]:
     """The Log event of a line's change (order, change or cancel) and its Detail."""
     cancel = state.target == 0 and not state.cancelled
@@ -340,18 +354,30 @@ def _kind(state: LineState) -> tuple[str, str]:
     return kind, detail
 
 
-def _applied(state: LineState, row: Row, kind: str, delta: int, result: Plan) -> None:
-    """Record a line as applied to `row`; its marketplace lowered its own listing of it."""
+def _applied(
+    state: LineState,
+    row: Row | None,
+    kind: str,
+    delta: int,
+    result: Plan,
+    components: tuple[tuple[str, int], ...] | None = None,
+) -> None:
+    """Record a line as applied to `row`; its marketplace lowered its own listing of it.
+
+    `row` is None for a set line applied to its stored components whose set row is gone.
+    `components` are those a set line takes from now on (None: keep the line's own).
+    """
     result.changes.lines.append(
         replace(
             state,
-            sku=row.sku,
+            sku=row.sku if row is not None else state.sku,
             applied=state.target,
             reported=False,
             cancelled=state.cancelled or kind == "cancel",
+            components=components if components is not None else state.components,
         )
     )
-    item = row.items.get(state.channel)
+    item = row.items.get(state.channel) if row is not None else None
     if item is not None:
         result.changes.adjust.append((state.channel, item, -delta))
 
@@ -367,17 +393,68 @@ def _set_ready(row: Row, sheet: _Sheet, current: Mapping[str, int]) -> bool:
     return True
 
 
-def _apply_set_line(
-    state: LineState, row: Row, sheet: _Sheet, current: dict[str, int], result: Plan
+def _stored_component_problem(sku: str, set_sku: str, sheet: _Sheet) -> tuple[str, str] | None:
+    """Why a component a set line took cannot take its change back now, and until when."""
+    folded = sku.casefold()
+    if folded in sheet.copies:
+        return _("SKU {sku} appears in rows {rows}").format(
+            sku=sku, rows=rows_text(sheet.copies[folded])
+        ), _("one row is left")
+    row = sheet.by_sku.get(folded)
+    if row is None:
+        return _(
+            "component {sku}, which this line took for set {set_sku}, is no longer in the sheet"
+        ).format(sku=sku, set_sku=set_sku), _("a row has SKU {sku} again").format(sku=sku)
+    if row.is_set:
+        return _(
+            "component {sku}, which this line took for set {set_sku}, is a set itself now"
+        ).format(sku=sku, set_sku=set_sku), _("it is an ordinary product again")
+    if row.stock is None:
+        return _("the Stock of {sku} cannot be used (its Status says why)").format(sku=row.sku), _(
+            "it is fixed"
+        )
+    return None
+
+
+def _apply_stored_set_line(
+    state: LineState, sheet: _Sheet, current: dict[str, int], result: Plan
 ) -> None:
-    """A set's line applied to its components: one Log row per component (SPEC.md 3a)."""
+    """A line applied as a set, moved on the components it took, whatever the sheet's set is.
+
+    Every stored component must be usable, or the whole line waits (one `error` row): a
+    change is never applied to part of a set.
+    """
+    assert state.components is not None
+    set_sku = state.sku or state.item
+    for sku, _qty in state.components:
+        problem = _stored_component_problem(sku, set_sku, sheet)
+        if problem is not None:
+            _hold(state, set_sku, *problem, result)
+            return
+    taken = tuple((sheet.by_sku[sku.casefold()].sku, qty) for sku, qty in state.components)
+    # The row that sold it, if still there, for the push adjustment of the set's own item.
+    _apply_set_line(state, set_sku, _find_row(state, sheet), taken, None, current, result)
+
+
+def _apply_set_line(
+    state: LineState,
+    set_sku: str,
+    row: Row | None,
+    taken: Sequence[tuple[str, int]],
+    store: tuple[tuple[str, int], ...] | None,
+    current: dict[str, int],
+    result: Plan,
+) -> None:
+    """A set's line applied to its components: one Log row per component (SPEC.md 3a).
+
+    `taken` are the components (SKU as in the sheet, quantity per set) the change moves;
+    `store` the composition the ledger keeps with the line from now on (None: its own).
+    """
     delta = state.target - state.applied
     kind, detail = _kind(state)
-    assert row.components is not None
-    for c in row.components:
-        sku = sheet.by_sku[c.sku.casefold()].sku
+    for sku, qty in taken:
         before = current[sku]
-        after = before - delta * c.qty
+        after = before - delta * qty
         current[sku] = after
         result.events.append(
             Event(
@@ -385,11 +462,11 @@ def _apply_set_line(
                 state.channel,
                 state.order_id,
                 sku,
-                change=-delta * c.qty,
+                change=-delta * qty,
                 before=before,
                 after=after,
                 detail=detail
-                + _(" (set {set_sku}: {qty} per set)").format(set_sku=row.sku, qty=c.qty),
+                + _(" (set {set_sku}: {qty} per set)").format(set_sku=set_sku, qty=qty),
             )
         )
         if after < 0 and delta > 0:
@@ -404,10 +481,10 @@ def _apply_set_line(
                     detail=_(
                         "Stock of {sku} is {after}: more was sold than held (set {set_sku}); "
                         "check the shelf, correct Stock, and contact the buyer if needed"
-                    ).format(sku=sku, after=after, set_sku=row.sku),
+                    ).format(sku=sku, after=after, set_sku=set_sku),
                 )
             )
-    _applied(state, row, kind, delta, result)
+    _applied(state, row, kind, delta, result, store)
 
 
 def _pending_text(state: LineState) -> str:

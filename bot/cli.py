@@ -13,15 +13,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bot.config import Settings, load_settings
+from bot.channels.base import ItemLookup
+from bot.config import Settings, load_settings, salvage_settings
 from bot.errors import (
     ConfigError,
     LockedError,
     SheetStructureError,
     StockbotError,
+    plain,
 )
 from bot.health import Watch
 from bot.sync import CycleReport
+from bot.verdict import sheet_problems
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -31,6 +34,11 @@ __all__ = ["main"]
 log = logging.getLogger("stockbot")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+CHECK_ROWS_SHOWN = 20  # rows with problems `check` lists unless asked for --all
+# Item ids `check` asks each marketplace about: Rakuten's bulk-get takes 1,000 a call at 5 calls
+# a second, so this keeps `check` within a few seconds on a big sheet.
+CHECK_ITEMS_MAX = 5000
+MISSING_SHOWN = 20
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -66,18 +74,34 @@ def summarize(report: CycleReport) -> str:
     lines = [
         "events: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
         "pushed: "
-        + (", ".join(f"{p.channel} {len(p.updates)}" for p in report.pushes) or "nothing"),
+        + (
+            ", ".join(_pushed(report, p.channel, len(p.updates)) for p in report.pushes)
+            or "nothing"
+        ),
         f"sheet requests: {report.sheet_reads} reads, {report.sheet_writes} writes",
     ]
     for name, why in report.skipped.items():
         lines.append(f"{name}: orders not fetched this cycle ({why})")
     for name, why in report.failed_channels.items():
         lines.append(f"FAILED {name}: {why}")
+    for name in report.paused:
+        lines.append(
+            f"{name}: paused (Enabled is FALSE in the Channels tab): nothing fetched or pushed"
+        )
     return "\n".join(lines)
+
+
+def _pushed(report: CycleReport, channel: str, sent: int) -> str:
+    """How many items a channel took, and how many it refused (those count as not pushed)."""
+    if channel in report.failed_channels:
+        return f"{channel} 0 ({sent} not pushed)"
+    refused = report.refused.get(channel, 0)
+    return f"{channel} {sent - refused}" + (f" ({refused} refused)" if refused else "")
 
 
 def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleReport:
     """Run one cycle and tell the watch how it ended (alerts, health check, a stop shown)."""
+    app.refresh_notices()  # never raises: a credential it cannot check is only logged
     try:
         report = cycle()
     except (ConfigError, SheetStructureError) as exc:
@@ -88,6 +112,7 @@ def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleR
     except Exception as exc:
         watch.failed(exc)
         raise
+    app.credentials.settle(report.failed_channels)
     watch.synced(report, app.cycle.notices)
     return report
 
@@ -143,7 +168,7 @@ def cmd_run(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_check(settings: Settings) -> int:
+def cmd_check(settings: Settings, show_all: bool = False) -> int:
     """Check everything and show what the next cycle would push; write nothing."""
     from bot.app import open_app
 
@@ -151,6 +176,9 @@ def cmd_check(settings: Settings) -> int:
     failed = False
     try:
         print(f"sheet {settings.sheet_id} via {settings.sheets_api_url}")
+        for found in app.refresh_notices(save=False):
+            when = f"{found.expires:%Y-%m-%d %H:%M %Z}" if found.expires else "unknown"
+            print(f"  {found.channel}: {found.credential} expires {when} ({found.source})")
         for name, notice in app.cycle.notices.items():
             print(f"  {name}: WARNING: {notice}")
         for name, channel in app.channels.items():
@@ -158,15 +186,25 @@ def cmd_check(settings: Settings) -> int:
                 print(f"  {name}: {channel.check()}")
             except StockbotError as exc:
                 failed = True
-                print(f"  {name}: FAILED: {exc}")
+                print(f"  {name}: FAILED: {plain(exc)}")
         report = app.cycle.run(dry_run=True)
+        known_skus = list(app.ledger.stock_baseline())
+        for name, channel in app.channels.items():
+            if name not in report.failed_channels and name not in report.paused:
+                _print_missing(name, channel, report)
     finally:
         app.close()
     bad = [r for r in report.rows if r.problems or r.display_problems]
     print(f"inventory: {len(report.rows)} rows, {len(bad)} with problems")
-    for row in bad[:20]:
+    shown = bad if show_all else bad[:CHECK_ROWS_SHOWN]
+    for row in shown:
         problems = "; ".join([*row.problems, *row.display_problems])
         print(f"  row {row.index + 1} {row.sku or '(no SKU)'}: {problems}")
+    if len(bad) > len(shown):
+        print(f"  … and {len(bad) - len(shown)} more rows with problems: `stockbot check --all`")
+    for problem in sheet_problems(report.rows, known_skus):
+        failed = True
+        print(f"  FAILED inventory: {problem}")
     _print_sets(report)
     for event in report.events:
         print(
@@ -182,7 +220,34 @@ def cmd_check(settings: Settings) -> int:
     for name, why in report.failed_channels.items():
         failed = True
         print(f"  FAILED {name}: {why}")
+    for name in report.paused:
+        print(f"  {name}: paused (Enabled is FALSE in the Channels tab): not fetched or pushed")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_missing(name: str, channel: object, report: CycleReport) -> None:
+    """Warn of the sheet's item ids the marketplace does not have, where its API can tell."""
+    items = list(dict.fromkeys(i for r in report.rows if (i := r.items.get(name))))
+    if not isinstance(channel, ItemLookup):
+        print(f"  {name}: item ids not checked (the API cannot tell which exist)")
+        return
+    asked = items[:CHECK_ITEMS_MAX]
+    try:
+        absent = channel.missing(asked)
+    except StockbotError as exc:
+        print(f"  {name}: WARNING: could not check item ids: {plain(exc)}")
+        return
+    capped = f" (the first {len(asked)} of {len(items)})" if len(asked) < len(items) else ""
+    if not absent:
+        print(f"  {name}: all {len(asked)} item ids found{capped}")
+        return
+    shown = ", ".join(absent[:MISSING_SHOWN])
+    more = f" … and {len(absent) - MISSING_SHOWN} more" if len(absent) > MISSING_SHOWN else ""
+    print(
+        f"  {name}: WARNING: {len(absent)} of {len(asked)} item ids checked{capped} are not on "
+        f"{name}: {shown}{more}. Fine for a product not listed there yet; else correct the "
+        f"{name} column, or write '-' if it is not sold there"
+    )
 
 
 def _print_sets(report: CycleReport) -> None:
@@ -244,11 +309,11 @@ def cmd_reset_state(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_demo(settings: Settings | None) -> int:
-    """The whole product on local stand-ins, no account needed."""
-    from bot.demo import run_demo
+def cmd_demo(serve: bool) -> int:
+    """The whole product on local stand-ins, no account needed; `serve` keeps them up."""
+    from bot.demo import run_demo, serve_demo
 
-    return run_demo()
+    return serve_demo() if serve else run_demo()
 
 
 COMMANDS: dict[str, tuple[str, Callable[[Settings], int]]] = {
@@ -272,12 +337,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    demo = sub.add_parser("demo", help="show the whole product on local stand-ins (no account)")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the stand-ins and a demo sheet running and print the environment (KEY=value) "
+        "that points the other commands at them, until Ctrl-C",
+    )
     for name, (text, _) in COMMANDS.items():
-        sub.add_parser(name, help=text)
+        command_parser = sub.add_parser(name, help=text)
+        if name == "check":
+            command_parser.add_argument(
+                "--all", action="store_true", help="list every row with a problem, not 20"
+            )
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     if args.command == "demo":
-        return _guard(lambda: cmd_demo(None))
+        return _guard(lambda: cmd_demo(args.serve))
+    if args.command == "check":
+        return _guard(lambda: cmd_check(load_settings(), args.all))
     _, command = COMMANDS[args.command]
-    return _guard(lambda: command(load_settings()))
+    return _guard(lambda: command(_settings(watched=args.command in ("sync", "run"))))
+
+
+def _settings(*, watched: bool) -> Settings:
+    """The settings; for `sync` and `run`, an invalid one is a stop that is alerted and pinged.
+
+    The watch is then built from the settings that can be read (the invalid ones at their
+    defaults): the alert and health-check variables are usually not the wrong ones.
+    """
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        if watched and (readable := salvage_settings()) is not None:
+            Watch(readable).stopped(exc)
+        raise

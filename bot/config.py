@@ -12,9 +12,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.i18n import _
+from bot.i18n import Later, _
 
-__all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings"]
+__all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings", "salvage_settings"]
 
 CHANNEL_NAMES = ("rakuten", "yahoo", "amazon", "shopify")
 LICENSE_WARNING = timedelta(days=14)  # how long before its expiry the Rakuten key is flagged
@@ -119,34 +119,22 @@ class Settings(BaseSettings):
         }
         return cls(_env_file=None, **{**values, **override})
 
-    def notices(self, today: date) -> dict[str, str]:
-        """Warnings per channel that staff should see before they become errors."""
-        expires = self.rakuten_license_expires
-        if "rakuten" not in self.channels or expires is None or expires - today > LICENSE_WARNING:
-            return {}
-        when = (
-            _("expired")
-            if expires < today
-            else _("expires in {days} day(s)").format(days=(expires - today).days)
-        )
-        return {
-            "rakuten": _(
-                "the RMS licence key {when} ({date}): issue a new one in RMS, then update "
-                "STOCKBOT_RAKUTEN_LICENSE_KEY and STOCKBOT_RAKUTEN_LICENSE_EXPIRES"
-            ).format(when=when, date=expires.isoformat())
-        }
-
     def require(self, *names: str, purpose: str = "") -> None:
         """Raise `ConfigError` naming every listed setting that is empty or only blanks."""
-        missing = [f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n))]
+        missing = ", ".join(f"STOCKBOT_{n.upper()}" for n in names if _blank(getattr(self, n)))
         if missing:
+            # Rendered late (`Later`): the stop is written in the sheet's language.
             if purpose:
                 raise ConfigError(
-                    _("set {names} to use {purpose} (see .env.example)").format(
-                        names=", ".join(missing), purpose=purpose
+                    Later(
+                        lambda: _("set {names} to use {purpose} (see .env.example)").format(
+                            names=missing, purpose=purpose
+                        )
                     )
                 )
-            raise ConfigError(_("set {names} (see .env.example)").format(names=", ".join(missing)))
+            raise ConfigError(
+                Later(lambda: _("set {names} (see .env.example)").format(names=missing))
+            )
 
 
 def _blank(value: object) -> bool:
@@ -162,9 +150,32 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"STOCKBOT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f"STOCKBOT_{'_'.join(str(p) for p in err['loc']).upper()}: "
+            + str(err["msg"]).removeprefix("Value error, ")  # pydantic's prefix, not for staff
             for err in exc.errors()
         )
         raise ConfigError(
-            _("configuration is invalid: {problems}").format(problems=problems)
+            Later(lambda: _("configuration is invalid: {problems}").format(problems=problems))
         ) from None
+
+
+def salvage_settings() -> Settings | None:
+    """The settings with every invalid variable at its default; None when even that fails.
+
+    For a stop on an invalid setting (SPEC.md section 5): the alerts, the health check and the
+    sheet need only their own variables, which may well be right, to tell staff about it.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        invalid = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+    fields = Settings.model_fields
+    defaults = {
+        name: fields[name].get_default(call_default_factory=True)
+        for name in invalid
+        if name in fields
+    }
+    try:
+        return Settings(**defaults)
+    except ValidationError:
+        return None

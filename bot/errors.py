@@ -26,6 +26,7 @@ __all__ = [
     "SheetStructureError",
     "StockbotError",
     "TemporaryError",
+    "plain",
 ]
 
 
@@ -60,6 +61,7 @@ class ChannelError(StockbotError):
         super().__init__(f"{channel}: {message}")
         self.channel = channel
         self.code = code
+        self.reason = message  # without the channel's name, for texts that already show it
 
 
 class AuthError(ChannelError):
@@ -72,3 +74,8 @@ class TemporaryError(ChannelError):
 
 class RejectedError(ChannelError):
     """The marketplace refused the request; sending it again will not help."""
+
+
+def plain(exc: StockbotError) -> str:
+    """The error's message without a channel name in front, for texts that name it already."""
+    return exc.reason if isinstance(exc, ChannelError) else str(exc)

@@ -3,7 +3,12 @@
 SPEC.md sections 4 and 5. A cycle that synced pings `STOCKBOT_HEALTHCHECK_URL`; one that did
 not (a channel failed, the bot stopped with exit status 2, the cycle broke) pings
 `<url>/fail`. The alerts of `bot.alerts` are fed from the cycle's report, or from the error
-that stopped it. None of it may stop a cycle: every failure here is logged and swallowed.
+that stopped it. None of it may stop a cycle: every failure here is logged and swallowed, and
+a ping, like an alert, gets `DEADLINE` seconds in all.
+
+A stop reads the sheet first (`read_stop`): its language decides the language of the stop's
+text (errors raised before the sheet was read render late, `bot.i18n.Later`), in the alert
+and in the sheet alike.
 """
 
 from __future__ import annotations
@@ -11,18 +16,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from bot.alerts import KINDS, Alerter, Change, Incidents, Mail, Sender, Webhook
+from bot.alerts import (
+    ABANDONED,
+    DEADLINE,
+    KINDS,
+    Alerter,
+    Change,
+    Incidents,
+    Mail,
+    Sender,
+    Webhook,
+    kind,
+    within,
+)
 from bot.config import Settings
 from bot.errors import StockbotError
 from bot.handover import StateMismatchError
-from bot.i18n import log_time
+from bot.i18n import log_time, set_language
 from bot.sheet.client import SheetClient
-from bot.sheet.stopped import record_stop
+from bot.sheet.stopped import StopSheet, read_stop, record_stop
 from bot.sync import CycleReport
 
 __all__ = ["Watch", "incidents_path", "ping"]
@@ -38,14 +56,16 @@ def incidents_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".alerts.json")
 
 
-def ping(url: str, synced: bool, timeout: float = PING_TIMEOUT) -> bool:
+def ping(url: str, synced: bool, timeout: float = PING_TIMEOUT, deadline: float = DEADLINE) -> bool:
     """GET `url` after a cycle that synced, `url/fail` otherwise; False when it failed."""
     target = url.rstrip("/") + ("" if synced else "/fail")
-    try:
-        answer = httpx.get(target, timeout=timeout)
-    except httpx.HTTPError as exc:
-        # Never the URL itself: its path is the check's secret.
-        log.warning("health check ping failed (%s); the cycle goes on", type(exc).__name__)
+    (answer,) = within(deadline, [partial(httpx.get, target, timeout=timeout)])
+    # Never the URL itself, nor an error's text that may quote it: its path is the secret.
+    if answer is ABANDONED:
+        log.warning("health check ping got no answer within %.0f s; the cycle goes on", deadline)
+        return False
+    if not isinstance(answer, httpx.Response):
+        log.warning("health check ping failed (%s); the cycle goes on", type(answer).__name__)
         return False
     if answer.status_code >= 300:
         log.warning("health check ping answered HTTP %d; the cycle goes on", answer.status_code)
@@ -78,19 +98,33 @@ class Watch:
         self.health_url = url.get_secret_value().strip() if url is not None else ""
 
     def synced(self, report: CycleReport, notices: Mapping[str, str]) -> None:
-        """A cycle ran to its end: open and close incidents of every kind, then ping."""
+        """A cycle ran to its end: open and close incidents of every kind, then ping.
+
+        A product whose Stock the cycle could not judge (a copied row, an unreadable cell)
+        keeps its oversold incident as it is: only a Stock of 0 or more ends it.
+        """
         current = {f"oversold:{sku}": str(stock) for sku, stock in report.oversold.items()}
         current |= {f"channel:{name}": why for name, why in report.failed_channels.items()}
         current |= {f"expiry:{name}": text for name, text in notices.items()}
-        self._observe(current, KINDS)
+        unjudged = {sku.casefold() for sku in report.unjudged}
+
+        def held(key: str) -> bool:
+            return kind(key) == "oversold" and key.partition(":")[2].casefold() in unjudged
+
+        self.alerter.observe(current, KINDS, held)
         self._ping(report.ok)
 
     def stopped(self, exc: StockbotError, sheet: SheetClient | None = None) -> None:
-        """A configuration or sheet-structure error stopped the bot (exit status 2)."""
+        """A configuration or sheet-structure error stopped the bot (exit status 2).
+
+        The sheet is read first: its language is the language of the stop's text.
+        """
         key = "state" if isinstance(exc, StateMismatchError) else "stop"
-        change = self._observe({key: str(exc)}, STOPS)
-        if key in change.started:
-            self._record(str(exc), sheet)
+        target = self._read(sheet)
+        text = str(exc)  # rendered now, in the sheet's language
+        change = self._observe({key: text}, STOPS)
+        if key in change.started and target is not None:
+            self._record(text, *target)
         self._ping(False)
 
     def failed(self, exc: BaseException) -> None:
@@ -106,14 +140,27 @@ class Watch:
         if self.health_url:
             ping(self.health_url, synced)
 
-    def _record(self, detail: str, sheet: SheetClient | None) -> None:
-        """The stop in the Channels tab and the Log, once per stop, when the sheet can take it."""
+    def _read(self, sheet: SheetClient | None) -> tuple[SheetClient, StopSheet] | None:
+        """The sheet a stop is shown in, with its language made the active one; None if unusable."""
         try:
             if sheet is None:
                 from bot.app import open_sheet
 
                 sheet = open_sheet(self.settings)
-            written = record_stop(sheet, detail, self.settings.channels, self._stamp())
+            found = read_stop(sheet, self.settings.language)
+        except StockbotError as exc:
+            log.warning("the stop cannot be shown in the sheet either: %s", exc)
+            return None
+        except Exception as exc:  # telling about a stop must never hide the stop itself
+            log.warning("the stop cannot be shown in the sheet either: %s", type(exc).__name__)
+            return None
+        set_language(found.language)
+        return sheet, found
+
+    def _record(self, detail: str, sheet: SheetClient, found: StopSheet) -> None:
+        """The stop in the Channels tab and the Log, once per stop, when the sheet can take it."""
+        try:
+            written = record_stop(sheet, found, detail, self.settings.channels, self._stamp())
         except StockbotError as exc:
             log.warning("the stop could not be written to the sheet either: %s", exc)
             return

@@ -14,16 +14,32 @@ shipped as package data, so the runtime needs only the standard library's `gette
 The active language is one per process, set by each cycle once it has read the sheet's headers
 (`set_language`); a module-level choice rather than a context variable because the cycle's
 worker threads (one per marketplace) build messages too and must write in the same language.
+
+A text made before the sheet's language is known (a stop raised while the bot starts, a
+credential notice made before the cycle reads the headers) is kept as a `Later`, rendered each
+time it is turned into a string, so it comes out in the language chosen by then:
+
+    raise ConfigError(Later(lambda: _("STOCKBOT_CHANNELS is empty")))
 """
 
 from __future__ import annotations
 
 import gettext
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
 
-__all__ = ["DOMAIN", "LANGUAGES", "LOCALE_DIR", "_", "language", "log_time", "set_language"]
+__all__ = [
+    "DOMAIN",
+    "LANGUAGES",
+    "LOCALE_DIR",
+    "Later",
+    "_",
+    "language",
+    "log_time",
+    "set_language",
+]
 
 DOMAIN = "stockbot"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -68,3 +84,18 @@ def log_time(moment: datetime, zone: tzinfo) -> str:
     if _language == "ja":
         return local.strftime(JAPANESE_TIME)
     return local.isoformat(timespec="seconds")
+
+
+class Later:
+    """A text rendered when it is read (`str()`), in the language active then."""
+
+    __slots__ = ("_render",)
+
+    def __init__(self, render: Callable[[], str]) -> None:
+        self._render = render
+
+    def __str__(self) -> str:
+        return self._render()
+
+    def __repr__(self) -> str:
+        return f"Later({self._render()!r})"

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS lines (
     channel TEXT NOT NULL, order_id TEXT NOT NULL, line_id TEXT NOT NULL,
     item TEXT NOT NULL, sku TEXT, target INTEGER NOT NULL, applied INTEGER NOT NULL,
     reported INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (channel, order_id, line_id));
+    components TEXT, PRIMARY KEY (channel, order_id, line_id));
 CREATE TABLE IF NOT EXISTS orders (
     channel TEXT NOT NULL, order_id TEXT NOT NULL, placed_at TEXT NOT NULL,
     closed INTEGER NOT NULL, PRIMARY KEY (channel, order_id));
@@ -81,6 +81,10 @@ class LineState:
     applied: int
     reported: bool = False  # an unmatched line's error row was written
     cancelled: bool = False  # its `cancel` row was written: a later cancel is a `change`
+    # A line applied as a set: the (component SKU, qty per set) it took, fixed when it was
+    # first applied, so later changes and cancellations move exactly those, whatever the Set
+    # cell says by then. None: not applied as a set (or applied before the bot kept this).
+    components: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -140,7 +144,10 @@ class Changes:
     def from_json(cls, text: str) -> Changes:
         """Read back what `to_json` wrote."""
         data = json.loads(text)
-        data["lines"] = [LineState(**x) for x in data["lines"]]
+        data["lines"] = [
+            LineState(**{**x, "components": _components(x.get("components"))})
+            for x in data["lines"]
+        ]
         data["orders"] = [tuple(x) for x in data["orders"]]
         data["cursors"] = {k: tuple(v) for k, v in data["cursors"].items()}
         data["adjust"] = [tuple(x) for x in data["adjust"]]
@@ -182,6 +189,9 @@ class Ledger:
             self._db.execute("ALTER TABLE pushes ADD COLUMN refused_at TEXT")
         if "logged" not in columns:
             self._db.execute("ALTER TABLE pushes ADD COLUMN logged INTEGER NOT NULL DEFAULT 0")
+        if "components" not in {str(r[1]) for r in self._db.execute("PRAGMA table_info(lines)")}:
+            # NULL for every line applied before: those keep reading their set from the sheet.
+            self._db.execute("ALTER TABLE lines ADD COLUMN components TEXT")
 
     def close(self) -> None:
         """Close the database and release the lock."""
@@ -352,7 +362,7 @@ class Ledger:
                 db.execute(f"DELETE FROM {table}")
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
-                "'suspects', 'absent', 'pruned_at')"
+                "'suspects', 'absent', 'pruned_at', 'logged_errors', 'jumps')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             if last_commit:
@@ -386,7 +396,8 @@ class Ledger:
     def lines(self, channel: str, order_id: str) -> dict[str, LineState]:
         """The known lines of one order, by line id."""
         rows = self._db.execute(
-            "SELECT channel, order_id, line_id, item, sku, target, applied, reported, cancelled "
+            "SELECT channel, order_id, line_id, item, sku, target, applied, reported, cancelled, "
+            "components "
             "FROM lines WHERE channel=? AND order_id=?",
             (channel, order_id),
         )
@@ -395,7 +406,8 @@ class Ledger:
     def unmatched_lines(self) -> list[LineState]:
         """Lines whose item no sheet row listed yet, or whose target is not applied yet."""
         rows = self._db.execute(
-            "SELECT channel, order_id, line_id, item, sku, target, applied, reported, cancelled "
+            "SELECT channel, order_id, line_id, item, sku, target, applied, reported, cancelled, "
+            "components "
             "FROM lines WHERE target != applied"
         )
         return [_line(r) for r in rows]
@@ -481,7 +493,8 @@ class Ledger:
         c = pending.changes
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO lines (channel, order_id, line_id, item, sku, target, "
+                "applied, reported, cancelled, components) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         x.channel,
@@ -493,6 +506,9 @@ class Ledger:
                         x.applied,
                         int(x.reported),
                         int(x.cancelled),
+                        None
+                        if x.components is None
+                        else json.dumps(x.components, ensure_ascii=False),
                     )
                     for x in c.lines
                 ],
@@ -598,7 +614,13 @@ def _line(r: tuple[Any, ...]) -> LineState:
         int(r[6]),
         bool(r[7]),
         bool(r[8]),
+        None if r[9] is None else _components(json.loads(r[9])),
     )
+
+
+def _components(data: Any) -> tuple[tuple[str, int], ...] | None:
+    """A set line's stored components, from their JSON form ([[sku, qty], ...])."""
+    return None if data is None else tuple((str(sku), int(qty)) for sku, qty in data)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -15,6 +15,7 @@ bot recorded. Two things make it unknown (both found by a soak of random kills a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,10 +29,15 @@ from bot.inventory import Row, item_key
 from bot.ledger import Ledger, LineState
 from bot.rules import shown_quantity
 
-__all__ = ["PushPlan", "guarded", "own_events", "plan_pushes", "push_all"]
+__all__ = ["Progress", "PushPlan", "guarded", "own_events", "plan_pushes", "push_all"]
 
 log = logging.getLogger("stockbot")
 T = TypeVar("T")
+
+# A long push (a first one of thousands of items, Amazon's feeds) says how far it got this
+# often, per marketplace, in the process log; a push shorter than that prints only its result.
+PROGRESS_EVERY = 10.0  # seconds
+PROGRESS_FROM = 200  # a push of this many items or more also says when it starts
 
 
 @dataclass
@@ -154,16 +160,44 @@ def plan_pushes(
     return [plan for plan in plans.values() if plan.updates]
 
 
+class Progress:
+    """`amazon: 300/1,200 pushed` in the process log, at most every `PROGRESS_EVERY` seconds."""
+
+    def __init__(
+        self, channel: str, total: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.channel = channel
+        self.total = total
+        self.clock = clock
+        self.last = clock()
+        if total >= PROGRESS_FROM:
+            log.info("%s: pushing %s items", channel, f"{total:,}")
+
+    def __call__(self, done: int) -> None:
+        """`done` of the push's items are handled: say so if the last line is old enough."""
+        now = self.clock()
+        if done < self.total and now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            log.info("%s: %s/%s pushed", self.channel, f"{done:,}", f"{self.total:,}")
+
+
 def push_all(
-    plans: Sequence[PushPlan], channels: Mapping[str, Channel], ledger: Ledger, now: datetime
+    plans: Sequence[PushPlan],
+    channels: Mapping[str, Channel],
+    ledger: Ledger,
+    now: datetime,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, PushResult | StockbotError]:
     """Send every plan at once (one thread per channel) and record each outcome."""
     for p in plans:
         ledger.forget_quantities(p.channel, [u.item for u in p.updates])
 
     def one(p: PushPlan) -> tuple[str, PushResult | StockbotError]:
+        progress = Progress(p.channel, len(p.updates), clock)
         return p.channel, guarded(
-            p.channel, "pushing quantities", lambda: channels[p.channel].push(p.updates)
+            p.channel,
+            _("pushing quantities"),
+            lambda: channels[p.channel].push(p.updates, progress),
         )
 
     results: dict[str, PushResult | StockbotError] = {}

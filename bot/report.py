@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.apply import Event
 from bot.channels.base import PushResult
-from bot.errors import StockbotError
+from bot.errors import StockbotError, plain
 from bot.i18n import _, language
 from bot.inventory import Row
 from bot.pushing import PushPlan
@@ -66,12 +66,24 @@ def push_events(
     plans: Sequence[PushPlan],
     results: Mapping[str, PushResult | StockbotError],
     failed_channels: Mapping[str, str],
+    write: Mapping[str, str | None] | None = None,
 ) -> list[Event]:
-    """Log events for what the pushes did, and for channels that failed before pushing."""
+    """Log events for what the pushes did, and for channels that failed before pushing.
+
+    With `write`, a channel's failure is written only if `write` names it (`bot.repeats`),
+    with the time it started when that is a reminder of a lasting one.
+    """
     events: list[Event] = []
+
+    def still(name: str) -> str:
+        since = write.get(name) if write else None
+        return _(" (still so since {since})").format(since=since) if since else ""
+
     for p in plans:
         result = results[p.channel]
         if isinstance(result, StockbotError):
+            if write is not None and p.channel not in write:
+                continue  # written when it started; Channels › Last error still shows it
             events.append(
                 Event(
                     "error",
@@ -79,7 +91,8 @@ def push_events(
                     detail=_(
                         "push to {channel} failed: {error}. Nothing was recorded as pushed; "
                         "the next cycle pushes these quantities again"
-                    ).format(channel=p.channel, error=result),
+                    ).format(channel=p.channel, error=plain(result))
+                    + still(p.channel),
                 )
             )
             continue
@@ -133,7 +146,7 @@ def push_events(
                 len(result.stale),
             )
     for name, message in failed_channels.items():
-        if name not in results:
+        if name not in results and (write is None or name in write):
             events.append(
                 Event(
                     "error",
@@ -141,7 +154,8 @@ def push_events(
                     detail=_(
                         "{error}. Orders from {channel} were not applied and nothing was "
                         "pushed to {channel}; the next cycle tries again"
-                    ).format(error=message, channel=name),
+                    ).format(error=message, channel=name)
+                    + still(name),
                 )
             )
     return events

@@ -93,7 +93,7 @@ _DATE = re.compile(
 
 
 def _display_help() -> str:
-    return _("type +N, -N, N, N% or leave it blank")
+    return _("type +N, -N, N or N%, or leave it blank")
 
 
 def _stock_help() -> str:

@@ -19,6 +19,7 @@ from bot.errors import StockbotError
 __all__ = ["Loop"]
 
 log = logging.getLogger("stockbot")
+EXIT_INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C
 
 
 class Loop:
@@ -32,9 +33,14 @@ class Loop:
         self._scheduler = schedule.Scheduler()
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        """Finish the cycle in progress, then return from `run`."""
-        if not self.stopping.is_set():
-            log.info("stopping after the cycle in progress")
+        """Finish the cycle in progress, then return from `run`; a second signal stops at once.
+
+        Stopping mid-cycle is safe: the state file finds an interrupted commit at the next start.
+        """
+        if self.stopping.is_set() and signum is not None:
+            log.warning("second stop signal: stopping now, in the middle of the cycle")
+            raise SystemExit(EXIT_INTERRUPTED)
+        log.info("stopping after the cycle in progress (Ctrl-C again stops at once)")
         self.stopping.set()
 
     def _once(self) -> None:

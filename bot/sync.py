@@ -40,9 +40,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import repeats, warnings
 from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult
-from bot.errors import SheetError, SheetStructureError, StockbotError
+from bot.errors import SheetError, SheetStructureError, StockbotError, plain
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
@@ -111,8 +112,13 @@ class CycleReport:
     rows: list[Row] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what a move inside a commit undid
     oversold: dict[str, int] = field(default_factory=dict)  # SKU -> Stock below 0 after it
+    # SKUs whose Stock this cycle cannot judge (a copied row, an unreadable cell, a broken
+    # set): left out of `oversold`, and their open oversold alerts are left as they are.
+    unjudged: list[str] = field(default_factory=list)
     final: dict[str, int] = field(default_factory=dict)  # sku -> Stock after the cycle (sets too)
     log_rolled_over: str = ""  # the new title of a full Log tab this cycle renamed
+    paused: list[str] = field(default_factory=list)  # Enabled FALSE in the Channels tab
+    refused: dict[str, int] = field(default_factory=dict)  # channel -> items it refused
 
     @property
     def ok(self) -> bool:
@@ -153,7 +159,8 @@ class Cycle:
         self.language = language  # `auto`, `en` or `ja`: see `sheet_language`
         # What this bot writes in until it has read the headers: its last cycle's language.
         self._written_in = "en" if language == "auto" else language
-        self.notices = dict(notices or {})  # channel -> a warning shown while it has no error
+        # channel -> a warning shown while it has no error (bot.expiry.Notices: rendered late)
+        self.notices: Mapping[str, str] = dict(notices or {})
         self.ledger = ledger
         self.channels = dict(channels)
         self.tz = ZoneInfo(timezone)
@@ -170,8 +177,9 @@ class Cycle:
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
-        self._notes: dict[str, str] = {}  # sku -> Status note of this cycle's plan (a set)
+        self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
+        self._jumps: dict[str, warnings.Jump] = {}  # Stock jumps whose Status asks for a check
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -204,6 +212,7 @@ class Cycle:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
         enabled, channel_rows = self._enabled(sheet.channels, sheet.layout)
+        report.paused = [name for name in self.channels if name not in enabled]
         if not dry_run:
             self.lease.take()
 
@@ -250,6 +259,12 @@ class Cycle:
             and (stock := the_plan.final.get(row.sku, row.stock)) is not None
             and stock < 0
         }
+        report.unjudged = [
+            row.sku
+            for row in rows
+            if row.sku
+            and (row.duplicate or row.sku_unread or the_plan.final.get(row.sku, row.stock) is None)
+        ]
 
         plans = plan_pushes(
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
@@ -257,8 +272,11 @@ class Cycle:
         report.pushes = plans
         results = push_all(plans, self.channels, self.ledger, self.now())
         for p in plans:
-            if isinstance(results[p.channel], StockbotError):
-                report.failed_channels[p.channel] = str(results[p.channel])
+            result = results[p.channel]
+            if isinstance(result, StockbotError):
+                report.failed_channels[p.channel] = plain(result)
+            else:
+                report.refused[p.channel] = len(result.failed)
         self._report(sheet, tab, rows, plans, results, enabled, channel_rows, report, release)
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
@@ -335,7 +353,9 @@ class Cycle:
             "channels": channels[0] if channels else [],
             "log": log_head[0] if log_head else [],
         }
-        self._written_in = sheet_language(self.language, headers["inventory"])
+        self._written_in = sheet_language(
+            self.language, headers["inventory"], tabs["inventory"]["title"]
+        )
         set_language(self._written_in)
         layout = find_layout(metadata, headers)
         sku_col = layout.inventory.columns["sku"]
@@ -385,7 +405,7 @@ class Cycle:
             cursor, open_orders, known = state[name]
             return name, guarded(
                 name,
-                "reading orders",
+                _("reading orders"),
                 lambda: self.channels[name].fetch_orders(cursor, open_orders, now, known),
             )
 
@@ -393,8 +413,8 @@ class Cycle:
         with ThreadPoolExecutor(max_workers=max(1, len(enabled))) as pool:
             for name, result in pool.map(one, enabled):
                 if isinstance(result, StockbotError):
-                    report.failed_channels[name] = str(result)
-                    log.error("%s: orders could not be read: %s", name, result)
+                    report.failed_channels[name] = plain(result)
+                    log.error("%s: orders could not be read: %s", name, plain(result))
                 else:
                     fetched[name] = result
                     if result.skipped:
@@ -444,13 +464,15 @@ class Cycle:
             else fetch
             for ch, fetch in fetched.items()
         }
-        return plan(
-            rows,
-            self.ledger.stock_baseline(),
-            fetched,
-            starts,
-            self.ledger.lines,
-            self.ledger.unmatched_lines(),
+        return warnings.flag_jumps(
+            plan(
+                rows,
+                self.ledger.stock_baseline(),
+                fetched,
+                starts,
+                self.ledger.lines,
+                self.ledger.unmatched_lines(),
+            )
         )
 
     # -- the commit ------------------------------------------------------------------------
@@ -512,6 +534,7 @@ class Cycle:
             sheet.rollover = None
         if self._warnings:
             self.ledger.set_meta("cells_warned", self.now().astimezone(self.tz).date().isoformat())
+        self.ledger.set_meta("jumps", warnings.dump_jumps(self._jumps))
         tab = self._check_landing(answer, sheet, tab, writes, rows, report)
         return rows, the_plan, tab
 
@@ -614,9 +637,18 @@ class Cycle:
                 value = the_plan.final.get(row.sku, row.stock)
                 writes.put("stock", row.index, row.sku, value)
         errors = self._push_errors()
-        self._notes = the_plan.notes
+        shown = warnings.load_jumps(self.ledger.get_meta("jumps"))
+        self._jumps = warnings.standing_jumps(shown, the_plan.events, self.now())
+        caps = {name: channel.max_quantity for name, channel in self.channels.items()}
+        self._notes = {}
         for row in rows:
             stock = the_plan.final.get(row.sku, None if row.is_set else row.stock)
+            jump = self._jumps.get(row.sku)
+            notes = [the_plan.notes.get(row.sku), jump.text if jump else None]
+            if row.pushable and stock is not None:
+                notes += warnings.capped(row, stock, caps)
+            if any(notes):
+                self._notes[row.sku] = "; ".join(n for n in notes if n)
             if row.pushable and stock is not None and row.display is not None:
                 value = shown_quantity(stock, row.display)
                 if row.shown_cell != value:
@@ -771,8 +803,16 @@ class Cycle:
         release: bool,
     ) -> None:
         """The second write: push rows, errors, Status of failed items, the Channels tab."""
-        stamp = self._stamp()
-        events = push_events(plans, results, report.failed_channels)
+        moment = self.now()
+        stamp = log_time(moment, self.tz)
+        failing = {f"channel:{name}": text for name, text in report.failed_channels.items()}
+        logged = repeats.load(self.ledger.get_meta("logged_errors"))
+        written = repeats.due(failing, logged, moment)
+        again = {
+            key.removeprefix("channel:"): log_time(r.since, self.tz) if r else None
+            for key, r in written.items()
+        }
+        events = push_events(plans, results, report.failed_channels, again)
         report.events = [*report.events, *events]
         for event in events:
             if event.event == "error":
@@ -826,6 +866,9 @@ class Cycle:
             requests,
             Changes(log_rows=log_rows, refusals_logged=refusals),
             response_ranges=writes.response_ranges(tab) if writes.skus else (),
+        )
+        self.ledger.set_meta(
+            "logged_errors", repeats.dump(repeats.remember(failing, logged, written, moment))
         )
         if writes.skus:
             self._check_landing(answer, sheet, tab, writes, rows, report)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bot.alerts import Alerter, Change, Incidents, Mail, Webhook, compare, message
+from bot.alerts import KINDS, Alerter, Change, Incidents, Mail, Webhook, calm, compare, message
 from bot.config import Settings
 from bot.health import Watch, incidents_path
 from bot.sync import CycleReport
@@ -225,6 +225,72 @@ def test_incidents_start_and_end_only_on_change(
     assert compare(open_now, current, kinds) == Change(started, ended)
 
 
+def test_a_failing_channel_ends_only_after_three_calm_cycles_and_a_relapse_continues_it() -> None:
+    failing = {"channel:yahoo": "503"}
+    counts: dict[str, int] = {}
+    for cycle in range(1, 3):
+        counts = calm(failing, {}, KINDS, counts)
+        assert counts == {"channel:yahoo": cycle}
+    # A relapse inside the window continues the incident: the count starts again.
+    assert calm(failing, failing, KINDS, counts) == {}
+    # Observations that do not cover channels (a stop) leave the count as it is.
+    assert calm(failing, {"stop": "x"}, ["stop"], {"channel:yahoo": 2}) == {"channel:yahoo": 2}
+    # Oversold products end at once: no count.
+    assert calm({"oversold:A": "-1"}, {}, KINDS, {}) == {}
+
+
+def test_alerter_keeps_a_flapping_channel_as_one_incident(tmp_path: Path, hook: Receiver) -> None:
+    alerter = Alerter(Incidents(tmp_path / "a.json"), [Webhook(hook.url)])
+    for _ in range(4):
+        alerter.observe({"channel:yahoo": "503"}, KINDS)
+        alerter.observe({}, KINDS)
+    assert len(hook.texts()) == 1
+    alerter.observe({}, KINDS)
+    assert len(hook.texts()) == 1
+    ended = alerter.observe({}, KINDS)
+    assert ended.ended == {"channel:yahoo": "503"}
+    assert "yahoo syncs again" in hook.texts()[1]
+    assert json.loads((tmp_path / "a.json").read_text()) == {"open": {}}
+
+
+def test_an_oversold_product_that_cannot_be_judged_keeps_its_incident(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    alerter = Alerter(Incidents(tmp_path / "a.json"), [Webhook(hook.url)])
+    alerter.observe({"oversold:CUP-001": "-1"}, KINDS)
+    assert alerter.observe({}, KINDS, held=lambda key: key == "oversold:CUP-001") == Change()
+    assert alerter.observe({}, KINDS).ended == {"oversold:CUP-001": "-1"}
+
+
+def test_a_bad_smtp_url_is_refused_without_quoting_it() -> None:
+    for url, secret in (
+        ("smtp://alerts%40shop.example:Qz7Kx9#mT2@127.0.0.1:587", "Qz7Kx9"),
+        ("smtp://u:123#x9@127.0.0.1:587", "x9@"),  # the '#' hides the host: 'u', port 123
+        ("smtp://u:p9/ss@127.0.0.1:587", "p9"),
+        ("smtp://u:p9?ss@127.0.0.1", "p9"),
+    ):
+        with pytest.raises(ValueError) as raised:
+            Mail(url, ["staff@shop.example"])
+        assert "%23" in str(raised.value)  # it says how to write the URL
+        assert secret not in str(raised.value)
+    assert Mail("smtp://u:pa%23ss@127.0.0.1:587", ["a@b.example"])._password == "pa#ss"
+
+
+def test_every_sender_gets_one_deadline_in_all(tmp_path: Path) -> None:
+    class Stuck:
+        name = "stuck"
+
+        def send(self, subject: str, body: str) -> None:
+            time.sleep(5)
+
+    alerter = Alerter(Incidents(tmp_path / "a.json"), [Stuck(), Stuck()], deadline=0.5)
+    started = time.monotonic()
+    change = alerter.observe({"channel:yahoo": "503"}, KINDS)
+    assert time.monotonic() - started < 2
+    assert change.started == {"channel:yahoo": "503"}
+    assert Incidents(tmp_path / "a.json").load() == {"channel:yahoo": "503"}
+
+
 # -- webhook and e-mail ------------------------------------------------------------------------
 def test_webhook_gets_slack_compatible_json_text(hook: Receiver, tmp_path: Path) -> None:
     alerter = Alerter(Incidents(tmp_path / "a.json"), [Webhook(hook.url + "/services/x")])
@@ -354,8 +420,19 @@ def test_a_failing_marketplace_alerts_once_pings_fail_and_alerts_its_recovery(
         assert "rakuten is failing" in hook.texts()[0] and "503" in hook.texts()[0]
         with w.markets["rakuten"].lock:
             w.markets["rakuten"].faults.clear()
+        # Recovered after three good cycles in a row (a flapping marketplace is one incident).
+        for _ in range(2):
+            assert w.run_cli("sync").returncode == 0
+            assert len(hook.texts()) == 1
         assert w.run_cli("sync").returncode == 0
-        assert health.paths() == ["/ping/abc", "/ping/abc/fail", "/ping/abc/fail", "/ping/abc"]
+        assert health.paths() == [
+            "/ping/abc",
+            "/ping/abc/fail",
+            "/ping/abc/fail",
+            "/ping/abc",
+            "/ping/abc",
+            "/ping/abc",
+        ]
     finally:
         health.close()
     assert len(hook.texts()) == 2

@@ -281,3 +281,48 @@ def test_kill_9_never_loses_or_doubles_a_set_order_or_a_per_marketplace_push(
         assert store.quantity("A-2") == max(a2 - 5, 0)
         assert store.quantity("KIT") == kit
         assert w.row("A-1")["Shown"] == a1  # Shown keeps the Display quantity
+
+
+@pytest.mark.parametrize("lands", [True, False], ids=["commit lands", "commit never lands"])
+def test_bot_killed_at_a_set_sale_puts_back_what_the_sale_took(tmp_path: Path, lands: bool) -> None:
+    """The components a set line took are committed with it: kill -9 at the commit, then
+    staff change the set's recipe and the buyer cancels."""
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([["TEA", "", 10, *[""] * 7], ["CUP", "", 7, *[""] * 7], ["GIFT", *[""] * 9]])
+        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA*2 + CUP", raw=True)
+        store = w.markets["rakuten"]
+        for sku in ("TEA", "CUP", "GIFT"):
+            store.add_item(sku, 0)
+        assert w.run_cli("sync").returncode == 0
+        order = store.place_order([("GIFT", 1)], force=True)
+        proc = w.spawn("sync")
+        seen: list[str] = []
+
+        def kill_at_the_commit(request) -> None:
+            if request.path.endswith(":batchUpdate"):
+                seen.append(request.path)
+                if len(seen) == 2:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    if not lands:
+                        raise _Refused
+
+        w.sheets.add_hook(kill_at_the_commit)
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        w.sheets.remove_hook(kill_at_the_commit)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA*3 + CUP", raw=True)
+        assert w.run_cli("sync").returncode == 0
+        store.cancel_order(order)
+        for _ in range(2):
+            done = w.run_cli("sync")
+            assert done.returncode == 0, done.stderr
+        orders = [(r["SKU"], r["Change"]) for r in w.log("order")]
+        cancels = [(r["SKU"], r["Change"]) for r in w.log("cancel")]
+        if lands:
+            assert (orders, cancels) == ([("TEA", -2), ("CUP", -1)], [("TEA", 2), ("CUP", 1)])
+        else:
+            # The commit never landed: the next run applied the sale with the recipe of then.
+            assert (orders, cancels) == ([("TEA", -3), ("CUP", -1)], [("TEA", 3), ("CUP", 1)])
+        assert (w.row("TEA")["Stock"], w.row("CUP")["Stock"], w.row("GIFT")["Stock"]) == (10, 7, 3)

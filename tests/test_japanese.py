@@ -127,6 +127,8 @@ def test_every_message_in_the_code_has_a_japanese_translation_with_the_same_plac
 def test_the_compiled_catalogue_matches_the_po_file() -> None:
     with open(PO, "rb") as f:
         catalog = read_po(f)
+    # What `pybabel compile` reports as errors (e.g. a text Babel takes for %-formatting).
+    assert [(m.id, [str(e) for e in errs]) for m, errs in catalog.check()] == []
     fresh = BytesIO()
     write_mo(fresh, catalog)
     fresh.seek(0)
@@ -145,6 +147,11 @@ def test_the_compiled_catalogue_matches_the_po_file() -> None:
         ("auto", ["商品コード", "Stock"], "en"),  # both SKU and Stock must be the Japanese ones
         ("auto", [" 商品コード ", "在庫数"], "ja"),
         ("auto", [], "en"),
+        # A Japanese sheet whose 在庫数 was renamed or deleted stays Japanese (the stop that
+        # says so must be readable): the header left decides, else the tab's title.
+        ("auto", ["商品コード", "在庫"], "ja"),
+        ("auto", ["在庫数", "品番"], "ja"),
+        ("auto", ["SKU", "在庫"], "en"),
         ("ja", HEADER, "ja"),
         ("en", JA_HEADER, "en"),
     ],
@@ -153,6 +160,21 @@ def test_auto_is_japanese_when_the_sku_and_stock_headers_are(
     setting: str, header: list[str], expected: str
 ) -> None:
     assert sheet_language(setting, header) == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "header", "expected"),
+    [
+        ("在庫", ["品番", "在庫"], "ja"),  # neither header left: the tab's title decides
+        ("在庫", [], "ja"),
+        ("Inventory", ["品番"], "en"),
+        ("在庫", ["SKU", "Stock"], "en"),  # the headers, when present, decide
+    ],
+)
+def test_auto_without_sku_and_stock_headers_goes_by_the_inventory_tab(
+    title: str, header: list[str], expected: str
+) -> None:
+    assert sheet_language("auto", header, title) == expected
 
 
 def test_event_names_are_read_in_either_language() -> None:
@@ -282,3 +304,27 @@ def test_init_sheet_in_japanese_adds_japanese_tabs_and_headers(w: World) -> None
     again = w.run_cli("init-sheet")
     assert again.returncode == 0, again.stderr
     assert w.sheets.get_values(w.sheet_id, "在庫")[0] == JA_HEADER
+
+
+def test_a_marketplace_failure_is_japanese_in_last_error_and_the_log(w: World) -> None:
+    _sheet(w, _japanese_tabs())
+    assert w.sync().ok
+    w.markets["rakuten"].license_key = "renewed-in-rms"  # the bot's key is now refused: 401
+    report = w.sync()
+    assert not report.ok
+
+    refused = "楽天RMSがサービスシークレット／ライセンスキーを拒否しました（ES01-01）"
+    renew = "STOCKBOT_RAKUTEN_LICENSE_KEY を更新してください"
+    last_error = _rows(w, "チャネル")[0]["最終エラー"]
+    # The row already names the channel, so the text does not repeat it ("rakuten: rakuten:").
+    assert last_error.startswith(refused), last_error
+    assert refused in last_error and renew in last_error, last_error
+    errors = [r for r in _rows(w, "ログ") if r["イベント"] == "エラー"]
+    assert errors, _rows(w, "ログ")
+    detail = errors[-1]["詳細"]
+    assert refused in detail and renew in detail, detail
+    assert detail.endswith("次回の同期で再試行します")
+    assert errors[-1]["チャネル"] == "rakuten"
+    for text in (last_error, detail):
+        # Only names stay English: the channel, the setting and Rakuten's own error code.
+        assert not re.search(r"\b(rejected|renew|refused|the next cycle)\b", text), text

@@ -185,12 +185,13 @@ def test_display_with_a_space_inside_is_an_error_that_names_the_fix(cell: str) -
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("+abc", 'Display "+abc" is not a setting: type +N, -N, N, N% or leave it blank'),
-        (1.5, "Display 1.5 is not a whole number: type +N, -N, N, N% or leave it blank"),
+        ("+abc", 'Display "+abc" is not a setting: type +N, -N, N or N%, or leave it blank'),
+        (1.5, "Display 1.5 is not a whole number: type +N, -N, N or N%, or leave it blank"),
         ("+ 20", 'Display "+ 20" has a space inside: type it without spaces, +20'),
         (
             True,
-            "Display holds TRUE (a checkbox?), not a setting: type +N, -N, N, N% or leave it blank",
+            "Display holds TRUE (a checkbox?), not a setting: "
+            "type +N, -N, N or N%, or leave it blank",
         ),
         (
             20,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from bot.apply import plan
 from bot.channels.base import FetchResult, Order, OrderLine
 from bot.inventory import parse_inventory
-from bot.ledger import LineState
+from bot.ledger import Changes, Ledger, LineState
 from bot.rules import CellError
 from bot.sets import Component, component_problems, parse_set, set_stock
 from tests.world import World, world
@@ -251,6 +253,154 @@ def test_a_set_with_an_unreadable_stock_cell_is_no_row_error() -> None:
     assert result.stock == {3: 5}
 
 
+# -- a set line keeps the components it took ---------------------------------------------------
+TAKEN = (("TEA", 2), ("CUP", 1))
+
+
+def _sold(applied: int = 1, **kw: object) -> LineState:
+    """A GIFT line applied as a set of TAKEN."""
+    return LineState(
+        "yahoo",
+        "o-1",
+        "l-1",
+        "GIFT",
+        "GIFT",
+        applied,
+        applied,
+        components=TAKEN,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_a_set_sale_keeps_the_components_it_took_with_the_line() -> None:
+    result = plan(_rows(), BASE, _fetch(1), {"yahoo": START}, lambda ch, oid: {}, [])
+    (line,) = result.changes.lines
+    assert line.components == TAKEN
+
+
+def test_a_set_quantity_change_takes_more_of_the_components_it_sold_with() -> None:
+    # Sold as TEA*2 + CUP; staff have changed the recipe to TEA*3 since; the buyer takes two.
+    rows = _rows(gift_set="TEA*3 + CUP", tea=8, gift_stock=2)
+    base = {"TEA": 8, "CUP": 7, "GIFT": 2}
+    result = plan(rows, base, _fetch(2), {"yahoo": START}, lambda c, o: {"l-1": _sold()}, [])
+    assert [(e.event, e.sku, e.change) for e in result.events] == [
+        ("change", "TEA", -2),
+        ("change", "CUP", -1),
+    ]
+    (line,) = result.changes.lines
+    assert (line.applied, line.components) == (2, TAKEN)
+
+
+def test_a_line_sold_as_a_set_stays_a_set_line_when_the_row_is_a_product_now() -> None:
+    rows = _rows(gift_set="", tea=8, gift_stock=4)
+    base = {"TEA": 8, "CUP": 7, "GIFT": 4}
+    result = plan(rows, base, _fetch(1, True), {"yahoo": START}, lambda c, o: {"l-1": _sold()}, [])
+    assert [(e.event, e.sku, e.change) for e in result.events] == [
+        ("cancel", "TEA", 2),
+        ("cancel", "CUP", 1),
+    ]
+    assert result.final["GIFT"] == 4
+
+
+def test_a_line_applied_before_components_were_kept_reads_the_set_from_the_sheet() -> None:
+    old = LineState("yahoo", "o-1", "l-1", "GIFT", "GIFT", target=1, applied=1)
+    rows = _rows(gift_set="TEA*3 + CUP", tea=8, gift_stock=2)
+    base = {"TEA": 8, "CUP": 7, "GIFT": 2}
+    result = plan(rows, base, _fetch(1, True), {"yahoo": START}, lambda c, o: {"l-1": old}, [])
+    assert [(e.sku, e.change) for e in result.events] == [("TEA", 3), ("CUP", 1)]
+    # Its first units were taken by a recipe nobody recorded: it keeps no components.
+    assert result.changes.lines[0].components is None
+
+
+def test_a_cancellation_whose_component_is_gone_is_held_once_then_applied_once() -> None:
+    gone = parse_inventory([HEAD, ["TEA", 8, "", "", "", ""], ["GIFT", 4, "", "", "", ""]], COLUMNS)
+    base = {"TEA": 8, "GIFT": 4}
+    result = plan(gone, base, _fetch(1, True), {"yahoo": START}, lambda c, o: {"l-1": _sold()}, [])
+    ((event, sku, detail),) = [(e.event, e.sku, e.detail) for e in result.events]
+    assert (event, sku) == ("error", "GIFT")
+    assert "component CUP" in detail and "no longer in the sheet" in detail and "held" in detail
+    (line,) = result.changes.lines
+    assert (line.applied, line.reported, line.components) == (1, True, TAKEN)
+    assert result.final == {"TEA": 8, "GIFT": 4}  # nothing half-applied: TEA waits with CUP
+    idle = {"yahoo": FetchResult([], "c")}
+    again = plan(gone, base, idle, {"yahoo": START}, lambda c, o: {}, [line])
+    assert again.events == []
+    back = plan(
+        _rows(tea=8, gift_stock=4),
+        {**base, "CUP": 7},
+        idle,
+        {"yahoo": START},
+        lambda c, o: {},
+        [line],
+    )
+    assert [(e.event, e.sku, e.change) for e in back.events] == [
+        ("cancel", "TEA", 2),
+        ("cancel", "CUP", 1),
+    ]
+    (done,) = back.changes.lines
+    assert (done.applied, done.reported, done.cancelled) == (0, False, True)
+
+
+def test_a_cancellation_whose_component_became_a_set_is_held() -> None:
+    rows = parse_inventory(
+        [
+            HEAD,
+            ["TEA", 8, "", "", "", ""],
+            ["CUP", 6, "", "", "", "SAUCER"],
+            ["SAUCER", 3, "", "", "", ""],
+            ["GIFT", 2, "", "", "", ""],
+        ],
+        COLUMNS,
+    )
+    result = plan(
+        rows,
+        {"TEA": 8, "SAUCER": 3, "GIFT": 2},
+        _fetch(1, True),
+        {"yahoo": START},
+        lambda c, o: {"l-1": _sold()},
+        [],
+    )
+    assert [(e.event, e.sku) for e in result.events] == [("error", "GIFT")]
+    assert "CUP" in result.events[0].detail and "a set itself now" in result.events[0].detail
+
+
+def test_the_ledger_keeps_a_set_lines_components_through_the_commit(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    plain = LineState("yahoo", "o-1", "l-2", "TEA", "TEA", 1, 1)
+    # Through the pending row (JSON), as a bot killed before `complete` finishes it.
+    ledger.prepare("c1", "cycle", Changes(lines=[_sold(), plain]))
+    ledger.close()
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    ledger.complete("c1")
+    assert ledger.lines("yahoo", "o-1") == {"l-1": _sold(), "l-2": plain}
+    held = LineState("yahoo", "o-1", "l-1", "GIFT", "GIFT", 0, 1, True, False, TAKEN)
+    ledger.prepare("c2", "cycle", Changes(lines=[held]))
+    ledger.complete("c2")
+    assert ledger.unmatched_lines() == [held]
+    ledger.close()
+
+
+def test_a_state_file_from_before_keeps_its_set_lines_without_components(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE lines (channel TEXT NOT NULL, order_id TEXT NOT NULL, line_id TEXT NOT "
+        "NULL, item TEXT NOT NULL, sku TEXT, target INTEGER NOT NULL, applied INTEGER NOT NULL, "
+        "reported INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (channel, order_id, line_id))"
+    )
+    db.execute("INSERT INTO lines VALUES ('yahoo', 'o-1', 'l-1', 'GIFT', 'GIFT', 1, 1, 0, 0)")
+    db.commit()
+    db.close()
+    ledger = Ledger(path)
+    assert ledger.lines("yahoo", "o-1")["l-1"].components is None
+    # A pending commit written by the earlier version has no components either.
+    old = json.loads(Changes(lines=[_sold()]).to_json())
+    del old["lines"][0]["components"]
+    assert Changes.from_json(json.dumps(old)).lines[0].components is None
+    ledger.close()
+
+
 # -- whole cycles ---------------------------------------------------------------------------
 # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status, then Set (K)
 SHOP = [
@@ -330,3 +480,23 @@ def test_a_broken_set_holds_its_order_until_fixed_then_applies_it_once(shop: Wor
     w.sync()
     assert [(r["SKU"], r["Change"]) for r in w.log("order")] == [("TEA-001", -2), ("CUP-001", -1)]
     assert w.row("TEA-001")["Stock"] == 8 and w.row("GIFT-001")["Stock"] == 4
+
+
+def test_a_set_cancellation_waits_for_a_component_that_left_the_sheet(shop: World) -> None:
+    w = shop
+    w.sync()
+    order = w.markets["rakuten"].place_order([("GIFT-001", 1)])
+    assert w.sync().ok
+    w.set_cell("CUP-001", "A", "CUP-002")  # staff rename the cup's row
+    w.sync()
+    w.markets["rakuten"].cancel_order(order)
+    w.sync()
+    w.sync()
+    (error,) = [r for r in w.log("error") if "CUP-001" in str(r["Detail"])]
+    assert error["SKU"] == "GIFT-001" and "held" in str(error["Detail"])
+    assert w.log("cancel") == [] and w.row("TEA-001")["Stock"] == 8
+    w.set_cell("CUP-002", "A", "CUP-001")
+    w.sync()
+    w.sync()
+    assert [(r["SKU"], r["Change"]) for r in w.log("cancel")] == [("TEA-001", 2), ("CUP-001", 1)]
+    assert [w.row(s)["Stock"] for s in ("TEA-001", "CUP-001", "GIFT-001")] == [10, 7, 5]

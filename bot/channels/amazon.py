@@ -37,6 +37,15 @@ amzn/selling-partner-api-models at 34dc93f; the rest is cited where used):
   `Unauthorized` for one SKU value and 400 for another on the same token (#4682), and
   MARKETPLACES.md names restricted and brand-gated listings as the everyday case. The model
   lists the same 403 for "Access Denied, Unauthorized, Expired Token, or Invalid Signature".
+- Which SKUs exist, for `check` (listingsItems_2021-08-01.json): `searchListingsItems` takes
+  `identifiers` (at most 20, comma-separated) with `identifiersType=SKU` and `pageSize` at most
+  20 (default 10), 5/s burst 5, and answers `ItemSearchResults{numberOfResults, items[{sku}]}`:
+  a SKU asked for and not among `items` has no listing. `getListingsItem` reads one SKU (5/s
+  burst 10) and answers 404 when "the resource specified does not exist". So SKUs are asked
+  20 a search (5,000 SKUs: 250 calls, under a minute) rather than one each (over 16 minutes);
+  only a SKU holding a comma, which the comma-separated list cannot carry, is read alone with
+  getListingsItem, on the same 5/s limiter. The comparison is exact: the models do not say
+  whether SKU search ignores case, and a push must name the SKU exactly anyway.
 - Feeds 2021-06-30 (feeds_2021-06-30.json): createFeedDocument 0.5/s burst 15 returns a presigned
   upload URL (5 minutes); createFeed 0.0083/s burst 15; getFeed 2/s burst 15; getFeedDocument
   0.0222/s burst 10, whose document may be GZIP-compressed. JSON_LISTINGS_FEED holds at most
@@ -105,6 +114,7 @@ from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.channels.late import clean_start, server_time
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError, TemporaryError
+from bot.i18n import _
 
 __all__ = ["AmazonChannel", "OrderBudget", "order_freshness_seconds"]
 
@@ -122,6 +132,7 @@ OVERLAP = timedelta(hours=1)
 SETTLE = timedelta(minutes=2)
 PAGE_TOKEN_LIFETIME = timedelta(hours=23)  # Amazon says 24 h; an hour of margin
 
+SEARCH_IDENTIFIERS_MAX = 20  # searchListingsItems `identifiers` maxItems, and pageSize's maximum
 PATCH_RATE = 5.0
 FEED_MAX_MESSAGES = 25_000
 FEED_TURNAROUND = timedelta(minutes=10)
@@ -271,8 +282,10 @@ class _Cursor:
         except (ValueError, KeyError, TypeError) as exc:
             raise RejectedError(
                 NAME,
-                "the stored Amazon order cursor is unreadable; reset the Amazon cursor "
-                "in the state file to start cleanly from now",
+                _(
+                    "the stored Amazon order cursor is unreadable; reset the Amazon cursor "
+                    "in the state file to start cleanly from now"
+                ),
             ) from exc
 
 
@@ -298,7 +311,7 @@ def _issue_text(issues: object, fallback: str) -> str:
         if isinstance(issue, dict) and issue.get("severity", "ERROR") == "ERROR":
             texts.append(f"{issue.get('code', '?')}: {issue.get('message', '')}".strip())
     text = "; ".join(texts) or fallback
-    return f"Amazon did not take the quantity ({text[:300]})"
+    return _("Amazon did not take the quantity ({text})").format(text=text[:300])
 
 
 def _quantity_patch(quantity: int) -> list[dict[str, Any]]:
@@ -315,11 +328,11 @@ def _refusal_text(response: httpx.Response) -> str:
     """A Status line for a listing Amazon refused with 403 while the credentials work."""
     code, message = _errors(response)
     said = f"{response.status_code} {code}" + (f": {message}" if message else "")
-    return (
-        f"Amazon refused this listing ({said}) while accepting the bot's credentials: it may "
+    return _(
+        "Amazon refused this listing ({said}) while accepting the bot's credentials: it may "
         "be restricted or need brand approval. Check the listing's restrictions in Seller "
         "Central (Inventory > Manage All Inventory) and that the SKU is spelled exactly as there"
-    )[:400]
+    ).format(said=said)[:400]
 
 
 def _order(raw: Mapping[str, Any]) -> Order:
@@ -446,24 +459,24 @@ class AmazonChannel:
             return self._token
         response = self._api.request("POST", self._token_url, data=self._credentials)
         if response.status_code != 200:
-            code, _ = _errors(response)
+            code, _said = _errors(response)
             if code == "invalid_grant":
-                advice = (
+                advice = _(
                     "the refresh token was refused (invalid_grant): authorise the app "
                     "again in Seller Central and set STOCKBOT_AMAZON_REFRESH_TOKEN"
                 )
             elif code == "invalid_client" or response.status_code == 401:
-                advice = (
+                advice = _(
                     "the app's client id or secret was refused (invalid_client): copy the "
                     "LWA credentials from Seller Central > Develop Apps into "
                     "STOCKBOT_AMAZON_CLIENT_ID and STOCKBOT_AMAZON_CLIENT_SECRET"
                 )
             else:
-                advice = (
-                    f"the token request failed ({code}): check the STOCKBOT_AMAZON_* "
+                advice = _(
+                    "the token request failed ({code}): check the STOCKBOT_AMAZON_* "
                     "credentials and STOCKBOT_AMAZON_TOKEN_URL"
-                )
-            raise AuthError(NAME, f"Login with Amazon: {advice}", code=code)
+                ).format(code=code)
+            raise AuthError(NAME, _("Login with Amazon: {advice}").format(advice=advice), code=code)
         body = response.json()
         self._token = str(body["access_token"])
         lifetime = float(body.get("expires_in", 3600))
@@ -498,9 +511,11 @@ class AmazonChannel:
         code, message = _errors(response)
         raise AuthError(
             NAME,
-            f"Amazon denied access to {what} ({code}: {message}): check that "
-            "STOCKBOT_AMAZON_SELLER_ID is your merchant token and that the app is authorised "
-            "for it with the Inventory and Order Tracking and Product Listing roles",
+            _(
+                "Amazon denied access to {what} ({code}: {message}): check that "
+                "STOCKBOT_AMAZON_SELLER_ID is your merchant token and that the app is authorised "
+                "for it with the Inventory and Order Tracking and Product Listing roles"
+            ).format(what=what, code=code, message=message),
             code=code,
         )
 
@@ -509,7 +524,13 @@ class AmazonChannel:
         if response.status_code in expected:
             return response.json()
         code, message = _errors(response)
-        raise RejectedError(NAME, f"Amazon refused {what} ({code}: {message})", code=code)
+        raise RejectedError(
+            NAME,
+            _("Amazon refused {what} ({code}: {message})").format(
+                what=what, code=code, message=message
+            ),
+            code=code,
+        )
 
     # -- orders --------------------------------------------------------------------------
     def order_freshness_seconds(self, interval_seconds: float | None = None) -> float:
@@ -588,7 +609,7 @@ class AmazonChannel:
         service (its own host), and a cached token makes no call at all. A refusal raises.
         """
         response = self._probe_listings()
-        self._ok(response, "the listings search", 200)
+        self._ok(response, _("the listings search"), 200)
         # Amazon's times are whole seconds: an order in the start's own second counts as new.
         return clean_start(NAME, server_time(response), now)
 
@@ -602,24 +623,31 @@ class AmazonChannel:
         }
         if token:
             params["paginationToken"] = token
-        response = self._call("GET", ORDERS_PATH, what="your orders", params=params)
-        answer: dict[str, Any] = self._ok(response, "the order search", 200)
+        response = self._call("GET", ORDERS_PATH, what=_("your orders"), params=params)
+        answer: dict[str, Any] = self._ok(response, _("the order search"), 200)
         self._answered_at = server_time(response)
         return answer
 
     # -- stock ---------------------------------------------------------------------------
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set quantities: PATCH per SKU for a few, JSON_LISTINGS_FEEDs for many."""
         result = PushResult()
         before = self._api.calls
         if len(updates) >= self.feed_threshold:
-            self._push_feeds(updates, result)
+            self._push_feeds(updates, result, progress)
         else:
-            self._patch_all(updates, result)
+            self._patch_all(updates, result, progress)
         result.calls = self._api.calls - before
         return result
 
-    def _patch_all(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
+    def _patch_all(
+        self,
+        updates: Sequence[StockUpdate],
+        result: PushResult,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         """PATCH each SKU; a 403 for one SKU is that SKU's, once the credentials are proven.
 
         Amazon answers 403 `Unauthorized` both for a bad token and for one listing it will not
@@ -630,7 +658,7 @@ class AmazonChannel:
         Later refusals in the same push are the SKUs' own without another check.
         """
         checked = False
-        for update in updates:
+        for done, update in enumerate(updates, 1):
             response = self._patch(update)
             if response.status_code in (401, 403) and not checked:
                 checked = True
@@ -639,13 +667,15 @@ class AmazonChannel:
                 if self._token != token:
                     response = self._patch(update)
             self._record(update, response, result)
+            if progress:
+                progress(done)
 
     def _patch(self, update: StockUpdate) -> httpx.Response:
         path = f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(update.item, safe='')}"
         return self._call(
             "PATCH",
             path,
-            what=f"the listing {update.item}",
+            what=_("the listing {sku}").format(sku=update.item),
             limiter=self._patch_limit,
             refusal_ok=True,
             params={"marketplaceIds": self._marketplace, "issueLocale": ISSUE_LOCALE},
@@ -657,7 +687,7 @@ class AmazonChannel:
         return self._call(
             "GET",
             f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
-            what="your listings",
+            what=_("your listings"),
             limiter=self._search_listings_limit,
             params={"marketplaceIds": self._marketplace, "pageSize": 1},
         )
@@ -675,17 +705,28 @@ class AmazonChannel:
             return
         # A 4xx for one SKU (a bad SKU, say) must not stop the others.
         code, message = _errors(response)
-        result.failed[update.item] = f"Amazon refused the quantity ({code}: {message})"[:300]
+        result.failed[update.item] = _("Amazon refused the quantity ({code}: {message})").format(
+            code=code, message=message
+        )[:300]
 
-    def _push_feeds(self, updates: Sequence[StockUpdate], result: PushResult) -> None:
+    def _push_feeds(
+        self,
+        updates: Sequence[StockUpdate],
+        result: PushResult,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         # Submit every feed first: Amazon works through them while we wait for the first.
         feeds = []
         for start in range(0, len(updates), FEED_MAX_MESSAGES):
             chunk = updates[start : start + FEED_MAX_MESSAGES]
             skus = {number: u.item for number, u in enumerate(chunk, 1)}
             feeds.append((self._submit_feed(chunk), skus))
+        done = 0
         for feed_id, skus in feeds:
             self._collect_feed(feed_id, skus, result)
+            done += len(skus)
+            if progress:
+                progress(done)
 
     def _submit_feed(self, chunk: Sequence[StockUpdate]) -> str:
         messages = [
@@ -704,11 +745,11 @@ class AmazonChannel:
             self._call(
                 "POST",
                 f"{FEEDS_PATH}/documents",
-                what="a feed document",
+                what=_("a feed document"),
                 limiter=self._document_limit,
                 json={"contentType": FEED_CONTENT_TYPE},
             ),
-            "a feed document",
+            _("a feed document"),
             201,
         )
         # The presigned URL is signed for this content type and needs no access token.
@@ -721,8 +762,10 @@ class AmazonChannel:
         if upload.status_code != 200:
             raise TemporaryError(
                 NAME,
-                f"uploading the stock feed failed (HTTP {upload.status_code}); "
-                "the next cycle sends these quantities again",
+                _(
+                    "uploading the stock feed failed (HTTP {status}); "
+                    "the next cycle sends these quantities again"
+                ).format(status=upload.status_code),
             )
         spec = {
             "feedType": "JSON_LISTINGS_FEED",
@@ -733,11 +776,11 @@ class AmazonChannel:
             self._call(
                 "POST",
                 f"{FEEDS_PATH}/feeds",
-                what="a stock feed",
+                what=_("a stock feed"),
                 limiter=self._feed_limit,
                 json=spec,
             ),
-            "the stock feed",
+            _("the stock feed"),
             202,
         )
         return str(created["feedId"])
@@ -749,10 +792,10 @@ class AmazonChannel:
                 self._call(
                     "GET",
                     f"{FEEDS_PATH}/feeds/{feed_id}",
-                    what="the stock feed",
+                    what=_("the stock feed"),
                     limiter=self._get_feed_limit,
                 ),
-                "the stock feed status",
+                _("the stock feed status"),
                 200,
             )
             status = feed.get("processingStatus")
@@ -761,9 +804,11 @@ class AmazonChannel:
             if self._clock() - began >= self.feed_max_wait:
                 raise TemporaryError(
                     NAME,
-                    f"Amazon is still processing stock feed {feed_id} after "
-                    f"{self.feed_max_wait / 60:.0f} min; the next cycle sends these quantities "
-                    "again",
+                    _(
+                        "Amazon is still processing stock feed {feed_id} after "
+                        "{minutes:.0f} min; the next cycle sends these quantities "
+                        "again"
+                    ).format(feed_id=feed_id, minutes=self.feed_max_wait / 60),
                 )
             self._sleep(FEED_POLL_SECONDS)
         report_id = feed.get("resultFeedDocumentId")
@@ -781,27 +826,34 @@ class AmazonChannel:
             else:
                 whole.append(f"{issue.get('code', '?')}: {issue.get('message', '')}")
         if status != "DONE" or (whole and not report.get("summary", {}).get("messagesAccepted")):
-            why = "; ".join(whole) or f"processing status {status}"
+            why = "; ".join(whole) or _("processing status {status}").format(status=status)
             for sku in skus.values():
-                result.failed.setdefault(sku, f"Amazon rejected stock feed {feed_id} ({why})"[:300])
+                result.failed.setdefault(
+                    sku,
+                    _("Amazon rejected stock feed {feed_id} ({why})").format(
+                        feed_id=feed_id, why=why
+                    )[:300],
+                )
 
     def _report(self, document_id: str) -> dict[str, Any]:
         info = self._ok(
             self._call(
                 "GET",
                 f"{FEEDS_PATH}/documents/{document_id}",
-                what="the feed report",
+                what=_("the feed report"),
                 limiter=self._get_document_limit,
             ),
-            "the feed report",
+            _("the feed report"),
             200,
         )
         download = self._api.request("GET", str(info["url"]))
         if download.status_code != 200:
             raise TemporaryError(
                 NAME,
-                f"downloading the feed report failed (HTTP {download.status_code}); "
-                "the next cycle sends these quantities again",
+                _(
+                    "downloading the feed report failed (HTTP {status}); "
+                    "the next cycle sends these quantities again"
+                ).format(status=download.status_code),
             )
         content = download.content
         if info.get("compressionAlgorithm") == "GZIP":
@@ -809,11 +861,52 @@ class AmazonChannel:
         report: dict[str, Any] = json.loads(content)
         return report
 
+    # -- which SKUs exist -----------------------------------------------------------------
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The SKUs with no listing here: 20 a searchListingsItems, a comma's SKU alone."""
+        skus = list(dict.fromkeys(items))
+        listed: set[str] = set()
+        plain = [s for s in skus if "," not in s]
+        for start in range(0, len(plain), SEARCH_IDENTIFIERS_MAX):
+            chunk = plain[start : start + SEARCH_IDENTIFIERS_MAX]
+            response = self._call(
+                "GET",
+                f"{LISTINGS_PATH}/{quote(self._seller, safe='')}",
+                what=_("your listings"),
+                limiter=self._search_listings_limit,
+                params={
+                    "marketplaceIds": self._marketplace,
+                    "identifiersType": "SKU",
+                    "identifiers": ",".join(chunk),
+                    "pageSize": SEARCH_IDENTIFIERS_MAX,
+                },
+            )
+            found = self._ok(response, _("the listings search"), 200).get("items") or []
+            listed.update(str(item.get("sku")) for item in found if isinstance(item, dict))
+        for sku in skus:
+            if "," in sku and self._listed(sku):
+                listed.add(sku)
+        return [sku for sku in skus if sku not in listed]
+
+    def _listed(self, sku: str) -> bool:
+        """Whether getListingsItem finds SKU `sku` (404: it has no listing)."""
+        response = self._call(
+            "GET",
+            f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(sku, safe='')}",
+            what=_("your listings"),
+            limiter=self._search_listings_limit,
+            params={"marketplaceIds": self._marketplace},
+        )
+        if response.status_code == 404:
+            return False
+        self._ok(response, _("the listing {sku}").format(sku=sku), 200)
+        return True
+
     # -- the rest ------------------------------------------------------------------------
     def check(self) -> str:
         """Prove the credentials with a read of one listing; say how fresh orders will be."""
         response = self._probe_listings()
-        found = self._ok(response, "the listings search", 200).get("numberOfResults", "?")
+        found = self._ok(response, _("the listings search"), 200).get("numberOfResults", "?")
         return (
             f"Amazon seller {self._seller} on {self._marketplace}: credentials work, {found} "
             f"listings; orders are at most {self.order_freshness_seconds():.0f} s old at the "

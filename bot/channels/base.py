@@ -13,16 +13,18 @@ with the same spelling, so the cycle can match them back to sheet rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from bot.errors import RejectedError
+from bot.i18n import _
 
 __all__ = [
     "Channel",
     "FetchResult",
+    "ItemLookup",
     "Order",
     "OrderLine",
     "PushResult",
@@ -114,8 +116,14 @@ class Channel(Protocol):
         """
         ...
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
-        """Set absolute quantities in the largest batches the API allows."""
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
+        """Set absolute quantities in the largest batches the API allows.
+
+        `progress`, when given, is called after each batch with how many of `updates` are
+        done so far, so that a long push can say how far it got.
+        """
         ...
 
     def check(self) -> str:
@@ -124,6 +132,15 @@ class Channel(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class ItemLookup(Protocol):
+    """An adapter whose API can tell which item ids the marketplace has (for `check`)."""
+
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The `items` the marketplace does not have, asked in the largest batches allowed."""
         ...
 
 
@@ -138,6 +155,9 @@ def read_time_cursor(channel: str, cursor: str) -> datetime:
         until = datetime.fromisoformat(json.loads(cursor)["until"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RejectedError(
-            channel, f"the stored {channel} order cursor is unreadable ({cursor[:60]!r})"
+            channel,
+            _("the stored {channel} order cursor is unreadable ({text!r})").format(
+                channel=channel, text=cursor[:60]
+            ),
         ) from exc
     return until if until.tzinfo else until.replace(tzinfo=UTC)

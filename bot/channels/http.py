@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from bot.errors import TemporaryError
+from bot.i18n import _
 
 __all__ = [
     "ApiClient",
@@ -28,6 +29,7 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "is_retriable",
+    "network_trouble",
     "retry_after_seconds",
 ]
 
@@ -41,6 +43,15 @@ RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 def is_retriable(status: int) -> bool:
     """Whether an HTTP status is worth sending again after a pause."""
     return status in RETRIABLE_STATUS or status >= 500
+
+
+def network_trouble(exc: httpx.TransportError) -> str:
+    """What went wrong on the network, in words staff can act on (not `ConnectError`)."""
+    if isinstance(exc, httpx.ConnectError):
+        return _("could not connect (is the network up and the API address right?)")
+    if isinstance(exc, httpx.TimeoutException):
+        return _("no answer in time")
+    return _("the connection broke off")
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -179,12 +190,16 @@ class ApiClient:
             response: httpx.Response | None = None
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__} on {method} {httpx.URL(url).path}"
+            except httpx.TransportError as exc:  # timeouts included
+                last = f"{network_trouble(exc)} ({method} {httpx.URL(url).path})"
             else:
                 if not is_retriable(response.status_code):
                     return response
-                last = f"HTTP {response.status_code} on {method} {response.request.url.path}"
+                last = _("{error} on {method} {path}").format(
+                    error=f"HTTP {response.status_code}",
+                    method=method,
+                    path=response.request.url.path,
+                )
                 if response.status_code == 429 and limiter is not None:
                     limiter.drain()
             kwargs["headers"] = headers
@@ -193,5 +208,7 @@ class ApiClient:
                 self.policy.sleep(self.policy.delay(attempt, asked))
         raise TemporaryError(
             self.channel,
-            f"{last}, still failing after {self.policy.attempts} tries; the next cycle tries again",
+            _("{problem}, still failing after {tries} tries; the next cycle tries again").format(
+                problem=last, tries=self.policy.attempts
+            ),
         )

@@ -30,6 +30,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from bot.errors import RejectedError
+from bot.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,10 @@ class WindowCursor:
             }
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RejectedError(
-                channel, f"the stored {channel} order cursor is unreadable ({text[:60]!r})"
+                channel,
+                _("the stored {channel} order cursor is unreadable ({text!r})").format(
+                    channel=channel, text=text[:60]
+                ),
             ) from exc
         return cls(until, start, retry)
 
@@ -141,15 +145,19 @@ def track_refusals(
         known = before.get(order_id)
         if known is None:
             problems.append(
-                f"{label} order {order_id} could not be read ({why}); the bot asks again "
-                "every cycle and applies it once it can be read"
+                _(
+                    "{label} order {order_id} could not be read ({why}); the bot asks again "
+                    "every cycle and applies it once it can be read"
+                ).format(label=label, order_id=order_id, why=why)
             )
             retry[order_id] = Refused(now, now)
         elif now - known.told >= REMIND_AFTER:
             days = max(1, round((now - known.since) / timedelta(days=1)))
             problems.append(
-                f"{label} order {order_id} is still unreadable after {days} day(s) ({why}): "
-                "check it on the marketplace; the bot keeps asking and applies it once read"
+                _(
+                    "{label} order {order_id} is still unreadable after {days} day(s) ({why}): "
+                    "check it on the marketplace; the bot keeps asking and applies it once read"
+                ).format(label=label, order_id=order_id, days=days, why=why)
             )
             retry[order_id] = Refused(known.since, now)
         else:

@@ -43,6 +43,17 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   shipping report and payment dates), so an order shown late can only be caught by searching
   order dates far enough back. getOrder can refuse one order number for a while: it answers an
   ERROR ``MessageModelList`` entry carrying that ``orderNumber`` and still returns the others.
+- Licence key expiry: RMS's LicenseManagementAPI answers
+  ``GET /es/1.0/license-management/license-key/expiry-date?licenseKey=<key>`` (same ESA header)
+  with ``{"expiryDate": "YYYY-MM-DDThh:mm:ss"}``, Japan time without an offset
+  (JakeJP/Rakuten.RMS.Api ``src/Rakuten.RMS.Api/LicenseManagementAPI/LicenseManagementAPI.cs``;
+  nakyahara/bfaith-portal ``apps/warehouse/notify-rakuten-license-expiry.js``, which records a
+  live answer ending in ``T23:59:59`` and takes 401/403 as a refused key). The API must be
+  allowed for the key in RMS (``license.expiryDate.get`` under WEB API 利用設定: ec-masters.net
+  help 9970169174425, goqsystem.com manual 659); a key not allowed it is refused by the gateway
+  like a wrong one. A renewed key is a new key: the old one keeps working until its own expiry
+  (sokuhan.jp manual and FAQ o58), so the expiry belongs to the key; Rakuten e-mails the shop a
+  week before it.
 - Rakuten's clock: every answer carries the HTTP ``Date`` header, the origin server's time when
   it answered (RFC 9110 section 6.6.1); the cursor is taken from it, not from this machine.
 
@@ -68,6 +79,10 @@ Decisions (ours, not Rakuten's):
   bulk-get of an item no shop has. What bulk-get answers for an unknown item is not documented,
   so there an empty list and HTTP 404 ``GE0014`` (not found) both count as a passed key; only
   a refused key (401, ES01-01, ES04-01, GE0011) or another error fails the check.
+- `license_expiry` asks LicenseManagementAPI at most once a day per key: the caller hands back
+  the last answer, which `bot.expiry` keeps in a file beside the state, because `stockbot sync`
+  run from cron is a new process every cycle (memory would ask 288 times a day) and because a
+  remembered answer still tells the date while the API is down.
 - Order lines are reported as ``manageNumber:variantId`` exactly as Rakuten gives them
   (manageNumber already lower-case). The sheet may spell manageNumber in any case, so the cycle
   must compare with `item_key`, which lower-cases manageNumber and keeps variantId exact.
@@ -76,6 +91,7 @@ Decisions (ours, not Rakuten's):
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -98,8 +114,9 @@ from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.channels.late import WindowCursor, clean_start, server_time, track_refusals
 from bot.config import Settings
 from bot.errors import AuthError, RejectedError
+from bot.i18n import _
 
-__all__ = ["RakutenChannel", "item_key"]
+__all__ = ["LicenseExpiry", "RakutenChannel", "item_key", "license_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +125,12 @@ SEARCH_ORDER = "/es/2.0/order/searchOrder/"
 GET_ORDER = "/es/2.0/order/getOrder/"
 BULK_UPSERT = "/es/2.0/inventories/bulk-upsert"
 BULK_GET = "/es/2.0/inventories/bulk-get"
+LICENSE_EXPIRY = "/es/1.0/license-management/license-key/expiry-date"
+# The expiry of a key never moves, and Rakuten e-mails a week ahead: once a day is plenty.
+LICENSE_ASK_EVERY = timedelta(days=1)
 
 UPSERT_MAX = 400
+BULK_GET_MAX = 1000
 PAGE_SIZE = 1000
 SEARCH_CAP = 15_000
 GET_ORDER_MAX = 100
@@ -155,6 +176,20 @@ def _order_item(manage: str, variant: str) -> str:
 
 def _jst(moment: datetime) -> str:
     return moment.astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S+0900")
+
+
+@dataclass(frozen=True)
+class LicenseExpiry:
+    """What LicenseManagementAPI said about one licence key, and when it was asked."""
+
+    key: str  # a fingerprint of the key (`license_fingerprint`), never the key
+    asked: datetime
+    expires: datetime | None  # None: RMS could not tell (the call failed)
+
+
+def license_fingerprint(license_key: str) -> str:
+    """A short one-way digest that tells licence keys apart without revealing them."""
+    return hashlib.sha256(f"rakuten-license:{license_key}".encode()).hexdigest()[:16]
 
 
 def _parse_time(value: str) -> datetime:
@@ -228,8 +263,11 @@ class RakutenChannel:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         wall_clock: Callable[[], datetime] | None = None,
+        license_key: str = "",
     ) -> None:
         self._api = api
+        self._license_key = license_key
+        self.license_id = license_fingerprint(license_key)
         self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self._orders = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
         self._upsert = RateLimiter(1.0, 1.0, clock=clock, sleep=sleep)
@@ -248,7 +286,7 @@ class RakutenChannel:
     ) -> Self:
         """Build the adapter from STOCKBOT_RAKUTEN_* settings."""
         settings.require(
-            "rakuten_service_secret", "rakuten_license_key", "rakuten_api_url", purpose="Rakuten"
+            "rakuten_service_secret", "rakuten_license_key", "rakuten_api_url", purpose=_("Rakuten")
         )
         secret, key = settings.rakuten_service_secret, settings.rakuten_license_key
         assert secret is not None and key is not None  # require() checked them
@@ -260,7 +298,13 @@ class RakutenChannel:
             transport=transport,
             headers={"Authorization": "ESA " + base64.b64encode(token.encode()).decode()},
         )
-        return cls(api, sleep=sleep, clock=clock, wall_clock=wall_clock)
+        return cls(
+            api,
+            sleep=sleep,
+            clock=clock,
+            wall_clock=wall_clock,
+            license_key=key.get_secret_value().strip(),
+        )
 
     # -- the Channel protocol ----------------------------------------------------------
     def fetch_orders(
@@ -298,7 +342,9 @@ class RakutenChannel:
             problems=tuple(problems),
         )
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set absolute quantities, 400 items per bulk-upsert, one call a second."""
         before = self._api.calls
         failed: dict[str, str] = {}
@@ -306,20 +352,24 @@ class RakutenChannel:
         for update in updates:
             manage, variant = item_key(update.item)
             if not (_ID.fullmatch(manage) and _ID.fullmatch(variant)):
-                failed[update.item] = (
-                    f"{update.item!r} is not a Rakuten item id: write manageNumber:variantId "
+                failed[update.item] = _(
+                    "{item!r} is not a Rakuten item id: write manageNumber:variantId "
                     "(letters, digits, '-' and '_', at most 32 each) in the Rakuten column"
-                )
+                ).format(item=update.item)
                 continue
             twin = entries.get((manage, variant))
             if twin is not None:
-                failed[twin.item] = (
-                    f"names the same Rakuten item as {update.item!r} (manageNumber ignores "
+                failed[twin.item] = _(
+                    "names the same Rakuten item as {item!r} (manageNumber ignores "
                     "case): only one row may name it; the other row's quantity was sent"
-                )
+                ).format(item=update.item)
             entries[(manage, variant)] = _Entry(update.item, manage, variant, update.quantity)
+        done = len(updates) - len(entries)
         for batch in _chunks(list(entries.values()), UPSERT_MAX):
             self._upsert_batch(list(batch), failed)
+            done += len(batch)
+            if progress:
+                progress(done)
         return PushResult(failed=failed, calls=self._api.calls - before)
 
     def check(self) -> str:
@@ -334,9 +384,86 @@ class RakutenChannel:
             f"RakutenPayOrderAPI; {page.total} orders in the last 24 hours"
         )
 
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The items Rakuten has no inventory record of, 1,000 a bulk-get (5 calls a second).
+
+        An id Rakuten could not hold (bad characters, too long) is missing too. What bulk-get
+        answers for an unknown item is not documented: left out of ``inventories``, or 404
+        GE0014 naming it by ``propertyPath``; both are read.
+        """
+        wanted: dict[tuple[str, str], list[str]] = {}
+        absent: list[str] = []
+        for item in dict.fromkeys(items):
+            key = item_key(item)
+            if _ID.fullmatch(key[0]) and _ID.fullmatch(key[1]):
+                wanted.setdefault(key, []).append(item)
+            else:
+                absent.append(item)
+        for chunk in _chunks(list(wanted), BULK_GET_MAX):
+            body = {"inventories": [{"manageNumber": m, "variantId": v} for m, v in chunk]}
+            response = self._post(BULK_GET, body, self._get)
+            data = _body(response)
+            if response.status_code == 404 and _error_code(data) == NOT_FOUND:
+                paths = [
+                    str((e.get("metadata") or {}).get("propertyPath") or "") for e in data["errors"]
+                ]
+                gone = [
+                    chunk[int(m[1])]
+                    for m in map(_ENTRY.match, paths)
+                    if m and int(m[1]) < len(chunk)
+                ]
+            else:
+                records = self._expect_ok(response, BULK_GET).get("inventories") or []
+                found = {(str(r["manageNumber"]).lower(), str(r["variantId"])) for r in records}
+                gone = [key for key in chunk if key not in found]
+            absent += [item for key in gone for item in wanted[key]]
+        return absent
+
     def close(self) -> None:
         """Release connections."""
         self._api.close()
+
+    def license_expiry(self, last: LicenseExpiry | None = None) -> LicenseExpiry:
+        """The licence key's expiry from LicenseManagementAPI, asked at most once a day.
+
+        `last` is the previous answer: for this same key and younger than a day it is given
+        back without a call (a failed ask too, so a broken API is not asked every cycle).
+        Raises `AuthError` when the key is refused (wrong, expired, or the API not allowed
+        for it), `TemporaryError` or `RejectedError` otherwise.
+        """
+        now = self._wall_clock()
+        if (
+            last is not None
+            and last.key == self.license_id
+            and now - last.asked < LICENSE_ASK_EVERY
+        ):
+            return last
+        response = self._api.request(
+            "GET", LICENSE_EXPIRY, params={"licenseKey": self._license_key}
+        )
+        data = _body(response)
+        code = _error_code(data) if response.status_code >= 400 else None
+        if response.status_code in (401, 403) or code in GATEWAY_AUTH:
+            code = code or f"HTTP {response.status_code}"
+            raise AuthError(
+                self.name,
+                f"LicenseManagementAPI refused the license key ({code}): allow "
+                "license.expiryDate.get for this key in RMS (WEB APIサービス > 利用設定), or renew "
+                "the key if it has expired",
+                code,
+            )
+        if response.status_code >= 300:
+            raise self._rejected(response, data, LICENSE_EXPIRY)
+        text = data.get("expiryDate") if isinstance(data, dict) else None
+        try:
+            expires = datetime.fromisoformat(str(text))
+        except ValueError:
+            raise RejectedError(
+                self.name, f"LicenseManagementAPI answered no readable expiryDate ({text!r:.40})"
+            ) from None
+        # RMS writes Japan time without an offset.
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=JST)
+        return LicenseExpiry(self.license_id, now, expires)
 
     def _probe_inventory(self) -> None:
         """Prove the key on Inventory API 2.0, whose gateway refuses a bad one before the API.
@@ -361,15 +488,19 @@ class RakutenChannel:
         if response.status_code == 401 or code in GATEWAY_AUTH:
             code = code or "HTTP 401"
             hint = (
-                "; also check in RMS (WEB APIサービス > 利用設定) that RakutenPayOrderAPI and "
-                "Inventory API 2.0 are enabled for this key"
+                _(
+                    "; also check in RMS (WEB APIサービス > 利用設定) that RakutenPayOrderAPI and "
+                    "Inventory API 2.0 are enabled for this key"
+                )
                 if code.startswith("ES04")
                 else ""
             )
             raise AuthError(
                 self.name,
-                f"Rakuten rejected the service secret / license key ({code}): renew the license "
-                "key in RMS (it expires every 90 days) and update STOCKBOT_RAKUTEN_LICENSE_KEY"
+                _(
+                    "Rakuten rejected the service secret / license key ({code}): renew the license "
+                    "key in RMS (it expires every 90 days) and update STOCKBOT_RAKUTEN_LICENSE_KEY"
+                ).format(code=code)
                 + hint,
                 code,
             )
@@ -387,7 +518,11 @@ class RakutenChannel:
         if isinstance(data, dict):
             texts += [str(e.get("message", "")) for e in data.get("errors") or []]
         detail = "; ".join(t for t in texts if t) or response.reason_phrase
-        return RejectedError(self.name, f"{path} refused ({code}): {detail}", code)
+        return RejectedError(
+            self.name,
+            _("{path} refused ({code}): {detail}").format(path=path, code=code, detail=detail),
+            code,
+        )
 
     # -- orders ------------------------------------------------------------------------
 
@@ -468,7 +603,7 @@ class RakutenChannel:
             }
             for number in chunk:
                 if number not in returned:
-                    refused[number] = reasons.get(number, "getOrder did not return it")
+                    refused[number] = reasons.get(number, _("getOrder did not return it"))
                     log.warning("rakuten: getOrder skipped %s (%s)", number, refused[number])
         return orders, refused
 
@@ -528,8 +663,8 @@ class RakutenChannel:
                 if match is None or int(match[1]) >= len(batch):
                     bad = {}
                     break
-                bad[int(match[1])] = f"Rakuten refused it ({error.get('code')}): " + str(
-                    error.get("message")
+                bad[int(match[1])] = _("Rakuten refused it ({code}): {message}").format(
+                    code=error.get("code"), message=error.get("message")
                 )
             if not bad:
                 # Rakuten validates the whole request before applying any of it.

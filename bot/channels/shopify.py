@@ -27,6 +27,11 @@ What this module relies on, and where each fact comes from (facts only; nothing 
 - SKU → inventory item: ``productVariants(query: "sku:…")`` with ``inventoryItem { id
   inventoryLevel(locationId:) { quantities(names: ["available"]) }}`` (productVariants and
   InventoryItem reference pages).
+- Which SKUs exist, for `check`: the same ``productVariants`` lookup a push makes, 100 SKUs
+  OR-ed into one search (402 points, `LOOKUP_SKUS`), paged when Shopify's answer runs on. A
+  SKU is missing when no variant carries exactly that spelling: a variant spelled with
+  other case does not count, because a push needs the exact spelling too. Variants that share
+  one SKU exist (a push refuses them, and says why).
 - Orders: ``orders(first, after, sortKey: UPDATED_AT, query: "updated_at:>='…'")`` with
   ``pageInfo{hasNextPage, endCursor}``; ``Order.cancelledAt``, ``closedAt``, ``createdAt``,
   ``displayFulfillmentStatus``;
@@ -116,6 +121,7 @@ from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
 from bot.channels.late import clean_start, server_time
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
+from bot.i18n import _
 
 __all__ = ["ShopifyChannel"]
 
@@ -452,15 +458,19 @@ class ShopifyChannel:
             f"gid://shopify/Location/{number}",
         ):
             raise ConfigError(
-                f"STOCKBOT_SHOPIFY_LOCATION_ID={location_text!r} is not a location id: use the "
-                "number from Shopify admin > Settings > Locations (or its gid://shopify/Location/…)"
+                _(
+                    "STOCKBOT_SHOPIFY_LOCATION_ID={value!r} is not a location id: use the number "
+                    "from Shopify admin > Settings > Locations (or its gid://shopify/Location/…)"
+                ).format(value=location_text)
             )
         version = settings.shopify_api_version.strip() or DEFAULT_VERSION
         if version not in SUPPORTED_VERSIONS:
             raise ConfigError(
-                f"STOCKBOT_SHOPIFY_API_VERSION={version!r} is not supported: use one of "
-                f"{', '.join(SUPPORTED_VERSIONS)} (the Admin API versions this bot's queries are "
-                "checked against), or leave it empty for the default"
+                _(
+                    "STOCKBOT_SHOPIFY_API_VERSION={value!r} is not supported: use one of "
+                    "{versions} (the Admin API versions this bot's queries are "
+                    "checked against), or leave it empty for the default"
+                ).format(value=version, versions=", ".join(SUPPORTED_VERSIONS))
             )
         api = ApiClient(
             cls.name,
@@ -505,7 +515,9 @@ class ShopifyChannel:
         seen = self._first_answer or now
         return FetchResult(orders=list(orders.values()), cursor=time_cursor(max(since, seen)))
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set absolute quantities by compare-and-set, 250 items per inventorySetQuantities."""
         before = self._api.calls
         failed: dict[str, str] = {}
@@ -529,8 +541,12 @@ class ShopifyChannel:
                 entries[variant.inventory_item] = _Entry(
                     update.item, variant.inventory_item, update.quantity, compare
                 )
+        done = len(updates) - len(entries)
         for batch in _chunks(list(entries.values()), BATCH):
             self._set(list(batch), failed, stale)
+            done += len(batch)
+            if progress:
+                progress(done)
         return PushResult(failed=failed, stale=stale, calls=self._api.calls - before)
 
     def check(self) -> str:
@@ -548,11 +564,13 @@ class ShopifyChannel:
             raise AuthError(self.name, self._scope_hint(", ".join(lacking)))
         location = data.get("location")
         if not location or not location.get("isActive"):
-            state = "is not active" if location else "does not exist"
+            state = _("is not active") if location else _("does not exist")
             raise RejectedError(
                 self.name,
-                f"Shopify location {self._location} {state}: set STOCKBOT_SHOPIFY_LOCATION_ID to "
-                "an active location from Shopify admin > Settings > Locations",
+                _(
+                    "Shopify location {location} {state}: set STOCKBOT_SHOPIFY_LOCATION_ID to "
+                    "an active location from Shopify admin > Settings > Locations"
+                ).format(location=self._location, state=state),
             )
         count = (data.get("ordersCount") or {}).get("count", 0)
         return (
@@ -590,18 +608,25 @@ class ShopifyChannel:
         if response.status_code in (401, 403):
             raise AuthError(
                 self.name,
-                f"Shopify rejected the access token (HTTP {response.status_code}): in Shopify "
-                "admin > Apps > Develop apps, open the app, reveal or rotate its Admin API access "
-                "token and update STOCKBOT_SHOPIFY_ACCESS_TOKEN",
+                _(
+                    "Shopify rejected the access token (HTTP {status}): in Shopify "
+                    "admin > Apps > Develop apps, open the app, reveal or rotate its Admin API "
+                    "access token and update STOCKBOT_SHOPIFY_ACCESS_TOKEN"
+                ).format(status=response.status_code),
                 f"HTTP {response.status_code}",
             )
         if response.status_code >= 300 or not isinstance(data, dict):
             detail = data.get("errors") if isinstance(data, dict) else None
             raise RejectedError(
                 self.name,
-                f"{operation} refused (HTTP {response.status_code}): "
-                f"{detail or response.reason_phrase}; check STOCKBOT_SHOPIFY_SHOP and "
-                "STOCKBOT_SHOPIFY_API_VERSION",
+                _(
+                    "{operation} refused (HTTP {status}): {detail}; check STOCKBOT_SHOPIFY_SHOP "
+                    "and STOCKBOT_SHOPIFY_API_VERSION"
+                ).format(
+                    operation=operation,
+                    status=response.status_code,
+                    detail=detail or response.reason_phrase,
+                ),
                 f"HTTP {response.status_code}",
             )
         errors = data.get("errors")
@@ -619,16 +644,26 @@ class ShopifyChannel:
             raise AuthError(self.name, self._scope_hint(message), code)
         if code in ("INTERNAL_SERVER_ERROR", "THROTTLED"):
             raise TemporaryError(
-                self.name, f"{operation}: Shopify answered {code}; the next cycle tries again", code
+                self.name,
+                _("{operation}: Shopify answered {code}; the next cycle tries again").format(
+                    operation=operation, code=code
+                ),
+                code,
             )
-        raise RejectedError(self.name, f"{operation} refused ({code}): {message}", code)
+        raise RejectedError(
+            self.name,
+            _("{operation} refused ({code}): {message}").format(
+                operation=operation, code=code, message=message
+            ),
+            code,
+        )
 
     def _scope_hint(self, detail: str) -> str:
-        return (
-            f"the Shopify app lacks access ({detail}): in Shopify admin > Apps > Develop apps, "
-            f"grant {', '.join(NEEDED_SCOPES)}, reinstall the app and update "
+        return _(
+            "the Shopify app lacks access ({detail}): in Shopify admin > Apps > Develop apps, "
+            "grant {scopes}, reinstall the app and update "
             "STOCKBOT_SHOPIFY_ACCESS_TOKEN"
-        )
+        ).format(detail=detail, scopes=", ".join(NEEDED_SCOPES))
 
     # -- orders ------------------------------------------------------------------------
     def _updated_since(self, start: datetime) -> Iterator[dict[str, Any]]:
@@ -689,7 +724,10 @@ class ShopifyChannel:
                 "StockbotRefundLines", MORE_REFUND_LINES, variables, COST["refund_lines"]
             )["node"]
             if found is None:
-                raise TemporaryError(self.name, f"refund {_tail(refund['id'])} vanished while read")
+                raise TemporaryError(
+                    self.name,
+                    _("refund {refund} vanished while read").format(refund=_tail(refund["id"])),
+                )
             page = found["refundLineItems"]
             items += page["nodes"]
             after = _next(page)
@@ -701,7 +739,10 @@ class ShopifyChannel:
         """One part of an order read on its own (more lines, all refunds)."""
         order = self._graphql(operation, document, variables, COST[cost])["order"]
         if order is None:
-            raise TemporaryError(self.name, f"order {_tail(variables['id'])} vanished while read")
+            raise TemporaryError(
+                self.name,
+                _("order {order} vanished while read").format(order=_tail(variables["id"])),
+            )
         return dict(order)
 
     def _order(self, node: dict[str, Any]) -> Order:
@@ -732,6 +773,26 @@ class ShopifyChannel:
         )
 
     # -- stock -------------------------------------------------------------------------
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The SKUs no Shopify variant carries, 100 a productVariants search (as a push reads)."""
+        skus = list(dict.fromkeys(items))
+        found: set[str] = set()
+        for chunk in _chunks(skus, LOOKUP_SKUS):
+            variables: dict[str, Any] = {
+                "first": len(chunk),
+                "after": None,
+                "query": " OR ".join(_search_sku(s) for s in chunk),
+                "location": self._location,
+            }
+            while True:
+                page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
+                page = page["productVariants"]
+                found.update(str(node.get("sku") or "") for node in page["nodes"])
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                variables["after"] = page["pageInfo"]["endCursor"]
+        return [sku for sku in skus if sku not in found]
+
     def _cached(self, sku: str) -> bool:
         found = self._variants.get(sku)
         return found is not None and self._clock() - found[0] < CACHE_TTL
@@ -783,26 +844,26 @@ class ShopifyChannel:
 
     def _lookup_problem(self, sku: str, count: int, near: str | None) -> str:
         if count > 1:
-            return (
-                f"{count} Shopify variants share SKU {sku!r}: give each variant its own SKU in "
+            return _(
+                "{count} Shopify variants share SKU {sku!r}: give each variant its own SKU in "
                 "Shopify admin, or write '-' in the Shopify column"
-            )
+            ).format(count=count, sku=sku)
         if near is not None:
-            return (
-                f"Shopify has no variant with SKU {sku!r} but has {near!r}: write the SKU in the "
+            return _(
+                "Shopify has no variant with SKU {sku!r} but has {near!r}: write the SKU in the "
                 "Shopify column exactly as Shopify spells it"
-            )
-        return (
-            f"no Shopify variant has SKU {sku!r}: set it on the variant in Shopify admin, write "
+            ).format(sku=sku, near=near)
+        return _(
+            "no Shopify variant has SKU {sku!r}: set it on the variant in Shopify admin, write "
             "the variant's SKU in the Shopify column, or '-' if it is not sold on Shopify"
-        )
+        ).format(sku=sku)
 
     def _not_stocked(self, sku: str) -> str:
-        return (
-            f"SKU {sku!r} is not stocked at Shopify location {_tail(self._location)}: in Shopify "
+        return _(
+            "SKU {sku!r} is not stocked at Shopify location {location}: in Shopify "
             "admin open the variant's inventory and stock it there, or change "
             "STOCKBOT_SHOPIFY_LOCATION_ID"
-        )
+        ).format(sku=sku, location=_tail(self._location))
 
     def _set(self, batch: list[_Entry], failed: dict[str, str], stale: set[str]) -> None:
         """One batch; entries Shopify refused are reported and the rest sent again if needed."""
@@ -860,11 +921,15 @@ class ShopifyChannel:
         if code == "INVALID_LOCATION":
             raise RejectedError(
                 self.name,
-                f"Shopify has no location {self._location}: set STOCKBOT_SHOPIFY_LOCATION_ID to "
-                "a location from Shopify admin > Settings > Locations",
+                _(
+                    "Shopify has no location {location}: set STOCKBOT_SHOPIFY_LOCATION_ID to "
+                    "a location from Shopify admin > Settings > Locations"
+                ).format(location=self._location),
                 code,
             )
-        message = f"Shopify refused the update ({code}): {error.get('message')}"
+        message = _("Shopify refused the update ({code}): {message}").format(
+            code=code, message=error.get("message")
+        )
         failed.update({e.item: message for e in batch})
 
     def _entry_refused(
@@ -880,19 +945,19 @@ class ShopifyChannel:
         if code == "ITEM_NOT_STOCKED_AT_LOCATION":
             failed[entry.item] = self._not_stocked(entry.item)
         elif code == "INVALID_INVENTORY_ITEM":
-            failed[entry.item] = (
-                f"Shopify no longer has the inventory item of SKU {entry.item!r} (variant deleted "
+            failed[entry.item] = _(
+                "Shopify no longer has the inventory item of SKU {sku!r} (variant deleted "
                 "or re-created); it is looked up again on the next push"
-            )
+            ).format(sku=entry.item)
         elif code == "NON_MUTABLE_INVENTORY_ITEM":
-            failed[entry.item] = (
-                f"Shopify does not let apps set the stock of SKU {entry.item!r} (e.g. a bundle): "
+            failed[entry.item] = _(
+                "Shopify does not let apps set the stock of SKU {sku!r} (e.g. a bundle): "
                 "write '-' in its Shopify column"
-            )
+            ).format(sku=entry.item)
         else:
-            failed[entry.item] = (
-                f"Shopify refused quantity {entry.quantity} ({code}): {error.get('message')}"
-            )
+            failed[entry.item] = _(
+                "Shopify refused quantity {quantity} ({code}): {message}"
+            ).format(quantity=entry.quantity, code=code, message=error.get("message"))
 
 
 def _entry_index(field: Any) -> int | None:

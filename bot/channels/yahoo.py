@@ -30,6 +30,16 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   item code is not an error: Yahoo keeps the quantity and links it when the item is registered.
   Answer ``ResultSet/Result{ItemCode, SubCode, Quantity}``; errors ``<Error xmlns="urn:yahoo:api">
   <Message/><Code/></Error>``.
+- getStock (developer.yahoo.co.jp/webapi/shopping/getStock.html, 在庫参照API): ``POST
+  /ShoppingWebService/V1/getStock``, form ``seller_id`` and ``item_code`` (comma-separated, at
+  most 1,000, ``code:subcode`` for an item with sub-codes; the same characters as setStock).
+  The answer is the setStock shape, ``ResultSet/Result{ItemCode, SubCode, Quantity}``, one
+  Result per stocked code (a public TypeScript client models it so, with ``totalResultsAvailable``
+  on ResultSet); errors come back in the ``<Error>`` shape (the page's 2023-03-08 change log
+  renames its code st-01000 to ed-00002). What getStock answers for a code the store does not
+  have is not on the pages we could read: a code with no Result is taken as missing, and an
+  Error answer fails the lookup (`check` then says it could not check) rather than guess.
+  The page gives no rate: it shares the 1 request/s of the stock limiter with setStock.
 - orderList (developer.yahoo.co.jp/webapi/shopping/orderList.html; public clients):
   ``POST .../orderList`` with the XML body ``<Req><Search><Result/><Start/><Sort>+order_time
   </Sort><Condition><OrderTimeFrom>YYYYMMDDhhmmss</OrderTimeFrom><OrderTimeTo/></Condition>
@@ -133,6 +143,7 @@ from bot.channels.yahoo_cursor import CANCELLED, Listed, YahooCursor, still_open
 from bot.channels.yahoo_quota import DAILY_CAP, HARD_LIMIT, SOFT_LIMIT, DailyCalls, jst_day
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
+from bot.i18n import _
 
 __all__ = ["YahooChannel", "load_public_key", "stock_code"]
 
@@ -144,6 +155,8 @@ ORDER_LIST = API + "orderList"
 ORDER_INFO = API + "orderInfo"
 SET_STOCK = API + "setStock"
 SET_STOCK_MAX = 1000
+GET_STOCK = API + "getStock"
+GET_STOCK_MAX = 1000  # item codes per getStock call (getStock.html)
 PAGE_SIZE = 2000
 LIST_FIELDS = "OrderId,OrderTime,OrderStatus,IsActive,LastUpdateTime,PublicationTime"
 # IsActive is documented for orderList only: orderInfo is never asked for it.
@@ -298,15 +311,21 @@ class YahooChannel:
             missing.append("PUBLIC_KEY_VERSION")
         if missing:
             names = ", ".join(f"STOCKBOT_YAHOO_{m}" for m in missing)
-            raise ConfigError(f"set {names} to use Yahoo! Shopping (see .env.example)")
+            raise ConfigError(
+                _("set {names} to use {purpose} (see .env.example)").format(
+                    names=names, purpose=_("Yahoo! Shopping")
+                )
+            )
         key = None
         if key_file is not None:
             try:
                 key = load_public_key(key_file)
             except (OSError, ValueError) as exc:
                 raise ConfigError(
-                    f"STOCKBOT_YAHOO_PUBLIC_KEY_FILE ({key_file}) is not a readable RSA public "
-                    "key: copy the store's key from ストアクリエイターPro (設定 > 暗号鍵管理)"
+                    _(
+                        "STOCKBOT_YAHOO_PUBLIC_KEY_FILE ({path}) is not a readable RSA public "
+                        "key: copy the store's key from ストアクリエイターPro (設定 > 暗号鍵管理)"
+                    ).format(path=key_file)
                 ) from exc
         policy = RetryPolicy(sleep=sleep)
         api = ApiClient(
@@ -456,21 +475,23 @@ class YahooChannel:
         if level == 0 or (told[0] == day and told[1] >= level):
             return [], told
         if level == 1:
-            note = (
-                f"Yahoo! has used {used:,} of its {DAILY_CAP:,} calls today: until midnight JST "
+            note = _(
+                "Yahoo! has used {used:,} of its {cap:,} calls today: until midnight JST "
                 "the bot reads only new orders, changes to open Yahoo! orders wait (cancellations "
                 "still count). Use a longer STOCKBOT_INTERVAL_SECONDS if this recurs"
-            )
+            ).format(used=used, cap=DAILY_CAP)
         else:
-            note = (
-                f"Yahoo! has used {used:,} of its {DAILY_CAP:,} calls today: no Yahoo! orders "
+            note = _(
+                "Yahoo! has used {used:,} of its {cap:,} calls today: no Yahoo! orders "
                 "are read until midnight JST, so Yahoo! sales after now reach Stock only then; "
                 "stock is still pushed. Use a longer STOCKBOT_INTERVAL_SECONDS"
-            )
+            ).format(used=used, cap=DAILY_CAP)
         log.warning("yahoo: %s", note)
         return [note], (day, level)
 
-    def push(self, updates: Sequence[StockUpdate]) -> PushResult:
+    def push(
+        self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
+    ) -> PushResult:
         """Set absolute quantities, 1,000 item codes per setStock call, one call a second."""
         before = self._api.calls
         failed: dict[str, str] = {}
@@ -478,23 +499,27 @@ class YahooChannel:
         for update in updates:
             code = stock_code(update.item)
             if code is None:
-                failed[update.item] = (
-                    f"{update.item!r} is not a Yahoo item code: write item_code or "
+                failed[update.item] = _(
+                    "{item!r} is not a Yahoo item code: write item_code or "
                     "item_code:sub_code (half-width letters, digits and '-', at most 99 each) "
                     "in the Yahoo column"
-                )
+                ).format(item=update.item)
                 continue
             twin = entries.get(code)
             if twin is not None:
-                failed[twin[0]] = (
-                    f"names the same Yahoo item as {update.item!r}: only one row may name it; "
+                failed[twin[0]] = _(
+                    "names the same Yahoo item as {item!r}: only one row may name it; "
                     "the other row's quantity was sent"
-                )
+                ).format(item=update.item)
             # A leading '-' would subtract on Yahoo: only plain, non-negative numbers go out.
             entries[code] = (update.item, code, max(0, update.quantity))
+        done = len(updates) - len(entries)
         try:
             for batch in _chunks(list(entries.values()), SET_STOCK_MAX):
                 self._set_stock(batch, failed)
+                done += len(batch)
+                if progress:
+                    progress(done)
         finally:
             self._count(self._wall_clock())
         return PushResult(failed=failed, calls=self._api.calls - before)
@@ -524,6 +549,41 @@ class YahooChannel:
             f"Yahoo! Shopping store {self._seller}: token refreshed and orderList answered "
             f"({total} orders in the last 24 hours); {signing}; {self._daily_use(total, now)}"
         )
+
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The items Yahoo has no stock record of, 1,000 item codes a getStock call.
+
+        An id that is no valid item code is missing without a call. Each call counts against
+        the day's quota like every other.
+        """
+        absent: list[str] = []
+        codes: dict[str, list[str]] = {}
+        for item in dict.fromkeys(items):
+            code = stock_code(item)
+            if code is None:
+                absent.append(item)
+            else:
+                codes.setdefault(code, []).append(item)
+        try:
+            wanted = list(codes)
+            for start in range(0, len(wanted), GET_STOCK_MAX):
+                chunk = wanted[start : start + GET_STOCK_MAX]
+                found = self._get_stock(chunk)
+                absent += [item for code in chunk if code not in found for item in codes[code]]
+        finally:
+            self._count(self._wall_clock())
+        return absent
+
+    def _get_stock(self, codes: Sequence[str]) -> set[str]:
+        """The item codes (``code`` or ``code:subcode``) among `codes` getStock answers for."""
+        form = {"seller_id": self._seller, "item_code": ",".join(codes)}
+        response, root = self._call(GET_STOCK, self._stock, data=form)
+        root = self._expect(response, root, GET_STOCK)
+        found: set[str] = set()
+        for result in root.findall("Result"):
+            code, sub = _text(result, "ItemCode"), _text(result, "SubCode")
+            found.add(f"{code}:{sub}" if sub else code)
+        return found
 
     def _daily_use(self, orders_a_day: int, now: datetime) -> str:
         """The expected calls a day at the configured interval, and today's count so far."""
@@ -595,21 +655,28 @@ class YahooChannel:
             if error == "invalid_grant":
                 raise AuthError(
                     self.name,
-                    "Yahoo refused the refresh token (invalid_grant): re-authorise the app for "
-                    "the store (Yahoo! ID連携) and update STOCKBOT_YAHOO_REFRESH_TOKEN",
+                    _(
+                        "Yahoo refused the refresh token (invalid_grant): re-authorise the app "
+                        "for the store (Yahoo! ID連携) and update STOCKBOT_YAHOO_REFRESH_TOKEN"
+                    ),
                     error,
                 )
             if error == "invalid_client" or response.status_code == 401:
                 raise AuthError(
                     self.name,
-                    f"Yahoo refused the app credentials ({error or 'HTTP 401'}): check "
-                    "STOCKBOT_YAHOO_CLIENT_ID and STOCKBOT_YAHOO_CLIENT_SECRET against the "
-                    "developer dashboard",
+                    _(
+                        "Yahoo refused the app credentials ({code}): check "
+                        "STOCKBOT_YAHOO_CLIENT_ID and STOCKBOT_YAHOO_CLIENT_SECRET against the "
+                        "developer dashboard"
+                    ).format(code=error or "HTTP 401"),
                     error or None,
                 )
             detail = str(data.get("error_description") or response.reason_phrase)
             raise RejectedError(
-                self.name, f"the token endpoint refused ({error or response.status_code}): {detail}"
+                self.name,
+                _("the token endpoint refused ({code}): {detail}").format(
+                    code=error or response.status_code, detail=detail
+                ),
             )
         lifetime = float(data.get("expires_in") or 3600)
         self._token = str(data["access_token"])
@@ -641,14 +708,19 @@ class YahooChannel:
             if code:
                 raise AuthError(
                     self.name,
-                    f"Yahoo refused access ({code}): {message}: check the app's API permissions "
-                    "(the order API needs its own application) and allowed IP addresses",
+                    _(
+                        "Yahoo refused access ({code}): {message}: check the app's API "
+                        "permissions (the order API needs its own application) and allowed IP "
+                        "addresses"
+                    ).format(code=code, message=message),
                     code,
                 )
             raise TemporaryError(
                 self.name,
-                f"Yahoo refused the request (HTTP 403 {message or 'Forbidden'}): the app's daily "
-                "quota of 50,000 requests may be spent; the next cycle tries again",
+                _(
+                    "Yahoo refused the request (HTTP 403 {message}): the app's daily "
+                    "quota of 50,000 requests may be spent; the next cycle tries again"
+                ).format(message=message or "Forbidden"),
             )
         return response, root
 
@@ -657,27 +729,34 @@ class YahooChannel:
         if code == "px-04102":
             return AuthError(
                 self.name,
-                "Yahoo ended the API session (px-04102): check that STOCKBOT_YAHOO_PUBLIC_KEY_FILE "
-                "holds the store's current public key (keys expire after a year: re-issue it in "
-                "ストアクリエイターPro, 設定 > 暗号鍵管理), that STOCKBOT_YAHOO_PUBLIC_KEY_VERSION "
-                "matches it and that this machine's clock is right",
+                _(
+                    "Yahoo ended the API session (px-04102): check that "
+                    "STOCKBOT_YAHOO_PUBLIC_KEY_FILE holds the store's current public key (keys "
+                    "expire after a year: re-issue it in ストアクリエイターPro, "
+                    "設定 > 暗号鍵管理), that STOCKBOT_YAHOO_PUBLIC_KEY_VERSION matches it and "
+                    "that this machine's clock is right"
+                ),
                 code,
             )
         found = _ERROR_FIELD.search(response.headers.get("WWW-Authenticate", ""))
         code = code or (found[1] if found else "HTTP 401")
         return AuthError(
             self.name,
-            f"Yahoo refused the access token ({code}) even after a refresh: re-authorise the "
-            "app for the store and update STOCKBOT_YAHOO_REFRESH_TOKEN",
+            _(
+                "Yahoo refused the access token ({code}) even after a refresh: re-authorise the "
+                "app for the store and update STOCKBOT_YAHOO_REFRESH_TOKEN"
+            ).format(code=code),
             code,
         )
 
     def _rejected(self, response: httpx.Response, root: ET.Element | None, path: str) -> str:
         code = _text(root, "Code") or f"HTTP {response.status_code}"
         message = _text(root, "Message") or (
-            "the answer was not readable XML" if root is None else response.reason_phrase
+            _("the answer was not readable XML") if root is None else response.reason_phrase
         )
-        return f"{path.rsplit('/', 1)[-1]} refused ({code}): {message}"
+        return _("{operation} refused ({code}): {message}").format(
+            operation=path.rsplit("/", 1)[-1], code=code, message=message
+        )
 
     def _expect(self, response: httpx.Response, root: ET.Element | None, path: str) -> ET.Element:
         if response.status_code >= 300 or root is None or root.tag == "Error":
@@ -712,8 +791,10 @@ class YahooChannel:
                 # The cursor must never pass orders the answer did not deliver.
                 raise TemporaryError(
                     self.name,
-                    f"orderList stopped at {first - 1} of {total} orders; "
-                    "the next cycle reads them again",
+                    _(
+                        "orderList stopped at {count} of {total} orders; "
+                        "the next cycle reads them again"
+                    ).format(count=first - 1, total=total),
                 )
 
     def _list_page(
@@ -737,7 +818,7 @@ class YahooChannel:
             self._first_answer = server_time(response)
         found = root.find("Search")
         if found is None:
-            raise RejectedError(self.name, "orderList answered without Result/Search")
+            raise RejectedError(self.name, _("orderList answered without Result/Search"))
         try:
             total = int(_text(found, "TotalCount") or 0)
             page: dict[str, Listed] = {}
@@ -753,7 +834,7 @@ class YahooChannel:
                         published=_parse_time(published) if published else None,
                     )
         except ValueError as exc:
-            raise RejectedError(self.name, "orderList answered an unreadable order") from exc
+            raise RejectedError(self.name, _("orderList answered an unreadable order")) from exc
         return total, page
 
     def _order_info(self, order_id: str, *, listed: bool) -> tuple[Order | None, str | None]:
@@ -777,7 +858,10 @@ class YahooChannel:
         except ValueError as exc:
             # Skipping it could let the cursor pass a sale: fail the fetch instead.
             raise RejectedError(
-                self.name, f"orderInfo answered an unreadable order {order_id}: {exc}"
+                self.name,
+                _("orderInfo answered an unreadable order {order_id}: {error}").format(
+                    order_id=order_id, error=exc
+                ),
             ) from exc
 
     # -- stock -------------------------------------------------------------------------
@@ -801,12 +885,16 @@ def _active(info: ET.Element) -> bool:
 
 def _released_before_start(order_id: str, row: Listed, start: datetime) -> str:
     """Staff's note on an order placed before the clean start and released after it."""
-    return (
-        f"Yahoo! order {order_id} was placed {row.placed.astimezone(JST):%Y-%m-%d %H:%M} JST, "
-        f"before this bot's first Yahoo! cycle ({start.astimezone(JST):%Y-%m-%d %H:%M} JST), "
+    return _(
+        "Yahoo! order {order_id} was placed {placed} JST, "
+        "before this bot's first Yahoo! cycle ({start} JST), "
         "and released from Yahoo!'s fraud review only now. Like every order placed before the "
         "first cycle it counts as already in Stock and is not applied: if your starting Stock "
         "did not count it, lower Stock for its items by hand"
+    ).format(
+        order_id=order_id,
+        placed=f"{row.placed.astimezone(JST):%Y-%m-%d %H:%M}",
+        start=f"{start.astimezone(JST):%Y-%m-%d %H:%M}",
     )
 
 

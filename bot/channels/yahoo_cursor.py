@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from bot.channels.base import Order
 from bot.channels.late import WindowCursor
 from bot.errors import RejectedError
+from bot.i18n import _
 
 __all__ = ["CANCELLED", "Listed", "Seen", "YahooCursor", "still_open"]
 
@@ -90,7 +91,10 @@ class YahooCursor:
             budget = (str(day), int(level))
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise RejectedError(
-                channel, f"the stored {channel} order cursor is unreadable ({text[:60]!r})"
+                channel,
+                _("the stored {channel} order cursor is unreadable ({text!r})").format(
+                    channel=channel, text=text[:60]
+                ),
             ) from exc
         return cls(window, seen, released, budget)
 

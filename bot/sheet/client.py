@@ -39,6 +39,19 @@ SNAPSHOT_FIELDS = (
     "data(startRow,startColumn,rowData(values(userEnteredValue,effectiveValue)))))"
 )
 T = TypeVar("T")
+KEY_FIELDS = ("client_email", "private_key", "token_uri")  # what a service-account key needs
+
+
+def _service_disabled(error: Mapping[str, Any]) -> bool:
+    """Whether a 403 says the Sheets API is not enabled in the key's Cloud project.
+
+    Google answers PERMISSION_DENIED with an ErrorInfo detail of reason SERVICE_DISABLED
+    (and a message "... has not been used in project N before or it is disabled").
+    """
+    details = error.get("details") or []
+    reasons = {d.get("reason") for d in details if isinstance(d, Mapping)}
+    message = str(error.get("message", ""))
+    return "SERVICE_DISABLED" in reasons or "has not been used in project" in message
 
 
 def http_client_for(api_root: str) -> type[HTTPClient]:
@@ -75,7 +88,8 @@ class SheetClient:
                 )
             )
         try:
-            info = json.loads(Path(credentials).read_text(encoding="utf-8"))
+            # utf-8-sig: a key saved by Notepad starts with a byte-order mark JSON does not allow
+            info = json.loads(Path(credentials).read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise ConfigError(
                 _("STOCKBOT_GOOGLE_CREDENTIALS names {path}, which does not exist").format(
@@ -89,15 +103,23 @@ class SheetClient:
                     "JSON key: download a new key for the service account in Google Cloud"
                 ).format(path=credentials)
             ) from None
+        lacking = [k for k in KEY_FIELDS if not isinstance(info, dict) or not info.get(k)]
+        if lacking:
+            raise ConfigError(
+                _("{path} is not a service-account key (it lacks {fields})").format(
+                    path=credentials, fields=", ".join(lacking)
+                )
+            )
         try:
             self._gc = gspread.service_account_from_dict(
                 info, http_client=http_client_for(api_root)
             )
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             raise ConfigError(
                 _(
-                    "{path} is not a service-account key (it lacks client_email, "
-                    "private_key or token_uri)"
+                    "the private key in {path} is damaged (cut short, or its line breaks lost "
+                    "when it was copied): download a new JSON key for the service account in "
+                    "Google Cloud and point STOCKBOT_GOOGLE_CREDENTIALS at it"
                 ).format(path=credentials)
             ) from None
         self._gc.set_timeout(TIMEOUT)
@@ -107,6 +129,7 @@ class SheetClient:
         self.reads = 0
         self.writes = 0
         self.service_account = str(info.get("client_email", ""))
+        self.project = str(info.get("project_id", ""))
 
     def _call(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
         """Run one API call with the shared retry policy; raise `SheetError` when it gives up."""
@@ -120,6 +143,14 @@ class SheetClient:
                 status = int(exc.code)
                 message = str(exc.error.get("message", ""))
                 response = exc.response
+                if status == 403 and _service_disabled(exc.error):
+                    raise ConfigError(
+                        _(
+                            "the Google Sheets API is not enabled for the service account's "
+                            "Google Cloud project {project}: enable it there (APIs & Services › "
+                            "Library › Google Sheets API), wait a few minutes, then try again"
+                        ).format(project=self.project or "?")
+                    ) from None
                 if status in (401, 403):
                     raise ConfigError(
                         _(
@@ -149,8 +180,12 @@ class SheetClient:
                         ).format(account=self.service_account)
                     ) from None
                 detail = "token refresh failed"
-            except (requests.RequestException, google.auth.exceptions.TransportError) as exc:
-                detail = type(exc).__name__
+            except requests.ConnectionError:
+                detail = _("could not connect (is the network up?)")
+            except requests.Timeout:
+                detail = _("no answer in time")
+            except (requests.RequestException, google.auth.exceptions.TransportError):
+                detail = _("the connection broke off")
             if attempt < attempts:
                 asked = retry_after_seconds(response.headers) if response is not None else None
                 self.policy.sleep(self.policy.delay(attempt, asked))

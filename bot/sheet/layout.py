@@ -7,12 +7,13 @@ their Japanese alias (SPEC.md section 2), so staff may reorder columns and add t
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import SheetStructureError
-from bot.i18n import _
+from bot.i18n import Later, _
+from bot.i18n import language as active_language
 
 __all__ = [
     "CHANNELS_HEADERS",
@@ -132,16 +133,27 @@ def event_key(text: object) -> str | None:
     return next((k for k, names in EVENTS.items() if wanted in map(header_key, names)), None)
 
 
-def sheet_language(setting: str, inventory_header: Sequence[object]) -> str:
-    """The language to write in: `setting`, or for `auto` what the Inventory headers say.
+def sheet_language(setting: str, inventory_header: Sequence[object], title: object = "") -> str:
+    """The language to write in: `setting`, or for `auto` what the Inventory tab says.
 
     `auto` is Japanese when the SKU and Stock headers are the Japanese ones (SPEC.md section 2).
+    A sheet whose row 1 lacks one of them (renamed, deleted: the very stop staff must read
+    about) is judged by the one left, and with neither, by the tab's title (在庫): a Japanese
+    sheet stays Japanese while a header is missing. An English SKU or Stock header present
+    makes it English.
     """
     if setting != "auto":
         return setting
     present = {header_key(cell) for cell in inventory_header}
-    japanese = {header_key(INVENTORY_HEADERS[k][1]) for k in ("sku", "stock")}
-    return "ja" if japanese <= present else "en"
+    found = {
+        lang
+        for key in ("sku", "stock")
+        for lang, name in zip(("en", "ja"), INVENTORY_HEADERS[key], strict=False)
+        if header_key(name) in present
+    }
+    if found:
+        return "ja" if found == {"ja"} else "en"
+    return "ja" if header_key(title) == header_key(TABS["inventory"][1]) else "en"
 
 
 @dataclass(frozen=True)
@@ -170,32 +182,65 @@ class Layout:
 
 
 def find_tabs(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The properties of each needed tab; raises `SheetStructureError` naming missing ones."""
+    """The properties of each needed tab; raises `SheetStructureError` naming missing ones.
+
+    The error's text is rendered when read (`Later`): a stop is written in the language of the
+    sheet, which may be worked out only after this error.
+    """
     by_key = {
         header_key(s["properties"]["title"]): s["properties"] for s in metadata.get("sheets", [])
     }
     found: dict[str, Mapping[str, Any]] = {}
-    missing = []
+    missing: list[tuple[str, ...]] = []
     for key, names in TABS.items():
         props = next((by_key[header_key(n)] for n in names if header_key(n) in by_key), None)
         if props is None:
-            missing.append(
-                _("'{english}' ({japanese})").format(english=names[0], japanese=names[1])
-            )
+            missing.append(names)
         else:
             found[key] = props
     if missing:
+        known = {header_key(n) for names in TABS.values() for n in names}
+        titles = [str(s["properties"]["title"]) for s in metadata.get("sheets", [])]
+        others = [t for t in titles if header_key(t) not in known]
+
+        def missing_text() -> str:
+            return ", ".join(
+                _("'{english}' ({japanese})").format(english=names[0], japanese=names[1])
+                for names in missing
+            )
+
+        if others:
+            raise SheetStructureError(
+                Later(
+                    lambda: _(
+                        "the spreadsheet has no tab {missing}. If it was renamed, rename it "
+                        "back: the spreadsheet has {others}, which the bot does not know. Do not "
+                        "run `stockbot init-sheet` for this: it would add a new, empty tab "
+                        "beside the renamed one"
+                    ).format(missing=missing_text(), others=_quoted(others))
+                )
+            )
         raise SheetStructureError(
-            _(
-                "the spreadsheet has no tab {tabs}; run `stockbot init-sheet` to add it, "
-                "or rename the tab"
-            ).format(tabs=", ".join(missing))
+            Later(
+                lambda: _(
+                    "the spreadsheet has no tab {missing}; run `stockbot init-sheet` to add it"
+                ).format(missing=missing_text())
+            )
         )
     return found
 
 
+def _quoted(names: Iterable[object]) -> str:
+    """Names as 'a', 'b'."""
+    return ", ".join(f"'{n}'" for n in names)
+
+
 def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str, int]:
-    """Column index per known header of one tab; raises naming any required header missing."""
+    """Column index per known header of one tab; raises naming any required header missing.
+
+    A missing header is named as the sheet's language writes it (在庫数 on a Japanese sheet,
+    Stock on an English one), in a text rendered when read (`Later`), as in `find_tabs`.
+    """
     index = {header_key(cell): i for i, cell in reversed(list(enumerate(header_row)))}
     columns: dict[str, int] = {}
     for col_key, names in HEADERS[key].items():
@@ -203,14 +248,32 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
             if header_key(name) in index:
                 columns[col_key] = index[header_key(name)]
                 break
-    missing = [HEADERS[key][k][0] for k in REQUIRED[key] if k not in columns]
-    if missing:
-        listed = ", ".join(f"'{m}'" for m in missing)
+    absent = [k for k in REQUIRED[key] if k not in columns]
+    if absent:
+
+        def listed() -> str:
+            return _quoted(written_name(k, HEADERS[key][k], active_language()) for k in absent)
+
+        known = {header_key(n) for names in HEADERS[key].values() for n in names}
+        unknown = [c for c in header_row if header_key(c) and header_key(c) not in known]
+        if unknown:
+            raise SheetStructureError(
+                Later(
+                    lambda: _(
+                        "tab '{tab}' has no column {missing} in row 1. If it was renamed, rename "
+                        "it back: row 1 has {others}, which the bot does not know. Do not run "
+                        "`stockbot init-sheet` for this: it would add a new, empty column beside "
+                        "the renamed one"
+                    ).format(tab=title, missing=listed(), others=_quoted(unknown))
+                )
+            )
         raise SheetStructureError(
-            _(
-                "tab '{tab}' has no column {columns} in row 1; add the header "
-                "(or run `stockbot init-sheet`)"
-            ).format(tab=title, columns=listed)
+            Later(
+                lambda: _(
+                    "tab '{tab}' has no column {missing} in row 1; add the header "
+                    "(or run `stockbot init-sheet`)"
+                ).format(tab=title, missing=listed())
+            )
         )
     return columns
 

@@ -12,10 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.errors import SheetStructureError
 from bot.i18n import _, set_language
 from bot.rules import LIMIT
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import HEADERS, TABS, column_letters, header_key, sheet_language, written_name
+from bot.sheet.layout import (
+    HEADERS,
+    REQUIRED,
+    TABS,
+    column_letters,
+    header_key,
+    sheet_language,
+    written_name,
+)
 from bot.sheet.writes import cell
 
 __all__ = ["init_sheet"]
@@ -52,6 +61,11 @@ STALE_RULE = (
     "+VALUE(MID({c},24,2))/1440),{bot})+{sheet})>{limit}+" + STALE_MARK + ")"
 )
 STALE_COLOR = {"red": 0.96, "green": 0.8, "blue": 0.8}
+# A renamed tab or header looks missing, and adding it would put an empty one beside the real
+# data. Whether a tab holds data is read from its first rows only: a tab may hold 100,000.
+DATA_ROWS = 20
+# An unknown tab whose row 1 holds this many of a missing tab's headers is that tab, renamed.
+LOOKS_LIKE = 2
 
 
 def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str, Any]]:
@@ -64,6 +78,73 @@ def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str
                 found[key] = by_key[header_key(name)]
                 break
     return found, metadata
+
+
+def _a1(title: str) -> str:
+    """A tab title quoted for A1 notation."""
+    return "'" + title.replace("'", "''") + "'"
+
+
+def _known(key: str, header: Sequence[object]) -> tuple[set[str], list[str]]:
+    """The column keys of tab `key` that `header` holds, and its headers the bot does not know."""
+    aliases = {header_key(n): col for col, names in HEADERS[key].items() for n in names}
+    found = {aliases[header_key(c)] for c in header if header_key(c) in aliases}
+    unknown = [str(c) for c in header if header_key(c) and header_key(c) not in aliases]
+    return found, unknown
+
+
+def _renamed(
+    sheet: SheetClient, metadata: Mapping[str, Any], tabs: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """What looks renamed, so that adding it would put an empty tab or column beside real data.
+
+    A tab: a missing one whose headers stand in row 1 of a tab the bot does not know. A column:
+    a required header missing from a tab that holds data and has headers the bot does not know
+    (as sync's `map_columns` reports it). One read request for all tabs.
+    """
+    present = [key for key in TABS if key in tabs]
+    missing = [key for key in TABS if key not in tabs]
+    known = {header_key(n) for names in TABS.values() for n in names}
+    others = [
+        str(s["properties"]["title"])
+        for s in metadata.get("sheets", [])
+        if header_key(s["properties"]["title"]) not in known
+    ]
+    ranges = [f"{_a1(tabs[k]['properties']['title'])}!1:{DATA_ROWS + 1}" for k in present]
+    ranges += [f"{_a1(title)}!1:1" for title in others] if missing else []
+    grids = sheet.read(ranges) if ranges else []
+    problems = []
+    for key, grid in zip(present, grids, strict=False):
+        found, unknown = _known(key, grid[0] if grid else [])
+        lacking = [HEADERS[key][k][0] for k in REQUIRED[key] if k not in found]
+        data = any(str(c).strip() for row in grid[1:] for c in row)
+        if lacking and unknown and data:
+            problems.append(
+                _(
+                    "tab '{tab}' holds data and has no column {missing} in row 1, but has "
+                    "{others}, which the bot does not know: rename the column back if it was "
+                    "renamed, else add the header yourself"
+                ).format(
+                    tab=tabs[key]["properties"]["title"],
+                    missing=_listed(lacking),
+                    others=_listed(unknown),
+                )
+            )
+    for title, grid in zip(others, grids[len(present) :], strict=False):
+        for key in missing:
+            if len(_known(key, grid[0] if grid else [])[0]) >= LOOKS_LIKE:
+                problems.append(
+                    _(
+                        "tab '{tab}' looks like the {english} tab ({japanese}) renamed: "
+                        "rename it back to '{english}' or '{japanese}'"
+                    ).format(tab=title, english=TABS[key][0], japanese=TABS[key][1])
+                )
+    return problems
+
+
+def _listed(names: Sequence[str]) -> str:
+    """Names as 'a', 'b'."""
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def _language(sheet: SheetClient, tabs: Mapping[str, Mapping[str, Any]], setting: str) -> str:
@@ -149,6 +230,11 @@ def init_sheet(
     tabs, metadata = _tabs(sheet)
     lang = _language(sheet, tabs, language)
     set_language(lang)
+    renamed = _renamed(sheet, metadata, tabs)
+    if renamed:
+        raise SheetStructureError(
+            _("init-sheet changed nothing: {problems}").format(problems="; ".join(renamed))
+        )
     missing = [key for key in TABS if key not in tabs]
     if missing:
         new_titles = {key: written_name(key, TABS[key], lang) for key in missing}
@@ -164,6 +250,7 @@ def init_sheet(
     head = {k: (g[0] if g else []) for k, g in zip(keys, grids, strict=True)}
     requests: list[dict[str, Any]] = []
     columns: dict[str, dict[str, int]] = {}
+    header_text: dict[str, dict[str, str]] = {}  # the header as row 1 shows it, for what is said
     for key in keys:
         sheet_id = int(tabs[key]["properties"]["sheetId"])
         row = list(head[key])
@@ -189,6 +276,7 @@ def init_sheet(
                 )
             cols[col_key] = at
         columns[key] = cols
+        header_text[key] = {k: str(added.get(i) or row[i]) for k, i in cols.items()}
         grid = tabs[key]["properties"].get("gridProperties", {})
         if end > int(grid.get("columnCount", 26)):
             requests.append(
@@ -374,7 +462,7 @@ def init_sheet(
                 }
             )
             done.append(
-                _("protected {header} with a warning").format(header=HEADERS[key][col_key][0])
+                _("protected {header} with a warning").format(header=header_text[key][col_key])
             )
     log_id = int(tabs["log"]["properties"]["sheetId"])
     if (log_id, f"{PROTECTION} (Log)") not in protected:

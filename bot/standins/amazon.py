@@ -42,6 +42,14 @@ Written from the public contract, not from the adapter. Facts followed (the offi
   one SKU value and a normal answer for another with the same token); MARKETPLACES.md names
   restricted and brand-gated listings as the case. What a JSON_LISTINGS_FEED reports for such a
   SKU is not published, so the knob touches the per-SKU Listings Items calls only.
+- searchListingsItems and getListingsItem (listingsItems_2021-08-01.json): `identifiers` (at
+  most 20, comma-separated) needs `identifiersType` and the other way round, and cannot go with
+  `variationParentSku` or `packageHierarchySku`; `pageSize` 1..20, default 10;
+  `ItemSearchResults{numberOfResults, items}` holds the listings whose SKU is among the
+  identifiers (`identifiersType=SKU`; the other identifier types match nothing here, ours: the
+  stand-in keeps no ASINs or barcodes). getListingsItem answers one `Item`, or 404 with an
+  ErrorList coded `NOT_FOUND` (ours; the model says only "The resource specified does not
+  exist") when the SKU has no listing; usage plan 5/s burst 10.
 - Feeds (feeds_2021-06-30.json): createFeedDocument -> 201 with a presigned `url` (served here
   under `/_s3/`, signed for the declared content type, so another type is refused like S3
   does); createFeed -> 202; getFeed moves IN_QUEUE -> IN_PROGRESS -> DONE on successive polls;
@@ -90,6 +98,7 @@ USAGE_PLANS = {
     "getOrder": (0.5, 30),
     "patchListingsItem": (5.0, 5),
     "searchListingsItems": (5.0, 5),
+    "getListingsItem": (5.0, 10),
     "createFeedDocument": (0.5, 15),
     "createFeed": (0.0083, 15),
     "JSON_LISTINGS_FEED": (5 / 300, 5),
@@ -119,6 +128,7 @@ ORDER_DATA = {
     "FULFILLMENT_ORDERS",
 }
 OPERATIONS = {"UPDATE", "PARTIAL_UPDATE", "PATCH", "DELETE"}
+IDENTIFIER_TYPES = {"ASIN", "EAN", "FNSKU", "GTIN", "ISBN", "JAN", "MINSAN", "SKU", "UPC"}
 
 
 def _iso(moment: datetime) -> str:
@@ -328,6 +338,7 @@ class AmazonStandIn(MarketplaceStandIn):
         self.route("GET", orders, self._search_orders)
         self.route("GET", orders + r"/[^/]+", self._get_order)
         self.route("GET", listings + r"/[^/]+", self._search_listings)
+        self.route("GET", listings + r"/[^/]+/.+", self._get_listing)
         self.route("PATCH", listings + r"/[^/]+/.+", self._patch_listing)
         self.route("POST", feeds + r"/documents", self._create_document)
         self.route("GET", feeds + r"/documents/[^/]+", self._get_document)
@@ -754,11 +765,43 @@ class AmazonStandIn(MarketplaceStandIn):
             return _invalid("pageSize must be 1 to 20.")
         included = (request.arg("includedData") or "summaries").split(",")
         skus = sorted(self._listings)
+        chosen = self._identified(request)
+        if isinstance(chosen, Response):
+            return chosen
+        if chosen is not None:
+            skus = [sku for sku in skus if sku in chosen]
         body = {
             "numberOfResults": len(skus),
             "items": [self._item(sku, included) for sku in skus[:size]],
         }
         return self._ok(body, 200, "searchListingsItems")
+
+    def _identified(self, request: Request) -> set[str] | Response | None:
+        """The SKUs `identifiers` names (None: no identifiers), or the 400 the model implies."""
+        identifiers = request.arg("identifiers")
+        kind = request.arg("identifiersType")
+        if identifiers is None and kind is None:
+            return None
+        if identifiers is None or kind is None:
+            return _invalid("identifiers and identifiersType go together.")
+        if request.arg("variationParentSku") or request.arg("packageHierarchySku"):
+            return _invalid("identifiers cannot go with variationParentSku/packageHierarchySku.")
+        if kind not in IDENTIFIER_TYPES:
+            return _invalid(f"identifiersType {kind!r} is not supported.")
+        wanted = identifiers.split(",")
+        if not 1 <= len(wanted) <= 20:
+            return _invalid("identifiers takes 1 to 20 values.")
+        return set(wanted) if kind == "SKU" else set()
+
+    def _get_listing(self, request: Request) -> Response:
+        denied = self._listing_guard(request, "getListingsItem")
+        if denied is not None:
+            return denied
+        _, sku = self._seller_and_sku(request)
+        if sku not in self._listings:
+            return _errors(404, "NOT_FOUND", f"SKU '{sku}' has no listing in this marketplace.")
+        included = (request.arg("includedData") or "summaries").split(",")
+        return self._ok(self._item(sku, included), 200, "getListingsItem")
 
     def _patch_listing(self, request: Request) -> Response:
         denied = self._listing_guard(request, "patchListingsItem")

@@ -1,4 +1,4 @@
-"""A local stand-in of Rakuten RMS: RakutenPayOrderAPI (searchOrder, getOrder), Inventory API 2.0.
+"""A local stand-in of Rakuten RMS: RakutenPayOrderAPI, Inventory API 2.0, LicenseManagementAPI.
 
 Written from the public descriptions of the API, not from our adapter (facts only):
 
@@ -38,6 +38,18 @@ Written from the public descriptions of the API, not from our adapter (facts onl
   ``rms/order.go``), which is the shape MARKETPLACES.md ("Cross-cutting") describes as getOrder
   refusing one order number for a while.
 
+- LicenseManagementAPI (JakeJP/Rakuten.RMS.Api ``LicenseManagementAPI.cs``; nakyahara/bfaith-portal
+  ``notify-rakuten-license-expiry.js``, which records a live answer): ``GET
+  /es/1.0/license-management/license-key/expiry-date?licenseKey=<key>`` behind the same gateway
+  answers ``{"expiryDate": "2026-11-28T23:59:59"}``, Japan time with no offset. Each key has its
+  own expiry, 90 days after it was issued (the RMS help pages of shop tools: goqsystem 659,
+  next-engine 20948); `license_expiries` holds them and `renew_license_key` issues a new key,
+  after which the old one keeps working until its own expiry (sokuhan.jp FAQ o58). The API must
+  be allowed for the key in RMS (ec-masters.net help 9970169174425); `license_api_allowed` False
+  makes the gateway refuse it with ``ES04-01``, the code the adapter's sources give for a key
+  not allowed an API. A ``licenseKey`` that is not the key of the ``Authorization`` header is
+  answered 400 ``LICENSE_KEY_MISMATCH_STANDIN``: what RMS does then is not described.
+
 Message codes the public pages do not give are marked ``_STANDIN`` so nobody mistakes them for
 Rakuten's. The order API's rate is not published where we could read it; like the adapter's
 sources, the stand-in allows 1 request/s for it.
@@ -61,7 +73,8 @@ from bot.standins.market import MarketplaceStandIn, SoldOut
 __all__ = ["RakutenStandIn"]
 
 JST = timezone(timedelta(hours=9))
-RATES = {"upsert": 1, "get": 5, "order": 1}  # requests per second
+RATES = {"upsert": 1, "get": 5, "order": 1, "license": 1}  # requests per second
+LICENSE_LIFETIME = timedelta(days=90)
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+0900")
 _ID = re.compile(r"[A-Za-z0-9_-]+")
 _SEARCH = "ORDER_EXT_API_SEARCH_ORDER_"
@@ -109,6 +122,9 @@ class RakutenStandIn(MarketplaceStandIn):
         self.maintenance = False
         self.license_expired = False
         self.unknown_items_not_found = False  # bulk-get answers 404 GE0014 for unknown items
+        # Every key issued, with its expiry; the first ask of a key not here issues it now.
+        self.license_expiries: dict[str, datetime] = {}
+        self.license_api_allowed = True  # False: LicenseManagementAPI not allowed for the key
         self.clock: Callable[[], float] = time.monotonic
         self.now: Callable[[], datetime] = lambda: datetime.now(JST)
         self.inventory: dict[Key, dict[str, Any]] = {}
@@ -122,6 +138,9 @@ class RakutenStandIn(MarketplaceStandIn):
         self.route("POST", r"/es/2.0/inventories/bulk-get", self._bulk_get)
         self.route("POST", r"/es/2.0/order/searchOrder/?", self._search_order)
         self.route("POST", r"/es/2.0/order/getOrder/?", self._get_order)
+        self.route(
+            "GET", r"/es/1.0/license-management/license-key/expiry-date$", self._license_expiry
+        )
 
     # -- shoppers and staff ------------------------------------------------------------
     def add_item(self, item: str, quantity: int = 0) -> None:
@@ -211,6 +230,18 @@ class RakutenStandIn(MarketplaceStandIn):
             line["units"], line["deleteItemFlag"] = quantity, int(quantity == 0)
             order["changes"].append({"changeId": next(self._changes), "changeType": 5})
 
+    def set_license_expiry(self, expires: datetime, key: str | None = None) -> None:
+        """Make `key` (default: the current key) expire at `expires`."""
+        with self.lock:
+            self.license_expiries[key or self.license_key] = expires
+
+    def renew_license_key(self, new_key: str, expires: datetime | None = None) -> None:
+        """Staff issue a new key in RMS; the old one keeps working until its own expiry."""
+        with self.lock:
+            self.license_expiries.setdefault(self.license_key, self.now() + LICENSE_LIFETIME)
+            self.license_expiries[new_key] = expires or self.now() + LICENSE_LIFETIME
+            self.license_key = new_key
+
     def server_time(self) -> datetime:
         """The marketplace's clock: what its `Date` headers say."""
         return self.now()
@@ -237,13 +268,7 @@ class RakutenStandIn(MarketplaceStandIn):
     def _gate(self, request: Request, family: str) -> Response | None:
         if self.maintenance:
             return json_response({"Results": {"message": "Service Unavailable"}}, 503)
-        expected = f"{self.service_secret}:{self.license_key}".encode()
-        given = request.headers.get("authorization", "")
-        try:
-            ok = given.startswith("ESA ") and base64.b64decode(given[4:], validate=True) == expected
-        except ValueError:
-            ok = False
-        if not ok:
+        if self._licence_in(request) is None:
             return json_response(
                 {"Results": {"errorCode": "ES01-01", "message": "Un-Authorised"}}, 401
             )
@@ -257,6 +282,41 @@ class RakutenStandIn(MarketplaceStandIn):
                 return json_response({"Results": {"message": "Too Many Requests"}}, 429)
             seen.append(now)
         return None
+
+    def _licence_in(self, request: Request) -> str | None:
+        """The licence key of the request's ESA header, when the gateway accepts it."""
+        given = request.headers.get("authorization", "")
+        try:
+            secret, _, key = base64.b64decode(given[4:], validate=True).decode().partition(":")
+        except ValueError:
+            return None
+        if not given.startswith("ESA ") or secret != self.service_secret:
+            return None
+        if key == self.license_key:
+            return key
+        # A key replaced by a renewal still works until its own expiry.
+        expires = self.license_expiries.get(key)
+        return key if expires is not None and self.now() <= expires else None
+
+    # -- LicenseManagementAPI ----------------------------------------------------------
+    def _license_expiry(self, request: Request) -> Response:
+        refused = self._gate(request, "license")
+        if refused is not None:
+            return refused
+        if not self.license_api_allowed:
+            return json_response(
+                {"Results": {"errorCode": "ES04-01", "message": "Bad Request"}}, 400
+            )
+        key = request.arg("licenseKey")
+        if key is None or key != self._licence_in(request):
+            return json_response(
+                {"Results": {"errorCode": "LICENSE_KEY_MISMATCH_STANDIN", "message": "licenseKey"}},
+                400,
+            )
+        with self.lock:
+            expires = self.license_expiries.setdefault(key, self.now() + LICENSE_LIFETIME)
+        text = expires.astimezone(JST).strftime("%Y-%m-%dT%H:%M:%S")
+        return json_response({"expiryDate": text})
 
     # -- Inventory API 2.0 -------------------------------------------------------------
     def _entries(self, request: Request, most: int, errors: list[dict[str, Any]]) -> list[Any]:

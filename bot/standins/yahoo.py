@@ -25,6 +25,14 @@ Written from the public descriptions of the API, not from our adapter (facts onl
   refused with ``st-02104`` since 2018). Unknown item codes are not errors: the quantity is kept
   (`orphans`) and linked when the item is registered. Answer ``ResultSet/Result{ItemCode,
   SubCode, Quantity}``; 1 query/s.
+- getStock (getStock.html, 在庫参照API): form ``seller_id`` and ``item_code`` (comma-separated,
+  at most 1,000, ``code:subcode``, the setStock characters). Answer ``ResultSet`` with one
+  ``Result{ItemCode, SubCode, Quantity}`` per registered code asked (the setStock shape; a
+  public TypeScript client models getStock's answer the same way, with
+  ``totalResultsAvailable``). Ours, where the pages we could read say nothing: a code the store
+  has not registered is left out of the answer (a request of only such codes answers an empty
+  ResultSet), a quantity kept for an unregistered code by setStock (`orphans`) is not a
+  registered item, and the rate is 1 query/s like setStock's.
 - orderList (orderList.html): XML ``Req/Search{Result (default 10), Start (default 1), Sort
   (+order_time | -order_time), Condition{OrderTimeFrom, OrderTimeTo (YYYYMMDDhhmmss, JST),
   OrderId, OrderStatus, IsActive}, Field (required)}`` and ``Req/SellerId`` (required); answer
@@ -90,7 +98,7 @@ __all__ = ["YahooStandIn"]
 
 JST = timezone(timedelta(hours=9))
 API = "/ShoppingWebService/V1/"
-RATES = {"setStock": 1, "orderList": 10, "orderInfo": 10}  # requests per second
+RATES = {"setStock": 1, "getStock": 1, "orderList": 10, "orderInfo": 10}  # requests per second
 SET_STOCK_MAX = 1000
 _CODE = re.compile(r"[A-Za-z0-9-]{1,99}")
 _QUANTITY = re.compile(r"[+-]?\d{1,9}")
@@ -173,6 +181,7 @@ class YahooStandIn(MarketplaceStandIn):
         self.route("POST", API + "orderList", self._order_list)
         self.route("POST", API + "orderInfo", self._order_info)
         self.route("POST", API + "setStock", self._set_stock)
+        self.route("POST", API + "getStock", self._get_stock)
 
     # -- keys and environment ------------------------------------------------------------
     def public_key_pem(self) -> bytes:
@@ -461,6 +470,38 @@ class YahooStandIn(MarketplaceStandIn):
             ET.SubElement(entry, "SubCode").text = sub
             ET.SubElement(entry, "Quantity").text = str(store[code])
         count = str(len(codes))
+        result.attrib.update(
+            totalResultsAvailable=count, totalResultsReturned=count, firstResultPosition="1"
+        )
+        return self._answer(result, request)
+
+    # -- getStock ----------------------------------------------------------------------
+    def _get_stock(self, request: Request) -> Response:
+        refused = self._gate(request, "getStock")
+        if refused is not None:
+            return refused
+        form = {k: v[0] for k, v in request.form().items()}
+        for name in ("seller_id", "item_code"):
+            if not form.get(name):
+                return _error("st-standin-missing", f"{name} is required.")
+        if form["seller_id"] != self.seller_id:
+            return _error("st-standin-seller", "seller_id is not the store of this token.", 403)
+        codes = form["item_code"].split(",")
+        if len(codes) > SET_STOCK_MAX:
+            return _error("st-standin-too-many", f"item_code accepts at most {SET_STOCK_MAX}.")
+        for code in codes:
+            main, sep, sub = code.partition(":")
+            if not _CODE.fullmatch(main) or (sep and not _CODE.fullmatch(sub)):
+                return _error("st-standin-code", f"item_code has an invalid value: {code}")
+        result = ET.Element("ResultSet")
+        found = [code for code in dict.fromkeys(codes) if code in self.items]
+        for code in found:
+            entry = ET.SubElement(result, "Result")
+            main, _, sub = code.partition(":")
+            ET.SubElement(entry, "ItemCode").text = main
+            ET.SubElement(entry, "SubCode").text = sub
+            ET.SubElement(entry, "Quantity").text = str(self.items[code])
+        count = str(len(found))
         result.attrib.update(
             totalResultsAvailable=count, totalResultsReturned=count, firstResultPosition="1"
         )
