@@ -50,11 +50,11 @@ class Plan:
 def item_index(rows: Sequence[Row], channel: str) -> dict[str, Row]:
     """Rows by their matching key on `channel`; duplicate SKUs and shared items are left out."""
     return {
-        item_key(channel, item): row
+        key: row
         for row in rows
         if row.matchable
         and channel not in row.clashes
-        and (item := row.items.get(channel)) is not None
+        and (key := row.keys.get(channel)) is not None
     }
 
 
@@ -80,11 +80,7 @@ class _Sheet:
     def listing(self, channel: str, item: str) -> list[Row]:
         """Every row that names this item on `channel`, whether it can take orders or not."""
         key = item_key(channel, item)
-        return [
-            r
-            for r in self.rows
-            if r.sku and (i := r.items.get(channel)) is not None and item_key(channel, i) == key
-        ]
+        return [r for r in self.rows if r.sku and r.keys.get(channel) == key]
 
 
 def plan(

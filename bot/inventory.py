@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from bot.channels.rakuten import item_key as rakuten_key
 from bot.config import CHANNEL_NAMES
@@ -21,25 +22,32 @@ __all__ = ["DISPLAY_COLUMNS", "NOT_SOLD", "Row", "item_key", "parse_inventory", 
 NOT_SOLD = "-"
 # The per-marketplace display columns: channel -> (layout key, header as staff see it).
 DISPLAY_COLUMNS = {ch: (f"{ch}_display", f"{ch.capitalize()} display") for ch in CHANNEL_NAMES}
+_NO_OWN_DISPLAY: Mapping[str, DisplaySetting | None] = MappingProxyType({})
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
-    """One product row of the Inventory tab."""
+    """One product row of the Inventory tab.
+
+    There is one per product, 100,000 in a large sheet: slots, and containers shared while
+    empty (`clashes`, `own_display`), keep each one small (issue 8).
+    """
 
     index: int  # 0-based row in the grid (row 1, the headers, is index 0)
     sku: str
     stock: int | None  # None when the Stock cell is broken
     display: DisplaySetting | None  # None when the Display cell is broken
     items: dict[str, str | None]  # channel -> item id there, None = not sold there
+    # channel -> `item_key` of that item, worked out once: orders and rows are matched by it.
+    keys: dict[str, str] = field(default_factory=dict)
     shown_cell: object = None
     status_cell: object = None
     problems: list[str] = field(default_factory=list)
     duplicate: bool = False  # another row has the same SKU (compared case-insensitively)
-    clashes: set[str] = field(default_factory=set)  # channels where another row names its item
+    clashes: frozenset[str] = frozenset()  # channels where another row names its item
     sku_unread: bool = False  # the SKU cell holds a formula or a rounded number: no orders match
     # Non-blank per-marketplace display settings: channel -> setting, None when it is broken.
-    own_display: dict[str, DisplaySetting | None] = field(default_factory=dict)
+    own_display: Mapping[str, DisplaySetting | None] = field(default_factory=dict)
     # Broken display settings: shown in Status, they stop pushes to some marketplaces only.
     display_problems: list[str] = field(default_factory=list)
     components: tuple[Component, ...] | None = None  # a set's components; None: not a set
@@ -94,22 +102,43 @@ def parse_inventory(
     `formulas`: the grid was read with `SheetClient.read(..., render="FORMULA")`, so a SKU or
     marketplace id reading "=…" is a formula, which is a row error (its value is unknown).
     """
+    # Worked out once, not per row: a large sheet has 100,000 rows (issue 8).
+    sku_label = _("SKU")
+    own_columns = [
+        (channel, columns[key], written_name(key, INVENTORY_HEADERS[key], language()))
+        for channel, (key, _header) in DISPLAY_COLUMNS.items()
+        if key in columns
+    ]
+    code_columns = [(ch, columns.get(ch), ch.capitalize()) for ch in CHANNEL_NAMES]
+    # Most rows share a few display settings ("", "+2", "50%"): each distinct cell is parsed
+    # once per column; a broken one is kept as its message.
+    settings: dict[tuple[str | None, type, object], DisplaySetting | str] = {}
+
+    def setting(cell: object, column: str | None) -> DisplaySetting | str:
+        key = (column, type(cell), cell)
+        if key not in settings:
+            try:
+                settings[key] = parse_display(cell, column)
+            except CellError as exc:
+                settings[key] = str(exc)
+        return settings[key]
+
     rows: list[Row] = []
+    sku_column = columns["sku"]
     for index in range(1, len(grid)):
         raw = grid[index]
-        if all(v in ("", None) for v in raw):
+        if _get(raw, sku_column) is None and all(v in ("", None) for v in raw):
             continue
         problems: list[str] = []
-        sku_cell = _get(raw, columns["sku"])
+        sku_cell = _get(raw, sku_column)
         sku_unread = False
         try:
-            sku = parse_code(sku_cell, _("SKU"), formulas=formulas)
+            sku = parse_code(sku_cell, sku_label, formulas=formulas)
         except CellError as exc:
             # Keep the text the API answered: the re-read before the commit compares it.
             sku, sku_unread = cell_text(sku_cell), True
             problems.append(str(exc))
         stock: int | None = None
-        display: DisplaySetting | None = None
         display_problems: list[str] = []
         components: tuple[Component, ...] | None = None
         set_broken = False
@@ -123,34 +152,37 @@ def parse_inventory(
         except CellError as exc:
             if components is None:  # a set's Stock is the bot's to write: a bad one is mended
                 problems.append(str(exc))
-        try:
-            display = parse_display(_get(raw, columns["display"]))
-        except CellError as exc:
-            display_problems.append(str(exc))
+        display: DisplaySetting | None = None
+        parsed = setting(_get(raw, columns["display"]), None)
+        if isinstance(parsed, str):
+            display_problems.append(parsed)
+        else:
+            display = parsed
         own_display: dict[str, DisplaySetting | None] = {}
-        for channel, (key, _header) in DISPLAY_COLUMNS.items():
-            cell = _get(raw, columns.get(key))
+        for channel, own_column, header in own_columns:
+            cell = _get(raw, own_column)
             if cell is None or (isinstance(cell, str) and not cell_text(cell)):
                 continue
-            try:
-                own_display[channel] = parse_display(
-                    cell, written_name(key, INVENTORY_HEADERS[key], language())
-                )
-            except CellError as exc:
+            own = setting(cell, header)
+            if isinstance(own, str):
                 own_display[channel] = None
                 display_problems.append(
                     _("{problem} (nothing new is pushed to {channel} for this row)").format(
-                        problem=str(exc), channel=channel
+                        problem=own, channel=channel
                     )
                 )
+            else:
+                own_display[channel] = own
         if not sku:
             problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
         items: dict[str, str | None] = {}
-        for channel in CHANNEL_NAMES:
+        for channel, column, label in code_columns:
+            cell = _get(raw, column)
+            if cell is None:  # blank: the item there is the SKU itself (SPEC.md section 2)
+                items[channel] = sku
+                continue
             try:
-                value = parse_code(
-                    _get(raw, columns.get(channel)), channel.capitalize(), formulas=formulas
-                )
+                value = parse_code(cell, label, formulas=formulas)
             except CellError as exc:
                 problems.append(str(exc))
                 items[channel] = None  # unreadable: nothing is matched or pushed there
@@ -163,11 +195,12 @@ def parse_inventory(
                 stock=stock,
                 display=display,
                 items=items,
+                keys={ch: item_key(ch, item) for ch, item in items.items() if item is not None},
                 shown_cell=_get(raw, columns["shown"]),
                 status_cell=_get(raw, columns["status"]),
                 problems=problems,
                 sku_unread=sku_unread,
-                own_display=own_display,
+                own_display=own_display or _NO_OWN_DISPLAY,
                 display_problems=display_problems,
                 components=components,
                 set_broken=set_broken,
@@ -206,10 +239,14 @@ def _flag_sets(rows: list[Row]) -> None:
 
 def _flag_duplicates(rows: list[Row]) -> None:
     """Rows sharing a SKU (case-insensitively): none takes orders until one row is left."""
-    by_sku: dict[str, list[Row]] = {}
+    first: dict[str, Row] = {}  # folded SKU -> the first row holding it
+    by_sku: dict[str, list[Row]] = {}  # only the SKUs held by more than one row
     for row in rows:
         if row.sku:
-            by_sku.setdefault(row.sku.casefold(), []).append(row)
+            key = row.sku.casefold()
+            earlier = first.setdefault(key, row)
+            if earlier is not row:
+                by_sku.setdefault(key, [earlier]).append(row)
     for same in by_sku.values():
         if len(same) > 1:
             where = rows_text(same)
@@ -231,11 +268,14 @@ def rows_text(rows: Sequence[Row]) -> str:
 def _flag_item_clashes(rows: list[Row]) -> None:
     """Two rows naming the same marketplace item: neither can be matched or pushed."""
     for channel in CHANNEL_NAMES:
-        claims: dict[str, list[Row]] = {}
+        first: dict[str, Row] = {}  # item key -> the first row naming it
+        claims: dict[str, list[Row]] = {}  # only the keys named more than once
         for row in rows:
-            item = row.items.get(channel)
-            if row.sku and item is not None:
-                claims.setdefault(item_key(channel, item), []).append(row)
+            key = row.keys.get(channel)
+            if row.sku and key is not None:
+                earlier = first.setdefault(key, row)
+                if earlier is not row:
+                    claims.setdefault(key, [earlier]).append(row)
         for same in claims.values():
             # Copies of one SKU already say so, and take no orders anyway.
             if len(same) > 1 and len({r.sku.casefold() for r in same}) > 1:
@@ -247,4 +287,4 @@ def _flag_item_clashes(rows: list[Row]) -> None:
                             "give each row its own item"
                         ).format(channel=channel, item=row.items[channel], rows=where)
                     )
-                    row.clashes.add(channel)
+                    row.clashes = row.clashes | {channel}

@@ -172,9 +172,20 @@ class Lease:
         self._claim()
 
     def _claim(self) -> None:
-        """Write the lease, then read it back and give way unless every entry is ours."""
-        self.sheet.batch_update([self.request(release=False)])
-        for value in metadata_entries(self.sheet.metadata(), LEASE_KEY):
+        """Write the lease, then read it back and give way unless every entry is ours.
+
+        The read-back is the write's own answer: Google returns the spreadsheet as it is right
+        after the write (`includeSpreadsheetInResponse`), which saves a read request per cycle
+        and leaves no gap between the write and the look.
+        """
+        answer = self.sheet.batch_update(
+            [self.request(release=False)], extra={"includeSpreadsheetInResponse": True}
+        )
+        snapshot = (answer or {}).get("updatedSpreadsheet") or {}
+        values = metadata_entries(snapshot, LEASE_KEY)
+        if not values:  # no snapshot came back (it holds our entry at least): read it
+            values = metadata_entries(self.sheet.metadata(), LEASE_KEY)
+        for value in values:
             self.check(LeaseEntry.parse(value))
 
     def request(self, *, release: bool) -> dict[str, Any]:

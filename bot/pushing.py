@@ -79,11 +79,13 @@ def own_events(
     `known(channel, order_id)` gives the ledger's lines of an order: a line handed back
     unchanged (an overlapping window shows the same order again) is no new event.
     """
+    wanted = {(line.channel, item_key(line.channel, line.item)) for line in lines}
     by_item: dict[tuple[str, str], str] = {}
     for row in rows:
-        for channel, item in row.items.items():
-            if item is not None:
-                by_item[channel, item_key(channel, item)] = item
+        for channel, key in row.keys.items():
+            item = row.items[channel]
+            if (channel, key) in wanted and item is not None:
+                by_item[channel, key] = item
     events = []
     for line in lines:
         item = by_item.get((line.channel, item_key(line.channel, line.item)))
@@ -115,40 +117,47 @@ def plan_pushes(
     quantity is marked `repeated`, so the Log says it once, not every cycle; the row's Status
     keeps showing it.
     """
-    plans: list[PushPlan] = []
-    for name in names:
-        channel = channels[name]
-        known = ledger.pushes(name)
-        updates: list[StockUpdate] = []
-        skus: dict[str, str] = {}
-        resync: set[str] = set()
-        repeated: dict[str, str] = {}
-        for row in rows:
+    settled = {name: ledger.settled_quantities(name) for name in names}
+    unsettled = {name: ledger.unsettled_pushes(name) for name in names}
+    plans = {name: PushPlan(name, [], {}) for name in names}
+    for row in rows:
+        # One pass over the rows for every channel: a large sheet has 100,000 (issue 8).
+        stock = final.get(row.sku, None if row.is_set else row.stock)
+        if stock is None or not row.pushable:
+            continue
+        shown = None if row.display is None else shown_quantity(stock, row.display)
+        for name in names:
             item = row.items.get(name)
-            stock = final.get(row.sku, None if row.is_set else row.stock)
-            setting = row.setting(name)  # its own column's, else Display (SPEC.md section 2)
-            if item is None or not row.pushable or stock is None or setting is None:
+            if item is None:
                 continue
-            quantity = shown_quantity(stock, setting, channel.max_quantity)
-            state = known.get(item)
+            cap = channels[name].max_quantity
+            if name in row.own_display:  # its own column's setting, else Display (SPEC.md 2)
+                setting = row.own_display[name]
+                if setting is None:
+                    continue
+                quantity = shown_quantity(stock, setting, cap)
+            elif shown is None:
+                continue
+            else:
+                quantity = shown if cap is None else min(shown, cap)
+            if settled[name].get(item) == quantity:
+                continue  # the store holds it already: the common case
+            plan = plans[name]
+            state = unsettled[name].get(item)
             if state is not None and state.error and state.refused == quantity and state.logged:
-                repeated[item] = state.error
-            expected = None
+                plan.repeated[item] = state.error
+            expected = settled[name].get(item)
             if state is not None and state.quantity is not None:
                 expected = state.quantity + state.adjust
-                if expected == quantity and state.settled:
-                    continue
             if state is not None and state.stale:
                 # The marketplace held another quantity than expected last time: a sale
                 # the bot had not fetched yet, or an edit made on the marketplace. Let
                 # the adapter compare with what it reads now instead of waiting forever.
                 expected = None
-                resync.add(item)
-            updates.append(StockUpdate(item, quantity, expected))
-            skus[item] = row.sku
-        if updates:
-            plans.append(PushPlan(name, updates, skus, resync, repeated))
-    return plans
+                plan.resync.add(item)
+            plan.updates.append(StockUpdate(item, quantity, expected))
+            plan.skus[item] = row.sku
+    return [plan for plan in plans.values() if plan.updates]
 
 
 class Progress:

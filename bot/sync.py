@@ -819,10 +819,14 @@ class Cycle:
                 log.warning("%s %s: %s", event.channel, event.sku, event.detail)
 
         errors = self._push_errors()
+        # Only a push changes a push error, so only the rows of pushed items can need another
+        # Status than the commit wrote (a first cycle pushes them all; most cycles a few).
+        pushed = {sku for p in plans for sku in p.skus.values()}
         changed = {
             row.sku: text
             for row in rows
-            if (text := status_text(row, errors, self._notes.get(row.sku)))
+            if row.sku in pushed
+            and (text := status_text(row, errors, self._notes.get(row.sku)))
             != self._status_written.get(row.sku)
         }
         writes = Writes()

@@ -69,9 +69,12 @@ class FetchResult:
     start: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StockUpdate:
-    """Set `item` to `quantity`; `expected` is what the marketplace should hold now, if known."""
+    """Set `item` to `quantity`; `expected` is what the marketplace should hold now, if known.
+
+    A first cycle at 100,000 SKUs makes 400,000 of them: slots keep each small (issue 8).
+    """
 
     item: str
     quantity: int

@@ -32,6 +32,17 @@ def column_runs(sheet_id: int, column: int, values: Mapping[int, object]) -> lis
     """updateCells requests setting `values` {0-based row: value} in one column."""
     requests: list[dict[str, Any]] = []
     rows = sorted(values)
+    # Many cells hold the same value (Status "OK", small quantities): their RowData is built
+    # once and shared. The JSON encoder writes a shared object as many times as it is listed,
+    # and a first cycle of 100,000 rows then needs a few MB instead of hundreds (issue 8).
+    shared: dict[tuple[type, object], dict[str, Any]] = {}
+
+    def row_data(value: object) -> dict[str, Any]:
+        key = (type(value), value)
+        if key not in shared:
+            shared[key] = {"values": [cell(value)]}
+        return shared[key]
+
     start = 0
     while start < len(rows):
         end = start
@@ -42,7 +53,7 @@ def column_runs(sheet_id: int, column: int, values: Mapping[int, object]) -> lis
             {
                 "updateCells": {
                     "start": {"sheetId": sheet_id, "rowIndex": first, "columnIndex": column},
-                    "rows": [{"values": [cell(values[r])]} for r in rows[start : end + 1]],
+                    "rows": [row_data(values[r]) for r in rows[start : end + 1]],
                     "fields": "userEnteredValue",
                 }
             }

@@ -29,6 +29,30 @@ the published rates (wall time then includes the pauses; expect many minutes at 
 `--profile P` runs the bot under cProfile, its worker threads included (not with
 `--real-sleep`), and writes P.<size>.first.prof and P.<size>.orders.prof for `pstats`; CPU
 figures of a profiled run are inflated, so read them from a run without it.
+
+Where the time and memory went at 100,000 SKUs (cProfile of (b), 2026-11-30, issue 8), and
+what was done about it:
+
+- `parse_inventory`, 35 % of the main thread: 1.2 million `item_key` calls (each row's four
+  marketplace keys worked out again by the shared-item check, `apply.item_index` and
+  `own_events`), `parse_display` and `gettext` once per row, a dict-backed `Row` with four
+  empty containers each. Now: keys once per row (`Row.keys`), a display setting parsed once
+  per distinct value, labels once per sheet, `Row` with slots and shared empty containers.
+- `plan_pushes`, 23 %: `Ledger.pushes` built 400,000 `PushState` objects to compare each
+  with its row. Now settled items come from SQLite as plain numbers
+  (`Ledger.settled_quantities`) and only the few others as `PushState`; one pass over the
+  rows serves every channel.
+- `apply.plan` 8 % (its item indexes), `own_events` 3 %, `_report` 2 % (Status worked out
+  again for every row; now for pushed rows only), the first read and the re-read 8 % (HTTP
+  and JSON of 1,000,000 and 200,000 cells), Amazon's 500 PATCH calls 10 % (httpx, in their
+  thread), importing the bot 2 %.
+- Memory of (a), 514 MB peak: the commit answer's snapshot of 100,000 SKU cells with every
+  field (now trimmed by the `fields` parameter to values), the commit body as 200,000
+  nested cell dicts (now one shared dict per distinct value), `Row`, `StockUpdate`,
+  `PushState` and `LineState` without slots.
+Not done yet: the first read still takes every column of the tab as Python objects, and the
+re-read before the commit reads the whole SKU and Stock columns, so the staff-edit window
+still grows with the sheet (see the README's Measured table).
 """
 
 from __future__ import annotations
