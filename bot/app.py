@@ -97,4 +97,5 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
         interval_seconds=settings.interval_seconds,
         language=settings.language,
     )
-    return App(settings, sheet, ledger, channels, cycle, Credentials(settings, channels))
+    credentials = Credentials(settings, channels, ledger=ledger)
+    return App(settings, sheet, ledger, channels, cycle, credentials)

@@ -8,7 +8,8 @@ Amazon-only hold-back (`Amazon display`) and an oversell. After each cycle it pr
 and what each store shows.
 
 `stockbot demo --serve` starts the same stand-ins and sheet, prints the environment that points
-the other commands at them (`.env` lines), and keeps them up until Ctrl-C or SIGTERM.
+the other commands at them (`.env` lines), and keeps them up until Ctrl-C, SIGTERM or SIGHUP
+(its terminal closed).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from bot.app import App, open_app
@@ -357,7 +358,7 @@ def serve_demo(
     stop: threading.Event | None = None,
     language: str | None = None,
 ) -> int:
-    """Serve the demo's stand-ins and sheet until Ctrl-C or SIGTERM; return the exit status.
+    """Serve the demo's stand-ins and sheet until Ctrl-C, SIGTERM or SIGHUP; return the status.
 
     `say` gets only the `KEY=value` lines (stdout, so `stockbot demo --serve > .env` works);
     `tell` gets what a person reads (stderr). `language` (default: STOCKBOT_LANGUAGE) picks
@@ -366,9 +367,12 @@ def serve_demo(
     lang = language or demo_language()
     set_language(lang)
     stop = stop or threading.Event()
-    previous = {
-        s: signal.signal(s, lambda *args: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)
-    }
+    # SIGHUP too, where the platform has it: an operator who closes the terminal window must
+    # not leave the temporary folder (with its service-account key) behind.
+    stops = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        stops.append(signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda *args: stop.set()) for s in stops}
     try:
         with tempfile.TemporaryDirectory(prefix="stockbot-demo-") as folder, ExitStack() as stack:
             demo = Demo(stack, Path(folder), lambda line: None, lang)
@@ -389,5 +393,6 @@ def serve_demo(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    tell(_("stockbot demo --serve: stopped"))
+    with suppress(OSError):  # after SIGHUP the terminal may be gone
+        tell(_("stockbot demo --serve: stopped"))
     return 0

@@ -26,9 +26,12 @@ bot cannot learn when a key was issued, so there is no official period to count 
 The notices are kept as `Later` texts and rendered when read: `review` runs before the cycle
 has read the sheet's headers, and the notice must come out in the sheet's language.
 
-What is remembered lives in `<state file>.expiry.json`, beside the state file, not in it: the
-last licence answer (key fingerprint, when asked, the date) and the refresh token's fingerprint
-with its first sighting. `stockbot check` reads it and writes nothing.
+What is remembered lives in the state file's meta table (key `expiry`, JSON): the last licence
+answer (key fingerprint, when asked, the date) and the refresh token's fingerprint with its first
+sighting. So a state file backed up and restored, or moved to a new VM, carries them: a bot moved
+with it keeps counting the token's 28 days from the first sighting. Earlier versions kept them in
+`<state file>.expiry.json`: read while the state file has no `expiry` yet, and removed once its
+facts are saved in the state file. `stockbot check` reads them and writes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -49,6 +52,7 @@ from bot.channels.rakuten import LicenseExpiry, RakutenChannel
 from bot.config import LICENSE_WARNING, Settings
 from bot.errors import StockbotError
 from bot.i18n import Later, _
+from bot.ledger import Ledger
 
 __all__ = [
     "TOKEN_LIFETIME",
@@ -61,6 +65,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("stockbot")
+
+META_KEY = "expiry"  # the state file's meta row of what is remembered
 
 TOKEN_LIFETIME = timedelta(weeks=4)  # YConnect v2 refresh token, signed store API calls
 UNSIGNED_LIFETIME = timedelta(hours=12)  # the same without the store's public key
@@ -84,7 +90,7 @@ class Expiry:
 
 
 def expiry_path(state_path: Path) -> Path:
-    """The file of remembered expiry facts, next to the state file."""
+    """The file where earlier versions kept the expiry facts, next to the state file."""
     return state_path.with_name(state_path.name + ".expiry.json")
 
 
@@ -128,10 +134,14 @@ class Credentials:
         settings: Settings,
         channels: Mapping[str, Channel],
         now: Callable[[], datetime] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
+        """With `ledger` (the app's open state file) the facts are kept there; without, the
+        state file at STOCKBOT_STATE_PATH is opened for each read and write."""
         self.settings = settings
         self.channels = channels
-        self.path = expiry_path(settings.state_path)
+        self.ledger = ledger
+        self.path = expiry_path(settings.state_path)  # earlier versions' file, migrated
         self.zone = ZoneInfo(settings.timezone)
         self._now = now or (lambda: datetime.now(UTC))
 
@@ -251,25 +261,49 @@ class Credentials:
 
         return Expiry("yahoo", "refresh token", latest, where, Later(text))
 
-    # -- the file ----------------------------------------------------------------------
-    def _load(self) -> dict[str, Any]:
+    # -- the state file ----------------------------------------------------------------
+    def _meta(self, write: str | None = None) -> str | None:
+        """The remembered facts' text in the state file; with `write`, replace them."""
+        if self.ledger is not None:
+            ledger = self.ledger
+        elif write is not None or self.settings.state_path.exists():
+            ledger = Ledger(self.settings.state_path)
+        else:
+            return None
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if write is not None:
+                ledger.set_meta(META_KEY, write)
+            return ledger.get_meta(META_KEY)
+        finally:
+            if ledger is not self.ledger:
+                ledger.close()
+
+    def _load(self) -> dict[str, Any]:
+        source = "the state file"
+        try:
+            text = self._meta()
+            if text is None:  # kept by an earlier version beside the state file
+                text = self.path.read_text(encoding="utf-8")
+                source = str(self.path)
+            data = json.loads(text)
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
-            log.warning("expiry file %s unreadable (%s); starting afresh", self.path, exc)
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            log.warning("expiry facts in %s unreadable (%s); starting afresh", source, exc)
             return {}
         return data if isinstance(data, dict) else {}
 
     def _save(self, state: Mapping[str, Any]) -> None:
-        """Replace the file at once; a failure is logged, never raised (it is only a hint)."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        """Keep the facts in the state file; a failure is logged, never raised (only a hint)."""
         try:
-            tmp.write_text(json.dumps(dict(state), indent=1, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path)
+            self._meta(write=json.dumps(dict(state), sort_keys=True))
+        except (OSError, sqlite3.Error) as exc:
+            log.error("could not keep the expiry facts in the state file: %s", exc)
+            return
+        try:
+            self.path.unlink(missing_ok=True)  # migrated: one place only from now on
         except OSError as exc:
-            log.error("could not keep the expiry facts in %s: %s", self.path, exc)
+            log.warning("could not remove %s, no longer used: %s", self.path, exc)
 
 
 def _license(data: object) -> LicenseExpiry | None:

@@ -6,9 +6,11 @@ a problem when it starts, again when its text changes or after it ended and came
 long as it lasts, once a day as a reminder: a failing marketplace is something staff must act
 on (renew a key, lift a restriction) and a Log read only for today's rows must still show it.
 Between those rows the Channels tab's `Last error` shows it every cycle (SPEC.md section 4,
-"Nothing silent"). Problems are keyed by the caller (e.g. `channel:rakuten`); what was written
-is remembered in the state file, and only once the rows reached the sheet, so a lost write
-means a row written twice, never a row missing.
+"Nothing silent"). Problems are keyed by the caller, stage included (`channel:rakuten:fetch`,
+`channel:rakuten:push`: a push failure after a fetch failure with the same text is news, the
+orders now applied and the quantities not pushed); what was written is remembered in the state
+file, and only once the rows reached the sheet, so a lost write means a row written twice,
+never a row missing.
 """
 
 from __future__ import annotations

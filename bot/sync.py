@@ -74,7 +74,6 @@ from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
     INVENTORY_HEADERS,
-    TABS,
     Layout,
     Tab,
     find_layout,
@@ -239,7 +238,7 @@ class Cycle:
         self._forget = self._absent_twice(sheet)
         day = self.now().astimezone(self.tz).date()
         sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
-        self._warnings = self._cells_warning(metadata, day)
+        self._warnings = self._cells_warning(metadata, day, sheet.layout.log.title)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         report.rows = rows
         for event in the_plan.events:
@@ -343,7 +342,7 @@ class Cycle:
 
     # -- reading ---------------------------------------------------------------------------
     def _read(self, metadata: Mapping[str, Any]) -> _Sheet:
-        tabs = find_tabs(metadata)
+        tabs = find_tabs(metadata, self.sheet.read)
         quoted = {k: "'" + p["title"].replace("'", "''") + "'" for k, p in tabs.items()}
         inventory, channels, log_head = self.sheet.read(
             [quoted["inventory"], quoted["channels"], quoted["log"] + "!1:1"]
@@ -605,12 +604,12 @@ class Cycle:
         requests.append(self.lease.request(release=False))
         return writes, self.handover.prepare("cycle", requests, changes)
 
-    def _cells_warning(self, metadata: Mapping[str, Any], day: date) -> list[Event]:
+    def _cells_warning(self, metadata: Mapping[str, Any], day: date, log_title: str) -> list[Event]:
         """Once a day, near Google's cell limit: ask staff to move old Log tabs out."""
         cells = total_cells(metadata)
         if cells < WARN_TOTAL_CELLS or self.ledger.get_meta("cells_warned") == day.isoformat():
             return []
-        detail = cells_warning(cells, TABS["log"][0])
+        detail = cells_warning(cells, log_title)  # the old tabs are named after it
         log.warning("the spreadsheet holds %d cells of Google's %d", cells, GOOGLE_CELL_LIMIT)
         return [Event("error", detail=detail)]
 
@@ -805,11 +804,15 @@ class Cycle:
         """The second write: push rows, errors, Status of failed items, the Channels tab."""
         moment = self.now()
         stamp = log_time(moment, self.tz)
-        failing = {f"channel:{name}": text for name, text in report.failed_channels.items()}
+        # Keyed by stage too: a push failure after a fetch failure is news, whatever its text.
+        failing = {
+            f"channel:{n}:{'push' if isinstance(results.get(n), StockbotError) else 'fetch'}": t
+            for n, t in report.failed_channels.items()
+        }
         logged = repeats.load(self.ledger.get_meta("logged_errors"))
         written = repeats.due(failing, logged, moment)
         again = {
-            key.removeprefix("channel:"): log_time(r.since, self.tz) if r else None
+            key.split(":")[1]: log_time(r.since, self.tz) if r else None
             for key, r in written.items()
         }
         events = push_events(plans, results, report.failed_channels, again)

@@ -9,7 +9,9 @@ world's fake clock, through the real adapters and the Yahoo! stand-in.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,13 +19,23 @@ import pytest
 
 from bot.channels import build_channels
 from bot.channels.rakuten import JST
-from bot.expiry import Credentials, expiry_path, notices
+from bot.expiry import META_KEY, Credentials, expiry_path, notices
+from bot.ledger import Ledger
 from tests.test_alerts import Receiver
 from tests.world import World, world
 
 ROWS = [["TEA-001", "Sencha", 30, "", "", "", "", "", "", ""]]
 LICENCE = "SL-SECRET-licence-0001"
 RENEWED = "SL-SECRET-licence-0002"
+
+
+def _kept(w: World) -> str:
+    """The expiry facts the state file keeps (its meta table), as text."""
+    ledger = Ledger(w.settings().state_path)
+    try:
+        return ledger.get_meta(META_KEY) or ""
+    finally:
+        ledger.close()
 
 
 @pytest.fixture
@@ -87,7 +99,8 @@ def test_rms_expiry_alerts_once_at_14_days_and_ends_with_a_renewed_key(
     sheet = json.dumps(
         [w.sheets.get_values(w.sheet_id, tab) for tab in ("Inventory", "Log", "Channels")]
     )
-    kept = expiry_path(w.settings().state_path).read_text()
+    kept = _kept(w)
+    assert '"rakuten"' in kept and not expiry_path(w.settings().state_path).exists()
     secret = w.env["STOCKBOT_RAKUTEN_SERVICE_SECRET"]
     for text in (*hook.texts(), sheet, kept):
         for value in (LICENCE, RENEWED, secret):
@@ -178,7 +191,8 @@ def test_yahoo_token_warned_5_days_before_first_sight_plus_28_days_and_reset_by_
     (notice,) = _review(y).values()
     assert "refresh token expires by" in notice and "at the latest" in notice
     assert "earlier if it was issued before" in notice
-    kept = expiry_path(y.settings().state_path).read_text()
+    kept = _kept(y)
+    assert '"first_seen"' in kept
     assert y.env["STOCKBOT_YAHOO_REFRESH_TOKEN"] not in kept + notice
     # Staff re-authorise and configure the new token: counted afresh from now.
     y.env["STOCKBOT_YAHOO_REFRESH_TOKEN"] = "a-brand-new-refresh-token"
@@ -198,3 +212,19 @@ def test_a_yahoo_token_still_working_past_its_latest_end_was_renewed(y: World) -
     Credentials(settings, channels, now=y.time.now).settle(report.failed_channels)
     channels["yahoo"].close()
     assert _review(y) == {}
+
+
+def test_an_expiry_file_of_an_earlier_version_moves_into_the_state_file_once(y: World) -> None:
+    # Earlier versions kept the facts in <state>.expiry.json: its first sighting still counts.
+    assert _review(y) == {}  # first sight, kept in the state file
+    facts = json.loads(_kept(y))
+    first = y.time.now() - timedelta(days=24)
+    facts["yahoo"]["first_seen"] = first.isoformat()
+    old = expiry_path(y.settings().state_path)
+    old.write_text(json.dumps(facts), encoding="utf-8")
+    with closing(sqlite3.connect(y.settings().state_path)) as db, db:
+        db.execute("DELETE FROM meta WHERE key=?", (META_KEY,))  # an earlier version's file
+    assert "yahoo" in _review(y)  # 24 days after the first sighting the file told
+    assert not old.exists()
+    assert json.loads(_kept(y))["yahoo"]["first_seen"] == first.isoformat()
+    assert "yahoo" in _review(y)  # from the state file alone now

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.world import HEADER, World, world
+from tests.world import HEADER, LOG_HEADER, World, world
 
 ROWS = [["TEA-001", "Sencha", 30, "+20", "", "", "", "", "", ""]]
 
@@ -100,3 +100,80 @@ def test_a_tab_of_the_shop_s_own_does_not_stop_missing_tabs(w: World) -> None:
     done = w.run_cli("init-sheet")
     assert done.returncode == 0, done.stderr
     assert "added tab Log" in done.stdout and "added tab Channels" in done.stdout
+
+
+# -- what is not a rename (review 6): a shop's own tabs and columns, the bot's old Log tabs ---
+def test_a_renamed_log_tab_is_still_named_and_no_tab_is_added(w: World) -> None:
+    _rename_tab(w, "Log", "Log (old)")
+    done = w.run_cli("init-sheet")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "'Log (old)'" in done.stderr and "rename it back" in done.stderr
+    assert set(w.sheets.tab_ids(w.sheet_id)) == {"Inventory", "Log (old)", "Channels"}
+
+
+def test_a_renamed_display_column_beside_staff_columns_is_added_not_refused(w: World) -> None:
+    # Only SKU and Stock hide staff data when added empty; the rest is added (a shop's first
+    # set-up has no Display, Shown or Status, and its own columns beside them).
+    w.sheets.set_value(w.sheet_id, "Inventory", "J1", "Memo", raw=True)  # Status gone
+    done = w.run_cli("init-sheet")
+    assert done.returncode == 0, done.stderr
+    assert "added header Status" in done.stdout
+
+
+def test_sync_advises_init_sheet_for_a_missing_log_beside_a_shop_s_orders_tab(w: World) -> None:
+    w.sheet_id = w.sheets.create_spreadsheet(
+        "shop",
+        {
+            "Inventory": [HEADER, *ROWS],
+            "Orders": [["Date", "Order", "SKU", "Qty"], ["2026-11-01", "A-1", "TEA-001", 2]],
+            "Log until 2026-11-30": [LOG_HEADER],
+            "Channels": [["Channel", "Enabled", "Last sync", "Last error"]],
+        },
+    )
+    w.env["STOCKBOT_SHEET_ID"] = w.sheet_id
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "run `stockbot init-sheet` to add it" in done.stderr, done.stderr
+    assert "rename it back" not in done.stderr
+
+
+def test_sync_advises_init_sheet_for_a_missing_status_beside_staff_columns(w: World) -> None:
+    w.sheets.set_value(w.sheet_id, "Inventory", "J1", "Memo", raw=True)
+    done = w.run_cli("sync")
+    assert done.returncode == 2
+    assert "'Status'" in done.stderr and "run `stockbot init-sheet`" in done.stderr
+    assert "rename it back" not in done.stderr
+
+
+def test_a_tab_is_taken_for_a_renamed_one_only_with_most_of_its_headers() -> None:
+    from datetime import date
+
+    from bot.i18n import set_language
+    from bot.rollover import plan_rollover
+    from bot.sheet.layout import Tab, is_log_archive, looks_like
+
+    assert looks_like("log", "History", LOG_HEADER)
+    assert looks_like("log", "History", LOG_HEADER[:5])  # 5 of 9
+    assert not looks_like("log", "Orders", ["Date", "Order", "SKU", "Qty"])
+    assert not looks_like("inventory", "Products", ["SKU", "Name", "Stock", "Price"])
+    assert looks_like("inventory", "在庫一覧", ["商品コード", "在庫数", "表示在庫設定"])
+    assert not looks_like("channels", "Shops", ["Channel", "URL"])
+    # The bot's own rolled-over Log tabs, as bot/rollover.py titles them in either language.
+    try:
+        for lang, log in (("en", "Log"), ("ja", "ログ"), ("ja", "Log")):
+            set_language(lang)
+            titles = {"Log"}
+            for _ in range(2):  # a second rollover the same day: `… (2)`
+                roll = plan_rollover(
+                    {"sheets": [{"properties": {"title": t}} for t in titles]},
+                    Tab(log, 7, 10, 9, {}),
+                    LOG_HEADER,
+                    date(2026, 11, 30),
+                    limit=1,
+                )
+                assert roll is not None and is_log_archive(roll.old_title), roll
+                assert not looks_like("log", roll.old_title, LOG_HEADER)
+                titles.add(roll.old_title)
+    finally:
+        set_language("en")
+    assert not is_log_archive("Log") and not is_log_archive("Logistics 2026-11-30")

@@ -40,11 +40,6 @@ def _writes(w: World) -> int:
 
 
 # -- init-sheet on a shop's existing spreadsheet --------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="init-sheet takes a shop's own columns beside missing Display/Shown/Status for a "
-    "renamed header and refuses the first set-up (bot/sheet/setup.py _renamed)",
-)
 def test_init_sheet_sets_up_a_shop_s_existing_inventory_with_its_own_columns(w: World) -> None:
     # SPEC section 6: init-sheet "creates or repairs the tabs, headers ...", and section 2:
     # staff may add their own columns. The shop's spreadsheet has its product list with a
@@ -65,11 +60,6 @@ def test_init_sheet_sets_up_a_shop_s_existing_inventory_with_its_own_columns(w: 
     assert {"Display", "Shown", "Status"} <= set(head)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an orders tab with 'Order' and 'SKU' headers is taken for the Log tab renamed and "
-    "init-sheet refuses to add Log (bot/sheet/setup.py _renamed, LOOKS_LIKE = 2)",
-)
 def test_init_sheet_adds_the_log_tab_beside_a_shop_s_own_orders_tab(w: World) -> None:
     w.sheet_id = w.sheets.create_spreadsheet(
         "shop",
@@ -121,11 +111,6 @@ def test_a_japanese_log_tab_rolls_over_under_its_own_name(
     assert [r[1] for r in new[1:]] == ["受注", "反映"] and new[1][3] == order
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the near-the-cell-limit warning names the English 'Log' tab on a Japanese sheet "
-    "whose old tabs are 'ログ（…まで）' (bot/sync.py _cells_warning passes TABS['log'][0])",
-)
 def test_the_full_spreadsheet_warning_names_the_old_log_tabs_as_they_are_titled(
     ja: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,12 +131,6 @@ def _channel_errors(w: World) -> list[str]:
     return [str(r["Detail"]) for r in w.log("error") if r["Channel"] == "rakuten"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the once-only memory keys a channel's failure by its message only, so a push "
-    "failure with the same message as the fetch failure before it is never logged "
-    "(bot/sync.py _report: key 'channel:<name>', bot/repeats.py due)",
-)
 def test_a_push_failure_after_a_fetch_failure_is_logged_although_the_message_is_the_same(
     w: World,
 ) -> None:
@@ -193,11 +172,6 @@ def test_check_after_a_sync_changes_no_file_and_writes_nothing(w: World) -> None
     assert [k for k in after if after[k] != before[k]] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="init-sheet takes the bot's own rolled-over 'Log until …' tab for the Log tab "
-    "renamed and refuses to add a new Log (bot/sheet/setup.py _renamed knows no archive title)",
-)
 def test_init_sheet_adds_a_log_tab_beside_the_bot_s_own_old_log_tabs(w: World) -> None:
     # SPEC section 7: a full Log is renamed `Log until …` and a new `Log` started; section 6:
     # init-sheet creates or repairs the tabs. Staff moved the current Log tab out with the
@@ -222,11 +196,6 @@ def test_init_sheet_adds_a_log_tab_beside_the_bot_s_own_old_log_tabs(w: World) -
 
 
 # -- demo --serve -------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo --serve handles SIGINT and SIGTERM only: closing its terminal (SIGHUP) kills it "
-    "with its temporary folders and their key files left behind (bot/demo.py serve_demo)",
-)
 def test_demo_serve_closed_with_its_terminal_leaves_no_files_behind(tmp_path: Path) -> None:
     # SPEC section 6: demo --serve keeps the stand-ins running until Ctrl-C; an operator who
     # closes the terminal window instead (SIGHUP) must not find stockbot-demo-* folders with
@@ -261,6 +230,8 @@ def test_demo_serve_closed_with_its_terminal_leaves_no_files_behind(tmp_path: Pa
         if server.poll() is None:
             server.kill()
             server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
     assert sorted(p.name for p in scratch.iterdir()) == []
 
 
@@ -285,12 +256,6 @@ def _yahoo_notices(y: World) -> dict[str, str]:
             channel.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Yahoo! token's first sighting lives only in <state>.expiry.json, which the "
-    "README's 'back up STOCKBOT_STATE_PATH' does not carry: a moved bot counts 28 days afresh "
-    "and the token ends unannounced (bot/expiry.py _yahoo, expiry_path)",
-)
 def test_a_bot_moved_with_its_state_file_still_warns_of_the_yahoo_token_in_time(
     y: World,
 ) -> None:

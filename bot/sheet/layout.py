@@ -6,12 +6,13 @@ their Japanese alias (SPEC.md section 2), so staff may reorder columns and add t
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import SheetStructureError
+from bot.errors import SheetError, SheetStructureError
 from bot.i18n import Later, _
 from bot.i18n import language as active_language
 
@@ -28,7 +29,10 @@ __all__ = [
     "event_name",
     "find_layout",
     "header_key",
+    "is_log_archive",
+    "looks_like",
     "sheet_language",
+    "suspect_columns",
     "written_name",
 ]
 
@@ -97,6 +101,15 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
     "log": LOG_HEADERS,
     "channels": CHANNELS_HEADERS,
 }
+# A missing header is suspected renamed (and init-sheet adds nothing) only where adding it
+# empty would hide what staff typed: SKU and Stock. Everything else the cycle needs is written
+# by the bot (Shown, Status, the Log, Last sync...), or starts blank on a shop's first set-up
+# (Display, Enabled), so it is added as missing.
+SUSPECT: dict[str, tuple[str, ...]] = {"inventory": ("sku", "stock")}
+# The bot's own rolled-over Log tabs (bot/rollover.py: `Log until 2026-11-30`,
+# `ログ（2026-11-30まで）`, with ` (2)` for a second one the same day), in `header_key` form:
+# a Log title followed by an ISO date.
+_ARCHIVE = re.compile(r"(?:log|ログ)\b.*\d{4}-\d{2}-\d{2}")
 
 
 def column_letters(index: int) -> str:
@@ -112,6 +125,32 @@ def column_letters(index: int) -> str:
 def header_key(text: object) -> str:
     """The form a header or tab title is compared in."""
     return unicodedata.normalize("NFKC", str(text or "")).strip().casefold()
+
+
+def suspect_columns(key: str, absent: Iterable[str]) -> list[str]:
+    """The column keys of `absent` whose loss hides staff data: a rename is suspected."""
+    return [k for k in absent if k in SUSPECT.get(key, ())]
+
+
+def is_log_archive(title: object) -> bool:
+    """Whether a tab title is one of the bot's rolled-over Log tabs (never the Log renamed)."""
+    return _ARCHIVE.match(header_key(title)) is not None
+
+
+def looks_like(key: str, title: object, header_row: Sequence[object]) -> bool:
+    """Whether a tab the bot does not know is its tab `key` renamed, judged by its row 1.
+
+    Row 1 must hold more than half of the headers a cycle needs on that tab (3 of Inventory's
+    5, 5 of the Log's 9, 3 of Channels' 4). A tab the bot worked with has all of them, and a
+    renamed one keeps them; a shop's own tab shares a few common words at most (an orders tab's
+    Order and SKU, a product list's SKU and Stock), and such a tab must not block the first
+    set-up. A rolled-over Log tab holds the Log's headers but is never the Log renamed.
+    """
+    if is_log_archive(title):
+        return False
+    aliases = {header_key(n): col for col, names in HEADERS[key].items() for n in names}
+    found = {aliases[header_key(c)] for c in header_row if header_key(c) in aliases}
+    return 2 * len(found & set(REQUIRED[key])) > len(REQUIRED[key])
 
 
 def written_name(key: str, names: Sequence[str], language: str) -> str:
@@ -181,27 +220,46 @@ class Layout:
     channels: Tab
 
 
-def find_tabs(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def find_tabs(
+    metadata: Mapping[str, Any],
+    read: Callable[[list[str]], Sequence[Sequence[Sequence[object]]]] | None = None,
+) -> dict[str, Mapping[str, Any]]:
     """The properties of each needed tab; raises `SheetStructureError` naming missing ones.
 
-    The error's text is rendered when read (`Later`): a stop is written in the language of the
-    sheet, which may be worked out only after this error.
+    A missing tab is said to be perhaps renamed only when a tab the bot does not know looks
+    like it (`looks_like`), judged by its row 1, read with `read` (`SheetClient.read`: one
+    request, made only when a tab is missing); without `read`, or when Sheets does not answer
+    it, by the titles alone (any tab but a rolled-over Log). The error's text is rendered when
+    read (`Later`): a stop is written in the language of the sheet, which may be worked out
+    only after this error.
     """
     by_key = {
         header_key(s["properties"]["title"]): s["properties"] for s in metadata.get("sheets", [])
     }
     found: dict[str, Mapping[str, Any]] = {}
     missing: list[tuple[str, ...]] = []
+    lost: list[str] = []
     for key, names in TABS.items():
         props = next((by_key[header_key(n)] for n in names if header_key(n) in by_key), None)
         if props is None:
             missing.append(names)
+            lost.append(key)
         else:
             found[key] = props
     if missing:
         known = {header_key(n) for names in TABS.values() for n in names}
         titles = [str(s["properties"]["title"]) for s in metadata.get("sheets", [])]
-        others = [t for t in titles if header_key(t) not in known]
+        others = [t for t in titles if header_key(t) not in known and not is_log_archive(t)]
+        try:
+            grids = read([_a1(t) + "!1:1" for t in others]) if others and read else None
+        except SheetError:  # Sheets did not answer: judged by the titles, as without `read`
+            grids = None
+        if grids is not None:
+            others = [
+                title
+                for title, grid in zip(others, grids, strict=False)
+                if any(looks_like(key, title, grid[0] if grid else []) for key in lost)
+            ]
 
         def missing_text() -> str:
             return ", ".join(
@@ -230,6 +288,11 @@ def find_tabs(metadata: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return found
 
 
+def _a1(title: str) -> str:
+    """A tab title quoted for A1 notation."""
+    return "'" + title.replace("'", "''") + "'"
+
+
 def _quoted(names: Iterable[object]) -> str:
     """Names as 'a', 'b'."""
     return ", ".join(f"'{n}'" for n in names)
@@ -256,7 +319,7 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
 
         known = {header_key(n) for names in HEADERS[key].values() for n in names}
         unknown = [c for c in header_row if header_key(c) and header_key(c) not in known]
-        if unknown:
+        if unknown and suspect_columns(key, absent):
             raise SheetStructureError(
                 Later(
                     lambda: _(

@@ -19,10 +19,14 @@ from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
     HEADERS,
     REQUIRED,
+    SUSPECT,
     TABS,
     column_letters,
     header_key,
+    is_log_archive,
+    looks_like,
     sheet_language,
+    suspect_columns,
     written_name,
 )
 from bot.sheet.writes import cell
@@ -64,8 +68,6 @@ STALE_COLOR = {"red": 0.96, "green": 0.8, "blue": 0.8}
 # A renamed tab or header looks missing, and adding it would put an empty one beside the real
 # data. Whether a tab holds data is read from its first rows only: a tab may hold 100,000.
 DATA_ROWS = 20
-# An unknown tab whose row 1 holds this many of a missing tab's headers is that tab, renamed.
-LOOKS_LIKE = 2
 
 
 def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str, Any]]:
@@ -98,17 +100,20 @@ def _renamed(
 ) -> list[str]:
     """What looks renamed, so that adding it would put an empty tab or column beside real data.
 
-    A tab: a missing one whose headers stand in row 1 of a tab the bot does not know. A column:
-    a required header missing from a tab that holds data and has headers the bot does not know
-    (as sync's `map_columns` reports it). One read request for all tabs.
+    A tab: a missing one whose headers stand in row 1 of a tab the bot does not know, as
+    `looks_like` judges it (never one of the bot's rolled-over Log tabs). A column: SKU or
+    Stock missing from a tab that holds data and has headers the bot does not know (as sync's
+    `map_columns` reports it); the other missing columns are the bot's to write or start blank
+    on a first set-up (Display, Shown, Status), and are added. One read request for all tabs.
     """
-    present = [key for key in TABS if key in tabs]
+    present = [key for key in TABS if key in tabs and key in SUSPECT]
     missing = [key for key in TABS if key not in tabs]
     known = {header_key(n) for names in TABS.values() for n in names}
     others = [
         str(s["properties"]["title"])
         for s in metadata.get("sheets", [])
         if header_key(s["properties"]["title"]) not in known
+        and not is_log_archive(s["properties"]["title"])
     ]
     ranges = [f"{_a1(tabs[k]['properties']['title'])}!1:{DATA_ROWS + 1}" for k in present]
     ranges += [f"{_a1(title)}!1:1" for title in others] if missing else []
@@ -116,7 +121,8 @@ def _renamed(
     problems = []
     for key, grid in zip(present, grids, strict=False):
         found, unknown = _known(key, grid[0] if grid else [])
-        lacking = [HEADERS[key][k][0] for k in REQUIRED[key] if k not in found]
+        absent = [k for k in REQUIRED[key] if k not in found]
+        lacking = [HEADERS[key][k][0] for k in suspect_columns(key, absent)]
         data = any(str(c).strip() for row in grid[1:] for c in row)
         if lacking and unknown and data:
             problems.append(
@@ -132,7 +138,7 @@ def _renamed(
             )
     for title, grid in zip(others, grids[len(present) :], strict=False):
         for key in missing:
-            if len(_known(key, grid[0] if grid else [])[0]) >= LOOKS_LIKE:
+            if looks_like(key, title, grid[0] if grid else []):
                 problems.append(
                     _(
                         "tab '{tab}' looks like the {english} tab ({japanese}) renamed: "
