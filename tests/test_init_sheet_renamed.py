@@ -177,3 +177,26 @@ def test_a_tab_is_taken_for_a_renamed_one_only_with_most_of_its_headers() -> Non
     finally:
         set_language("en")
     assert not is_log_archive("Log") and not is_log_archive("Logistics 2026-11-30")
+
+
+def test_a_renamed_display_on_a_sheet_the_bot_set_up_is_named_and_not_added_blank(w: World) -> None:
+    # Shown and Status are there: the bot set this tab up, so a Display gone while an unknown
+    # column appeared is a rename; a blank Display beside it would drop every hold-back.
+    w.sheets.set_value(w.sheet_id, "Inventory", "D1", "表示設定", raw=True)
+    before = _writes(w)
+    done = w.run_cli("init-sheet")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "'Display'" in done.stderr and "'表示設定'" in done.stderr
+    assert _writes(w) == before
+
+
+def test_a_shop_sheet_without_bot_columns_gets_its_display_column_added(w: World) -> None:
+    # A shop's own list (SKU, Name, Stock, Price) before the bot ever set it up: Display,
+    # Shown and Status are simply added, whatever the shop's own columns are.
+    blank: list[object] = [None] * 6
+    shop = [["SKU", "Name", "Stock", "Price", *blank], ["TEA-001", "Sencha", 30, 800, *blank]]
+    w.sheets.set_values(w.sheet_id, "Inventory", "A1", shop)
+    done = w.run_cli("init-sheet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    header = w.sheets.get_values(w.sheet_id, "Inventory")[0]
+    assert {"Display", "Shown", "Status", "Price"} <= set(header)

@@ -102,10 +102,15 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
     "channels": CHANNELS_HEADERS,
 }
 # A missing header is suspected renamed (and init-sheet adds nothing) only where adding it
-# empty would hide what staff typed: SKU and Stock. Everything else the cycle needs is written
-# by the bot (Shown, Status, the Log, Last sync...), or starts blank on a shop's first set-up
-# (Display, Enabled), so it is added as missing.
+# empty would hide what staff typed: SKU and Stock, and Display once the bot has set the tab
+# up (its Shown or Status column is there): a Display added blank beside a renamed one would
+# show the real stock everywhere, holding no safety margin back. Everything else the cycle
+# needs is written by the bot (Shown, Status, the Log, Last sync...), or starts blank on a
+# shop's first set-up (Display, Enabled), so it is added as missing.
 SUSPECT: dict[str, tuple[str, ...]] = {"inventory": ("sku", "stock")}
+SUSPECT_ONCE_SET_UP: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "inventory": (("display",), ("shown", "status"))
+}
 # The bot's own rolled-over Log tabs (bot/rollover.py: `Log until 2026-11-30`,
 # `ログ（2026-11-30まで）`, with ` (2)` for a second one the same day), in `header_key` form:
 # a Log title followed by an ISO date.
@@ -127,9 +132,17 @@ def header_key(text: object) -> str:
     return unicodedata.normalize("NFKC", str(text or "")).strip().casefold()
 
 
-def suspect_columns(key: str, absent: Iterable[str]) -> list[str]:
-    """The column keys of `absent` whose loss hides staff data: a rename is suspected."""
-    return [k for k in absent if k in SUSPECT.get(key, ())]
+def suspect_columns(key: str, absent: Iterable[str], found: Iterable[str] = ()) -> list[str]:
+    """The column keys of `absent` whose loss hides staff data: a rename is suspected.
+
+    `found` are the column keys row 1 has: a tab the bot has set up before makes more of its
+    missing columns suspect (`SUSPECT_ONCE_SET_UP`).
+    """
+    suspect = set(SUSPECT.get(key, ()))
+    columns, set_up_by = SUSPECT_ONCE_SET_UP.get(key, ((), ()))
+    if set(set_up_by) & set(found):
+        suspect |= set(columns)
+    return [k for k in absent if k in suspect]
 
 
 def is_log_archive(title: object) -> bool:
@@ -319,7 +332,7 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
 
         known = {header_key(n) for names in HEADERS[key].values() for n in names}
         unknown = [c for c in header_row if header_key(c) and header_key(c) not in known]
-        if unknown and suspect_columns(key, absent):
+        if unknown and suspect_columns(key, absent, columns):
             raise SheetStructureError(
                 Later(
                     lambda: _(

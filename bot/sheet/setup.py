@@ -122,7 +122,7 @@ def _renamed(
     for key, grid in zip(present, grids, strict=False):
         found, unknown = _known(key, grid[0] if grid else [])
         absent = [k for k in REQUIRED[key] if k not in found]
-        lacking = [HEADERS[key][k][0] for k in suspect_columns(key, absent)]
+        lacking = [HEADERS[key][k][0] for k in suspect_columns(key, absent, found)]
         data = any(str(c).strip() for row in grid[1:] for c in row)
         if lacking and unknown and data:
             problems.append(
