@@ -32,7 +32,7 @@ from bot.errors import ConfigError, SheetError
 from bot.i18n import _
 from bot.lease import metadata_values
 from bot.ledger import Changes, Ledger
-from bot.sheet.client import SheetClient
+from bot.sheet.client import SheetClient, UpdateBody, encode_update
 from bot.sheet.writes import COMMIT_KEY, set_metadata
 
 __all__ = ["Handover", "Marker", "StateMismatchError"]
@@ -82,11 +82,11 @@ class Marker:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A commit saved as pending, with the batchUpdate requests that carry it."""
+    """A commit saved as pending, with the batchUpdate body that carries it, encoded."""
 
     id: str
     kind: str
-    requests: list[dict[str, Any]]
+    body: UpdateBody
 
 
 class Handover:
@@ -184,28 +184,24 @@ class Handover:
             self.ledger.discard(pending.id)
 
     # -- a commit -----------------------------------------------------------------------------
-    def prepare(self, kind: str, requests: list[dict[str, Any]], changes: Changes) -> Prepared:
-        """Step 1: save the commit as pending; the requests get the marker appended."""
+    def prepare(
+        self,
+        kind: str,
+        requests: list[dict[str, Any]],
+        changes: Changes,
+        *,
+        response_ranges: Sequence[str] = (),
+    ) -> Prepared:
+        """Step 1: save the commit as pending; the requests get the marker appended.
+
+        The body is encoded here, ahead of sending: the cycle's commit is prepared before the
+        re-read that precedes it, so that only sending is left inside the staff-edit window.
+        `response_ranges` ask for the sheet as it is right after the write, to check positions.
+        """
         commit_id = uuid.uuid4().hex
         self.ledger.prepare(commit_id, kind, changes)
         marker = Marker(commit_id, self.now().isoformat(timespec="seconds"))
         body = [*requests, set_metadata(COMMIT_KEY, marker.to_json(), self.marker_exists)]
-        return Prepared(commit_id, kind, body)
-
-    def discard(self, prepared: Prepared) -> None:
-        """Drop a prepared commit that will not be sent."""
-        self.ledger.discard(prepared.id)
-
-    def send_once(
-        self, prepared: Prepared, *, last: bool, response_ranges: Sequence[str] = ()
-    ) -> dict[str, Any] | None:
-        """Step 2 then 3: the answer when it landed; None when it certainly did not.
-
-        None means it may be prepared and sent again after a pause. When nobody can tell
-        whether it landed, it raises and leaves the commit pending: the next cycle reads the
-        marker and settles it, never sending it twice. A commit whose landing was learned from
-        the marker answers `{}` (no `updatedSpreadsheet` to check positions against).
-        """
         extra: dict[str, Any] = {}
         if response_ranges:
             extra = {
@@ -213,10 +209,22 @@ class Handover:
                 "responseRanges": list(response_ranges),
                 "responseIncludeGridData": True,
             }
+        return Prepared(commit_id, kind, encode_update(body, extra))
+
+    def discard(self, prepared: Prepared) -> None:
+        """Drop a prepared commit that will not be sent."""
+        self.ledger.discard(prepared.id)
+
+    def send_once(self, prepared: Prepared, *, last: bool) -> dict[str, Any] | None:
+        """Step 2 then 3: the answer when it landed; None when it certainly did not.
+
+        None means it may be prepared and sent again after a pause. When nobody can tell
+        whether it landed, it raises and leaves the commit pending: the next cycle reads the
+        marker and settles it, never sending it twice. A commit whose landing was learned from
+        the marker answers `{}` (no `updatedSpreadsheet` to check positions against).
+        """
         try:
-            answer: dict[str, Any] = dict(
-                self.sheet.batch_update(prepared.requests, retry=False, extra=extra) or {}
-            )
+            answer: dict[str, Any] = dict(self.sheet.send_update(prepared.body, retry=False) or {})
         except SheetError as exc:
             # The request may have landed although no answer came back: only the marker can
             # say, and without it sending again could append the Log rows twice.
@@ -247,10 +255,8 @@ class Handover:
     ) -> dict[str, Any]:
         """Write `requests` and the marker atomically, retrying a commit that did not land."""
         for attempt in range(1, COMMIT_TRIES + 1):
-            prepared = self.prepare(kind, requests, changes)
-            answer = self.send_once(
-                prepared, last=attempt == COMMIT_TRIES, response_ranges=response_ranges
-            )
+            prepared = self.prepare(kind, requests, changes, response_ranges=response_ranges)
+            answer = self.send_once(prepared, last=attempt == COMMIT_TRIES)
             if answer is not None:
                 return answer
         raise AssertionError("unreachable: the last try raises")  # pragma: no cover

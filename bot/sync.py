@@ -51,6 +51,7 @@ from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger
 from bot.positions import (
     SKU_HEADERS,
+    Columns,
     Misplaced,
     Writes,
     left_out,
@@ -486,12 +487,16 @@ class Cycle:
     ) -> tuple[list[Row], Plan, Tab]:
         """Commit Stock, Shown, Status and the Log rows at the rows where products are now.
 
-        Everything is computed and saved before the last read of the header row, SKU and
-        Stock, so that only one request round trip separates that read from the commit (the
-        staff-edit window). A retry after a refused commit goes through the re-read again.
+        Everything is computed, saved and encoded before the last read of the header row, SKU
+        and Stock, so that only one request round trip separates that read from the commit (the
+        staff-edit window): when the re-read answers SKU and Stock as the first read did, the
+        bot compares two lists and sends the body already made. A Stock edited or a row moved
+        meanwhile is re-planned inside the window. A retry after a refused commit goes through
+        the re-read again.
         """
         outbox = self.ledger.outbox()
         first_rows, first_plan = rows, the_plan
+        basis = Columns.of(sheet.grid, sheet.first.columns)
         tab = sheet.layout.inventory
         notes: list[str] = []
         answer: dict[str, Any] | None = None
@@ -500,7 +505,7 @@ class Cycle:
                 sheet, tab, rows, the_plan, fetched, starts, outbox, notes
             )
             try:
-                again = reread(self.sheet, tab, first_rows, keep=self._restored)
+                again = reread(self.sheet, tab, first_rows, keep=self._restored, basis=basis)
             except StockbotError:
                 self.handover.discard(prepared)
                 raise
@@ -514,11 +519,7 @@ class Cycle:
                 writes, prepared = self._prepare_cycle(
                     sheet, tab, rows, the_plan, fetched, starts, outbox, notes
                 )
-            answer = self.handover.send_once(
-                prepared,
-                last=attempt == COMMIT_TRIES,
-                response_ranges=writes.response_ranges(tab),
-            )
+            answer = self.handover.send_once(prepared, last=attempt == COMMIT_TRIES)
             if answer is not None:
                 break
         assert answer is not None
@@ -602,7 +603,9 @@ class Cycle:
         requests = [*(roll.requests if roll else []), *writes.requests(tab)]
         requests += append_rows(log_id, log_rows)
         requests.append(self.lease.request(release=False))
-        return writes, self.handover.prepare("cycle", requests, changes)
+        return writes, self.handover.prepare(
+            "cycle", requests, changes, response_ranges=writes.response_ranges(tab)
+        )
 
     def _cells_warning(self, metadata: Mapping[str, Any], day: date, log_title: str) -> list[Event]:
         """Once a day, near Google's cell limit: ask staff to move old Log tabs out."""

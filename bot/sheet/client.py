@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from bot.channels.http import RetryPolicy, is_retriable, retry_after_seconds
 from bot.errors import ConfigError, SheetError
 from bot.i18n import _
 
-__all__ = ["GOOGLE_ROOTS", "SheetClient", "http_client_for"]
+__all__ = ["GOOGLE_ROOTS", "SheetClient", "UpdateBody", "encode_update", "http_client_for"]
 
 GOOGLE_ROOTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
 TIMEOUT = (10.0, 60.0)  # connect, read: gspread sets none by default
@@ -211,19 +212,22 @@ class SheetClient:
         )
         return result
 
-    def read(self, ranges: list[str], *, formulas: bool = False) -> list[list[list[Any]]]:
+    def read(
+        self, ranges: list[str], *, formulas: bool = False, by_columns: bool = False
+    ) -> list[list[list[Any]]]:
         """Several ranges in one read request, numbers unformatted; one grid per range.
 
         A date or time cell answers its formatted text rather than a serial number
         (dateTimeRenderOption FORMATTED_STRING), so a date typed into Stock never passes for a
         count. With `formulas`, a formula cell answers its formula text (`=K2`) instead of its
-        result (valueRenderOption FORMULA): the cycle reads Stock so before writing it.
+        result (valueRenderOption FORMULA): the cycle reads Stock so before writing it. With
+        `by_columns`, each grid is a list of columns (majorDimension COLUMNS).
         """
         self.reads += 1
         params: ParamsType = {
             "valueRenderOption": "FORMULA" if formulas else "UNFORMATTED_VALUE",
             "dateTimeRenderOption": "FORMATTED_STRING",
-            "majorDimension": "ROWS",
+            "majorDimension": "COLUMNS" if by_columns else "ROWS",
         }
         answer = self._call(
             "reading values",
@@ -240,18 +244,46 @@ class SheetClient:
     ) -> Any:
         """One `spreadsheets.batchUpdate`: applied by Google all together or not at all.
 
-        `extra` adds fields of the request body, e.g. `includeSpreadsheetInResponse`. The
-        snapshot that asks for keeps only what the bot reads in it (`SNAPSHOT_FIELDS`, through
-        the API's standard `fields` parameter): with every format attached, the snapshot of a
-        first cycle's 100,000 SKU cells would take hundreds of MB here (issue 8).
+        `extra` adds fields of the request body, e.g. `includeSpreadsheetInResponse`.
+        """
+        return self.send_update(encode_update(requests_, extra), retry=retry)
+
+    def send_update(self, body: UpdateBody, *, retry: bool = True) -> Any:
+        """Send a batchUpdate body encoded beforehand (`encode_update`); its JSON answer.
+
+        The snapshot a body may ask for keeps only what the bot reads in it (`SNAPSHOT_FIELDS`,
+        through the API's standard `fields` parameter): with every format attached, the
+        snapshot of a first cycle's 100,000 SKU cells would take hundreds of MB here (issue 8).
         """
         self.writes += 1
-        body = {"requests": requests_, **(extra or {})}
-        snapshot = bool(extra and extra.get("includeSpreadsheetInResponse"))
-        params: ParamsType = {"fields": SNAPSHOT_FIELDS} if snapshot else {}
+        params: ParamsType = {"fields": SNAPSHOT_FIELDS} if body.snapshot else {}
         url = SPREADSHEET_BATCH_UPDATE_URL % self.sheet_id
+        headers = {"Content-Type": "application/json"}
         return self._call(
             "writing",
-            lambda: self.http.request("post", url, json=body, params=params).json(),
+            lambda: self.http.request(
+                "post", url, data=body.data, params=params, headers=headers
+            ).json(),
             retry=retry,
         )
+
+
+@dataclass(frozen=True)
+class UpdateBody:
+    """A `spreadsheets.batchUpdate` body as the bytes sent, and whether it asks for a snapshot."""
+
+    data: bytes
+    snapshot: bool
+
+
+def encode_update(
+    requests_: list[dict[str, Any]], extra: Mapping[str, Any] | None = None
+) -> UpdateBody:
+    """Encode a batchUpdate body once, so that a commit can be sent right after the re-read.
+
+    A first cycle's body at 100,000 SKUs is over 10 MB of JSON: encoded while sending, it would
+    widen the staff-edit window by the time that takes (issue 8).
+    """
+    body = {"requests": requests_, **(extra or {})}
+    data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    return UpdateBody(data, bool(extra and extra.get("includeSpreadsheetInResponse")))
