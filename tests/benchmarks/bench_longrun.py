@@ -28,6 +28,12 @@ interval: 10,000 cycles are 35 virtual days. Orders change for longer than that 
 treats a shipped order as final after 30 days, and reads two years back), so to see the state
 file level off run with `--step 3600` (417 days; each cycle then also renews the lease, two
 more Sheets requests, as a bot with a one-hour interval does).
+
+Measured 2026-11-30 (`--channels rakuten --step 3600 --every 1000 --log-roll-cells 50000`):
+RSS 71.7 MB at cycle 1,000, 76.1 MB at 10,000 (+4.4 MB, +0.1 over the last 3,000); SQLite's
+memory 456 KB to 1,442 KB beside a state file of 284 KB to 1,212 KB (whole orders go after 180
+days, cycle 4,320; forgotten ids after 800); 9 rollovers; 6.0 Sheets requests a cycle. The
+README's "Long run" table has every report.
 """
 
 from __future__ import annotations
@@ -280,6 +286,7 @@ def main() -> None:
                     )
                     print(line, flush=True)
                     server.bench("POST", "forget")  # the stand-ins' request logs, not the sheet
+                    clock.slept.clear()  # FakeTime keeps every pause: the harness's, not the bot's
                     if base is None:
                         base = rss
                     last = time.perf_counter()
