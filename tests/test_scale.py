@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.apply import Event
 from bot.channels.base import PushResult, StockUpdate
+from bot.ledger import CACHE_KIB, Ledger
 from bot.pushing import PushPlan
 from bot.report import log_row, push_events
 from bot.sheet.layout import Layout, find_layout
@@ -98,3 +99,13 @@ def test_a_log_detail_longer_than_a_cell_holds_is_cut_to_fit() -> None:
     event = Event("error", "amazon", detail="x" * 70_000)
     row = log_row(_layout(), "2026-11-30T10:00:00+09:00", event)
     assert len(row[8]) == 50_000 and row[8].endswith("…")
+
+
+def test_the_state_files_page_cache_in_memory_is_capped(tmp_path: Path) -> None:
+    # What a long `run` keeps in memory of the state file grows with the file up to this cap.
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    try:
+        (size,) = ledger._db.execute("PRAGMA cache_size").fetchone()
+    finally:
+        ledger.close()
+    assert size == -CACHE_KIB
