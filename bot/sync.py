@@ -77,6 +77,7 @@ from bot.sheet.layout import (
     INVENTORY_HEADERS,
     Layout,
     Tab,
+    a1_title,
     find_layout,
     find_tabs,
     header_key,
@@ -344,7 +345,7 @@ class Cycle:
     # -- reading ---------------------------------------------------------------------------
     def _read(self, metadata: Mapping[str, Any]) -> _Sheet:
         tabs = find_tabs(metadata, self.sheet.read)
-        quoted = {k: "'" + p["title"].replace("'", "''") + "'" for k, p in tabs.items()}
+        quoted = {k: a1_title(p["title"]) for k, p in tabs.items()}
         inventory, channels, log_head = self.sheet.read(
             [quoted["inventory"], quoted["channels"], quoted["log"] + "!1:1"]
         )

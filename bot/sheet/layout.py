@@ -24,6 +24,7 @@ __all__ = [
     "TABS",
     "Layout",
     "Tab",
+    "a1_title",
     "column_letters",
     "event_key",
     "event_name",
@@ -31,6 +32,7 @@ __all__ = [
     "header_key",
     "is_log_archive",
     "looks_like",
+    "quoted_names",
     "sheet_language",
     "suspect_columns",
     "written_name",
@@ -221,7 +223,7 @@ class Tab:
     @property
     def a1(self) -> str:
         """The tab's title quoted for A1 notation."""
-        return "'" + self.title.replace("'", "''") + "'"
+        return a1_title(self.title)
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ def find_tabs(
         titles = [str(s["properties"]["title"]) for s in metadata.get("sheets", [])]
         others = [t for t in titles if header_key(t) not in known and not is_log_archive(t)]
         try:
-            grids = read([_a1(t) + "!1:1" for t in others]) if others and read else None
+            grids = read([a1_title(t) + "!1:1" for t in others]) if others and read else None
         except SheetError:  # Sheets did not answer: judged by the titles, as without `read`
             grids = None
         if grids is not None:
@@ -288,7 +290,7 @@ def find_tabs(
                         "back: the spreadsheet has {others}, which the bot does not know. Do not "
                         "run `stockbot init-sheet` for this: it would add a new, empty tab "
                         "beside the renamed one"
-                    ).format(missing=missing_text(), others=_quoted(others))
+                    ).format(missing=missing_text(), others=quoted_names(others))
                 )
             )
         raise SheetStructureError(
@@ -301,13 +303,13 @@ def find_tabs(
     return found
 
 
-def _a1(title: str) -> str:
-    """A tab title quoted for A1 notation."""
+def a1_title(title: str) -> str:
+    """A tab title quoted for A1 notation (`'Log until …'!A1`)."""
     return "'" + title.replace("'", "''") + "'"
 
 
-def _quoted(names: Iterable[object]) -> str:
-    """Names as 'a', 'b'."""
+def quoted_names(names: Iterable[object]) -> str:
+    """Names as staff read them in a message: 'a', 'b'."""
     return ", ".join(f"'{n}'" for n in names)
 
 
@@ -328,7 +330,7 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
     if absent:
 
         def listed() -> str:
-            return _quoted(written_name(k, HEADERS[key][k], active_language()) for k in absent)
+            return quoted_names(written_name(k, HEADERS[key][k], active_language()) for k in absent)
 
         known = {header_key(n) for names in HEADERS[key].values() for n in names}
         unknown = [c for c in header_row if header_key(c) and header_key(c) not in known]
@@ -340,7 +342,7 @@ def map_columns(key: str, title: str, header_row: Sequence[object]) -> dict[str,
                         "it back: row 1 has {others}, which the bot does not know. Do not run "
                         "`stockbot init-sheet` for this: it would add a new, empty column beside "
                         "the renamed one"
-                    ).format(tab=title, missing=listed(), others=_quoted(unknown))
+                    ).format(tab=title, missing=listed(), others=quoted_names(unknown))
                 )
             )
         raise SheetStructureError(

@@ -21,10 +21,12 @@ from bot.sheet.layout import (
     REQUIRED,
     SUSPECT,
     TABS,
+    a1_title,
     column_letters,
     header_key,
     is_log_archive,
     looks_like,
+    quoted_names,
     sheet_language,
     suspect_columns,
     written_name,
@@ -82,11 +84,6 @@ def _tabs(sheet: SheetClient) -> tuple[dict[str, Mapping[str, Any]], Mapping[str
     return found, metadata
 
 
-def _a1(title: str) -> str:
-    """A tab title quoted for A1 notation."""
-    return "'" + title.replace("'", "''") + "'"
-
-
 def _known(key: str, header: Sequence[object]) -> tuple[set[str], list[str]]:
     """The column keys of tab `key` that `header` holds, and its headers the bot does not know."""
     aliases = {header_key(n): col for col, names in HEADERS[key].items() for n in names}
@@ -115,8 +112,8 @@ def _renamed(
         if header_key(s["properties"]["title"]) not in known
         and not is_log_archive(s["properties"]["title"])
     ]
-    ranges = [f"{_a1(tabs[k]['properties']['title'])}!1:{DATA_ROWS + 1}" for k in present]
-    ranges += [f"{_a1(title)}!1:1" for title in others] if missing else []
+    ranges = [f"{a1_title(tabs[k]['properties']['title'])}!1:{DATA_ROWS + 1}" for k in present]
+    ranges += [f"{a1_title(title)}!1:1" for title in others] if missing else []
     grids = sheet.read(ranges) if ranges else []
     problems = []
     for key, grid in zip(present, grids, strict=False):
@@ -132,8 +129,8 @@ def _renamed(
                     "renamed, else add the header yourself"
                 ).format(
                     tab=tabs[key]["properties"]["title"],
-                    missing=_listed(lacking),
-                    others=_listed(unknown),
+                    missing=quoted_names(lacking),
+                    others=quoted_names(unknown),
                 )
             )
     for title, grid in zip(others, grids[len(present) :], strict=False):
@@ -148,16 +145,11 @@ def _renamed(
     return problems
 
 
-def _listed(names: Sequence[str]) -> str:
-    """Names as 'a', 'b'."""
-    return ", ".join(f"'{n}'" for n in names)
-
-
 def _language(sheet: SheetClient, tabs: Mapping[str, Mapping[str, Any]], setting: str) -> str:
     """The language of the names to add: `setting`, or for `auto` the Inventory headers'."""
     if setting != "auto" or "inventory" not in tabs:
         return "en" if setting == "auto" else setting
-    title = "'" + tabs["inventory"]["properties"]["title"].replace("'", "''") + "'"
+    title = a1_title(tabs["inventory"]["properties"]["title"])
     grid = sheet.read([title + "!1:1"])[0]
     return sheet_language(setting, grid[0] if grid else [])
 
@@ -250,7 +242,7 @@ def init_sheet(
         done += [_("added tab {tab}").format(tab=new_titles[key]) for key in missing]
         tabs, metadata = _tabs(sheet)
 
-    titles = {k: "'" + t["properties"]["title"].replace("'", "''") + "'" for k, t in tabs.items()}
+    titles = {k: a1_title(t["properties"]["title"]) for k, t in tabs.items()}
     keys = list(TABS)
     grids = sheet.read([titles[key] + "!1:1" for key in keys])
     head = {k: (g[0] if g else []) for k, g in zip(keys, grids, strict=True)}

@@ -21,7 +21,14 @@ from typing import Any
 
 from bot.errors import SheetStructureError
 from bot.sheet.client import SheetClient
-from bot.sheet.layout import TABS, event_name, header_key, map_columns, sheet_language
+from bot.sheet.layout import (
+    TABS,
+    a1_title,
+    event_name,
+    header_key,
+    map_columns,
+    sheet_language,
+)
 from bot.sheet.writes import append_rows, column_runs
 
 __all__ = ["StopSheet", "read_stop", "record_stop"]
@@ -36,10 +43,6 @@ class StopSheet:
     tabs: dict[str, Mapping[str, Any]]  # "channels", "log" -> the tab's properties, if present
     grids: dict[str, list[list[Any]]]  # the whole Channels tab; the Log's row 1
     language: str  # `en` or `ja`
-
-
-def _quoted(title: str) -> str:
-    return "'" + title.replace("'", "''") + "'"
 
 
 def read_stop(sheet: SheetClient, setting: str) -> StopSheet:
@@ -58,7 +61,7 @@ def read_stop(sheet: SheetClient, setting: str) -> StopSheet:
         if found:
             tabs[key] = found[0]
     keys = list(tabs)
-    ranges = [_quoted(tabs[k]["title"]) + ("" if k == "channels" else "!1:1") for k in keys]
+    ranges = [a1_title(tabs[k]["title"]) + ("" if k == "channels" else "!1:1") for k in keys]
     grids = dict(zip(keys, sheet.read(ranges), strict=True)) if keys else {}
     inventory = tabs.pop("inventory", None)
     header = grids.pop("inventory", None) or [[]]
