@@ -136,3 +136,53 @@ def test_set_stock_typed_over_at_reread_is_undone(shop: World) -> None:
     assert stock(w) == {"TEA-001": 8, "CUP-001": 7, "GIFT-001": 4}
     assert w.log("manual") == []
     assert w.markets["rakuten"].quantity("GIFT-001") == 4
+
+
+# -- a per-marketplace display column inserted mid-cycle ------------------------------------
+@pytest.mark.parametrize("moment", ["read", "commit"])
+def test_rows_may_move_marketplace_display_column_inserted_mid_cycle(
+    shop: World, moment: str
+) -> None:
+    w = shop
+    _settle(w)
+    w.markets["rakuten"].place_order([("TEA-001", 2)])
+
+    def staff_add_column() -> None:
+        dimension(w, "insertDimension", "COLUMNS", 3)  # left of Display
+        w.sheets.set_value(w.sheet_id, "Inventory", "D1", "Yahoo display", raw=True)
+        w.sheets.set_value(w.sheet_id, "Inventory", "D2", "3", raw=True)
+
+    if moment == "read":
+        at_read(w, 2, staff_add_column)
+    else:
+        at_commit(w, staff_add_column)
+    w.sync()
+    # whatever this cycle pushed, it came from the right cells
+    assert w.markets["yahoo"].quantity("TEA-001") in (8, 3)
+    assert w.markets["rakuten"].quantity("TEA-001") == 8
+    assert w.row("TEA-001")["Yahoo display"] == "3"
+    w.sync()
+    assert stock(w) == {"TEA-001": 8, "CUP-001": 7, "GIFT-001": 4}
+    assert w.markets["yahoo"].quantity("TEA-001") == 3
+    assert w.markets["rakuten"].quantity("TEA-001") == 8
+    assert w.markets["yahoo"].quantity("GIFT-001") == 4
+    assert w.log("manual") == []
+
+
+# -- the Set cell rewritten at the re-read during a set sale -------------------------------
+def test_exactly_once_set_cell_rewritten_at_reread(shop: World) -> None:
+    w = shop
+    _settle(w)
+    order = w.markets["rakuten"].place_order([("GIFT-001", 1)])
+    at_read(w, 2, lambda: w.set_cell("GIFT-001", "K", "TEA-001*3 + CUP-001"))
+    w.sync()
+    w.sync()
+    orders = [(r["SKU"], r["Change"]) for r in w.log("order")]
+    tea = dict(orders)["TEA-001"]
+    assert tea in (-2, -3) and dict(orders)["CUP-001"] == -1 and len(orders) == 2
+    assert stock(w)["TEA-001"] == 10 + tea
+    w.markets["rakuten"].cancel_order(order)
+    w.sync()
+    w.sync()
+    assert stock(w)["TEA-001"] == 10 and stock(w)["CUP-001"] == 7
+    assert [(r["SKU"], r["Change"]) for r in w.log("cancel")] == [("TEA-001", -tea), ("CUP-001", 1)]
