@@ -10,6 +10,7 @@ commit writes too many rows, the full read is the re-read.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,15 +146,12 @@ def test_the_reread_reads_only_the_cells_of_the_rows_the_commit_writes(big: Worl
     (narrow,) = [r for r in w.sheets.requests[since:] if r.path.endswith(NARROW)]
     body = narrow.json()
     assert (body["valueRenderOption"], body["majorDimension"]) == ("FORMULA", "COLUMNS")
-    # The header row; SKU and Stock of rows 12-13 and 42; below the last product, row 61.
+    # The header row; SKU to Stock of rows 12-13 and 42; below the last product, row 61.
     assert _filters(narrow) == [
         "'Inventory'!1:1",
-        "'Inventory'!A12:A13",
-        "'Inventory'!C12:C13",
-        "'Inventory'!A42:A42",
-        "'Inventory'!C42:C42",
-        "'Inventory'!A61:A",
-        "'Inventory'!C61:C",
+        "'Inventory'!A12:C13",
+        "'Inventory'!A42:C42",
+        "'Inventory'!A61:C",
     ]
     assert report.sheet_reads + report.sheet_writes <= 6
     assert [stock(w)[s] for s in ("S-010", "S-011", "S-040", "S-041")] == [9, 9, 8, 10]
@@ -261,7 +259,7 @@ def test_a_set_component_edited_at_the_reread_is_checked_with_the_set(tmp_path: 
         assert w.sync().ok
         narrow = next(r for r in w.sheets.requests[since:] if r.path.endswith(NARROW))
         # TEA-001 and GIFT-001 are written; CUP-001's row between them is checked too.
-        assert _filters(narrow)[1:3] == ["'Inventory'!A2:A4", "'Inventory'!C2:C4"]
+        assert _filters(narrow)[1] == "'Inventory'!A2:C4"
         assert _before_commit(w, since) == ["narrow", "full"]
         assert stock(w) == {"TEA-001": 8, "CUP-001": 1, "GIFT-001": 1}
         assert [(x["SKU"], x["After"]) for x in w.log("manual")] == [("CUP-001", 1)]
@@ -301,15 +299,30 @@ def test_row_runs_cover_exactly_the_rows_given(rows: set[int]) -> None:
     assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(runs))
 
 
-@given(st.sets(st.integers(1, 300), max_size=60))
-def test_narrow_ranges_name_each_written_cell_once(rows: set[int]) -> None:
-    tab = Tab("Inventory", 0, 1000, 26, {"sku": 0, "stock": 2})
+@given(st.sets(st.integers(1, 300), max_size=60), st.sampled_from([(0, 2), (3, 1), (0, 20)]))
+def test_narrow_ranges_take_the_sku_and_stock_cells_of_exactly_the_rows_given(
+    rows: set[int], columns: tuple[int, int]
+) -> None:
+    sku, stock = columns
+    tab = Tab("Inventory", 0, 1000, 26, {"sku": sku, "stock": stock})
     ranges = narrow_ranges(tab, row_runs(rows), 301)
     assert ranges[0] == "'Inventory'!1:1"
-    assert ranges[-2:] == ["'Inventory'!A302:A", "'Inventory'!C302:C"]
-    cells: list[str] = []
-    for text in ranges[1:-2]:
-        start, end = text.split("!")[1].split(":")
-        assert start[0] == end[0] and start[0] in "AC"
-        cells += [f"{start[0]}{n}" for n in range(int(start[1:]), int(end[1:]) + 1)]
-    assert sorted(cells) == sorted(f"{c}{i + 1}" for i in rows for c in "AC")
+    cells: list[tuple[int, int]] = []  # (column, row), 0-based
+    tail: set[int] = set()
+    for text in ranges[1:]:
+        found = re.fullmatch(r"'Inventory'!([A-Z])(\d+):([A-Z])(\d*)", text)
+        assert found is not None, text
+        left, right = ord(found[1]) - 65, ord(found[3]) - 65
+        if not found[4]:
+            assert int(found[2]) == 302
+            tail |= set(range(left, right + 1))
+            continue
+        lines = range(int(found[2]) - 1, int(found[4]))
+        cells += [(c, r) for c in range(left, right + 1) for r in lines]
+    assert len(cells) == len(set(cells))  # no cell twice
+    wanted = {(c, r) for c in (sku, stock) for r in rows}
+    assert wanted <= set(cells)
+    assert {r for _, r in cells} == rows  # no other row
+    assert {sku, stock} <= tail
+    if abs(sku - stock) < positions.SPAN:  # one range per run, the columns between coming along
+        assert len(ranges) == len(row_runs(rows)) + 2
