@@ -4,11 +4,15 @@ Staff may insert, delete, move and sort rows and columns at any time, also while
 (SPEC.md section 4, rows and columns may move). The Sheets API writes cells by position and has
 no conditional write, so the cycle addresses by identity in three steps:
 
-1. **Re-read right before the commit** (`reread`): the header row, the SKU column and the Stock
-   column in one read. Columns are found again by their headers (a second read follows only
-   when they moved); rows are matched by SKU, so a sorted or shifted sheet is re-planned onto
-   the rows where each product is now. A product that vanished or became ambiguous is left out
-   of this cycle's writes.
+1. **Re-read right before the commit** (`reread`). Usually a *narrow* read (`narrow_ranges`):
+   the header row, and the SKU and Stock cells of only the rows the commit writes (plus the
+   component rows of a set it writes, and the bottom of the table). When those answer as the
+   first read did, the commit follows at once. Otherwise, or when the commit writes too many
+   rows for a narrow read to pay (`NARROW_MAX_ROWS`), the *full* read: the header row, the
+   whole SKU column and the whole Stock column. Columns are found again by their headers (a
+   second read follows only when they moved); rows are matched by SKU, so a sorted or shifted
+   sheet is re-planned onto the rows where each product is now. A product that vanished or
+   became ambiguous is left out of this cycle's writes.
 2. **Check the commit's own answer** (`misplaced`): the commit asks `spreadsheets.batchUpdate`
    to include the spreadsheet as it is after the update (`includeSpreadsheetInResponse`,
    `responseRanges`: the header row and the SKU cells of every row written; Sheets API v4
@@ -19,15 +23,59 @@ no conditional write, so the cycle addresses by identity in three steps:
    there now (the value read for the product and column that are there now, or blank for a row
    or column added meanwhile), and each product gets its intended cells where it is now. The
    repair is itself checked the same way.
+
+Why the narrow read is enough (SPEC.md section 4, no lost staff edits; rows and columns may
+move). The commit writes the Stock, Shown and Status cells of some rows, and nothing else of
+the Inventory tab. Each of those rows is checked at the last moment twice over: its SKU cell
+still names the product the writes are meant for (so nothing lands in another product's row),
+and its Stock cell still holds what the plan started from (so no staff edit is overwritten; a
+changed one sends the cycle down the full read and re-plan, which logs it `manual`). A row
+the commit does not write keeps whatever staff typed: its edit is compared next cycle with
+the baseline the state file still holds for it, logged `manual` and pushed then, never lost.
+What the full read saw and the narrow one does not, case by case:
+
+- Columns inserted, deleted or moved: the header row is in the narrow read; any change of
+  where a column is takes the full read.
+- Rows inserted, deleted, moved or sorted: a written row that now holds another product, or
+  the same product with another Stock, takes the full read. So does anything found below the
+  table's last SKU or Stock cell of the first read, or a change of that last cell: rows added
+  at the bottom or inserted anywhere above it shift it. Rows that moved without touching any
+  of these cells moved among rows the commit does not write.
+- A set product: its Stock is computed from its components' Stock, so the component rows of
+  every set the commit writes are checked too; an edited component takes the full read.
+- A row copied so that a SKU the commit writes is now also in a row it does not read (pasted
+  into a blank row inside the table): the row checked still holds that product and its Stock,
+  so the write lands where it belongs. The full read did the same (every row of the first
+  read unchanged: a row filled in a gap is not ours); the next cycle sees the copies and holds
+  the product's orders until staff keep one row (`bot.apply`), as for any copy.
+- A Stock edited in a row the commit does not write: caught up next cycle, as above; if that
+  product is pushed this cycle, it gets the quantity of the first read, and the next cycle
+  pushes the edited one (what a full read allowed for an edit landing after it anyway).
+- A commit landing on rows moved inside its own round trip (step 2) is put right from what
+  the re-read saw: for a product whose row it did not read, the Stock of the first read, so a
+  Stock staff edited during the cycle in such a row, overwritten by that misplaced write, is
+  put back to the older value; the repair's Log row names the row and asks staff to check it
+  (`repair_cells`, stale). This needs a move inside the commit's round trip, the same instant
+  as the staff-edit window; the full read narrowed it to edits made inside that window too.
+- The lease and the commit marker are developer metadata, read with the spreadsheet's tabs and
+  in the commit's own answer, never through this read; the Log rows are appended after the
+  Log tab's last row by the commit itself (`appendCells`), and a full Log tab is renamed in
+  the same commit (`bot.rollover`): none of them depend on the Inventory cells re-read here.
+
+The narrow read is one `spreadsheets.values.batchGetByDataFilter` request (Sheets API v4
+reference, that method and DataFilter): a POST with one `a1Range` filter per run of
+consecutive rows (from SKU to Stock, or one per column when they are far apart), since a
+`values:batchGet` URL with hundreds of scattered ranges would grow too long
+(`SheetClient.read_cells`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.errors import SheetError
+from bot.errors import SheetError, SheetStructureError
 from bot.i18n import _
 from bot.inventory import Row
 from bot.rules import CellError, cell_text, parse_stock
@@ -36,6 +84,7 @@ from bot.sheet.layout import INVENTORY_HEADERS, Tab, column_letters, header_key,
 from bot.sheet.writes import column_runs
 
 __all__ = [
+    "NARROW_MAX_ROWS",
     "SKU_HEADERS",
     "Columns",
     "Misplaced",
@@ -44,14 +93,29 @@ __all__ = [
     "left_out",
     "misplaced",
     "misplaced_in",
+    "narrow_ranges",
     "read_positions",
     "repair_cells",
     "reread",
+    "row_runs",
 ]
 
 SKU_HEADERS = frozenset(header_key(n) for n in INVENTORY_HEADERS["sku"])
 
 WRITTEN = ("stock", "shown", "status")  # the columns a commit writes, in this order
+
+# Beyond this many rows to check, the re-read reads the whole SKU and Stock columns instead of
+# their cells in the written rows. A narrow read costs the server a range (parse, look-up,
+# the filter echoed in the answer) per run of rows, where a column read costs a cell per row;
+# a commit writing thousands of rows (a first cycle writes Shown and Status of every row) is
+# most of a large sheet, scattered into as many runs, so its narrow read would cost as much
+# as the full one and could not skip the fallback's second read when anything moved. A
+# cycle's orders touch a few hundred rows, far below this.
+NARROW_MAX_ROWS = 2_000
+# SKU and Stock columns this close are read as one range per run of rows, the cells between
+# them coming along: a range costs the server more than a few cells (with SKU in A and Stock
+# in C, this halves the ranges of a narrow read, and the time the stand-in takes to serve it).
+SPAN = 8
 
 
 def left_out() -> str:
@@ -83,16 +147,48 @@ class Writes:
     def response_ranges(self, tab: Tab) -> list[str]:
         """The header row and the SKU cells of every written row: what to check afterwards."""
         letter = column_letters(tab.columns["sku"])
-        ranges = [f"{tab.a1}!1:1"]
-        rows = sorted(self.skus)
-        start = 0
-        while start < len(rows):
-            end = start
-            while end + 1 < len(rows) and rows[end + 1] == rows[end] + 1:
-                end += 1
-            ranges.append(f"{tab.a1}!{letter}{rows[start] + 1}:{letter}{rows[end] + 1}")
-            start = end + 1
-        return ranges
+        runs = row_runs(self.skus)
+        return [f"{tab.a1}!1:1"] + [f"{tab.a1}!{letter}{a + 1}:{letter}{b + 1}" for a, b in runs]
+
+
+def row_runs(indexes: Iterable[int]) -> list[tuple[int, int]]:
+    """Row indexes as runs of consecutive rows, (first, last) inclusive, in ascending order."""
+    runs: list[tuple[int, int]] = []
+    for index in sorted(set(indexes)):
+        if runs and runs[-1][1] == index - 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def _blocks(tab: Tab) -> list[tuple[int, int]]:
+    """The column spans (first, last) a narrow read takes of each run of rows."""
+    sku, stock = tab.columns["sku"], tab.columns["stock"]
+    low, high = min(sku, stock), max(sku, stock)
+    return [(low, high)] if high - low < SPAN else [(sku, sku), (stock, stock)]
+
+
+def narrow_ranges(tab: Tab, runs: Sequence[tuple[int, int]], tail: int) -> list[str]:
+    """The narrow re-read's ranges: the header row; per run of rows, its SKU and Stock cells
+    (one range, or one per column when they are far apart: `SPAN`); then the same columns
+    from row index `tail` down to the end of the tab."""
+    ranges = [f"{tab.a1}!1:1"]
+    for first, last in [*runs, (tail, None)]:
+        end = "" if last is None else str(last + 1)
+        for left, right in _blocks(tab):
+            ranges.append(
+                f"{tab.a1}!{column_letters(left)}{first + 1}:{column_letters(right)}{end}"
+            )
+    return ranges
+
+
+def _column_of(grids: Sequence[Sequence[Any]], blocks: Sequence[tuple[int, int]], at: int) -> Any:
+    """Column `at` from the column-major answers to one run's `_blocks` (`[]` if empty)."""
+    for grid, (left, right) in zip(grids, blocks, strict=True):
+        if left <= at <= right:
+            return grid[at - left] if at - left < len(grid) else []
+    raise AssertionError(f"column {at} was not read")  # pragma: no cover
 
 
 @dataclass
@@ -103,6 +199,8 @@ class Reread:
     rows: list[Row]  # the rows that can be written, at their current index, Stock as now
     changed: bool  # a Stock edit or a move: the plan must be made again
     notes: list[str]  # what moved, for the process log and the Log tab
+    # The case-folded SKUs whose Stock this read saw (the narrow read); None: every row's.
+    seen: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +216,17 @@ class Columns:
         """The two columns of a read of the whole tab (rows as long as their last value)."""
         skus, stocks = _column(grid, columns["sku"]), _column(grid, columns["stock"])
         return cls(skus, stocks, not _has_bool(skus) and not _has_bool(stocks))
+
+    def height(self) -> int:
+        """Rows down to the last SKU or Stock cell that is not empty (header row included)."""
+        return max(len(self.skus), len(self.stocks))
+
+    def cells(self, index: int) -> tuple[Any, Any]:
+        """The SKU and Stock cells of one row as read (`""` when empty)."""
+        return (
+            self.skus[index] if index < len(self.skus) else "",
+            self.stocks[index] if index < len(self.stocks) else "",
+        )
 
     def same(self, skus: list[Any], stocks: list[Any]) -> bool:
         """Whether a column-major read answered every cell as it was, of the same type.
@@ -154,6 +263,7 @@ def reread(
     rows: Sequence[Row],
     keep: Collection[str] = (),
     basis: Columns | None = None,
+    written: Collection[int] | None = None,
 ) -> Reread:
     """Header row, SKU and Stock right before the commit; rows matched again by SKU.
 
@@ -161,7 +271,14 @@ def reread(
     their cells are known to be wrong, so what they hold is no staff edit. `basis` is the SKU
     and Stock columns of the read `rows` come from: when the re-read answers them unchanged,
     cell for cell, nothing moved and no Stock was edited, and the commit can follow at once.
+    `written` are the indexes (as in `rows`) of the rows the commit writes: with `basis`, the
+    narrow read checks those rows first, and the full read follows only if it finds a change.
     """
+    if basis is not None and written is not None:
+        check = _checked_rows(rows, written)
+        if check is not None and _narrow_unchanged(sheet, tab, check, keep, basis):
+            seen = frozenset(row.sku.casefold() for row in check)
+            return Reread(tab, list(rows), False, [], seen)
     notes: list[str] = []
     header, sku_column, stock_column = _read_columns(sheet, tab, tab.columns)
     columns = map_columns("inventory", tab.title, header[0] if header else [])
@@ -255,6 +372,90 @@ def reread(
     return Reread(tab, fresh, changed or bool(notes), notes)
 
 
+def _checked_rows(rows: Sequence[Row], written: Collection[int]) -> list[Row] | None:
+    """The rows a narrow re-read checks: the written ones and the components of written sets.
+
+    None when the narrow read does not pay (more than `NARROW_MAX_ROWS`) or a written index is
+    no row of the first read (then only the full read can tell).
+    """
+    if len(written) > NARROW_MAX_ROWS:
+        return None
+    by_index = {row.index: row for row in rows}
+    if any(index not in by_index for index in written):
+        return None
+    by_sku: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.sku:
+            by_sku.setdefault(row.sku.casefold(), []).append(row)
+    check = {index: by_index[index] for index in written}
+    for index in written:
+        for component in by_index[index].components or ():
+            for row in by_sku.get(component.sku.casefold(), []):
+                check[row.index] = row
+    return list(check.values()) if len(check) <= NARROW_MAX_ROWS else None
+
+
+def _narrow_unchanged(
+    sheet: SheetClient, tab: Tab, check: Sequence[Row], keep: Collection[str], basis: Columns
+) -> bool:
+    """Whether the header row, the checked rows and the bottom of the table are as first read.
+
+    One request (`narrow_ranges`), read as `_read_columns` reads (formulas as their text,
+    column-major). The bottom is the last row holding a SKU or a Stock at the first read and
+    everything below it: rows added at the end, or inserted or deleted anywhere above that row
+    (which shifts it), show there.
+    """
+    runs = row_runs(row.index for row in check)
+    tail = max(basis.height() - 1, 1)
+    header, *cells = sheet.read_cells(
+        narrow_ranges(tab, runs, tail), formulas=True, by_columns=True
+    )
+    try:
+        columns = map_columns("inventory", tab.title, [c[0] if c else "" for c in header])
+    except SheetStructureError:
+        return False  # the full read finds the same and says so
+    if columns != dict(tab.columns):
+        return False
+    blocks = _blocks(tab)
+    size = len(blocks)
+    groups = [cells[i : i + size] for i in range(0, len(cells), size)]
+    sku_at, stock_at = tab.columns["sku"], tab.columns["stock"]
+    found: dict[int, tuple[Any, Any]] = {}
+    for (first, last), grids in zip(runs, groups, strict=False):
+        skus, stocks = _column_of(grids, blocks, sku_at), _column_of(grids, blocks, stock_at)
+        for k in range(last - first + 1):
+            found[first + k] = (
+                skus[k] if k < len(skus) else "",
+                stocks[k] if k < len(stocks) else "",
+            )
+    for row in check:
+        sku, stock = found[row.index]
+        if not _same_cells(row, sku, None if stock == "" else stock, keep):
+            return False
+    for at, was in zip((sku_at, stock_at), basis.cells(tail), strict=True):
+        column = _column_of(groups[-1], blocks, at)
+        now = column[0] if column else ""
+        # Compared as read, type and all (`Columns.same`): TRUE is no 1 here.
+        if type(now) is not type(was) or now != was or len(column) > 1:
+            return False
+    return True
+
+
+def _same_cells(row: Row, sku: Any, stock: Any, keep: Collection[str]) -> bool:
+    """Whether a row's SKU and Stock cells (as a FORMULA read answers them) are as first read.
+
+    Raw cells are compared first, and parsed only when they differ (a number typed as text).
+    """
+    if sku != row.sku and cell_text(sku) != row.sku:
+        return False
+    if row.sku.casefold() in keep or (type(stock) is int and stock == row.stock):
+        return True
+    try:
+        return parse_stock(stock) == row.stock
+    except CellError:
+        return row.stock is None
+
+
 def _unchanged(
     rows: Sequence[Row],
     skus: Sequence[Sequence[Any]],
@@ -270,19 +471,9 @@ def _unchanged(
     for row in rows:
         i = row.index
         sku = skus[i][0] if i < height and skus[i] else ""
-        if sku != row.sku and cell_text(sku) != row.sku:
-            return False
-        if row.sku.casefold() in keep:
-            continue
         stock = stocks[i][0] if i < len(stocks) and stocks[i] else None
-        if type(stock) is int and stock == row.stock:
-            continue
-        try:
-            if parse_stock(stock) != row.stock:
-                return False
-        except CellError:
-            if row.stock is not None:
-                return False
+        if not _same_cells(row, sku, stock, keep):
+            return False
     # A row added in a gap that was empty at the first read moves nothing and is not ours.
     return True
 
@@ -416,6 +607,7 @@ def repair_cells(
     truth: Mapping[str, Mapping[str, object]],
     *,
     columns_moved: bool = False,
+    stale: Collection[str] = (),
 ) -> tuple[Writes, dict[int, dict[int, object]], list[str]]:
     """The writes that undo a misplaced commit and make the intended ones where rows are now.
 
@@ -429,6 +621,10 @@ def repair_cells(
     With `columns_moved`, a column was inserted or deleted: rows stayed where they were, so
     each written row still belongs to the product it was meant for, even where the write
     landed on its SKU cell (which then no longer names it).
+
+    `stale` names (case-folded) products whose Stock in `truth` is the first read's, because
+    the narrow re-read did not look at their rows: a Stock cell of theirs put back gets that
+    value, and a note asks staff to check it (an edit made during the cycle is not known).
     """
     notes: list[str] = []
     header_at = {index: key for key, index in now_tab.columns.items()}
@@ -451,6 +647,14 @@ def repair_cells(
                 value = None  # a row or a column added meanwhile was blank
             elif now_key is not None and now_key in truth.get(sku, {}):
                 value = truth[sku][now_key]
+                if now_key == "stock" and sku in stale:
+                    notes.append(
+                        _(
+                            "row {row} ({sku}): its Stock was put back to {value}, as read at "
+                            "the start of the cycle; if staff changed it during the cycle, "
+                            "type it again"
+                        ).format(row=index + 1, sku=now_sku, value=value)
+                    )
             elif sku in first_index:
                 line = grid[first_index[sku]]
                 value = line[then] if then < len(line) else None

@@ -12,12 +12,14 @@
 - `bot.report`: Log rows, Status texts and the Channels tab.
 
 Sheets requests per cycle, whatever the number of SKUs and orders: 2 reads (tabs and developer
-metadata; the three tabs' values), 1 read just before the commit (header row, SKU and Stock),
+metadata; the three tabs' values), 1 read just before the commit (header row, and SKU and Stock
+of the rows written, or of every row when the commit writes thousands: `bot.positions`),
 1 atomic write (the commit, whose answer carries the check of positions), 1 read (SKU column,
 before Status is written after pushing) and 1 write (push results); plus, when this bot does
-not already hold the sheet, 1 lease write and 1 read to confirm it. Rows or columns moved
-during the cycle cost one more read; a commit that landed on moved rows costs a read and a
-repair write.
+not already hold the sheet, 1 lease write and 1 read to confirm it. A change the narrow read
+sees (rows moved, a Stock edited in a row the commit writes) costs one more read, the whole SKU
+and Stock columns; columns moved during the cycle one more again, to read them where they are
+now. A commit that landed on moved rows costs a read and a repair write.
 
 The gap between fetching a marketplace's orders and pushing to it: all marketplaces are
 fetched at the same time, then the sheet commit is made, then all are pushed at the same
@@ -501,15 +503,22 @@ class Cycle:
         tab = sheet.layout.inventory
         notes: list[str] = []
         answer: dict[str, Any] | None = None
+        seen: frozenset[str] | None = None
         for attempt in range(1, COMMIT_TRIES + 1):
             writes, prepared = self._prepare_cycle(
                 sheet, tab, rows, the_plan, fetched, starts, outbox, notes
             )
+            # The narrow re-read checks the cells of the rows written, as the first read placed
+            # them: once the plan was made again on moved rows, only the full read compares.
+            written = writes.skus if rows is first_rows else None
             try:
-                again = reread(self.sheet, tab, first_rows, keep=self._restored, basis=basis)
+                again = reread(
+                    self.sheet, tab, first_rows, keep=self._restored, basis=basis, written=written
+                )
             except StockbotError:
                 self.handover.discard(prepared)
                 raise
+            seen = again.seen
             if again.changed or again.tab != tab:
                 self.handover.discard(prepared)
                 tab, rows = again.tab, again.rows
@@ -536,7 +545,7 @@ class Cycle:
         if self._warnings:
             self.ledger.set_meta("cells_warned", self.now().astimezone(self.tz).date().isoformat())
         self.ledger.set_meta("jumps", warnings.dump_jumps(self._jumps))
-        tab = self._check_landing(answer, sheet, tab, writes, rows, report)
+        tab = self._check_landing(answer, sheet, tab, writes, rows, report, seen)
         return rows, the_plan, tab
 
     def _prepare_cycle(
@@ -670,12 +679,15 @@ class Cycle:
         writes: Writes,
         rows: Sequence[Row],
         report: CycleReport,
+        seen: frozenset[str] | None = None,
     ) -> Tab:
         """Repair a commit that landed on rows or columns moved inside its last round trip.
 
         The products whose Stock may now be wrong are recorded as *suspect* before anything
         else: if the repair fails or the bot stops, the next cycle writes their Stock back from
-        the state file instead of taking the difference for a staff edit.
+        the state file instead of taking the difference for a staff edit. `seen`: the products
+        whose Stock the re-read before the commit saw (None: all); the others' Stock is known
+        as of the first read only (`repair_cells`, stale).
         """
         before = {row.sku.casefold(): row.stock for row in rows if row.stock is not None}
         for _attempt in range(REPAIR_TRIES):
@@ -729,6 +741,7 @@ class Cycle:
                 sheet.index,
                 truth,
                 columns_moved=bool(wrong.columns),
+                stale=() if seen is None else {sku for sku in before if sku not in seen},
             )
             detail = _(
                 "rows or columns were moved in the very instant the bot wrote to the sheet, so "

@@ -18,12 +18,16 @@ the Log and the store are compared with it:
 Staff Stock edits are made between cycles or at the cycle's first or second values read (the
 second is the re-read right before the commit: SPEC says the bot applies its changes to that
 value), never in the instant of the commit, which the README names as the one window where an
-edit may be overwritten. Orders and cancellations happen between cycles only, so the model can
+edit may be overwritten. The re-read is narrow (the rows the commit writes, `bot.positions`):
+an edit at it in a row it did not look at (the stand-in saw the ranges it asked for) is not
+overwritten and is taken up by the next cycle, logged `manual` then, with Shown following it
+from then on. Orders and cancellations happen between cycles only, so the model can
 say which cycle applies them.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from contextlib import suppress
@@ -78,6 +82,9 @@ class Model:
     baseline: dict[str, int] = field(default_factory=dict)  # SKU -> Stock after the last cycle
     orders: list[Order] = field(default_factory=list)
     manual: int = 0  # `manual` Log rows expected so far
+    # Stock edits made at the re-read: (SKU, Stock before, sheet row), until the cycle ends.
+    edits: list[tuple[str, int, int]] = field(default_factory=list)
+    shown: dict[str, int] = field(default_factory=dict)  # SKU -> Stock Shown follows (one check)
 
     def skus(self) -> list[str]:
         return [s for s in self.rows if s is not None]
@@ -146,19 +153,25 @@ def staff_move(
         raise AssertionError(kind)
 
 
-def staff_stock(w: World, m: Model, a: int, value: int) -> None:
-    """Staff type a Stock value into a product's row (found by its SKU, as staff would)."""
+def staff_stock(w: World, m: Model, a: int, value: int) -> tuple[str, int, int]:
+    """Staff type a Stock value into a product's row (found by its SKU, as staff would).
+
+    Returns the SKU, the Stock it had, and its sheet row.
+    """
     skus = m.skus()
     sku = skus[a % len(skus)]
-    cell = f"{column_letters(m.cols.index('Stock'))}{m.rows.index(sku) + 2}"
-    w.sheets.set_value(w.sheet_id, "Inventory", cell, value)
-    m.cell[sku] = value
+    row = m.rows.index(sku) + 2
+    w.sheets.set_value(
+        w.sheet_id, "Inventory", f"{column_letters(m.cols.index('Stock'))}{row}", value
+    )
+    before, m.cell[sku] = m.cell[sku], value
+    return sku, before, row
 
 
 def staff_action(w: World, m: Model, what: str, a: int, b: int, right_of_sku: bool = False) -> None:
     """A staff action timed inside a cycle: a Stock edit (`b` the value) or a move."""
     if what == "stock":
-        staff_stock(w, m, a, b)
+        m.edits.append(staff_stock(w, m, a, b))
     else:
         staff_move(w, m, what, a, b, right_of_sku=right_of_sku)
 
@@ -206,9 +219,32 @@ def _at(w: World, when: str, action: Callable[[], None], errors: list[BaseExcept
 
 
 # -- the cycle and the checks ------------------------------------------------------------------
+def reread_saw(w: World, since: int, row: int) -> bool:
+    """Whether the reads before the commit, of the requests since `since`, looked at `row`.
+
+    True when the re-read was the full read (or the narrow one fell back to it), or when one
+    of the narrow read's ranges (besides the header row) covers the row.
+    """
+    reads: list[Any] = []
+    for r in w.sheets.requests[since:]:
+        if r.path.endswith(":batchUpdate") and b"stockbot.commit" in r.body:
+            break
+        if "values:batchGet" in r.path:
+            reads.append(r)
+    narrow = [i for i, r in enumerate(reads) if r.path.endswith("ByDataFilter")]
+    if not narrow or len(reads) > narrow[0] + 1:
+        return True
+    for f in reads[narrow[0]].json()["dataFilters"]:
+        found = re.search(r"![A-Z]+(\d+):[A-Z]+(\d*)$", f["a1Range"])
+        if found and int(found[1]) <= row <= int(found[2] or row):
+            return True
+    return False
+
+
 def cycle(w: World, m: Model, during: tuple[str, Callable[[], None]] | None = None) -> None:
     errors: list[BaseException] = []
     hook = _at(w, during[0], during[1], errors) if during else None
+    since = len(w.sheets.requests)
     try:
         w.sync()
     finally:
@@ -217,6 +253,12 @@ def cycle(w: World, m: Model, during: tuple[str, Callable[[], None]] | None = No
                 w.sheets.remove_hook(hook)
     if errors:
         raise errors[0]
+    # An edit the re-read did not see is, for this cycle, made after it: next cycle's.
+    later: dict[str, int] = {}
+    for sku, before, row in m.edits:
+        if during and during[0] == "read2" and not reread_saw(w, since, row):
+            later[sku], m.cell[sku] = m.cell[sku], before
+    m.edits = []
     for sku in m.skus():
         if m.cell[sku] != m.baseline[sku]:
             m.manual += 1
@@ -231,7 +273,10 @@ def cycle(w: World, m: Model, during: tuple[str, Callable[[], None]] | None = No
             order.applied = True
         if order.applied and order.cancelled:
             order.undone = True
+    for sku, typed in later.items():
+        m.shown[sku], m.cell[sku] = m.cell[sku], typed
     check(w, m)
+    m.shown.clear()
 
 
 def check(w: World, m: Model) -> None:
@@ -257,7 +302,8 @@ def check(w: World, m: Model) -> None:
                 assert cells[name] == m.staff[sku][name], (sku, name, cells[name])
         assert cells["Stock"] == m.cell[sku], (sku, cells["Stock"], m.cell[sku])
         display = parse_display(m.staff[sku]["Display"])
-        assert cells["Shown"] == shown_quantity(m.cell[sku], display), (sku, cells["Shown"])
+        stock = m.shown.get(sku, m.cell[sku])
+        assert cells["Shown"] == shown_quantity(stock, display), (sku, cells["Shown"])
     log = w.log()
     manual = [e for e in log if e["Event"] == "manual"]
     assert len(manual) == m.manual, manual

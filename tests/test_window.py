@@ -1,22 +1,30 @@
 """The staff-edit window (issue 8): what the bot does between the re-read and the commit.
 
-When the re-read answers SKU and Stock exactly as the first read did, the cycle compares two
-lists and sends a commit body encoded beforehand; anything else goes through the row-by-row
-comparison, which finds moves and staff edits as before.
+The re-read is narrow: the header row and the SKU and Stock cells of the rows the commit
+writes (one values:batchGetByDataFilter request). When it answers them as the first read
+did, the commit is sent at once (its body encoded beforehand); anything else takes the full
+read of the SKU and Stock columns, which finds moves and staff edits as before. When the
+commit writes too many rows, the full read is the re-read.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot import positions
-from bot.positions import Columns
-from tests.staff import at_read, rakuten_shop, stock
-from tests.world import World
+from bot.positions import Columns, narrow_ranges, row_runs
+from bot.sheet.layout import Tab
+from bot.standins.base import Request
+from tests.staff import at_commit, at_read, dimension, rakuten_shop, stock
+from tests.world import World, world
 
 COLUMNS = {"sku": 0, "stock": 2}
 
@@ -86,3 +94,235 @@ def test_true_typed_over_1_is_a_change_although_python_finds_them_equal() -> Non
     assert not basis.same(["SKU", True], ["Stock", 1])
     was_true = Columns.of([["SKU", "Name", "Stock"], ["A", "", True]], COLUMNS)
     assert not was_true.same(["SKU", "A"], ["Stock", 1])
+
+
+# -- the narrow re-read -------------------------------------------------------------------------
+NARROW = "values:batchGetByDataFilter"
+
+
+def _cycle_reads(w: World, since: int) -> list[Request]:
+    """The values reads and the commit of the requests since `since`, in order."""
+    return [
+        r
+        for r in w.sheets.requests[since:]
+        if "values:batchGet" in r.path
+        or (r.path.endswith(":batchUpdate") and b"stockbot.commit" in r.body)
+    ]
+
+
+def _before_commit(w: World, since: int) -> list[str]:
+    """What was read between the cycle's first read and its commit: `narrow` or `full`."""
+    seen = []
+    for r in _cycle_reads(w, since)[1:]:
+        if r.path.endswith(":batchUpdate"):
+            return seen
+        seen.append("narrow" if r.path.endswith(NARROW) else "full")
+    raise AssertionError("no commit")
+
+
+def _filters(request: Request) -> list[str]:
+    return [f["a1Range"] for f in request.json()["dataFilters"]]
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Iterator[World]:
+    """60 products of Stock 10, each sold on Rakuten."""
+    with world(tmp_path, ("rakuten",)) as w:
+        rows = [[f"S-{i:03d}", "", 10, "", "", "", "", "", "", ""] for i in range(60)]
+        w.create_sheet(rows)
+        for row in rows:
+            w.markets["rakuten"].add_item(str(row[0]), 0)
+        yield w
+
+
+def test_the_reread_reads_only_the_cells_of_the_rows_the_commit_writes(big: World) -> None:
+    w = big
+    w.sync()
+    w.markets["rakuten"].place_order([("S-010", 1), ("S-011", 1), ("S-040", 2)])
+    since = len(w.sheets.requests)
+    report = w.sync()
+    assert report.ok
+    assert _before_commit(w, since) == ["narrow"]
+    (narrow,) = [r for r in w.sheets.requests[since:] if r.path.endswith(NARROW)]
+    body = narrow.json()
+    assert (body["valueRenderOption"], body["majorDimension"]) == ("FORMULA", "COLUMNS")
+    # The header row; SKU to Stock of rows 12-13 and 42; below the last product, row 61.
+    assert _filters(narrow) == [
+        "'Inventory'!1:1",
+        "'Inventory'!A12:C13",
+        "'Inventory'!A42:C42",
+        "'Inventory'!A61:C",
+    ]
+    assert report.sheet_reads + report.sheet_writes <= 6
+    assert [stock(w)[s] for s in ("S-010", "S-011", "S-040", "S-041")] == [9, 9, 8, 10]
+
+
+def test_a_commit_writing_more_rows_than_pay_takes_the_full_read(
+    big: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = big
+    w.sync()
+    w.markets["rakuten"].place_order([("S-010", 1), ("S-040", 2)])
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 1)
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since) == ["full"]
+    assert [stock(w)[s] for s in ("S-010", "S-040")] == [9, 8]
+
+
+def test_a_stock_edited_in_a_written_row_takes_the_full_read_and_is_kept(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-001", 2)])
+    at_read(w, 2, lambda: w.set_stock("TEA-001", 100))
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since) == ["narrow", "full"]
+    assert stock(w)["TEA-001"] == 98
+    assert [(x["SKU"], x["Change"], x["After"]) for x in w.log("manual")] == [("TEA-001", 70, 100)]
+
+
+def test_a_stock_edited_in_a_row_the_commit_does_not_write_is_logged_next_cycle(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-001", 2)])
+    at_read(w, 2, lambda: w.set_stock("TEA-003", 7))
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since) == ["narrow"]
+    assert stock(w) == {"TEA-001": 28, "TEA-002": 30, "TEA-003": 7, "CUP-001": 12}
+    assert w.log("manual") == []  # not seen yet, and not overwritten
+    assert w.sync().ok
+    assert stock(w)["TEA-003"] == 7
+    assert [(x["SKU"], x["Before"], x["After"]) for x in w.log("manual")] == [("TEA-003", 30, 7)]
+    assert w.markets["rakuten"].quantity("TEA-003") == 3  # its Display "3" on the Stock typed
+
+
+def test_a_row_inserted_above_at_the_reread_takes_the_full_read_and_is_followed(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-002", 2)])
+    at_read(w, 2, lambda: dimension(w, "insertDimension", "ROWS", 1))
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since) == ["narrow", "full"]
+    assert stock(w) == {"TEA-001": 30, "TEA-002": 28, "TEA-003": 30, "CUP-001": 12}
+    assert w.inventory()[0]["SKU"] == ""  # the new blank row got nothing
+    assert w.inventory()[0]["Stock"] == ""
+    assert w.log("manual") == []
+
+
+def test_a_row_added_below_the_table_at_the_reread_takes_the_full_read(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-001", 2)])
+    at_read(w, 2, lambda: w.sheets.set_value(w.sheet_id, "Inventory", "A6", "TEA-001", raw=True))
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since) == ["narrow", "full"]
+    # As the full read always did: every row of the first read is where it was, so the commit
+    # goes ahead there; the new row is not written, and the next cycle sees the copy.
+    first, *_, added = w.inventory()
+    assert (first["SKU"], first["Stock"], added["SKU"], added["Stock"]) == (
+        "TEA-001",
+        28,
+        "TEA-001",
+        "",
+    )
+
+
+def test_a_column_inserted_at_the_reread_takes_the_full_read_and_is_followed(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-001", 2)])
+    at_read(w, 2, lambda: dimension(w, "insertDimension", "COLUMNS", 1))
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since)[:2] == ["narrow", "full"]
+    assert stock(w)["TEA-001"] == 28
+    assert all(r.get("Name") != 28 for r in w.inventory())
+
+
+def test_a_set_component_edited_at_the_reread_is_checked_with_the_set(tmp_path: Path) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet(
+            [
+                ["TEA-001", "Sencha", 10, "3", "", "", "", "", "", ""],
+                ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
+                ["GIFT-001", "Gift box", 0, "", "", "", "", "", "", ""],
+            ]
+        )
+        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA-001*2 + CUP-001", raw=True)
+        for item in ("TEA-001", "CUP-001", "GIFT-001"):
+            w.markets["rakuten"].add_item(item, 0)
+        assert w.sync().ok
+        assert stock(w)["GIFT-001"] == 5
+        w.markets["rakuten"].place_order([("TEA-001", 2)])  # the set stays at 4
+        at_read(w, 2, lambda: w.set_stock("CUP-001", 1))
+        since = len(w.sheets.requests)
+        assert w.sync().ok
+        narrow = next(r for r in w.sheets.requests[since:] if r.path.endswith(NARROW))
+        # TEA-001 and GIFT-001 are written; CUP-001's row between them is checked too.
+        assert _filters(narrow)[1] == "'Inventory'!A2:C4"
+        assert _before_commit(w, since) == ["narrow", "full"]
+        assert stock(w) == {"TEA-001": 8, "CUP-001": 1, "GIFT-001": 1}
+        assert [(x["SKU"], x["After"]) for x in w.log("manual")] == [("CUP-001", 1)]
+
+
+def test_a_repair_keeps_a_stock_edit_the_narrow_read_saw(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-001", 1), ("TEA-002", 1)])
+    at_read(w, 2, lambda: w.set_stock("TEA-001", 25))  # a written row: seen, full read
+    at_commit(w, lambda: dimension(w, "insertDimension", "ROWS", 1))
+    report = w.sync()
+    assert report.repaired
+    assert stock(w) == {"TEA-001": 24, "TEA-002": 29, "TEA-003": 30, "CUP-001": 12}
+    assert [(e["SKU"], e["Change"]) for e in w.log("manual")] == [("TEA-001", -5)]
+
+
+def test_a_repair_says_when_it_put_back_a_stock_the_narrow_read_did_not_see(w: World) -> None:
+    w.sync()
+    w.markets["rakuten"].place_order([("TEA-002", 1)])
+    at_read(w, 2, lambda: w.set_stock("TEA-001", 25))  # not written: not re-read
+    # A blank row inserted in the instant of the commit: TEA-002's write lands on TEA-001.
+    at_commit(w, lambda: dimension(w, "insertDimension", "ROWS", 1))
+    report = w.sync()
+    assert report.repaired
+    assert stock(w) == {"TEA-001": 30, "TEA-002": 29, "TEA-003": 30, "CUP-001": 12}
+    assert "row 3 (TEA-001): its Stock was put back to 30" in report.repaired[0]
+    assert any("type it again" in e["Detail"] for e in w.log("error"))
+
+
+# -- the ranges ---------------------------------------------------------------------------------
+@given(st.sets(st.integers(1, 300), max_size=60))
+def test_row_runs_cover_exactly_the_rows_given(rows: set[int]) -> None:
+    runs = row_runs(rows)
+    covered = [i for first, last in runs for i in range(first, last + 1)]
+    assert covered == sorted(rows)
+    # Maximal: a run never ends right before the next one starts.
+    assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(runs))
+
+
+@given(st.sets(st.integers(1, 300), max_size=60), st.sampled_from([(0, 2), (3, 1), (0, 20)]))
+def test_narrow_ranges_take_the_sku_and_stock_cells_of_exactly_the_rows_given(
+    rows: set[int], columns: tuple[int, int]
+) -> None:
+    sku, stock = columns
+    tab = Tab("Inventory", 0, 1000, 26, {"sku": sku, "stock": stock})
+    ranges = narrow_ranges(tab, row_runs(rows), 301)
+    assert ranges[0] == "'Inventory'!1:1"
+    cells: list[tuple[int, int]] = []  # (column, row), 0-based
+    tail: set[int] = set()
+    for text in ranges[1:]:
+        found = re.fullmatch(r"'Inventory'!([A-Z])(\d+):([A-Z])(\d*)", text)
+        assert found is not None, text
+        left, right = ord(found[1]) - 65, ord(found[3]) - 65
+        if not found[4]:
+            assert int(found[2]) == 302
+            tail |= set(range(left, right + 1))
+            continue
+        lines = range(int(found[2]) - 1, int(found[4]))
+        cells += [(c, r) for c in range(left, right + 1) for r in lines]
+    assert len(cells) == len(set(cells))  # no cell twice
+    wanted = {(c, r) for c in (sku, stock) for r in rows}
+    assert wanted <= set(cells)
+    assert {r for _, r in cells} == rows  # no other row
+    assert {sku, stock} <= tail
+    if abs(sku - stock) < positions.SPAN:  # one range per run, the columns between coming along
+        assert len(ranges) == len(row_runs(rows)) + 2

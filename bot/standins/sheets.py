@@ -15,6 +15,18 @@ What it follows, and where from:
   (ValueRange, valueInputOption, valueRenderOption, majorDimension, "null values are skipped,
   an empty string clears"), `spreadsheets.batchUpdate` and its Request kinds, DeveloperMetadata
   and DataFilter lookups, and the Drive v3 `files` create / get / list / delete.
+- `spreadsheets.values.batchGetByDataFilter` (reference page of that name, and DataFilter): a
+  POST whose body holds `dataFilters` and the read options `majorDimension`,
+  `valueRenderOption`, `dateTimeRenderOption` (the same values and defaults as batchGet's query
+  parameters); the answer is `spreadsheetId` and `valueRanges`, each a MatchedValueRange:
+  `valueRange` (a ValueRange) and the request's `dataFilters` that matched it. A DataFilter
+  sets exactly one of `a1Range`, `gridRange` or `developerMetadataLookup` (a union field).
+  Choices where Google documents nothing: one MatchedValueRange per distinct range, in the
+  order first selected, listing every filter that selected it; a lookup selects the row(s) or
+  column(s) of matching row or column metadata and the whole tab of sheet metadata, and
+  nothing for spreadsheet-level metadata; a filter selecting nothing adds no entry; an A1
+  range it cannot parse or a grid range outside the grid is refused as batchGet refuses it.
+  Counted as a read (`reads`), as Google's quota counts it, like `developerMetadata.search`.
 - The recordings of real traffic in ../shared/conformance/sheets (held to them by
   tests/test_sheets_standin.py): answer shapes, range echoes (`Sheet1!A1:Z1000` for a whole
   tab, the title quoted only when needed), `updatedRange`/`updatedRows`/`updatedCells`,
@@ -1598,6 +1610,58 @@ def _matching(metadata: list[JSON], filters: Any) -> list[JSON]:
     return found
 
 
+# POST methods that only read (values.batchGetByDataFilter, developerMetadata.search): Google's
+# quota counts them as read requests.
+_READ_POSTS = ("/values:batchGetByDataFilter", "/developerMetadata:search")
+
+
+def _is_read(request: Request) -> bool:
+    """Whether a Sheets API request is a read (for the reads/writes counters)."""
+    return request.method == "GET" or (
+        request.method == "POST" and request.path.endswith(_READ_POSTS)
+    )
+
+
+_FILTER_KINDS = ("developerMetadataLookup", "a1Range", "gridRange")
+
+
+def _metadata_box(book: Book, meta: JSON) -> tuple[Sheet, Box] | None:
+    """The cells a developer metadata entry is attached to (None: the whole spreadsheet)."""
+    location = meta.get("location") or {}
+    dims = location.get("dimensionRange")
+    if isinstance(dims, dict):
+        sheet = book.sheet(dims.get("sheetId", 0))
+        start, end = int(dims.get("startIndex") or 0), dims.get("endIndex")
+        if dims.get("dimension") == "ROWS":
+            return sheet, Box(start, 0, sheet.rows if end is None else int(end), sheet.cols)
+        return sheet, Box(0, start, sheet.rows, sheet.cols if end is None else int(end))
+    if location.get("sheetId") is not None:
+        sheet = book.sheet(location["sheetId"])
+        return sheet, Box(0, 0, sheet.rows, sheet.cols)
+    return None
+
+
+def _filter_boxes(book: Book, data_filter: Any) -> list[tuple[Sheet, Box]]:
+    """The ranges one DataFilter selects, for a values read."""
+    kinds = [k for k in _FILTER_KINDS if isinstance(data_filter, dict) and k in data_filter]
+    if len(kinds) != 1:
+        raise ApiError(
+            400,
+            "A data filter must set exactly one of developerMetadataLookup, a1Range or gridRange.",
+        )
+    if kinds[0] == "a1Range":
+        sheet, a1 = book.parse(str(data_filter["a1Range"]))
+        return [(sheet, _box(sheet, a1))]
+    if kinds[0] == "gridRange":
+        grid = data_filter["gridRange"]
+        if not isinstance(grid, dict):
+            raise ApiError(400, "A gridRange must be a GridRange object.")
+        sheet = book.sheet(grid.get("sheetId", 0))
+        return [(sheet, _area_box(sheet, grid))]
+    found = [_metadata_box(book, meta) for meta in _matching(book.metadata, [data_filter])]
+    return [place for place in found if place is not None]
+
+
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -1627,6 +1691,7 @@ _API_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/v4/spreadsheets", "_create_spreadsheet_api"),
         ("POST", _V4 + ":batchUpdate", "_batch_update"),
         ("GET", _V4 + "/values:batchGet", "_values_batch_get"),
+        ("POST", _V4 + "/values:batchGetByDataFilter", "_values_batch_get_by_data_filter"),
         ("POST", _V4 + "/values:batchUpdate", "_values_batch_update"),
         ("POST", _V4 + "/values:batchClear", "_values_batch_clear"),
         ("POST", _V4 + "/values/(?P<range>.+):append", "_values_append"),
@@ -1679,23 +1744,23 @@ class SheetsStandIn(StandIn):
 
     @property
     def reads(self) -> int:
-        """Sheets API read requests received since the last reset (GET on /v4/)."""
-        return self._count(lambda method: method == "GET")
+        """Sheets API read requests received since the last reset (GET, and POST lookups)."""
+        return self._count(_is_read)
 
     @property
     def writes(self) -> int:
-        """Sheets API write requests received since the last reset (POST/PUT/DELETE on /v4/)."""
-        return self._count(lambda method: method != "GET")
+        """Sheets API write requests received since the last reset (the other /v4/ requests)."""
+        return self._count(lambda request: not _is_read(request))
 
     def reset_counters(self) -> None:
         """Count reads and writes from zero again (faulted requests count, as Google's do)."""
         with self.lock:
             self._counted_from = len(self.requests)
 
-    def _count(self, kind: Callable[[str], bool]) -> int:
+    def _count(self, kind: Callable[[Request], bool]) -> int:
         with self.lock:
             recent = self.requests[min(self._counted_from, len(self.requests)) :]
-            return sum(1 for r in recent if kind(r.method) and r.path.startswith("/v4/"))
+            return sum(1 for r in recent if kind(r) and r.path.startswith("/v4/"))
 
     def add_hook(self, hook: Callable[[Request], None]) -> None:
         """Call `hook(request)` before each API request is handled (inside the lock)."""
@@ -2144,6 +2209,39 @@ class SheetsStandIn(StandIn):
         ranges = request.query.get("ranges", [])
         if ranges:
             out["valueRanges"] = [self._value_range(book, r, render, major, dates) for r in ranges]
+        return out
+
+    def _values_batch_get_by_data_filter(
+        self, request: Request, m: re.Match[str], user: str
+    ) -> JSON:
+        book = self._book(unquote(m["sid"]))
+        body = self._body(request)
+        render = _option(
+            body.get("valueRenderOption"), "valueRenderOption", _RENDER, "FORMATTED_VALUE"
+        )
+        major = _option(body.get("majorDimension"), "majorDimension", _MAJOR, "ROWS")
+        dates = _option(
+            body.get("dateTimeRenderOption"), "dateTimeRenderOption", _DATE_RENDER, "SERIAL_NUMBER"
+        )
+        filters = body.get("dataFilters")
+        if not isinstance(filters, list) or not filters:
+            raise ApiError(400, "At least one data filter must be specified.")
+        reader = _Reader(book, render, dates)
+        matched: dict[tuple[int, Box], JSON] = {}  # one MatchedValueRange per range selected
+        for data_filter in filters:
+            for sheet, box in _filter_boxes(book, data_filter):
+                key = (sheet.sheet_id, box)
+                if key not in matched:
+                    value_range: JSON = {"range": _echo(sheet, box), "majorDimension": major}
+                    values = reader.grid(sheet, box, major)
+                    if values:
+                        value_range["values"] = values
+                    matched[key] = {"valueRange": value_range, "dataFilters": []}
+                if data_filter not in matched[key]["dataFilters"]:
+                    matched[key]["dataFilters"].append(copy.deepcopy(data_filter))
+        out: JSON = {"spreadsheetId": book.id}
+        if matched:
+            out["valueRanges"] = list(matched.values())
         return out
 
     def _write(

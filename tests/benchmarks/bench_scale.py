@@ -59,9 +59,11 @@ what was done about it:
   row by row 0.3 s, sending 0.07 s (first cycle: encoding its 11.6 MB commit body 0.5 s). Now
   the re-read is column-major (one list per column: decoding is ten times faster), compared
   with the first read's columns as two lists, and the commit body encoded before the re-read.
-Not done yet: the first read still takes every column of the tab as Python objects, and the
-re-read before the commit reads the whole SKU and Stock columns, so the stand-in's part of the
-staff-edit window still grows with the sheet (see the README's Measured table).
+Since then the re-read before the commit is narrow (`bot.positions`): the header row and the
+SKU and Stock cells of the rows the commit writes, so in (b) the stand-in's part of the
+staff-edit window follows the rows a cycle writes, not the sheet; (a) writes every row and
+still reads the whole SKU and Stock columns. Not done yet: the first read still takes every
+column of the tab as Python objects.
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ if os.environ.get("BENCH_TRACE"):
         setattr(owner, name, traced)
     _traced(gspread.http_client.HTTPClient, "request", "http")
     _traced(bot.sheet.client.SheetClient, "read", "read")
+    _traced(bot.sheet.client.SheetClient, "read_cells", "read")
     _traced(bot.sheet.client.SheetClient, "send_update", "write")
     _traced(bot.sync, "reread", "reread")
     def _save_marks():
@@ -319,8 +322,18 @@ def minimum_pushes(market: str, changed: int) -> int:
 
 
 def window_ends(requests: list[dict[str, Any]]) -> tuple[float, float] | None:
-    """When the re-read before the commit and the commit arrived at the Sheets stand-in."""
-    reads = [r for r in requests if r["path"].endswith("values:batchGet")]
+    """When the re-read before the commit and the commit arrived at the Sheets stand-in.
+
+    The re-read is the last read before the commit that takes the header row: the narrow
+    `values:batchGetByDataFilter` POST, or the full `values:batchGet` of the SKU and Stock
+    columns (the first when the commit writes too many rows; after the narrow one when that
+    found a change, and then the window starts at the full read).
+    """
+    reads = [
+        r
+        for r in requests
+        if r["path"].endswith(("values:batchGet", "values:batchGetByDataFilter"))
+    ]
     if not reads:
         return None
     first = reads[0]["t"]

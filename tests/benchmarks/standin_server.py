@@ -123,6 +123,17 @@ def cells_written(body: bytes) -> tuple[int, int]:
     return count, longest
 
 
+def filter_ranges(request: Request) -> list[str]:
+    """The `a1Range`s of a values:batchGetByDataFilter body (the narrow re-read)."""
+    if not request.path.endswith("values:batchGetByDataFilter"):
+        return []
+    try:
+        filters = json.loads(request.body or b"null").get("dataFilters") or []
+    except (ValueError, AttributeError):
+        return []
+    return [str(f["a1Range"]) for f in filters if isinstance(f, dict) and "a1Range" in f]
+
+
 class Bench:
     """The stand-ins, the sheet, and the benchmark's control routes."""
 
@@ -199,7 +210,7 @@ class Bench:
                     "t": at,
                     "method": r.method,
                     "path": r.path,
-                    "ranges": r.query.get("ranges", []),
+                    "ranges": r.query.get("ranges", []) or filter_ranges(r),
                     "bytes": len(r.body),
                     "cells": written[0],
                     "longest": written[1],
