@@ -62,7 +62,7 @@ from bot.positions import (
     reread,
 )
 from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
-from bot.report import channel_requests, log_row, push_events, status_text
+from bot.report import OK, channel_requests, log_row, push_events, status_text
 from bot.rollover import (
     GOOGLE_CELL_LIMIT,
     WARN_TOTAL_CELLS,
@@ -644,20 +644,26 @@ class Cycle:
         self._jumps = warnings.standing_jumps(shown, the_plan.events, self.now())
         caps = {name: channel.max_quantity for name, channel in self.channels.items()}
         self._notes = {}
+        self._status_written = {}  # texts other than OK only: most rows of a large sheet are OK
+        final, plan_notes, jumps = the_plan.final, the_plan.notes, self._jumps
         for row in rows:
-            stock = the_plan.final.get(row.sku, None if row.is_set else row.stock)
-            jump = self._jumps.get(row.sku)
-            notes = [the_plan.notes.get(row.sku), jump.text if jump else None]
-            if row.pushable and stock is not None:
+            stock = final.get(row.sku, None if row.is_set else row.stock)
+            pushable = stock is not None and row.pushable
+            jump = jumps.get(row.sku)
+            notes = [plan_notes.get(row.sku), jump.text if jump else None]
+            if pushable:
+                assert stock is not None
                 notes += warnings.capped(row, stock, caps)
             if any(notes):
                 self._notes[row.sku] = "; ".join(n for n in notes if n)
-            if row.pushable and stock is not None and row.display is not None:
+            if pushable and row.display is not None:
+                assert stock is not None
                 value = shown_quantity(stock, row.display)
                 if row.shown_cell != value:
                     writes.put("shown", row.index, row.sku, value)
             text = status_text(row, errors, self._notes.get(row.sku))
-            self._status_written[row.sku] = text
+            if text != OK:
+                self._status_written[row.sku] = text
             if row.status_cell != text:
                 writes.put("status", row.index, row.sku, text)
         return writes
@@ -677,7 +683,7 @@ class Cycle:
         else: if the repair fails or the bot stops, the next cycle writes their Stock back from
         the state file instead of taking the difference for a staff edit.
         """
-        before = {row.sku.casefold(): row.stock for row in rows if row.stock is not None}
+        before: dict[str, int | None] = {}  # folded SKU -> Stock as read, when a repair needs it
         for _attempt in range(REPAIR_TRIES):
             wrong = misplaced(answer, tab, writes)
             if wrong is None:  # the landing was learned from the marker: look now
@@ -687,9 +693,14 @@ class Cycle:
                 # Every suspect found on one row this cycle now holds its own Stock (restored, or
                 # never touched); ones gone from the sheet need nothing. A suspect on a copied
                 # row stays suspect until one row is left.
-                copied = {r.sku.casefold() for r in rows if r.duplicate}
-                self.ledger.drop_suspects([s for s in self.ledger.suspects() if s not in copied])
+                suspects = self.ledger.suspects()
+                if suspects:
+                    copied = {r.sku.casefold() for r in rows if r.duplicate}
+                    self.ledger.drop_suspects([s for s in suspects if s not in copied])
                 return tab
+            before = before or {
+                row.sku.casefold(): row.stock for row in rows if row.stock is not None
+            }
             log.warning(
                 "rows or columns moved in the instant of the commit (%s); repairing",
                 ", ".join(
@@ -834,7 +845,7 @@ class Cycle:
             for row in rows
             if row.sku in pushed
             and (text := status_text(row, errors, self._notes.get(row.sku)))
-            != self._status_written.get(row.sku)
+            != self._status_written.get(row.sku, OK)
         }
         writes = Writes()
         if changed:
