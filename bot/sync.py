@@ -577,7 +577,7 @@ class Cycle:
                     "of the bot's landed on moved rows and could not be put right at once"
                 ),
             )
-            for row in rows
+            for row in (rows if self._restored else ())
             if row.sku.casefold() in self._restored
         ]
         for ch, fetch in fetched.items():
@@ -632,10 +632,11 @@ class Cycle:
     def _cycle_writes(self, rows: Sequence[Row], the_plan: Plan) -> Writes:
         """Stock, Shown and Status cells that differ from what the sheet holds."""
         writes = Writes()
-        by_index = {row.index: row for row in rows}
-        for index, value in the_plan.stock.items():
-            writes.put("stock", index, by_index[index].sku, value)
-        for row in rows:
+        if the_plan.stock:
+            by_index = {row.index: row for row in rows}
+            for index, value in the_plan.stock.items():
+                writes.put("stock", index, by_index[index].sku, value)
+        for row in rows if self._restored else ():
             if row.sku.casefold() in self._restored and row.stock is not None:
                 value = the_plan.final.get(row.sku, row.stock)
                 writes.put("stock", row.index, row.sku, value)
