@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import MappingProxyType
 
 from bot.channels.rakuten import item_key as rakuten_key
@@ -141,6 +142,8 @@ def parse_inventory(
     sku_at, stock_at, display_at, set_at = at["sku"], at["stock"], at["display"], at["set"]
     shown_at, status_at = at["shown"], at["status"]
     code_columns = [(ch, at[ch], ch.capitalize()) for ch in CHANNEL_NAMES]
+    codes_of = itemgetter(*(column for _ch, column, _label in code_columns))
+    no_codes = codes_of(pad)
     rows: list[Row] = []
     for index in range(1, len(grid)):
         line = grid[index]
@@ -204,7 +207,14 @@ def parse_inventory(
             problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
         items: dict[str, str | None] = {}
         keys: dict[str, str] = {}
-        for channel, column, label in code_columns:
+        if codes_of(raw) == no_codes:  # no item ids typed (most rows): the SKU everywhere
+            items = dict.fromkeys(CHANNEL_NAMES, sku)
+            keys = dict.fromkeys(CHANNEL_NAMES, sku)  # a SKU is stripped already
+            keys["rakuten"] = item_key("rakuten", sku)
+            code_columns_here: list[tuple[str, int, str]] = []
+        else:
+            code_columns_here = code_columns
+        for channel, column, label in code_columns_here:
             cell = raw[column]
             if cell == "" or cell is None:  # blank: the item there is the SKU (SPEC.md 2)
                 item: str | None = sku
@@ -218,10 +228,7 @@ def parse_inventory(
                 item = None if value == NOT_SOLD else (value or sku)
             items[channel] = item
             if item is not None:
-                # The SKU itself (most rows) is stripped already: its key on all but Rakuten.
-                keys[channel] = (
-                    item if item is sku and channel != "rakuten" else item_key(channel, item)
-                )
+                keys[channel] = item_key(channel, item)
         shown_cell, status_cell = raw[shown_at], raw[status_at]
         rows.append(
             Row(

@@ -253,19 +253,14 @@ class Cycle:
                 event.detail,
             )
         report.events = list(the_plan.events)
-        report.oversold = {
-            row.sku: stock
-            for row in rows
-            if not row.duplicate
-            and (stock := the_plan.final.get(row.sku, row.stock)) is not None
-            and stock < 0
-        }
-        report.unjudged = [
-            row.sku
-            for row in rows
-            if row.sku
-            and (row.duplicate or row.sku_unread or the_plan.final.get(row.sku, row.stock) is None)
-        ]
+        # One pass over the rows for both: a large sheet has 100,000 (issue 8).
+        final = the_plan.final
+        for row in rows:
+            stock = final.get(row.sku, row.stock)
+            if not row.duplicate and stock is not None and stock < 0:
+                report.oversold[row.sku] = stock
+            if row.sku and (row.duplicate or row.sku_unread or stock is None):
+                report.unjudged.append(row.sku)
 
         plans = plan_pushes(
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
