@@ -243,6 +243,10 @@ class Cycle:
         self._warnings = self._cells_warning(metadata, day, sheet.layout.log.title)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         report.rows = rows
+        # The first read's cells served the commit and its repair; the rows hold what pushing
+        # needs. Let them go before the pushes build their batches (100,000 rows of a large
+        # sheet, issue 8).
+        sheet.grid = []
         for event in the_plan.events:
             log.info(
                 "%s %s %s %s %s",

@@ -390,13 +390,13 @@ class _CostBucket(RateLimiter):
             self._stamp = self.clock()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Variant:
     inventory_item: str
     available: int | None  # at our location, as read; None when not stocked there
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     item: str  # the sheet's spelling (the variant SKU)
     inventory_item: str
