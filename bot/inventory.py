@@ -52,14 +52,14 @@ class Row:
     keys: dict[str, str] = field(default_factory=dict)
     shown_cell: object = None
     status_cell: object = None
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()  # empty for most rows: the one shared empty tuple
     duplicate: bool = False  # another row has the same SKU (compared case-insensitively)
     clashes: frozenset[str] = frozenset()  # channels where another row names its item
     sku_unread: bool = False  # the SKU cell holds a formula or a rounded number: no orders match
     # Non-blank per-marketplace display settings: channel -> setting, None when it is broken.
     own_display: Mapping[str, DisplaySetting | None] = field(default_factory=dict)
     # Broken display settings: shown in Status, they stop pushes to some marketplaces only.
-    display_problems: list[str] = field(default_factory=list)
+    display_problems: tuple[str, ...] = ()
     components: tuple[Component, ...] | None = None  # a set's components; None: not a set
     set_broken: bool = False  # a set whose components cannot be used: its orders wait
 
@@ -240,10 +240,10 @@ def parse_inventory(
                 keys=keys,
                 shown_cell=None if shown_cell == "" else shown_cell,
                 status_cell=None if status_cell == "" else status_cell,
-                problems=problems,
+                problems=tuple(problems),
                 sku_unread=sku_unread,
                 own_display=own_display or _NO_OWN_DISPLAY,
-                display_problems=display_problems,
+                display_problems=tuple(display_problems),
                 components=components,
                 set_broken=set_broken,
             )
@@ -275,7 +275,7 @@ def _flag_sets(rows: list[Row]) -> None:
         if row.components:
             problems = component_problems(row.sku, row.components, kinds)
             if problems:
-                row.problems.extend([*problems, waits()])
+                row.problems = (*row.problems, *problems, waits())
                 row.set_broken = True
         if row.is_set and not row.matchable:
             row.set_broken = True
@@ -296,11 +296,11 @@ def _flag_duplicates(rows: list[Row]) -> None:
             where = rows_text(same)
             for row in same:
                 row.duplicate = True
-                row.problems.append(
+                row.problems += (
                     _(
                         "SKU {sku} appears in rows {rows}: keep one row per SKU "
                         "(its orders wait until then)"
-                    ).format(sku=row.sku, rows=where)
+                    ).format(sku=row.sku, rows=where),
                 )
 
 
@@ -328,10 +328,10 @@ def _flag_item_clashes(rows: list[Row]) -> None:
             if len(same) > 1 and len({r.sku.casefold() for r in same}) > 1:
                 where = rows_text(same)
                 for row in same:
-                    row.problems.append(
+                    row.problems += (
                         _(
                             "{channel} item {item} is named by rows {rows}: "
                             "give each row its own item"
-                        ).format(channel=channel, item=row.items[channel], rows=where)
+                        ).format(channel=channel, item=row.items[channel], rows=where),
                     )
                     row.clashes = row.clashes | {channel}

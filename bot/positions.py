@@ -246,9 +246,11 @@ def reread(
         changed = True
         problems = row.problems
         if value != row.stock:
-            problems = [p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])]
+            problems = tuple(
+                p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])
+            )
             if value is None:
-                problems.append(problem or _("Stock is not a whole number: type the real stock"))
+                problems += (problem or _("Stock is not a whole number: type the real stock"),)
         fresh.append(replace(row, index=index, stock=value, problems=problems))
     if moved:
         notes.append(_("rows were inserted, deleted, moved or sorted during the cycle"))

@@ -334,9 +334,9 @@ class Cycle:
                 row = replace(
                     row,
                     stock=baseline[key],
-                    problems=[
+                    problems=tuple(
                         p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])
-                    ],
+                    ),
                 )
             restored.append(row)
         return restored
