@@ -69,7 +69,7 @@ class _Sheet:
     def listing(self, channel: str, item: str) -> list[Row]:
         """Every row that names this item on `channel`, whether it can take orders or not."""
         key = item_key(channel, item)
-        return [r for r in self.rows if r.sku and r.keys.get(channel) == key]
+        return [r for r in self.rows if r.sku and r.key(channel) == key]
 
 
 def plan(
@@ -117,9 +117,9 @@ def plan(
         if not row.matchable:
             continue
         by_sku[row.sku.casefold()] = row
-        for channel, key in row.keys.items():
-            index = indexes.get(channel)
-            if index is not None and channel not in row.clashes:
+        for channel, index in indexes.items():
+            key = row.key(channel)
+            if key is not None and channel not in row.clashes:
                 index[key] = row
         if row.stock is None or row.is_set:
             continue

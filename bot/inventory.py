@@ -48,8 +48,9 @@ class Row:
     stock: int | None  # None when the Stock cell is broken
     display: DisplaySetting | None  # None when the Display cell is broken
     items: dict[str, str | None]  # channel -> item id there, None = not sold there
-    # channel -> `item_key` of that item, worked out once: orders and rows are matched by it.
-    keys: dict[str, str] = field(default_factory=dict)
+    # `item_key` of the Rakuten item, worked out once: orders and rows are matched by it. On
+    # the other marketplaces an item's key is the item itself (`key`).
+    rakuten_key: str | None = None
     shown_cell: object = None
     status_cell: object = None
     problems: tuple[str, ...] = ()  # empty for most rows: the one shared empty tuple
@@ -77,6 +78,16 @@ class Row:
     def pushable(self) -> bool:
         """Whether a new quantity can be computed for this row (on some marketplace)."""
         return (self.stock is not None or self.is_set) and not self.problems
+
+    def key(self, channel: str) -> str | None:
+        """The `item_key` of the row's item on `channel`; None when it is not sold there.
+
+        Items are read stripped (`cell_text`), so only Rakuten's key differs from the item.
+        """
+        item = self.items.get(channel)
+        if item is None or channel != "rakuten":
+            return item
+        return self.rakuten_key
 
     def setting(self, channel: str) -> DisplaySetting | None:
         """The display setting for `channel`: its own column's, else Display; None if broken."""
@@ -206,11 +217,8 @@ def parse_inventory(
         if not sku:
             problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
         items: dict[str, str | None] = {}
-        keys: dict[str, str] = {}
         if codes_of(raw) == no_codes:  # no item ids typed (most rows): the SKU everywhere
             items = dict.fromkeys(CHANNEL_NAMES, sku)
-            keys = dict.fromkeys(CHANNEL_NAMES, sku)  # a SKU is stripped already
-            keys["rakuten"] = item_key("rakuten", sku)
             code_columns_here: list[tuple[str, int, str]] = []
         else:
             code_columns_here = code_columns
@@ -227,9 +235,8 @@ def parse_inventory(
                     continue
                 item = None if value == NOT_SOLD else (value or sku)
             items[channel] = item
-            if item is not None:
-                keys[channel] = item_key(channel, item)
         shown_cell, status_cell = raw[shown_at], raw[status_at]
+        rakuten = items.get("rakuten")
         rows.append(
             Row(
                 index=index,
@@ -237,7 +244,7 @@ def parse_inventory(
                 stock=stock,
                 display=display,
                 items=items,
-                keys=keys,
+                rakuten_key=None if rakuten is None else item_key("rakuten", rakuten),
                 shown_cell=None if shown_cell == "" else shown_cell,
                 status_cell=None if status_cell == "" else status_cell,
                 problems=tuple(problems),
@@ -312,13 +319,13 @@ def rows_text(rows: Sequence[Row]) -> str:
 def _flag_item_clashes(rows: list[Row]) -> None:
     """Two rows naming the same marketplace item: neither can be matched or pushed."""
     for channel in CHANNEL_NAMES:
-        named = [key for row in rows if row.sku and (key := row.keys.get(channel)) is not None]
+        named = [key for row in rows if row.sku and (key := row.key(channel)) is not None]
         if len(set(named)) == len(named):
             continue  # no item named twice: the common case, checked at C speed
         first: dict[str, Row] = {}  # item key -> the first row naming it
         claims: dict[str, list[Row]] = {}  # only the keys named more than once
         for row in rows:
-            key = row.keys.get(channel)
+            key = row.key(channel)
             if row.sku and key is not None:
                 earlier = first.setdefault(key, row)
                 if earlier is not row:

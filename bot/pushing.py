@@ -84,9 +84,9 @@ def own_events(
     wanted = {(line.channel, item_key(line.channel, line.item)) for line in lines}
     by_item: dict[tuple[str, str], str] = {}
     for row in rows:
-        for channel, key in row.keys.items():
-            item = row.items[channel]
-            if (channel, key) in wanted and item is not None:
+        for channel, item in row.items.items():
+            key = row.key(channel)
+            if key is not None and item is not None and (channel, key) in wanted:
                 by_item[channel, key] = item
     events = []
     for line in lines:

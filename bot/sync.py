@@ -177,6 +177,7 @@ class Cycle:
         self.lease = Lease(sheet, instance, str(ledger.path.resolve()), self.interval, self.now)
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
+        self._baseline: dict[str, int] | None = None  # the ledger's, read once until the commit
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
@@ -201,6 +202,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = set()
+        self._baseline = None
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
         self.lease.check_start(metadata)  # another bot at work: refuse before anything else
@@ -242,6 +244,7 @@ class Cycle:
         sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
         self._warnings = self._cells_warning(metadata, day, sheet.layout.log.title)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
+        self._baseline = None  # the commit moved it on
         report.rows = rows
         # The first read's cells served the commit and its repair; the rows hold what pushing
         # needs. Let them go before the pushes build their batches (100,000 rows of a large
@@ -467,7 +470,7 @@ class Cycle:
         return warnings.flag_jumps(
             plan(
                 rows,
-                self.ledger.stock_baseline(),
+                self._stock_baseline(),
                 fetched,
                 starts,
                 self.ledger.lines,
@@ -616,6 +619,12 @@ class Cycle:
         log.warning("the spreadsheet holds %d cells of Google's %d", cells, GOOGLE_CELL_LIMIT)
         return [Event("error", detail=detail)]
 
+    def _stock_baseline(self) -> dict[str, int]:
+        """The ledger's Stock baseline, read once per cycle until its commit (100,000 rows)."""
+        if self._baseline is None:
+            self._baseline = self.ledger.stock_baseline()
+        return self._baseline
+
     def _absent_twice(self, sheet: _Sheet) -> list[str]:
         """SKUs with a Stock baseline that were missing from the sheet this cycle and the last.
 
@@ -623,7 +632,7 @@ class Cycle:
         Stock is not an edit of the old value. One cycle's absence is not enough: a row deleted
         by mistake and put back (undo) keeps its baseline, so its next edit is still logged.
         """
-        absent = {sku for sku in self.ledger.stock_baseline() if sku.casefold() not in sheet.index}
+        absent = {sku for sku in self._stock_baseline() if sku.casefold() not in sheet.index}
         before = set(json.loads(self.ledger.get_meta("absent") or "[]"))
         self.ledger.set_meta("absent", json.dumps(sorted(absent), ensure_ascii=False))
         return sorted(absent & before)

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.inventory import parse_inventory
+from bot.inventory import item_key, parse_inventory
 
 HEADER = ["SKU", "Stock", "Display", "Rakuten", "Amazon", "Set", "Amazon display", "Shown"]
 HEADER += ["Status"]
@@ -34,7 +34,16 @@ lines = st.lists(st.lists(cells, max_size=len(HEADER)), min_size=1, max_size=6)
 def _facts(grid: list[list[Any]], columns: dict[str, int]) -> list[tuple[Any, ...]]:
     return [
         (
-            *(r.index, r.sku, r.stock, r.display, r.items, r.keys, r.shown_cell, r.status_cell),
+            *(
+                r.index,
+                r.sku,
+                r.stock,
+                r.display,
+                r.items,
+                r.rakuten_key,
+                r.shown_cell,
+                r.status_cell,
+            ),
             *(r.problems, r.own_display, r.display_problems, r.components, r.set_broken),
             *(r.duplicate, r.clashes, r.sku_unread),
         )
@@ -65,3 +74,11 @@ def test_a_tab_without_the_optional_columns_reads_them_as_blank(rows: list[list[
     # A row holding something in the other columns only is still a row (with no SKU).
     kept = {f[0] for f in expected}
     assert [f for f in _facts([HEADER, *rows], LEAN) if f[0] in kept] == expected
+
+
+@given(lines)
+def test_only_a_rakuten_item_has_a_key_other_than_itself(rows: list[list[Any]]) -> None:
+    for row in parse_inventory([HEADER, *rows], COLUMNS):
+        for channel, item in row.items.items():
+            expected = None if item is None else item_key(channel, item)
+            assert row.key(channel) == expected
