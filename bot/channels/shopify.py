@@ -814,12 +814,13 @@ class ShopifyChannel:
                 "location": self._location,
             }
             wanted = {s.lower(): s for s in chunk}
+            members = set(chunk)
             while True:
                 page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
                 page = page["productVariants"]
                 for node in page["nodes"]:
                     sku = str(node.get("sku") or "")
-                    if sku in chunk:
+                    if sku in members:
                         seen.setdefault(sku, []).append(self._variant(node["inventoryItem"]))
                     elif sku.lower() in wanted:
                         near[wanted[sku.lower()]] = sku
