@@ -17,7 +17,7 @@ from bot.inventory import Row, item_key, rows_text
 from bot.ledger import Changes, LineState
 from bot.sets import set_stock
 
-__all__ = ["Event", "Plan", "item_index", "plan"]
+__all__ = ["Event", "Plan", "plan"]
 
 LineLookup = Callable[[str, str], Mapping[str, LineState]]
 
@@ -47,17 +47,6 @@ class Plan:
     notes: dict[str, str] = field(default_factory=dict)  # sku -> a Status note of this cycle
 
 
-def item_index(rows: Sequence[Row], channel: str) -> dict[str, Row]:
-    """Rows by their matching key on `channel`; duplicate SKUs and shared items are left out."""
-    return {
-        key: row
-        for row in rows
-        if row.matchable
-        and channel not in row.clashes
-        and (key := row.keys.get(channel)) is not None
-    }
-
-
 def _line_targets(order: Order, known: Mapping[str, LineState]) -> dict[str, tuple[str, int]]:
     """Each line's item and current quantity; lines that vanished from the order count 0."""
     targets = {
@@ -80,7 +69,7 @@ class _Sheet:
     def listing(self, channel: str, item: str) -> list[Row]:
         """Every row that names this item on `channel`, whether it can take orders or not."""
         key = item_key(channel, item)
-        return [r for r in self.rows if r.sku and r.keys.get(channel) == key]
+        return [r for r in self.rows if r.sku and r.key(channel) == key]
 
 
 def plan(
@@ -103,22 +92,38 @@ def plan(
     """
     result = Plan()
     # SKUs ignore case: a baseline kept under another case of the SKU counts, if only one is.
-    folded: dict[str, list[int]] = {}
-    for sku, value in baseline.items():
-        folded.setdefault(sku.casefold(), []).append(value)
-    folded_baseline = {k: v[0] for k, v in folded.items() if len(v) == 1}
+    # Nearly every row's SKU is in the baseline as it is: the folded copy is made on demand.
+    folded_baseline: dict[str, int] = {}
+
+    def baseline_of(sku: str) -> int | None:
+        if sku in baseline:
+            return baseline[sku]
+        if not folded_baseline and baseline:
+            folded: dict[str, list[int]] = {}
+            for known, value in baseline.items():
+                folded.setdefault(known.casefold(), []).append(value)
+            folded_baseline.update({k: v[0] for k, v in folded.items() if len(v) == 1})
+        return folded_baseline.get(sku.casefold())
+
     current: dict[str, int] = {}
     by_sku: dict[str, Row] = {}
     copies: dict[str, list[Row]] = {}
+    # Rows by their matching key on each fetched channel; copied SKUs and shared items are
+    # left out. Built in this same pass over the rows: a large sheet has 100,000 (issue 8).
+    indexes: dict[str, dict[str, Row]] = {channel: {} for channel in fetched}
     for row in rows:
         if row.duplicate:
             copies.setdefault(row.sku.casefold(), []).append(row)
         if not row.matchable:
             continue
         by_sku[row.sku.casefold()] = row
+        for channel, index in indexes.items():
+            key = row.key(channel)
+            if key is not None and channel not in row.clashes:
+                index[key] = row
         if row.stock is None or row.is_set:
             continue
-        before = baseline.get(row.sku, folded_baseline.get(row.sku.casefold()))
+        before = baseline_of(row.sku)
         if before is not None and before != row.stock:
             result.events.append(
                 Event(
@@ -133,7 +138,7 @@ def plan(
         if before != row.stock:
             result.changes.stock[row.sku] = row.stock
         current[row.sku] = row.stock
-    sheet = _Sheet(rows, by_sku, copies, {ch: item_index(rows, ch) for ch in fetched})
+    sheet = _Sheet(rows, by_sku, copies, indexes)
 
     work: list[LineState] = []  # known or new lines with their target of this cycle
     seen: set[tuple[str, str, str]] = set()
@@ -161,21 +166,19 @@ def plan(
     for state in work:
         _apply_line(state, sheet, current, result)
 
-    rows_by_sku = {row.sku: row for row in by_sku.values()}
-    for sku, value in current.items():
-        row = rows_by_sku[sku]
-        if row.stock != value:
+    for row in by_sku.values():
+        value = current.get(row.sku)
+        if value is not None and row.stock != value:
             result.stock[row.index] = value
-            result.changes.stock[sku] = value
+            result.changes.stock[row.sku] = value
     result.final = current
-    _set_stocks(by_sku.values(), baseline, folded_baseline, current, result)
+    _set_stocks(by_sku.values(), baseline_of, current, result)
     return result
 
 
 def _set_stocks(
     rows: Iterable[Row],
-    baseline: Mapping[str, int],
-    folded_baseline: Mapping[str, int],
+    baseline_of: Callable[[str], int | None],
     current: Mapping[str, int],
     result: Plan,
 ) -> None:
@@ -185,15 +188,18 @@ def _set_stocks(
     was typed over by staff, which is no stock change; the computed value is written back and
     the row's Status says so.
     """
+    sets = [row for row in rows if row.is_set and not row.set_broken]
+    if not sets:
+        return
     folded = {sku.casefold(): value for sku, value in current.items()}
-    for row in rows:
-        if not row.is_set or row.set_broken or row.components is None:
+    for row in sets:
+        if row.components is None:
             continue
         if any(c.sku.casefold() not in folded for c in row.components):
             continue  # a component's Stock turned unreadable in the re-read: next cycle
         value = set_stock(row.components, folded)
         result.final[row.sku] = value
-        before = baseline.get(row.sku, folded_baseline.get(row.sku.casefold()))
+        before = baseline_of(row.sku)
         if row.stock != value:
             result.stock[row.index] = value
             if before is not None and row.stock != before:

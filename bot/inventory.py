@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import MappingProxyType
 
 from bot.channels.rakuten import item_key as rakuten_key
 from bot.config import CHANNEL_NAMES
 from bot.i18n import _, language
-from bot.rules import CellError, DisplaySetting, cell_text, parse_code, parse_display, parse_stock
+from bot.rules import (
+    LIMIT,
+    CellError,
+    DisplaySetting,
+    cell_text,
+    parse_code,
+    parse_display,
+    parse_stock,
+    strip_blanks,
+)
 from bot.sets import Component, ComponentKind, component_problems, parse_set, waits
 from bot.sheet.layout import INVENTORY_HEADERS, written_name
 
@@ -38,18 +48,19 @@ class Row:
     stock: int | None  # None when the Stock cell is broken
     display: DisplaySetting | None  # None when the Display cell is broken
     items: dict[str, str | None]  # channel -> item id there, None = not sold there
-    # channel -> `item_key` of that item, worked out once: orders and rows are matched by it.
-    keys: dict[str, str] = field(default_factory=dict)
+    # `item_key` of the Rakuten item, worked out once: orders and rows are matched by it. On
+    # the other marketplaces an item's key is the item itself (`key`).
+    rakuten_key: str | None = None
     shown_cell: object = None
     status_cell: object = None
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()  # empty for most rows: the one shared empty tuple
     duplicate: bool = False  # another row has the same SKU (compared case-insensitively)
     clashes: frozenset[str] = frozenset()  # channels where another row names its item
     sku_unread: bool = False  # the SKU cell holds a formula or a rounded number: no orders match
     # Non-blank per-marketplace display settings: channel -> setting, None when it is broken.
     own_display: Mapping[str, DisplaySetting | None] = field(default_factory=dict)
     # Broken display settings: shown in Status, they stop pushes to some marketplaces only.
-    display_problems: list[str] = field(default_factory=list)
+    display_problems: tuple[str, ...] = ()
     components: tuple[Component, ...] | None = None  # a set's components; None: not a set
     set_broken: bool = False  # a set whose components cannot be used: its orders wait
 
@@ -67,6 +78,16 @@ class Row:
     def pushable(self) -> bool:
         """Whether a new quantity can be computed for this row (on some marketplace)."""
         return (self.stock is not None or self.is_set) and not self.problems
+
+    def key(self, channel: str) -> str | None:
+        """The `item_key` of the row's item on `channel`; None when it is not sold there.
+
+        Items are read stripped (`cell_text`), so only Rakuten's key differs from the item.
+        """
+        item = self.items.get(channel)
+        if item is None or channel != "rakuten":
+            return item
+        return self.rakuten_key
 
     def setting(self, channel: str) -> DisplaySetting | None:
         """The display setting for `channel`: its own column's, else Display; None if broken."""
@@ -109,7 +130,6 @@ def parse_inventory(
         for channel, (key, _header) in DISPLAY_COLUMNS.items()
         if key in columns
     ]
-    code_columns = [(ch, columns.get(ch), ch.capitalize()) for ch in CHANNEL_NAMES]
     # Most rows share a few display settings ("", "+2", "50%"): each distinct cell is parsed
     # once per column; a broken one is kept as its message.
     settings: dict[tuple[str | None, type, object], DisplaySetting | str] = {}
@@ -123,45 +143,66 @@ def parse_inventory(
                 settings[key] = str(exc)
         return settings[key]
 
+    # Each row is cut or padded to the columns the bot reads, plus one blank cell at `blank`
+    # that stands for a column the tab lacks: the loop then indexes cells directly, instead of
+    # a bounds check per cell (11 cells of 100,000 rows). The Sheets API leaves out a row's
+    # empty cells at its end, so most rows come short.
+    blank = max(c for c in columns.values() if c is not None) + 1
+    pad = [""] * (blank + 1)
+    at = {key: blank if columns.get(key) is None else columns[key] for key in INVENTORY_HEADERS}
+    sku_at, stock_at, display_at, set_at = at["sku"], at["stock"], at["display"], at["set"]
+    shown_at, status_at = at["shown"], at["status"]
+    code_columns = [(ch, at[ch], ch.capitalize()) for ch in CHANNEL_NAMES]
+    codes_of = itemgetter(*(column for _ch, column, _label in code_columns))
+    no_codes = codes_of(pad)
     rows: list[Row] = []
-    sku_column = columns["sku"]
     for index in range(1, len(grid)):
-        raw = grid[index]
-        if _get(raw, sku_column) is None and all(v in ("", None) for v in raw):
+        line = grid[index]
+        raw = [*line[:blank], *pad[len(line) :]] if len(line) < blank else [*line[:blank], ""]
+        sku_cell = raw[sku_at]
+        if sku_cell in ("", None) and all(v in ("", None) for v in line):
             continue
         problems: list[str] = []
-        sku_cell = _get(raw, sku_column)
         sku_unread = False
-        try:
-            sku = parse_code(sku_cell, sku_label, formulas=formulas)
-        except CellError as exc:
-            # Keep the text the API answered: the re-read before the commit compares it.
-            sku, sku_unread = cell_text(sku_cell), True
-            problems.append(str(exc))
+        if type(sku_cell) is str and not formulas:
+            sku = strip_blanks(sku_cell)  # the common case: a code typed as text
+        else:
+            try:
+                sku = parse_code(None if sku_cell == "" else sku_cell, sku_label, formulas=formulas)
+            except CellError as exc:
+                # Keep the text the API answered: the re-read before the commit compares it.
+                sku, sku_unread = cell_text(sku_cell), True
+                problems.append(str(exc))
         stock: int | None = None
         display_problems: list[str] = []
         components: tuple[Component, ...] | None = None
         set_broken = False
-        try:
-            components = parse_set(_get(raw, columns.get("set")))
-        except CellError as exc:
-            problems += [str(exc), waits()]
-            components, set_broken = (), True
-        try:
-            stock = parse_stock(_get(raw, columns["stock"]))
-        except CellError as exc:
-            if components is None:  # a set's Stock is the bot's to write: a bad one is mended
-                problems.append(str(exc))
+        if raw[set_at] != "":
+            try:
+                components = parse_set(raw[set_at])
+            except CellError as exc:
+                problems += [str(exc), waits()]
+                components, set_broken = (), True
+        stock_cell = raw[stock_at]
+        if type(stock_cell) is int and -LIMIT <= stock_cell <= LIMIT:
+            stock = stock_cell  # the common case: a whole number
+        else:
+            try:
+                stock = parse_stock(stock_cell if stock_cell != "" else None)
+            except CellError as exc:
+                if components is None:  # a set's Stock is the bot's to write: mended
+                    problems.append(str(exc))
         display: DisplaySetting | None = None
-        parsed = setting(_get(raw, columns["display"]), None)
+        display_cell = raw[display_at]
+        parsed = setting(display_cell if display_cell != "" else None, None)
         if isinstance(parsed, str):
             display_problems.append(parsed)
         else:
             display = parsed
         own_display: dict[str, DisplaySetting | None] = {}
         for channel, own_column, header in own_columns:
-            cell = _get(raw, own_column)
-            if cell is None or (isinstance(cell, str) and not cell_text(cell)):
+            cell = raw[own_column]
+            if cell == "" or cell is None or (isinstance(cell, str) and not cell_text(cell)):
                 continue
             own = setting(cell, header)
             if isinstance(own, str):
@@ -176,18 +217,26 @@ def parse_inventory(
         if not sku:
             problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
         items: dict[str, str | None] = {}
-        for channel, column, label in code_columns:
-            cell = _get(raw, column)
-            if cell is None:  # blank: the item there is the SKU itself (SPEC.md section 2)
-                items[channel] = sku
-                continue
-            try:
-                value = parse_code(cell, label, formulas=formulas)
-            except CellError as exc:
-                problems.append(str(exc))
-                items[channel] = None  # unreadable: nothing is matched or pushed there
-                continue
-            items[channel] = None if value == NOT_SOLD else (value or sku)
+        if codes_of(raw) == no_codes:  # no item ids typed (most rows): the SKU everywhere
+            items = dict.fromkeys(CHANNEL_NAMES, sku)
+            code_columns_here: list[tuple[str, int, str]] = []
+        else:
+            code_columns_here = code_columns
+        for channel, column, label in code_columns_here:
+            cell = raw[column]
+            if cell == "" or cell is None:  # blank: the item there is the SKU (SPEC.md 2)
+                item: str | None = sku
+            else:
+                try:
+                    value = parse_code(cell, label, formulas=formulas)
+                except CellError as exc:
+                    problems.append(str(exc))
+                    items[channel] = None  # unreadable: nothing is matched or pushed there
+                    continue
+                item = None if value == NOT_SOLD else (value or sku)
+            items[channel] = item
+        shown_cell, status_cell = raw[shown_at], raw[status_at]
+        rakuten = items.get("rakuten")
         rows.append(
             Row(
                 index=index,
@@ -195,13 +244,13 @@ def parse_inventory(
                 stock=stock,
                 display=display,
                 items=items,
-                keys={ch: item_key(ch, item) for ch, item in items.items() if item is not None},
-                shown_cell=_get(raw, columns["shown"]),
-                status_cell=_get(raw, columns["status"]),
-                problems=problems,
+                rakuten_key=None if rakuten is None else item_key("rakuten", rakuten),
+                shown_cell=None if shown_cell == "" else shown_cell,
+                status_cell=None if status_cell == "" else status_cell,
+                problems=tuple(problems),
                 sku_unread=sku_unread,
                 own_display=own_display or _NO_OWN_DISPLAY,
-                display_problems=display_problems,
+                display_problems=tuple(display_problems),
                 components=components,
                 set_broken=set_broken,
             )
@@ -214,6 +263,8 @@ def parse_inventory(
 
 def _flag_sets(rows: list[Row]) -> None:
     """Sets naming a missing SKU, themselves, another set or an unusable row are broken."""
+    if not any(row.is_set for row in rows):
+        return
     kinds: dict[str, ComponentKind] = {}
     for row in rows:
         key = row.sku.casefold()
@@ -231,7 +282,7 @@ def _flag_sets(rows: list[Row]) -> None:
         if row.components:
             problems = component_problems(row.sku, row.components, kinds)
             if problems:
-                row.problems.extend([*problems, waits()])
+                row.problems = (*row.problems, *problems, waits())
                 row.set_broken = True
         if row.is_set and not row.matchable:
             row.set_broken = True
@@ -252,11 +303,11 @@ def _flag_duplicates(rows: list[Row]) -> None:
             where = rows_text(same)
             for row in same:
                 row.duplicate = True
-                row.problems.append(
+                row.problems += (
                     _(
                         "SKU {sku} appears in rows {rows}: keep one row per SKU "
                         "(its orders wait until then)"
-                    ).format(sku=row.sku, rows=where)
+                    ).format(sku=row.sku, rows=where),
                 )
 
 
@@ -268,10 +319,13 @@ def rows_text(rows: Sequence[Row]) -> str:
 def _flag_item_clashes(rows: list[Row]) -> None:
     """Two rows naming the same marketplace item: neither can be matched or pushed."""
     for channel in CHANNEL_NAMES:
+        named = [key for row in rows if row.sku and (key := row.key(channel)) is not None]
+        if len(set(named)) == len(named):
+            continue  # no item named twice: the common case, checked at C speed
         first: dict[str, Row] = {}  # item key -> the first row naming it
         claims: dict[str, list[Row]] = {}  # only the keys named more than once
         for row in rows:
-            key = row.keys.get(channel)
+            key = row.key(channel)
             if row.sku and key is not None:
                 earlier = first.setdefault(key, row)
                 if earlier is not row:
@@ -281,10 +335,10 @@ def _flag_item_clashes(rows: list[Row]) -> None:
             if len(same) > 1 and len({r.sku.casefold() for r in same}) > 1:
                 where = rows_text(same)
                 for row in same:
-                    row.problems.append(
+                    row.problems += (
                         _(
                             "{channel} item {item} is named by rows {rows}: "
                             "give each row its own item"
-                        ).format(channel=channel, item=row.items[channel], rows=where)
+                        ).format(channel=channel, item=row.items[channel], rows=where),
                     )
                     row.clashes = row.clashes | {channel}

@@ -363,9 +363,11 @@ def reread(
         changed = True
         problems = row.problems
         if value != row.stock:
-            problems = [p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])]
+            problems = tuple(
+                p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])
+            )
             if value is None:
-                problems.append(problem or _("Stock is not a whole number: type the real stock"))
+                problems += (problem or _("Stock is not a whole number: type the real stock"),)
         fresh.append(replace(row, index=index, stock=value, problems=problems))
     if moved:
         notes.append(_("rows were inserted, deleted, moved or sorted during the cycle"))
@@ -588,8 +590,13 @@ def misplaced(answer: Mapping[str, Any], tab: Tab, writes: Writes) -> Misplaced 
 
 
 def _snapshot_text(cell: Mapping[str, Any]) -> str:
-    """A CellData's value as the cycle's first read shows it (a formula by its result)."""
-    value = cell.get("effectiveValue") or cell.get("userEnteredValue") or {}
+    """A CellData's value as the cycle's first read shows it (a formula by its result).
+
+    Only `effectiveValue` is asked for (`SNAPSHOT_FIELDS`): Sheets gives it for every cell that
+    holds something, and one value object per cell instead of two halves the memory a first
+    cycle's answer of 100,000 SKU cells takes (issue 8).
+    """
+    value = cell.get("effectiveValue") or {}
     for kind in ("stringValue", "numberValue", "boolValue"):
         if kind in value:
             return cell_text(value[kind])

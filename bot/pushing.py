@@ -79,12 +79,14 @@ def own_events(
     `known(channel, order_id)` gives the ledger's lines of an order: a line handed back
     unchanged (an overlapping window shows the same order again) is no new event.
     """
+    if not lines:
+        return []
     wanted = {(line.channel, item_key(line.channel, line.item)) for line in lines}
     by_item: dict[tuple[str, str], str] = {}
     for row in rows:
-        for channel, key in row.keys.items():
-            item = row.items[channel]
-            if (channel, key) in wanted and item is not None:
+        for channel, item in row.items.items():
+            key = row.key(channel)
+            if key is not None and item is not None and (channel, key) in wanted:
                 by_item[channel, key] = item
     events = []
     for line in lines:
@@ -120,26 +122,28 @@ def plan_pushes(
     settled = {name: ledger.settled_quantities(name) for name in names}
     unsettled = {name: ledger.unsettled_pushes(name) for name in names}
     plans = {name: PushPlan(name, [], {}) for name in names}
+    caps = {name: channels[name].max_quantity for name in names}
     for row in rows:
         # One pass over the rows for every channel: a large sheet has 100,000 (issue 8).
         stock = final.get(row.sku, None if row.is_set else row.stock)
         if stock is None or not row.pushable:
             continue
         shown = None if row.display is None else shown_quantity(stock, row.display)
+        own, items = row.own_display, row.items
         for name in names:
-            item = row.items.get(name)
+            item = items.get(name)
             if item is None:
                 continue
-            cap = channels[name].max_quantity
-            if name in row.own_display:  # its own column's setting, else Display (SPEC.md 2)
-                setting = row.own_display[name]
+            cap = caps[name]
+            if own and name in own:  # its own column's setting, else Display (SPEC.md 2)
+                setting = own[name]
                 if setting is None:
                     continue
                 quantity = shown_quantity(stock, setting, cap)
             elif shown is None:
                 continue
             else:
-                quantity = shown if cap is None else min(shown, cap)
+                quantity = shown if cap is None or shown <= cap else cap
             if settled[name].get(item) == quantity:
                 continue  # the store holds it already: the common case
             plan = plans[name]
@@ -214,13 +218,13 @@ def push_all(
             for u in p.updates
             if u.item not in result.failed and u.item not in result.stale
         }
-        quantities = {u.item: u.quantity for u in p.updates}
+        refused = {u.item: u.quantity for u in p.updates if u.item in result.failed}
         ledger.record_pushes(
             p.channel,
             pushed,
             result.failed,
             result.stale,
-            refused={item: quantities[item] for item in result.failed if item in quantities},
+            refused=refused,
             at=now.isoformat(),
         )
         log.info("%s: pushed %d items in %d calls", p.channel, len(pushed), result.calls)

@@ -18,7 +18,7 @@ from bot.pushing import PushPlan
 from bot.sheet.layout import Layout, event_name
 from bot.sheet.writes import append_rows, column_runs
 
-__all__ = ["channel_requests", "log_row", "push_events", "status_text"]
+__all__ = ["OK", "channel_requests", "log_row", "push_events", "status_text"]
 
 log = logging.getLogger("stockbot")
 
@@ -49,17 +49,23 @@ def log_row(layout: Layout, stamp: str, event: Event) -> list[Any]:
     return line
 
 
+OK = "OK"  # the Status of a row with nothing to say
+
+
 def status_text(
     row: Row, push_errors: Mapping[tuple[str, str], str], note: str | None = None
 ) -> str:
     """The Status text of a row: its problems, push failures and this cycle's note, or OK."""
     problems = [*row.problems, *row.display_problems, *([note] if note else [])]
-    for channel, item in row.items.items():
-        if item is not None and (channel, item) in push_errors:
-            problems.append(
-                _("{channel}: {error}").format(channel=channel, error=push_errors[channel, item])
-            )
-    return "; ".join(problems) if problems else "OK"
+    if push_errors:  # most cycles have none: no look-up per row and marketplace then
+        for channel, item in row.items.items():
+            if item is not None and (channel, item) in push_errors:
+                problems.append(
+                    _("{channel}: {error}").format(
+                        channel=channel, error=push_errors[channel, item]
+                    )
+                )
+    return "; ".join(problems) if problems else OK
 
 
 def push_events(

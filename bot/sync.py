@@ -64,7 +64,7 @@ from bot.positions import (
     reread,
 )
 from bot.pushing import PushPlan, guarded, own_events, plan_pushes, push_all
-from bot.report import channel_requests, log_row, push_events, status_text
+from bot.report import OK, channel_requests, log_row, push_events, status_text
 from bot.rollover import (
     GOOGLE_CELL_LIMIT,
     WARN_TOTAL_CELLS,
@@ -179,6 +179,7 @@ class Cycle:
         self.lease = Lease(sheet, instance, str(ledger.path.resolve()), self.interval, self.now)
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
+        self._baseline: dict[str, int] | None = None  # the ledger's, read once until the commit
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
@@ -203,6 +204,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = set()
+        self._baseline = None
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
         self.lease.check_start(metadata)  # another bot at work: refuse before anything else
@@ -244,7 +246,12 @@ class Cycle:
         sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
         self._warnings = self._cells_warning(metadata, day, sheet.layout.log.title)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
+        self._baseline = None  # the commit moved it on
         report.rows = rows
+        # The first read's cells served the commit and its repair; the rows hold what pushing
+        # needs. Let them go before the pushes build their batches (100,000 rows of a large
+        # sheet, issue 8).
+        sheet.grid = []
         for event in the_plan.events:
             log.info(
                 "%s %s %s %s %s",
@@ -255,19 +262,14 @@ class Cycle:
                 event.detail,
             )
         report.events = list(the_plan.events)
-        report.oversold = {
-            row.sku: stock
-            for row in rows
-            if not row.duplicate
-            and (stock := the_plan.final.get(row.sku, row.stock)) is not None
-            and stock < 0
-        }
-        report.unjudged = [
-            row.sku
-            for row in rows
-            if row.sku
-            and (row.duplicate or row.sku_unread or the_plan.final.get(row.sku, row.stock) is None)
-        ]
+        # One pass over the rows for both: a large sheet has 100,000 (issue 8).
+        final = the_plan.final
+        for row in rows:
+            stock = final.get(row.sku, row.stock)
+            if not row.duplicate and stock is not None and stock < 0:
+                report.oversold[row.sku] = stock
+            if row.sku and (row.duplicate or row.sku_unread or stock is None):
+                report.unjudged.append(row.sku)
 
         plans = plan_pushes(
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
@@ -337,9 +339,9 @@ class Cycle:
                 row = replace(
                     row,
                     stock=baseline[key],
-                    problems=[
+                    problems=tuple(
                         p for p in row.problems if not p.startswith(INVENTORY_HEADERS["stock"])
-                    ],
+                    ),
                 )
             restored.append(row)
         return restored
@@ -470,7 +472,7 @@ class Cycle:
         return warnings.flag_jumps(
             plan(
                 rows,
-                self.ledger.stock_baseline(),
+                self._stock_baseline(),
                 fetched,
                 starts,
                 self.ledger.lines,
@@ -586,7 +588,7 @@ class Cycle:
                     "of the bot's landed on moved rows and could not be put right at once"
                 ),
             )
-            for row in rows
+            for row in (rows if self._restored else ())
             if row.sku.casefold() in self._restored
         ]
         for ch, fetch in fetched.items():
@@ -626,6 +628,12 @@ class Cycle:
         log.warning("the spreadsheet holds %d cells of Google's %d", cells, GOOGLE_CELL_LIMIT)
         return [Event("error", detail=detail)]
 
+    def _stock_baseline(self) -> dict[str, int]:
+        """The ledger's Stock baseline, read once per cycle until its commit (100,000 rows)."""
+        if self._baseline is None:
+            self._baseline = self.ledger.stock_baseline()
+        return self._baseline
+
     def _absent_twice(self, sheet: _Sheet) -> list[str]:
         """SKUs with a Stock baseline that were missing from the sheet this cycle and the last.
 
@@ -633,7 +641,7 @@ class Cycle:
         Stock is not an edit of the old value. One cycle's absence is not enough: a row deleted
         by mistake and put back (undo) keeps its baseline, so its next edit is still logged.
         """
-        absent = {sku for sku in self.ledger.stock_baseline() if sku.casefold() not in sheet.index}
+        absent = {sku for sku in self._stock_baseline() if sku.casefold() not in sheet.index}
         before = set(json.loads(self.ledger.get_meta("absent") or "[]"))
         self.ledger.set_meta("absent", json.dumps(sorted(absent), ensure_ascii=False))
         return sorted(absent & before)
@@ -641,10 +649,11 @@ class Cycle:
     def _cycle_writes(self, rows: Sequence[Row], the_plan: Plan) -> Writes:
         """Stock, Shown and Status cells that differ from what the sheet holds."""
         writes = Writes()
-        by_index = {row.index: row for row in rows}
-        for index, value in the_plan.stock.items():
-            writes.put("stock", index, by_index[index].sku, value)
-        for row in rows:
+        if the_plan.stock:
+            by_index = {row.index: row for row in rows}
+            for index, value in the_plan.stock.items():
+                writes.put("stock", index, by_index[index].sku, value)
+        for row in rows if self._restored else ():
             if row.sku.casefold() in self._restored and row.stock is not None:
                 value = the_plan.final.get(row.sku, row.stock)
                 writes.put("stock", row.index, row.sku, value)
@@ -653,20 +662,26 @@ class Cycle:
         self._jumps = warnings.standing_jumps(shown, the_plan.events, self.now())
         caps = {name: channel.max_quantity for name, channel in self.channels.items()}
         self._notes = {}
+        self._status_written = {}  # texts other than OK only: most rows of a large sheet are OK
+        final, plan_notes, jumps = the_plan.final, the_plan.notes, self._jumps
         for row in rows:
-            stock = the_plan.final.get(row.sku, None if row.is_set else row.stock)
-            jump = self._jumps.get(row.sku)
-            notes = [the_plan.notes.get(row.sku), jump.text if jump else None]
-            if row.pushable and stock is not None:
+            stock = final.get(row.sku, None if row.is_set else row.stock)
+            pushable = stock is not None and row.pushable
+            jump = jumps.get(row.sku)
+            notes = [plan_notes.get(row.sku), jump.text if jump else None]
+            if pushable:
+                assert stock is not None
                 notes += warnings.capped(row, stock, caps)
             if any(notes):
                 self._notes[row.sku] = "; ".join(n for n in notes if n)
-            if row.pushable and stock is not None and row.display is not None:
+            if pushable and row.display is not None:
+                assert stock is not None
                 value = shown_quantity(stock, row.display)
                 if row.shown_cell != value:
                     writes.put("shown", row.index, row.sku, value)
             text = status_text(row, errors, self._notes.get(row.sku))
-            self._status_written[row.sku] = text
+            if text != OK:
+                self._status_written[row.sku] = text
             if row.status_cell != text:
                 writes.put("status", row.index, row.sku, text)
         return writes
@@ -689,7 +704,7 @@ class Cycle:
         whose Stock the re-read before the commit saw (None: all); the others' Stock is known
         as of the first read only (`repair_cells`, stale).
         """
-        before = {row.sku.casefold(): row.stock for row in rows if row.stock is not None}
+        before: dict[str, int | None] = {}  # folded SKU -> Stock as read, when a repair needs it
         for _attempt in range(REPAIR_TRIES):
             wrong = misplaced(answer, tab, writes)
             if wrong is None:  # the landing was learned from the marker: look now
@@ -699,9 +714,14 @@ class Cycle:
                 # Every suspect found on one row this cycle now holds its own Stock (restored, or
                 # never touched); ones gone from the sheet need nothing. A suspect on a copied
                 # row stays suspect until one row is left.
-                copied = {r.sku.casefold() for r in rows if r.duplicate}
-                self.ledger.drop_suspects([s for s in self.ledger.suspects() if s not in copied])
+                suspects = self.ledger.suspects()
+                if suspects:
+                    copied = {r.sku.casefold() for r in rows if r.duplicate}
+                    self.ledger.drop_suspects([s for s in suspects if s not in copied])
                 return tab
+            before = before or {
+                row.sku.casefold(): row.stock for row in rows if row.stock is not None
+            }
             log.warning(
                 "rows or columns moved in the instant of the commit (%s); repairing",
                 ", ".join(
@@ -847,7 +867,7 @@ class Cycle:
             for row in rows
             if row.sku in pushed
             and (text := status_text(row, errors, self._notes.get(row.sku)))
-            != self._status_written.get(row.sku)
+            != self._status_written.get(row.sku, OK)
         }
         writes = Writes()
         if changed:

@@ -95,6 +95,11 @@ def standing_jumps(
 
 def capped(row: Row, stock: int, caps: Mapping[str, int]) -> list[str]:
     """Why the row's quantity on some marketplaces is lower than its display setting gives."""
+    # Only a plus setting shows more than Stock. Below every cap (nearly every row), no
+    # marketplace can be capped: no per-marketplace check.
+    most = stock + (row.display.n if row.display and row.display.kind == "plus" else 0)
+    if not row.own_display and most <= min(caps.values(), default=most):
+        return []
     notes = []
     for channel, cap in caps.items():
         setting = row.setting(channel)

@@ -37,7 +37,7 @@ def test_broken_own_setting_stops_only_that_marketplace() -> None:
     row = _row("", "abc")
     assert row.setting("amazon") is None
     assert row.setting("rakuten") == DisplaySetting("real")
-    assert row.pushable and row.problems == []
+    assert row.pushable and row.problems == ()
     assert "Amazon display" in row.display_problems[0]
     assert "nothing new is pushed to amazon" in row.display_problems[0]
 

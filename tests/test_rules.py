@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from bot.rules import (
     parse_display,
     parse_stock,
     shown_quantity,
+    strip_blanks,
 )
 
 REAL = DisplaySetting("real")
@@ -510,3 +513,23 @@ def test_percent_is_floor_of_the_share_and_never_above_the_stock(stock: int, n: 
 def test_percent_above_100_is_always_an_error(n: int) -> None:
     with pytest.raises(CellError):
         parse_display(f"{n}%")
+
+
+_EDGE_BLANKS = re.compile(r"^[\s\u200b\ufeff]+|[\s\u200b\ufeff]+$")  # what strip_blanks replaced
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            [" ", "\t", "\n", "\u3000", "\u00a0", "\u200b", "\ufeff", "\x1c", "\u2028", "a", "あ"]
+        )
+        | st.characters()
+    )
+)
+def test_strip_blanks_strips_exactly_what_the_blank_pattern_matches(text: str) -> None:
+    assert strip_blanks(text) == _EDGE_BLANKS.sub("", text)
+
+
+def test_strip_blanks_strips_whitespace_and_zero_width_blanks_interleaved() -> None:
+    assert strip_blanks("\u200b \ufeff\u3000SKU-1 \u200b\t\ufeff") == "SKU-1"
+    assert strip_blanks("A \u200b B") == "A \u200b B"

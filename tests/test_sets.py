@@ -248,7 +248,7 @@ def test_a_set_whose_component_stock_is_unreadable_is_broken() -> None:
 
 def test_a_set_with_an_unreadable_stock_cell_is_no_row_error() -> None:
     rows = _rows(gift_stock="oops")
-    assert rows[2].problems == [] and rows[2].pushable
+    assert rows[2].problems == () and rows[2].pushable
     result = plan(rows, BASE, {}, {}, lambda c, o: {}, [])
     assert result.stock == {3: 5}
 

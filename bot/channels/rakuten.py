@@ -242,7 +242,7 @@ class _Page:
     pages: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     item: str  # as the cycle spelled it
     manage: str

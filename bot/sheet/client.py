@@ -47,7 +47,7 @@ TIMEOUT = (10.0, 60.0)  # connect, read: gspread sets none by default
 # developer metadata (the lease read back) and the values of the response ranges.
 SNAPSHOT_FIELDS = (
     "updatedSpreadsheet(developerMetadata,sheets(properties(sheetId),"
-    "data(startRow,startColumn,rowData(values(userEnteredValue,effectiveValue)))))"
+    "data(startRow,startColumn,rowData(values(effectiveValue)))))"
 )
 T = TypeVar("T")
 KEY_FIELDS = ("client_email", "private_key", "token_uri")  # what a service-account key needs

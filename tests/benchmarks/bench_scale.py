@@ -520,6 +520,33 @@ def bench(
     return columns
 
 
+def import_cost(code: str, runs: int = 3) -> tuple[float, float]:
+    """CPU seconds and peak RSS (MB) of `python -c code` here: the least of `runs` tries."""
+    best = (math.inf, math.inf)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(runs):
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+        _, _, usage = os.wait4(proc.pid, 0)
+        cpu = usage.ru_utime + usage.ru_stime
+        best = min(best, (cpu, usage.ru_maxrss / 1024))
+    return best
+
+
+def machine_line() -> str:
+    """What starting Python and importing take on this machine, to read the figures against.
+
+    The bot's own share of a cycle is its CPU less the import; the import itself is mostly
+    its libraries (pydantic, gspread with google-auth, httpx), measured apart.
+    """
+    libraries = import_cost("import gspread, httpx, pydantic_settings, sqlite3")
+    bot = import_cost("import bot.cli")
+    return (
+        f"This machine: importing the libraries alone takes {libraries[0]:.2f} s CPU "
+        f"({libraries[1]:.0f} MB), importing the bot {bot[0]:.2f} s ({bot[1]:.0f} MB); "
+        "every bot CPU figure above includes that import."
+    )
+
+
 def main() -> None:
     """Parse arguments, run every size, print the table."""
     parser = argparse.ArgumentParser()
@@ -544,6 +571,7 @@ def main() -> None:
         columns += bench(size, args.lines, args.real_sleep, args.sample, args.profile, args.sets)
     print()
     print_table(columns)
+    print("\n" + machine_line())
     print(
         "\nCPU and peak RSS are the bot process's own (os.wait4), interpreter start included; "
         "wall time is from start to exit"

@@ -1,0 +1,84 @@
+"""`parse_inventory` reads a row the same whatever the API left out or added around it.
+
+The Sheets API leaves out a row's empty cells at its end, a tab may lack the optional columns
+and staff keep columns of their own to the right. The parser pads or cuts each row to the
+columns it reads (issue 8); these properties hold it to reading only the cells of its columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.inventory import item_key, parse_inventory
+
+HEADER = ["SKU", "Stock", "Display", "Rakuten", "Amazon", "Set", "Amazon display", "Shown"]
+HEADER += ["Status"]
+COLUMNS = {name.lower().replace(" ", "_"): i for i, name in enumerate(HEADER)}
+LEAN = {"sku": 0, "stock": 1, "display": 2, "shown": 7, "status": 8}  # optional ones left out
+
+cells = st.one_of(
+    st.just(""),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=False),
+    st.sampled_from(["A-1", " a-1 ", "\u200bB", "+2", "-", "50%", "=A1", "A-1*2", "ー３"]),
+    st.text(max_size=6),
+)
+lines = st.lists(st.lists(cells, max_size=len(HEADER)), min_size=1, max_size=6)
+
+
+def _facts(grid: list[list[Any]], columns: dict[str, int]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            *(
+                r.index,
+                r.sku,
+                r.stock,
+                r.display,
+                r.items,
+                r.rakuten_key,
+                r.shown_cell,
+                r.status_cell,
+            ),
+            *(r.problems, r.own_display, r.display_problems, r.components, r.set_broken),
+            *(r.duplicate, r.clashes, r.sku_unread),
+        )
+        for r in parse_inventory(grid, columns)
+    ]
+
+
+@given(lines)
+def test_a_short_row_reads_as_if_its_missing_cells_were_blank(rows: list[list[Any]]) -> None:
+    padded = [row + [""] * (len(HEADER) - len(row)) for row in rows]
+    assert _facts([HEADER, *rows], COLUMNS) == _facts([HEADER, *padded], COLUMNS)
+
+
+@given(lines, st.lists(cells, min_size=1, max_size=3))
+def test_staff_columns_to_the_right_change_nothing(rows: list[list[Any]], extra: list[Any]) -> None:
+    padded = [row + [""] * (len(HEADER) - len(row)) for row in rows]
+    wider = [row + extra for row in padded]
+    # A row that was blank is one no longer: only compare rows that hold something.
+    kept = [i for i, row in enumerate(padded, 1) if any(v not in ("", None) for v in row)]
+    facts = [f for f in _facts([HEADER + ["Notes"] * len(extra), *wider], COLUMNS) if f[0] in kept]
+    assert facts == _facts([HEADER, *padded], COLUMNS)
+
+
+@given(lines)
+def test_a_tab_without_the_optional_columns_reads_them_as_blank(rows: list[list[Any]]) -> None:
+    blanked = [[v if i in LEAN.values() else "" for i, v in enumerate(row)] for row in rows]
+    expected = _facts([HEADER, *blanked], COLUMNS)
+    # A row holding something in the other columns only is still a row (with no SKU).
+    kept = {f[0] for f in expected}
+    assert [f for f in _facts([HEADER, *rows], LEAN) if f[0] in kept] == expected
+
+
+@given(lines)
+def test_only_a_rakuten_item_has_a_key_other_than_itself(rows: list[list[Any]]) -> None:
+    for row in parse_inventory([HEADER, *rows], COLUMNS):
+        for channel, item in row.items.items():
+            expected = None if item is None else item_key(channel, item)
+            assert row.key(channel) == expected
