@@ -248,10 +248,6 @@ class Cycle:
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         self._baseline = None  # the commit moved it on
         report.rows = rows
-        # The first read's cells served the commit and its repair; the rows hold what pushing
-        # needs. Let them go before the pushes build their batches (100,000 rows of a large
-        # sheet, issue 8).
-        sheet.grid = []
         for event in the_plan.events:
             log.info(
                 "%s %s %s %s %s",

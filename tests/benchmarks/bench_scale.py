@@ -64,6 +64,25 @@ SKU and Stock cells of the rows the commit writes, so in (b) the stand-in's part
 staff-edit window follows the rows a cycle writes, not the sheet; (a) writes every row and
 still reads the whole SKU and Stock columns. Not done yet: the first read still takes every
 column of the tab as Python objects.
+
+Second round (py-spy --gil samples of (b) at 100,000 SKUs, 2026-11-30 afternoon), from about
+10.6 s of the interpreter's time: `parse_inventory` 26 % (a bounds check per cell, a regex
+per SKU, four item keys per row, the clash check's dict per marketplace), `apply.plan` 12 %
+(four item-index comprehensions, the whole baseline case-folded), `plan_pushes` 12 % (of it
+`Ledger.settled_quantities` 4 %: 400,000 SQLite rows), the commit's preparation 11 % (a cap
+check and a Status text worked out per row and marketplace, a Status text kept per row),
+Amazon's 500 PATCHes 9 %, the first read 6 %, importing 10 %. Now: rows padded once and
+indexed directly, fast paths for a text SKU, a whole-number Stock and rows with no item ids,
+`strip_blanks` without a regex, only the Rakuten key stored (`Row.key`), the clash and set
+checks skipped when nothing can clash, problems as shared empty tuples, the item indexes built
+in `plan`'s one pass, the folded baseline made only on a miss and the baseline read once a
+cycle, cap notes only for rows that can reach a cap, Status texts kept only when not OK, and
+Shopify's answers decoded once. First-cycle memory: the commit's snapshot asks for
+`effectiveValue` only. (The first read's grid must stay until the report's own landing check:
+a repair after the pushes puts back a staff cell from it, `tests/test_review_attacks_8.py`.)
+What is left is spread thin: every cycle still reads, parses and plans every row in about six
+passes (see the README's Measured table); meeting 2 s at 100,000 SKUs needs a cycle that
+carries its rows from one cycle to the next and works on the changed ones only.
 """
 
 from __future__ import annotations
