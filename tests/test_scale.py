@@ -1,19 +1,21 @@
 """Bounded state and bounded Sheets use for years of cycles (issue 8, SPEC.md section 7).
 
-Whole cycles only: the real gspread client and the real adapters talk to the stand-ins.
+Whole cycles, where the real gspread client and the real adapters talk to the stand-ins; the
+state file's horizons on the ledger alone, years of virtual days in seconds.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.apply import Event
 from bot.channels.base import PushResult, StockUpdate
-from bot.ledger import CACHE_KIB, Ledger
+from bot.ledger import CACHE_KIB, Changes, Ledger, LineState
 from bot.pushing import PushPlan
 from bot.report import log_row, push_events
 from bot.sheet.layout import Layout, find_layout
+from bot.sync import RETAIN_IDS, RETAIN_ORDERS
 from tests.staff import dimension, stock
 from tests.world import HEADER, LOG_HEADER, world
 
@@ -109,3 +111,57 @@ def test_the_state_files_page_cache_in_memory_is_capped(tmp_path: Path) -> None:
     finally:
         ledger.close()
     assert size == -CACHE_KIB
+
+
+def test_the_state_file_stops_growing_once_past_its_horizons(tmp_path: Path) -> None:
+    """Years of orders that close: what the state file holds levels off, and so does its size.
+
+    Every 5 virtual days, 10 orders of one line each are placed and applied, and the orders
+    placed 5 days earlier close (shipped); then the state is pruned as `Cycle._prune` does it.
+    Whole orders go 180 days after they were placed (`RETAIN_ORDERS`), their ids 800 days after
+    (`RETAIN_IDS`): past 800 days the counts must stop moving, and the file with them.
+    """
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    ledger._db.execute("PRAGMA synchronous=OFF")  # speed only: no crash in this test
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    every, per_step = 5, 4
+    seen: dict[int, tuple[int, int, int, int]] = {}
+
+    def placed(day: int, n: int) -> str:
+        return (start + timedelta(days=day, hours=n)).isoformat()
+
+    def count(table: str) -> int:
+        return int(ledger._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    try:
+        for day in range(every, 1_200 + 1, every):
+            changes = Changes()
+            for n in range(per_step):
+                order = f"{day}-{n}"
+                changes.orders.append(("shopify", order, placed(day, n), False))
+                changes.lines.append(LineState("shopify", order, "1", "TEA-001", "TEA-001", 1, 1))
+                if day > every:
+                    changes.orders.append(
+                        ("shopify", f"{day - every}-{n}", placed(day - every, n), True)
+                    )
+            ledger.prepare(f"c{day}", "cycle", changes)
+            ledger.complete(f"c{day}")
+            now = start + timedelta(days=day + 1)
+            ledger.prune(now - RETAIN_ORDERS, forget_ids_before=now - RETAIN_IDS)
+            if day in (300, 1_000, 1_100, 1_200):
+                ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                (pages,) = ledger._db.execute("PRAGMA page_count").fetchone()
+                seen[day] = (count("orders"), count("lines"), count("forgotten"), int(pages))
+    finally:
+        ledger.close()
+    orders, lines, ids, pages = seen[1_000]
+    # Orders of the last 180 days are held whole; the ids of those placed 180 to 800 days ago.
+    assert orders == lines == RETAIN_ORDERS.days // every * per_step
+    assert ids == (RETAIN_IDS - RETAIN_ORDERS).days // every * per_step
+    # Past the horizons nothing more is kept, however many more orders come and go...
+    assert seen[1_100][:3] == seen[1_200][:3] == (orders, lines, ids)
+    # ...and the file reuses the pages freed (a few pages of slack for the B-trees' shape).
+    assert seen[1_200][3] <= pages + 3
+    # While ids were still piling up (before 800 days) the file was smaller: it grew, then
+    # stopped.
+    assert seen[300][3] < pages
