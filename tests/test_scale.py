@@ -67,6 +67,37 @@ def test_a_pruned_order_cancelled_on_its_marketplace_is_not_put_back(tmp_path: P
         assert w.log("cancel") == []
 
 
+def test_an_order_archived_years_after_its_id_was_forgotten_is_not_a_new_sale(
+    tmp_path: Path,
+) -> None:
+    # Shopify lists orders by update time: archiving a years-old order shows it again, long
+    # after the state file dropped its id (`RETAIN_IDS`, 800 days after it was placed).
+    with world(tmp_path, ("shopify",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        store = w.markets["shopify"]
+        store.add_item("TEA-001", 0)
+        w.sync()
+        order = store.place_order([("TEA-001", 2)])
+        w.sync()
+        store.ship(order)
+        w.sync()
+        w.time.offset += timedelta(days=900)
+        w.sync()  # pruned: whole order gone, its id kept in `forgotten`
+        w.time.offset += timedelta(days=2)
+        w.sync()  # the next day's pruning drops the id too
+        with w.bot() as cycle:
+            assert cycle.ledger.forgotten("shopify") == set()
+            assert cycle.ledger.all_orders("shopify") == set()
+        store.archive(order)
+        assert w.sync().ok
+        assert stock(w)["TEA-001"] == 8
+        assert len(w.log("order")) == 1
+        # A new order is still a sale.
+        store.place_order([("TEA-001", 1)])
+        w.sync()
+        assert stock(w)["TEA-001"] == 7
+
+
 def _layout() -> Layout:
     titles = ("Inventory", "Log", "Channels")
     metadata = {
