@@ -6,17 +6,21 @@ state file's horizons on the ledger alone, years of virtual days in seconds.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.apply import Event
 from bot.channels.base import PushResult, StockUpdate
+from bot.errors import LockedError
 from bot.ledger import CACHE_KIB, Changes, Ledger, LineState
 from bot.pushing import PushPlan
 from bot.report import log_row, push_events
 from bot.sheet.layout import Layout, find_layout
 from bot.sync import RETAIN_IDS, RETAIN_ORDERS
-from tests.staff import dimension, stock
+from tests.staff import dimension, put_lease, stock
 from tests.world import HEADER, LOG_HEADER, world
 
 
@@ -96,6 +100,60 @@ def test_an_order_archived_years_after_its_id_was_forgotten_is_not_a_new_sale(
         store.place_order([("TEA-001", 1)])
         w.sync()
         assert stock(w)["TEA-001"] == 7
+
+
+def test_a_run_loop_at_a_one_hour_interval_makes_five_sheets_requests_a_cycle(
+    tmp_path: Path,
+) -> None:
+    """The lease a `run` commit leaves (an interval and `LEASE` ahead) needs no write next cycle.
+
+    Before, a cycle took the lease again whenever less than an interval was left, which at an
+    interval over `LEASE` was every cycle: a sixth request. The lease still keeps a second bot
+    out between the cycles.
+    """
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        store = w.markets["rakuten"]
+        store.add_item("TEA-001", 0)
+        hour = timedelta(hours=1)
+        with w.bot() as cycle:
+            cycle.interval = cycle.lease.interval = hour  # STOCKBOT_INTERVAL_SECONDS=3600
+            cycle.run()
+            made = []
+            for n in range(4):
+                w.time.offset += hour
+                w.time.advance(hour.total_seconds())
+                if n == 2:
+                    store.place_order([("TEA-001", 1)])
+                report = cycle.run()
+                assert report.ok
+                made.append(report.sheet_reads + report.sheet_writes)
+                lease = json.loads(w.sheets.developer_metadata(w.sheet_id)["stockbot.lease"])
+                left = datetime.fromisoformat(lease["until"]) - w.time.now()
+                assert left > hour  # an interval and 15 minutes from the last commit
+            assert made == [5, 5, 5, 5]
+            assert stock(w)["TEA-001"] == 9
+            # Another bot between two cycles is refused, as before.
+            w.env["STOCKBOT_STATE_PATH"] = str(tmp_path / "other.sqlite3")
+            with w.bot() as other, pytest.raises(LockedError):
+                other.run()
+
+
+def test_a_lease_with_little_time_left_is_taken_again_at_the_start(tmp_path: Path) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        w.markets["rakuten"].add_item("TEA-001", 0)
+        with w.bot() as cycle:
+            cycle.run()
+            ours = json.loads(w.sheets.developer_metadata(w.sheet_id)["stockbot.lease"])
+            # A cycle that failed before its commit: its lease has 4 minutes left.
+            ours["until"] = (w.time.now() + timedelta(minutes=4)).isoformat()
+            put_lease(w, ours)
+            writes = cycle.sheet.writes
+            cycle.run()
+            assert cycle.sheet.writes - writes == 3  # the lease, the commit, the report
+        lease = json.loads(w.sheets.developer_metadata(w.sheet_id)["stockbot.lease"])
+        assert datetime.fromisoformat(lease["until"]) - w.time.now() > timedelta(minutes=15)
 
 
 def _layout() -> Layout:
