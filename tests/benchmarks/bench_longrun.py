@@ -45,7 +45,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -191,12 +191,23 @@ def open_bot(server: Server, state: Path, clock: FakeTime, step: int) -> tuple[C
 
 
 def report_line(
-    server: Server, n: int, state: Path, base: float | None, took: float, every: int
+    server: Server,
+    n: int,
+    state: Path,
+    base: float | None,
+    took: float,
+    every: int,
+    requests: Counter[int],
 ) -> tuple[str, float]:
-    """One progress line; and the RSS it printed."""
+    """One progress line; and the RSS it printed.
+
+    `requests` counts the cycles since the last report by the Sheets requests each made (as the
+    bot's own `CycleReport` counts them).
+    """
     rss = rss_mb()
     counters = server.control("GET", f"{server.url}/_control/counters")
     per_cycle = (counters["reads"] + counters["writes"]) / every
+    spread = ", ".join(f"{k}: {v}" for k, v in sorted(requests.items()))
     markets = server.bench("GET", "stats")["markets"]
     calls = ", ".join(f"{m} {v['calls'] / every:.1f}" for m, v in markets.items())
     main, wal = state_kb(state)
@@ -210,8 +221,8 @@ def report_line(
         f"state {main:7.0f} KB (+WAL {wal:.0f} KB); "
         f"Log rows {log['rows']:>6}; rollovers {len(rolled)}"
         + (f" {sorted(rolled.items())}" if rolled else "")
-        + f"; longest Log cell {longest}; per cycle: Sheets requests {per_cycle:.1f}, "
-        f"marketplace calls {calls}; "
+        + f"; longest Log cell {longest}; per cycle: Sheets requests {per_cycle:.1f} "
+        f"(cycles by requests made {{{spread}}}), marketplace calls {calls}; "
         f"{took / every * 1000:.0f} ms/cycle"
     )
     return line, rss
@@ -265,6 +276,8 @@ def main() -> None:
         )
         failed = 0
         base: float | None = None
+        requests: Counter[int] = Counter()  # Sheets requests a cycle made -> cycles
+        most = 0
         print(f"cycle      0: RSS {rss_mb():6.1f} MB (before the first cycle)", flush=True)
         try:
             started = last = time.perf_counter()
@@ -275,6 +288,9 @@ def main() -> None:
                 if n > 1:
                     shop.act(clock.offset, args.orders, args.cancels, args.edits)
                 report = cycle.run()
+                made = report.sheet_reads + report.sheet_writes
+                requests[made] += 1
+                most = max(most, made)
                 if not report.ok:
                     failed += 1
                     if failed <= 5:
@@ -282,9 +298,10 @@ def main() -> None:
                 if n % args.every == 0 or n == args.cycles:
                     now = time.perf_counter()
                     line, rss = report_line(
-                        server, n, state, base, now - last, n % args.every or args.every
+                        server, n, state, base, now - last, n % args.every or args.every, requests
                     )
                     print(line, flush=True)
+                    requests.clear()
                     server.bench("POST", "forget")  # the stand-ins' request logs, not the sheet
                     clock.slept.clear()  # FakeTime keeps every pause: the harness's, not the bot's
                     if base is None:
@@ -296,7 +313,8 @@ def main() -> None:
             server.stop()
     print(
         f"\n{args.cycles:,} cycles in {elapsed:.0f} s ({elapsed / args.cycles * 1000:.0f} ms a "
-        f"cycle, shop actions included); {failed} cycles reported a failed channel; shop: "
+        f"cycle, shop actions included); {failed} cycles reported a failed channel; "
+        f"at most {most} Sheets requests in a cycle; shop: "
         + ", ".join(f"{k} {v}" for k, v in shop.counts.items())
     )
     print(
