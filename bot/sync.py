@@ -479,6 +479,10 @@ class Cycle:
         A forgotten order (closed and pruned) shown again is already counted; so is one placed
         before `horizon` that the state file does not hold: its id went after `RETAIN_IDS`.
         Without that, a years-old Shopify order archived or refunded today would be a new sale.
+        The price: an order the bot never saw that was placed over `RETAIN_IDS` ago is skipped
+        too, which takes a bot stopped for over two years, or a clock over two years fast
+        (unlike the stored horizon test_review_attacks_3 rejected, this one is worked out from
+        each cycle's clock and moves back with it).
         """
         gone = self.ledger.forgotten(channel)
         if any(o.placed_at < horizon for o in fetch.orders):
