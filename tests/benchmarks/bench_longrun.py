@@ -23,17 +23,33 @@ Log cell, Sheets requests per cycle, and the time the last cycles took.
 
 Speed: a cycle costs ~150-200 ms here with four marketplaces, most of it the stand-ins
 answering (Shopify's GraphQL stand-in alone ~70 ms), so 10,000 cycles take ~30 minutes on two
-cores; `--channels rakuten` brings a cycle to ~70 ms. The default step, 300 s, is the default
-interval: 10,000 cycles are 35 virtual days. Orders change for longer than that (Rakuten
-treats a shipped order as final after 30 days, and reads two years back), so to see the state
-file level off run with `--step 3600` (417 days; each cycle then also renews the lease, two
-more Sheets requests, as a bot with a one-hour interval does).
+cores; `--channels rakuten` brings a cycle to ~70 ms, `--channels amazon,shopify` to ~130 ms
+(on a shared machine, up to twice these). The default step, 300 s, is the default interval:
+10,000 cycles are 35 virtual days. Orders change for longer than that (Rakuten treats a shipped
+order as final after 30 days; whole closed orders are forgotten 180 days after they were placed,
+their ids after 800, `bot.sync.RETAIN_ORDERS` and `RETAIN_IDS`), so to see the state file level
+off run with a longer step: `--step 10800` passes 800 days at cycle 6,400.
 
-Measured 2026-11-30 (`--channels rakuten --step 3600 --every 1000 --log-roll-cells 50000`):
-RSS 71.7 MB at cycle 1,000, 76.1 MB at 10,000 (+4.4 MB, +0.1 over the last 3,000); SQLite's
-memory 456 KB to 1,442 KB beside a state file of 284 KB to 1,212 KB (whole orders go after 180
-days, cycle 4,320; forgotten ids after 800); 9 rollovers; 6.0 Sheets requests a cycle. The
-README's "Long run" table has every report.
+Measured 2026-11-30, with other engineers' benchmarks on the 2 cores (load 4-7), 100 SKUs:
+- `--cycles 2000 --every 500` (four marketplaces, step 300; main as merged, 5e24551, before
+  this day's lease change, which changes nothing at a 300 s interval): 5.0 Sheets requests a
+  cycle in every report; RSS 72.1 MB at cycle 500, 76.1 MB at 2,000 (+4.0 MB, still warming
+  up); state file 196 to 472 KB; no rollover; longest Log cell 1,530. Again with this code,
+  `--cycles 1000 --every 500` (same seed, same shop): 5 Sheets requests in each of cycles
+  2-1,000, 6 in the first. No push failed in these runs, so none needed the read that finds
+  rows again before a Status write (a 6th request).
+- `--cycles 10000 --channels amazon,shopify --step 3600 --every 1000 --log-roll-cells 50000`
+  (416 days): RSS 69.1 MB at cycle 1,000, 73.3 MB at 6,000, 73.0 MB at 10,000 (+3.9 MB); state
+  file 232 KB to 932 KB (~145 KB per 1,000 cycles until the 180-day prune at cycle 4,320, ~40
+  KB per 1,000 after: the ids, kept 800 days, still pile up at 416); 12 rollovers; 5 Sheets
+  requests in every cycle but the first (6: it takes the lease); longest Log cell 1,530.
+- `--cycles 9000 --channels rakuten --step 10800 --every 500 --log-roll-cells 50000` (1,125
+  days): the state file grew ~190 KB per 1,000 cycles until the 180-day prune (cycle 1,440),
+  ~50 KB per 1,000 until 800 days (cycle 6,400, 644 KB at 6,500), then 12 KB in all: 652 KB at
+  7,000, 656 KB from 8,000 to 9,000 (SQLite memory 848 KB from 7,500 on). RSS 71.3 MB at cycle
+  500, 73.8 MB at 9,000 (+2.5 MB); 7 rollovers; 5 Sheets requests in every cycle but the first
+  (6: it takes the lease); longest Log cell 1,528.
+The README's "Long run" section has the tables.
 """
 
 from __future__ import annotations
