@@ -146,9 +146,17 @@ class Lease:
         self.check(self._seen)
 
     def take(self) -> None:
-        """Hold the sheet for this cycle, unless this bot already holds it long enough."""
+        """Hold the sheet for this cycle, unless this bot already holds it long enough.
+
+        Long enough is the rule `keep` applies before the commit: more than `RENEW_BELOW` left.
+        A `run` loop's every commit renews the lease to an interval and `LEASE` ahead, so the
+        next cycle finds `LEASE` left at least and needs no write of its own, whatever the
+        interval (a one-hour interval used to cost a lease write every cycle, since its
+        `LEASE` left was shorter than the interval). Mutual exclusion rests on the commits'
+        renewals and on `keep`, which reads before it renews a lease running short mid-cycle.
+        """
         seen = self._seen
-        if seen.holder and self._ours(seen) and seen.until - self.now() > self.interval:
+        if seen.holder and self._ours(seen) and seen.until - self.now() > RENEW_BELOW:
             self.until = seen.until
             return
         self._claim()

@@ -1,20 +1,26 @@
 """Bounded state and bounded Sheets use for years of cycles (issue 8, SPEC.md section 7).
 
-Whole cycles only: the real gspread client and the real adapters talk to the stand-ins.
+Whole cycles, where the real gspread client and the real adapters talk to the stand-ins; the
+state file's horizons on the ledger alone, years of virtual days in seconds.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.apply import Event
 from bot.channels.base import PushResult, StockUpdate
-from bot.ledger import CACHE_KIB, Ledger
+from bot.errors import LockedError
+from bot.ledger import CACHE_KIB, Changes, Ledger, LineState
 from bot.pushing import PushPlan
 from bot.report import log_row, push_events
 from bot.sheet.layout import Layout, find_layout
-from tests.staff import dimension, stock
+from bot.sync import RETAIN_IDS, RETAIN_ORDERS
+from tests.staff import dimension, put_lease, stock
 from tests.world import HEADER, LOG_HEADER, world
 
 
@@ -65,6 +71,91 @@ def test_a_pruned_order_cancelled_on_its_marketplace_is_not_put_back(tmp_path: P
         assert w.log("cancel") == []
 
 
+def test_an_order_archived_years_after_its_id_was_forgotten_is_not_a_new_sale(
+    tmp_path: Path,
+) -> None:
+    # Shopify lists orders by update time: archiving a years-old order shows it again, long
+    # after the state file dropped its id (`RETAIN_IDS`, 800 days after it was placed).
+    with world(tmp_path, ("shopify",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        store = w.markets["shopify"]
+        store.add_item("TEA-001", 0)
+        w.sync()
+        order = store.place_order([("TEA-001", 2)])
+        w.sync()
+        store.ship(order)
+        w.sync()
+        w.time.offset += timedelta(days=900)
+        w.sync()  # pruned: whole order gone, its id kept in `forgotten`
+        w.time.offset += timedelta(days=2)
+        w.sync()  # the next day's pruning drops the id too
+        with w.bot() as cycle:
+            assert cycle.ledger.forgotten("shopify") == set()
+            assert cycle.ledger.all_orders("shopify") == set()
+        store.archive(order)
+        assert w.sync().ok
+        assert stock(w)["TEA-001"] == 8
+        assert len(w.log("order")) == 1
+        # A new order is still a sale.
+        store.place_order([("TEA-001", 1)])
+        w.sync()
+        assert stock(w)["TEA-001"] == 7
+
+
+def test_a_run_loop_at_a_one_hour_interval_makes_five_sheets_requests_a_cycle(
+    tmp_path: Path,
+) -> None:
+    """The lease a `run` commit leaves (an interval and `LEASE` ahead) needs no write next cycle.
+
+    Before, a cycle took the lease again whenever less than an interval was left, which at an
+    interval over `LEASE` was every cycle: a sixth request. The lease still keeps a second bot
+    out between the cycles.
+    """
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        store = w.markets["rakuten"]
+        store.add_item("TEA-001", 0)
+        hour = timedelta(hours=1)
+        with w.bot() as cycle:
+            cycle.interval = cycle.lease.interval = hour  # STOCKBOT_INTERVAL_SECONDS=3600
+            cycle.run()
+            made = []
+            for n in range(4):
+                w.time.offset += hour
+                w.time.advance(hour.total_seconds())
+                if n == 2:
+                    store.place_order([("TEA-001", 1)])
+                report = cycle.run()
+                assert report.ok
+                made.append(report.sheet_reads + report.sheet_writes)
+                lease = json.loads(w.sheets.developer_metadata(w.sheet_id)["stockbot.lease"])
+                left = datetime.fromisoformat(lease["until"]) - w.time.now()
+                assert left > hour  # an interval and 15 minutes from the last commit
+            assert made == [5, 5, 5, 5]
+            assert stock(w)["TEA-001"] == 9
+            # Another bot between two cycles is refused, as before.
+            w.env["STOCKBOT_STATE_PATH"] = str(tmp_path / "other.sqlite3")
+            with w.bot() as other, pytest.raises(LockedError):
+                other.run()
+
+
+def test_a_lease_with_little_time_left_is_taken_again_at_the_start(tmp_path: Path) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        w.markets["rakuten"].add_item("TEA-001", 0)
+        with w.bot() as cycle:
+            cycle.run()
+            ours = json.loads(w.sheets.developer_metadata(w.sheet_id)["stockbot.lease"])
+            # A cycle that failed before its commit: its lease has 4 minutes left.
+            ours["until"] = (w.time.now() + timedelta(minutes=4)).isoformat()
+            put_lease(w, ours)
+            writes = cycle.sheet.writes
+            cycle.run()
+            assert cycle.sheet.writes - writes == 3  # the lease, the commit, the report
+        lease = json.loads(w.sheets.developer_metadata(w.sheet_id)["stockbot.lease"])
+        assert datetime.fromisoformat(lease["until"]) - w.time.now() > timedelta(minutes=15)
+
+
 def _layout() -> Layout:
     titles = ("Inventory", "Log", "Channels")
     metadata = {
@@ -109,3 +200,57 @@ def test_the_state_files_page_cache_in_memory_is_capped(tmp_path: Path) -> None:
     finally:
         ledger.close()
     assert size == -CACHE_KIB
+
+
+def test_the_state_file_stops_growing_once_past_its_horizons(tmp_path: Path) -> None:
+    """Years of orders that close: what the state file holds levels off, and so does its size.
+
+    Every 5 virtual days, 10 orders of one line each are placed and applied, and the orders
+    placed 5 days earlier close (shipped); then the state is pruned as `Cycle._prune` does it.
+    Whole orders go 180 days after they were placed (`RETAIN_ORDERS`), their ids 800 days after
+    (`RETAIN_IDS`): past 800 days the counts must stop moving, and the file with them.
+    """
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    ledger._db.execute("PRAGMA synchronous=OFF")  # speed only: no crash in this test
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    every, per_step = 5, 4
+    seen: dict[int, tuple[int, int, int, int]] = {}
+
+    def placed(day: int, n: int) -> str:
+        return (start + timedelta(days=day, hours=n)).isoformat()
+
+    def count(table: str) -> int:
+        return int(ledger._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    try:
+        for day in range(every, 1_200 + 1, every):
+            changes = Changes()
+            for n in range(per_step):
+                order = f"{day}-{n}"
+                changes.orders.append(("shopify", order, placed(day, n), False))
+                changes.lines.append(LineState("shopify", order, "1", "TEA-001", "TEA-001", 1, 1))
+                if day > every:
+                    changes.orders.append(
+                        ("shopify", f"{day - every}-{n}", placed(day - every, n), True)
+                    )
+            ledger.prepare(f"c{day}", "cycle", changes)
+            ledger.complete(f"c{day}")
+            now = start + timedelta(days=day + 1)
+            ledger.prune(now - RETAIN_ORDERS, forget_ids_before=now - RETAIN_IDS)
+            if day in (300, 1_000, 1_100, 1_200):
+                ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                (pages,) = ledger._db.execute("PRAGMA page_count").fetchone()
+                seen[day] = (count("orders"), count("lines"), count("forgotten"), int(pages))
+    finally:
+        ledger.close()
+    orders, lines, ids, pages = seen[1_000]
+    # Orders of the last 180 days are held whole; the ids of those placed 180 to 800 days ago.
+    assert orders == lines == RETAIN_ORDERS.days // every * per_step
+    assert ids == (RETAIN_IDS - RETAIN_ORDERS).days // every * per_step
+    # Past the horizons nothing more is kept, however many more orders come and go...
+    assert seen[1_100][:3] == seen[1_200][:3] == (orders, lines, ids)
+    # ...and the file reuses the pages freed (a few pages of slack for the B-trees' shape).
+    assert seen[1_200][3] <= pages + 3
+    # While ids were still piling up (before 800 days) the file was smaller: it grew, then
+    # stopped.
+    assert seen[300][3] < pages

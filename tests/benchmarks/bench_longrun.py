@@ -23,17 +23,33 @@ Log cell, Sheets requests per cycle, and the time the last cycles took.
 
 Speed: a cycle costs ~150-200 ms here with four marketplaces, most of it the stand-ins
 answering (Shopify's GraphQL stand-in alone ~70 ms), so 10,000 cycles take ~30 minutes on two
-cores; `--channels rakuten` brings a cycle to ~70 ms. The default step, 300 s, is the default
-interval: 10,000 cycles are 35 virtual days. Orders change for longer than that (Rakuten
-treats a shipped order as final after 30 days, and reads two years back), so to see the state
-file level off run with `--step 3600` (417 days; each cycle then also renews the lease, two
-more Sheets requests, as a bot with a one-hour interval does).
+cores; `--channels rakuten` brings a cycle to ~70 ms, `--channels amazon,shopify` to ~130 ms
+(on a shared machine, up to twice these). The default step, 300 s, is the default interval:
+10,000 cycles are 35 virtual days. Orders change for longer than that (Rakuten treats a shipped
+order as final after 30 days; whole closed orders are forgotten 180 days after they were placed,
+their ids after 800, `bot.sync.RETAIN_ORDERS` and `RETAIN_IDS`), so to see the state file level
+off run with a longer step: `--step 10800` passes 800 days at cycle 6,400.
 
-Measured 2026-11-30 (`--channels rakuten --step 3600 --every 1000 --log-roll-cells 50000`):
-RSS 71.7 MB at cycle 1,000, 76.1 MB at 10,000 (+4.4 MB, +0.1 over the last 3,000); SQLite's
-memory 456 KB to 1,442 KB beside a state file of 284 KB to 1,212 KB (whole orders go after 180
-days, cycle 4,320; forgotten ids after 800); 9 rollovers; 6.0 Sheets requests a cycle. The
-README's "Long run" table has every report.
+Measured 2026-11-30, with other engineers' benchmarks on the 2 cores (load 4-7), 100 SKUs:
+- `--cycles 2000 --every 500` (four marketplaces, step 300; main as merged, 5e24551, before
+  this day's lease change, which changes nothing at a 300 s interval): 5.0 Sheets requests a
+  cycle in every report; RSS 72.1 MB at cycle 500, 76.1 MB at 2,000 (+4.0 MB, still warming
+  up); state file 196 to 472 KB; no rollover; longest Log cell 1,530. Again with this code,
+  `--cycles 1000 --every 500` (same seed, same shop): 5 Sheets requests in each of cycles
+  2-1,000, 6 in the first. No push failed in these runs, so none needed the read that finds
+  rows again before a Status write (a 6th request).
+- `--cycles 10000 --channels amazon,shopify --step 3600 --every 1000 --log-roll-cells 50000`
+  (416 days): RSS 69.1 MB at cycle 1,000, 73.3 MB at 6,000, 73.0 MB at 10,000 (+3.9 MB); state
+  file 232 KB to 932 KB (~145 KB per 1,000 cycles until the 180-day prune at cycle 4,320, ~40
+  KB per 1,000 after: the ids, kept 800 days, still pile up at 416); 12 rollovers; 5 Sheets
+  requests in every cycle but the first (6: it takes the lease); longest Log cell 1,530.
+- `--cycles 9000 --channels rakuten --step 10800 --every 500 --log-roll-cells 50000` (1,125
+  days): the state file grew ~190 KB per 1,000 cycles until the 180-day prune (cycle 1,440),
+  ~50 KB per 1,000 until 800 days (cycle 6,400, 644 KB at 6,500), then 12 KB in all: 652 KB at
+  7,000, 656 KB from 8,000 to 9,000 (SQLite memory 848 KB from 7,500 on). RSS 71.3 MB at cycle
+  500, 73.8 MB at 9,000 (+2.5 MB); 7 rollovers; 5 Sheets requests in every cycle but the first
+  (6: it takes the lease); longest Log cell 1,528.
+The README's "Long run" section has the tables.
 """
 
 from __future__ import annotations
@@ -45,7 +61,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -191,12 +207,23 @@ def open_bot(server: Server, state: Path, clock: FakeTime, step: int) -> tuple[C
 
 
 def report_line(
-    server: Server, n: int, state: Path, base: float | None, took: float, every: int
+    server: Server,
+    n: int,
+    state: Path,
+    base: float | None,
+    took: float,
+    every: int,
+    requests: Counter[int],
 ) -> tuple[str, float]:
-    """One progress line; and the RSS it printed."""
+    """One progress line; and the RSS it printed.
+
+    `requests` counts the cycles since the last report by the Sheets requests each made (as the
+    bot's own `CycleReport` counts them).
+    """
     rss = rss_mb()
     counters = server.control("GET", f"{server.url}/_control/counters")
     per_cycle = (counters["reads"] + counters["writes"]) / every
+    spread = ", ".join(f"{k}: {v}" for k, v in sorted(requests.items()))
     markets = server.bench("GET", "stats")["markets"]
     calls = ", ".join(f"{m} {v['calls'] / every:.1f}" for m, v in markets.items())
     main, wal = state_kb(state)
@@ -210,8 +237,8 @@ def report_line(
         f"state {main:7.0f} KB (+WAL {wal:.0f} KB); "
         f"Log rows {log['rows']:>6}; rollovers {len(rolled)}"
         + (f" {sorted(rolled.items())}" if rolled else "")
-        + f"; longest Log cell {longest}; per cycle: Sheets requests {per_cycle:.1f}, "
-        f"marketplace calls {calls}; "
+        + f"; longest Log cell {longest}; per cycle: Sheets requests {per_cycle:.1f} "
+        f"(cycles by requests made {{{spread}}}), marketplace calls {calls}; "
         f"{took / every * 1000:.0f} ms/cycle"
     )
     return line, rss
@@ -265,6 +292,8 @@ def main() -> None:
         )
         failed = 0
         base: float | None = None
+        requests: Counter[int] = Counter()  # Sheets requests a cycle made -> cycles
+        most = 0
         print(f"cycle      0: RSS {rss_mb():6.1f} MB (before the first cycle)", flush=True)
         try:
             started = last = time.perf_counter()
@@ -275,6 +304,9 @@ def main() -> None:
                 if n > 1:
                     shop.act(clock.offset, args.orders, args.cancels, args.edits)
                 report = cycle.run()
+                made = report.sheet_reads + report.sheet_writes
+                requests[made] += 1
+                most = max(most, made)
                 if not report.ok:
                     failed += 1
                     if failed <= 5:
@@ -282,9 +314,10 @@ def main() -> None:
                 if n % args.every == 0 or n == args.cycles:
                     now = time.perf_counter()
                     line, rss = report_line(
-                        server, n, state, base, now - last, n % args.every or args.every
+                        server, n, state, base, now - last, n % args.every or args.every, requests
                     )
                     print(line, flush=True)
+                    requests.clear()
                     server.bench("POST", "forget")  # the stand-ins' request logs, not the sheet
                     clock.slept.clear()  # FakeTime keeps every pause: the harness's, not the bot's
                     if base is None:
@@ -296,7 +329,8 @@ def main() -> None:
             server.stop()
     print(
         f"\n{args.cycles:,} cycles in {elapsed:.0f} s ({elapsed / args.cycles * 1000:.0f} ms a "
-        f"cycle, shop actions included); {failed} cycles reported a failed channel; shop: "
+        f"cycle, shop actions included); {failed} cycles reported a failed channel; "
+        f"at most {most} Sheets requests in a cycle; shop: "
         + ", ".join(f"{k} {v}" for k, v in shop.counts.items())
     )
     print(
