@@ -11,7 +11,9 @@ process with a fresh state file:
   (b) a cycle after `--lines` order lines spread over the four marketplaces (placed through
       the stand-ins' HTTP control routes).
 
-Measured for the bot's process alone (os.wait4): CPU (user + sys), peak RSS (ru_maxrss), and
+Measured for the bot's process alone: CPU (user + sys, os.wait4), peak RSS (VmHWM of its own
+address space, which the process writes at exit: Linux's ru_maxrss would also count the memory
+this benchmark held when it started the child, carried across fork and exec), and
 wall time. From the stand-ins: Sheets requests, marketplace calls against the fewest the batch
 limits allow, and the staff-edit window (the re-read before the commit reaching the Sheets
 stand-in, to the commit reaching it), cut at the bot's own steps: the stand-in serving the
@@ -114,6 +116,25 @@ BATCH = {"rakuten": 400, "yahoo": 1000, "shopify": 250}
 NAIVE_RATE = {"rakuten": 1.0, "yahoo": 1.0, "amazon": PATCH_RATE, "shopify": 10.0}
 SHEETS_WRITES_PER_MINUTE = 60  # Google's quota per service account
 
+# Run first in every child: at exit, its peak resident set (VmHWM) goes to $BENCH_HWM_FILE.
+PEAK = r"""
+import atexit, os
+def _peak():
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    if os.environ.get("BENCH_HWM_FILE"):
+        with open(os.environ["BENCH_HWM_FILE"], "w") as out:
+            out.write(str(kb))
+    else:
+        print(kb)
+atexit.register(_peak)
+"""
+RUN_BOT = r"""
+import runpy, sys
+sys.argv = ["bot", *sys.argv[1:]]
+runpy.run_module("bot", run_name="__main__", alter_sys=True)
+"""
+
 # Run inside the bot's process before `bot` is imported: sleep advances a virtual clock instead
 # of waiting. Each marketplace (found from the calling module) has its own clock, since each
 # runs in its own thread, so one marketplace's pauses do not shorten another's. At exit the
@@ -192,8 +213,6 @@ if os.environ.get("BENCH_TRACE"):
         with open(os.environ["BENCH_TRACE"], "w") as f:
             json.dump(_marks, f)
     atexit.register(_save_marks)
-sys.argv = ["bot", *sys.argv[1:]]
-runpy.run_module("bot", run_name="__main__", alter_sys=True)
 """
 
 
@@ -295,7 +314,10 @@ def run_bot(
             else {}
         ),
     }
-    args = ["-m", "bot", "sync"] if real_sleep else ["-c", LAUNCHER, "sync"]
+    peak_file = folder / "peak.kb"
+    peak_file.unlink(missing_ok=True)
+    env["BENCH_HWM_FILE"] = str(peak_file)
+    args = ["-c", PEAK + ("" if real_sleep else LAUNCHER) + RUN_BOT, "sync"]
     out, err = folder / "bot.out", folder / "bot.err"
     server.bench("POST", "mark")
     with open(out, "w") as stdout, open(err, "w") as stderr:
@@ -310,7 +332,7 @@ def run_bot(
         label,
         proc.returncode,
         usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,  # kilobytes on Linux
+        int(peak_file.read_text()) / 1024 if peak_file.exists() else usage.ru_maxrss / 1024,
         wall,
         out.read_text(),
         err.read_text(),
@@ -542,12 +564,18 @@ def bench(
 def import_cost(code: str, runs: int = 3) -> tuple[float, float]:
     """CPU seconds and peak RSS (MB) of `python -c code` here: the least of `runs` tries."""
     best = (math.inf, math.inf)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_HWM_FILE"}
+    env["PYTHONPATH"] = str(ROOT)
     for _ in range(runs):
-        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PEAK + code], cwd=ROOT, env=env, stdout=subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        printed = proc.stdout.read()  # the peak, printed at exit (PEAK)
+        proc.stdout.close()
         _, _, usage = os.wait4(proc.pid, 0)
-        cpu = usage.ru_utime + usage.ru_stime
-        best = min(best, (cpu, usage.ru_maxrss / 1024))
+        proc.returncode = 0  # reaped here
+        best = min(best, (usage.ru_utime + usage.ru_stime, int(printed.split()[-1]) / 1024))
     return best
 
 
