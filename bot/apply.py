@@ -383,7 +383,7 @@ def _applied(
             components=components if components is not None else state.components,
         )
     )
-    item = row.items.get(state.channel) if row is not None else None
+    item = row.item(state.channel) if row is not None else None
     if item is not None:
         result.changes.adjust.append((state.channel, item, -delta))
 

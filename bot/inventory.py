@@ -33,6 +33,7 @@ NOT_SOLD = "-"
 # The per-marketplace display columns: channel -> (layout key, header as staff see it).
 DISPLAY_COLUMNS = {ch: (f"{ch}_display", f"{ch.capitalize()} display") for ch in CHANNEL_NAMES}
 _NO_OWN_DISPLAY: Mapping[str, DisplaySetting | None] = MappingProxyType({})
+_NO_TYPED_ITEMS: Mapping[str, str | None] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -40,14 +41,16 @@ class Row:
     """One product row of the Inventory tab.
 
     There is one per product, 100,000 in a large sheet: slots, and containers shared while
-    empty (`clashes`, `own_display`), keep each one small (issue 8).
+    empty (`clashes`, `own_display`, `typed_items`), keep each one small (issue 8).
     """
 
     index: int  # 0-based row in the grid (row 1, the headers, is index 0)
     sku: str
     stock: int | None  # None when the Stock cell is broken
     display: DisplaySetting | None  # None when the Display cell is broken
-    items: dict[str, str | None]  # channel -> item id there, None = not sold there
+    # channel -> the item id typed in its column, None when it reads "-" or cannot be read;
+    # a marketplace whose cell is blank sells the SKU itself (`item`). Most rows type none.
+    typed_items: Mapping[str, str | None] = field(default_factory=dict)
     # `item_key` of the Rakuten item, worked out once: orders and rows are matched by it. On
     # the other marketplaces an item's key is the item itself (`key`).
     rakuten_key: str | None = None
@@ -79,12 +82,21 @@ class Row:
         """Whether a new quantity can be computed for this row (on some marketplace)."""
         return (self.stock is not None or self.is_set) and not self.problems
 
+    def item(self, channel: str) -> str | None:
+        """The item id on `channel`: the one typed in its column, else the SKU; None = not sold."""
+        return self.typed_items.get(channel, self.sku)
+
+    @property
+    def items(self) -> dict[str, str | None]:
+        """Every marketplace's item id (`item`), made on each call: loops use `item`."""
+        return {channel: self.item(channel) for channel in CHANNEL_NAMES}
+
     def key(self, channel: str) -> str | None:
         """The `item_key` of the row's item on `channel`; None when it is not sold there.
 
         Items are read stripped (`cell_text`), so only Rakuten's key differs from the item.
         """
-        item = self.items.get(channel)
+        item = self.item(channel)
         if item is None or channel != "rakuten":
             return item
         return self.rakuten_key
@@ -216,34 +228,28 @@ def parse_inventory(
                 own_display[channel] = own
         if not sku:
             problems.insert(0, _("SKU is empty: give the product its code, or clear the row"))
-        items: dict[str, str | None] = {}
-        if codes_of(raw) == no_codes:  # no item ids typed (most rows): the SKU everywhere
-            items = dict.fromkeys(CHANNEL_NAMES, sku)
-            code_columns_here: list[tuple[str, int, str]] = []
-        else:
-            code_columns_here = code_columns
-        for channel, column, label in code_columns_here:
+        # A blank cell: the item there is the SKU (SPEC.md 2). Most rows type no item id.
+        typed: dict[str, str | None] = {}
+        for channel, column, label in code_columns if codes_of(raw) != no_codes else ():
             cell = raw[column]
-            if cell == "" or cell is None:  # blank: the item there is the SKU (SPEC.md 2)
-                item: str | None = sku
-            else:
-                try:
-                    value = parse_code(cell, label, formulas=formulas)
-                except CellError as exc:
-                    problems.append(str(exc))
-                    items[channel] = None  # unreadable: nothing is matched or pushed there
-                    continue
-                item = None if value == NOT_SOLD else (value or sku)
-            items[channel] = item
+            if cell == "" or cell is None:
+                continue
+            try:
+                value = parse_code(cell, label, formulas=formulas)
+            except CellError as exc:
+                problems.append(str(exc))
+                typed[channel] = None  # unreadable: nothing is matched or pushed there
+                continue
+            typed[channel] = None if value == NOT_SOLD else (value or sku)
         shown_cell, status_cell = raw[shown_at], raw[status_at]
-        rakuten = items.get("rakuten")
+        rakuten = typed.get("rakuten", sku)
         rows.append(
             Row(
                 index=index,
                 sku=sku,
                 stock=stock,
                 display=display,
-                items=items,
+                typed_items=typed or _NO_TYPED_ITEMS,
                 rakuten_key=None if rakuten is None else item_key("rakuten", rakuten),
                 shown_cell=None if shown_cell == "" else shown_cell,
                 status_cell=None if status_cell == "" else status_cell,
@@ -339,6 +345,6 @@ def _flag_item_clashes(rows: list[Row]) -> None:
                         _(
                             "{channel} item {item} is named by rows {rows}: "
                             "give each row its own item"
-                        ).format(channel=channel, item=row.items[channel], rows=where),
+                        ).format(channel=channel, item=row.item(channel), rows=where),
                     )
                     row.clashes = row.clashes | {channel}

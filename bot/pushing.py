@@ -83,10 +83,13 @@ def own_events(
         return []
     wanted = {(line.channel, item_key(line.channel, line.item)) for line in lines}
     by_item: dict[tuple[str, str], str] = {}
+    channels = {channel for channel, _key in wanted}
     for row in rows:
-        for channel, item in row.items.items():
+        for channel in channels:
             key = row.key(channel)
-            if key is not None and item is not None and (channel, key) in wanted:
+            if key is not None and (channel, key) in wanted:
+                item = row.item(channel)
+                assert item is not None  # it has a key
                 by_item[channel, key] = item
     events = []
     for line in lines:
@@ -129,9 +132,9 @@ def plan_pushes(
         if stock is None or not row.pushable:
             continue
         shown = None if row.display is None else shown_quantity(stock, row.display)
-        own, items = row.own_display, row.items
+        own = row.own_display
         for name in names:
-            item = items.get(name)
+            item = row.item(name)
             if item is None:
                 continue
             cap = caps[name]

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.apply import Event
 from bot.channels.base import PushResult
+from bot.config import CHANNEL_NAMES
 from bot.errors import StockbotError, plain
 from bot.i18n import _, language
 from bot.inventory import Row
@@ -58,7 +59,8 @@ def status_text(
     """The Status text of a row: its problems, push failures and this cycle's note, or OK."""
     problems = [*row.problems, *row.display_problems, *([note] if note else [])]
     if push_errors:  # most cycles have none: no look-up per row and marketplace then
-        for channel, item in row.items.items():
+        for channel in CHANNEL_NAMES:
+            item = row.item(channel)
             if item is not None and (channel, item) in push_errors:
                 problems.append(
                     _("{channel}: {error}").format(

@@ -103,7 +103,7 @@ def capped(row: Row, stock: int, caps: Mapping[str, int]) -> list[str]:
     notes = []
     for channel, cap in caps.items():
         setting = row.setting(channel)
-        if row.items.get(channel) is None or setting is None:
+        if row.item(channel) is None or setting is None:
             continue
         wanted = shown_quantity(stock, setting)
         if wanted > cap:

@@ -137,7 +137,7 @@ def test_capped_names_each_marketplace_whose_maximum_is_below_the_setting() -> N
         sku="TEA-001",
         stock=100_000,
         display=DisplaySetting("real"),
-        items={"rakuten": "TEA-001", "yahoo": "tea-001", "amazon": None},
+        typed_items={"yahoo": "tea-001", "amazon": None},
         own_display={"yahoo": DisplaySetting("percent", 50)},
     )
     caps = {"rakuten": 99_999, "yahoo": 99_999, "amazon": 99_999, "shopify": 1_000_000_000}
