@@ -75,7 +75,8 @@ per SKU, four item keys per row, the clash check's dict per marketplace), `apply
 check and a Status text worked out per row and marketplace, a Status text kept per row),
 Amazon's 500 PATCHes 9 %, the first read 6 %, importing 10 %. Now: rows padded once and
 indexed directly, fast paths for a text SKU, a whole-number Stock and rows with no item ids,
-`strip_blanks` without a regex, only the Rakuten key stored (`Row.key`), the clash and set
+`strip_blanks` without a regex, only the Rakuten key and the typed item ids stored (`Row.key`,
+`Row.item`), the clash and set
 checks skipped when nothing can clash, problems as shared empty tuples, the item indexes built
 in `plan`'s one pass, the folded baseline made only on a miss and the baseline read once a
 cycle, cap notes only for rows that can reach a cap, Status texts kept only when not OK, and
