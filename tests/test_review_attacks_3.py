@@ -1,10 +1,12 @@
 """A third hostile review: the pruning horizon of closed orders (bot.sync `_prune`/`_plan`).
 
-`_plan` raises every channel's clean start to `ledger.pruned_before()` (the bot's now less 180
-days, moved forward once a day, never back), so an order the state does not know and that was
-placed before that horizon is skipped as "already counted". The horizon is meant to cover only
-orders the bot saw and forgot; it also swallows orders it never saw. Whole cycles only: the
-real gspread client and the real adapters talk to the stand-ins.
+The code these attacks broke raised every channel's clean start to a stored horizon (the bot's
+now less 180 days, moved forward once a day, never back), so an order the state did not know
+and that was placed before it was skipped as "already counted": meant for orders the bot saw
+and forgot, it also swallowed orders it never saw. That stored horizon is gone; the tests stay
+as guards. (Today an unknown order placed more than `RETAIN_IDS`, 800 days, before each cycle's
+own clock counts as counted: see `sync._not_forgotten` and README.) Whole cycles only: the real
+gspread client and the real adapters talk to the stand-ins.
 """
 
 from __future__ import annotations
