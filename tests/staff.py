@@ -33,6 +33,26 @@ def rakuten_shop(tmp_path: Path) -> Iterator[World]:
         yield w
 
 
+# SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status, then Set (K)
+SET_ROWS = [
+    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
+    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
+    ["GIFT-001", "Gift box", 0, "", "", "", "", "", "", ""],
+]
+
+
+def set_shop(tmp_path: Path) -> Iterator[World]:
+    """Rakuten and Yahoo with a gift box made of two TEA-001 and a CUP-001 (a fixture body)."""
+    with world(tmp_path, ("rakuten", "yahoo")) as w:
+        w.create_sheet(SET_ROWS)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA-001*2 + CUP-001", raw=True)
+        for market in w.markets.values():
+            for item in ("TEA-001", "CUP-001", "GIFT-001"):
+                market.add_item(item, 0)
+        yield w
+
+
 def dimension(w: World, op: str, dimension: str, start: int) -> None:
     """Staff insert or delete one row or column (0-based index) of the Inventory tab."""
     sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]

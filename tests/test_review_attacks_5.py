@@ -21,14 +21,8 @@ import pytest
 
 from bot.health import Watch
 from bot.i18n import set_language
+from tests.staff import set_shop
 from tests.world import World, world
-
-# SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status, then Set (K)
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["GIFT-001", "Gift box", 0, "", "", "", "", "", "", ""],
-]
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +35,7 @@ def english_afterwards() -> Iterator[None]:
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[World]:
     """Rakuten and Yahoo; GIFT-001 is a set of two TEA-001 and one CUP-001."""
-    with world(tmp_path, ("rakuten", "yahoo")) as w:
-        w.create_sheet(SHOP)
-        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
-        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA-001*2 + CUP-001", raw=True)
-        for market in w.markets.values():
-            for item in ("TEA-001", "CUP-001", "GIFT-001"):
-                market.add_item(item, 0)
-        yield w
+    yield from set_shop(tmp_path)
 
 
 def _stocks(w: World) -> list[Any]:

@@ -7,27 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.staff import at_commit, at_read, dimension, stock
-from tests.world import World, world
-
-# SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status, then Set (K)
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["GIFT-001", "Gift box", 0, "", "", "", "", "", "", ""],
-]
+from tests.staff import at_commit, at_read, dimension, set_shop, stock
+from tests.world import World
 
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path, ("rakuten", "yahoo")) as w:
-        w.create_sheet(SHOP)
-        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
-        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA-001*2 + CUP-001", raw=True)
-        for market in w.markets.values():
-            for item in ("TEA-001", "CUP-001", "GIFT-001"):
-                market.add_item(item, 0)
-        yield w
+    yield from set_shop(tmp_path)
 
 
 def _settle(w: World) -> None:

@@ -18,7 +18,8 @@ from bot.inventory import parse_inventory
 from bot.ledger import Changes, Ledger, LineState
 from bot.rules import CellError
 from bot.sets import Component, component_problems, parse_set, set_stock
-from tests.world import World, world
+from tests.staff import set_shop
+from tests.world import World
 
 COLUMNS = {"sku": 0, "stock": 1, "display": 2, "shown": 3, "status": 4, "set": 5}
 HEAD = ["SKU", "Stock", "Display", "Shown", "Status", "Set"]
@@ -402,24 +403,9 @@ def test_a_state_file_from_before_keeps_its_set_lines_without_components(tmp_pat
 
 
 # -- whole cycles ---------------------------------------------------------------------------
-# SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status, then Set (K)
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["GIFT-001", "Gift box", 0, "", "", "", "", "", "", ""],
-]
-
-
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path, ("rakuten", "yahoo")) as w:
-        w.create_sheet(SHOP)
-        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
-        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA-001*2 + CUP-001", raw=True)
-        for market in w.markets.values():
-            for item in ("TEA-001", "CUP-001", "GIFT-001"):
-                market.add_item(item, 0)
-        yield w
+    yield from set_shop(tmp_path)
 
 
 def test_a_set_sold_on_one_marketplace_lowers_its_components_everywhere(shop: World) -> None:
