@@ -95,10 +95,11 @@ def standing_jumps(
 
 def capped(row: Row, stock: int, caps: Mapping[str, int]) -> list[str]:
     """Why the row's quantity on some marketplaces is lower than its display setting gives."""
-    # Only a plus setting shows more than Stock. Below every cap (nearly every row), no
-    # marketplace can be capped: no per-marketplace check.
-    most = stock + (row.display.n if row.display and row.display.kind == "plus" else 0)
-    if not row.own_display and most <= min(caps.values(), default=most):
+    # A row without settings of its own shows the same quantity everywhere: below every cap
+    # (nearly every row), no marketplace is capped, and no per-marketplace check is needed.
+    if not row.own_display and (
+        row.display is None or shown_quantity(stock, row.display) <= min(caps.values(), default=0)
+    ):
         return []
     notes = []
     for channel, cap in caps.items():

@@ -145,3 +145,12 @@ def test_capped_names_each_marketplace_whose_maximum_is_below_the_setting() -> N
         "rakuten takes at most 99,999: 99,999 is shown there, not 100,000"
     ]
     assert capped(row, 99_999, caps) == []
+
+
+def test_capped_sees_a_plus_setting_push_a_row_without_own_settings_over_a_cap() -> None:
+    row = Row(index=1, sku="TEA-001", stock=99_995, display=DisplaySetting("plus", 10))
+    caps = {"rakuten": 99_999, "shopify": 1_000_000_000}
+    assert capped(row, 99_995, caps) == [
+        "rakuten takes at most 99,999: 99,999 is shown there, not 100,005"
+    ]
+    assert capped(row, 99_989, caps) == []  # 99,999 shown: at the cap, not over it
