@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.staff import at_commit, at_read, dimension, stock
+from tests.staff import at_read, stock
 from tests.world import World, world
 
 SHOP = [
@@ -87,7 +87,9 @@ def test_written_row_copied_to_bottom_at_reread(shop: World) -> None:
     _settle(w)
     w.markets["rakuten"].place_order([("TEA-001", 2)])
     at_read(
-        w, 2, lambda: w.sheets.set_values(w.sheet_id, "Inventory", "A5:C5", [["TEA-001", "Sencha", 10]])
+        w,
+        2,
+        lambda: w.sheets.set_values(w.sheet_id, "Inventory", "A5:C5", [["TEA-001", "Sencha", 10]]),
     )
     w.sync()
     w.sync()
@@ -96,4 +98,3 @@ def test_written_row_copied_to_bottom_at_reread(shop: World) -> None:
     teas = [r["Stock"] for r in w.inventory() if r["SKU"] == "TEA-001"]
     assert teas in ([10, 10], [8, 10], [10, 8])
     assert w.markets["yahoo"].quantity("TEA-001") in (10, 8)
-
