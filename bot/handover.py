@@ -105,6 +105,9 @@ class Handover:
         self.now = now
         self.sleep = sleep
         self.marker_exists = False
+        # The last commit the state file completed, as this bot knows it: a state file that
+        # says otherwise before a commit was replaced while the bot had it open.
+        self.last: str | None = None
 
     # -- at the start of a cycle --------------------------------------------------------------
     def check_identity(self, marker: Marker | None, *, dry_run: bool = False) -> None:
@@ -165,6 +168,7 @@ class Handover:
                 ledger.set_meta("last_commit", marker.id)
         if not served and not dry_run:
             ledger.set_meta("spreadsheet", sheet_id)
+        self.last = ledger.get_meta("last_commit")
 
     def recover(self, marker: Marker | None) -> None:
         """Finish or drop a commit left pending by a stop, by what the sheet's marker says."""
@@ -176,6 +180,7 @@ class Handover:
                 "finishing commit %s, which reached the sheet before the bot stopped", pending.id
             )
             self.ledger.complete(pending.id)
+            self.last = pending.id
         else:
             log.info(
                 "dropping commit %s, which never reached the sheet; its orders are fetched again",
@@ -199,7 +204,8 @@ class Handover:
         `response_ranges` ask for the sheet as it is right after the write, to check positions.
         """
         commit_id = uuid.uuid4().hex
-        self.ledger.prepare(commit_id, kind, changes)
+        if not self.ledger.prepare(commit_id, kind, changes, check=True, after=self.last):
+            raise self._replaced()
         marker = Marker(commit_id, self.now().isoformat(timespec="seconds"))
         body = [*requests, set_metadata(COMMIT_KEY, marker.to_json(), self.marker_exists)]
         extra: dict[str, Any] = {}
@@ -243,7 +249,23 @@ class Handover:
             answer = {}
         self.marker_exists = True
         self.ledger.complete(prepared.id)
+        if self.ledger.get_meta("last_commit") != prepared.id:
+            # The pending row was gone: the file was replaced between prepare and complete.
+            # The sheet holds the write, the state does not: stop (the next start refuses it).
+            raise self._replaced()
+        self.last = prepared.id
         return answer
+
+    def _replaced(self) -> StateMismatchError:
+        """The state file changed under the running bot (restored from a backup, copied over)."""
+        return StateMismatchError(
+            _(
+                "the state file {path} was replaced while the bot was using it (it no longer "
+                "holds the bot's last commit: an older copy restored?); the bot stopped so "
+                "that no order is applied twice. Stop the bot before restoring a state file. "
+                "{hint}"
+            ).format(path=self.ledger.path, hint=_reset_hint())
+        )
 
     def commit(
         self,

@@ -19,19 +19,23 @@ It is a spreadsheet developer-metadata entry `stockbot.lease` holding who writes
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.errors import LockedError
+from bot.errors import LockedError, SheetError
 from bot.i18n import _
 from bot.sheet.client import SheetClient
-from bot.sheet.writes import LEASE_KEY, set_metadata
+from bot.sheet.writes import COMMIT_KEY, LEASE_KEY, set_metadata
 
 __all__ = ["LEASE", "Lease", "LeaseEntry", "metadata_entries", "metadata_values"]
+
+log = logging.getLogger("stockbot")
 
 LEASE = timedelta(minutes=15)  # how long a quiet bot keeps the sheet to itself
 RENEW_BELOW = timedelta(minutes=5)  # renew before a commit when less than this is left
@@ -110,6 +114,7 @@ class Lease:
         self.until = datetime.min.replace(tzinfo=UTC)  # what this bot last wrote
         self.exists = False  # whether the metadata entry exists (create vs update)
         self._seen = LeaseEntry("", self.until)  # the entry read at the start of the cycle
+        self._marker: list[str] | None = None  # the commit marker read at the start of the cycle
 
     def _ours(self, entry: LeaseEntry) -> bool:
         """Written by this bot, or by an earlier bot on the same machine and state file.
@@ -143,6 +148,7 @@ class Lease:
         values = metadata_entries(metadata, LEASE_KEY)
         self.exists = bool(values)
         self._seen = LeaseEntry.parse(values[0] if values else None)
+        self._marker = metadata_entries(metadata, COMMIT_KEY)
         self.check(self._seen)
 
     def take(self) -> None:
@@ -190,11 +196,25 @@ class Lease:
             [self.request(release=False)], extra={"includeSpreadsheetInResponse": True}
         )
         snapshot = (answer or {}).get("updatedSpreadsheet") or {}
-        values = metadata_entries(snapshot, LEASE_KEY)
-        if not values:  # no snapshot came back (it holds our entry at least): read it
-            values = metadata_entries(self.sheet.metadata(), LEASE_KEY)
-        for value in values:
+        if not metadata_entries(snapshot, LEASE_KEY):
+            # No snapshot came back (it holds our entry at least): read it.
+            snapshot = self.sheet.metadata()
+        for value in metadata_entries(snapshot, LEASE_KEY):
             self.check(LeaseEntry.parse(value))
+        if self._marker is not None and metadata_entries(snapshot, COMMIT_KEY) != self._marker:
+            # Another bot committed since this cycle looked at the lease (it found the sheet
+            # free too, and its claim was overwritten by ours, which an update cannot see):
+            # its orders may be ours. Give the sheet back to it and write nothing.
+            with contextlib.suppress(SheetError):
+                self.release()
+            log.warning("another stockbot committed to the sheet while this cycle started")
+            raise LockedError(
+                _(
+                    "another stockbot wrote to this sheet while this one was starting its "
+                    "cycle; nothing was written. Stop one of the two bots (only one bot may "
+                    "write to a sheet)"
+                )
+            )
 
     def request(self, *, release: bool) -> dict[str, Any]:
         """The batchUpdate request that renews (or releases) the lease inside a commit."""

@@ -484,11 +484,29 @@ class Ledger:
         row = self._db.execute("SELECT id, kind, changes FROM pending").fetchone()
         return None if row is None else Pending(row[0], row[1], Changes.from_json(row[2]))
 
-    def prepare(self, commit_id: str, kind: str, changes: Changes) -> None:
-        """Step 1: save the changes of a commit about to be sent."""
+    def prepare(
+        self,
+        commit_id: str,
+        kind: str,
+        changes: Changes,
+        *,
+        check: bool = False,
+        after: str | None = None,
+    ) -> bool:
+        """Step 1: save the changes of a commit about to be sent.
+
+        With `check`, only if the last completed commit is still `after` (the one the bot
+        knows): otherwise the file was replaced under the bot (an older copy restored), the
+        plan was made from it, and nothing is saved (False).
+        """
         with self._tx() as db:
+            if check:
+                row = db.execute("SELECT value FROM meta WHERE key='last_commit'").fetchone()
+                if (None if row is None else str(row[0])) != after:
+                    return False
             db.execute("DELETE FROM pending")
             db.execute("INSERT INTO pending VALUES (?, ?, ?)", (commit_id, kind, changes.to_json()))
+        return True
 
     def complete(self, commit_id: str) -> None:
         """Step 3: the sheet holds the commit; apply its changes and forget the pending row."""
