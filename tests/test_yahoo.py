@@ -339,9 +339,7 @@ def test_an_answer_with_entity_declarations_is_refused_unexpanded(store, make, f
     ],
     ids=["external-entity", "utf-16"],
 )
-def test_an_answer_declaring_a_document_type_is_refused_in_any_spelling(
-    store, make, fake, answer
-):
+def test_an_answer_declaring_a_document_type_is_refused_in_any_spelling(store, make, fake, answer):
     channel = make()
     cursor = started(channel, fake, store)
     store.fail(200, match="orderList", body=answer)
