@@ -115,6 +115,8 @@ def item_key(channel: str, item: str) -> str:
     sheet value without a colon means manageNumber = variantId = that value.
     """
     if channel == "rakuten":
+        if ":" not in item and item == item.strip():
+            return f"{item.lower()}:{item}"  # what `rakuten_key` makes of a plain code, inline
         manage, variant = rakuten_key(item)
         return f"{manage}:{variant}"
     return item.strip()
@@ -206,13 +208,17 @@ def parse_inventory(
                     problems.append(str(exc))
         display: DisplaySetting | None = None
         display_cell = raw[display_at]
-        parsed = setting(display_cell if display_cell != "" else None, None)
+        parsed = settings.get((None, type(display_cell), display_cell))  # seen before: most
+        if parsed is None:
+            parsed = settings[(None, type(display_cell), display_cell)] = setting(
+                display_cell if display_cell != "" else None, None
+            )
         if isinstance(parsed, str):
             display_problems.append(parsed)
         else:
             display = parsed
         own_display: dict[str, DisplaySetting | None] = {}
-        for channel, own_column, header in own_columns:
+        for channel, own_column, header in own_columns if own_columns else ():
             cell = raw[own_column]
             if cell == "" or cell is None or (isinstance(cell, str) and not cell_text(cell)):
                 continue
@@ -242,7 +248,7 @@ def parse_inventory(
                 continue
             typed[channel] = None if value == NOT_SOLD else (value or sku)
         shown_cell, status_cell = raw[shown_at], raw[status_at]
-        rakuten = typed.get("rakuten", sku)
+        rakuten = typed.get("rakuten", sku) if typed else sku
         rows.append(
             Row(
                 index=index,
@@ -253,17 +259,18 @@ def parse_inventory(
                 rakuten_key=None if rakuten is None else item_key("rakuten", rakuten),
                 shown_cell=None if shown_cell == "" else shown_cell,
                 status_cell=None if status_cell == "" else status_cell,
-                problems=tuple(problems),
+                problems=tuple(problems) if problems else (),
                 sku_unread=sku_unread,
                 own_display=own_display or _NO_OWN_DISPLAY,
-                display_problems=tuple(display_problems),
+                display_problems=tuple(display_problems) if display_problems else (),
                 components=components,
                 set_broken=set_broken,
             )
         )
     _flag_duplicates(rows)
     _flag_item_clashes(rows)
-    _flag_sets(rows)
+    if set_at != blank:  # a tab without a Set column holds no sets
+        _flag_sets(rows)
     return rows
 
 
@@ -296,6 +303,9 @@ def _flag_sets(rows: list[Row]) -> None:
 
 def _flag_duplicates(rows: list[Row]) -> None:
     """Rows sharing a SKU (case-insensitively): none takes orders until one row is left."""
+    folded = [row.sku.casefold() for row in rows if row.sku]
+    if len(set(folded)) == len(folded):
+        return  # no SKU held twice: the common case, checked at C speed
     first: dict[str, Row] = {}  # folded SKU -> the first row holding it
     by_sku: dict[str, list[Row]] = {}  # only the SKUs held by more than one row
     for row in rows:
@@ -324,10 +334,23 @@ def rows_text(rows: Sequence[Row]) -> str:
 
 def _flag_item_clashes(rows: list[Row]) -> None:
     """Two rows naming the same marketplace item: neither can be matched or pushed."""
+    typed = {channel for row in rows if row.typed_items for channel in row.typed_items}
+    skus = [row.sku for row in rows if row.sku]
+    skus_unique = len(set(skus)) == len(skus)
     for channel in CHANNEL_NAMES:
-        named = [key for row in rows if row.sku and (key := row.key(channel)) is not None]
-        if len(set(named)) == len(named):
-            continue  # no item named twice: the common case, checked at C speed
+        # The common case, checked at C speed: no item named twice. Where no row types an
+        # item id, every item is its row's SKU (`Row.item`).
+        if channel == "rakuten":
+            named = [row.rakuten_key for row in rows if row.sku and row.rakuten_key is not None]
+            if len(set(named)) == len(named):
+                continue
+        elif channel not in typed:
+            if skus_unique:
+                continue
+        else:
+            named = [key for row in rows if row.sku and (key := row.key(channel)) is not None]
+            if len(set(named)) == len(named):
+                continue
         first: dict[str, Row] = {}  # item key -> the first row naming it
         claims: dict[str, list[Row]] = {}  # only the keys named more than once
         for row in rows:

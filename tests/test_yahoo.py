@@ -325,6 +325,28 @@ def test_an_answer_with_entity_declarations_is_refused_unexpanded(store, make, f
         channel.fetch_orders(cursor, [], fake.now())
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # An external entity: never fetched, the declaration is refused first.
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b"<Result><Search><TotalCount>&x;</TotalCount></Search></Result>",
+        # The same bomb in UTF-16, where the bytes "<!DOCTYPE" do not appear.
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY a "aaaa">]>'
+            "<Result><Search><TotalCount>&a;</TotalCount></Search></Result>"
+        ).encode("utf-16"),
+    ],
+    ids=["external-entity", "utf-16"],
+)
+def test_an_answer_declaring_a_document_type_is_refused_in_any_spelling(store, make, fake, answer):
+    channel = make()
+    cursor = started(channel, fake, store)
+    store.fail(200, match="orderList", body=answer)
+    with pytest.raises(RejectedError, match="not readable XML"):
+        channel.fetch_orders(cursor, [], fake.now())
+
+
 # -- stock -------------------------------------------------------------------------------
 def test_push_sets_quantities_in_batches_of_1000_at_one_call_a_second(store, make, fake):
     items = [f"item-{i:04d}" for i in range(2500)]

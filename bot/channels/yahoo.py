@@ -127,8 +127,6 @@ from xml.etree import ElementTree as ET
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 
 from bot.channels.base import (
     FetchResult,
@@ -203,12 +201,24 @@ def load_public_key(path: Path) -> rsa.RSAPublicKey:
 
 
 def _xml(response: httpx.Response) -> ET.Element | None:
-    """The answer as XML with namespaces dropped, or None; entities and DTDs are refused."""
-    if not response.content.strip().startswith(b"<"):
+    """The answer as XML with namespaces dropped, or None; entities and DTDs are refused.
+
+    Entities can only be declared in a document type declaration, so an answer holding one is
+    refused before it is parsed, as defusedxml's `forbid_dtd` does; the answer is decoded as
+    UTF-8 (Yahoo!'s encoding) first, so no other encoding can hide the declaration. Then the
+    standard library's C parser reads it, which never loads external entities: a setStock
+    answer of 1,000 results takes a quarter of the time defusedxml's parser in Python takes
+    (issue 8: 100 of them in a first cycle at 100,000 SKUs).
+    """
+    try:
+        text = response.content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    if not text.lstrip().startswith("<") or "<!DOCTYPE" in text:
         return None
     try:
-        root = fromstring(response.content, forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError):
+        root = ET.fromstring(text)
+    except (ET.ParseError, ValueError):
         return None
     for element in root.iter():
         element.tag = element.tag.rpartition("}")[2]  # Error answers carry urn:yahoo:api
