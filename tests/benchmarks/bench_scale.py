@@ -1,4 +1,4 @@
-"""Benchmark (not a test): `stockbot sync` as its own process against stand-ins in another.
+"""Benchmark (not a test): the bot as its own process against stand-ins in another.
 
     python tests/benchmarks/bench_scale.py [--skus 10000,100000] [--lines 500] [--real-sleep]
         [--profile /tmp/prof/bot] [--sets 10]
@@ -10,6 +10,18 @@ process with a fresh state file:
   (a) first cycle: a clean start, every SKU pushed to every marketplace;
   (b) a cycle after `--lines` order lines spread over the four marketplaces (placed through
       the stand-ins' HTTP control routes).
+
+Then, on fresh stand-ins and a fresh sheet (so its first cycle starts where (a) did), the
+cycles as `stockbot run` runs them ("run:" rows): one child process opens the app once, as
+bot/cli.py `cmd_run` does, and runs a cycle for each line "cycle" the benchmark writes to its
+standard input: the first cycle, a cycle after the same order lines as (b), a quiet cycle (no
+new orders). For each it answers a JSON line: the whole process's CPU during the cycle
+(`resource.getrusage(RUSAGE_SELF)` deltas, user + sys, every thread), wall time, VmRSS after
+it, and whether the report was ok; so these figures exclude starting Python and importing the
+bot, which "run: open" shows (interpreter start, import and `open_app`). Between cycles the
+virtual clocks (below) move on by the interval, as `run` waits it. The stand-ins' counters are
+marked before each cycle. "run: whole process CPU" is os.wait4's figure, split into open and
+cycles, releasing the sheet and closing the app, and the interpreter's exit.
 
 Measured for the bot's process alone: CPU (user + sys, os.wait4), peak RSS (VmHWM of its own
 address space, which the process writes at exit: Linux's ru_maxrss would also count the memory
@@ -26,15 +38,19 @@ Rate-limit pauses: by default the bot runs with a virtual clock for `time.sleep`
 `time.monotonic` (installed before `bot` is imported; each marketplace gets its own timeline,
 as each runs in its own thread): the bot's rate limiters, Amazon's feed polls and any back-off
 do not wait, and what they would have waited is printed as "rate-limit pauses" per marketplace.
-Wall time then excludes them. The stand-ins do not refuse fast calls in this mode. With
+Wall time then excludes them. The stand-ins do not refuse fast calls in this mode, but the
+Shopify stand-in's cost bucket still runs on its own real clock and the bot adopts the level it
+reports, so a cycle seconds after a big push (b, the run's later cycles) shows Shopify pauses
+that a cycle an interval later would not have. With
 `--real-sleep` the bot is plain `python -m bot sync`, waits for real, and the stand-ins enforce
 the published rates (wall time then includes the pauses; expect many minutes at 100,000).
 
 `--sets 10` makes 10 % of the rows set products of their two neighbours (SPEC.md section 3a).
 
 `--profile P` runs the bot under cProfile, its worker threads included (not with
-`--real-sleep`), and writes P.<size>.first.prof and P.<size>.orders.prof for `pstats`; CPU
-figures of a profiled run are inflated, so read them from a run without it.
+`--real-sleep`), and writes P.<size>.first.prof and P.<size>.orders.prof for `pstats` (and
+P.<size>.run.prof for the whole `run` child); CPU figures of a profiled run are inflated, so
+read them from a run without it.
 
 Where the time and memory went at 100,000 SKUs (cProfile of (b), 2026-11-30, issue 8), and
 what was done about it:
@@ -216,6 +232,66 @@ if os.environ.get("BENCH_TRACE"):
     atexit.register(_save_marks)
 """
 
+# The `run` child, after PEAK and LAUNCHER: opens the app once as `stockbot run` does
+# (bot/cli.py `cmd_run`), answers one JSON line, then runs a cycle for each line "cycle" on its
+# standard input and answers a JSON line for each: the CPU of the whole process during the
+# cycle (getrusage deltas: user + sys, every thread), wall time, VmRSS and VmHWM after it,
+# whether the report was ok, the cycle's summary and its rate-limit pauses per marketplace.
+# Between cycles the launcher's virtual clocks move on by the interval, as `run` waits it (its
+# rate limiters and caches see the time pass). When its standard input closes, it releases the
+# sheet, closes the app and answers the process's CPU so far. Its standard output carries only
+# these answers (the bot's prints go to standard error).
+RUN_LOOP = r"""
+import json, logging, resource, sys, time
+def _cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+def _memory():
+    with open("/proc/self/status") as status:
+        kb = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in status)
+              if k in ("VmRSS", "VmHWM")}
+    return {"rss": kb["VmRSS"] / 1024, "hwm": kb["VmHWM"] / 1024}
+_answers = sys.stdout
+sys.stdout = sys.stderr
+def _answer(**fields):
+    _answers.write(json.dumps(fields) + "\n")
+    _answers.flush()
+from bot.cli import _open, _setup_logging, _watched, summarize
+from bot.config import load_settings
+from bot.health import Watch
+_setup_logging(False)
+_settings = load_settings()
+_watch = Watch(_settings)
+_app = _open(_settings, _watch)
+_answer(cpu=_cpu(), **_memory())
+_cycles = 0
+try:
+    while sys.stdin.readline().strip() == "cycle":
+        if _cycles and "_offset" in globals():
+            with _lock:
+                for _who_ in ("rakuten", "yahoo", "amazon", "shopify", "sheets", "other"):
+                    _offset[_who_] = _offset.get(_who_, 0.0) + _settings.interval_seconds
+        _cycles += 1
+        _before = dict(globals().get("_slept", {}))
+        _cpu0, _wall0 = _cpu(), time.perf_counter()
+        try:
+            _report = _watched(_watch, _app.cycle.run, _app)
+            _ok, _summary = _report.ok, summarize(_report)
+            logging.getLogger("stockbot").info(
+                "cycle done: %s", _summary.replace("\n", "; "))
+        except Exception as exc:
+            logging.getLogger("stockbot").exception("cycle failed")
+            _ok, _summary = False, f"{type(exc).__name__}: {exc}"
+        _cpu1, _wall1 = _cpu(), time.perf_counter()
+        _slept_now = globals().get("_slept", {})
+        _answer(cpu=_cpu1 - _cpu0, wall=_wall1 - _wall0, ok=_ok, summary=_summary,
+                slept={k: v - _before.get(k, 0.0) for k, v in _slept_now.items()}, **_memory())
+    _app.cycle.release()
+finally:
+    _app.close()
+_answer(cpu=_cpu())
+"""
+
 
 @dataclass
 class Run:
@@ -292,22 +368,23 @@ class Server:
             self.proc.wait()
 
 
-def run_bot(
-    server: Server, state: Path, folder: Path, label: str, real_sleep: bool, profile: Path | None
-) -> Run:
-    """`stockbot sync` as a child process; its own CPU, peak RSS and wall time."""
+def bot_env(
+    server: Server, state: Path, folder: Path, label: str, profile: Path | None
+) -> dict[str, str]:
+    """A bot child's environment: the stand-ins' settings, the state file, the launcher's files.
+
+    The launcher writes its pauses to folder/slept.json and its peak to folder/peak.kb.
+    """
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("STOCKBOT_", "BENCH_"))}
     env = {k: v for k, v in server.env.items() if k.startswith("STOCKBOT_")}
-    sleep_file = folder / "slept.json"
-    sleep_file.unlink(missing_ok=True)
-    trace_file = folder / "trace.json"
-    trace_file.unlink(missing_ok=True)
+    for name in ("slept.json", "peak.kb"):
+        (folder / name).unlink(missing_ok=True)
     env = {
         **clean,
         **env,
         "STOCKBOT_STATE_PATH": str(state),
-        "BENCH_SLEEP_FILE": str(sleep_file),
-        "BENCH_TRACE": str(trace_file),
+        "BENCH_SLEEP_FILE": str(folder / "slept.json"),
+        "BENCH_HWM_FILE": str(folder / "peak.kb"),
         "PYTHONPATH": str(ROOT),
         **(
             {"BENCH_PROFILE": str(profile.with_name(f"{profile.name}.{label}.prof"))}
@@ -315,9 +392,29 @@ def run_bot(
             else {}
         ),
     }
-    peak_file = folder / "peak.kb"
-    peak_file.unlink(missing_ok=True)
-    env["BENCH_HWM_FILE"] = str(peak_file)
+    return env
+
+
+def pushed_counts(summary: str) -> dict[str, int]:
+    """Items pushed per marketplace, from the "pushed: " line of a cycle's summary."""
+    pushed: dict[str, int] = {}
+    for line in summary.splitlines():
+        if line.startswith("pushed: ") and line != "pushed: nothing":
+            for part in line[len("pushed: ") :].split(", "):
+                name, _, count = part.rpartition(" ")
+                pushed[name] = int(count)
+    return pushed
+
+
+def run_bot(
+    server: Server, state: Path, folder: Path, label: str, real_sleep: bool, profile: Path | None
+) -> Run:
+    """`stockbot sync` as a child process; its own CPU, peak RSS and wall time."""
+    env = bot_env(server, state, folder, label, profile)
+    sleep_file, peak_file = folder / "slept.json", folder / "peak.kb"
+    trace_file = folder / "trace.json"
+    trace_file.unlink(missing_ok=True)
+    env["BENCH_TRACE"] = str(trace_file)
     args = ["-c", PEAK + ("" if real_sleep else LAUNCHER) + RUN_BOT, "sync"]
     out, err = folder / "bot.out", folder / "bot.err"
     server.bench("POST", "mark")
@@ -343,12 +440,152 @@ def run_bot(
     if trace_file.exists():
         run.marks = [tuple(m) for m in json.loads(trace_file.read_text())]
     run.stats = server.bench("GET", "stats")
-    for line in run.stdout.splitlines():
-        if line.startswith("pushed: ") and line != "pushed: nothing":
-            for part in line[len("pushed: ") :].split(", "):
-                name, _, count = part.rpartition(" ")
-                run.pushed[name] = int(count)
+    run.pushed = pushed_counts(run.stdout)
     return run
+
+
+def place_orders(server: Server, skus: int, lines: int) -> None:
+    """`lines` order lines over the four marketplaces, then Amazon's clock 3 minutes on."""
+    for n in range(lines):
+        market = MARKETS[n % len(MARKETS)]
+        server.order(market, f"SKU-{(n * 7919) % skus:06d}", 1 + n % 2)
+    # Amazon lists only changes at least two minutes old: its clock moves on 3 minutes.
+    server.bench("POST", "clock", {"offset": 180})
+
+
+@dataclass
+class RunProcess:
+    """One `run`-like child process, as measured: its opening, its cycles, its whole life."""
+
+    opened: dict[str, Any]  # CPU (getrusage) and memory once the app is open, wall from start
+    cycles: list[dict[str, Any]] = field(default_factory=list)  # the child's answers, + stats
+    closed: dict[str, Any] = field(default_factory=dict)  # CPU after releasing and closing
+    status: int = 0
+    cpu: float = 0.0  # the whole process, user + sys (os.wait4)
+    peak_mb: float = 0.0  # VmHWM at exit
+    stderr: str = ""
+
+
+def run_cycles(
+    server: Server,
+    state: Path,
+    folder: Path,
+    skus: int,
+    lines: int,
+    real_sleep: bool,
+    profile: Path | None,
+) -> RunProcess:
+    """One child that opens the app as `stockbot run` does, then three cycles on command.
+
+    The first cycle, a cycle after `lines` order lines (placed as for (b)), a quiet cycle.
+    Before each cycle the stand-ins' counters are marked; after it their stats are kept.
+    """
+    env = bot_env(server, state, folder, "run", profile)
+    code = PEAK + ("" if real_sleep else LAUNCHER) + RUN_LOOP
+    err = folder / "run.err"
+    with open(err, "w") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=folder,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def answer() -> dict[str, Any]:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line:
+                raise RuntimeError(f"the run child stopped:\n{err.read_text()[-3000:]}")
+            return dict(json.loads(line))
+
+        try:
+            run = RunProcess(answer())
+            run.opened["wall"] = time.perf_counter() - started
+            for name in ("first", "orders", "quiet"):
+                if name == "orders":
+                    place_orders(server, skus, lines)
+                server.bench("POST", "mark")
+                print(f"[{skus:,} SKUs] run: {name} cycle ...", flush=True)
+                proc.stdin.write("cycle\n")
+                proc.stdin.flush()
+                cycle = answer()
+                cycle["stats"] = server.bench("GET", "stats")
+                run.cycles.append(cycle)
+            proc.stdin.close()  # the child releases the sheet, closes the app, answers its CPU
+            run.closed = answer()
+        finally:
+            if not proc.stdin.closed:
+                proc.stdin.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.stdout.close()
+    run.status = proc.returncode
+    run.cpu = usage.ru_utime + usage.ru_stime
+    peak_file = folder / "peak.kb"
+    run.peak_mb = int(peak_file.read_text()) / 1024 if peak_file.exists() else math.nan
+    run.stderr = err.read_text()
+    return run
+
+
+def describe_run(run: RunProcess, lines: int) -> dict[str, str]:
+    """The printed figures of the `run` child: one row per measure, cycles in one cell."""
+    first, orders, quiet = run.cycles
+
+    def cycle_cell(cycle: dict[str, Any]) -> str:
+        text = f"{cycle['cpu']:.2f} s ({cycle['wall']:.2f} s wall, {cycle['rss']:.0f} MB after)"
+        return text if cycle["ok"] else text + ", report NOT ok"
+
+    def each(figure: Any) -> str:
+        return ", ".join(str(figure(c)) for c in run.cycles)
+
+    def sheets(cycle: dict[str, Any]) -> str:
+        reads, writes = cycle["stats"]["sheets"]["reads"], cycle["stats"]["sheets"]["writes"]
+        return f"{reads + writes} ({reads} R, {writes} W)"
+
+    def pushes(cycle: dict[str, Any]) -> str:
+        pushed = pushed_counts(cycle["summary"])
+        calls = sum(m["push_calls"] for m in cycle["stats"]["markets"].values())
+        least = sum(minimum_pushes(m, pushed.get(m, 0)) for m in cycle["stats"]["markets"])
+        return f"{calls}/{least}"
+
+    def longest_pause(cycle: dict[str, Any]) -> str:
+        slept = {m: cycle["slept"].get(m, 0.0) for m in MARKETS}
+        market = max(slept, key=lambda m: slept[m])
+        return f"{slept[market]:.0f} s {market}" if slept[market] else "0 s"
+
+    opened = run.opened
+    after = run.cpu - run.closed["cpu"]
+    spent = opened["cpu"] + sum(c["cpu"] for c in run.cycles)
+    spent_close = run.closed["cpu"] - spent
+    return {
+        "exit status": str(run.status),
+        "run: open (import + app)": (
+            f"{opened['cpu']:.2f} s ({opened['wall']:.2f} s wall, {opened['rss']:.0f} MB)"
+        ),
+        "run: first cycle CPU": cycle_cell(first),
+        f"run: cycle with {lines} lines CPU": cycle_cell(orders),
+        "run: quiet cycle CPU": cycle_cell(quiet),
+        "run: peak RSS": (
+            f"{run.peak_mb:.0f} MB (VmHWM after each cycle: {each(lambda c: round(c['hwm']))})"
+        ),
+        "run: whole process CPU (os.wait4)": (
+            f"{run.cpu:.2f} s (open + cycles {spent:.2f} s, release + close "
+            f"{spent_close:.2f} s, exit {after:.2f} s)"
+        ),
+        "run: rate-limit pauses, each cycle": each(longest_pause),
+        "run: Sheets requests, each cycle": each(sheets),
+        "run: SKUs pushed (all markets), each": each(
+            lambda c: sum(pushed_counts(c["summary"]).values())
+        ),
+        "run: push calls / minimum, each": each(pushes),
+        "run: marketplace calls, each cycle": each(
+            lambda c: sum(m["calls"] for m in c["stats"]["markets"].values())
+        ),
+    }
 
 
 def sized(profile: Path | None, skus: int) -> Path | None:
@@ -531,11 +768,7 @@ def bench(
             )
             if first.status != 0:
                 print(first.stdout, first.stderr, sep="\n")
-            for n in range(lines):
-                market = MARKETS[n % len(MARKETS)]
-                server.order(market, f"SKU-{(n * 7919) % skus:06d}", 1 + n % 2)
-            # Amazon lists only changes at least two minutes old: its clock moves on 3 minutes.
-            server.bench("POST", "clock", {"offset": 180})
+            place_orders(server, skus, lines)
             print(f"[{skus:,} SKUs] (b) cycle with {lines} order lines ...", flush=True)
             orders = run_bot(server, state, folder, "orders", real_sleep, sized(profile, skus))
             if orders.status != 0:
@@ -548,6 +781,23 @@ def bench(
             per_write = naive_sheets(server, folder, sample)
         finally:
             server.stop()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-run-") as tmp:
+        folder = Path(tmp)
+        print(
+            f"[{skus:,} SKUs] run: fresh stand-ins and sheet; one process opens the app "
+            "and runs three cycles ...",
+            flush=True,
+        )
+        server = Server(skus, folder, enforce=real_sleep, sets=sets)
+        try:
+            state = folder / "state.sqlite3"
+            running = run_cycles(
+                server, state, folder, skus, lines, real_sleep, sized(profile, skus)
+            )
+        finally:
+            server.stop()
+        if running.status != 0 or not all(c["ok"] for c in running.cycles):
+            print(running.stderr[-3000:])
     columns = []
     for run, title in ((first, f"{skus:,} (a) first"), (orders, f"{skus:,} (b) {lines} lines")):
         rows = describe(run)
@@ -559,6 +809,7 @@ def bench(
         rows["naive: marketplace calls (1/SKU)"] = str(sum(run.pushed.values()))
         rows["naive: at published rates"] = f"{naive_rate / 60:.1f} min (longest marketplace)"
         columns.append((title, rows))
+    columns.append((f"{skus:,} run: one process", describe_run(running, lines)))
     return columns
 
 
@@ -591,7 +842,8 @@ def machine_line() -> str:
     return (
         f"This machine: importing the libraries alone takes {libraries[0]:.2f} s CPU "
         f"({libraries[1]:.0f} MB), importing the bot {bot[0]:.2f} s ({bot[1]:.0f} MB); "
-        "every bot CPU figure above includes that import."
+        "every (a) and (b) CPU figure above includes that import (run: open includes it, "
+        "run: cycles do not)."
     )
 
 
@@ -636,6 +888,14 @@ def main() -> None:
         "the commit arriving. Push calls count Rakuten bulk-upsert, Yahoo setStock, Amazon "
         "PATCH or createFeed, Shopify inventorySetQuantities; all calls add order reads, "
         "look-ups and tokens."
+    )
+    print(
+        "run: one child process on fresh stand-ins and a fresh sheet, started after (a) and (b): "
+        "it opens the app once as `stockbot run` does (CPU of interpreter start, import and "
+        "open from getrusage), then runs three cycles on command: the first, one after the same "
+        f"{args.lines} order lines as (b), a quiet one. A cycle's CPU is the whole process's "
+        "(getrusage RUSAGE_SELF deltas, user + sys, every thread), its RSS VmRSS after it; peak "
+        "RSS is VmHWM at exit. Figures listed with commas are per cycle: first, with lines, quiet."
     )
     print(
         "Naive baseline: one Sheets write per cell the bot wrote (its local time extrapolated "
