@@ -275,8 +275,12 @@ try:
         _before = dict(globals().get("_slept", {}))
         _cpu0, _wall0 = _cpu(), time.perf_counter()
         try:
-            _report = _watched(_watch, _app.cycle.run, _app)
-            _ok, _summary = _report.ok, summarize(_report)
+            # In a function, as `cmd_run`'s job: the report (every row, every push) is freed
+            # when the cycle ends, not kept through the next one.
+            def _one():
+                report = _watched(_watch, _app.cycle.run, _app)
+                return report.ok, summarize(report)
+            _ok, _summary = _one()
             logging.getLogger("stockbot").info(
                 "cycle done: %s", _summary.replace("\n", "; "))
         except Exception as exc:
