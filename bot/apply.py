@@ -121,7 +121,7 @@ def plan(
             key = row.key(channel)
             if key is not None and channel not in row.clashes:
                 index[key] = row
-        if row.stock is None or row.is_set:
+        if row.stock is None or row.components is not None:  # no Stock, or a set's
             continue
         before = baseline_of(row.sku)
         if before is not None and before != row.stock:

@@ -84,7 +84,7 @@ class Row:
 
     def item(self, channel: str) -> str | None:
         """The item id on `channel`: the one typed in its column, else the SKU; None = not sold."""
-        return self.typed_items.get(channel, self.sku)
+        return self.typed_items.get(channel, self.sku) if self.typed_items else self.sku
 
     @property
     def items(self) -> dict[str, str | None]:
@@ -96,7 +96,7 @@ class Row:
 
         Items are read stripped (`cell_text`), so only Rakuten's key differs from the item.
         """
-        item = self.item(channel)
+        item = self.typed_items.get(channel, self.sku) if self.typed_items else self.sku
         if item is None or channel != "rakuten":
             return item
         return self.rakuten_key

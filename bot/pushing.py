@@ -132,9 +132,9 @@ def plan_pushes(
         if stock is None or not row.pushable:
             continue
         shown = None if row.display is None else shown_quantity(stock, row.display)
-        own = row.own_display
+        own, typed, sku = row.own_display, row.typed_items, row.sku
         for name in names:
-            item = row.item(name)
+            item = typed.get(name, sku) if typed else sku  # `Row.item`, without the call
             if item is None:
                 continue
             cap = caps[name]
@@ -147,13 +147,13 @@ def plan_pushes(
                 continue
             else:
                 quantity = shown if cap is None or shown <= cap else cap
-            if settled[name].get(item) == quantity:
+            expected = settled[name].get(item)
+            if expected == quantity:
                 continue  # the store holds it already: the common case
             plan = plans[name]
             state = unsettled[name].get(item)
             if state is not None and state.error and state.refused == quantity and state.logged:
                 plan.repeated[item] = state.error
-            expected = settled[name].get(item)
             if state is not None and state.quantity is not None:
                 expected = state.quantity + state.adjust
             if state is not None and state.stale:
