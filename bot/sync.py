@@ -685,19 +685,25 @@ class Cycle:
         for row in rows:
             stock = final.get(row.sku, None if row.is_set else row.stock)
             pushable = stock is not None and row.pushable
-            jump = jumps.get(row.sku)
-            notes = [plan_notes.get(row.sku), jump.text if jump else None]
+            notes = [plan_notes.get(row.sku)] if plan_notes else []
+            if jumps and (jump := jumps.get(row.sku)):
+                notes.append(jump.text)
             if pushable:
                 assert stock is not None
                 notes += warnings.capped(row, stock, caps)
-            if any(notes):
-                self._notes[row.sku] = "; ".join(n for n in notes if n)
+            note = "; ".join(n for n in notes if n) if any(notes) else None
+            if note:
+                self._notes[row.sku] = note
             if pushable and row.display is not None:
                 assert stock is not None
                 value = shown_quantity(stock, row.display)
                 if row.shown_cell != value:
                     writes.put("shown", row.index, row.sku, value)
-            text = status_text(row, errors, self._notes.get(row.sku))
+            # Most rows of a large sheet: no problem, note or push error, so OK without a call.
+            if note or errors or row.problems or row.display_problems:
+                text = status_text(row, errors, note)
+            else:
+                text = OK
             if text != OK:
                 self._status_written[row.sku] = text
             if row.status_cell != text:
