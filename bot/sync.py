@@ -278,7 +278,7 @@ class Cycle:
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
         )
         report.pushes = plans
-        with _collector_on_new_objects(self._collector_paused):
+        with _collector_during_pushes(self._collector_paused):
             results = push_all(plans, self.channels, self.ledger, self.now())
         for p in plans:
             result = results[p.channel]
@@ -955,8 +955,9 @@ def _with_start(stored: tuple[str, str]) -> str:
     return cursor
 
 
-# Python's collector thresholds while the pushes run (`_collector_on_new_objects`): a young
-# collection every 10,000 new objects, the older generations after every 10 of the younger.
+# Python's collector thresholds while the pushes run (`_collector_during_pushes`): a young
+# collection every 10,000 new objects, not 700, the older generations after every 10 of the
+# younger, as Python's own.
 PUSH_COLLECTOR_THRESHOLDS = (10_000, 10, 10)
 
 
@@ -968,9 +969,9 @@ def _collector_paused() -> Iterator[bool]:
     cells, the rows, the plans. The collector starts after every 700 new objects and walked
     all of them again and again: 15 full walks, 6.4 s of a first cycle's 26 s of CPU and 0.9 s
     of a cycle with 500 order lines (bench_scale). Reference counting still frees what a cycle
-    drops as it goes; only garbage held in reference cycles waits for the collector's next
-    run. The pushes make most of that (every httpx request and its answer form one), so the
-    collector runs during them, over their own objects only (`_collector_on_new_objects`).
+    drops as it goes; only garbage held in reference cycles waits for the collector. The
+    pushes make most of that (every httpx request and its answer form one), so the collector
+    runs during them (`_collector_during_pushes`), and after the cycle as usual.
     """
     if not gc.isenabled():  # turned off by whoever runs the bot: theirs to turn on
         yield False
@@ -983,22 +984,22 @@ def _collector_paused() -> Iterator[bool]:
 
 
 @contextmanager
-def _collector_on_new_objects(paused: bool) -> Iterator[None]:
-    """The collector on, for objects made from now on only, if `_collector_paused` paused it.
+def _collector_during_pushes(paused: bool) -> Iterator[None]:
+    """The collector on during the pushes, if `_collector_paused` turned it off.
 
-    Every object alive now is set aside (`gc.freeze`): the collector never walks the sheet's
-    cells and rows, and frees the pushes' httpx requests and answers as they pile up. A first
-    cycle at 100,000 SKUs pushes 400,000 quantities in 750 calls and reads 1,000 Shopify pages:
-    kept to the cycle's end, their answers would add some 65 MB to its peak (bench_scale).
-    It starts after every 10,000 new objects, not 700 (`PUSH_COLLECTOR_THRESHOLDS`): the
-    pushes build large lists of their own (a feed of 25,000 messages, Shopify's variant ids),
-    which it would otherwise walk hundreds of times; 1 s of collecting in that first cycle
-    instead of 2.4 s, and a lower peak (285 MB against 290 MB with the collector as it was).
+    A first cycle at 100,000 SKUs pushes 400,000 quantities in 750 calls and reads 1,000
+    Shopify pages: with the collector off to the cycle's end, their answers peaked at 355 MB
+    instead of 290 (bench_scale). It starts after every 10,000 new objects instead of 700
+    (`PUSH_COLLECTOR_THRESHOLDS`): the pushes' garbage is young, and the rows and cells made
+    before, still in the youngest generation, are walked a few times only as they move to the
+    oldest (1.8 s of collecting in that first cycle instead of 6.4, peak 291-294 MB).
+    `gc.freeze` would spare even those walks (1.0 s, 285 MB), but the objects it sets aside
+    come back into the oldest generation uncounted, which the collector then seldom walks: a
+    long `run` grew 150 KB a cycle.
     """
     if not paused:
         yield
         return
-    gc.freeze()
     before = gc.get_threshold()
     gc.set_threshold(*PUSH_COLLECTOR_THRESHOLDS)
     gc.enable()
@@ -1007,4 +1008,3 @@ def _collector_on_new_objects(paused: bool) -> Iterator[None]:
     finally:
         gc.disable()
         gc.set_threshold(*before)
-        gc.unfreeze()
