@@ -107,16 +107,20 @@ Third round (2026-11-30, the next session; py-spy --gil of (a) and (b) at 100,00
 the time Python's cycle collector took, from `gc.callbacks` in the bot's process): it took
 6.4 s of a first cycle's 26 s (5,108 collections, 15 of them walking every object: the
 sheet's million cells, the rows, the push bodies) and 0.86 s of (b). Now a cycle runs with the
-collector off, and on during the pushes for their own objects only (`gc.freeze`, thresholds
-10,000/10/10; `bot.sync._collector_paused`): 1.0 s and 0.11 s. With the collector simply off
-for the whole cycle the first cycle peaked at 355 MB instead of 290: every httpx request and
-its answer form a reference cycle, and the pushes' answers were kept to the end. Also: Yahoo's
-XML answers by the standard library's C parser (defusedxml's parser in Python took 7.6 % of
-(a)); `parse_inventory`'s duplicate and clash checks at C speed when nothing repeats, and a
-Rakuten key of a plain code without a call (callgrind, 10,000 rows: 381 to 277 million
-instructions); fewer calls per row in `plan` and `plan_pushes` (292 to 223 million). The
-"run:" rows show what a `run` cycle costs without interpreter start, import and exit (exit
-alone 0.8 s at 100,000 SKUs: freeing every object). What is left in (a): the pushes 46 %
+collector off, and on during the pushes (thresholds 10,000/10/10; `bot.sync._collector_paused`):
+1.8 s and 0.16 s. With the collector simply off for the whole cycle the first cycle peaked at
+355 MB instead of 290: every httpx request and its answer form a reference cycle, and the
+pushes' answers were kept to the end. Setting every older object aside during the pushes
+(`gc.freeze`) saved 0.8 s more, but a long run (bench_longrun) then grew 150 KB a cycle: the
+objects come back into the oldest generation uncounted, and the collector seldom walks it.
+Also: Yahoo's XML answers by the standard library's C parser (defusedxml's parser in Python
+took 7.6 % of (a)); `parse_inventory`'s duplicate and clash checks at C speed when nothing
+repeats, and a Rakuten key of a plain code without a call (callgrind, 10,000 rows: 381 to 277
+million instructions); fewer calls per row in `plan` and `plan_pushes` (292 to 223 million).
+The "run:" rows show what a `run` cycle costs without interpreter start, import and exit (the
+exit alone: 0.4 s at 10,000 SKUs, 0.7-0.8 s at 100,000; a process that only imports the bot's
+libraries already spends 0.25 s on it, tearing down their modules). What is left in (a): the
+pushes 46 %
 (Shopify's variant look-up 13 %, its pushes 7 %, Rakuten 11 %, Yahoo 8 %, Amazon's feeds 7 %),
 the commit 15 % (the pending commit saved as JSON 6 %, the cells 4 %), recording pushes in
 the state file 6 %; in a cycle with orders the per-row passes as above and Amazon's PATCHes.
