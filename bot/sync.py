@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -959,6 +960,9 @@ def _with_start(stored: tuple[str, str]) -> str:
 # collection every 10,000 new objects, not 700, the older generations after every 10 of the
 # younger, as Python's own.
 PUSH_COLLECTOR_THRESHOLDS = (10_000, 10, 10)
+# Held by the cycle that paused the collector, so that two cycles never save and restore its
+# settings over each other (`_collector_paused`).
+_COLLECTOR_OWNER = threading.Lock()
 
 
 @contextmanager
@@ -972,15 +976,24 @@ def _collector_paused() -> Iterator[bool]:
     drops as it goes; only garbage held in reference cycles waits for the collector. The
     pushes make most of that (every httpx request and its answer form one), so the collector
     runs during them (`_collector_during_pushes`), and after the cycle as usual.
+
+    One cycle at a time owns the collector (`_COLLECTOR_OWNER`): a second Cycle running in
+    another thread of the process meanwhile leaves it alone, as the first cycle sets it.
     """
     if not gc.isenabled():  # turned off by whoever runs the bot: theirs to turn on
         yield False
         return
-    gc.disable()
+    if not _COLLECTOR_OWNER.acquire(blocking=False):  # another cycle of this process has it
+        yield False
+        return
     try:
-        yield True
+        gc.disable()
+        try:
+            yield True
+        finally:
+            gc.enable()
     finally:
-        gc.enable()
+        _COLLECTOR_OWNER.release()
 
 
 @contextmanager

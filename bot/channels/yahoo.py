@@ -127,6 +127,8 @@ from xml.etree import ElementTree as ET
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from bot.channels.base import (
     FetchResult,
@@ -203,22 +205,28 @@ def load_public_key(path: Path) -> rsa.RSAPublicKey:
 def _xml(response: httpx.Response) -> ET.Element | None:
     """The answer as XML with namespaces dropped, or None; entities and DTDs are refused.
 
-    Entities can only be declared in a document type declaration, so an answer holding one is
-    refused before it is parsed, as defusedxml's `forbid_dtd` does; the answer is decoded as
-    UTF-8 (Yahoo!'s encoding) first, so no other encoding can hide the declaration. Then the
-    standard library's C parser reads it, which never loads external entities: a setStock
-    answer of 1,000 results takes a quarter of the time defusedxml's parser in Python takes
-    (issue 8: 100 of them in a first cycle at 100,000 SKUs).
+    The answer is decoded as UTF-8 (Yahoo!'s encoding) first, so no other encoding can hide a
+    declaration. Entities can only be declared in a document type declaration, so an answer
+    without the text "<!DOCTYPE" holds none: the standard library's C parser reads it, which
+    never loads external entities; a setStock answer of 1,000 results takes a quarter of the
+    time defusedxml's parser in Python takes (issue 8: 100 of them in a first cycle at 100,000
+    SKUs). An answer with that text (rare) is read by defusedxml with `forbid_dtd`, which
+    refuses a declaration but reads the text in a CDATA section or a comment.
     """
     try:
         text = response.content.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
-    if not text.lstrip().startswith("<") or "<!DOCTYPE" in text:
+    if not text.lstrip().startswith("<"):
         return None
     try:
-        root = ET.fromstring(text)
-    except (ET.ParseError, ValueError):
+        if "<!DOCTYPE" in text:
+            # A declaration, or only its text in a CDATA section or a comment (which declares
+            # nothing): defusedxml's parser tells them apart, and this is rare enough for it.
+            root = defused_fromstring(text, forbid_dtd=True)
+        else:
+            root = ET.fromstring(text)
+    except (ET.ParseError, DefusedXmlException, ValueError):
         return None
     for element in root.iter():
         element.tag = element.tag.rpartition("}")[2]  # Error answers carry urn:yahoo:api
