@@ -106,7 +106,13 @@ def bench(skus: int, lines: int, channels: list[str]) -> None:
                 f"  {name:<8} {items} items changed: push calls {pushes} vs minimum "
                 f"ceil({items}/{BATCH[name]}) = {minimum}; all calls incl. orders {total}"
             )
-        reads = [at for path, at in arrivals if path.endswith("values:batchGet")]
+        # The re-read before the commit: the narrow one (batchGetByDataFilter), or the whole
+        # columns (batchGet) when the commit writes too many rows or the narrow one saw a change.
+        reads = [
+            at
+            for path, at in arrivals
+            if path.endswith(("values:batchGet", "values:batchGetByDataFilter"))
+        ]
         commit = next(
             at for path, at in arrivals if path.endswith(":batchUpdate") and at > reads[-1]
         )
