@@ -33,6 +33,22 @@ def rakuten_shop(tmp_path: Path) -> Iterator[World]:
         yield w
 
 
+def shipped_order(w: World, channel: str) -> str:
+    """TEA-001 with Stock 10 on `channel`, an order of 2 synced, then shipped and synced: its id.
+
+    The start of the stories about orders closed long ago (pruned, archived, cancelled late).
+    """
+    w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+    store = w.markets[channel]
+    store.add_item("TEA-001", 0)
+    w.sync()
+    order = store.place_order([("TEA-001", 2)])
+    w.sync()
+    store.ship(order)
+    w.sync()
+    return order
+
+
 # SKU, Name, Stock, Display, Rakuten, Yahoo, Amazon, Shopify, Shown, Status, then Set (K)
 SET_ROWS = [
     ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],

@@ -28,6 +28,7 @@ from tests.staff import (
     dimension,
     put_lease,
     rakuten_shop,
+    shipped_order,
     stock,
 )
 from tests.world import World, world
@@ -345,14 +346,8 @@ def test_check_against_another_sheet_never_binds_the_state_file_to_it(w: World) 
 
 def test_orders_closed_long_ago_are_forgotten_and_never_applied_again(tmp_path: Path) -> None:
     with world(tmp_path, ("shopify",)) as w:
-        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        order = shipped_order(w, "shopify")
         store = w.markets["shopify"]
-        store.add_item("TEA-001", 0)
-        w.sync()
-        order = store.place_order([("TEA-001", 2)])
-        w.sync()
-        store.ship(order)
-        w.sync()
         with w.bot() as cycle:
             assert cycle.ledger.all_orders("shopify") == {order}
         w.time.offset += timedelta(days=200)

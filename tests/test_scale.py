@@ -24,7 +24,7 @@ from bot.pushing import PushPlan
 from bot.report import log_row, push_events
 from bot.sheet.layout import Layout, find_layout
 from bot.sync import RETAIN_IDS, RETAIN_ORDERS
-from tests.staff import dimension, put_lease, stock
+from tests.staff import dimension, put_lease, shipped_order, stock
 from tests.world import HEADER, LOG_HEADER, World, world
 
 
@@ -51,14 +51,8 @@ def test_push_state_of_a_deleted_row_is_forgotten_after_a_day(tmp_path: Path) ->
 
 def test_a_pruned_order_cancelled_on_its_marketplace_is_not_put_back(tmp_path: Path) -> None:
     with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        order = shipped_order(w, "rakuten")
         store = w.markets["rakuten"]
-        store.add_item("TEA-001", 0)
-        w.sync()
-        order = store.place_order([("TEA-001", 2)])
-        w.sync()
-        store.ship(order)
-        w.sync()
         w.time.offset += timedelta(days=200)
         w.sync()  # Rakuten's shipped order reads as closed now (final 30 days on)
         w.time.offset += timedelta(days=2)
@@ -81,14 +75,8 @@ def test_an_order_archived_years_after_its_id_was_forgotten_is_not_a_new_sale(
     # Shopify lists orders by update time: archiving a years-old order shows it again, long
     # after the state file dropped its id (`RETAIN_IDS`, 800 days after it was placed).
     with world(tmp_path, ("shopify",)) as w:
-        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
+        order = shipped_order(w, "shopify")
         store = w.markets["shopify"]
-        store.add_item("TEA-001", 0)
-        w.sync()
-        order = store.place_order([("TEA-001", 2)])
-        w.sync()
-        store.ship(order)
-        w.sync()
         w.time.offset += timedelta(days=900)
         w.sync()  # pruned: whole order gone, its id kept in `forgotten`
         w.time.offset += timedelta(days=2)
