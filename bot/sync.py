@@ -14,12 +14,13 @@
 Sheets requests per cycle, whatever the number of SKUs and orders: 2 reads (tabs and developer
 metadata; the three tabs' values), 1 read just before the commit (header row, and SKU and Stock
 of the rows written, or of every row when the commit writes thousands: `bot.positions`),
-1 atomic write (the commit, whose answer carries the check of positions), 1 read (SKU column,
-before Status is written after pushing) and 1 write (push results); plus, when this bot does
-not already hold the sheet, 1 lease write and 1 read to confirm it. A change the narrow read
-sees (rows moved, a Stock edited in a row the commit writes) costs one more read, the whole SKU
-and Stock columns; columns moved during the cycle one more again, to read them where they are
-now. A commit that landed on moved rows costs a read and a repair write.
+1 atomic write (the commit, whose answer carries the check of positions) and 1 write (push
+results). More only when there is more to do: 1 read (SKU column) when the pushes change a
+row's Status, to find the rows again before writing it; 1 lease write when this bot does not
+already hold the sheet (its own answer shows the lease and the commit marker, `bot.lease`);
+1 more read, the whole SKU and Stock columns, when the narrow read sees a change (rows moved, a
+Stock edited in a row the commit writes), and one more again when columns moved; a read and a
+repair write when a commit landed on moved rows.
 
 The gap between fetching a marketplace's orders and pushing to it: all marketplaces are
 fetched at the same time, then the sheet commit is made, then all are pushed at the same
@@ -189,7 +190,7 @@ class Cycle:
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
         self._jumps: dict[str, warnings.Jump] = {}  # Stock jumps whose Status asks for a check
-        self._collector_paused = False  # this cycle turned Python's cycle collector off
+        self._owns_collector = False  # this cycle turned Python's cycle collector off
 
     # -- the cycle -----------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, release: bool = False) -> CycleReport:
@@ -199,7 +200,7 @@ class Cycle:
         set_language(self._written_in)
         try:
             with _collector_paused() as paused:
-                self._collector_paused = paused
+                self._owns_collector = paused
                 self._run(report, dry_run=dry_run, release=release)
         finally:
             report.sheet_reads = self.sheet.reads - reads
@@ -279,7 +280,7 @@ class Cycle:
             rows, the_plan.final, self.channels, list(fetched), self.ledger, self.now()
         )
         report.pushes = plans
-        with _collector_during_pushes(self._collector_paused):
+        with _collector_during_pushes(self._owns_collector):
             results = push_all(plans, self.channels, self.ledger, self.now())
         for p in plans:
             result = results[p.channel]
