@@ -39,6 +39,11 @@ log = logging.getLogger("stockbot")
 
 LEASE = timedelta(minutes=15)  # how long a quiet bot keeps the sheet to itself
 RENEW_BELOW = timedelta(minutes=5)  # renew before a commit when less than this is left
+# Another bot's lease counts as held this long past its end: the two machines' clocks may
+# disagree, and a bot commits without reading the lease again while more than `RENEW_BELOW`
+# of its own is left. A second machine with a clock 10 minutes fast took the sheet while the
+# first bot still held it, and an order was applied twice (tests/test_review_attacks_12.py).
+CLOCK_SKEW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -128,9 +133,13 @@ class Lease:
             return entry.host == self.host and entry.state == self.state
         return entry.holder == self.instance
 
+    def _held(self, entry: LeaseEntry) -> bool:
+        """Whether another bot's lease may still be running, by any clock within `CLOCK_SKEW`."""
+        return entry.until + CLOCK_SKEW > self.now()
+
     def check(self, entry: LeaseEntry) -> None:
         """Raise `LockedError` when another bot holds the sheet."""
-        if entry.holder and not self._ours(entry) and entry.until > self.now():
+        if entry.holder and not self._ours(entry) and self._held(entry):
             holder = (
                 _("{holder} on {host}").format(holder=entry.holder, host=entry.host)
                 if entry.host
@@ -175,7 +184,7 @@ class Lease:
         # out. Read it first; renew only if nobody else holds it.
         for value in metadata_entries(self.sheet.metadata(), LEASE_KEY):
             entry = LeaseEntry.parse(value)
-            if entry.holder and not self._ours(entry) and entry.until > self.now():
+            if entry.holder and not self._ours(entry) and self._held(entry):
                 raise LockedError(
                     _(
                         "this cycle outlasted its lease on the sheet and another stockbot "
@@ -221,7 +230,9 @@ class Lease:
         until = self.now() if release else self.now() + self.interval + LEASE
         if not release:
             self.until = until
-        entry = LeaseEntry(self.instance, until, self.host, self.state)
+        # A released lease names no holder: nobody holds the sheet, whatever the clocks say
+        # (another bot's lease otherwise counts as held `CLOCK_SKEW` past its end).
+        entry = LeaseEntry("" if release else self.instance, until, self.host, self.state)
         request = set_metadata(LEASE_KEY, entry.to_json(), self.exists)
         self.exists = True
         return request
