@@ -105,41 +105,6 @@ def plan(
             folded_baseline.update({k: v[0] for k, v in folded.items() if len(v) == 1})
         return folded_baseline.get(sku.casefold())
 
-    current: dict[str, int] = {}
-    by_sku: dict[str, Row] = {}
-    copies: dict[str, list[Row]] = {}
-    # Rows by their matching key on each fetched channel; copied SKUs and shared items are
-    # left out. Built in this same pass over the rows: a large sheet has 100,000 (issue 8).
-    indexes: dict[str, dict[str, Row]] = {channel: {} for channel in fetched}
-    for row in rows:
-        if row.duplicate:
-            copies.setdefault(row.sku.casefold(), []).append(row)
-        if not row.matchable:
-            continue
-        by_sku[row.sku.casefold()] = row
-        for channel, index in indexes.items():
-            key = row.key(channel)
-            if key is not None and channel not in row.clashes:
-                index[key] = row
-        if row.stock is None or row.components is not None:  # no Stock, or a set's
-            continue
-        before = baseline_of(row.sku)
-        if before is not None and before != row.stock:
-            result.events.append(
-                Event(
-                    "manual",
-                    sku=row.sku,
-                    change=row.stock - before,
-                    before=before,
-                    after=row.stock,
-                    detail=_("Stock changed in the sheet"),
-                )
-            )
-        if before != row.stock:
-            result.changes.stock[row.sku] = row.stock
-        current[row.sku] = row.stock
-    sheet = _Sheet(rows, by_sku, copies, indexes)
-
     work: list[LineState] = []  # known or new lines with their target of this cycle
     seen: set[tuple[str, str, str]] = set()
     for channel, fetch in fetched.items():
@@ -162,6 +127,46 @@ def plan(
     for state in pending_lines:
         if (state.channel, state.order_id, state.line_id) not in seen and state.channel in fetched:
             work.append(state)
+
+    current: dict[str, int] = {}
+    by_sku: dict[str, Row] = {}
+    copies: dict[str, list[Row]] = {}
+    # Rows by their matching key on each fetched channel, for the items the lines name only
+    # (a large sheet has 100,000 rows, a cycle's lines a few hundred items: issue 8); copied
+    # SKUs and shared items are left out. Built in this same pass over the rows.
+    wanted: dict[str, set[str]] = {channel: set() for channel in fetched}
+    for state in work:
+        wanted[state.channel].add(item_key(state.channel, state.item))
+    indexes: dict[str, dict[str, Row]] = {channel: {} for channel in fetched}
+    looked_up = [(channel, keys, indexes[channel]) for channel, keys in wanted.items() if keys]
+    for row in rows:
+        if row.duplicate:
+            copies.setdefault(row.sku.casefold(), []).append(row)
+        if not row.matchable:
+            continue
+        by_sku[row.sku.casefold()] = row
+        for channel, keys, index in looked_up:
+            key = row.key(channel)
+            if key in keys and channel not in row.clashes:
+                index[key] = row
+        if row.stock is None or row.components is not None:  # no Stock, or a set's
+            continue
+        before = baseline_of(row.sku)
+        if before is not None and before != row.stock:
+            result.events.append(
+                Event(
+                    "manual",
+                    sku=row.sku,
+                    change=row.stock - before,
+                    before=before,
+                    after=row.stock,
+                    detail=_("Stock changed in the sheet"),
+                )
+            )
+        if before != row.stock:
+            result.changes.stock[row.sku] = row.stock
+        current[row.sku] = row.stock
+    sheet = _Sheet(rows, by_sku, copies, indexes)
 
     for state in work:
         _apply_line(state, sheet, current, result)

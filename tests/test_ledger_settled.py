@@ -1,0 +1,185 @@
+"""`Ledger.settled_quantities` keeps its answer between cycles and it never goes stale.
+
+A stale answer would skip a push that is owed (the bot would believe a store holds a quantity
+it does not), so the kept answer is checked against the query itself after any mix of the
+ledger's own writes, another connection's writes and a backup restored into the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import bot.ledger
+from bot.ledger import SETTLED_SQL, Changes, Ledger
+from tests.staff import backup
+
+CHANNELS = ("rakuten", "amazon")
+ITEMS = st.sampled_from(["A-1", "A-2", "B-1", "B-2", "C-1"])
+CHANNEL = st.sampled_from(CHANNELS)
+QUANTITY = st.integers(0, 3)
+
+
+def queried(path: Path, channel: str) -> dict[str, int]:
+    """What the settled query answers on a fresh connection: the truth."""
+    with sqlite3.connect(path) as db:
+        return dict(db.execute(SETTLED_SQL, (channel,)))
+
+
+class SettledMachine(RuleBasedStateMachine):
+    """Random writes to the pushes table, each followed by a comparison with the query."""
+
+    @initialize()
+    def open(self) -> None:
+        self.tmp = tempfile.TemporaryDirectory()
+        self.path = Path(self.tmp.name) / "state.sqlite3"
+        self.saved = Path(self.tmp.name) / "saved.sqlite3"
+        self.ledger = Ledger(self.path)
+        backup(self.path, self.saved)
+        self.commits = 0
+
+    def teardown(self) -> None:
+        if hasattr(self, "ledger"):
+            self.ledger.close()
+            self.tmp.cleanup()
+
+    @rule(channel=CHANNEL, items=st.lists(ITEMS, max_size=3))
+    def forget(self, channel: str, items: list[str]) -> None:
+        self.ledger.forget_quantities(channel, items)
+
+    @rule(
+        channel=CHANNEL,
+        pushed=st.dictionaries(ITEMS, QUANTITY, max_size=3),
+        failed=st.dictionaries(ITEMS, st.sampled_from(["", "refused"]), max_size=2),
+        stale=st.lists(ITEMS, max_size=2),
+    )
+    def record(
+        self, channel: str, pushed: dict[str, int], failed: dict[str, str], stale: list[str]
+    ) -> None:
+        self.ledger.record_pushes(channel, pushed, failed, stale, refused={}, at="t")
+
+    @rule(
+        adjust=st.lists(st.tuples(CHANNEL, ITEMS, st.integers(-2, 2)), max_size=3),
+        logged=st.lists(st.tuples(CHANNEL, ITEMS), max_size=2),
+    )
+    def commit(self, adjust: list[tuple[str, str, int]], logged: list[tuple[str, str]]) -> None:
+        self.commits += 1
+        commit_id = f"c{self.commits}"
+        changes = Changes(adjust=adjust, refusals_logged=[list(x) for x in logged])
+        self.ledger.prepare(commit_id, "cycle", changes)
+        self.ledger.complete(commit_id)
+
+    @rule(keep=st.lists(ITEMS, max_size=4))
+    def prune(self, keep: list[str]) -> None:
+        self.ledger.prune_pushes({channel: set(keep) for channel in CHANNELS})
+
+    @rule()
+    def reset(self) -> None:
+        self.ledger.reset("sheet", None)
+
+    @rule(channel=CHANNEL, item=ITEMS, quantity=QUANTITY)
+    def another_connection_writes(self, channel: str, item: str, quantity: int) -> None:
+        with sqlite3.connect(self.path) as db:
+            db.execute(
+                "INSERT INTO pushes (channel, item, quantity) VALUES (?, ?, ?) "
+                "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity",
+                (channel, item, quantity),
+            )
+
+    @rule()
+    def take_backup(self) -> None:
+        backup(self.path, self.saved)
+
+    @rule()
+    def restore_backup(self) -> None:
+        backup(self.saved, self.path)
+
+    @rule(channel=CHANNEL)
+    def a_cycle_asks(self, channel: str) -> None:
+        assert dict(self.ledger.settled_quantities(channel)) == queried(self.path, channel)
+
+    @invariant()
+    def never_stale(self) -> None:
+        if hasattr(self, "ledger"):
+            for channel in CHANNELS:
+                assert dict(self.ledger.settled_quantities(channel)) == queried(self.path, channel)
+
+
+@pytest.mark.parametrize("touched_max", [1, 5_000])
+def test_kept_settled_quantities_always_equal_the_query(
+    monkeypatch: pytest.MonkeyPatch, touched_max: int
+) -> None:
+    # 1: nearly every write drops the kept channel; 5,000: every write is read item by item.
+    monkeypatch.setattr(bot.ledger, "SETTLED_TOUCHED_MAX", touched_max)
+    SettledMachine.TestCase.settings = settings(
+        max_examples=60,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    SettledMachine.TestCase().runTest()
+
+
+def test_a_cycle_after_no_writes_reads_no_settled_item_again(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    ledger.record_pushes("amazon", {f"SKU-{i}": i % 7 for i in range(200)}, {})
+    assert len(ledger.settled_quantities("amazon")) == 200
+    statements: list[str] = []
+    ledger._db.set_trace_callback(statements.append)
+    assert len(ledger.settled_quantities("amazon")) == 200
+    assert not [s for s in statements if "FROM pushes" in s]
+    ledger.record_pushes("amazon", {"SKU-3": 9}, {})
+    statements.clear()
+    assert ledger.settled_quantities("amazon")["SKU-3"] == 9
+    pushes_reads = [s for s in statements if "FROM pushes" in s]
+    assert len(pushes_reads) == 1 and "SKU-3" in pushes_reads[0]
+    ledger.close()
+
+
+def test_a_backup_restored_under_a_run_is_read_again(tmp_path: Path) -> None:
+    path, saved = tmp_path / "state.sqlite3", tmp_path / "saved.sqlite3"
+    ledger = Ledger(path)
+    ledger.record_pushes("yahoo", {"TEA-001": 5}, {})
+    backup(path, saved)
+    ledger.record_pushes("yahoo", {"TEA-001": 2}, {})
+    assert ledger.settled_quantities("yahoo") == {"TEA-001": 2}
+    backup(saved, path)  # last night's copy, restored while `run` keeps the file open
+    assert ledger.settled_quantities("yahoo") == {"TEA-001": 5}
+    ledger.close()
+
+
+def test_every_write_to_the_pushes_table_names_what_it_wrote() -> None:
+    """A Ledger method writing `pushes` without `_pushes_written` would leave kept answers
+    stale: a push owed would be skipped. Checked in the source, so a new method cannot forget."""
+    tree = ast.parse(inspect.getsource(Ledger))
+    writers = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        texts = [
+            n.value
+            for n in ast.walk(node)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+        named = any(re.search(r"(INSERT INTO|UPDATE|DELETE FROM) pushes\b", t) for t in texts)
+        every_table = "pushes" in texts and any("DELETE FROM" in t for t in texts)  # `reset`
+        if named or every_table:
+            writers.append(node)
+    names = {node.name for node in writers}
+    assert {"forget_quantities", "record_pushes", "complete", "prune_pushes", "reset"} <= names
+    for node in writers:
+        calls = {
+            n.func.attr
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        }
+        assert "_pushes_written" in calls, f"Ledger.{node.name} writes pushes unannounced"
