@@ -255,7 +255,7 @@ def _print_sets(report: CycleReport) -> None:
     sets = [r for r in report.rows if r.is_set]
     if not sets:
         return
-    pushed = {(p.channel, p.skus[u.item]): u.quantity for p in report.pushes for u in p.updates}
+    pushed = {(p.channel, p.sku(u.item)): u.quantity for p in report.pushes for u in p.updates}
     print(f"sets: {len(sets)}")
     for row in sets[:20]:
         terms = " + ".join(f"{c.sku}*{c.qty}" for c in row.components or ())

@@ -46,9 +46,16 @@ class PushPlan:
 
     channel: str
     updates: list[StockUpdate]
-    skus: dict[str, str]  # item -> sku
+    # item -> the SKU of its row, for items typed in a marketplace column only: every other
+    # item is its row's SKU (`sku`). A first push of 100,000 rows would hold 100,000 entries
+    # a channel that say nothing (issue 8).
+    typed: dict[str, str]
     resync: set[str] = field(default_factory=set)  # pushed after re-reading the marketplace
     repeated: dict[str, str] = field(default_factory=dict)  # item -> refusal already logged
+
+    def sku(self, item: str) -> str:
+        """The SKU of the row `item` was planned for."""
+        return self.typed.get(item, item)
 
 
 def guarded(name: str, what: str, call: Callable[[], T]) -> T | StockbotError:
@@ -81,15 +88,19 @@ def own_events(
     """
     if not lines:
         return []
-    wanted = {(line.channel, item_key(line.channel, line.item)) for line in lines}
+    wanted: dict[str, set[str]] = {}  # channel -> the keys of its lines' items
+    for line in lines:
+        wanted.setdefault(line.channel, set()).add(item_key(line.channel, line.item))
     by_item: dict[tuple[str, str], str] = {}
-    channels = {channel for channel, _key in wanted}
     for row in rows:
-        for channel in channels:
-            key = row.key(channel)
-            if key is not None and (channel, key) in wanted:
-                item = row.item(channel)
-                assert item is not None  # it has a key
+        # `Row.item` and `Row.key` without the calls: a large sheet has 100,000 rows (issue 8).
+        typed, sku = row.typed_items, row.sku
+        for channel, keys in wanted.items():
+            item = typed.get(channel, sku) if typed else sku
+            if item is None:
+                continue
+            key = row.rakuten_key if channel == "rakuten" else item
+            if key in keys:
                 by_item[channel, key] = item
     events = []
     for line in lines:
@@ -163,7 +174,8 @@ def plan_pushes(
                 expected = None
                 plan.resync.add(item)
             plan.updates.append(StockUpdate(item, quantity, expected))
-            plan.skus[item] = row.sku
+            if item != sku:
+                plan.typed[item] = sku
     return [plan for plan in plans.values() if plan.updates]
 
 

@@ -124,7 +124,7 @@ def push_events(
                 Event(
                     "push",
                     p.channel,
-                    sku=p.skus[done[0].item] if len(done) == 1 else "",
+                    sku=p.sku(done[0].item) if len(done) == 1 else "",
                     detail=_("set {count} item(s) in {calls} call(s): {items}").format(
                         count=len(done), calls=result.calls, items=listed
                     )
@@ -139,7 +139,7 @@ def push_events(
                 Event(
                     "error",
                     p.channel,
-                    sku=p.skus.get(item, ""),
+                    sku=p.sku(item),
                     detail=_(
                         "{channel} refused the quantity for {item}: {error}. "
                         "The next cycle tries again"

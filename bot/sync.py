@@ -679,29 +679,33 @@ class Cycle:
                 value = the_plan.final.get(row.sku, row.stock)
                 writes.put("stock", row.index, row.sku, value)
         errors = self._push_errors()
-        shown = warnings.load_jumps(self.ledger.get_meta("jumps"))
-        self._jumps = warnings.standing_jumps(shown, the_plan.events, self.now())
+        standing = warnings.load_jumps(self.ledger.get_meta("jumps"))
+        self._jumps = warnings.standing_jumps(standing, the_plan.events, self.now())
         caps = {name: channel.max_quantity for name, channel in self.channels.items()}
         self._notes = {}
         self._status_written = {}  # texts other than OK only: most rows of a large sheet are OK
         final, plan_notes, jumps = the_plan.final, the_plan.notes, self._jumps
+        lowest_cap = min(caps.values(), default=0)
         for row in rows:
             stock = final.get(row.sku, None if row.is_set else row.stock)
             pushable = stock is not None and row.pushable
+            shown: int | None = None
+            if pushable and row.display is not None:
+                assert stock is not None
+                shown = shown_quantity(stock, row.display)
+                if row.shown_cell != shown:
+                    writes.put("shown", row.index, row.sku, shown)
             notes = [plan_notes.get(row.sku)] if plan_notes else []
             if jumps and (jump := jumps.get(row.sku)):
                 notes.append(jump.text)
-            if pushable:
+            # `warnings.capped` finds nothing for a row with one setting whose quantity is at
+            # most every cap: nearly every row, so most rows skip the call (issue 8).
+            if pushable and (row.own_display or (shown is not None and shown > lowest_cap)):
                 assert stock is not None
                 notes += warnings.capped(row, stock, caps)
             note = "; ".join(n for n in notes if n) if any(notes) else None
             if note:
                 self._notes[row.sku] = note
-            if pushable and row.display is not None:
-                assert stock is not None
-                value = shown_quantity(stock, row.display)
-                if row.shown_cell != value:
-                    writes.put("shown", row.index, row.sku, value)
             # Most rows of a large sheet: no problem, note or push error, so OK without a call.
             if note or errors or row.problems or row.display_problems:
                 text = status_text(row, errors, note)
@@ -888,7 +892,7 @@ class Cycle:
         errors = self._push_errors()
         # Only a push changes a push error, so only the rows of pushed items can need another
         # Status than the commit wrote (a first cycle pushes them all; most cycles a few).
-        pushed = {sku for p in plans for sku in p.skus.values()}
+        pushed = {p.sku(u.item) for p in plans for u in p.updates}
         changed = {
             row.sku: text
             for row in rows

@@ -169,7 +169,7 @@ def test_no_log_cell_of_a_push_of_100000_items_reaches_googles_50000_characters(
     plan = PushPlan(
         "shopify",
         [StockUpdate(item, 5) for item in items],
-        {item: item for item in items},
+        {},
         resync=set(items),  # every item was re-read first: the note names them too
     )
     events = push_events([plan], {"shopify": PushResult(calls=400)}, {})
