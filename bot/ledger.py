@@ -469,7 +469,6 @@ class Ledger:
             self._touched.clear()
             self._settled_at = version
         kept = self._settled.get(channel)
-        touched = self._touched.pop(channel, set())
         if kept is None:
             rows = self._db.execute(SETTLED_SQL, (channel,))
             other = next(iter(self._settled.values()), None)
@@ -481,12 +480,16 @@ class Ledger:
                 same = {item: item for item in other}
                 kept = {same.get(item, item): quantity for item, quantity in rows}
             self._settled[channel] = kept
-        for item in touched:
-            row = self._db.execute(SETTLED_SQL + " AND item=?", (channel, item)).fetchone()
-            if row is None:
-                kept.pop(item, None)
-            else:
-                kept[item] = row[1]
+        else:
+            for item in self._touched.get(channel, ()):
+                row = self._db.execute(SETTLED_SQL + " AND item=?", (channel, item)).fetchone()
+                if row is None:
+                    kept.pop(item, None)
+                else:
+                    kept[item] = row[1]
+        # Only once every item written since is read again: a read that fails (a disk error,
+        # the cycle stops and `run` goes on) leaves them all to read at the next cycle.
+        self._touched.pop(channel, None)
         return MappingProxyType(kept)
 
     def _pushes_written(self, channel: str | None, items: Iterable[str] = ()) -> None:
