@@ -278,15 +278,24 @@ def test_a_cycle_leaves_the_collector_as_it_found_it_also_when_it_fails(tmp_path
             gc.enable()
 
 
-@pytest.mark.parametrize("push_from, on_while_pushing", [(1, True), (20_000, False)])
+@pytest.mark.parametrize(
+    "market, push_from, from_calls, on_while_pushing",
+    [
+        ("rakuten", 1, 1_000, True),  # 3 items of at least 1
+        ("rakuten", 20_000, 1_000, False),  # 3 items in 1 call: a small push
+        ("amazon", 20_000, 3, True),  # 3 items, a PATCH each: 3 calls of at least 3
+        ("rakuten", 20_000, 3, False),  # 3 items in 1 bulk-upsert
+    ],
+)
 def test_the_collector_is_off_while_rows_are_built_and_on_while_pushing_a_large_push(
-    tmp_path: Path, push_from: int, on_while_pushing: bool
+    tmp_path: Path, market: str, push_from: int, from_calls: int, on_while_pushing: bool
 ) -> None:
     """Every httpx call leaves a reference cycle: the collector runs during a large push, or a
     first cycle at 100,000 SKUs holds their answers to its end (355 MB instead of 290, issue
-    8's bench_scale, where this is measured). A small push (a cycle's orders) leaves little,
-    and turning the collector on would walk every object the cycle made (0.16 s at 100,000
-    rows): it stays off (`sync.PUSH_COLLECTOR_FROM`, here 3 items against 1 and 20,000)."""
+    8's bench_scale, where this is measured), and 2,999 Amazon PATCHes hold 23 MB (review
+    attacks 13). A small push (a cycle's orders) leaves little, and turning the collector on
+    would walk every object the cycle made (0.16 s at 100,000 rows): it stays off
+    (`sync.PUSH_COLLECTOR_FROM` items, `sync.PUSH_COLLECTOR_FROM_CALLS` calls)."""
     seen: dict[str, bool] = {}
 
     def spy(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
@@ -296,15 +305,32 @@ def test_the_collector_is_off_while_rows_are_built_and_on_while_pushing_a_large_
 
         return call
 
-    with world(tmp_path, ("rakuten",)) as w:
+    with world(tmp_path, (market,)) as w:
         _shop_of(w, 3)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(sync, "PUSH_COLLECTOR_FROM", push_from)
+            patch.setattr(sync, "PUSH_COLLECTOR_FROM_CALLS", from_calls)
             patch.setattr(sync, "parse_inventory", spy("parse", sync.parse_inventory))
             patch.setattr(sync, "push_all", spy("push", sync.push_all))
             assert w.sync().ok
     assert seen == {"parse": False, "push": on_while_pushing}
     assert gc.isenabled()
+
+
+def test_each_marketplace_names_the_fewest_calls_a_push_makes(tmp_path: Path) -> None:
+    """What the collector rule counts: the batch limits of each API (MARKETPLACES.md)."""
+    expected = {
+        "rakuten": {0: 0, 1: 1, 400: 1, 401: 2},  # bulk-upsert, 400 items
+        "yahoo": {1: 1, 1_000: 1, 1_001: 2},  # setStock, 1,000 items
+        "shopify": {1: 1, 250: 1, 251: 2},  # inventorySetQuantities, 250 entries
+        "amazon": {1: 1, 2_999: 2_999, 3_000: 5, 25_000: 5, 25_001: 10},  # PATCH, then feeds
+    }
+    with world(tmp_path, tuple(expected)) as w:
+        _shop_of(w, 1)
+        with w.bot() as cycle:
+            for market, calls in expected.items():
+                got = {count: cycle.channels[market].push_calls(count) for count in calls}
+                assert got == calls, market
 
 
 def test_garbage_of_a_cycles_first_steps_does_not_pile_up_over_cycles(tmp_path: Path) -> None:

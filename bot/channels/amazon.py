@@ -629,6 +629,13 @@ class AmazonChannel:
         return answer
 
     # -- stock ---------------------------------------------------------------------------
+    def push_calls(self, count: int) -> int:
+        """The fewest calls a push of `count` items makes: a PATCH each below the feed
+        threshold, else per feed its document, upload, creation, a poll and its report."""
+        if count < self.feed_threshold:
+            return count
+        return 5 * -(-count // FEED_MAX_MESSAGES)
+
     def push(
         self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
     ) -> PushResult:

@@ -126,6 +126,10 @@ class Channel(Protocol):
         """
         ...
 
+    def push_calls(self, count: int) -> int:
+        """The fewest HTTP calls a push of `count` items makes (the API's batch limits)."""
+        ...
+
     def check(self) -> str:
         """Verify credentials and reachability with a read-only call; say what was found."""
         ...

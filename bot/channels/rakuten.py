@@ -342,6 +342,10 @@ class RakutenChannel:
             problems=tuple(problems),
         )
 
+    def push_calls(self, count: int) -> int:
+        """The fewest calls a push of `count` items makes: bulk-upserts of `UPSERT_MAX`."""
+        return -(-count // UPSERT_MAX)
+
     def push(
         self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
     ) -> PushResult:

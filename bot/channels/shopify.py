@@ -519,6 +519,11 @@ class ShopifyChannel:
         seen = self._first_answer or now
         return FetchResult(orders=list(orders.values()), cursor=time_cursor(max(since, seen)))
 
+    def push_calls(self, count: int) -> int:
+        """The fewest calls a push of `count` items makes: mutations of `BATCH` (items whose
+        inventory item is not known yet add look-ups)."""
+        return -(-count // BATCH)
+
     def push(
         self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
     ) -> PushResult:

@@ -507,6 +507,10 @@ class YahooChannel:
         log.warning("yahoo: %s", note)
         return [note], (day, level)
 
+    def push_calls(self, count: int) -> int:
+        """The fewest calls a push of `count` items makes: setStock calls of `SET_STOCK_MAX`."""
+        return -(-count // SET_STOCK_MAX)
+
     def push(
         self, updates: Sequence[StockUpdate], progress: Callable[[int], None] | None = None
     ) -> PushResult:
