@@ -139,8 +139,10 @@ def plan_pushes(
     caps = {name: channels[name].max_quantity for name in names}
     for row in rows:
         # One pass over the rows for every channel: a large sheet has 100,000 (issue 8).
-        stock = final.get(row.sku, None if row.is_set else row.stock)
-        if stock is None or not row.pushable:
+        # `Row.is_set` and `Row.pushable` without the calls.
+        is_set = row.components is not None
+        stock = final.get(row.sku, None if is_set else row.stock)
+        if stock is None or row.problems or (row.stock is None and not is_set):
             continue
         shown = None if row.display is None else shown_quantity(stock, row.display)
         own, typed, sku = row.own_display, row.typed_items, row.sku

@@ -105,7 +105,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -383,6 +383,11 @@ class AmazonChannel:
     ) -> None:
         self._seller = seller_id
         self._marketplace = marketplace_id
+        # The query of every PATCH, encoded once: a push below the feed threshold makes up to
+        # 2,999 of them, and httpx would merge the parameters into each URL again.
+        self._patch_query = urlencode(
+            {"marketplaceIds": marketplace_id, "issueLocale": ISSUE_LOCALE}
+        )
         self._credentials = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -681,11 +686,10 @@ class AmazonChannel:
         path = f"{LISTINGS_PATH}/{quote(self._seller, safe='')}/{quote(update.item, safe='')}"
         return self._call(
             "PATCH",
-            path,
+            f"{path}?{self._patch_query}",
             what=_("the listing {sku}").format(sku=update.item),
             limiter=self._patch_limit,
             refusal_ok=True,
-            params={"marketplaceIds": self._marketplace, "issueLocale": ISSUE_LOCALE},
             json={"productType": "PRODUCT", "patches": _quantity_patch(update.quantity)},
         )
 
