@@ -43,6 +43,7 @@ from bot.i18n import _
 __all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState"]
 
 CACHE_KIB = 2000  # SQLite page cache per connection, KiB
+PUSH_COLUMNS = "channel, item, quantity, adjust, error, stale, events, refused, refused_at, logged"
 # A channel's settled quantities kept between cycles (`Ledger.settled_quantities`) are read
 # again item by item after a cycle's pushes changed at most this many of its items; beyond it
 # (a first push of a whole sheet), the whole channel is read again when next asked.
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS pushes (
     channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, adjust INTEGER NOT NULL DEFAULT 0,
     error TEXT, stale INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
     refused INTEGER, refused_at TEXT, logged INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (channel, item));
+    PRIMARY KEY (channel, item)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY, kind TEXT NOT NULL, changes TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS forgotten (
@@ -188,14 +189,14 @@ class Ledger:
         # The page cache is what a long `run` keeps of this file: it grows with the file, then
         # stops here (bench_longrun). SQLite's own default, stated so it stays the bound.
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._db.executescript(SCHEMA)
-        self._migrate()
-        self._lock_file: IO[str] | None = None
         # `settled_quantities` per channel, kept between the cycles of a long `run`, with the
         # items this connection wrote since, and the file's `data_version` they were read at.
         self._settled: dict[str, dict[str, int]] = {}
         self._touched: dict[str, set[str]] = {}
         self._settled_at: int | None = None
+        self._db.executescript(SCHEMA)
+        self._migrate()
+        self._lock_file: IO[str] | None = None
 
     def _migrate(self) -> None:
         """Bring a state file written by an earlier version up to the current schema."""
@@ -207,9 +208,39 @@ class Ledger:
             self._db.execute("ALTER TABLE pushes ADD COLUMN refused_at TEXT")
         if "logged" not in columns:
             self._db.execute("ALTER TABLE pushes ADD COLUMN logged INTEGER NOT NULL DEFAULT 0")
+        self._migrate_pushes()
         if "components" not in {str(r[1]) for r in self._db.execute("PRAGMA table_info(lines)")}:
             # NULL for every line applied before: those keep reading their set from the sheet.
             self._db.execute("ALTER TABLE lines ADD COLUMN components TEXT")
+
+    def _migrate_pushes(self) -> None:
+        """The pushes table kept in its key's order (`WITHOUT ROWID`), as SCHEMA now makes it.
+
+        A first push of 100,000 SKUs writes 400,000 entries twice (`forget_quantities`, then
+        `record_pushes`), and every cycle reads a channel's entries: without the rowid, each
+        write updates one b-tree instead of two and a channel's entries are read in one run
+        (about 30 % less time for both, issue 8). Older files are copied over once, in one
+        transaction.
+        """
+
+        def done() -> bool:
+            (sql,) = self._db.execute(
+                "SELECT sql FROM sqlite_master WHERE type='table' AND name='pushes'"
+            ).fetchone()
+            return "WITHOUT ROWID" in str(sql).upper()
+
+        if done():  # looked at first without a write lock: a running bot may hold it
+            return
+        with self._tx() as db:
+            if done():  # another process copied it meanwhile
+                return
+            self._pushes_written(None)
+            db.execute("ALTER TABLE pushes RENAME TO pushes_with_rowid")
+            db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS pushes") :].split(";")[0])
+            db.execute(
+                f"INSERT INTO pushes ({PUSH_COLUMNS}) SELECT {PUSH_COLUMNS} FROM pushes_with_rowid"
+            )
+            db.execute("DROP TABLE pushes_with_rowid")
 
     def close(self) -> None:
         """Close the database and release the lock."""

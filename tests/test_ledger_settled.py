@@ -183,3 +183,41 @@ def test_every_write_to_the_pushes_table_names_what_it_wrote() -> None:
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
         }
         assert "_pushes_written" in calls, f"Ledger.{node.name} writes pushes unannounced"
+
+
+def test_a_state_file_of_an_earlier_version_keeps_every_push_entry(tmp_path: Path) -> None:
+    """A state file written before the pushes table lost its rowid (and before `events`,
+    `refused` and `logged` were added) is copied over once when the bot opens it."""
+    path = tmp_path / "state.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE pushes (channel TEXT NOT NULL, item TEXT NOT NULL, quantity INTEGER, "
+            "adjust INTEGER NOT NULL DEFAULT 0, error TEXT, stale INTEGER NOT NULL DEFAULT 0, "
+            "PRIMARY KEY (channel, item))"
+        )
+        db.executemany(
+            "INSERT INTO pushes VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("amazon", "TEA-001", 5, 0, None, 0),
+                ("amazon", "TEA-002", None, 0, None, 0),
+                ("yahoo", "TEA-001", 3, -1, None, 0),
+                ("yahoo", "TEA-003", 7, 0, "refused", 0),
+                ("rakuten", "tea-001:TEA-001", 4, 0, None, 1),
+            ],
+        )
+    ledger = Ledger(path)
+    assert ledger.settled_quantities("amazon") == {"TEA-001": 5}
+    assert ledger.settled_quantities("yahoo") == {}
+    assert ledger.unsettled_pushes("yahoo")["TEA-001"].adjust == -1
+    assert ledger.unsettled_pushes("yahoo")["TEA-003"].error == "refused"
+    assert ledger.unsettled_pushes("rakuten")["tea-001:TEA-001"].stale
+    ledger.record_pushes("amazon", {"TEA-002": 1}, {})
+    assert ledger.settled_quantities("amazon") == {"TEA-001": 5, "TEA-002": 1}
+    ledger.close()
+    with sqlite3.connect(path) as db:
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name='pushes'").fetchone()
+        assert "WITHOUT ROWID" in sql
+        assert db.execute("SELECT count(*) FROM pushes").fetchone() == (5,)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert "pushes_with_rowid" not in tables
+    Ledger(path).close()  # opened again: nothing left to copy
