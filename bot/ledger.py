@@ -208,7 +208,6 @@ class Ledger:
             self._db.execute("ALTER TABLE pushes ADD COLUMN refused_at TEXT")
         if "logged" not in columns:
             self._db.execute("ALTER TABLE pushes ADD COLUMN logged INTEGER NOT NULL DEFAULT 0")
-        self._migrate_pushes()
         if "components" not in {str(r[1]) for r in self._db.execute("PRAGMA table_info(lines)")}:
             # NULL for every line applied before: those keep reading their set from the sheet.
             self._db.execute("ALTER TABLE lines ADD COLUMN components TEXT")
@@ -220,7 +219,9 @@ class Ledger:
         `record_pushes`), and every cycle reads a channel's entries: without the rowid, each
         write updates one b-tree instead of two and a channel's entries are read in one run
         (about 30 % less time for both, issue 8). Older files are copied over once, in one
-        transaction.
+        transaction, by the process that took the lock (`lock`): opened without it (`check`,
+        which writes nothing), the file may belong to an older bot that is mid-commit, and
+        its rowid table serves every query the same (review attacks 14).
         """
 
         def done() -> bool:
@@ -229,7 +230,7 @@ class Ledger:
             ).fetchone()
             return "WITHOUT ROWID" in str(sql).upper()
 
-        if done():  # looked at first without a write lock: a running bot may hold it
+        if done():  # the common case, without a write transaction
             return
         with self._tx() as db:
             if done():  # another process copied it meanwhile
@@ -269,6 +270,7 @@ class Ledger:
         handle.write(f"pid {os.getpid()}\n")
         handle.flush()
         self._lock_file = handle
+        self._migrate_pushes()  # the file is ours now: no other bot is mid-commit in it
 
     def unlock(self) -> None:
         """Release the lock if held."""

@@ -187,7 +187,8 @@ def test_every_write_to_the_pushes_table_names_what_it_wrote() -> None:
 
 def test_a_state_file_of_an_earlier_version_keeps_every_push_entry(tmp_path: Path) -> None:
     """A state file written before the pushes table lost its rowid (and before `events`,
-    `refused` and `logged` were added) is copied over once when the bot opens it."""
+    `refused` and `logged` were added) is copied over once when the bot opens it for work
+    (takes its lock: a `check` beside an older bot copies nothing, review attacks 14)."""
     path = tmp_path / "state.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute(
@@ -206,6 +207,7 @@ def test_a_state_file_of_an_earlier_version_keeps_every_push_entry(tmp_path: Pat
             ],
         )
     ledger = Ledger(path)
+    ledger.lock()
     assert ledger.settled_quantities("amazon") == {"TEA-001": 5}
     assert ledger.settled_quantities("yahoo") == {}
     assert ledger.unsettled_pushes("yahoo")["TEA-001"].adjust == -1
@@ -220,4 +222,6 @@ def test_a_state_file_of_an_earlier_version_keeps_every_push_entry(tmp_path: Pat
         assert db.execute("SELECT count(*) FROM pushes").fetchone() == (5,)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "pushes_with_rowid" not in tables
-    Ledger(path).close()  # opened again: nothing left to copy
+    again = Ledger(path)
+    again.lock()  # opened again: nothing left to copy
+    again.close()
