@@ -34,6 +34,7 @@ NOT_SOLD = "-"
 DISPLAY_COLUMNS = {ch: (f"{ch}_display", f"{ch.capitalize()} display") for ch in CHANNEL_NAMES}
 _NO_OWN_DISPLAY: Mapping[str, DisplaySetting | None] = MappingProxyType({})
 _NO_TYPED_ITEMS: Mapping[str, str | None] = MappingProxyType({})
+_NO_CLASHES: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ def parse_inventory(
     # Most rows share a few display settings ("", "+2", "50%"): each distinct cell is parsed
     # once per column; a broken one is kept as its message.
     settings: dict[tuple[str | None, type, object], DisplaySetting | str] = {}
+    texts: dict[str, DisplaySetting | str] = {}  # the Display column's text cells
 
     def setting(cell: object, column: str | None) -> DisplaySetting | str:
         key = (column, type(cell), cell)
@@ -208,11 +210,17 @@ def parse_inventory(
                     problems.append(str(exc))
         display: DisplaySetting | None = None
         display_cell = raw[display_at]
-        parsed = settings.get((None, type(display_cell), display_cell))  # seen before: most
-        if parsed is None:
-            parsed = settings[(None, type(display_cell), display_cell)] = setting(
-                display_cell if display_cell != "" else None, None
-            )
+        # Seen before: most rows. Text cells by their text alone, any other by type and value.
+        if type(display_cell) is str:
+            parsed = texts.get(display_cell)
+            if parsed is None:
+                parsed = texts[display_cell] = setting(display_cell or None, None)
+        else:
+            parsed = settings.get((None, type(display_cell), display_cell))
+            if parsed is None:
+                parsed = settings[(None, type(display_cell), display_cell)] = setting(
+                    display_cell, None
+                )
         if isinstance(parsed, str):
             display_problems.append(parsed)
         else:
@@ -250,21 +258,23 @@ def parse_inventory(
         shown_cell, status_cell = raw[shown_at], raw[status_at]
         rakuten = typed.get("rakuten", sku) if typed else sku
         rows.append(
-            Row(
-                index=index,
-                sku=sku,
-                stock=stock,
-                display=display,
-                typed_items=typed or _NO_TYPED_ITEMS,
-                rakuten_key=None if rakuten is None else item_key("rakuten", rakuten),
-                shown_cell=None if shown_cell == "" else shown_cell,
-                status_cell=None if status_cell == "" else status_cell,
-                problems=tuple(problems) if problems else (),
-                sku_unread=sku_unread,
-                own_display=own_display or _NO_OWN_DISPLAY,
-                display_problems=tuple(display_problems) if display_problems else (),
-                components=components,
-                set_broken=set_broken,
+            Row(  # by position, in the fields' order: a third cheaper than by name
+                index,
+                sku,
+                stock,
+                display,
+                typed or _NO_TYPED_ITEMS,
+                None if rakuten is None else item_key("rakuten", rakuten),
+                None if shown_cell == "" else shown_cell,
+                None if status_cell == "" else status_cell,
+                tuple(problems) if problems else (),
+                False,  # duplicate: `_flag_duplicates`
+                _NO_CLASHES,  # `_flag_item_clashes`
+                sku_unread,
+                own_display or _NO_OWN_DISPLAY,
+                tuple(display_problems) if display_problems else (),
+                components,
+                set_broken,
             )
         )
     _flag_duplicates(rows)

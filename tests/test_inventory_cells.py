@@ -7,12 +7,13 @@ columns it reads (issue 8); these properties hold it to reading only the cells o
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.inventory import item_key, parse_inventory
+from bot.inventory import Row, item_key, parse_inventory
 
 HEADER = ["SKU", "Stock", "Display", "Rakuten", "Amazon", "Set", "Amazon display", "Shown"]
 HEADER += ["Status"]
@@ -82,3 +83,44 @@ def test_only_a_rakuten_item_has_a_key_other_than_itself(rows: list[list[Any]]) 
         for channel, item in row.items.items():
             expected = None if item is None else item_key(channel, item)
             assert row.key(channel) == expected
+
+
+def test_row_fields_keep_the_order_parse_inventory_builds_them_in() -> None:
+    """`parse_inventory` makes each `Row` by position (a fifth of its cost by name, issue 8):
+    a field added or moved must be added or moved there too, and this list with it."""
+    assert [f.name for f in fields(Row)] == [
+        "index",
+        "sku",
+        "stock",
+        "display",
+        "typed_items",
+        "rakuten_key",
+        "shown_cell",
+        "status_cell",
+        "problems",
+        "duplicate",
+        "clashes",
+        "sku_unread",
+        "own_display",
+        "display_problems",
+        "components",
+        "set_broken",
+    ]
+
+
+@given(lines, st.booleans())
+def test_each_field_comes_from_its_own_cell(rows: list[list[Any]], formulas: bool) -> None:
+    """Built by position, a field given another's value would show here: every field is
+    what its cell alone says (the named checks of the properties above, all at once)."""
+    for row in parse_inventory([HEADER, *rows], COLUMNS, formulas=formulas):
+        line = [*rows[row.index - 1], *[""] * len(HEADER)]
+        shown, status = line[COLUMNS["shown"]], line[COLUMNS["status"]]
+        assert row.shown_cell == (None if shown == "" else shown)
+        assert row.status_cell == (None if status == "" else status)
+        assert isinstance(row.duplicate, bool) and isinstance(row.sku_unread, bool)
+        assert isinstance(row.clashes, frozenset) and isinstance(row.set_broken, bool)
+        assert isinstance(row.problems, tuple) and isinstance(row.display_problems, tuple)
+        assert row.components is None or isinstance(row.components, tuple)
+        assert row.rakuten_key is None or row.rakuten_key == item_key(
+            "rakuten", row.item("rakuten") or ""
+        )
