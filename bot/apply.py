@@ -151,7 +151,9 @@ def plan(
                 index[key] = row
         if row.stock is None or row.components is not None:  # no Stock, or a set's
             continue
-        before = baseline_of(row.sku)
+        before = baseline.get(row.sku)  # nearly every row: its SKU as it is, without a call
+        if before is None:
+            before = baseline_of(row.sku)
         if before is not None and before != row.stock:
             result.events.append(
                 Event(
@@ -171,7 +173,7 @@ def plan(
     for state in work:
         _apply_line(state, sheet, current, result)
 
-    for row in by_sku.values():
+    for row in by_sku.values() if work else ():  # only lines move Stock away from the cells
         value = current.get(row.sku)
         if value is not None and row.stock != value:
             result.stock[row.index] = value

@@ -136,7 +136,8 @@ def plan_pushes(
     settled = {name: ledger.settled_quantities(name) for name in names}
     unsettled = {name: ledger.unsettled_pushes(name) for name in names}
     plans = {name: PushPlan(name, [], {}) for name in names}
-    caps = {name: channels[name].max_quantity for name in names}
+    # Per channel, what the loop looks up for every row, in one tuple.
+    each = [(name, channels[name].max_quantity, settled[name]) for name in names]
     for row in rows:
         # One pass over the rows for every channel: a large sheet has 100,000 (issue 8).
         # `Row.is_set` and `Row.pushable` without the calls.
@@ -146,11 +147,10 @@ def plan_pushes(
             continue
         shown = None if row.display is None else shown_quantity(stock, row.display)
         own, typed, sku = row.own_display, row.typed_items, row.sku
-        for name in names:
+        for name, cap, held in each:
             item = typed.get(name, sku) if typed else sku  # `Row.item`, without the call
             if item is None:
                 continue
-            cap = caps[name]
             if own and name in own:  # its own column's setting, else Display (SPEC.md 2)
                 setting = own[name]
                 if setting is None:
@@ -160,7 +160,7 @@ def plan_pushes(
                 continue
             else:
                 quantity = shown if cap is None or shown <= cap else cap
-            expected = settled[name].get(item)
+            expected = held.get(item)
             if expected == quantity:
                 continue  # the store holds it already: the common case
             plan = plans[name]
