@@ -382,18 +382,22 @@ def _checked_rows(rows: Sequence[Row], written: Collection[int]) -> list[Row] | 
     """
     if len(written) > NARROW_MAX_ROWS:
         return None
-    by_index = {row.index: row for row in rows}
-    if any(index not in by_index for index in written):
+    wanted = set(written)
+    # Only the written rows, and every row by SKU only when a written row is a set: a large
+    # sheet has 100,000 rows, a cycle writes a few hundred (issue 8).
+    by_index = {row.index: row for row in rows if row.index in wanted}
+    if len(by_index) < len(wanted):
         return None
-    by_sku: dict[str, list[Row]] = {}
-    for row in rows:
-        if row.sku:
-            by_sku.setdefault(row.sku.casefold(), []).append(row)
     check = {index: by_index[index] for index in written}
-    for index in written:
-        for component in by_index[index].components or ():
-            for row in by_sku.get(component.sku.casefold(), []):
-                check[row.index] = row
+    if any(by_index[index].components for index in written):
+        by_sku: dict[str, list[Row]] = {}
+        for row in rows:
+            if row.sku:
+                by_sku.setdefault(row.sku.casefold(), []).append(row)
+        for index in written:
+            for component in by_index[index].components or ():
+                for row in by_sku.get(component.sku.casefold(), []):
+                    check[row.index] = row
     return list(check.values()) if len(check) <= NARROW_MAX_ROWS else None
 
 
