@@ -35,8 +35,9 @@ def queried(path: Path, channel: str) -> dict[str, int]:
         return dict(db.execute(SETTLED_SQL, (channel,)))
 
 
-class SettledMachine(RuleBasedStateMachine):
-    """Random writes to the pushes table, each followed by a comparison with the query."""
+class PushesWrites(RuleBasedStateMachine):
+    """Random writes to the pushes table, and a cycle asking for the settled quantities now
+    and then (also the base of review attacks 13's machine)."""
 
     @initialize()
     def open(self) -> None:
@@ -106,6 +107,10 @@ class SettledMachine(RuleBasedStateMachine):
     @rule(channel=CHANNEL)
     def a_cycle_asks(self, channel: str) -> None:
         assert dict(self.ledger.settled_quantities(channel)) == queried(self.path, channel)
+
+
+class SettledMachine(PushesWrites):
+    """The same writes, each followed by a comparison with the query."""
 
     @invariant()
     def never_stale(self) -> None:

@@ -28,11 +28,7 @@ threshold) left 150,000 objects, 23 MB, against 1.2 MB with the collector on.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,14 +41,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+from hypothesis.stateful import rule
 
 import bot.ledger
 from bot.apply import plan
 from bot.channels.base import FetchResult, Order, OrderLine
 from bot.inventory import parse_inventory
 from bot.ledger import SETTLED_SQL, Changes, Ledger, LineState
-from tests.staff import backup
+from tests.history import load_at
+from tests.test_ledger_settled import PushesWrites
 from tests.world import World, world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,38 +94,10 @@ def _disk_fails(ledger: Ledger, statement: str, after: int = 0) -> Iterator[list
 
 
 # -- 1. the kept answer, asked only now and then ---------------------------------------------
-class SeldomAsked(RuleBasedStateMachine):
-    """Random writes to the pushes table; the kept answer is compared with the query only when
-    a cycle asks, so the items written since pile up between asks, as over a `run`'s cycle."""
-
-    @initialize()
-    def open(self) -> None:
-        self.tmp = tempfile.TemporaryDirectory()
-        self.path = Path(self.tmp.name) / "state.sqlite3"
-        self.saved = Path(self.tmp.name) / "saved.sqlite3"
-        self.ledger = Ledger(self.path)
-        backup(self.path, self.saved)
-        self.commits = 0
-
-    def teardown(self) -> None:
-        if hasattr(self, "ledger"):
-            self.ledger.close()
-            self.tmp.cleanup()
-
-    @rule(channel=CHANNEL, items=st.lists(ITEMS, max_size=3))
-    def forget(self, channel: str, items: list[str]) -> None:
-        self.ledger.forget_quantities(channel, items)
-
-    @rule(
-        channel=CHANNEL,
-        pushed=st.dictionaries(ITEMS, QUANTITY, max_size=3),
-        failed=st.dictionaries(ITEMS, st.sampled_from(["", "refused"]), max_size=2),
-        stale=st.lists(ITEMS, max_size=2),
-    )
-    def record(
-        self, channel: str, pushed: dict[str, int], failed: dict[str, str], stale: list[str]
-    ) -> None:
-        self.ledger.record_pushes(channel, pushed, failed, stale, refused={}, at="t")
+class SeldomAsked(PushesWrites):
+    """Random writes to the pushes table (`PushesWrites`), some failing; the kept answer is
+    compared with the query only when a cycle asks, so the items written since pile up between
+    asks, as over a `run`'s cycle."""
 
     @rule(
         channel=CHANNEL,
@@ -142,17 +111,6 @@ class SeldomAsked(RuleBasedStateMachine):
         ):
             self.ledger.record_pushes(channel, pushed, {}, list(pushed)[:1], refused={}, at="t")
 
-    @rule(
-        adjust=st.lists(st.tuples(CHANNEL, ITEMS, st.integers(-2, 2)), max_size=3),
-        logged=st.lists(st.tuples(CHANNEL, ITEMS), max_size=2),
-    )
-    def commit(self, adjust: list[tuple[str, str, int]], logged: list[tuple[str, str]]) -> None:
-        self.commits += 1
-        commit_id = f"c{self.commits}"
-        changes = Changes(adjust=adjust, refusals_logged=[list(x) for x in logged])
-        self.ledger.prepare(commit_id, "cycle", changes)
-        self.ledger.complete(commit_id)
-
     @rule(adjust=st.lists(st.tuples(CHANNEL, ITEMS, st.integers(-2, 2)), min_size=1, max_size=3))
     def commit_recovered_by_a_new_ledger(self, adjust: list[tuple[str, str, int]]) -> None:
         """A pending commit left by another Ledger on the file, completed by this one."""
@@ -165,31 +123,6 @@ class SeldomAsked(RuleBasedStateMachine):
             other.close()
         self.ledger.complete(commit_id)
 
-    @rule(keep=st.lists(ITEMS, max_size=4))
-    def prune(self, keep: list[str]) -> None:
-        self.ledger.prune_pushes({channel: set(keep) for channel in CHANNELS})
-
-    @rule()
-    def reset(self) -> None:
-        self.ledger.reset("sheet", None)
-
-    @rule(channel=CHANNEL, item=ITEMS, quantity=QUANTITY)
-    def another_connection_writes(self, channel: str, item: str, quantity: int) -> None:
-        with sqlite3.connect(self.path) as db:
-            db.execute(
-                "INSERT INTO pushes (channel, item, quantity) VALUES (?, ?, ?) "
-                "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity",
-                (channel, item, quantity),
-            )
-
-    @rule()
-    def take_backup(self) -> None:
-        backup(self.path, self.saved)
-
-    @rule()
-    def restore_backup(self) -> None:
-        backup(self.saved, self.path)
-
     @rule(channel=CHANNEL, after=st.integers(0, 1))
     def a_cycle_asks_and_the_disk_fails(self, channel: str, after: int) -> None:
         # The cycle fails; the `run` loop logs it and goes on.
@@ -198,10 +131,6 @@ class SeldomAsked(RuleBasedStateMachine):
             contextlib.suppress(sqlite3.OperationalError),
         ):
             self.ledger.settled_quantities(channel)
-
-    @rule(channel=CHANNEL)
-    def a_cycle_asks(self, channel: str) -> None:
-        assert dict(self.ledger.settled_quantities(channel)) == _truth(self.path, channel)
 
 
 @pytest.mark.parametrize("touched_max", [2, 5_000])
@@ -330,21 +259,7 @@ PARENT = "3fb4aad^"
 
 def _plan_before() -> ModuleType:
     """`bot/apply.py` as it was before the change, loaded beside the current one."""
-    try:
-        source = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{PARENT}:bot/apply.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip(f"the repository's history ({PARENT}) is not at hand")
-    spec = importlib.util.spec_from_loader("apply_before_3fb4aad", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    exec(compile(source, "apply_before_3fb4aad.py", "exec"), module.__dict__)
-    return module
+    return load_at(PARENT, "bot/apply.py", "apply_before_3fb4aad")
 
 
 COLUMNS = {

@@ -24,7 +24,6 @@ and events against f427863^ (300 random sheets), the PATCH URL against httpx's `
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from hypothesis import strategies as st
 from bot.inventory import parse_inventory
 from bot.ledger import Changes, Ledger, LineState
 from bot.pushing import own_events, plan_pushes
+from tests.history import load_at
 from tests.test_review_attacks_13 import COLUMNS, HEAD, LINE_ITEMS, ROW, STATE
 from tests.world import World, world
 
@@ -58,21 +58,7 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 def _load(commit: str, path: str, name: str) -> ModuleType:
     """A module as it was at `commit`, loaded beside the current one."""
-    try:
-        source = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{commit}:{path}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip(f"the repository's history ({commit}) is not at hand")
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    exec(compile(source, f"{name}.py", "exec"), module.__dict__)
-    return module
+    return load_at(commit, path, name)
 
 
 @pytest.fixture(scope="module")
