@@ -47,22 +47,13 @@ import bot.ledger
 from bot.apply import plan
 from bot.channels.base import FetchResult, Order, OrderLine
 from bot.inventory import parse_inventory
-from bot.ledger import SETTLED_SQL, Changes, Ledger, LineState
+from bot.ledger import Changes, Ledger, LineState
 from tests.history import load_at
-from tests.test_ledger_settled import PushesWrites
+from tests.test_ledger_settled import CHANNEL, ITEMS, QUANTITY, PushesWrites
+from tests.test_ledger_settled import queried as _truth
 from tests.world import World, world
 
 ROOT = Path(__file__).resolve().parents[1]
-CHANNELS = ("rakuten", "amazon")
-ITEMS = st.sampled_from(["A-1", "A-2", "B-1", "B-2", "C-1"])
-CHANNEL = st.sampled_from(CHANNELS)
-QUANTITY = st.integers(0, 3)
-
-
-def _truth(path: Path, channel: str) -> dict[str, int]:
-    """What the settled query answers on a fresh connection now."""
-    with sqlite3.connect(path) as db:
-        return dict(db.execute(SETTLED_SQL, (channel,)))
 
 
 @contextmanager
