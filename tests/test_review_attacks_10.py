@@ -32,23 +32,9 @@ from bot.errors import LockedError, StockbotError
 from bot.handover import StateMismatchError
 from bot.sync import Cycle, CycleReport
 from tests.staff import at_read, backup, dimension, put_lease, stock
-from tests.world import World, world
+from tests.world import World
 
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["POT-001", "Pot", 5, "", "", "", "", "", "", ""],
-]
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet(SHOP)
-        for item in ("TEA-001", "CUP-001", "POT-001"):
-            w.markets["rakuten"].add_item(item, 0)
-        yield w
 
 
 def _state(w: World) -> Path:

@@ -28,30 +28,10 @@ from bot.errors import StockbotError
 from bot.ledger import Ledger
 from bot.sync import Cycle, CycleReport
 from tests.staff import at_read, backup, dimension, stock
-from tests.world import World, world
+from tests.test_review_attacks_10 import _orders, _state  # the `shop` fixture: conftest
+from tests.world import World
 
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["POT-001", "Pot", 5, "", "", "", "", "", "", ""],
-]
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[World]:
-    with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet(SHOP)
-        for item in ("TEA-001", "CUP-001", "POT-001"):
-            w.markets["rakuten"].add_item(item, 0)
-        yield w
-
-
-def _state(w: World) -> Path:
-    return Path(w.env["STOCKBOT_STATE_PATH"])
-
-
-def _orders(w: World, sku: str) -> list[Any]:
-    return [r["Change"] for r in w.log("order") if r["SKU"] == sku]
+# The three-product shop of review attacks 10, its fixture and helpers.
 
 
 def _later(w: World, delta: timedelta) -> None:

@@ -120,6 +120,20 @@ def _shop(w: World, count: int) -> None:
 # -- 1. the pushes table copied over ------------------------------------------------------------
 
 
+@contextmanager
+def _upgraded_beside_an_older_bot(
+    tmp_path: Path,
+) -> Iterator[tuple[World, Path, list[tuple[Any, ...]]]]:
+    """A shop synced once, its state file put back in the earlier version's form (as the older
+    bot still running keeps it): the world, the state file and its push entries."""
+    with world(tmp_path, ("rakuten",)) as w:
+        _shop(w, 3)
+        assert w.sync().ok
+        state = tmp_path / "state.sqlite3"
+        _as_earlier_version(state)
+        yield w, state, _pushes(state)
+
+
 def test_check_beside_an_older_bot_mid_commit_neither_waits_for_nor_rewrites_its_file(
     tmp_path: Path,
 ) -> None:
@@ -127,12 +141,7 @@ def test_check_beside_an_older_bot_mid_commit_neither_waits_for_nor_rewrites_its
     (which writes nothing) at once. The old bot is in the middle of a commit. `check` opened
     the state file, tried to copy the pushes table under the running bot, waited SQLite's 5 s
     for its write lock and died with a traceback (`database is locked`)."""
-    with world(tmp_path, ("rakuten",)) as w:
-        _shop(w, 3)
-        assert w.sync().ok
-        state = tmp_path / "state.sqlite3"
-        _as_earlier_version(state)
-        before = _pushes(state)
+    with _upgraded_beside_an_older_bot(tmp_path) as (w, state, before):
         with _older_bot_mid_commit(state):
             started = time.monotonic()
             done = w.run_cli("check")
@@ -149,12 +158,7 @@ def test_a_sync_refused_by_the_running_older_bot_leaves_its_state_file_alone(
     """`stockbot sync` of the new version beside an older `run`: exit status 3, "nothing is
     done" (SPEC.md 6). It copied the pushes table under the running bot before it asked for the
     lock, and with the old bot mid-commit it crashed instead of saying who holds the file."""
-    with world(tmp_path, ("rakuten",)) as w:
-        _shop(w, 3)
-        assert w.sync().ok
-        state = tmp_path / "state.sqlite3"
-        _as_earlier_version(state)
-        before = _pushes(state)
+    with _upgraded_beside_an_older_bot(tmp_path) as (w, state, before):
         with _older_bot_mid_commit(state):
             done = w.run_cli("sync")
         assert done.returncode == 3, done.stderr[-2000:]
