@@ -12,6 +12,8 @@ import inspect
 import re
 import sqlite3
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import bot.ledger
-from bot.ledger import SETTLED_SQL, Changes, Ledger
+from bot.ledger import PUSH_ADDED, SETTLED_SQL, Changes, Ledger
 from tests.staff import backup
 
 CHANNELS = ("rakuten", "amazon")
@@ -230,3 +232,47 @@ def test_a_state_file_of_an_earlier_version_keeps_every_push_entry(tmp_path: Pat
     again = Ledger(path)
     again.lock()  # opened again: nothing left to copy
     again.close()
+
+
+def _before_the_added_columns(path: Path) -> None:
+    """A state file as the first versions left it: no `events`, `refused` or `logged` in the
+    pushes table, no `components` in the lines table."""
+    Ledger(path).close()
+    with sqlite3.connect(path) as db:
+        for name in PUSH_ADDED:
+            db.execute(f"ALTER TABLE pushes DROP COLUMN {name}")
+        db.execute("ALTER TABLE lines DROP COLUMN components")
+        db.execute("INSERT INTO pushes VALUES ('amazon', 'TEA-001', 5, 0, NULL, 0)")
+
+
+def test_two_processes_opening_an_earlier_versions_file_at_once_both_open_it(
+    tmp_path: Path,
+) -> None:
+    """`check` opened beside a `run` that is adding the missing columns right then: the second
+    to get the file finds them added and adds nothing (it failed with "duplicate column name")."""
+    path = tmp_path / "state.sqlite3"
+    _before_the_added_columns(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the other process holds the file, about to add them
+    opened: list[Ledger | BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(Ledger(path))
+        except BaseException as exc:  # handed to the test's thread
+            opened.append(exc)
+
+    thread = threading.Thread(target=open_it)
+    thread.start()
+    time.sleep(0.5)  # this one has seen the columns missing and waits for the file
+    for added in PUSH_ADDED.values():
+        other.execute(f"ALTER TABLE pushes ADD COLUMN {added}")
+    other.execute("ALTER TABLE lines ADD COLUMN components TEXT")
+    other.execute("COMMIT")
+    other.close()
+    thread.join(10)
+    (ledger,) = opened
+    assert isinstance(ledger, Ledger), ledger
+    ledger.lock()
+    assert ledger.settled_quantities("amazon") == {"TEA-001": 5}
+    ledger.close()
