@@ -45,8 +45,8 @@ __all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState"]
 CACHE_KIB = 2000  # SQLite page cache per connection, KiB
 PUSH_COLUMNS = "channel, item, quantity, adjust, error, stale, events, refused, refused_at, logged"
 # A channel's settled quantities kept between cycles (`Ledger.settled_quantities`) are read
-# again item by item after a cycle's pushes changed at most this many of its items; beyond it
-# (a first push of a whole sheet), the whole channel is read again when next asked.
+# again item by item when at most this many of its items were written since (and not taken as
+# written, `Ledger._pushes_known`); beyond it, the whole channel is read again when next asked.
 SETTLED_TOUCHED_MAX = 5_000
 SETTLED_SQL = (
     "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL "
@@ -512,9 +512,11 @@ class Ledger:
 
         Nearly every item of a large sheet is settled: plain numbers, not `PushState`s, and
         kept between the cycles of a long `run`, so a cycle reads again only the items written
-        since (issue 8: reading 400,000 of them took 0.5 s of every cycle at 100,000 SKUs).
-        What is kept always equals what the query would answer now: every method that writes
-        the pushes table names the items it wrote (`_pushes_written`), and a write by any other
+        since (issue 8: reading 400,000 of them took 0.5 s of every cycle at 100,000 SKUs), and
+        not even those when the write itself settles them one way or the other (recorded
+        pushes, `_pushes_known`). What is kept always equals what the query would answer now:
+        every method that writes the pushes table names the items it wrote
+        (`_pushes_written`), and a write by any other
         connection (a backup restored into the file, another process) changes SQLite's
         `PRAGMA data_version`, which drops everything kept.
         """
@@ -524,6 +526,9 @@ class Ledger:
             self._touched.clear()
             self._settled_at = version
         kept = self._settled.get(channel)
+        if kept is not None and len(self._touched.get(channel, ())) > SETTLED_TOUCHED_MAX:
+            del self._settled[channel]  # cheaper read whole than item by item
+            kept = None
         if kept is None:
             rows = self._db.execute(SETTLED_SQL, (channel,))
             other = next(iter(self._settled.values()), None)
@@ -556,10 +561,26 @@ class Ledger:
             self._settled.clear()
             self._touched.clear()
         elif channel in self._settled:
-            touched = self._touched.setdefault(channel, set())
-            touched.update(items)
-            if len(touched) > SETTLED_TOUCHED_MAX:
-                del self._settled[channel], self._touched[channel]
+            self._touched.setdefault(channel, set()).update(items)
+
+    def _pushes_known(
+        self, channel: str, settled: Mapping[str, int], unsettled: Iterable[str]
+    ) -> None:
+        """A write just committed left these items settled at these quantities, and those not.
+
+        The kept answer takes them as they are, instead of reading them again: a first push
+        writes 400,000 (issue 8). Only for writes that set every column the settled query
+        looks at; a write that failed leaves its items to be read again (`_pushes_written`).
+        """
+        kept = self._settled.get(channel)
+        if kept is None:
+            return
+        touched = self._touched.get(channel, set())
+        kept.update(settled)
+        touched.difference_update(settled)
+        for item in unsettled:
+            kept.pop(item, None)
+            touched.discard(item)
 
     def unsettled_pushes(self, channel: str) -> dict[str, PushState]:
         """The items of one channel that are not settled, by item: the few that changed."""
@@ -706,6 +727,7 @@ class Ledger:
                 "ON CONFLICT (channel, item) DO UPDATE SET quantity=NULL",
                 [(channel, item) for item in items],
             )
+        self._pushes_known(channel, {}, items)  # no quantity: none of them is settled
 
     def record_pushes(
         self,
@@ -744,6 +766,14 @@ class Ledger:
                 "VALUES (?, ?, NULL, 0, 1) ON CONFLICT (channel, item) DO UPDATE SET stale=1",
                 [(channel, item) for item in stale],
             )
+        # Each pushed item now holds its quantity with nothing since; a refusal's error or a
+        # stale mark unsettles an item whatever it held (a blank error leaves it as it was).
+        unsettled = {*stale, *(item for item, msg in failed.items() if msg)}
+        self._pushes_known(
+            channel,
+            {item: q for item, q in pushed.items() if item not in failed and item not in stale},
+            unsettled,
+        )
 
 
 def _line(r: tuple[Any, ...]) -> LineState:

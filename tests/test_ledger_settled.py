@@ -144,11 +144,17 @@ def test_a_cycle_after_no_writes_reads_no_settled_item_again(tmp_path: Path) -> 
     ledger._db.set_trace_callback(statements.append)
     assert len(ledger.settled_quantities("amazon")) == 200
     assert not [s for s in statements if "FROM pushes" in s]
+    # A recorded push is taken as written; an order's adjustment is read again, alone.
     ledger.record_pushes("amazon", {"SKU-3": 9}, {})
     statements.clear()
     assert ledger.settled_quantities("amazon")["SKU-3"] == 9
+    assert not [s for s in statements if "FROM pushes" in s]
+    ledger.prepare("c1", "cycle", Changes(adjust=[("amazon", "SKU-4", -1)]))
+    ledger.complete("c1")
+    statements.clear()
+    assert "SKU-4" not in ledger.settled_quantities("amazon")
     pushes_reads = [s for s in statements if "FROM pushes" in s]
-    assert len(pushes_reads) == 1 and "SKU-3" in pushes_reads[0]
+    assert len(pushes_reads) == 1 and "SKU-4" in pushes_reads[0]
     ledger.close()
 
 

@@ -144,21 +144,24 @@ def test_kept_quantities_equal_the_query_when_asked_seldom_and_writes_fail(
 def test_a_read_that_fails_while_kept_quantities_catch_up_leaves_none_stale(
     tmp_path: Path,
 ) -> None:
-    """The state file's disk fails once while a cycle reads again the items pushed since the
-    last cycle: that cycle fails, and the next one must still know what every store holds."""
+    """The state file's disk fails once while a cycle reads again the items written since the
+    last cycle (an order's adjustment, committed): that cycle fails, and the next one must
+    still know what every store holds. (Recorded pushes are taken as written, not read again.)"""
     path = tmp_path / "state.sqlite3"
     ledger = Ledger(path)
     try:
         ledger.record_pushes("amazon", {"TEA-001": 4, "CUP-001": 4, "POT-001": 4}, {})
         assert dict(ledger.settled_quantities("amazon")) == _truth(path, "amazon")
-        ledger.record_pushes("amazon", {"TEA-001": 10, "CUP-001": 10, "POT-001": 10}, {})
+        sold = [("amazon", sku, -1) for sku in ("TEA-001", "CUP-001", "POT-001")]
+        ledger.prepare("c1", "cycle", Changes(adjust=sold))
+        ledger.complete("c1")
         with (
             _disk_fails(ledger, "stale=0 AND item=", after=1) as seen,
             pytest.raises(sqlite3.OperationalError),
         ):
             ledger.settled_quantities("amazon")
         assert len(seen) == 2  # one item read again, the second read failed
-        assert dict(ledger.settled_quantities("amazon")) == _truth(path, "amazon")
+        assert dict(ledger.settled_quantities("amazon")) == _truth(path, "amazon") == {}
     finally:
         ledger.close()
 
@@ -180,10 +183,10 @@ def _next_cycle(w: World) -> None:
 def test_a_disk_hiccup_in_a_long_run_does_not_leave_a_store_showing_stock_that_is_gone(
     tmp_path: Path,
 ) -> None:
-    """`stockbot run` keeps going. Staff restock three products from 4 to 10 (pushed). In the
-    next cycle the state file's disk fails once while the bot reads its push state; that cycle
-    fails and the loop goes on. Staff then take the three back to 4 (a miscount): every store
-    must show 4 again, not 10 with 4 on the shelf."""
+    """`stockbot run` keeps going. Staff restock three products from 4 to 10; the bot pushes
+    them, and the state file's disk fails once while it records those pushes; that cycle fails
+    and the loop goes on. Staff then take the three back to 4 (a miscount): every store must
+    show 4 again, not 10 with 4 on the shelf."""
     with world(tmp_path, ("amazon",)) as w:
         w.create_sheet(SHOP)
         store = w.markets["amazon"]
@@ -197,15 +200,13 @@ def test_a_disk_hiccup_in_a_long_run_does_not_leave_a_store_showing_stock_that_i
             for sku in SKUS:
                 w.set_stock(sku, 10)
             _next_cycle(w)
-            assert cycle.run().ok
-            assert [store.quantity(s) for s in SKUS] == [10, 10, 10]
-            _next_cycle(w)
             with (
-                _disk_fails(cycle.ledger, "stale=0 AND item=", after=1) as seen,
+                _disk_fails(cycle.ledger, "INSERT INTO pushes VALUES", after=0) as seen,
                 pytest.raises(sqlite3.OperationalError),
             ):
                 cycle.run()
-            assert len(seen) == 2
+            assert seen
+            assert [store.quantity(s) for s in SKUS] == [10, 10, 10]
             for sku in SKUS:
                 w.set_stock(sku, 4)
             _next_cycle(w)
