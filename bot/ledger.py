@@ -553,9 +553,11 @@ class Ledger:
         return kept  # read-only for callers (`Mapping`): plan_pushes looks up 400,000 items
 
     def _pushes_written(self, channel: str | None, items: Iterable[str] = ()) -> None:
-        """This connection is about to write these items of the pushes table (None: any).
-
-        Noted before the write: a write that then fails only costs reading them again.
+        """This connection writes, wrote or tried to write these items of the pushes table in
+        a way the kept answer does not follow (None: any item): they are read again when next
+        asked. Noted before such a write, so a write that then fails only costs that read; a
+        write whose outcome is known item by item states it instead (`_pushes_known`), and
+        calls this only when it fails.
         """
         if channel is None:
             self._settled.clear()
@@ -576,11 +578,19 @@ class Ledger:
         if kept is None:
             return
         touched = self._touched.get(channel, set())
+        gone = set(unsettled)
+        if len(gone) > SETTLED_TOUCHED_MAX:
+            # A first push unsettles the whole channel: a new, small dict frees the old one's
+            # memory for the push itself, the cycle's peak (issue 8).
+            kept = self._settled[channel] = {k: v for k, v in kept.items() if k not in gone}
+        else:
+            for item in gone:
+                kept.pop(item, None)
         kept.update(settled)
         touched.difference_update(settled)
-        for item in unsettled:
-            kept.pop(item, None)
-            touched.discard(item)
+        touched.difference_update(gone)
+        if not touched:
+            self._touched.pop(channel, None)
 
     def unsettled_pushes(self, channel: str) -> dict[str, PushState]:
         """The items of one channel that are not settled, by item: the few that changed."""
@@ -720,13 +730,16 @@ class Ledger:
     def forget_quantities(self, channel: str, items: Iterable[str]) -> None:
         """Before a push is sent: until its outcome is recorded, the store holds an unknown."""
         items = list(items)
-        self._pushes_written(channel, items)
-        with self._tx() as db:
-            db.executemany(
-                "INSERT INTO pushes (channel, item, quantity, adjust) VALUES (?, ?, NULL, 0) "
-                "ON CONFLICT (channel, item) DO UPDATE SET quantity=NULL",
-                [(channel, item) for item in items],
-            )
+        try:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO pushes (channel, item, quantity, adjust) VALUES (?, ?, NULL, 0) "
+                    "ON CONFLICT (channel, item) DO UPDATE SET quantity=NULL",
+                    [(channel, item) for item in items],
+                )
+        except BaseException:
+            self._pushes_written(channel, items)  # whatever landed is read again
+            raise
         self._pushes_known(channel, {}, items)  # no quantity: none of them is settled
 
     def record_pushes(
@@ -745,35 +758,41 @@ class Ledger:
         """
         refused = refused or {}
         stale = list(stale)
-        self._pushes_written(channel, [*pushed, *failed, *stale])
-        with self._tx() as db:
-            db.executemany(
-                "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL, 0) "
-                "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity, adjust=0, "
-                "error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL, logged=0",
-                [(channel, item, qty) for item, qty in pushed.items()],
-            )
-            db.executemany(
-                "INSERT INTO pushes (channel, item, quantity, adjust, error, refused, refused_at) "
-                "VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT (channel, item) DO UPDATE SET "
-                "logged = CASE WHEN error IS excluded.error AND refused IS excluded.refused "
-                "THEN logged ELSE 0 END, "
-                "error=excluded.error, refused=excluded.refused, refused_at=excluded.refused_at",
-                [(channel, item, msg, refused.get(item), at) for item, msg in failed.items()],
-            )
-            db.executemany(
-                "INSERT INTO pushes (channel, item, quantity, adjust, stale) "
-                "VALUES (?, ?, NULL, 0, 1) ON CONFLICT (channel, item) DO UPDATE SET stale=1",
-                [(channel, item) for item in stale],
-            )
+        try:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL, 0) "
+                    "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity, "
+                    "adjust=0, error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL, "
+                    "logged=0",
+                    [(channel, item, qty) for item, qty in pushed.items()],
+                )
+                db.executemany(
+                    "INSERT INTO pushes (channel, item, quantity, adjust, error, refused, "
+                    "refused_at) VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT (channel, item) DO "
+                    "UPDATE SET logged = CASE WHEN error IS excluded.error AND refused IS "
+                    "excluded.refused THEN logged ELSE 0 END, error=excluded.error, "
+                    "refused=excluded.refused, refused_at=excluded.refused_at",
+                    [(channel, item, msg, refused.get(item), at) for item, msg in failed.items()],
+                )
+                db.executemany(
+                    "INSERT INTO pushes (channel, item, quantity, adjust, stale) "
+                    "VALUES (?, ?, NULL, 0, 1) ON CONFLICT (channel, item) DO UPDATE SET stale=1",
+                    [(channel, item) for item in stale],
+                )
+        except BaseException:
+            self._pushes_written(channel, [*pushed, *failed, *stale])  # read again
+            raise
         # Each pushed item now holds its quantity with nothing since; a refusal's error or a
-        # stale mark unsettles an item whatever it held (a blank error leaves it as it was).
-        unsettled = {*stale, *(item for item, msg in failed.items() if msg)}
+        # stale mark unsettles an item whatever it held. A blank error leaves an item as it
+        # was: read again.
+        blank = [item for item, msg in failed.items() if not msg]
         self._pushes_known(
             channel,
             {item: q for item, q in pushed.items() if item not in failed and item not in stale},
-            unsettled,
+            {*stale, *(item for item, msg in failed.items() if msg)},
         )
+        self._pushes_written(channel, blank)
 
 
 def _line(r: tuple[Any, ...]) -> LineState:
