@@ -482,14 +482,19 @@ def test_a_push_with_refusals_names_the_sku_of_an_item_typed_in_a_marketplace_co
 
 
 def test_the_settled_quantities_handed_out_are_not_changed_under_a_plan(tmp_path: Path) -> None:
-    """`settled_quantities` hands out the dict it keeps: the next cycle's catch-up changes it
-    in place, but only on the cycle's thread and after the plan that read it is done."""
-    ledger = Ledger(tmp_path / "state.sqlite3")
+    """`settled_quantities` hands out the dict it keeps: the ledger's own recorded pushes and
+    the next cycle's catch-up change it in place, but only on the cycle's thread and after the
+    plan that read it is done (a cycle records its pushes after making its plans). Since
+    539a33d a recorded push is taken in at once; before, only when asked again."""
+    path = tmp_path / "state.sqlite3"
+    ledger = Ledger(path)
     ledger.record_pushes("amazon", {"A": 1, "B": 2}, {})
     first = ledger.settled_quantities("amazon")
-    held = dict(first)
+    with sqlite3.connect(path) as db:  # another program's write: nothing changes until asked
+        db.execute("UPDATE pushes SET quantity=7 WHERE item='A'")
+    assert dict(first) == {"A": 1, "B": 2}
+    assert ledger.settled_quantities("amazon") == {"A": 7, "B": 2}
     ledger.record_pushes("amazon", {"A": 3}, {})
-    assert dict(first) == held  # nothing changes it until asked again
     again = ledger.settled_quantities("amazon")
     assert again == {"A": 3, "B": 2}
     errors: list[BaseException] = []
