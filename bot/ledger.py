@@ -304,13 +304,22 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, rolled back if anything in it fails, its COMMIT included.
+
+        A COMMIT that fails can leave the transaction open (interrupted, or busy); left open,
+        this connection would read its own uncommitted rows as the file (the kept settled
+        answer among them) and every later `BEGIN` would fail (review attacks 16). A failure
+        after which SQLite already rolled back by itself (disk full, I/O error) is raised as
+        it is, not hidden behind "cannot rollback - no transaction is active".
+        """
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     # -- meta ----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
