@@ -357,6 +357,8 @@ def shown_quantity(stock: int, setting: DisplaySetting, cap: int | None = None) 
 
 def cell_text(value: object) -> str:
     """Read an identifier cell (SKU, marketplace code) as the text staff see in it."""
+    if type(value) is str:  # nearly every cell: a code typed as text (100,000 rows, issue 8)
+        return strip_blanks(value)
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -77,7 +77,7 @@ from bot.rollover import (
     plan_rollover,
     total_cells,
 )
-from bot.rules import cell_text, shown_quantity, strip_blanks
+from bot.rules import cell_text, shown_quantity
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
     INVENTORY_HEADERS,
@@ -376,9 +376,7 @@ class Cycle:
         index: dict[str, int] = {}
         for i in range(1, len(inventory)):
             line = inventory[i]
-            cell = line[sku_col] if sku_col < len(line) else ""
-            # A SKU typed as text, nearly every row: `cell_text` without its type checks.
-            text = strip_blanks(cell) if type(cell) is str else cell_text(cell)
+            text = cell_text(line[sku_col]) if sku_col < len(line) else ""
             if text:
                 index.setdefault(text.casefold(), i)
         return _Sheet(layout, inventory, layout.inventory, index, channels, headers["log"])
