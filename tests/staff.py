@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.sync import Cycle
 from tests.world import World, world
 
 ROWS = [
@@ -135,3 +137,43 @@ def put_lease(w: World, lease: dict[str, str], *, create: bool = False) -> None:
             }
         }
     w.sheets.batch_update(w.sheet_id, [request])
+
+
+# Three products at 4 on the shelf, for stories over the cycles of one long `run`.
+RUN_SHOP = [
+    ["TEA-001", "Sencha", 4, "", "", "", "", "", "", ""],
+    ["CUP-001", "Cup", 4, "", "", "", "", "", "", ""],
+    ["POT-001", "Pot", 4, "", "", "", "", "", "", ""],
+]
+RUN_SKUS = ("TEA-001", "CUP-001", "POT-001")
+
+
+def run_shop(w: World) -> None:
+    """`RUN_SHOP` in the sheet, each SKU listed on every marketplace of the world."""
+    w.create_sheet(RUN_SHOP)
+    for market in w.markets.values():
+        for sku in RUN_SKUS:
+            market.add_item(sku, 0)
+
+
+def restock(w: World, value: int) -> None:
+    """Staff set every product of `RUN_SHOP` to `value`."""
+    for sku in RUN_SKUS:
+        w.set_stock(sku, value)
+
+
+def next_cycle(w: World, seconds: int = 150) -> None:
+    """The time a `run` loop waits between two cycles passes, on every clock of the world."""
+    w.time.offset += timedelta(seconds=seconds)
+    w.time.advance(seconds)
+
+
+def settled_then_restocked(w: World, cycle: Cycle, value: int = 10) -> None:
+    """Two cycles of a `run` on `run_shop` (the second quiet: what the bot keeps of the stores
+    says 4 for every item), then staff restock every product to `value`; the next cycle is due.
+    """
+    assert cycle.run().ok
+    next_cycle(w)
+    assert cycle.run().ok
+    restock(w, value)
+    next_cycle(w)

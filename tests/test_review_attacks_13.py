@@ -49,9 +49,10 @@ from bot.channels.base import FetchResult, Order, OrderLine
 from bot.inventory import parse_inventory
 from bot.ledger import Changes, Ledger, LineState
 from tests.history import load_at
+from tests.staff import RUN_SKUS, next_cycle, restock, run_shop, settled_then_restocked
 from tests.test_ledger_settled import CHANNEL, ITEMS, QUANTITY, PushesWrites
 from tests.test_ledger_settled import queried as _truth
-from tests.world import World, world
+from tests.world import world
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,19 +168,6 @@ def test_a_read_that_fails_while_kept_quantities_catch_up_leaves_none_stale(
 
 
 # -- 2. the same, in a long `run` against the stores -------------------------------------------
-SHOP = [
-    ["TEA-001", "Sencha", 4, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 4, "", "", "", "", "", "", ""],
-    ["POT-001", "Pot", 4, "", "", "", "", "", "", ""],
-]
-SKUS = ("TEA-001", "CUP-001", "POT-001")
-
-
-def _next_cycle(w: World) -> None:
-    w.time.offset += timedelta(seconds=150)
-    w.time.advance(150)
-
-
 def test_a_disk_hiccup_in_a_long_run_does_not_leave_a_store_showing_stock_that_is_gone(
     tmp_path: Path,
 ) -> None:
@@ -188,30 +176,22 @@ def test_a_disk_hiccup_in_a_long_run_does_not_leave_a_store_showing_stock_that_i
     and the loop goes on. Staff then take the three back to 4 (a miscount): every store must
     show 4 again, not 10 with 4 on the shelf."""
     with world(tmp_path, ("amazon",)) as w:
-        w.create_sheet(SHOP)
+        run_shop(w)
         store = w.markets["amazon"]
-        for sku in SKUS:
-            store.add_item(sku, 0)
         with w.bot() as cycle:
-            assert cycle.run().ok
-            assert [store.quantity(s) for s in SKUS] == [4, 4, 4]
-            _next_cycle(w)
-            assert cycle.run().ok  # a quiet cycle: the kept answer now holds the three at 4
-            for sku in SKUS:
-                w.set_stock(sku, 10)
-            _next_cycle(w)
+            settled_then_restocked(w, cycle)  # the kept answer holds the three at 4
+            assert [store.quantity(s) for s in RUN_SKUS] == [4, 4, 4]
             with (
                 _disk_fails(cycle.ledger, "INSERT INTO pushes VALUES", after=0) as seen,
                 pytest.raises(sqlite3.OperationalError),
             ):
                 cycle.run()
             assert seen
-            assert [store.quantity(s) for s in SKUS] == [10, 10, 10]
-            for sku in SKUS:
-                w.set_stock(sku, 4)
-            _next_cycle(w)
+            assert [store.quantity(s) for s in RUN_SKUS] == [10, 10, 10]
+            restock(w, 4)
+            next_cycle(w)
             assert cycle.run().ok
-            assert [store.quantity(s) for s in SKUS] == [4, 4, 4]
+            assert [store.quantity(s) for s in RUN_SKUS] == [4, 4, 4]
 
 
 def test_only_the_cycles_own_thread_touches_the_kept_quantities(
@@ -230,17 +210,14 @@ def test_only_the_cycles_own_thread_touches_the_kept_quantities(
 
         monkeypatch.setattr(Ledger, name, spy)
     with world(tmp_path, ("rakuten", "amazon")) as w:
-        w.create_sheet(SHOP)
-        for store in w.markets.values():
-            for sku in SKUS:
-                store.add_item(sku, 0)
+        run_shop(w)
         with w.bot() as cycle:
             assert cycle.run().ok
             w.markets["rakuten"].place_order([("TEA-001", 1)])
             w.markets["amazon"].place_order([("CUP-001", 2)])
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
-            shown = [w.markets[m].quantity(s) for m in ("rakuten", "amazon") for s in SKUS]
+            shown = [w.markets[m].quantity(s) for m in ("rakuten", "amazon") for s in RUN_SKUS]
             assert shown == [3, 2, 4, 3, 2, 4]
     assert threads == {threading.current_thread().name}
 

@@ -17,14 +17,13 @@ also committed to the sheet, so the restored file never saw the sheet's last com
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.handover import StateMismatchError
-from tests.staff import backup, dimension
+from tests.staff import backup, dimension, next_cycle
 from tests.world import World, world
 
 NAMES = ("rakuten", "yahoo", "amazon", "shopify")
@@ -34,11 +33,6 @@ SHOP = [
     ["POT-001", "Pot", 6, "", "", "", "", "", "", ""],
 ]
 SKUS = ("TEA-001", "CUP-001", "POT-001")
-
-
-def _next_cycle(w: World) -> None:
-    w.time.offset += timedelta(seconds=150)
-    w.time.advance(150)
 
 
 def _letter(index: int) -> str:
@@ -93,13 +87,13 @@ def test_rows_sorted_and_columns_inserted_between_cycles_keep_every_store_right(
         with w.bot() as cycle:
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 5, "POT-001": 6})
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok  # quiet: the kept answer is warm
             # Staff sort by name descending, then change two Stocks.
             _sort(w, lambda r: str(r["Name"]))  # Cup, Pot, Sencha
             _put(w, "TEA-001", "Stock", 9)
             _put(w, "CUP-001", "Stock", 1)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 9, "CUP-001": 1, "POT-001": 6})
             # Staff insert an empty row at the top and a column before Stock.
@@ -107,17 +101,17 @@ def test_rows_sorted_and_columns_inserted_between_cycles_keep_every_store_right(
             dimension(w, "insertDimension", "COLUMNS", 2)
             _put(w, "POT-001", "Stock", 2)
             _put(w, "TEA-001", "Stock", 4)  # back to a quantity a store showed before
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 1, "POT-001": 2})
             # Sort back by SKU, and put the moved values back where they started.
             _sort(w, lambda r: str(r["SKU"]))
             _put(w, "CUP-001", "Stock", 5)
             _put(w, "POT-001", "Stock", 6)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 5, "POT-001": 6})
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 5, "POT-001": 6})
 
@@ -133,13 +127,13 @@ def test_a_sort_between_an_order_and_its_cycle_applies_the_order_to_the_right_ro
             w.markets["amazon"].place_order([("CUP-001", 2)])
             _sort(w, lambda r: -int(r["Stock"]))  # POT 6, CUP 5, TEA 4
             dimension(w, "insertDimension", "COLUMNS", 1)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             stock = {str(r["SKU"]): r["Stock"] for r in w.inventory() if r["SKU"]}
             assert stock == {"TEA-001": 4, "CUP-001": 3, "POT-001": 6}
             _expect(w, {"TEA-001": 4, "CUP-001": 3, "POT-001": 6})
             _put(w, "CUP-001", "Stock", 5)  # staff recount
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 5, "POT-001": 6})
 
@@ -161,28 +155,28 @@ def test_a_typed_item_renamed_and_renamed_back_is_pushed_each_time(
         with w.bot() as cycle:
             assert cycle.run().ok
             assert (store.quantity("X-1"), store.quantity("X-2")) == (4, 0)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _put(w, "TEA-001", column, "X-2")
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-2") == 4
             _put(w, "TEA-001", "Stock", 10)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-2") == 10
             _put(w, "TEA-001", column, "X-1")  # renamed back: X-1 still shows 4
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-1") == 10
             _put(w, "TEA-001", "Stock", 4)
             _put(w, "TEA-001", column, "X-2")  # X-2 shows 10, the kept answer says 10
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-2") == 4
             # An order on the typed item after all the renames lands on TEA-001.
             store.place_order([("X-2", 1)])
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert w.row("TEA-001")["Stock"] == 3
             assert store.quantity("X-2") == 3
@@ -199,16 +193,16 @@ def test_a_typed_item_moved_to_another_row_is_pushed_that_rows_stock(tmp_path: P
         with w.bot() as cycle:
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 4
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _put(w, "TEA-001", "Amazon", "")
             _put(w, "CUP-001", "Amazon", "AMZ-1")
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 5
             assert store.quantity("TEA-001") == 4
             store.place_order([("AMZ-1", 2)])
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert (w.row("TEA-001")["Stock"], w.row("CUP-001")["Stock"]) == (4, 3)
             assert store.quantity("AMZ-1") == 3
@@ -226,11 +220,11 @@ def test_a_sku_renamed_under_a_typed_item_keeps_its_store_right(tmp_path: Path) 
             assert store.quantity("AMZ-1") == 4
             _put(w, "TEA-001", "SKU", "TEA-100")
             _put(w, "TEA-100", "Stock", 7)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 7
             store.place_order([("AMZ-1", 1)])
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert w.row("TEA-100")["Stock"] == 6
             assert store.quantity("AMZ-1") == 6
@@ -258,21 +252,21 @@ def test_a_backup_restored_after_a_stock_edit_never_leaves_a_store_wrong(tmp_pat
         saved = tmp_path / "saved.sqlite3"
         with w.bot() as cycle:
             assert cycle.run().ok
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             backup(state, saved)
             for sku in SKUS:
                 _put(w, sku, "Stock", 10)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, dict.fromkeys(SKUS, 10))
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok  # the kept answer holds 10
             backup(saved, state)
             _put(w, "TEA-001", "Stock", 4)
             _put(w, "CUP-001", "Stock", 5)
             _put(w, "POT-001", "Stock", 6)
-            _next_cycle(w)
+            next_cycle(w)
             _refuses_the_restored_file(cycle)
 
 
@@ -284,16 +278,16 @@ def test_a_backup_restored_after_an_order_never_leaves_a_store_wrong(tmp_path: P
         saved = tmp_path / "saved.sqlite3"
         with w.bot() as cycle:
             assert cycle.run().ok
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             backup(state, saved)
             w.markets["rakuten"].place_order([("TEA-001", 3)])
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 1, "CUP-001": 5, "POT-001": 6})
             backup(saved, state)
             _put(w, "TEA-001", "Stock", 4)
-            _next_cycle(w)
+            next_cycle(w)
             _refuses_the_restored_file(cycle)
 
 
@@ -312,15 +306,15 @@ def test_a_backup_restored_with_a_renamed_typed_item(tmp_path: Path) -> None:
             assert cycle.run().ok
             backup(state, saved)
             _put(w, "TEA-001", "Stock", 10)
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 10
             _put(w, "TEA-001", "Amazon", "AMZ-2")
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-2") == 10
             backup(saved, state)
             _put(w, "TEA-001", "Amazon", "AMZ-1")
             _put(w, "TEA-001", "Stock", 4)
-            _next_cycle(w)
+            next_cycle(w)
             _refuses_the_restored_file(cycle)

@@ -53,7 +53,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,14 @@ from hypothesis.stateful import invariant, rule
 import bot.ledger
 from bot.channels.base import PushResult, StockUpdate
 from bot.ledger import PUSH_ADDED, SETTLED_TOUCHED_MAX, Changes, Ledger
-from tests.staff import backup
+from tests.staff import (
+    RUN_SKUS,
+    backup,
+    next_cycle,
+    restock,
+    run_shop,
+    settled_then_restocked,
+)
 from tests.test_ledger_settled import CHANNEL, CHANNELS, ITEMS, QUANTITY
 from tests.test_ledger_settled import queried as _truth
 from tests.test_review_attacks_13 import SeldomAsked, _disk_fails
@@ -227,33 +233,8 @@ def test_a_first_push_above_the_bound_then_small_ones_keep_the_query_answer(
 
 
 # -- 3. whole cycles of a long `run` ----------------------------------------------------------
-SHOP = [
-    ["TEA-001", "Sencha", 4, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 4, "", "", "", "", "", "", ""],
-    ["POT-001", "Pot", 4, "", "", "", "", "", "", ""],
-]
-SKUS = ("TEA-001", "CUP-001", "POT-001")
-
-
-def _next_cycle(w: World) -> None:
-    w.time.offset += timedelta(seconds=150)
-    w.time.advance(150)
-
-
 def _shows(w: World, name: str) -> list[int]:
-    return [w.markets[name].quantity(s) for s in SKUS]
-
-
-def _restock(w: World, value: int) -> None:
-    for sku in SKUS:
-        w.set_stock(sku, value)
-
-
-def _settled_shop(w: World) -> None:
-    w.create_sheet(SHOP)
-    for market in w.markets.values():
-        for sku in SKUS:
-            market.add_item(sku, 0)
+    return [w.markets[name].quantity(s) for s in RUN_SKUS]
 
 
 def test_a_push_record_whose_commit_fails_does_not_stop_the_run_nor_leave_a_store_wrong(
@@ -264,13 +245,9 @@ def test_a_push_record_whose_commit_fails_does_not_stop_the_run_nor_leave_a_stor
     cycle runs (it failed with "cannot start a transaction within a transaction") and every
     store shows 4 again."""
     with world(tmp_path, ("amazon", "shopify")) as w:
-        _settled_shop(w)
+        run_shop(w)
         with w.bot() as cycle:
-            assert cycle.run().ok
-            _next_cycle(w)
-            assert cycle.run().ok  # quiet: the kept answer holds the three at 4
-            _restock(w, 10)
-            _next_cycle(w)
+            settled_then_restocked(w, cycle)
             ledger = cycle.ledger
             real = ledger.record_pushes
 
@@ -283,11 +260,11 @@ def test_a_push_record_whose_commit_fails_does_not_stop_the_run_nor_leave_a_stor
                 cycle.run()
             monkeypatch.undo()
             assert _shows(w, "amazon") == [10, 10, 10]
-            _restock(w, 4)
-            _next_cycle(w)
+            restock(w, 4)
+            next_cycle(w)
             assert cycle.run().ok
             assert _shows(w, "amazon") == _shows(w, "shopify") == [4, 4, 4]
-            _next_cycle(w)
+            next_cycle(w)
             assert cycle.run().ok
             assert _shows(w, "amazon") == _shows(w, "shopify") == [4, 4, 4]
 
@@ -313,13 +290,9 @@ def test_a_channel_push_failing_whole_after_half_its_items_leaves_no_store_wrong
     for Amazon); Shopify's push lands. Staff take the stock back to 4: Amazon, which shows 10
     for the items sent, is pushed 4 again."""
     with world(tmp_path, ("amazon", "shopify")) as w:
-        _settled_shop(w)
+        run_shop(w)
         with w.bot() as cycle:
-            assert cycle.run().ok
-            _next_cycle(w)
-            assert cycle.run().ok
-            _restock(w, 10)
-            _next_cycle(w)
+            settled_then_restocked(w, cycle)
             channel, real, push = _half_then(cycle, "amazon", error)
             channel.push = push
             try:
@@ -329,8 +302,8 @@ def test_a_channel_push_failing_whole_after_half_its_items_leaves_no_store_wrong
             assert "amazon" in report.failed_channels
             assert 10 in _shows(w, "amazon") and 4 in _shows(w, "amazon")
             assert _shows(w, "shopify") == [10, 10, 10]
-            _restock(w, 4)
-            _next_cycle(w)
+            restock(w, 4)
+            next_cycle(w)
             assert cycle.run().ok
             assert _shows(w, "amazon") == _shows(w, "shopify") == [4, 4, 4]
 
@@ -341,20 +314,16 @@ def test_a_bot_killed_between_forgetting_and_recording_a_push_pushes_again_when_
     """The bot is killed (Ctrl-C) while Amazon's push is half sent: forgotten, never
     recorded. Started again after staff took the stock back to 4: every store shows 4."""
     with world(tmp_path, ("amazon", "shopify")) as w:
-        _settled_shop(w)
+        run_shop(w)
         with w.bot() as cycle:
-            assert cycle.run().ok
-            _next_cycle(w)
-            assert cycle.run().ok
-            _restock(w, 10)
-            _next_cycle(w)
+            settled_then_restocked(w, cycle)
             channel, _real, push = _half_then(cycle, "amazon", KeyboardInterrupt)
             channel.push = push
             with pytest.raises(KeyboardInterrupt):
                 cycle.run()
         assert 10 in _shows(w, "amazon")
-        _restock(w, 4)
-        _next_cycle(w)
+        restock(w, 4)
+        next_cycle(w)
         with w.bot() as cycle:
             assert cycle.run().ok
             assert _shows(w, "amazon") == _shows(w, "shopify") == [4, 4, 4]
