@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.sheet.layout import column_letters
 from bot.sync import Cycle
 from tests.world import World, world
 
@@ -177,3 +178,29 @@ def settled_then_restocked(w: World, cycle: Cycle, value: int = 10) -> None:
     assert cycle.run().ok
     restock(w, value)
     next_cycle(w)
+
+
+def row_number(w: World, sku: str) -> int:
+    """The 0-based grid row (the header row is 0) holding `sku` now."""
+    grid = w.sheets.get_values(w.sheet_id, "Inventory")
+    at = [str(h) for h in grid[0]].index("SKU")
+    return next(i for i, r in enumerate(grid) if i and len(r) > at and str(r[at]) == sku)
+
+
+def put(w: World, sku: str, header: str, value: object, *, raw: bool | None = None) -> None:
+    """Staff type into the column headed `header` of `sku`'s row, wherever both are now
+    (`raw`: as typed, a text by default; False: as entered in the UI, so "=A1" is a formula)."""
+    head = [str(h) for h in w.sheets.get_values(w.sheet_id, "Inventory")[0]]
+    a1 = f"{column_letters(head.index(header))}{row_number(w, sku) + 1}"
+    w.sheets.set_value(
+        w.sheet_id, "Inventory", a1, value, raw=isinstance(value, str) if raw is None else raw
+    )
+
+
+def sort_rows(w: World, key: Callable[[dict[str, Any]], Any]) -> None:
+    """Staff sort the Inventory rows (a paste of the same rows in a new order)."""
+    grid = w.sheets.get_values(w.sheet_id, "Inventory")
+    head = [str(h) for h in grid[0]]
+    rows = [[*r, *[""] * (len(head) - len(r))] for r in grid[1:] if any(c != "" for c in r)]
+    rows.sort(key=lambda r: key(dict(zip(head, r, strict=False))))
+    w.sheets.set_values(w.sheet_id, "Inventory", "A2", rows, raw=True)

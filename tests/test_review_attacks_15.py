@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from bot.handover import StateMismatchError
-from tests.staff import backup, dimension, next_cycle
+from tests.staff import backup, dimension, next_cycle, put, sort_rows
 from tests.world import World, world
 
 NAMES = ("rakuten", "yahoo", "amazon", "shopify")
@@ -33,35 +33,6 @@ SHOP = [
     ["POT-001", "Pot", 6, "", "", "", "", "", "", ""],
 ]
 SKUS = ("TEA-001", "CUP-001", "POT-001")
-
-
-def _letter(index: int) -> str:
-    out = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        out = chr(ord("A") + rest) + out
-    return out
-
-
-def _put(w: World, sku: str, header: str, value: object) -> None:
-    """Staff type into the column headed `header` of `sku`'s row, wherever both are now."""
-    grid = w.sheets.get_values(w.sheet_id, "Inventory")
-    head = [str(h) for h in grid[0]]
-    sku_col = head.index("SKU")
-    row = next(i for i, r in enumerate(grid) if i and len(r) > sku_col and str(r[sku_col]) == sku)
-    a1 = f"{_letter(head.index(header))}{row + 1}"
-    w.sheets.set_value(w.sheet_id, "Inventory", a1, value, raw=isinstance(value, str))
-
-
-def _sort(w: World, key: Any) -> None:
-    """Staff sort the Inventory rows (a paste of the same rows in a new order)."""
-    grid = w.sheets.get_values(w.sheet_id, "Inventory")
-    width = len(grid[0])
-    rows = [[*r, *[""] * (width - len(r))] for r in grid[1:] if any(c != "" for c in r)]
-    head = [str(h) for h in grid[0]]
-    rows.sort(key=lambda r: key(dict(zip(head, r, strict=False))))
-    w.sheets.set_values(w.sheet_id, "Inventory", "A2", rows, raw=True)
 
 
 def _expect(w: World, want: dict[str, int]) -> None:
@@ -90,24 +61,24 @@ def test_rows_sorted_and_columns_inserted_between_cycles_keep_every_store_right(
             next_cycle(w)
             assert cycle.run().ok  # quiet: the kept answer is warm
             # Staff sort by name descending, then change two Stocks.
-            _sort(w, lambda r: str(r["Name"]))  # Cup, Pot, Sencha
-            _put(w, "TEA-001", "Stock", 9)
-            _put(w, "CUP-001", "Stock", 1)
+            sort_rows(w, lambda r: str(r["Name"]))  # Cup, Pot, Sencha
+            put(w, "TEA-001", "Stock", 9)
+            put(w, "CUP-001", "Stock", 1)
             next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 9, "CUP-001": 1, "POT-001": 6})
             # Staff insert an empty row at the top and a column before Stock.
             dimension(w, "insertDimension", "ROWS", 1)
             dimension(w, "insertDimension", "COLUMNS", 2)
-            _put(w, "POT-001", "Stock", 2)
-            _put(w, "TEA-001", "Stock", 4)  # back to a quantity a store showed before
+            put(w, "POT-001", "Stock", 2)
+            put(w, "TEA-001", "Stock", 4)  # back to a quantity a store showed before
             next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 1, "POT-001": 2})
             # Sort back by SKU, and put the moved values back where they started.
-            _sort(w, lambda r: str(r["SKU"]))
-            _put(w, "CUP-001", "Stock", 5)
-            _put(w, "POT-001", "Stock", 6)
+            sort_rows(w, lambda r: str(r["SKU"]))
+            put(w, "CUP-001", "Stock", 5)
+            put(w, "POT-001", "Stock", 6)
             next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 5, "POT-001": 6})
@@ -125,14 +96,14 @@ def test_a_sort_between_an_order_and_its_cycle_applies_the_order_to_the_right_ro
         with w.bot() as cycle:
             assert cycle.run().ok
             w.markets["amazon"].place_order([("CUP-001", 2)])
-            _sort(w, lambda r: -int(r["Stock"]))  # POT 6, CUP 5, TEA 4
+            sort_rows(w, lambda r: -int(r["Stock"]))  # POT 6, CUP 5, TEA 4
             dimension(w, "insertDimension", "COLUMNS", 1)
             next_cycle(w)
             assert cycle.run().ok
             stock = {str(r["SKU"]): r["Stock"] for r in w.inventory() if r["SKU"]}
             assert stock == {"TEA-001": 4, "CUP-001": 3, "POT-001": 6}
             _expect(w, {"TEA-001": 4, "CUP-001": 3, "POT-001": 6})
-            _put(w, "CUP-001", "Stock", 5)  # staff recount
+            put(w, "CUP-001", "Stock", 5)  # staff recount
             next_cycle(w)
             assert cycle.run().ok
             _expect(w, {"TEA-001": 4, "CUP-001": 5, "POT-001": 6})
@@ -151,26 +122,26 @@ def test_a_typed_item_renamed_and_renamed_back_is_pushed_each_time(
         store = w.markets[name]
         for item in ("CUP-001", "POT-001", "X-1", "X-2"):
             store.add_item(item, 0)
-        _put(w, "TEA-001", column, "X-1")
+        put(w, "TEA-001", column, "X-1")
         with w.bot() as cycle:
             assert cycle.run().ok
             assert (store.quantity("X-1"), store.quantity("X-2")) == (4, 0)
             next_cycle(w)
             assert cycle.run().ok
-            _put(w, "TEA-001", column, "X-2")
+            put(w, "TEA-001", column, "X-2")
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-2") == 4
-            _put(w, "TEA-001", "Stock", 10)
+            put(w, "TEA-001", "Stock", 10)
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-2") == 10
-            _put(w, "TEA-001", column, "X-1")  # renamed back: X-1 still shows 4
+            put(w, "TEA-001", column, "X-1")  # renamed back: X-1 still shows 4
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-1") == 10
-            _put(w, "TEA-001", "Stock", 4)
-            _put(w, "TEA-001", column, "X-2")  # X-2 shows 10, the kept answer says 10
+            put(w, "TEA-001", "Stock", 4)
+            put(w, "TEA-001", column, "X-2")  # X-2 shows 10, the kept answer says 10
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("X-2") == 4
@@ -189,14 +160,14 @@ def test_a_typed_item_moved_to_another_row_is_pushed_that_rows_stock(tmp_path: P
         store = w.markets["amazon"]
         for item in ("AMZ-1", "CUP-001", "POT-001", "TEA-001"):
             store.add_item(item, 0)
-        _put(w, "TEA-001", "Amazon", "AMZ-1")
+        put(w, "TEA-001", "Amazon", "AMZ-1")
         with w.bot() as cycle:
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 4
             next_cycle(w)
             assert cycle.run().ok
-            _put(w, "TEA-001", "Amazon", "")
-            _put(w, "CUP-001", "Amazon", "AMZ-1")
+            put(w, "TEA-001", "Amazon", "")
+            put(w, "CUP-001", "Amazon", "AMZ-1")
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 5
@@ -214,12 +185,12 @@ def test_a_sku_renamed_under_a_typed_item_keeps_its_store_right(tmp_path: Path) 
         store = w.markets["amazon"]
         for item in ("AMZ-1", "CUP-001", "POT-001"):
             store.add_item(item, 0)
-        _put(w, "TEA-001", "Amazon", "AMZ-1")
+        put(w, "TEA-001", "Amazon", "AMZ-1")
         with w.bot() as cycle:
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 4
-            _put(w, "TEA-001", "SKU", "TEA-100")
-            _put(w, "TEA-100", "Stock", 7)
+            put(w, "TEA-001", "SKU", "TEA-100")
+            put(w, "TEA-100", "Stock", 7)
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 7
@@ -256,16 +227,16 @@ def test_a_backup_restored_after_a_stock_edit_never_leaves_a_store_wrong(tmp_pat
             assert cycle.run().ok
             backup(state, saved)
             for sku in SKUS:
-                _put(w, sku, "Stock", 10)
+                put(w, sku, "Stock", 10)
             next_cycle(w)
             assert cycle.run().ok
             _expect(w, dict.fromkeys(SKUS, 10))
             next_cycle(w)
             assert cycle.run().ok  # the kept answer holds 10
             backup(saved, state)
-            _put(w, "TEA-001", "Stock", 4)
-            _put(w, "CUP-001", "Stock", 5)
-            _put(w, "POT-001", "Stock", 6)
+            put(w, "TEA-001", "Stock", 4)
+            put(w, "CUP-001", "Stock", 5)
+            put(w, "POT-001", "Stock", 6)
             next_cycle(w)
             _refuses_the_restored_file(cycle)
 
@@ -286,7 +257,7 @@ def test_a_backup_restored_after_an_order_never_leaves_a_store_wrong(tmp_path: P
             assert cycle.run().ok
             _expect(w, {"TEA-001": 1, "CUP-001": 5, "POT-001": 6})
             backup(saved, state)
-            _put(w, "TEA-001", "Stock", 4)
+            put(w, "TEA-001", "Stock", 4)
             next_cycle(w)
             _refuses_the_restored_file(cycle)
 
@@ -299,22 +270,22 @@ def test_a_backup_restored_with_a_renamed_typed_item(tmp_path: Path) -> None:
         store = w.markets["amazon"]
         for item in ("AMZ-1", "AMZ-2", "CUP-001", "POT-001"):
             store.add_item(item, 0)
-        _put(w, "TEA-001", "Amazon", "AMZ-1")
+        put(w, "TEA-001", "Amazon", "AMZ-1")
         state = Path(w.env["STOCKBOT_STATE_PATH"])
         saved = tmp_path / "saved.sqlite3"
         with w.bot() as cycle:
             assert cycle.run().ok
             backup(state, saved)
-            _put(w, "TEA-001", "Stock", 10)
+            put(w, "TEA-001", "Stock", 10)
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-1") == 10
-            _put(w, "TEA-001", "Amazon", "AMZ-2")
+            put(w, "TEA-001", "Amazon", "AMZ-2")
             next_cycle(w)
             assert cycle.run().ok
             assert store.quantity("AMZ-2") == 10
             backup(saved, state)
-            _put(w, "TEA-001", "Amazon", "AMZ-1")
-            _put(w, "TEA-001", "Stock", 4)
+            put(w, "TEA-001", "Amazon", "AMZ-1")
+            put(w, "TEA-001", "Stock", 4)
             next_cycle(w)
             _refuses_the_restored_file(cycle)

@@ -62,60 +62,29 @@ from typing import Any
 import pytest
 
 from bot.ledger import Ledger
-from tests.staff import at_commit, at_read, backup, dimension, stock
+from tests.staff import (
+    at_commit,
+    at_read,
+    backup,
+    dimension,
+    next_cycle,
+    put,
+    row_number,
+    sort_rows,
+    stock,
+)
 from tests.world import World, world
 
 NAMES = ("rakuten", "yahoo", "amazon", "shopify")
 
 
-def _next_cycle(w: World, seconds: float = 150) -> None:
-    w.time.offset += timedelta(seconds=seconds)
-    w.time.advance(150)
-
-
-def _letter(index: int) -> str:
-    out = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        out = chr(ord("A") + rest) + out
-    return out
-
-
-def _grid(w: World) -> tuple[list[str], list[list[Any]]]:
-    grid = w.sheets.get_values(w.sheet_id, "Inventory")
-    return [str(h) for h in grid[0]], grid
-
-
-def _put(w: World, sku: str, header: str, value: object, *, raw: bool | None = None) -> None:
-    """Staff type into the column headed `header` of `sku`'s row, wherever both are now."""
-    head, grid = _grid(w)
-    at = head.index("SKU")
-    row = next(i for i, r in enumerate(grid) if i and len(r) > at and str(r[at]) == sku)
-    a1 = f"{_letter(head.index(header))}{row + 1}"
-    w.sheets.set_value(
-        w.sheet_id, "Inventory", a1, value, raw=isinstance(value, str) if raw is None else raw
-    )
-
-
-def _sort(w: World, key: Callable[[dict[str, Any]], Any]) -> None:
-    """Staff sort the Inventory rows (a paste of the same rows in a new order)."""
-    head, grid = _grid(w)
-    width = len(head)
-    rows = [[*r, *[""] * (width - len(r))] for r in grid[1:] if any(c != "" for c in r)]
-    rows.sort(key=lambda r: key(dict(zip(head, r, strict=False))))
-    w.sheets.set_values(w.sheet_id, "Inventory", "A2", rows, raw=True)
-
-
-def _row_of(w: World, sku: str) -> int:
-    head, grid = _grid(w)
-    at = head.index("SKU")
-    return next(i for i, r in enumerate(grid) if i and len(r) > at and str(r[at]) == sku)
+def _inventory(w: World) -> list[list[Any]]:
+    return w.sheets.get_values(w.sheet_id, "Inventory")
 
 
 def _settle(w: World, cycle: Any, times: int = 2, *, ok: bool = True) -> None:
     for _ in range(times):
-        _next_cycle(w)
+        next_cycle(w)
         report = cycle.run()
         assert report.ok or not ok
 
@@ -144,18 +113,18 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
     store = w.markets["rakuten"]
     with w.bot() as cycle:
         assert cycle.run().ok
-        _next_cycle(w)
+        next_cycle(w)
         assert cycle.run().ok
         backup(state, saved)  # the operator's nightly backup
         order = store.place_order([("TEA-001", 3)])
-        _next_cycle(w)
+        next_cycle(w)
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 7
         # What SQLite does by itself once the WAL holds 1,000 pages (every first push of a
         # large sheet): here by hand, a small sheet writes few pages a cycle.
         with sqlite3.connect(state) as other:
             other.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        _next_cycle(w)
+        next_cycle(w)
         assert cycle.run().ok
         # The operator "restores" the backup with a plain copy while the bot runs.
         if how == "cp":
@@ -165,14 +134,14 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
             shutil.copyfile(saved, copy)
             os.replace(copy, state)
         for _ in range(2):
-            _next_cycle(w)
+            next_cycle(w)
             try:
                 cycle.run()
             except Exception:  # stopping is fine; applying the order again is not
                 break
     store.ship(order)  # type: ignore[attr-defined]  # fetched again: its status changed
     for _ in range(2):
-        _next_cycle(w)
+        next_cycle(w)
         try:
             w.sync()
         except Exception:  # refusing the file is fine
@@ -226,7 +195,7 @@ def test_a_vm_clock_jumping_back_and_forward_in_one_run_keeps_counts_and_stores_
         w.markets["rakuten"].place_order([("TEA-001", 2)])
         w.markets["amazon"].place_order([("CUP-001", 1)])
         _settle(w, cycle, 3, ok=False)
-        _put(w, "POT-001", "Stock", 9)  # a staff recount while the clock is behind
+        put(w, "POT-001", "Stock", 9)  # a staff recount while the clock is behind
         _settle(w, cycle, ok=False)
         # Yahoo refuses a request signed six hours off (px-04102, reported); the rest sync.
         assert stock(w) == {"TEA-001": 8, "CUP-001": 6, "POT-001": 9}
@@ -237,7 +206,7 @@ def test_a_vm_clock_jumping_back_and_forward_in_one_run_keeps_counts_and_stores_
         jump[0] += timedelta(days=3, hours=6)
         w.markets["yahoo"].place_order([("POT-001", 4)])
         w.markets["shopify"].place_order([("TEA-001", 1)])
-        _put(w, "CUP-001", "Stock", 10)
+        put(w, "CUP-001", "Stock", 10)
         _settle(w, cycle, 3, ok=False)
         want = {"TEA-001": 7, "CUP-001": 10, "POT-001": 9}  # Yahoo's sale not read yet
         assert stock(w) == want
@@ -246,7 +215,7 @@ def test_a_vm_clock_jumping_back_and_forward_in_one_run_keeps_counts_and_stores_
         w.time.offset -= timedelta(days=3)
         jump[0] -= timedelta(days=3)
         w.markets["amazon"].place_order([("POT-001", 1)])
-        _put(w, "TEA-001", "Stock", 8)  # a quantity the stores showed before
+        put(w, "TEA-001", "Stock", 8)  # a quantity the stores showed before
         _settle(w, cycle, 4)
         assert stock(w) == {"TEA-001": 8, "CUP-001": 10, "POT-001": 4}
         _everywhere(w, {"TEA-001": 8, "CUP-001": 10, "POT-001": 4})
@@ -282,12 +251,12 @@ def test_an_order_cancelled_while_its_item_is_pushed_is_pushed_again(
         assert stock(w)["TEA-001"] == 7
         # Staff recount TEA-001; while the bot pushes 20, the marketplace cancels the order
         # (or takes one off its line): the store adds the units back on top of the push.
-        _put(w, "TEA-001", "Stock", 20)
+        put(w, "TEA-001", "Stock", 20)
         if what == "cancel":
             _during_record(cycle.ledger, channel, lambda: store.cancel_order(order))
         else:
             _during_record(cycle.ledger, channel, lambda: store.change_line(order, "TEA-001", 2))
-        _next_cycle(w)
+        next_cycle(w)
         assert cycle.run().ok
         _settle(w, cycle, 3)
         want = 23 if what == "cancel" else 21
@@ -305,9 +274,9 @@ def test_a_late_order_shown_while_its_item_is_pushed_counts_once_and_is_pushed(
         _settle(w, cycle)
         order = store.place_order([("CUP-001", 2)])
         store.hide_order(order)  # fraud review: the store lowered its quantity already
-        _put(w, "CUP-001", "Stock", 6)  # staff count one broken
+        put(w, "CUP-001", "Stock", 6)  # staff count one broken
         _during_record(cycle.ledger, channel, lambda: store.show_order(order))
-        _next_cycle(w)
+        next_cycle(w)
         assert cycle.run().ok
         _settle(w, cycle, 3)
         assert stock(w)["CUP-001"] == 4
@@ -340,8 +309,10 @@ def typed_sets(tmp_path: Path) -> Iterator[World]:
 
 
 MOVES: dict[str, Callable[[World], None]] = {
-    "sort by name": lambda w: _sort(w, lambda r: str(r["Name"])),
-    "sort by SKU descending": lambda w: _sort(w, lambda r: tuple(-ord(c) for c in str(r["SKU"]))),
+    "sort by name": lambda w: sort_rows(w, lambda r: str(r["Name"])),
+    "sort by SKU descending": lambda w: sort_rows(
+        w, lambda r: tuple(-ord(c) for c in str(r["SKU"]))
+    ),
     "row inserted at the top": lambda w: dimension(w, "insertDimension", "ROWS", 1),
     "row inserted before the set": lambda w: dimension(w, "insertDimension", "ROWS", 5),
     "unwritten row deleted above": lambda w: dimension(w, "deleteDimension", "ROWS", 1),
@@ -358,7 +329,7 @@ def test_moves_before_the_commit_with_typed_and_set_lines_land_on_the_right_rows
 ) -> None:
     w = typed_sets
     deleted = "deleted" in move
-    gone = _grid(w)[1][1 if move.endswith("above") else 3][0] if deleted else None
+    gone = _inventory(w)[1 if move.endswith("above") else 3][0] if deleted else None
     with w.bot() as cycle:
         _settle(w, cycle)
         w.markets["amazon"].place_order([("AMZ-TEA", 1)])
@@ -368,7 +339,7 @@ def test_moves_before_the_commit_with_typed_and_set_lines_land_on_the_right_rows
             at_read(w, 2, action)
         else:
             at_commit(w, action)
-        _next_cycle(w)
+        next_cycle(w)
         cycle.run()
         _settle(w, cycle, 3)
         want = {"POT-001": 5, "TEA-001": 7, "BAG-001": 3, "CUP-001": 6, "GIFT-001": 3}
@@ -404,14 +375,14 @@ def test_an_odd_sku_typed_in_a_written_row_before_the_re_read_never_misplaces_a_
         _settle(w, cycle)
         w.markets["amazon"].place_order([("AMZ-TEA", 1)])
         w.markets["rakuten"].place_order([("CUP-001", 2)])
-        row = _row_of(w, "TEA-001")
+        row = row_number(w, "TEA-001")
         at_read(
             w, 2, lambda: w.sheets.set_value(w.sheet_id, "Inventory", f"A{row + 1}", value, raw=raw)
         )
-        _next_cycle(w)
+        next_cycle(w)
         cycle.run()
         _settle(w, cycle, 2)
-        _, grid = _grid(w)
+        grid = _inventory(w)
         # Nothing was written into another product's row, and CUP-001's sale counted once.
         assert stock(w)["CUP-001"] == 5
         assert stock(w)["POT-001"] == 5 and stock(w)["BAG-001"] == 3
@@ -449,13 +420,13 @@ def test_an_odd_stock_typed_in_a_written_row_before_the_re_read_is_not_overwritt
     with w.bot() as cycle:
         _settle(w, cycle)
         w.markets["rakuten"].place_order([("CUP-001", 2)])
-        row = _row_of(w, "CUP-001")
+        row = row_number(w, "CUP-001")
         at_read(
             w, 2, lambda: w.sheets.set_value(w.sheet_id, "Inventory", f"C{row + 1}", value, raw=raw)
         )
-        _next_cycle(w)
+        next_cycle(w)
         cycle.run()
-        _next_cycle(w)
+        next_cycle(w)
         cycle.run()
         cell = w.row("CUP-001")["Stock"]
         if odd == "a number as text":
@@ -464,7 +435,7 @@ def test_an_odd_stock_typed_in_a_written_row_before_the_re_read_is_not_overwritt
             assert cell == value, "a staff edit was overwritten"
         # Staff fix it. A sale that waited on the broken cell is applied once, to the value
         # typed (README: applied once when the row is fixed); the stores follow.
-        _put(w, "CUP-001", "Stock", 4)
+        put(w, "CUP-001", "Stock", 4)
         _settle(w, cycle, 3)
         want = 4 if odd == "a number as text" else 2
         assert stock(w)["CUP-001"] == want
@@ -485,15 +456,15 @@ def test_an_item_typed_in_two_rows_then_in_one_is_pushed_its_rows_stock(
     with w.bot() as cycle:
         _settle(w, cycle)
         assert amazon.quantity("AMZ-TEA") == 10  # held as settled from here on
-        _put(w, "BAG-001", "Amazon", "AMZ-TEA")  # a paste too far down
+        put(w, "BAG-001", "Amazon", "AMZ-TEA")  # a paste too far down
         _settle(w, cycle)
         amazon.place_order([("AMZ-TEA", 1)])  # sold while the item names two rows
         _settle(w, cycle)
         if resolved_by == "second row cleared":
-            _put(w, "BAG-001", "Amazon", "")
+            put(w, "BAG-001", "Amazon", "")
             owner, other, want = "TEA-001", "BAG-001", {"TEA-001": 9, "BAG-001": 3}
         else:
-            _put(w, "TEA-001", "Amazon", "")
+            put(w, "TEA-001", "Amazon", "")
             owner, other, want = "BAG-001", "TEA-001", {"TEA-001": 10, "BAG-001": 2}
         _settle(w, cycle, 3)
         got = stock(w)
@@ -502,13 +473,13 @@ def test_an_item_typed_in_two_rows_then_in_one_is_pushed_its_rows_stock(
         if owner == "BAG-001":
             # TEA-001 is now sold on Amazon under its SKU, BAG-001 under AMZ-TEA.
             amazon.add_item("TEA-001", 0)
-            _put(w, other, "Stock", want[other] - 1)
+            put(w, other, "Stock", want[other] - 1)
             _settle(w, cycle, 2)
             assert amazon.quantity("TEA-001") == want[other] - 1
         # Typed again in the second row, then cleared: the item goes back to its row's Stock.
-        _put(w, other, "Amazon", "AMZ-TEA")
+        put(w, other, "Amazon", "AMZ-TEA")
         _settle(w, cycle)
-        _put(w, other, "Amazon", "")
-        _put(w, owner, "Stock", 4)
+        put(w, other, "Amazon", "")
+        put(w, owner, "Stock", 4)
         _settle(w, cycle, 2)
         assert amazon.quantity("AMZ-TEA") == 4
