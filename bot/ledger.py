@@ -524,8 +524,8 @@ class Ledger:
         since (issue 8: reading 400,000 of them took 0.5 s of every cycle at 100,000 SKUs), and
         not even those when the write itself settles them one way or the other (recorded
         pushes, `_pushes_known`). What is kept always equals what the query would answer now:
-        every method that writes the pushes table names the items it wrote
-        (`_pushes_written`), and a write by any other
+        every method that writes the pushes table names the items it wrote (`_pushes_written`)
+        or states their outcome once committed (`_pushes_known`), and a write by any other
         connection (a backup restored into the file, another process) changes SQLite's
         `PRAGMA data_version`, which drops everything kept.
         """
