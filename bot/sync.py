@@ -535,7 +535,7 @@ class Cycle:
             )
             # The narrow re-read checks the cells of the rows written, as the first read placed
             # them: once the plan was made again on moved rows, only the full read compares.
-            written = writes.skus if rows is first_rows else None
+            written = writes.checked_first() if rows is first_rows else None
             try:
                 again = reread(
                     self.sheet, tab, first_rows, keep=self._restored, basis=basis, written=written
@@ -731,6 +731,9 @@ class Cycle:
     ) -> Tab:
         """Repair a commit that landed on rows or columns moved inside its last round trip.
 
+        (Or on rows the re-read did not check, moved since the first read: a commit writing
+        Shown and Status to thousands of rows checks them here only, `Writes.checked_first`.)
+
         The products whose Stock may now be wrong are recorded as *suspect* before anything
         else: if the repair fails or the bot stops, the next cycle writes their Stock back from
         the state file instead of taking the difference for a staff edit. `seen`: the products
@@ -738,7 +741,7 @@ class Cycle:
         as of the first read only (`repair_cells`, stale).
         """
         before: dict[str, int | None] = {}  # folded SKU -> Stock as read, when a repair needs it
-        for _attempt in range(REPAIR_TRIES):
+        for attempt in range(REPAIR_TRIES):
             wrong = misplaced(answer, tab, writes)
             if wrong is None:  # the landing was learned from the marker: look now
                 wrong = misplaced_in(self.sheet, tab, writes)
@@ -764,9 +767,13 @@ class Cycle:
             )
             # Each product meant, with the Stock its own cell still holds; each product whose
             # row took a misplaced Stock, with that value (a column move leaves rows in place).
+            # A row that got only Shown and Status, moved with its columns in place, lost no
+            # Stock: the cells written there are bot-owned, and staff may edit its Stock.
             stock_cells = writes.cells.get("stock", {})
             involved: dict[str, int | None] = {
-                sku: before.get(sku.casefold()) for sku in writes.skus.values()
+                sku: before.get(sku.casefold())
+                for index, sku in writes.skus.items()
+                if wrong.columns or index in stock_cells
             }
             if not wrong.columns:
                 for index, found_sku in wrong.rows.items():
@@ -796,11 +803,25 @@ class Cycle:
                 columns_moved=bool(wrong.columns),
                 stale=() if seen is None else {sku for sku in before if sku not in seen},
             )
-            detail = _(
-                "rows or columns were moved in the very instant the bot wrote to the sheet, so "
-                "some cells landed in the wrong place; they were put back and each product's "
-                "values written where it is now"
-            ) + ("; " + "; ".join(notes) if notes else "")
+            if (
+                attempt == 0
+                and seen is not None
+                and any(writes.skus[index].casefold() not in seen for index in wrong.rows)
+            ):
+                # Rows the re-read did not check (`Writes.checked_first`): moved at any time
+                # since the first read, not only in the commit's round trip.
+                detail = _(
+                    "rows were moved while the bot synced, so some of its Shown and Status cells "
+                    "landed in the wrong rows; they were put back and each product's values "
+                    "written where it is now"
+                )
+            else:
+                detail = _(
+                    "rows or columns were moved in the very instant the bot wrote to the sheet, "
+                    "so some cells landed in the wrong place; they were put back and each "
+                    "product's values written where it is now"
+                )
+            detail += ("; " + "; ".join(notes)) if notes else ""
             report.repaired.append(detail)
             requests = redo.requests(now_tab)
             for index, cells in sorted(undo.items()):

@@ -20,10 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot import positions
+from bot.errors import StockbotError
 from bot.positions import Columns, narrow_ranges, row_runs
 from bot.sheet.layout import Tab
 from bot.standins.base import Request
-from tests.staff import at_commit, at_read, dimension, rakuten_shop, stock
+from tests.staff import at_commit, at_read, dimension, rakuten_shop, sort_rows, stock
 from tests.world import World, world
 
 COLUMNS = {"sku": 0, "stock": 2}
@@ -168,6 +169,109 @@ def test_a_commit_writing_more_rows_than_pay_takes_the_full_read(
     assert w.sync().ok
     assert _before_commit(w, since) == ["full"]
     assert [stock(w)[s] for s in ("S-010", "S-040")] == [9, 8]
+
+
+# -- a commit writing Shown and Status to more rows than a narrow read pays for ------------------
+# A first cycle writes every row's Shown and Status; at 100,000 rows, checking them all before
+# the commit made staff wait 0.6 s. Those cells are the bot's own: such rows are checked in the
+# commit's answer and put right there (`Writes.checked_first`).
+def _held_back(i: int) -> int:
+    return 1 + i % 4
+
+
+@pytest.fixture
+def shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """60 products of Stock 10, each holding back 1-4 ("-k"): neighbours show different
+    quantities. A narrow read pays for 5 rows here, as for 2,000 in a real sheet."""
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    with world(tmp_path, ("rakuten",)) as w:
+        rows = [[f"S-{i:03d}", "", 10, f"-{_held_back(i)}"] + [""] * 6 for i in range(60)]
+        w.create_sheet(rows)
+        for row in rows:
+            w.markets["rakuten"].add_item(str(row[0]), 0)
+        yield w
+
+
+def _shown_right(w: World) -> dict[str, Any]:
+    """Each product whose Shown, Status or Rakuten quantity is not its Stock less its margin."""
+    wrong: dict[str, Any] = {}
+    for row in w.inventory():
+        i = int(str(row["SKU"])[2:])
+        meant = row["Stock"] - _held_back(i)
+        if (row["Shown"], row["Status"], w.markets["rakuten"].quantity(row["SKU"])) != (
+            meant,
+            "OK",
+            meant,
+        ):
+            wrong[row["SKU"]] = (row["Shown"], row["Status"], meant)
+    return wrong
+
+
+def _swap(w: World, a: str, b: str) -> None:
+    """Staff drag two rows past each other: every cell of each row moves."""
+    order = [str(r["SKU"]) for r in w.inventory()]
+    i, j = order.index(a), order.index(b)
+    order[i], order[j] = order[j], order[i]
+    sort_rows(w, lambda r: order.index(str(r["SKU"])))
+
+
+def test_a_first_cycle_writing_every_row_reads_only_the_header_and_the_bottom_first(
+    shown: World,
+) -> None:
+    w = shown
+    since = len(w.sheets.requests)
+    assert w.sync().ok
+    assert _before_commit(w, since) == ["narrow"]
+    (narrow,) = [r for r in w.sheets.requests[since:] if r.path.endswith(NARROW)]
+    assert _filters(narrow) == ["'Inventory'!1:1", "'Inventory'!A61:C"]
+    assert _shown_right(w) == {}
+
+
+def test_rows_swapped_before_a_commit_of_shown_and_status_are_put_right_from_its_answer(
+    shown: World,
+) -> None:
+    w = shown
+    at_read(w, 2, lambda: _swap(w, "S-010", "S-021"))  # kept count and bottom: unseen
+    report = w.sync()
+    assert report.ok
+    assert len(report.repaired) == 1
+    assert _shown_right(w) == {}
+    assert set(stock(w).values()) == {10}
+    assert [r["SKU"] for r in w.inventory()][10:22:11] == ["S-021", "S-010"]
+    (error,) = w.log("error")
+    assert error["Detail"].startswith("rows were moved while the bot synced")
+    again = w.sync()
+    assert again.ok and not again.repaired
+    assert w.log("manual") == []
+
+
+def test_a_stock_typed_before_a_commit_of_shown_and_status_is_kept_and_pushed_next_cycle(
+    shown: World,
+) -> None:
+    w = shown
+    at_read(w, 2, lambda: w.set_stock("S-030", 50))
+    assert w.sync().ok
+    assert stock(w)["S-030"] == 50  # not overwritten; Shown from the first read until next cycle
+    assert w.sync().ok
+    assert [(e["SKU"], e["Before"], e["After"]) for e in w.log("manual")] == [("S-030", 10, 50)]
+    assert _shown_right(w) == {}
+
+
+def test_a_failed_repair_of_shown_and_status_leaves_stock_typed_since_alone(
+    shown: World,
+) -> None:
+    w = shown
+    at_read(w, 2, lambda: _swap(w, "S-010", "S-021"))
+    at_commit(w, lambda: w.sheets.fail(503, times=1_000, match=":batchUpdate"))
+    with pytest.raises(StockbotError):
+        w.sync()
+    with w.sheets.lock:
+        w.sheets.faults.clear()
+    w.set_stock("S-010", 40)  # in its new row
+    assert w.sync().ok
+    assert stock(w)["S-010"] == 40
+    assert [(e["SKU"], e["Before"], e["After"]) for e in w.log("manual")] == [("S-010", 10, 40)]
+    assert _shown_right(w) == {}
 
 
 def test_a_stock_edited_in_a_written_row_takes_the_full_read_and_is_kept(w: World) -> None:
