@@ -1,0 +1,772 @@
+"""Review attacks 18: staff and operator mess against bf1a49a, where a commit writing Shown
+and Status to more rows than a narrow read pays for (`NARROW_MAX_ROWS`, monkeypatched to 5
+here over 60 products) checks only its Stock rows before the commit; the rows that get only
+Shown and Status are checked in the commit's answer and repaired there, the repair's Log row
+says "rows were moved while the bot synced" when such rows moved, and only products whose
+Stock was written (or all, when columns moved) are marked suspect. Whole cycles of the real
+bot against the stand-ins, Rakuten and Yahoo (the set test too; one Japanese sheet, Rakuten).
+
+Attacked:
+1. Moves unseen by the narrow read in a cycle that also applies sales: a sort of rows 11-41
+   that keeps the bottom, a drag of one row, a row deleted and a blank one inserted lower down.
+2. Staff Stock edits in rows that get only Shown: typed then dragged before the re-read, and
+   typed while the repair reads where the rows are.
+3. The repair disturbed: rows moved again inside its round trip; rows moving through every
+   repair try (SheetError), then a staff edit and the next cycle.
+4. kill -9 between the commit and its landing check after an unseen sort, then staff edits.
+5. Which Log text: a column inserted in the commit's instant; a row inserted there (a Stock
+   lands in another product's row); two checked rows swapped there; a quiet cycle.
+6. A Stock typed during the cycle in a row that gets only Shown, a row inserted in the
+   commit's instant so a sale's Stock write lands on it.
+7. A Japanese sheet: the new text; a row deleted during the cycle.
+8. A row cut into a blank gap inside the table; a row copied into a gap (a duplicate) with
+   sales; a SKU typed as a formula in a row that stays while others move; staff typing into
+   Shown and Status of rows then moved; one SKU in two rows, moved unseen.
+9. Failed repairs (503 on every repair write): after a row inserted in the commit's instant,
+   then a staff edit; after six columns inserted left of Stock in the commit's instant.
+10. A set whose row gets only Shown while a component sells and another is recounted unseen.
+
+Held: 1, 2, 3, 4, 5 (two checked rows: the old text; no move: no repair row), 7 (the new
+text in Japanese), 8, 9 (rows), 10. Every order counted once, every store and Shown ended on
+the sheet's Stock less its margin after the next cycle, no staff edit lost or invented.
+
+Broke (xfail, not fixed):
+- 5, column inserted in the commit's instant: the Log says "rows were moved while the bot
+  synced, so some of its Shown and Status cells landed in the wrong rows" (assert
+  error.startswith(OLD_TEXT)). `_check_landing` picks the new text when any misplaced row's
+  SKU is not in `seen`, without looking at `wrong.columns`; with a column moved `misplaced`
+  reports every written row (the SKU column shifted), so the new text is logged although no
+  row moved and cells landed in wrong columns (Name, Shopify). Fix: `not wrong.columns` in
+  the condition. Caused by this change.
+- 5, row inserted in the commit's instant: the Log says only "Shown and Status cells landed
+  in the wrong rows" (followed by "row 5 (S-002): its Stock was put back to 10 ...") while a
+  Stock write also landed in S-002's row. The new text is chosen on *any* unchecked row;
+  it should be reserved to repairs where no Stock write was misplaced. Caused by this change.
+- 6, a Stock typed during the cycle (S-002: 10 -> 25 while the orders are read) in a row
+  that gets only Shown, then a row inserted in the commit's instant: S-002 ends at 10
+  (assert 10 == 25), with a "type it again" note. The narrow read's known limit
+  (test_window, test_review_attacks) now covers every row of a large commit: before this
+  change such a commit took the full read, which saw 25 and put back 25 (checked by
+  patching `Writes.checked_first` back to `self.skus`). The positions docstring's new
+  paragraph says such a Stock "is not overwritten", true only without a move in the commit's
+  round trip. SPEC 4 (no lost staff edits) allows only the last instant.
+- 7, a row deleted during a Japanese cycle: the repair's Detail ends "; S-020 is no longer in
+  the sheet; its cells were not written" in English (assert ... not in error). `repair_cells`
+  builds that note with an f-string, not `_()`; old code, but before this change only a
+  deletion in the commit's round trip reached it, now any deletion during the cycle (with an
+  insertion keeping the bottom) does. SPEC 2, Language.
+- 9, six columns inserted left of Stock in the commit's instant, every repair refused: every
+  Shown write landed in a Stock cell; the next cycle takes them all for staff edits (60
+  `manual` rows, every Stock left at its Shown; assert stock(w) == want). With columns moved,
+  `involved` records each product's own Stock as the "wrong" value, so `_restore_suspects`
+  sees a cell holding anything else as typed over. Older than this change (fails the same
+  with `checked_first` patched back); reported because the angle was asked for.
+
+Not attacked: Amazon and Shopify (their adapters play no part in where cells land); a SKU
+formula in a row that moves (the stand-in's staff paste is of values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import positions
+from bot.errors import StockbotError
+from bot.i18n import set_language
+from bot.sync import Cycle
+from tests.staff import at_commit, at_read, dimension, put, row_number, stock
+from tests.world import World, world
+
+N = 60
+MARKETS = ("rakuten", "yahoo")
+NEW_TEXT = "rows were moved while the bot synced"
+OLD_TEXT = "rows or columns were moved in the very instant"
+
+
+def _held_back(i: int) -> int:
+    return 1 + i % 4
+
+
+def _sku(i: int) -> str:
+    return f"S-{i:03d}"
+
+
+def _rows(n: int = N) -> list[list[Any]]:
+    return [[_sku(i), "", 10, ""] + [""] * 6 for i in range(n)]
+
+
+def _margins(w: World, tab: str = "Inventory") -> None:
+    """Staff paste a new Display column, holding back 1-4 ("-k"): every row's Shown changes."""
+    w.sheets.set_values(w.sheet_id, tab, "D2", [[f"-{_held_back(i)}"] for i in range(N)], raw=True)
+
+
+@pytest.fixture
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """60 products of Stock 10 on Rakuten and Yahoo, synced once; then staff set a margin of
+    1-4 on every row, so the next cycle writes every row's Shown. A narrow read pays for 5
+    rows here (as for 2,000 in a real sheet), so that cycle takes the path under review."""
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    with world(tmp_path, MARKETS) as w:
+        w.create_sheet(_rows())
+        for market in w.markets.values():
+            for i in range(N):
+                market.add_item(_sku(i), 0)
+        assert w.sync().ok
+        _margins(w)
+        yield w
+
+
+def _wrong(w: World, want: dict[str, int] | None = None) -> dict[str, Any]:
+    """Each product whose Stock (if `want` names it), Shown, Status or store quantity is off."""
+    out: dict[str, Any] = {}
+    for row in w.inventory():
+        if not row["SKU"]:
+            continue
+        sku = str(row["SKU"])
+        i = int(sku[2:])
+        real = row["Stock"] if want is None or sku not in want else want[sku]
+        meant = max(real - _held_back(i), 0)
+        got = (
+            row["Stock"],
+            row["Shown"],
+            row["Status"],
+            *(w.markets[m].quantity(sku) for m in MARKETS),
+        )
+        if got != (real, meant, "OK", *([meant] * len(MARKETS))):
+            out[sku] = got
+    return out
+
+
+def _order(w: World) -> list[str]:
+    return [str(r["SKU"]) for r in w.inventory()]
+
+
+def _reorder(w: World, order: list[str]) -> None:
+    """Staff put the rows in this order (a sort or a drag): every cell moves with its row, and
+    only the rows that move are pasted (a formula in a row that stays keeps its formula)."""
+    grid = w.sheets.get_values(w.sheet_id, "Inventory")
+    width = len(grid[0])
+    lines = {str(line[0]): [*line, *[""] * (width - len(line))] for line in grid[1:] if line}
+    for at, sku in enumerate(order):
+        if _order(w)[at] != sku:
+            w.sheets.set_values(w.sheet_id, "Inventory", f"A{at + 2}", [lines[sku]], raw=True)
+
+
+def _drag(w: World, sku: str, to: int) -> None:
+    """Staff drag one row to another place (0-based among the products)."""
+    order = _order(w)
+    order.remove(sku)
+    order.insert(to, sku)
+    _reorder(w, order)
+
+
+def _reverse(w: World, first: int, last: int) -> None:
+    """Staff sort the products first..last (0-based, inclusive) the other way round."""
+    order = _order(w)
+    order[first : last + 1] = order[first : last + 1][::-1]
+    _reorder(w, order)
+
+
+def _errors(w: World) -> list[str]:
+    return [str(e["Detail"]) for e in w.log("error")]
+
+
+def _applied(w: World, sku: str) -> list[int]:
+    return [int(e["Change"]) for e in w.log("order") if e["SKU"] == sku]
+
+
+def _at_nth_commit(w: World, n: int, action: Callable[[], Any]) -> None:
+    """Run `action` just before the `n`th batchUpdate carrying the commit marker (the cycle's
+    commit is the first, each repair the next)."""
+    seen: list[int] = []
+
+    def hook(request: Any) -> None:
+        if request.path.endswith(":batchUpdate") and b"stockbot.commit" in request.body:
+            seen.append(1)
+            if len(seen) == n:
+                w.sheets.remove_hook(hook)
+                action()
+
+    w.sheets.add_hook(hook)
+
+
+# -- 1. moves before the narrow re-read that keep the bottom row -----------------------------------
+@pytest.mark.parametrize("move", ["sort", "drag", "insert_delete"])
+def test_moves_unseen_before_the_commit_with_orders_keep_counts_and_stores_right(
+    shop: World, move: str
+) -> None:
+    """A first cycle (every row gets Shown and Status) with sales of S-002 and S-057, whose
+    rows stay put; staff move only rows in between right before the narrow re-read."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(2), 1)])
+    w.markets["yahoo"].place_order([(_sku(57), 3)])
+
+    def staff() -> None:
+        if move == "sort":
+            _reverse(w, 10, 40)
+        elif move == "drag":
+            _drag(w, _sku(15), 45)
+        else:  # S-020 deleted, a blank row inserted lower down: the bottom stays
+            dimension(w, "deleteDimension", "ROWS", 21)
+            dimension(w, "insertDimension", "ROWS", 40)
+
+    at_read(w, 2, staff)
+    report = w.sync()
+    assert report.ok, report
+    assert len(report.repaired) == 1
+    (error,) = _errors(w)
+    assert error.startswith(NEW_TEXT)
+    want = {_sku(2): 9, _sku(57): 7}
+    assert _wrong(w, want) == {}
+    assert (_applied(w, _sku(2)), _applied(w, _sku(57))) == ([-1], [-3])
+    if move == "insert_delete":
+        blank = w.inventory()[39]
+        assert (blank["SKU"], blank["Stock"], blank["Shown"], blank["Status"]) == ("", "", "", "")
+    again = w.sync()
+    assert again.ok and not again.repaired
+    assert w.log("manual") == []
+    assert _wrong(w, want) == {}
+    assert len(_errors(w)) == 1
+
+
+# -- 2. staff Stock edits in rows that get only Shown and Status, with moves around them ---------
+def test_stock_typed_in_a_row_then_dragged_unseen_is_kept_logged_once_and_pushed(
+    shop: World,
+) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(0), 2)])
+
+    def staff() -> None:
+        put(w, _sku(30), "Stock", 44)
+        _drag(w, _sku(30), 12)
+        put(w, _sku(31), "Stock", 3)  # its row shifted down by the drag
+
+    at_read(w, 2, staff)
+    assert w.sync().ok
+    assert (stock(w)[_sku(30)], stock(w)[_sku(31)], stock(w)[_sku(0)]) == (44, 3, 8)
+    assert w.sync().ok
+    manual = sorted((e["SKU"], e["Before"], e["After"]) for e in w.log("manual"))
+    assert manual == [(_sku(30), 10, 44), (_sku(31), 10, 3)]
+    assert _wrong(w) == {}
+    assert _applied(w, _sku(0)) == [-2]
+
+
+def test_stock_typed_between_the_commit_and_its_repair_in_a_moved_row_is_kept(
+    shop: World,
+) -> None:
+    """Rows swapped unseen; staff type a Stock into one of them while the bot reads where
+    the rows are now (the repair's read)."""
+    w = shop
+    w.markets["yahoo"].place_order([(_sku(59), 1)])
+    at_read(w, 2, lambda: _reverse(w, 20, 21))
+    at_read(w, 3, lambda: put(w, _sku(20), "Stock", 25))
+    report = w.sync()
+    assert report.ok and report.repaired
+    assert stock(w)[_sku(20)] == 25
+    assert w.sync().ok
+    assert [(e["SKU"], e["After"]) for e in w.log("manual")] == [(_sku(20), 25)]
+    assert _wrong(w) == {}
+
+
+# -- 3. the repair itself disturbed -----------------------------------------------------------
+def test_rows_moved_again_inside_the_repair_are_put_right_by_a_second_repair(
+    shop: World,
+) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(1), 1)])
+    at_read(w, 2, lambda: _reverse(w, 10, 12))
+    _at_nth_commit(w, 2, lambda: _reverse(w, 30, 33))  # inside the repair's round trip
+    report = w.sync()
+    assert report.ok, report
+    assert len(report.repaired) == 2
+    assert _wrong(w, {_sku(1): 9}) == {}
+    assert w.sync().ok
+    assert w.log("manual") == []
+    assert _wrong(w, {_sku(1): 9}) == {}
+
+
+def test_rows_that_keep_moving_through_every_repair_are_caught_up_next_cycle(
+    shop: World,
+) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(1), 1)])
+    at_read(w, 2, lambda: _reverse(w, 10, 12))
+    sorting = [True]
+    for n in range(2, 6):
+        _at_nth_commit(w, n, lambda: sorting[0] and _reverse(w, 30, 33))
+    with pytest.raises(StockbotError):
+        w.sync()
+    sorting[0] = False  # staff stop sorting
+    put(w, _sku(31), "Stock", 17)
+    assert w.sync().ok
+    assert w.sync().ok
+    assert [(e["SKU"], e["Before"], e["After"]) for e in w.log("manual")] == [(_sku(31), 10, 17)]
+    assert _wrong(w, {_sku(1): 9}) == {}
+    assert _applied(w, _sku(1)) == [-1]
+
+
+# -- 4. the bot stopped between the commit and its landing check --------------------------------
+class _Killed(Exception):
+    """kill -9 right after the commit answered, before its landing was checked."""
+
+
+def test_bot_killed_after_a_commit_on_rows_moved_unseen_writes_no_stock_back(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(5), 2)])
+    at_read(w, 2, lambda: _reverse(w, 20, 40))
+
+    def killed(self: Cycle, *args: Any, **kwargs: Any) -> Any:
+        raise _Killed
+
+    monkeypatch.setattr(Cycle, "_check_landing", killed)
+    with pytest.raises(_Killed):
+        w.sync()
+    monkeypatch.undo()
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    put(w, _sku(25), "Stock", 2)  # staff recount a moved row
+    put(w, _sku(5), "Stock", 30)  # and the row sold from
+    assert w.sync().ok
+    assert w.sync().ok
+    manual = sorted((e["SKU"], e["Before"], e["After"]) for e in w.log("manual"))
+    assert manual == [(_sku(5), 8, 30), (_sku(25), 10, 2)]
+    assert _wrong(w) == {}
+    assert _applied(w, _sku(5)) == [-2]
+
+
+# -- 5. the repair's Log row: which text, when ---------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="_check_landing picks the new text whenever a misplaced row's SKU is not in `seen`, "
+    "without looking at wrong.columns: a column move (every row then reads as misplaced) is "
+    "logged as 'rows were moved ... Shown and Status cells landed in the wrong rows'",
+)
+def test_a_column_inserted_in_the_instant_of_the_commit_is_not_logged_as_rows_moved(
+    shop: World,
+) -> None:
+    """A blank column inserted left of the SKU column in the commit's round trip: every write
+    lands one column left of its own (Stock on Name, Shown on Shopify, Status on Shown).
+    Nothing but the columns moved."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+    at_commit(w, lambda: dimension(w, "insertDimension", "COLUMNS", 0))
+    report = w.sync()
+    assert report.ok, report
+    assert report.repaired
+    assert _wrong(w, {_sku(3): 8}) == {}
+    assert all(r["Name"] == "" and r["Shopify"] == "" for r in w.inventory())
+    (error,) = _errors(w)
+    assert error.startswith(OLD_TEXT), error
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the new text is chosen when any unchecked row moved, also when a Stock write "
+    "landed in another product's row in the same repair: it tells staff only Shown and "
+    "Status cells landed wrong",
+)
+def test_a_row_inserted_in_the_instant_of_the_commit_says_a_stock_landed_wrong(
+    shop: World,
+) -> None:
+    """A blank row inserted above the table in the commit's round trip: the sale's Stock
+    write for S-003 lands in S-002's row and is put back. The Log must not tell staff that
+    only Shown and Status cells landed in the wrong rows."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+    at_commit(w, lambda: dimension(w, "insertDimension", "ROWS", 1))
+    report = w.sync()
+    assert report.ok and report.repaired
+    assert _wrong(w, {_sku(3): 8}) == {}
+    (error,) = _errors(w)
+    assert not error.startswith(NEW_TEXT) or "Stock" in error.split(";")[0], error
+
+
+def test_no_move_at_all_logs_no_repair(shop: World) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+    at_read(w, 2, lambda: put(w, _sku(40), "Name", "renamed by staff"))
+    report = w.sync()
+    assert report.ok and not report.repaired
+    assert _errors(w) == []
+
+
+# -- 6. a Stock typed during the cycle in a row that gets only Shown ---------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="Writes.checked_first: a large commit no longer re-reads the Stock of rows that get "
+    "only Shown, so a Stock typed there during the cycle is put back to the first read's "
+    "value when a misplaced write lands on it (before: the full read saw it and kept it)",
+)
+def test_a_stock_typed_during_the_cycle_survives_a_row_inserted_in_the_commits_instant(
+    shop: World,
+) -> None:
+    """Staff recount S-002 (a row the commit gives only Shown) while the orders are read;
+    in the commit's round trip a row is inserted above, so S-003's sale lands on S-002's
+    Stock and is put back. Before this change a commit writing more rows than a narrow read
+    pays for took the full read, saw 25, and put back 25."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+    at_read(w, 2, lambda: put(w, _sku(2), "Stock", 25))
+    at_commit(w, lambda: dimension(w, "insertDimension", "ROWS", 1))
+    report = w.sync()
+    assert report.ok and report.repaired
+    assert stock(w)[_sku(2)] == 25, report.repaired
+
+
+# -- 7. a Japanese sheet ---------------------------------------------------------------------------
+JA_HEADER = [
+    "商品コード",
+    "商品名",
+    "在庫数",
+    "表示在庫設定",
+    "Rakuten",
+    "Yahoo",
+    "Amazon",
+    "Shopify",
+]
+JA_HEADER += ["表示在庫", "状態"]
+JA_LOG = [
+    "日時",
+    "イベント",
+    "チャネル",
+    "注文番号",
+    "商品コード",
+    "増減",
+    "変更前",
+    "変更後",
+    "詳細",
+]
+
+
+@pytest.fixture
+def ja(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The `shop` story on a Japanese sheet (Rakuten only)."""
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    with world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([])  # fills w.env; the sheet itself is replaced
+        tabs = {
+            "在庫": [JA_HEADER, *_rows()],
+            "ログ": [JA_LOG],
+            "チャネル": [["チャネル", "連携", "最終同期", "最終エラー"]],
+        }
+        w.sheet_id = w.sheets.create_spreadsheet("在庫表", tabs)
+        w.env["STOCKBOT_SHEET_ID"] = w.sheet_id
+        for i in range(N):
+            w.markets["rakuten"].add_item(_sku(i), 0)
+        assert w.sync().ok
+        _margins(w, "在庫")
+        yield w
+    set_language("en")
+
+
+def _ja_rows(w: World, sku: str) -> int:
+    grid = w.sheets.get_values(w.sheet_id, "在庫")
+    return next(i for i, r in enumerate(grid) if i and r and str(r[0]) == sku)
+
+
+def _ja_dimension(w: World, op: str, start: int) -> None:
+    sheet_id = w.sheets.tab_ids(w.sheet_id)["在庫"]
+    rng = {"sheetId": sheet_id, "dimension": "ROWS", "startIndex": start, "endIndex": start + 1}
+    w.sheets.batch_update(w.sheet_id, [{op: {"range": rng}}])
+
+
+def _ja_errors(w: World) -> list[str]:
+    return [str(r[8]) for r in w.sheets.get_values(w.sheet_id, "ログ")[1:] if r[1] == "エラー"]
+
+
+def test_a_japanese_sheet_gets_the_new_repair_text_in_japanese(ja: World) -> None:
+    w = ja
+    w.markets["rakuten"].place_order([(_sku(1), 1)])
+
+    def swap() -> None:
+        a, b = _ja_rows(w, _sku(20)), _ja_rows(w, _sku(30))
+        grid = w.sheets.get_values(w.sheet_id, "在庫")
+        w.sheets.set_values(w.sheet_id, "在庫", f"A{a + 1}", [grid[b]], raw=True)
+        w.sheets.set_values(w.sheet_id, "在庫", f"A{b + 1}", [grid[a]], raw=True)
+
+    at_read(w, 2, swap)
+    report = w.sync()
+    assert report.ok and report.repaired
+    (error,) = _ja_errors(w)
+    assert error.startswith("同期中に行が動いたため"), error
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="repair_cells' note '{sku} is no longer in the sheet; its cells were not written' "
+    "is an f-string, never translated; the new path reaches it for any row deleted during "
+    "the cycle",
+)
+def test_a_row_deleted_during_a_japanese_cycle_is_reported_in_japanese(ja: World) -> None:
+    """Staff delete S-020's row (the product is discontinued) and insert a blank row lower
+    down while the orders are read: the bottom stays, so only the commit's answer shows it.
+    SPEC section 2, Language: in Japanese, every Detail the bot writes is Japanese."""
+    w = ja
+    w.markets["rakuten"].place_order([(_sku(1), 1)])
+
+    def staff() -> None:
+        _ja_dimension(w, "deleteDimension", _ja_rows(w, _sku(20)))
+        _ja_dimension(w, "insertDimension", 40)
+
+    at_read(w, 2, staff)
+    report = w.sync()
+    assert report.ok and report.repaired
+    (error,) = _ja_errors(w)
+    assert error.startswith("同期中に行が動いたため"), error
+    assert "is no longer in the sheet" not in error, error
+
+
+def test_two_written_rows_swapped_in_the_commits_instant_keep_the_old_text(shop: World) -> None:
+    """Only rows the narrow read checked moved (both sold from): the old text is right."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+    w.markets["yahoo"].place_order([(_sku(57), 1)])
+    at_commit(w, lambda: _swap_rows(w, _sku(3), _sku(57)))
+    report = w.sync()
+    assert report.ok and report.repaired
+    assert _wrong(w, {_sku(3): 8, _sku(57): 9}) == {}
+    (error,) = _errors(w)
+    assert error.startswith(OLD_TEXT), error
+    assert w.sync().ok
+    assert w.log("manual") == []
+
+
+def _swap_rows(w: World, a: str, b: str) -> None:
+    order = _order(w)
+    i, j = order.index(a), order.index(b)
+    order[i], order[j] = order[j], order[i]
+    _reorder(w, order)
+
+
+# -- 8. blank rows, copies, formulas, staff in bot columns -------------------------------------
+def test_a_row_cut_into_a_blank_gap_inside_the_table_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blank row (row 21) inside the table; staff cut S-030's row into it while the orders
+    are read: row 32 is blank now, the gap holds S-030."""
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    with world(tmp_path, MARKETS) as w:
+        rows = _rows()
+        rows[19] = [""] * 10  # S-019 was never there: a gap
+        w.create_sheet(rows)
+        for market in w.markets.values():
+            for i in range(N):
+                market.add_item(_sku(i), 0)
+        assert w.sync().ok
+        _margins(w)
+        w.sheets.set_value(w.sheet_id, "Inventory", "D21", None)
+        w.markets["rakuten"].place_order([(_sku(0), 1)])
+        w.markets["yahoo"].place_order([(_sku(59), 1)])
+
+        def cut() -> None:
+            at = row_number(w, _sku(30))
+            line = w.sheets.get_values(w.sheet_id, "Inventory")[at]
+            w.sheets.set_values(w.sheet_id, "Inventory", "A21", [line], raw=True)
+            w.sheets.set_values(w.sheet_id, "Inventory", f"A{at + 1}", [[None] * 10])
+
+        at_read(w, 2, cut)
+        report = w.sync()
+        assert report.ok and report.repaired
+        gone = w.inventory()[30]
+        assert all(v == "" for v in gone.values()), gone
+        assert _wrong(w, {_sku(0): 9, _sku(59): 9}) == {}
+        assert w.sync().ok
+        assert w.log("manual") == []
+        assert _wrong(w, {_sku(0): 9, _sku(59): 9}) == {}
+
+
+def test_a_row_copied_into_a_gap_during_the_cycle_holds_its_orders_not_doubles_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    with world(tmp_path, MARKETS) as w:
+        rows = _rows()
+        rows[19] = [""] * 10
+        w.create_sheet(rows)
+        for market in w.markets.values():
+            for i in range(N):
+                market.add_item(_sku(i), 0)
+        assert w.sync().ok
+        _margins(w)
+        w.sheets.set_value(w.sheet_id, "Inventory", "D21", None)
+        w.markets["rakuten"].place_order([(_sku(30), 2)])
+
+        def copy() -> None:
+            line = w.sheets.get_values(w.sheet_id, "Inventory")[row_number(w, _sku(30))]
+            w.sheets.set_values(w.sheet_id, "Inventory", "A21", [line], raw=True)
+
+        at_read(w, 2, copy)
+        assert w.sync().ok
+        w.markets["yahoo"].place_order([(_sku(30), 1)])
+        w.sync()
+        w.sync()
+        # Staff delete the copy; the held sale is applied once.
+        w.sheets.set_values(w.sheet_id, "Inventory", "A21", [[None] * 10])
+        assert w.sync().ok
+        assert w.sync().ok
+        assert stock(w)[_sku(30)] == 7
+        assert sorted(_applied(w, _sku(30))) == [-2, -1]
+        assert _wrong(w, {_sku(30): 7}) == {}
+
+
+def test_a_formula_sku_in_a_row_moved_unseen_is_repaired_and_keeps_its_formula(
+    shop: World,
+) -> None:
+    w = shop
+    w.sheets.set_value(w.sheet_id, "Inventory", "A31", '="S-0"&"29"')  # S-029 as a formula
+    w.markets["rakuten"].place_order([(_sku(0), 1)])
+    at_read(w, 2, lambda: _reverse(w, 40, 41))
+    report = w.sync()
+    assert report.ok and report.repaired
+    formulas = w.sheets.get_values(w.sheet_id, "Inventory", render="FORMULA")
+    assert formulas[30][0] == '="S-0"&"29"'
+    assert _wrong(w, {_sku(0): 9}) == {}
+    assert w.sync().ok
+    assert w.log("manual") == []
+
+
+def test_staff_typing_into_shown_and_status_of_moved_rows_get_the_bots_values(
+    shop: World,
+) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(0), 1)])
+
+    def staff() -> None:
+        put(w, _sku(22), "Shown", 999, raw=True)
+        put(w, _sku(23), "Status", "checked by Tanaka")
+        _reverse(w, 22, 23)
+
+    at_read(w, 2, staff)
+    report = w.sync()
+    assert report.ok and report.repaired
+    assert w.sync().ok  # the first read saw neither: the next cycle writes both
+    assert _wrong(w, {_sku(0): 9}) == {}
+    assert w.log("manual") == []
+
+
+def test_duplicates_moved_unseen_end_with_both_rows_marked_and_their_sale_held_once(
+    shop: World,
+) -> None:
+    w = shop
+    put(w, _sku(41), "SKU", _sku(40))  # S-041 renamed by mistake: S-040 twice
+    assert w.sync().ok
+    w.markets["rakuten"].place_order([(_sku(40), 2)])
+    _margins(w)
+    w.sheets.set_values(w.sheet_id, "Inventory", "D2", [["-3"]], raw=True)  # a Shown change
+    at_read(w, 2, lambda: _reverse(w, 35, 45))
+    w.sync()
+    w.sync()
+    dups = [r for r in w.inventory() if r["SKU"] == _sku(40)]
+    assert len(dups) == 2
+    assert all(r["Status"] not in ("", "OK") for r in dups), dups
+    assert _applied(w, _sku(40)) == []
+    # Staff fix the name back; the sale is applied once, to S-040.
+    at = next(i for i, r in enumerate(w.inventory()) if r["SKU"] == _sku(40) and r["Name"] == "")
+    w.sheets.set_value(w.sheet_id, "Inventory", f"A{at + 2}", _sku(41), raw=True)
+    w.sync()
+    assert w.sync().ok
+    assert _applied(w, _sku(40)) == [-2]
+    assert sum(1 for r in w.inventory() if r["SKU"] == _sku(40)) == 1
+
+
+# -- 9. failed repairs -------------------------------------------------------------------------
+def _repairs_fail(w: World) -> None:
+    w.sheets.fail(503, times=1_000, match=":batchUpdate")
+
+
+def _network_back(w: World) -> None:
+    with w.sheets.lock:
+        w.sheets.faults.clear()
+
+
+def test_a_failed_repair_after_a_row_inserted_in_the_commits_instant(shop: World) -> None:
+    """S-003's sale lands on S-002's Stock; Shown of every row below lands one row up; the
+    repair never gets through. Staff then recount S-040 (only Shown landed in its row)."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+
+    def staff_and_network() -> None:
+        dimension(w, "insertDimension", "ROWS", 1)
+        _repairs_fail(w)
+
+    at_commit(w, staff_and_network)
+    with pytest.raises(StockbotError):
+        w.sync()
+    _network_back(w)
+    assert stock(w)[_sku(2)] == 8  # the misplaced write
+    put(w, _sku(40), "Stock", 33)
+    assert w.sync().ok
+    assert w.sync().ok
+    assert [(e["SKU"], e["Before"], e["After"]) for e in w.log("manual")] == [(_sku(40), 10, 33)]
+    assert _wrong(w, {_sku(2): 10, _sku(3): 8, _sku(40): 33}) == {}
+    assert _applied(w, _sku(3)) == [-2]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="older than this change: with columns moved every written product is suspect with "
+    "its own Stock as the 'wrong' value, so a suspect cell holding the misplaced Shown is "
+    "taken for a staff edit: 60 invented manual rows, every Stock left at its Shown",
+)
+def test_a_failed_repair_after_columns_inserted_in_the_commits_instant(shop: World) -> None:
+    """Six columns inserted left of Stock in the commit's round trip (staff select six and
+    insert): Stock is now where Shown was, so every row's Shown write lands in its Stock; the
+    repair never gets through. The next cycle must set every Stock back, log no invented
+    `manual` change, and keep the one staff make afterwards."""
+    w = shop
+    w.markets["rakuten"].place_order([(_sku(3), 2)])
+
+    def staff_and_network() -> None:
+        sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]
+        rng = {"sheetId": sheet_id, "dimension": "COLUMNS", "startIndex": 2, "endIndex": 8}
+        w.sheets.batch_update(w.sheet_id, [{"insertDimension": {"range": rng}}])
+        _repairs_fail(w)
+
+    at_commit(w, staff_and_network)
+    with pytest.raises(StockbotError):
+        w.sync()
+    _network_back(w)
+    put(w, _sku(40), "Stock", 33)
+    w.sync()
+    w.sync()
+    want = {_sku(i): 10 for i in range(N)} | {_sku(3): 8, _sku(40): 33}
+    assert stock(w) == want
+    assert [(e["SKU"], e["After"]) for e in w.log("manual")] == [(_sku(40), 33)]
+
+
+# -- 10. a set whose row gets only Shown ---------------------------------------------------------
+def test_a_set_written_only_shown_converges_after_a_component_edit_and_sale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIFT = TEA*2 + CUP. A margin on every row (GIFT gets only Shown); CUP sells one (the
+    set stays at 5), and staff recount TEA to 4 while the orders are read (TEA gets only Shown:
+    not checked first). Next cycle the set must follow: Stock 2, stores 2 less its margin."""
+    monkeypatch.setattr(positions, "NARROW_MAX_ROWS", 5)
+    with world(tmp_path, MARKETS) as w:
+        rows = _rows()
+        rows[0] = ["TEA", "", 11, ""] + [""] * 6
+        rows[1] = ["CUP", "", 7, ""] + [""] * 6
+        rows[2] = ["GIFT", "", 5, ""] + [""] * 6
+        w.create_sheet(rows)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K1", "Set", raw=True)
+        w.sheets.set_value(w.sheet_id, "Inventory", "K4", "TEA*2 + CUP", raw=True)
+        for market in w.markets.values():
+            for i in range(N):
+                market.add_item(str(rows[i][0]), 0)
+        assert w.sync().ok
+        assert stock(w)["GIFT"] == 5
+        _margins(w)
+        w.markets["yahoo"].place_order([("CUP", 1)])
+        at_read(w, 2, lambda: put(w, "TEA", "Stock", 4))
+        assert w.sync().ok
+        assert w.sync().ok
+        assert (stock(w)["TEA"], stock(w)["CUP"], stock(w)["GIFT"]) == (4, 6, 2)
+        assert [(e["SKU"], e["After"]) for e in w.log("manual")] == [("TEA", 4)]
+        for name in MARKETS:  # margins: TEA 1, CUP 2, GIFT 3
+            got = [w.markets[name].quantity(s) for s in ("TEA", "CUP", "GIFT")]
+            assert got == [3, 4, 0], name
