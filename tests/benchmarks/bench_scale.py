@@ -151,10 +151,24 @@ forgotten quantity go into the kept answer as written (`Ledger._pushes_known`), 
 is `parse_inventory` 22 %, the commit's preparation 20 % (`_cycle_writes` 15 %), `plan` 17 %,
 `plan_pushes` 17 %, the first read 10 %: passes over every row at about 1-4 us a row, bound by
 memory access more than by any one call. With 500 lines, Amazon's 500 PATCHes take about 1 s
-(about 2 ms of httpx's own work a call on this machine; 1.4 ms through httpcore alone, so no
-thinner client use closes it) and Yahoo!'s `orderInfo` calls 0.2-0.3 s. A first cycle spends
-most in encoding and decoding marketplace bodies (JSON and Yahoo!'s XML) and Shopify's SKU
-look-ups, each a few microseconds per item over 400,000.
+by py-spy's count (but see the sixth round) and Yahoo!'s `orderInfo` calls 0.2-0.3 s. A first
+cycle spends most in encoding and decoding marketplace bodies (JSON and Yahoo!'s XML) and
+Shopify's SKU look-ups, each a few microseconds per item over 400,000.
+
+Sixth round (2026-11-30, the next session). Measured again, per call: against a minimal
+loopback server, one httpx PATCH costs about 0.7-0.8 ms of CPU on this machine (httpcore
+alone 0.3-0.4 ms, the standard library's http.client 0.15-0.2 ms); 500 Amazon PATCHes from the
+bot's own adapter against the Amazon stand-in, outside a cycle, 0.4-0.6 s. Inside the orders
+cycle at 10,000 SKUs the Amazon push thread used 0.49-0.59 s of thread CPU and Yahoo!'s fetch
+(129 `orderInfo` calls, each signed and parsed from XML) 0.27 s: together most of what the
+orders add to a quiet cycle. About a third of httpx's work per call is building the URL from
+the base and the path, and carrying each answer through its cookie jar, which no public option
+turns off. The earlier "2 ms a call" was py-spy's share of samples, inflated by the stand-ins
+sharing the two cores. The staff-edit window of a first cycle at 100,000 SKUs was the re-read
+of the whole SKU and Stock columns (0.6 s, nearly all of it the stand-in serving 200,000
+cells), because a first cycle writes Shown and Status to every row; a commit that writes no
+Stock now checks the header row and the table's bottom first and its rows in its own answer
+(`Writes.checked_first`): 13 ms.
 """
 
 from __future__ import annotations
