@@ -8,10 +8,10 @@ no conditional write, so the cycle addresses by identity in three steps:
    the header row, and the SKU and Stock cells of only the rows the commit writes (plus the
    component rows of a set it writes, and the bottom of the table). When those answer as the
    first read did, the commit follows at once. When the commit writes more rows than a narrow
-   read pays for (`NARROW_MAX_ROWS`; a first cycle writes Shown and Status to every row), the
-   narrow read checks the rows whose Stock it writes, and step 2 alone the rows that get only
-   Shown and Status (`Writes.checked_first`). Otherwise, or when even those are too many, or
-   when anything changed, the *full* read: the header row, the whole SKU column and the whole
+   read pays for (`NARROW_MAX_ROWS`) and no Stock (a first cycle writes Shown and Status to
+   every row), the narrow read takes the header row and the bottom of the table, and step 2
+   alone checks the rows (`Writes.checked_first`). Otherwise, or when anything changed, the
+   *full* read: the header row, the whole SKU column and the whole
    Stock column. Columns are found again by their headers (a second read follows only when
    they moved); rows are matched by SKU, so a sorted or shifted sheet is re-planned onto the
    rows where each product is now. A product that vanished or became ambiguous is left out of
@@ -60,13 +60,13 @@ What the full read saw and the narrow one does not, case by case:
   put back to the older value; the repair's Log row names the row and asks staff to check it
   (`repair_cells`, stale). This needs a move inside the commit's round trip, the same instant
   as the staff-edit window; the full read narrowed it to edits made inside that window too.
-- A commit writing Shown and Status to thousands of rows (a first cycle, a Display changed
-  for the whole sheet) checks only its Stock rows first. Rows that get only those bot-owned
-  cells and moved unseen since the first read (a sort that kept the bottom row) show in the
+- A commit writing Shown and Status, and no Stock, to thousands of rows (a first cycle, a
+  Display changed for the whole sheet) checks only the header row and the bottom first. Rows
+  that moved unseen since the first read (a sort that kept the bottom row) show in the
   commit's answer (step 2) and are put right at once; the cells put back are Shown and Status,
   never Stock, and the Log says rows were moved while the bot synced. A Stock typed meanwhile
-  in such a row is not overwritten (the commit writes no Stock there) and is caught up next
-  cycle, as for a row the commit does not write.
+  is never overwritten (the commit writes no Stock) and is caught up next cycle, as for a row
+  the commit does not write. A large commit that writes Stock too takes the full read.
 - The lease and the commit marker are developer metadata, read with the spreadsheet's tabs and
   in the commit's own answer, never through this read; the Log rows are appended after the
   Log tab's last row by the commit itself (`appendCells`), and a full Log tab is renamed in
@@ -96,6 +96,7 @@ from bot.sheet.writes import column_runs
 __all__ = [
     "NARROW_MAX_ROWS",
     "SKU_HEADERS",
+    "STOCK_HEADERS",
     "Columns",
     "Misplaced",
     "Reread",
@@ -111,6 +112,7 @@ __all__ = [
 ]
 
 SKU_HEADERS = frozenset(header_key(n) for n in INVENTORY_HEADERS["sku"])
+STOCK_HEADERS = frozenset(header_key(n) for n in INVENTORY_HEADERS["stock"])
 
 WRITTEN = ("stock", "shown", "status")  # the columns a commit writes, in this order
 
@@ -158,16 +160,19 @@ class Writes:
         """The rows the re-read right before the commit checks; the commit's answer checks all.
 
         Every written row while they are few enough for a narrow read (`NARROW_MAX_ROWS`).
-        Past that, only the rows whose Stock is written: a row that gets only Shown and Status
-        (bot-owned cells; a first cycle writes them to every row) is checked in the commit's
-        own answer instead (`misplaced`) and put right at once if it moved (`repair_cells`
-        puts back only the cells the commit wrote, so no Stock). Checking those rows first
-        would make staff wait for a read of the whole SKU and Stock columns: 0.6 s at 100,000
-        rows against the stand-in, the longest staff-edit window of all (issue 8).
+        Past that, none when the commit writes no Stock at all (a first cycle writes only Shown
+        and Status, to every row): those cells are bot-owned, so a row that moved meanwhile is
+        found in the commit's own answer (`misplaced`) and put right at once (`repair_cells`
+        puts back only the cells the commit wrote, never a Stock). Checking them first made
+        staff wait for a read of the whole SKU and Stock columns: 0.6 s at 100,000 rows against
+        the stand-in, the longest staff-edit window of all (issue 8). A large commit that also
+        writes Stock still checks every row first (the full read): a Stock write landing on a
+        row moved in the commit's instant is put back from what the re-read saw there, and a
+        Stock staff typed during the cycle in a row it did not see would be lost.
         """
-        if len(self.skus) <= NARROW_MAX_ROWS:
+        if len(self.skus) <= NARROW_MAX_ROWS or self.cells.get("stock"):
             return self.skus
-        return self.cells.get("stock", {})
+        return ()
 
     def response_ranges(self, tab: Tab) -> list[str]:
         """The header row and the SKU cells of every written row: what to check afterwards."""
@@ -716,7 +721,9 @@ def repair_cells(
     for index, sku in writes.skus.items():
         place = index if columns_moved else where.get(sku.casefold())
         if place is None:
-            notes.append(f"{sku} is no longer in the sheet; its cells were not written")
+            notes.append(
+                _("{sku} is no longer in the sheet; its cells were not written").format(sku=sku)
+            )
             continue
         for key, values in writes.cells.items():
             if index in values:

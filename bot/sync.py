@@ -57,6 +57,7 @@ from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger
 from bot.positions import (
     SKU_HEADERS,
+    STOCK_HEADERS,
     Columns,
     Misplaced,
     Writes,
@@ -780,6 +781,14 @@ class Cycle:
                     value = stock_cells.get(index)
                     if found_sku and isinstance(value, int):
                         involved[found_sku] = value
+            # A column move can put another column's write into a row's Stock cell (Shown's,
+            # when columns were inserted left of Stock): that value is what the cell now holds
+            # wrongly, or nothing readable (a Status text).
+            for key, found in wrong.columns.items():
+                if header_key(found) in STOCK_HEADERS:
+                    for index, value in writes.cells.get(key, {}).items():
+                        number = value if isinstance(value, int) else None
+                        involved[writes.skus[index]] = number
             self.ledger.add_suspects(involved)
             self.ledger.set_meta("unchecked", "")
             if any(header_key(found) in SKU_HEADERS for found in wrong.rows.values()):
@@ -805,11 +814,12 @@ class Cycle:
             )
             if (
                 attempt == 0
+                and not wrong.columns
                 and seen is not None
-                and any(writes.skus[index].casefold() not in seen for index in wrong.rows)
+                and all(writes.skus[index].casefold() not in seen for index in wrong.rows)
             ):
-                # Rows the re-read did not check (`Writes.checked_first`): moved at any time
-                # since the first read, not only in the commit's round trip.
+                # Only rows the re-read did not check (`Writes.checked_first`): moved at any
+                # time since the first read. A checked row moved in the commit's round trip.
                 detail = _(
                     "rows were moved while the bot synced, so some of its Shown and Status cells "
                     "landed in the wrong rows; they were put back and each product's values "
