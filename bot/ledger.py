@@ -149,8 +149,8 @@ class Changes:
     log_rows: list[list[Any]] = field(default_factory=list)  # for a report commit's carry-over
     outbox_done: list[int] = field(default_factory=list)
     forget_stock: list[str] = field(default_factory=list)  # SKUs no longer in the sheet
-    # Rows whose Stock the commit writes, [row index, SKU, value]: kept as *unchecked* until the
-    # commit's answer shows they landed on those products (bot.positions).
+    # Rows whose Stock the commit writes, [row index, SKU, value, Stock before or None]: kept as
+    # *unchecked* until the commit's answer shows they landed on those products (bot.positions).
     written: list[list[Any]] = field(default_factory=list)
     refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
 
@@ -331,11 +331,21 @@ class Ledger:
         """Store a setting."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def unchecked(self) -> list[tuple[int, str, int]]:
-        """Rows a completed commit wrote Stock to (row, SKU, value), not yet checked."""
+    def unchecked(self) -> list[tuple[int, str, int, int | None]]:
+        """Rows a completed commit wrote Stock to, not yet checked: (row, SKU, value, the Stock
+        the row held before, None when not known or saved by an earlier version)."""
         text = self.get_meta("unchecked")
         return (
-            [(int(e[0]), str(e[1]), int(e[2])) for e in json.loads(text) if len(e) == 3]
+            [
+                (
+                    int(e[0]),
+                    str(e[1]),
+                    int(e[2]),
+                    int(e[3]) if len(e) == 4 and e[3] is not None else None,
+                )
+                for e in json.loads(text)
+                if len(e) in (3, 4)
+            ]
             if text
             else []
         )

@@ -310,14 +310,16 @@ class Cycle:
             cols = sheet.first.columns
             baseline = {k.casefold(): v for k, v in self.ledger.stock_baseline().items()}
             found: dict[str, int | None] = {}
-            for index, meant, value in unchecked:
+            for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold() or cell != value:
                     continue
                 if baseline.get(now.casefold()) != value:
-                    found[meant] = None  # what its own cell holds is not known
+                    # Its own cell still holds what it held before (`held`) unless staff typed
+                    # over it since; None: not known (a commit of an earlier version).
+                    found[meant] = held
                     found[now] = value
             if found:
                 self.ledger.add_suspects(found)
@@ -631,7 +633,22 @@ class Cycle:
         log_rows = [r for _, r in outbox] + [log_row(sheet.layout, stamp, e) for e in events]
         writes = self._cycle_writes(rows, the_plan)
         stock_cells = writes.cells.get("stock", {})
-        changes.written = [[i, writes.skus[i], v] for i, v in stock_cells.items()]
+        # With the Stock each row held before (None: not known), so that a bot stopped before
+        # checking the landing can tell its own write in a cell from a staff edit made since.
+        before = (
+            {row.index: row.stock for row in rows if row.index in stock_cells}
+            if stock_cells
+            else {}
+        )
+        changes.written = [
+            [
+                i,
+                writes.skus[i],
+                v,
+                None if writes.skus[i].casefold() in self._restored else before.get(i),
+            ]
+            for i, v in stock_cells.items()
+        ]
         # A full Log tab is renamed and a new one started in this same atomic write, so no
         # Log row can be lost or doubled across the rollover (bot.rollover).
         roll = sheet.rollover

@@ -387,3 +387,12 @@ def test_reset_state_forgets_the_old_states_notes_about_the_sheet(tmp_path: Path
     assert ledger.unchecked() == [] and not ledger.suspects()
     assert ledger.get_meta("absent") is None and ledger.get_meta("spreadsheet") == "sheet-1"
     ledger.close()
+
+
+def test_unchecked_writes_keep_the_stock_before_and_read_an_earlier_versions_as_unknown(
+    tmp_path: Path,
+) -> None:
+    ledger = Ledger(tmp_path / "state.sqlite3")
+    ledger.set_meta("unchecked", '[[1, "A", 3], [4, "B", 7, 10], [5, "C", 2, null]]')
+    assert ledger.unchecked() == [(1, "A", 3, None), (4, "B", 7, 10), (5, "C", 2, None)]
+    ledger.close()

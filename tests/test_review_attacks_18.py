@@ -38,7 +38,7 @@ in the commit's round trip with a sale, path 2):
    then a staff edit; after six columns inserted left of Stock in the commit's instant.
 10. A set whose row gets only Shown while a component sells and another is recounted.
 
-Holds now: every story but one (below). Path 1 repairs once with NEW_TEXT (OLD_TEXT for a
+Holds now: every story. Path 1 repairs once with NEW_TEXT (OLD_TEXT for a
 column move or a second repair); path 2 follows moves made before its full read without a
 repair or an error Log row, and repairs moves in its own round trip with OLD_TEXT. Every
 order counted once, every store and Shown ending on the sheet's Stock less its margin, no staff
@@ -56,12 +56,14 @@ Broke against bf1a49a, fixed in 84dfb9f (plain tests now; each fails with its fi
   Stock left at its Shown (fix: products whose Stock cells took another column's write are
   suspect with that value).
 
-Still broken (xfail, older than bf1a49a):
+Broke, older than bf1a49a, fixed after this review (a plain test; it fails with the fix
+reverted):
 - 4, rows sorted in the commit's instant with S-005's sale, kill -9 before the landing check,
-  staff type S-005's Stock 30 after it: the next cycle finds S-005's write on S-038's row,
-  makes S-005 suspect with an unknown value and sets it back to the state file's 8; the 30 is
-  lost (a "set back" Log row, no `manual` row). The commit wrote no other Stock, so S-005's
-  cell held no write of the bot's. SPEC 4 (no lost staff edits).
+  staff type S-005's Stock 30 after it: the next cycle found S-005's write on S-038's row,
+  made S-005 suspect with an unknown value and set it back to the state file's 8; the 30 was
+  lost (a "set back" Log row, no `manual` row). Fix: the commit's unchecked Stock writes keep
+  the Stock each row held before, so S-005 is suspect with 10, and a cell holding anything
+  else was typed over by staff (`Ledger.unchecked`, `Cycle._restore_suspects`).
 
 Not attacked: Amazon and Shopify (their adapters play no part in where cells land); a SKU
 formula in a row that moves (the stand-in's staff paste is of values).
@@ -78,6 +80,7 @@ import pytest
 from bot import positions
 from bot.errors import StockbotError
 from bot.i18n import set_language
+from bot.sheet.layout import INVENTORY_HEADERS, LOG_HEADERS
 from bot.sync import Cycle
 from tests.staff import at_commit, at_read, dimension, put, row_number, stock
 from tests.world import World, world
@@ -219,6 +222,17 @@ def _repaired_unseen(w: World, report: Any) -> None:
     assert error.startswith(NEW_TEXT), error
 
 
+def _moved(w: World, when: str, move: Callable[[], Any], sale: tuple[str, str, int]) -> None:
+    """Staff `move` rows: before the re-read with no sale in the cycle ("unseen"), or inside the
+    commit's round trip of a cycle that sells `sale` (market, SKU, quantity; "commit_instant")."""
+    if when == "unseen":
+        at_read(w, 2, move)
+    else:
+        market, sku, quantity = sale
+        w.markets[market].place_order([(sku, quantity)])
+        at_commit(w, move)
+
+
 # -- 1. moves before the commit's re-read that keep the bottom row ----------------------------
 @SALES
 @pytest.mark.parametrize("move", ["sort", "drag", "insert_delete"])
@@ -317,11 +331,7 @@ def test_stock_typed_between_the_commit_and_its_repair_in_a_moved_row_is_kept(
     the rows are now (the repair's read)."""
     w = shop
     swap = lambda: _reverse(w, 20, 21)  # noqa: E731
-    if when == "unseen":
-        at_read(w, 2, swap)
-    else:
-        w.markets["yahoo"].place_order([(_sku(59), 1)])
-        at_commit(w, swap)
+    _moved(w, when, swap, ("yahoo", _sku(59), 1))
     at_read(w, 3, lambda: put(w, _sku(20), "Stock", 25))
     report = w.sync()
     assert report.ok and len(report.repaired) == 1, report
@@ -345,11 +355,7 @@ def test_rows_moved_again_inside_the_repair_are_put_right_by_a_second_repair(
 ) -> None:
     w = shop
     first = lambda: _reverse(w, 10, 12)  # noqa: E731
-    if when == "unseen":
-        at_read(w, 2, first)
-    else:
-        w.markets["rakuten"].place_order([(_sku(1), 1)])
-        at_commit(w, first)
+    _moved(w, when, first, ("rakuten", _sku(1), 1))
     _at_nth_commit(w, 2, lambda: _reverse(w, 30, 33))  # inside the repair's round trip
     report = w.sync()
     assert report.ok, report
@@ -374,11 +380,7 @@ def test_rows_that_keep_moving_through_every_repair_are_caught_up_next_cycle(
 ) -> None:
     w = shop
     first = lambda: _reverse(w, 10, 12)  # noqa: E731
-    if when == "unseen":
-        at_read(w, 2, first)
-    else:
-        w.markets["rakuten"].place_order([(_sku(1), 1)])
-        at_commit(w, first)
+    _moved(w, when, first, ("rakuten", _sku(1), 1))
     sorting = [True]
     for n in range(2, 6):
         _at_nth_commit(w, n, lambda: sorting[0] and _reverse(w, 30, 33))
@@ -400,22 +402,7 @@ class _Killed(Exception):
     """kill -9 right after the commit answered, before its landing was checked."""
 
 
-@pytest.mark.parametrize(
-    "when",
-    [
-        "unseen",
-        pytest.param(
-            "commit_instant",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="older than bf1a49a (_restore_suspects): the killed commit's S-005 "
-                "write is found on S-038's row, so S-005 is suspect with an unknown value and "
-                "set back to the state file's 8 over the 30 staff typed after the kill (a "
-                "'set back' Log row, no manual row)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("when", ["unseen", "commit_instant"])
 def test_bot_killed_after_a_commit_on_moved_rows_invents_and_loses_no_stock(
     shop: World, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
@@ -424,11 +411,7 @@ def test_bot_killed_after_a_commit_on_moved_rows_invents_and_loses_no_stock(
     checks the landing; staff then recount a moved row and the row sold from."""
     w = shop
     sort = lambda: _reverse(w, 3, 40)  # noqa: E731
-    if when == "unseen":
-        at_read(w, 2, sort)
-    else:
-        w.markets["rakuten"].place_order([(_sku(5), 2)])
-        at_commit(w, sort)
+    _moved(w, when, sort, ("rakuten", _sku(5), 2))
 
     def killed(self: Cycle, *args: Any, **kwargs: Any) -> Any:
         raise _Killed
@@ -528,28 +511,11 @@ def test_a_stock_typed_during_the_cycle_survives_a_row_inserted_in_the_commits_i
 
 
 # -- 7. a Japanese sheet ---------------------------------------------------------------------------
-JA_HEADER = [
-    "商品コード",
-    "商品名",
-    "在庫数",
-    "表示在庫設定",
-    "Rakuten",
-    "Yahoo",
-    "Amazon",
-    "Shopify",
-]
-JA_HEADER += ["表示在庫", "状態"]
-JA_LOG = [
-    "日時",
-    "イベント",
-    "チャネル",
-    "注文番号",
-    "商品コード",
-    "増減",
-    "変更前",
-    "変更後",
-    "詳細",
-]
+# The Japanese headers as the bot names them; the marketplace columns keep their English names.
+JA_HEADER = [INVENTORY_HEADERS[k][1] for k in ("sku", "name", "stock", "display")]
+JA_HEADER += ["Rakuten", "Yahoo", "Amazon", "Shopify"]
+JA_HEADER += [INVENTORY_HEADERS[k][1] for k in ("shown", "status")]
+JA_LOG = [names[1] for names in LOG_HEADERS.values()]
 
 
 @pytest.fixture
