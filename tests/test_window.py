@@ -4,7 +4,9 @@ The re-read is narrow: the header row and the SKU and Stock cells of the rows th
 writes (one values:batchGetByDataFilter request). When it answers them as the first read
 did, the commit is sent at once (its body encoded beforehand); anything else takes the full
 read of the SKU and Stock columns, which finds moves and staff edits as before. When the
-commit writes too many rows, the full read is the re-read.
+commit writes too many rows, the full read is the re-read, unless it writes no Stock at all (a
+first cycle): then only the header row and the bottom are read first, and its rows are checked
+in the commit's answer.
 """
 
 from __future__ import annotations
