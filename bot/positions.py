@@ -637,6 +637,34 @@ def _snapshot_text(cell: Mapping[str, Any]) -> str:
     return ""
 
 
+# A repair naming more Stock cells put back than this names their rows in runs, in one note: a
+# column moved in the instant of a first cycle's commit puts back every row's Stock.
+PUT_BACK_NAMED = 5
+PUT_BACK_RUNS = 100  # runs of rows listed in that note, then how many more
+
+
+def _put_back_notes(put_back: Sequence[tuple[int, str, object]]) -> list[str]:
+    """The Log notes asking staff to check Stock cells put back to the first read's values."""
+    if len(put_back) <= PUT_BACK_NAMED:
+        return [
+            _(
+                "row {row} ({sku}): its Stock was put back to {value}, as read at the start of "
+                "the cycle; if staff changed it during the cycle, type it again"
+            ).format(row=index + 1, sku=sku, value=value)
+            for index, sku, value in put_back
+        ]
+    runs = row_runs(index + 1 for index, _sku, _value in put_back)
+    named = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:PUT_BACK_RUNS])
+    if len(runs) > PUT_BACK_RUNS:
+        named += " " + _("and {count} more runs of rows").format(count=len(runs) - PUT_BACK_RUNS)
+    return [
+        _(
+            "the Stock of {count} rows ({rows}) was put back to what the cycle read at its "
+            "start; if staff changed any of them during the cycle, type it again"
+        ).format(count=len(put_back), rows=named)
+    ]
+
+
 def repair_cells(
     writes: Writes,
     old_tab: Tab,
@@ -668,6 +696,7 @@ def repair_cells(
     value, and a note asks staff to check it (an edit made during the cycle is not known).
     """
     notes: list[str] = []
+    put_back: list[tuple[int, str, object]] = []  # stale Stock cells put back: row, SKU, value
     header_at = {index: key for key, index in now_tab.columns.items()}
     first_header = [header_key(h) for h in (grid[0] if grid else [])]
     undo: dict[int, dict[int, object]] = {}
@@ -689,13 +718,7 @@ def repair_cells(
             elif now_key is not None and now_key in truth.get(sku, {}):
                 value = truth[sku][now_key]
                 if now_key == "stock" and sku in stale:
-                    notes.append(
-                        _(
-                            "row {row} ({sku}): its Stock was put back to {value}, as read at "
-                            "the start of the cycle; if staff changed it during the cycle, "
-                            "type it again"
-                        ).format(row=index + 1, sku=now_sku, value=value)
-                    )
+                    put_back.append((index, now_sku, value))
             elif sku in first_index:
                 line = grid[first_index[sku]]
                 value = line[then] if then < len(line) else None
@@ -712,6 +735,7 @@ def repair_cells(
                 )
                 continue
             undo.setdefault(index, {})[column] = None if value == "" else value
+    notes += _put_back_notes(put_back)
     where = {
         _grid_text(now_skus, i).casefold(): i
         for i in range(1, len(now_skus))
