@@ -1,0 +1,508 @@
+"""Review attacks 19, against 88e1f3b (an unchecked Stock write keeps the Stock its row held
+before) and the `STOCK_HEADERS` part of 84dfb9f (a column move that put another column's write
+into Stock cells marks those products suspect with the value that landed there). Whole cycles
+of the real bot against the stand-ins, Rakuten and Yahoo, eight products of Stock 10 (`shop`).
+The kill -9 between the commit and its landing check is `Cycle._check_landing` raising (the
+commit was completed in the state file, as `Handover.recover` also leaves it); a failed repair
+is every later batchUpdate answering 503 from the commit's instant on.
+
+Attacks, change 1 (unchecked writes with their before value):
+1. Three sales whose writes land on three swapped rows, kill; staff then type 30 over one
+   product's own row, type exactly the before value (10) into another, leave the third.
+   HELD: 30 kept and logged once; the before value typed back is indistinguishable from the
+   untouched cell and is taken as untouched (SPEC exactly once: the sale is applied, 7; the
+   cell did not change, so no edit was lost); the third restored; no invented `manual`.
+2. The row that took the misplaced write already held that very value (its own Stock equals
+   the value written, so equals its baseline). BROKE (older than 88e1f3b).
+3. Staff recount the row that took the misplaced write, after the kill. BROKE (older).
+4. Staff sort the rows again after the kill, before the next cycle. BROKE (older).
+5. A row deleted after the kill: the product meant (HELD) / the row that took its write
+   (BROKE, older).
+6. The product meant copied into a second row after the kill (duplicates), then the copy
+   deleted. HELD.
+7. Two kills in a row: the second commit with no move (HELD) / with the rows swapped back in
+   its instant (BROKE: restored rows save None, change 1's own choice), then a staff recount.
+8. A state file of an earlier version (3-element unchecked entries, written by hand) and a
+   kill. HELD (read as None: set back from the state file; no edit typed, so nothing lost).
+
+Attacks, change 2 (columns moved in the commit's instant), each of six arrangements: Shown on
+Stock (6 columns inserted left of Stock), Status on Stock (7), Stock on Shown (Shown dragged
+left of Stock), Stock on Name (a column inserted at A), Stock on Status (Status dragged left
+of Stock), Shown on Rakuten (4 inserted). The cycle sells P-1, changes P-3's Shown (a margin)
+and P-2's Status (a broken Display); staff recount P-2 and P-4 afterwards.
+9. The repair fails (503), staff recount, two cycles: Stock, `manual` rows, orders. HELD for
+   five arrangements (Shown on Stock fails with 84dfb9f's STOCK_HEADERS block removed);
+   BROKE for Status on Stock (a regression of 84dfb9f: a Status text is saved as None,
+   "unknown", so the recount typed over it is set back; it passes with the block removed).
+9b. Status on Stock, the repair fails, nobody types over the text: HELD (set back to 10, no
+   `manual`; fails with the block removed: the text is left in Stock, unreadable).
+10. Kill -9 instead of a failed repair (Shown on Stock, Stock on Name; Status on Stock, Stock
+    on Shown, Stock on Status and Shown on Rakuten broke the same way in exploration). BROKE
+    (older than both changes: nothing after a kill looks at where the columns were).
+11. The same failed repair (Shown on Stock, Shown on Rakuten), then: do the staff columns
+    (Name, Display, marketplace columns, the inserted ones) end holding what staff left
+    there, and does every store show the Stock? BROKE (older than both changes; Stock on
+    Name, Stock on Shown and Stock on Status leave "8" in Name/Shopify too).
+
+Broke, in detail (each an xfail(strict=True) below):
+- 2, 3, 4, 5 (receiving row deleted): `_restore_suspects` finds a misplaced write only by the
+  very value at the very row index it was sent to, in another product's row whose baseline
+  differs. When that row holds the value anyway (2), was retyped (3), moved (4) or deleted (5),
+  the product meant is not marked suspect although its own cell still holds the `before` the
+  commit saved: its sale is lost (Stock 10, not 8) and an invented `manual` 8 -> 10 is logged;
+  in 4, the receiving product also keeps the 8 as an invented `manual` 10 -> 8.
+- 7 (swapped back): the second commit saved `before` None for the rows it restored
+  (`self._restored`), so the third cycle makes P-1 suspect with None and sets the 30 staff
+  typed after the second kill back to 8 (no `manual` row).
+- 9 (Status on Stock): `_check_landing` marks P-2 suspect with None (its Status text landed in
+  its Stock cell); None means "set back whatever the cell holds", so the 26 staff typed over
+  the text after the failed repair is set back to 10 without a `manual` row. The cell's
+  content is known (the text): a number there can only be a staff edit. Before 84dfb9f P-2
+  was suspect with its before 10, and the 26 was kept.
+- 10: the unchecked entries name rows, not columns; the next cycle reads the headers where
+  they are now, every row still holds its product, so no entry is suspect: P-1's Stock write
+  (landed in another column) is lost and its own 10 logged as `manual` 8 -> 10, or (Shown on
+  Stock) P-3's Shown 8 is taken for a staff recount, `manual` 10 -> 8.
+- 11: a failed repair is never retried: misplaced Shown, Status and Stock values stay in
+  staff columns for good (a Status text replaces P-2's Display; Rakuten/Shopify ids become
+  "8", two rows then "name" the same item, so P-1 is no longer pushed and Yahoo keeps showing
+  10 for a Stock of 8, an oversell).
+
+Not attacked: set products (a set row's Stock is recomputed every cycle, whatever is
+restored), Amazon and Shopify adapters, the Japanese sheet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import StockbotError
+from bot.ledger import Ledger
+from bot.sync import Cycle
+from tests.staff import at_commit, dimension, put, row_number, stock
+from tests.world import World, world
+
+MARKETS = ("rakuten", "yahoo")
+SKUS = [f"P-{i}" for i in range(8)]
+OLDER = "older than 88e1f3b: "
+
+
+def _open(w: World, stocks: dict[str, int] | None = None) -> None:
+    got = stocks or {}
+    w.create_sheet([[s, "", got.get(s, 10), ""] + [""] * 6 for s in SKUS])
+    for market in w.markets.values():
+        for s in SKUS:
+            market.add_item(s, 0)
+    assert w.sync().ok
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[World]:
+    """Eight products of Stock 10 on Rakuten and Yahoo, synced once."""
+    with world(tmp_path, MARKETS) as w:
+        _open(w)
+        yield w
+
+
+class _Killed(Exception):
+    """kill -9 right after the commit answered, before its landing was checked."""
+
+
+def _killed(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cycle that stops right after its commit."""
+
+    def killed(self: Cycle, *args: Any, **kwargs: Any) -> Any:
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(Cycle, "_check_landing", killed)
+        with pytest.raises(_Killed):
+            w.sync()
+
+
+def _order(w: World) -> list[str]:
+    return [str(r["SKU"]) for r in w.inventory() if r["SKU"] != ""]
+
+
+def _put_order(w: World, order: list[str]) -> None:
+    """Staff paste the product rows in this order (a sort): every cell moves with its row."""
+    grid = w.sheets.get_values(w.sheet_id, "Inventory")
+    width = len(grid[0])
+    lines = {str(g[0]): [*g, *[""] * (width - len(g))] for g in grid[1:] if g and g[0] != ""}
+    w.sheets.set_values(w.sheet_id, "Inventory", "A2", [lines[s] for s in order], raw=True)
+
+
+def _swap(w: World, a: str, b: str) -> None:
+    order = _order(w)
+    i, j = order.index(a), order.index(b)
+    order[i], order[j] = order[j], order[i]
+    _put_order(w, order)
+
+
+def _applied(w: World, sku: str) -> list[int]:
+    return [int(e["Change"]) for e in w.log("order") if e["SKU"] == sku]
+
+
+def _manual(w: World) -> list[tuple[str, Any, Any]]:
+    return sorted((str(e["SKU"]), e["Before"], e["After"]) for e in w.log("manual"))
+
+
+def _stores_off(w: World) -> dict[str, Any]:
+    """Products whose store quantity is not their Stock (no Display set: shown = Stock)."""
+    now = stock(w)
+    return {
+        s: (now[s], *(w.markets[m].quantity(s) for m in MARKETS))
+        for s in now
+        if any(w.markets[m].quantity(s) != now[s] for m in MARKETS)
+    }
+
+
+def _sell_swap_kill(
+    w: World, monkeypatch: pytest.MonkeyPatch, sales: dict[str, int], swaps: list[tuple[str, str]]
+) -> None:
+    """Sales in the cycle; staff swap rows in its commit's round trip, so each sale's Stock
+    write lands in the other product's row; the bot is killed before checking the landing."""
+    for sku, quantity in sales.items():
+        w.markets["rakuten"].place_order([(sku, quantity)])
+
+    def staff() -> None:
+        for a, b in swaps:
+            _swap(w, a, b)
+
+    at_commit(w, staff)
+    _killed(w, monkeypatch)
+
+
+# -- change 1: unchecked writes keep the Stock their row held before -----------------------------
+def test_killed_after_swaps_keeps_a_recount_and_restores_the_rest(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    sales = {"P-1": 2, "P-2": 3, "P-3": 1}
+    _sell_swap_kill(w, monkeypatch, sales, [("P-1", "P-5"), ("P-2", "P-6"), ("P-3", "P-7")])
+    assert {s: stock(w)[s] for s in ("P-5", "P-6", "P-7")} == {"P-5": 8, "P-6": 7, "P-7": 9}
+    put(w, "P-1", "Stock", 30)  # a recount of P-1's own row, over its untouched 10
+    put(w, "P-2", "Stock", 10)  # typed exactly what the cell held: no change to keep
+    assert w.sync().ok
+    assert w.sync().ok
+    want = dict.fromkeys(SKUS, 10) | {"P-1": 30, "P-2": 7, "P-3": 9}
+    assert stock(w) == want
+    assert _manual(w) == [("P-1", 8, 30)]
+    assert [_applied(w, s) for s in sales] == [[-2], [-3], [-1]]
+    assert _stores_off(w) == {}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=OLDER + "P-5 already held 8, the value P-1's write put there, so `_restore_suspects` "
+    "skips the entry (baseline of P-5 == value) and never marks P-1 suspect with its saved "
+    "before 10: P-1's sale is lost, Stock 10 and an invented manual 8 -> 10",
+)
+def test_killed_when_the_receiving_row_already_held_the_value_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with world(tmp_path, MARKETS) as w:
+        _open(w, {"P-5": 8})
+        _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+        assert w.sync().ok
+        assert w.sync().ok
+        assert _manual(w) == []
+        assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8, "P-5": 8}
+        assert _applied(w, "P-1") == [-2]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=OLDER + "P-5's cell no longer holds the misplaced 8 (staff recounted it to 12), so "
+    "the entry is skipped and P-1, whose own cell still holds its saved before 10, is not "
+    "suspect: P-1's sale is lost and an invented manual 8 -> 10 logged",
+)
+def test_killed_then_staff_recount_the_row_that_took_the_write(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    put(w, "P-5", "Stock", 12)
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == [("P-5", 10, 12)]
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8, "P-5": 12}
+    assert _applied(w, "P-1") == [-2]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=OLDER + "the entry is checked at its row index only; after the sort that row holds "
+    "another product with its own value, so nothing is suspect: P-1 loses its sale (invented "
+    "manual 8 -> 10) and P-5 keeps P-1's 8 (invented manual 10 -> 8)",
+)
+def test_killed_then_rows_sorted_before_the_next_cycle(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _put_order(w, SKUS[::-1])
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == []
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8}
+    assert _applied(w, "P-1") == [-2]
+    assert _stores_off(w) == {}
+
+
+@pytest.mark.parametrize(
+    "deleted",
+    [
+        "meant",
+        pytest.param(
+            "receiving",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=OLDER + "P-5's row (holding P-1's 8) deleted: the row index of the "
+                "entry now holds P-6 with its own 10, the entry is skipped, P-1 (own cell still "
+                "its saved before 10) is not suspect: sale lost, invented manual 8 -> 10",
+            ),
+        ),
+    ],
+)
+def test_killed_then_a_row_deleted(
+    shop: World, monkeypatch: pytest.MonkeyPatch, deleted: str
+) -> None:
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    gone = "P-1" if deleted == "meant" else "P-5"
+    dimension(w, "deleteDimension", "ROWS", row_number(w, gone))
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == []
+    want = dict.fromkeys(SKUS, 10) | {"P-1": 8}
+    del want[gone]
+    assert stock(w) == want
+    assert _applied(w, "P-1") == [-2]
+    assert _stores_off(w) == {}
+
+
+def test_killed_then_the_product_meant_copied_into_a_second_row_then_the_copy_deleted(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    line = w.sheets.get_values(w.sheet_id, "Inventory")[row_number(w, "P-1")]
+    w.sheets.set_values(w.sheet_id, "Inventory", "A11", [line], raw=True)  # below the table
+    w.sync()
+    dups = [r for r in w.inventory() if r["SKU"] == "P-1"]
+    assert len(dups) == 2 and all(r["Status"] not in ("", "OK") for r in dups), dups
+    w.sheets.set_values(w.sheet_id, "Inventory", "A11", [[None] * 10])
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == []
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8}
+    assert _applied(w, "P-1") == [-2]
+    assert _stores_off(w) == {}
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "no_move",
+        pytest.param(
+            "swapped_back",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="change 1: the second commit saved before None for the rows it restored "
+                "(`self._restored`), so after the second kill P-1 is suspect with None and the "
+                "30 staff typed is set back to 8 (no manual row); its real before (10) was known",
+            ),
+        ),
+    ],
+)
+def test_two_kills_in_a_row_then_a_staff_recount(
+    shop: World, monkeypatch: pytest.MonkeyPatch, second: str
+) -> None:
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    swaps = [("P-1", "P-5")] if second == "swapped_back" else []
+    _sell_swap_kill(w, monkeypatch, {}, swaps)
+    put(w, "P-1", "Stock", 30)
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == [("P-1", 8, 30)]
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 30}
+    assert _applied(w, "P-1") == [-2]
+    assert _stores_off(w) == {}
+
+
+def test_a_state_file_of_an_earlier_version_with_a_kill(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit's unchecked entries rewritten as an earlier version saved them (3 elements)."""
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    path = Path(w.env["STOCKBOT_STATE_PATH"])
+    with sqlite3.connect(path) as db:
+        (text,) = db.execute("SELECT value FROM meta WHERE key='unchecked'").fetchone()
+        entries = json.loads(text)
+        assert [e[1:] for e in entries] == [["P-1", 8, 10]]
+        old = json.dumps([e[:3] for e in entries])
+        db.execute("UPDATE meta SET value=? WHERE key='unchecked'", (old,))
+    ledger = Ledger(path)
+    assert [e[1:] for e in ledger.unchecked()] == [("P-1", 8, None)]
+    ledger.close()
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == []
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8}
+    assert _applied(w, "P-1") == [-2]
+    assert _stores_off(w) == {}
+
+
+# -- change 2: a column move that put another column's write into Stock cells --------------------
+def _move_column(w: World, src: int, dst: int) -> None:
+    """Staff drag one column to another place: every row's cell moves with it."""
+    grid = w.sheets.get_values(w.sheet_id, "Inventory")
+    width = max(len(g) for g in grid)
+    out = []
+    for g in grid:
+        line = [*g, *[""] * (width - len(g))]
+        line.insert(dst, line.pop(src))
+        out.append([None if c == "" else c for c in line])
+    w.sheets.set_values(w.sheet_id, "Inventory", "A1", out, raw=True)
+
+
+def _insert_columns(w: World, at: int, n: int) -> None:
+    sheet_id = w.sheets.tab_ids(w.sheet_id)["Inventory"]
+    rng = {"sheetId": sheet_id, "dimension": "COLUMNS", "startIndex": at, "endIndex": at + n}
+    w.sheets.batch_update(w.sheet_id, [{"insertDimension": {"range": rng}}])
+
+
+# SKU A, Name B, Stock C, Display D, Rakuten E, Yahoo F, Amazon G, Shopify H, Shown I, Status J
+MOVES: dict[str, Callable[[World], None]] = {
+    "shown_on_stock": lambda w: _insert_columns(w, 2, 6),
+    "status_on_stock": lambda w: _insert_columns(w, 2, 7),
+    "stock_on_shown": lambda w: _move_column(w, 8, 2),
+    "stock_on_name": lambda w: _insert_columns(w, 0, 1),
+    "stock_on_status": lambda w: _move_column(w, 9, 2),
+    "shown_on_rakuten": lambda w: _insert_columns(w, 2, 4),
+}
+
+
+def _columns_moved(
+    w: World, move: str, how: str, monkeypatch: pytest.MonkeyPatch, *, recount: bool = True
+) -> list[Any]:
+    """P-1 sells 2, P-3 gets a margin (Shown 8), P-2 a broken Display (a Status text); staff
+    move columns in the commit's round trip; the repair fails ("fail") or the bot is killed
+    before checking ("kill"); staff recount P-2 and P-4. The grid right after the move."""
+    put(w, "P-2", "Display", "abc")
+    put(w, "P-3", "Display", "-2")
+    w.markets["rakuten"].place_order([("P-1", 2)])
+    moved: list[Any] = []
+
+    def staff() -> None:
+        MOVES[move](w)
+        moved.extend(w.sheets.get_values(w.sheet_id, "Inventory"))
+        if how == "fail":
+            w.sheets.fail(503, times=1_000, match=":batchUpdate")
+
+    at_commit(w, staff)
+    if how == "fail":
+        with pytest.raises(StockbotError):
+            w.sync()
+        with w.sheets.lock:
+            w.sheets.faults.clear()
+    else:
+        _killed(w, monkeypatch)
+    if recount:
+        put(w, "P-2", "Stock", 26)
+    put(w, "P-4", "Stock", 25)
+    w.sync()
+    w.sync()
+    return moved
+
+
+def _stock_kept(w: World, *, recount: bool = True) -> None:
+    p2 = 26 if recount else 10
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8, "P-2": p2, "P-4": 25}
+    manual = [("P-2", 10, 26)] if recount else []
+    assert _manual(w) == [*manual, ("P-4", 10, 25)]
+    assert _applied(w, "P-1") == [-2]
+
+
+STATUS_ON_STOCK = (
+    "change 2 (a regression of 84dfb9f: with its STOCK_HEADERS block removed this passes): "
+    "P-2's Status text landed in its Stock cell and P-2 was made suspect with None ('unknown'), "
+    "so after the failed repair the 26 staff typed over the text is set back to 10 without a "
+    "manual row"
+)
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=STATUS_ON_STOCK))
+        if m == "status_on_stock"
+        else m
+        for m in MOVES
+    ],
+)
+def test_columns_moved_in_the_commits_instant_then_the_repair_fails(
+    shop: World, monkeypatch: pytest.MonkeyPatch, move: str
+) -> None:
+    _columns_moved(shop, move, "fail", monkeypatch)
+    _stock_kept(shop)
+
+
+def test_a_status_text_in_stock_after_a_failed_repair_is_set_back_when_nobody_typed(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status on Stock, the repair fails, nobody types over P-2's text: set back to 10, no
+    `manual` row, no Status complaining of an unreadable Stock."""
+    _columns_moved(shop, "status_on_stock", "fail", monkeypatch, recount=False)
+    _stock_kept(shop, recount=False)
+    assert str(shop.row("P-2")["Status"]).startswith('Display "abc"'), shop.row("P-2")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="older than both changes: the unchecked entries name rows only, every row still "
+    "holds its product, so after the kill nothing is suspect: P-1's Stock write (landed in "
+    "another column) is lost with an invented manual 8 -> 10, or (shown_on_stock) P-3's Shown "
+    "8 in its Stock is taken for a recount, invented manual 10 -> 8",
+)
+@pytest.mark.parametrize("move", ["shown_on_stock", "stock_on_name"])
+def test_columns_moved_in_the_commits_instant_then_the_bot_is_killed(
+    shop: World, monkeypatch: pytest.MonkeyPatch, move: str
+) -> None:
+    _columns_moved(shop, move, "kill", monkeypatch)
+    _stock_kept(shop)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="older than both changes: a failed repair is never retried, so the misplaced "
+    "Stock/Shown/Status values stay in staff columns (P-2's Display replaced by a Status "
+    "text, Name and Rakuten/Shopify ids '8'); two rows then name item 8, P-1 is not pushed "
+    "and Yahoo shows 10 for a Stock of 8",
+)
+@pytest.mark.parametrize("move", ["shown_on_stock", "shown_on_rakuten"])
+def test_a_failed_repair_leaves_no_bot_value_in_staff_columns(
+    shop: World, monkeypatch: pytest.MonkeyPatch, move: str
+) -> None:
+    w = shop
+    moved = _columns_moved(w, move, "fail", monkeypatch)
+    head = [str(h) for h in moved[0]]
+    bot = {head.index(h) for h in ("Stock", "Shown", "Status")}
+    now = w.sheets.get_values(w.sheet_id, "Inventory")
+    width = len(head)
+
+    def staff_cells(grid: list[Any]) -> list[list[Any]]:
+        padded = [[*g, *[""] * (width - len(g))] for g in grid]
+        return [[c for i, c in enumerate(g) if i not in bot] for g in padded]
+
+    assert staff_cells(now) == staff_cells(moved)
+    assert _stores_off(w) == {}
