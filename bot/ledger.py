@@ -350,9 +350,10 @@ class Ledger:
             else []
         )
 
-    def suspects(self) -> dict[str, int | None]:
+    def suspects(self) -> dict[str, int | str | None]:
         """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row,
-        each with that wrong value when known (a cell holding anything else was edited since)."""
+        each with that wrong value when known (a cell holding anything else was edited since;
+        a text: the cell reads as no Stock until staff type one)."""
         text = self.get_meta("suspects")
         data = json.loads(text) if text else {}
         if isinstance(data, list):  # written before the values were kept
@@ -365,7 +366,7 @@ class Ledger:
         left = {k: v for k, v in self.suspects().items() if k not in gone}
         self.set_meta("suspects", json.dumps(left, ensure_ascii=False) if left else "")
 
-    def add_suspects(self, skus: Mapping[str, int | None]) -> None:
+    def add_suspects(self, skus: Mapping[str, int | str | None]) -> None:
         """Record products whose Stock must be written back from the state, not read."""
         both = {**self.suspects(), **{s.casefold(): v for s, v in skus.items() if s}}
         self.set_meta("suspects", json.dumps(both, ensure_ascii=False))

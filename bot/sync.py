@@ -185,7 +185,8 @@ class Cycle:
         self.handover = Handover(sheet, ledger, now=self.now, sleep=sleep)
         self.lease = Lease(sheet, instance, str(ledger.path.resolve()), self.interval, self.now)
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
-        self._restored: set[str] = set()  # suspect SKUs whose Stock this cycle writes back
+        # Suspect SKUs whose Stock this cycle writes back, each with what its cell held.
+        self._restored: dict[str, int | None] = {}
         self._baseline: dict[str, int] | None = None  # the ledger's, read once until the commit
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
@@ -213,7 +214,7 @@ class Cycle:
         self.lease.release()
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
-        self._restored = set()
+        self._restored = {}
         self._baseline = None
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
@@ -304,22 +305,27 @@ class Cycle:
         """
         unchecked = self.ledger.unchecked()
         if unchecked:
-            # The last commit's landing was never checked (the bot stopped first). A row that
-            # now holds another product is only suspect when its Stock is the very value that
-            # commit wrote there: rows sorted since carry their own values, staff edits too.
+            # The last commit's landing was never checked (the bot stopped first). A write
+            # whose row no longer holds its product may have landed elsewhere: the product is
+            # suspect with the Stock its own cell held before, which it still holds unless
+            # staff typed over it (a write that landed right, rows sorted since: its cell holds
+            # the value written, so it is left alone). A row that now holds another product is
+            # suspect only when its Stock is the very value that commit wrote there: rows
+            # sorted since carry their own values, staff edits too.
             cols = sheet.first.columns
             baseline = {k.casefold(): v for k, v in self.ledger.stock_baseline().items()}
-            found: dict[str, int | None] = {}
+            found: dict[str, int | str | None] = {}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
-                if now.casefold() == meant.casefold() or cell != value:
+                if now.casefold() == meant.casefold():
                     continue
-                if baseline.get(now.casefold()) != value:
-                    # Its own cell still holds what it held before (`held`) unless staff typed
-                    # over it since; None: not known (a commit of an earlier version).
+                if held is not None:
                     found[meant] = held
+                if cell == value and baseline.get(now.casefold()) != value:
+                    if held is None:  # a commit of an earlier version: its cell is not known
+                        found[meant] = None
                     found[now] = value
             if found:
                 self.ledger.add_suspects(found)
@@ -333,7 +339,9 @@ class Cycle:
             key = row.sku.casefold()
             if key in suspects and key in baseline and not row.duplicate:
                 wrong = suspects[key]
-                if wrong is not None and row.stock != wrong:
+                # A text the bot put there (a Status) reads as no Stock: a number is typed.
+                typed = row.stock is not None if isinstance(wrong, str) else row.stock != wrong
+                if wrong is not None and typed:
                     # The cell no longer holds the misplaced value: staff typed over it. That
                     # is a staff edit like any other (logged as `manual` against the baseline).
                     self.ledger.drop_suspects([key])
@@ -347,7 +355,7 @@ class Cycle:
                         baseline[key],
                         row.stock,
                     )
-                    self._restored.add(key)
+                    self._restored[key] = row.stock
                 row = replace(
                     row,
                     stock=baseline[key],
@@ -645,7 +653,7 @@ class Cycle:
                 i,
                 writes.skus[i],
                 v,
-                None if writes.skus[i].casefold() in self._restored else before.get(i),
+                self._restored.get(writes.skus[i].casefold(), before.get(i)),
             ]
             for i, v in stock_cells.items()
         ]
@@ -788,7 +796,7 @@ class Cycle:
             # A row that got only Shown and Status, moved with its columns in place, lost no
             # Stock: the cells written there are bot-owned, and staff may edit its Stock.
             stock_cells = writes.cells.get("stock", {})
-            involved: dict[str, int | None] = {
+            involved: dict[str, int | str | None] = {
                 sku: before.get(sku.casefold())
                 for index, sku in writes.skus.items()
                 if wrong.columns or index in stock_cells
@@ -800,12 +808,12 @@ class Cycle:
                         involved[found_sku] = value
             # A column move can put another column's write into a row's Stock cell (Shown's,
             # when columns were inserted left of Stock): that value is what the cell now holds
-            # wrongly, or nothing readable (a Status text).
+            # wrongly (a Status text too: the cell then reads as no Stock until staff type one).
             for key, found in wrong.columns.items():
                 if header_key(found) in STOCK_HEADERS:
                     for index, value in writes.cells.get(key, {}).items():
-                        number = value if isinstance(value, int) else None
-                        involved[writes.skus[index]] = number
+                        landed = value if isinstance(value, int | str) else None
+                        involved[writes.skus[index]] = landed
             self.ledger.add_suspects(involved)
             self.ledger.set_meta("unchecked", "")
             if any(header_key(found) in SKU_HEADERS for found in wrong.rows.values()):

@@ -13,15 +13,17 @@ Attacks, change 1 (unchecked writes with their before value):
    untouched cell and is taken as untouched (SPEC exactly once: the sale is applied, 7; the
    cell did not change, so no edit was lost); the third restored; no invented `manual`.
 2. The row that took the misplaced write already held that very value (its own Stock equals
-   the value written, so equals its baseline). BROKE (older than 88e1f3b).
-3. Staff recount the row that took the misplaced write, after the kill. BROKE (older).
-4. Staff sort the rows again after the kill, before the next cycle. BROKE (older).
+   the value written, so equals its baseline). BROKE (older than 88e1f3b), FIXED.
+3. Staff recount the row that took the misplaced write, after the kill. BROKE (older), FIXED.
+4. Staff sort the rows again after the kill, before the next cycle. BROKE (older); half
+   fixed (the product meant keeps its sale), the rest still broken.
 5. A row deleted after the kill: the product meant (HELD) / the row that took its write
-   (BROKE, older).
+   (BROKE, older), FIXED.
 6. The product meant copied into a second row after the kill (duplicates), then the copy
    deleted. HELD.
 7. Two kills in a row: the second commit with no move (HELD) / with the rows swapped back in
-   its instant (BROKE: restored rows save None, change 1's own choice), then a staff recount.
+   its instant (BROKE: restored rows save None, change 1's own choice; FIXED), then a staff
+   recount.
 8. A state file of an earlier version (3-element unchecked entries, written by hand) and a
    kill. HELD (read as None: set back from the state file; no edit typed, so nothing lost).
 
@@ -33,7 +35,8 @@ and P-2's Status (a broken Display); staff recount P-2 and P-4 afterwards.
 9. The repair fails (503), staff recount, two cycles: Stock, `manual` rows, orders. HELD for
    five arrangements (Shown on Stock fails with 84dfb9f's STOCK_HEADERS block removed);
    BROKE for Status on Stock (a regression of 84dfb9f: a Status text is saved as None,
-   "unknown", so the recount typed over it is set back; it passes with the block removed).
+   "unknown", so the recount typed over it is set back; it passes with the block removed),
+   FIXED.
 9b. Status on Stock, the repair fails, nobody types over the text: HELD (set back to 10, no
    `manual`; fails with the block removed: the text is left in Stock, unreadable).
 10. Kill -9 instead of a failed repair (Shown on Stock, Stock on Name; Status on Stock, Stock
@@ -44,21 +47,25 @@ and P-2's Status (a broken Display); staff recount P-2 and P-4 afterwards.
     there, and does every store show the Stock? BROKE (older than both changes; Stock on
     Name, Stock on Shown and Stock on Status leave "8" in Name/Shopify too).
 
-Broke, in detail (each an xfail(strict=True) below):
-- 2, 3, 4, 5 (receiving row deleted): `_restore_suspects` finds a misplaced write only by the
+Fixed after this review (plain tests now; each failed before the fix):
+- 2, 3, 5 (receiving row deleted): `_restore_suspects` found a misplaced write only by the
   very value at the very row index it was sent to, in another product's row whose baseline
-  differs. When that row holds the value anyway (2), was retyped (3), moved (4) or deleted (5),
-  the product meant is not marked suspect although its own cell still holds the `before` the
-  commit saved: its sale is lost (Stock 10, not 8) and an invented `manual` 8 -> 10 is logged;
-  in 4, the receiving product also keeps the 8 as an invented `manual` 10 -> 8.
-- 7 (swapped back): the second commit saved `before` None for the rows it restored
-  (`self._restored`), so the third cycle makes P-1 suspect with None and sets the 30 staff
-  typed after the second kill back to 8 (no `manual` row).
-- 9 (Status on Stock): `_check_landing` marks P-2 suspect with None (its Status text landed in
-  its Stock cell); None means "set back whatever the cell holds", so the 26 staff typed over
-  the text after the failed repair is set back to 10 without a `manual` row. The cell's
-  content is known (the text): a number there can only be a staff edit. Before 84dfb9f P-2
-  was suspect with its before 10, and the 26 was kept.
+  differs; when that row held the value anyway (2), was retyped (3) or deleted (5), the
+  product meant was not suspect although its own cell still held the `before` the commit
+  saved: its sale was lost and an invented `manual` 8 -> 10 logged. Now a write whose row no
+  longer holds its product makes that product suspect with its saved `before`, which its cell
+  holds unless staff typed over it (a write that landed right, rows sorted since, holds the
+  value written and is left alone).
+- 7 (swapped back): the second commit saved `before` None for the rows it restored; now the
+  value the cell held before it was restored.
+- 9 (Status on Stock): P-2 was suspect with None (its Status text landed in its Stock cell), so
+  a recount typed over the text was set back; now suspect with the text, and a number typed
+  over it is a staff edit.
+
+Still broken (xfail(strict=True) below):
+- 4: P-1's own cell is found by its `before` now (its sale kept), but the row that took its 8 is
+  known only by the row index written to, which after the sort holds another product: P-5
+  keeps P-1's 8 as an invented `manual` 10 -> 8.
 - 10: the unchecked entries name rows, not columns; the next cycle reads the headers where
   they are now, every row still holds its product, so no entry is suspect: P-1's Stock write
   (landed in another column) is lost and its own 10 logged as `manual` 8 -> 10, or (Shown on
@@ -198,12 +205,6 @@ def test_killed_after_swaps_keeps_a_recount_and_restores_the_rest(
     assert _stores_off(w) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=OLDER + "P-5 already held 8, the value P-1's write put there, so `_restore_suspects` "
-    "skips the entry (baseline of P-5 == value) and never marks P-1 suspect with its saved "
-    "before 10: P-1's sale is lost, Stock 10 and an invented manual 8 -> 10",
-)
 def test_killed_when_the_receiving_row_already_held_the_value_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,12 +218,6 @@ def test_killed_when_the_receiving_row_already_held_the_value_written(
         assert _applied(w, "P-1") == [-2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=OLDER + "P-5's cell no longer holds the misplaced 8 (staff recounted it to 12), so "
-    "the entry is skipped and P-1, whose own cell still holds its saved before 10, is not "
-    "suspect: P-1's sale is lost and an invented manual 8 -> 10 logged",
-)
 def test_killed_then_staff_recount_the_row_that_took_the_write(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,9 +233,9 @@ def test_killed_then_staff_recount_the_row_that_took_the_write(
 
 @pytest.mark.xfail(
     strict=True,
-    reason=OLDER + "the entry is checked at its row index only; after the sort that row holds "
-    "another product with its own value, so nothing is suspect: P-1 loses its sale (invented "
-    "manual 8 -> 10) and P-5 keeps P-1's 8 (invented manual 10 -> 8)",
+    reason=OLDER + "P-1's own cell is found by its saved before value now (its sale kept), but "
+    "the row that took its 8 is known only by the row index written to, which after the sort "
+    "holds another product: P-5 keeps P-1's 8 as an invented manual 10 -> 8",
 )
 def test_killed_then_rows_sorted_before_the_next_cycle(
     shop: World, monkeypatch: pytest.MonkeyPatch
@@ -256,21 +251,7 @@ def test_killed_then_rows_sorted_before_the_next_cycle(
     assert _stores_off(w) == {}
 
 
-@pytest.mark.parametrize(
-    "deleted",
-    [
-        "meant",
-        pytest.param(
-            "receiving",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=OLDER + "P-5's row (holding P-1's 8) deleted: the row index of the "
-                "entry now holds P-6 with its own 10, the entry is skipped, P-1 (own cell still "
-                "its saved before 10) is not suspect: sale lost, invented manual 8 -> 10",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("deleted", ["meant", "receiving"])
 def test_killed_then_a_row_deleted(
     shop: World, monkeypatch: pytest.MonkeyPatch, deleted: str
 ) -> None:
@@ -307,21 +288,7 @@ def test_killed_then_the_product_meant_copied_into_a_second_row_then_the_copy_de
     assert _stores_off(w) == {}
 
 
-@pytest.mark.parametrize(
-    "second",
-    [
-        "no_move",
-        pytest.param(
-            "swapped_back",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="change 1: the second commit saved before None for the rows it restored "
-                "(`self._restored`), so after the second kill P-1 is suspect with None and the "
-                "30 staff typed is set back to 8 (no manual row); its real before (10) was known",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("second", ["no_move", "swapped_back"])
 def test_two_kills_in_a_row_then_a_staff_recount(
     shop: World, monkeypatch: pytest.MonkeyPatch, second: str
 ) -> None:
@@ -433,23 +400,7 @@ def _stock_kept(w: World, *, recount: bool = True) -> None:
     assert _applied(w, "P-1") == [-2]
 
 
-STATUS_ON_STOCK = (
-    "change 2 (a regression of 84dfb9f: with its STOCK_HEADERS block removed this passes): "
-    "P-2's Status text landed in its Stock cell and P-2 was made suspect with None ('unknown'), "
-    "so after the failed repair the 26 staff typed over the text is set back to 10 without a "
-    "manual row"
-)
-
-
-@pytest.mark.parametrize(
-    "move",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=STATUS_ON_STOCK))
-        if m == "status_on_stock"
-        else m
-        for m in MOVES
-    ],
-)
+@pytest.mark.parametrize("move", MOVES)
 def test_columns_moved_in_the_commits_instant_then_the_repair_fails(
     shop: World, monkeypatch: pytest.MonkeyPatch, move: str
 ) -> None:
