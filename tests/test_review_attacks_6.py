@@ -102,7 +102,7 @@ def test_a_japanese_log_tab_rolls_over_under_its_own_name(
     monkeypatch.setattr("bot.rollover.LOG_ROLL_CELLS", 26_000)
     order = ja.markets["rakuten"].place_order([("TEA-001", 1)])
     report = ja.sync()
-    day = ja.time.now().date().isoformat()
+    day = ja.today().isoformat()
     assert report.log_rolled_over == f"ログ（{day}まで）"
     tabs = set(ja.sheets.tab_ids(ja.sheet_id))
     assert {"ログ", f"ログ（{day}まで）"} <= tabs and "Log" not in tabs

@@ -63,7 +63,7 @@ def test_a_full_log_tab_is_renamed_and_a_new_one_started(
     monkeypatch.setattr("bot.rollover.LOG_ROLL_CELLS", FULL)
     second = store.place_order([("TEA-001", 2)])
     report = w.sync()
-    day = w.time.now().date().isoformat()
+    day = w.today().isoformat()
     assert report.log_rolled_over == f"Log until {day}"
     assert _old_logs(w) == [f"Log until {day}"]
     # The full tab is renamed as it was, never rewritten; the new one has the headers and
@@ -88,7 +88,7 @@ def test_a_second_rollover_on_the_same_day_gets_its_own_title(
     w.sync()
     monkeypatch.setattr("bot.rollover.LOG_ROLL_CELLS", 1)
     w.sync()
-    day = w.time.now().date().isoformat()
+    day = w.today().isoformat()
     assert sorted(_old_logs(w)) == [f"Log until {day}", f"Log until {day} (2)"]
 
 

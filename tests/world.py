@@ -13,9 +13,10 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.channels import build_channels
 from bot.channels.http import RetryPolicy
@@ -127,6 +128,11 @@ class World:
     def settings(self) -> Settings:
         """Settings from the world's environment (no .env file)."""
         return Settings.from_env(self.env)
+
+    def today(self) -> date:
+        """Today in the shop's time zone (STOCKBOT_TIMEZONE), as the bot names its days: from
+        15:00 UTC that is already tomorrow in Tokyo."""
+        return self.time.now().astimezone(ZoneInfo(self.settings().timezone)).date()
 
     @contextmanager
     def bot(self) -> Iterator[Cycle]:
