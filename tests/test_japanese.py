@@ -10,7 +10,7 @@ import gettext
 import re
 import string
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -275,7 +275,7 @@ def test_language_ja_writes_japanese_on_an_english_sheet_and_last_error(w: World
             "Channels": [["Channel", "Enabled", "Last sync", "Last error"]],
         },
     )
-    expires = date.today() + timedelta(days=3)
+    expires = w.today() + timedelta(days=3)
     w.env.update(STOCKBOT_LANGUAGE="ja", STOCKBOT_RAKUTEN_LICENSE_EXPIRES=expires.isoformat())
     done = w.run_cli("sync")
     assert done.returncode == 0, done.stderr
