@@ -321,11 +321,10 @@ class Cycle:
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold():
                     continue
-                if held is not None:
+                took = cell == value and baseline.get(now.casefold()) != value
+                if took or held is not None:  # None: a commit of an earlier version
                     found[meant] = held
-                if cell == value and baseline.get(now.casefold()) != value:
-                    if held is None:  # a commit of an earlier version: its cell is not known
-                        found[meant] = None
+                if took:
                     found[now] = value
             if found:
                 self.ledger.add_suspects(found)
