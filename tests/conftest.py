@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.staff import SHOP
 from tests.world import World, world
-
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["POT-001", "Pot", 5, "", "", "", "", "", "", ""],
-]
 
 
 @pytest.fixture

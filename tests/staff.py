@@ -27,6 +27,14 @@ ROWS = [
 ITEMS = ("TEA-001", "TEA-002", "TEA-003", "cup-001:white")  # their Rakuten items
 
 
+# Three products, the stories' usual shop (tests/conftest.py `shop`).
+SHOP = [
+    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
+    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
+    ["POT-001", "Pot", 5, "", "", "", "", "", "", ""],
+]
+
+
 def rakuten_shop(tmp_path: Path) -> Iterator[World]:
     """A Rakuten world with `ROWS` in the sheet and their items on the store (a fixture body)."""
     with world(tmp_path, ("rakuten",)) as w:

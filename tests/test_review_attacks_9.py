@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.staff import at_read, stock
+from tests.staff import SHOP, at_read, stock
 from tests.world import World, world
-
-SHOP = [
-    ["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""],
-    ["CUP-001", "Cup", 7, "", "", "", "", "", "", ""],
-    ["POT-001", "Pot", 5, "", "", "", "", "", "", ""],
-]
 
 
 @pytest.fixture
