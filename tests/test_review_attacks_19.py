@@ -170,6 +170,24 @@ def _stores_off(w: World) -> dict[str, Any]:
     }
 
 
+def _settle(
+    w: World,
+    stocks: dict[str, int],
+    manual: list[tuple[str, Any, Any]] | None = None,
+    applied: dict[str, list[int]] | None = None,
+) -> None:
+    """The next two cycles pass; then every Stock is 10 but `stocks`, the `manual` rows are
+    exactly `manual`, each sale is applied once (P-1's 2 unless said) and every store shows
+    the Stock."""
+    assert w.sync().ok
+    assert w.sync().ok
+    assert _manual(w) == (manual or [])
+    assert stock(w) == dict.fromkeys(SKUS, 10) | stocks
+    for sku, changes in (applied or {"P-1": [-2]}).items():
+        assert _applied(w, sku) == changes
+    assert _stores_off(w) == {}
+
+
 def _sell_swap_kill(
     w: World, monkeypatch: pytest.MonkeyPatch, sales: dict[str, int], swaps: list[tuple[str, str]]
 ) -> None:
@@ -196,13 +214,8 @@ def test_killed_after_swaps_keeps_a_recount_and_restores_the_rest(
     assert {s: stock(w)[s] for s in ("P-5", "P-6", "P-7")} == {"P-5": 8, "P-6": 7, "P-7": 9}
     put(w, "P-1", "Stock", 30)  # a recount of P-1's own row, over its untouched 10
     put(w, "P-2", "Stock", 10)  # typed exactly what the cell held: no change to keep
-    assert w.sync().ok
-    assert w.sync().ok
-    want = dict.fromkeys(SKUS, 10) | {"P-1": 30, "P-2": 7, "P-3": 9}
-    assert stock(w) == want
-    assert _manual(w) == [("P-1", 8, 30)]
-    assert [_applied(w, s) for s in sales] == [[-2], [-3], [-1]]
-    assert _stores_off(w) == {}
+    applied = {"P-1": [-2], "P-2": [-3], "P-3": [-1]}
+    _settle(w, {"P-1": 30, "P-2": 7, "P-3": 9}, [("P-1", 8, 30)], applied)
 
 
 def test_killed_when_the_receiving_row_already_held_the_value_written(
@@ -211,11 +224,7 @@ def test_killed_when_the_receiving_row_already_held_the_value_written(
     with world(tmp_path, MARKETS) as w:
         _open(w, {"P-5": 8})
         _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
-        assert w.sync().ok
-        assert w.sync().ok
-        assert _manual(w) == []
-        assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8, "P-5": 8}
-        assert _applied(w, "P-1") == [-2]
+        _settle(w, {"P-1": 8, "P-5": 8})
 
 
 def test_killed_then_staff_recount_the_row_that_took_the_write(
@@ -224,11 +233,7 @@ def test_killed_then_staff_recount_the_row_that_took_the_write(
     w = shop
     _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
     put(w, "P-5", "Stock", 12)
-    assert w.sync().ok
-    assert w.sync().ok
-    assert _manual(w) == [("P-5", 10, 12)]
-    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8, "P-5": 12}
-    assert _applied(w, "P-1") == [-2]
+    _settle(w, {"P-1": 8, "P-5": 12}, [("P-5", 10, 12)])
 
 
 @pytest.mark.xfail(
@@ -243,12 +248,7 @@ def test_killed_then_rows_sorted_before_the_next_cycle(
     w = shop
     _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
     _put_order(w, SKUS[::-1])
-    assert w.sync().ok
-    assert w.sync().ok
-    assert _manual(w) == []
-    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8}
-    assert _applied(w, "P-1") == [-2]
-    assert _stores_off(w) == {}
+    _settle(w, {"P-1": 8})
 
 
 @pytest.mark.parametrize("deleted", ["meant", "receiving"])
@@ -280,12 +280,7 @@ def test_killed_then_the_product_meant_copied_into_a_second_row_then_the_copy_de
     dups = [r for r in w.inventory() if r["SKU"] == "P-1"]
     assert len(dups) == 2 and all(r["Status"] not in ("", "OK") for r in dups), dups
     w.sheets.set_values(w.sheet_id, "Inventory", "A11", [[None] * 10])
-    assert w.sync().ok
-    assert w.sync().ok
-    assert _manual(w) == []
-    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8}
-    assert _applied(w, "P-1") == [-2]
-    assert _stores_off(w) == {}
+    _settle(w, {"P-1": 8})
 
 
 @pytest.mark.parametrize("second", ["no_move", "swapped_back"])
@@ -297,12 +292,7 @@ def test_two_kills_in_a_row_then_a_staff_recount(
     swaps = [("P-1", "P-5")] if second == "swapped_back" else []
     _sell_swap_kill(w, monkeypatch, {}, swaps)
     put(w, "P-1", "Stock", 30)
-    assert w.sync().ok
-    assert w.sync().ok
-    assert _manual(w) == [("P-1", 8, 30)]
-    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 30}
-    assert _applied(w, "P-1") == [-2]
-    assert _stores_off(w) == {}
+    _settle(w, {"P-1": 30}, [("P-1", 8, 30)])
 
 
 def test_a_state_file_of_an_earlier_version_with_a_kill(
@@ -321,12 +311,7 @@ def test_a_state_file_of_an_earlier_version_with_a_kill(
     ledger = Ledger(path)
     assert [e[1:] for e in ledger.unchecked()] == [("P-1", 8, None)]
     ledger.close()
-    assert w.sync().ok
-    assert w.sync().ok
-    assert _manual(w) == []
-    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8}
-    assert _applied(w, "P-1") == [-2]
-    assert _stores_off(w) == {}
+    _settle(w, {"P-1": 8})
 
 
 # -- change 2: a column move that put another column's write into Stock cells --------------------
