@@ -304,6 +304,11 @@ class Cycle:
         here, instead of the difference being taken for a staff edit.
         """
         unchecked = self.ledger.unchecked()
+        suspects = self.ledger.suspects()
+        if not unchecked and not suspects:
+            return rows
+        # Read once per cycle (`_stock_baseline`), folded once for both steps below.
+        baseline = {sku.casefold(): value for sku, value in self._stock_baseline().items()}
         if unchecked:
             # The last commit's landing was never checked (the bot stopped first). A write
             # whose row no longer holds its product may have landed elsewhere: the product is
@@ -313,7 +318,6 @@ class Cycle:
             # suspect only when its Stock is the very value that commit wrote there: rows
             # sorted since carry their own values, staff edits too.
             cols = sheet.first.columns
-            baseline = {k.casefold(): v for k, v in self.ledger.stock_baseline().items()}
             found: dict[str, int | str | None] = {}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
@@ -328,11 +332,10 @@ class Cycle:
                     found[now] = value
             if found:
                 self.ledger.add_suspects(found)
+                suspects = self.ledger.suspects()
             self.ledger.set_meta("unchecked", "")
-        suspects = self.ledger.suspects()
         if not suspects:
             return rows
-        baseline = {sku.casefold(): value for sku, value in self.ledger.stock_baseline().items()}
         restored: list[Row] = []
         for row in rows:
             key = row.sku.casefold()
