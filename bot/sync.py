@@ -317,19 +317,23 @@ class Cycle:
             # the value written, so it is left alone). A row that now holds another product is
             # suspect only when its Stock is the very value that commit wrote there: rows
             # sorted since carry their own values, staff edits too.
+            # A cell seen holding another product's write is that value whatever its own
+            # write left (two written rows swapped: each holds the other's), so it wins.
             cols = sheet.first.columns
-            found: dict[str, int | str | None] = {}
+            own: dict[str, int | None] = {}
+            took: dict[str, int] = {}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold():
                     continue
-                took = cell == value and baseline.get(now.casefold()) != value
-                if took or held is not None:  # None: a commit of an earlier version
-                    found[meant] = held
-                if took:
-                    found[now] = value
+                landed = cell == value and baseline.get(now.casefold()) != value
+                if landed or held is not None:  # None: a commit of an earlier version
+                    own[meant] = held
+                if landed:
+                    took[now] = value
+            found: dict[str, int | str | None] = {**own, **took}
             if found:
                 self.ledger.add_suspects(found)
                 suspects = self.ledger.suspects()
