@@ -282,3 +282,43 @@ def test_two_processes_opening_an_earlier_versions_file_at_once_both_open_it(
     ledger.lock()
     assert ledger.settled_quantities("amazon") == {"TEA-001": 5}
     ledger.close()
+
+
+ODD_ITEMS = ['A"1', "商品-1", "a,b", "x'y", "back\\slash", " spaced ", "[1]", "{}", "😀"]
+
+
+def test_recorded_and_forgotten_items_round_trip_whatever_their_characters(
+    tmp_path: Path,
+) -> None:
+    # Pushes are recorded and forgotten through one JSON text per call (SQLite's json_each):
+    # quotes, commas, brackets and non-ASCII item ids must come back exactly as given.
+    path = tmp_path / "state.sqlite3"
+    ledger = Ledger(path)
+    ledger.forget_quantities("rakuten", ODD_ITEMS)  # a first push: nothing held yet
+    pushed = {item: n for n, item in enumerate(ODD_ITEMS)}
+    ledger.record_pushes("rakuten", pushed, {})
+    assert queried(path, "rakuten") == pushed
+    ledger.forget_quantities("rakuten", ODD_ITEMS[:4])
+    assert queried(path, "rakuten") == {item: pushed[item] for item in ODD_ITEMS[4:]}
+    assert set(ledger.pushes("rakuten")) == set(ODD_ITEMS)
+    assert all(ledger.pushes("rakuten")[item].quantity is None for item in ODD_ITEMS[:4])
+    ledger.close()
+
+
+def test_a_first_push_forgets_nothing_and_a_later_one_forgets_what_it_sends(
+    tmp_path: Path,
+) -> None:
+    # An item never pushed is unknown with or without an entry: a first push of 100,000 SKUs
+    # writes no entry before it is sent (issue 8). Stopped before its outcome is recorded, a
+    # later push leaves exactly the items it sent unknown, none of the others.
+    path = tmp_path / "state.sqlite3"
+    ledger = Ledger(path)
+    ledger.forget_quantities("amazon", ["A-1", "A-2", "A-3"])
+    assert ledger.pushes("amazon") == {}
+    ledger.record_pushes("amazon", {"A-1": 1, "A-2": 2, "A-3": 3}, {})
+    ledger.forget_quantities("amazon", ["A-2", "B-9"])  # B-9: new on this marketplace
+    assert queried(path, "amazon") == {"A-1": 1, "A-3": 3}
+    assert dict(ledger.settled_quantities("amazon")) == {"A-1": 1, "A-3": 3}
+    assert set(ledger.unsettled_pushes("amazon")) == {"A-2"}
+    assert ledger.unsettled_pushes("amazon")["A-2"].quantity is None
+    ledger.close()

@@ -182,7 +182,7 @@ def test_a_disk_hiccup_in_a_long_run_does_not_leave_a_store_showing_stock_that_i
             settled_then_restocked(w, cycle)  # the kept answer holds the three at 4
             assert [store.quantity(s) for s in RUN_SKUS] == [4, 4, 4]
             with (
-                _disk_fails(cycle.ledger, "INSERT INTO pushes VALUES", after=0) as seen,
+                _disk_fails(cycle.ledger, "INSERT INTO pushes SELECT", after=0) as seen,
                 pytest.raises(sqlite3.OperationalError),
             ):
                 cycle.run()
