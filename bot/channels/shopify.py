@@ -532,8 +532,13 @@ class ShopifyChannel:
         failed: dict[str, str] = {}
         stale: set[str] = set()
         latest = {u.item: u for u in updates}  # one row per SKU; the last one wins
+        now = self._clock()  # once, not per item: a first push has 100,000 (issue 8)
         fresh = self._lookup(
-            [u.item for u in latest.values() if u.expected is None or not self._cached(u.item)],
+            [
+                u.item
+                for u in latest.values()
+                if u.expected is None or not self._cached(u.item, now)
+            ],
             failed,
         )
         entries: dict[str, _Entry] = {}
@@ -802,9 +807,9 @@ class ShopifyChannel:
                 variables["after"] = page["pageInfo"]["endCursor"]
         return [sku for sku in skus if sku not in found]
 
-    def _cached(self, sku: str) -> bool:
+    def _cached(self, sku: str, now: float) -> bool:
         found = self._variants.get(sku)
-        return found is not None and self._clock() - found[0] < CACHE_TTL
+        return found is not None and now - found[0] < CACHE_TTL
 
     def _lookup(self, skus: Sequence[str], failed: dict[str, str]) -> dict[str, _Variant]:
         """Read SKU → inventory item (and its quantity here) for `skus`; note the ones missing."""
@@ -832,11 +837,12 @@ class ShopifyChannel:
                 if not page["pageInfo"]["hasNextPage"]:
                     break
                 variables["after"] = page["pageInfo"]["endCursor"]
+            now = self._clock()
             for sku in chunk:
                 found = seen.get(sku, [])
                 if len(found) == 1:
                     fresh[sku] = found[0]
-                    self._variants[sku] = (self._clock(), found[0])
+                    self._variants[sku] = (now, found[0])
                     continue
                 self._variants.pop(sku, None)
                 failed[sku] = self._lookup_problem(sku, len(found), near.get(sku))
