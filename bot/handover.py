@@ -127,6 +127,17 @@ class Handover:
                     "file: point STOCKBOT_STATE_PATH at this sheet's state file"
                 ).format(path=ledger.path, served=served, sheet=sheet_id)
             )
+        if not ledger.intact():
+            raise StateMismatchError(
+                _(
+                    "the state file {path} does not hold together: its orders do not add up to "
+                    "what it last recorded. It was copied or moved over while a bot had it open, "
+                    "and SQLite mixed the copy with the journal the bot left ({path}-wal); "
+                    "running on could apply orders a second time, so nothing was written. Stop "
+                    "the bot, delete {path}-wal and {path}-shm, and put the state file back, "
+                    "the newest copy you have (see Deployment in the README). {hint}"
+                ).format(path=ledger.path, hint=_reset_hint())
+            )
         last = ledger.get_meta("last_commit")
         pending = ledger.pending()
         if marker is None:

@@ -53,6 +53,13 @@ SETTLED_SQL = (
     "AND adjust=0 AND events=0 AND (error IS NULL OR error='') AND stale=0"
 )
 
+# How many rows the tables that keep orders from counting twice hold, as one text: the ledger
+# writes it to `meta` in every transaction that changes them, and `Ledger.intact` compares.
+TALLY_SQL = (
+    "SELECT (SELECT count(*) FROM lines) || ':' || (SELECT count(*) FROM orders) || ':' "
+    "|| (SELECT count(*) FROM forgotten)"
+)
+
 # Columns of the pushes table that earlier versions' state files lack (`Ledger._migrate`).
 PUSH_ADDED = {
     "events": "events INTEGER NOT NULL DEFAULT 0",
@@ -407,6 +414,7 @@ class Ledger:
             )
             db.executemany("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", old)
             db.executemany("DELETE FROM forgotten WHERE channel=? AND order_id=?", expired)
+            _keep_tally(db)
         return len(old)
 
     def prune_pushes(self, listed: Mapping[str, set[str]]) -> int:
@@ -432,6 +440,22 @@ class Ledger:
         """Orders of the channel that were counted and later forgotten (see `prune`)."""
         rows = self._db.execute("SELECT order_id FROM forgotten WHERE channel=?", (channel,))
         return {str(r[0]) for r in rows}
+
+    def intact(self) -> bool:
+        """Whether the order tables hold as many rows as the file's last write of them said.
+
+        A file copied (`cp`) or moved (`mv`) over the state file while a bot has it open is
+        not a database SQLite can read whole: it reads the copy's pages overlaid with the live
+        journal's (`-wal`), which still holds the bot's latest `meta` page, so the file names
+        the bot's last commit while its `lines` may come from the copy, without orders applied
+        since (review attacks 17). The counts written with every change of those tables
+        (`TALLY_SQL`) then disagree with the tables. A file of a version that kept no tally
+        passes until its next write keeps one.
+        """
+        row = self._db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
+        if row is None:
+            return True
+        return bool(str(row[0]) == self._db.execute(TALLY_SQL).fetchone()[0])
 
     def is_fresh(self) -> bool:
         """Whether this state file has never completed a commit nor started a channel."""
@@ -464,6 +488,7 @@ class Ledger:
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             if last_commit:
                 db.execute("INSERT INTO meta VALUES ('last_commit', ?)", (last_commit,))
+            _keep_tally(db)
 
     # -- reads ---------------------------------------------------------------------------
     def cursor(self, channel: str) -> tuple[str, str] | None:
@@ -660,13 +685,14 @@ class Ledger:
         """Step 1: save the changes of a commit about to be sent.
 
         With `check`, only if the last completed commit is still `after` (the one the bot
-        knows): otherwise the file was replaced under the bot (an older copy restored), the
-        plan was made from it, and nothing is saved (False).
+        knows) and the order tables add up (`intact`): otherwise the file was replaced under
+        the bot (an older copy restored, or copied over), the plan was made from it, and
+        nothing is saved (False).
         """
         with self._tx() as db:
             if check:
                 row = db.execute("SELECT value FROM meta WHERE key='last_commit'").fetchone()
-                if (None if row is None else str(row[0])) != after:
+                if (None if row is None else str(row[0])) != after or not self.intact():
                     return False
             db.execute("DELETE FROM pending")
             db.execute("INSERT INTO pending VALUES (?, ?, ?)", (commit_id, kind, changes.to_json()))
@@ -727,6 +753,7 @@ class Ledger:
             )
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_commit', ?)", (commit_id,))
+            _keep_tally(db)
             if c.written:
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('unchecked', ?)",
@@ -854,6 +881,11 @@ def _components(data: Any) -> tuple[tuple[str, int], ...] | None:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _keep_tally(db: sqlite3.Connection) -> None:
+    """Inside a transaction that changed the order tables: write their counts (`intact`)."""
+    db.execute(f"INSERT OR REPLACE INTO meta VALUES ('tally', ({TALLY_SQL}))")
 
 
 def _queue(db: sqlite3.Connection, rows: list[list[Any]]) -> None:

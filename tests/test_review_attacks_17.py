@@ -32,21 +32,19 @@ on both stores. Not attacked: the marketplaces' clocks jumping back together wit
 (the world's shared clock does that by default; orders then carry times before the bot's
 cursor, which no real marketplace does).
 
-Broke, not fixed (xfail): 1. SQLite keeps the live WAL by file name and the bot's pages by
-file handle, so the copy put under a running bot is read as the backup's pages overlaid with
-the WAL's frames: the `meta` page (written every cycle, so in the WAL) still names the last
-commit, while the `lines` page, checkpointed before the copy, comes back from the backup
-without the order applied since. The identity check (`Handover.check_identity`, and the
-`last_commit` check before every commit) therefore passes, and the order is applied a second
-time when it is fetched again (shipped, here): Stock 10 -> 7 -> 4 for one order of 3. The
-README says a state file replaced while the bot has it open is caught; that holds for SQLite's
-backup API (review attacks 10, 15), not for a file copy or rename, which SQLite itself calls a
-way to corrupt a database ("How To Corrupt An SQLite Database File": a file overwritten,
-or renamed, while a connection has it open). Not a fault of
-the change under review (the kept answer plays no part) and no small fix: the state would need
-a check that a mixed file cannot pass (for instance a count of the lines applied kept in
-`meta`), and the README's Deployment section should tell operators never to copy over the file
-of a running bot.
+Broke, fixed afterwards (2026-11-30, issue 8's next session): 1. SQLite keeps the live WAL by
+file name and the bot's pages by file handle, so the copy put under a running bot is read as
+the backup's pages overlaid with the WAL's frames: the `meta` page (written every cycle, so in
+the WAL) still names the last commit, while the `lines` page, checkpointed before the copy,
+comes back from the backup without the order applied since. The identity check passed, and
+the order was applied a second time when it was fetched again (shipped, here): Stock 10 -> 7
+-> 4 for one order of 3. SQLite itself calls a file overwritten or renamed under an open
+connection a way to corrupt a database ("How To Corrupt An SQLite Database File"). Now every
+write that changes the order tables keeps their row counts in `meta` (`Ledger.intact`), and a
+file whose tables disagree with them is refused at the start of every cycle and before every
+commit, with what to do: stop the bot, delete the journal, put a state file back. The running
+bot itself goes on from the pages SQLite keeps in memory (its own) until it must read one from
+the file; the restarted bot refuses at once.
 """
 
 from __future__ import annotations
@@ -61,6 +59,7 @@ from typing import Any
 
 import pytest
 
+from bot.handover import StateMismatchError
 from bot.ledger import Ledger
 from tests.staff import (
     at_commit,
@@ -97,12 +96,6 @@ def _stores_show(w: World, want: dict[str, dict[str, int]]) -> None:
 # -- 1. the state file copied or moved over while `run` has it open ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a state file copied (cp) or moved (mv) over while run has it open mixes the "
-    "backup's pages with the live WAL: meta still names the last commit, the lines table lost "
-    "the order applied since, and the order is applied twice (module docstring, 1)",
-)
 @pytest.mark.parametrize("how", ["cp", "mv"])
 def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
     shop: World, tmp_path: Path, how: str
@@ -111,6 +104,7 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
     state = Path(w.env["STOCKBOT_STATE_PATH"])
     saved = tmp_path / "saved.sqlite3"
     store = w.markets["rakuten"]
+    refusals: list[str] = []
     with w.bot() as cycle:
         assert cycle.run().ok
         next_cycle(w)
@@ -122,8 +116,9 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
         assert stock(w)["TEA-001"] == 7
         # What SQLite does by itself once the WAL holds 1,000 pages (every first push of a
         # large sheet): here by hand, a small sheet writes few pages a cycle.
-        with sqlite3.connect(state) as other:
-            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        other = sqlite3.connect(state)
+        other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        other.close()
         next_cycle(w)
         assert cycle.run().ok
         # The operator "restores" the backup with a plain copy while the bot runs.
@@ -133,20 +128,66 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
             copy = state.with_name("copy.sqlite3")
             shutil.copyfile(saved, copy)
             os.replace(copy, state)
+        # The running bot reads the pages SQLite keeps in memory, its own, while they last;
+        # a page it must read from the file again makes the tally disagree, and it stops.
         for _ in range(2):
             next_cycle(w)
             try:
                 cycle.run()
-            except Exception:  # stopping is fine; applying the order again is not
+            except StateMismatchError as exc:
+                refusals.append(str(exc))
                 break
+        assert stock(w)["TEA-001"] == 7
     store.ship(order)  # type: ignore[attr-defined]  # fetched again: its status changed
+    # Restarted, the bot reads the mixed file from disk: it refuses, every time.
     for _ in range(2):
-        next_cycle(w)
-        try:
+        with pytest.raises(StateMismatchError) as restarted:
             w.sync()
-        except Exception:  # refusing the file is fine
-            break
-    assert stock(w)["TEA-001"] in (7, 10), "the order of 3 must count once"
+        refusals.append(str(restarted.value))
+    assert stock(w)["TEA-001"] == 7, "the order of 3 must count once"
+    assert all("does not hold together" in r and f"{state}-wal" in r for r in refusals), refusals
+    # The operator does what the refusal says: journal deleted, the backup put back. That
+    # backup is older than the sheet, which the identity check has always refused.
+    for journal in ("-wal", "-shm"):
+        Path(f"{state}{journal}").unlink(missing_ok=True)
+    shutil.copyfile(saved, state)
+    with pytest.raises(StateMismatchError, match="older than the sheet"):
+        w.sync()
+    assert stock(w)["TEA-001"] == 7
+
+
+def test_a_state_file_that_adds_up_passes_after_every_kind_of_write(shop: World) -> None:
+    """The tally never refuses a file the bot wrote itself: commits, prunes of old orders,
+    cancellations, `reset-state`, and a file from before the tally existed."""
+    w = shop
+    store = w.markets["rakuten"]
+    state = Path(w.env["STOCKBOT_STATE_PATH"])
+    with w.bot() as cycle:
+        assert cycle.run().ok
+        for _ in range(3):
+            order = store.place_order([("TEA-001", 1)])
+            next_cycle(w)
+            assert cycle.run().ok
+            store.cancel_order(order)
+            next_cycle(w)
+            assert cycle.run().ok
+        assert cycle.ledger.intact()
+        pruned = cycle.ledger.prune(
+            w.time.now() + timedelta(days=400), forget_ids_before=w.time.now()
+        )
+        assert pruned >= 3 and cycle.ledger.intact()
+    older = sqlite3.connect(state)  # a file written before the tally was kept
+    with older:
+        older.execute("DELETE FROM meta WHERE key='tally'")
+    older.close()
+    assert w.sync().ok
+    ledger = Ledger(state)
+    try:
+        assert ledger.intact()
+        ledger.reset(w.sheet_id, None)
+        assert ledger.intact()
+    finally:
+        ledger.close()
 
 
 # -- 2. the wall clock jumps between cycles of one run ----------------------------------------
