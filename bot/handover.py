@@ -150,6 +150,11 @@ class Handover:
                     ).format(path=ledger.path, hint=_reset_hint())
                 )
         elif marker.id != last and (pending is None or pending.id != marker.id):
+            if last and dry_run and self._marker_now() == last:
+                # `check` runs beside `run` without the lock: that bot committed between
+                # this look at the sheet and this read of its state file.
+                self.last = last
+                return
             if last:
                 raise StateMismatchError(
                     _(
@@ -180,6 +185,11 @@ class Handover:
         if not served and not dry_run:
             ledger.set_meta("spreadsheet", sheet_id)
         self.last = ledger.get_meta("last_commit")
+
+    def _marker_now(self) -> str | None:
+        """The id of the sheet's commit marker, read again now."""
+        marker = Marker.parse(metadata_values(self.sheet.metadata()).get(COMMIT_KEY))
+        return None if marker is None else marker.id
 
     def recover(self, marker: Marker | None) -> None:
         """Finish or drop a commit left pending by a stop, by what the sheet's marker says."""

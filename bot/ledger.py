@@ -53,11 +53,15 @@ SETTLED_SQL = (
     "AND adjust=0 AND events=0 AND (error IS NULL OR error='') AND stale=0"
 )
 
-# How many rows the tables that keep orders from counting twice hold, as one text: the ledger
-# writes it to `meta` in every transaction that changes them, and `Ledger.intact` compares.
+# What the tables that keep orders from counting twice hold, summed up as one text: their
+# rows, every line's target, applied quantity and cancel mark, every order's closed mark. The
+# ledger writes it to `meta` in every transaction that changes them, and `Ledger.intact`
+# compares. Counts alone missed a copy taken before a cancellation (review attacks 21): a
+# cancel changes rows in place.
 TALLY_SQL = (
-    "SELECT (SELECT count(*) FROM lines) || ':' || (SELECT count(*) FROM orders) || ':' "
-    "|| (SELECT count(*) FROM forgotten)"
+    "SELECT (SELECT count(*) || ':' || total(target) || ':' || total(applied) || ':' "
+    "|| total(cancelled) FROM lines) || ':' || (SELECT count(*) || ':' || total(closed) "
+    "FROM orders) || ':' || (SELECT count(*) FROM forgotten)"
 )
 
 # Columns of the pushes table that earlier versions' state files lack (`Ledger._migrate`).
@@ -442,20 +446,22 @@ class Ledger:
         return {str(r[0]) for r in rows}
 
     def intact(self) -> bool:
-        """Whether the order tables hold as many rows as the file's last write of them said.
+        """Whether the order tables hold what the file's last write of them summed up.
 
         A file copied (`cp`) or moved (`mv`) over the state file while a bot has it open is
         not a database SQLite can read whole: it reads the copy's pages overlaid with the live
         journal's (`-wal`), which still holds the bot's latest `meta` page, so the file names
         the bot's last commit while its `lines` may come from the copy, without orders applied
-        since (review attacks 17). The counts written with every change of those tables
+        since (review attacks 17). The sums written with every change of those tables
         (`TALLY_SQL`) then disagree with the tables. A file of a version that kept no tally
         passes until its next write keeps one.
         """
-        row = self._db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
-        if row is None:
-            return True
-        return bool(str(row[0]) == self._db.execute(TALLY_SQL).fetchone()[0])
+        # One statement, so one snapshot: the kept tally and the tables as one commit left
+        # them, even while another process commits (`check` beside `run`, review attacks 21).
+        kept, now = self._db.execute(
+            f"SELECT (SELECT value FROM meta WHERE key='tally'), ({TALLY_SQL})"
+        ).fetchone()
+        return kept is None or str(kept) == str(now)
 
     def is_fresh(self) -> bool:
         """Whether this state file has never completed a commit nor started a channel."""
@@ -793,11 +799,18 @@ class Ledger:
                     "SELECT 1 FROM pushes WHERE channel=? AND quantity IS NOT NULL LIMIT 1",
                     (channel,),
                 ).fetchone()
-                if held:
+                text = _json_for_sqlite(sorted(items)) if held else None
+                if text is not None:
                     db.execute(
                         "UPDATE pushes SET quantity=NULL WHERE channel=?1 AND quantity IS NOT NULL "
                         "AND item IN (SELECT value FROM json_each(?2))",
-                        (channel, json.dumps(sorted(items), ensure_ascii=False)),
+                        (channel, text),
+                    )
+                elif held:
+                    db.executemany(
+                        "UPDATE pushes SET quantity=NULL "
+                        "WHERE channel=? AND item=? AND quantity IS NOT NULL",
+                        [(channel, item) for item in sorted(items)],
                     )
         except BaseException:
             self._pushes_written(channel, items)  # whatever landed is read again
@@ -822,14 +835,24 @@ class Ledger:
         stale = list(stale)
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO pushes SELECT ?1, key, value, 0, NULL, 0, 0, NULL, NULL, 0 "
-                    "FROM json_each(?2) WHERE true "
+                settle = (
                     "ON CONFLICT (channel, item) DO UPDATE SET quantity=excluded.quantity, "
                     "adjust=0, error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL, "
-                    "logged=0",
-                    (channel, json.dumps(dict(sorted(pushed.items())), ensure_ascii=False)),
+                    "logged=0"
                 )
+                text = _json_for_sqlite(dict(sorted(pushed.items())))
+                if text is not None:
+                    db.execute(
+                        "INSERT INTO pushes SELECT ?1, key, value, 0, NULL, 0, 0, NULL, NULL, 0 "
+                        f"FROM json_each(?2) WHERE true {settle}",
+                        (channel, text),
+                    )
+                else:
+                    db.executemany(
+                        "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL, 0) "
+                        + settle,
+                        [(channel, item, qty) for item, qty in sorted(pushed.items())],
+                    )
                 db.executemany(
                     "INSERT INTO pushes (channel, item, quantity, adjust, error, refused, "
                     "refused_at) VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT (channel, item) DO "
@@ -881,6 +904,16 @@ def _components(data: Any) -> tuple[tuple[str, int], ...] | None:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _json_for_sqlite(value: list[str] | dict[str, int]) -> str | None:
+    """Item ids as one JSON text for SQLite's `json_each`; None when one holds a NUL.
+
+    `json_each` of the SQLite this runs on (3.40) cuts a string at an escaped NUL: such ids go
+    through bound parameters instead, one statement per item (review attacks 21).
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return None if "\\u0000" in text else text
 
 
 def _keep_tally(db: sqlite3.Connection) -> None:
