@@ -48,6 +48,7 @@ PUSH_COLUMNS = "channel, item, quantity, adjust, error, stale, events, refused, 
 # again item by item when at most this many of its items were written since (and not taken as
 # written, `Ledger._pushes_known`); beyond it, the whole channel is read again when next asked.
 SETTLED_TOUCHED_MAX = 5_000
+JSON_SLICE = 10_000  # items per JSON text a push's bookkeeping hands to SQLite (`_slices`)
 SETTLED_SQL = (
     "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL "
     "AND adjust=0 AND events=0 AND (error IS NULL OR error='') AND stale=0"
@@ -799,19 +800,20 @@ class Ledger:
                     "SELECT 1 FROM pushes WHERE channel=? AND quantity IS NOT NULL LIMIT 1",
                     (channel,),
                 ).fetchone()
-                text = _json_for_sqlite(sorted(items)) if held else None
-                if text is not None:
-                    db.execute(
-                        "UPDATE pushes SET quantity=NULL WHERE channel=?1 AND quantity IS NOT NULL "
-                        "AND item IN (SELECT value FROM json_each(?2))",
-                        (channel, text),
-                    )
-                elif held:
-                    db.executemany(
-                        "UPDATE pushes SET quantity=NULL "
-                        "WHERE channel=? AND item=? AND quantity IS NOT NULL",
-                        [(channel, item) for item in sorted(items)],
-                    )
+                for part in _slices(sorted(items)) if held else ():
+                    text = _json_for_sqlite(part)
+                    if text is not None:
+                        db.execute(
+                            "UPDATE pushes SET quantity=NULL WHERE channel=?1 AND quantity IS NOT "
+                            "NULL AND item IN (SELECT value FROM json_each(?2))",
+                            (channel, text),
+                        )
+                    else:
+                        db.executemany(
+                            "UPDATE pushes SET quantity=NULL "
+                            "WHERE channel=? AND item=? AND quantity IS NOT NULL",
+                            [(channel, item) for item in part],
+                        )
         except BaseException:
             self._pushes_written(channel, items)  # whatever landed is read again
             raise
@@ -840,19 +842,20 @@ class Ledger:
                     "adjust=0, error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL, "
                     "logged=0"
                 )
-                text = _json_for_sqlite(dict(sorted(pushed.items())))
-                if text is not None:
-                    db.execute(
-                        "INSERT INTO pushes SELECT ?1, key, value, 0, NULL, 0, 0, NULL, NULL, 0 "
-                        f"FROM json_each(?2) WHERE true {settle}",
-                        (channel, text),
-                    )
-                else:
-                    db.executemany(
-                        "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL, 0) "
-                        + settle,
-                        [(channel, item, qty) for item, qty in sorted(pushed.items())],
-                    )
+                for part in _slices(sorted(pushed)):
+                    text = _json_for_sqlite({item: pushed[item] for item in part})
+                    if text is not None:
+                        db.execute(
+                            "INSERT INTO pushes SELECT ?1, key, value, 0, NULL, 0, 0, NULL, NULL, "
+                            f"0 FROM json_each(?2) WHERE true {settle}",
+                            (channel, text),
+                        )
+                    else:
+                        db.executemany(
+                            "INSERT INTO pushes VALUES (?, ?, ?, 0, NULL, 0, 0, NULL, NULL, 0) "
+                            + settle,
+                            [(channel, item, pushed[item]) for item in part],
+                        )
                 db.executemany(
                     "INSERT INTO pushes (channel, item, quantity, adjust, error, refused, "
                     "refused_at) VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT (channel, item) DO "
@@ -904,6 +907,13 @@ def _components(data: Any) -> tuple[tuple[str, int], ...] | None:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _slices(items: list[str]) -> Iterator[list[str]]:
+    """`items` in slices of `JSON_SLICE`: a first push's 100,000 items are written at the
+    cycle's memory peak, and one JSON text of them all (with its copies) took 20 MB there."""
+    for start in range(0, len(items), JSON_SLICE):
+        yield items[start : start + JSON_SLICE]
 
 
 def _json_for_sqlite(value: list[str] | dict[str, int]) -> str | None:

@@ -284,14 +284,17 @@ def test_two_processes_opening_an_earlier_versions_file_at_once_both_open_it(
     ledger.close()
 
 
-ODD_ITEMS = ['A"1', "商品-1", "a,b", "x'y", "back\\slash", " spaced ", "[1]", "{}", "😀"]
+ODD_ITEMS = ['A"1', "商品-1", "a,b", "x'y", "back\\slash", " spaced ", "[1]", "{}", "😀", "A\x001"]
 
 
+@pytest.mark.parametrize("slice_size", [10_000, 3])
 def test_recorded_and_forgotten_items_round_trip_whatever_their_characters(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_size: int
 ) -> None:
-    # Pushes are recorded and forgotten through one JSON text per call (SQLite's json_each):
-    # quotes, commas, brackets and non-ASCII item ids must come back exactly as given.
+    # Pushes are recorded and forgotten through JSON texts of `JSON_SLICE` items (SQLite's
+    # json_each; an id holding a NUL through bound parameters): quotes, commas, brackets,
+    # non-ASCII and NUL item ids must come back exactly as given, in one slice or many.
+    monkeypatch.setattr(bot.ledger, "JSON_SLICE", slice_size)
     path = tmp_path / "state.sqlite3"
     ledger = Ledger(path)
     ledger.forget_quantities("rakuten", ODD_ITEMS)  # a first push: nothing held yet
