@@ -169,6 +169,20 @@ of the whole SKU and Stock columns (0.6 s, nearly all of it the stand-in serving
 cells), because a first cycle writes Shown and Status to every row; a commit that writes no
 Stock now checks the header row and the table's bottom first and its rows in its own answer
 (`Writes.checked_first`): 13 ms.
+
+Seventh round (2026-11-30, the session after; each marketplace's push timed alone by thread
+CPU against the stand-ins, and the ledger's push bookkeeping outside a cycle). At 100,000 SKUs
+a first push cost Rakuten, Yahoo! and Amazon 1.0-1.3 s of CPU each and Shopify 5.6 s (its
+1,000 variant look-up pages: their JSON, httpx, one variant object per item); the state file's
+bookkeeping of the four pushes about 4 s: every item was inserted as unknown before its push
+and overwritten with the outcome after it, one statement per item, in the sheet's row order
+(up to 1.7 times slower out of key order). Now an item never pushed gets no entry before its
+push (it is unknown already), and items go to SQLite as JSON texts of 10,000 (`json_each`) in
+key order: 1.2-1.6 s. Shopify read its clock once per item (100,000 calls, each walking the
+stack under this benchmark's virtual clock); now once per push and per look-up page. A first
+cycle at 100,000 SKUs as a `sync`, back to back on the same machine: 17.6-17.9 s against
+19.1-21.2 s before. What is left of it is spread over the marketplaces' bodies and answers
+(Shopify's look-ups the largest part), the sheet's read and commit, and the per-row passes.
 """
 
 from __future__ import annotations
