@@ -7,6 +7,8 @@ stand-in's lock just before a request is handled), never through the bot's own c
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -121,6 +123,25 @@ def backup(src: Path, dst: Path) -> None:
     """Copy a state file the way an operator's backup would (SQLite's online backup)."""
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
         a.backup(b)
+
+
+def checkpoint(state: Path) -> None:
+    """What SQLite does by itself once the WAL holds 1,000 pages (every large push), by hand:
+    a small sheet writes few pages a cycle."""
+    other = sqlite3.connect(state)
+    other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    other.close()
+
+
+def put_over(saved: Path, state: Path, how: str) -> None:
+    """The operator's mistake: a file put over the state file of a running bot, by a plain
+    copy (`cp`) or a rename of a copy onto its name (`mv`), not SQLite's backup API."""
+    if how == "cp":
+        shutil.copyfile(saved, state)
+    else:
+        copy = state.with_name("copy.sqlite3")
+        shutil.copyfile(saved, copy)
+        os.replace(copy, state)
 
 
 def put_lease(w: World, lease: dict[str, str], *, create: bool = False) -> None:

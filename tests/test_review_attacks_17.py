@@ -49,7 +49,6 @@ the file; the restarted bot refuses at once.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -65,9 +64,11 @@ from tests.staff import (
     at_commit,
     at_read,
     backup,
+    checkpoint,
     dimension,
     next_cycle,
     put,
+    put_over,
     row_number,
     sort_rows,
     stock,
@@ -114,20 +115,10 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
         next_cycle(w)
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 7
-        # What SQLite does by itself once the WAL holds 1,000 pages (every first push of a
-        # large sheet): here by hand, a small sheet writes few pages a cycle.
-        other = sqlite3.connect(state)
-        other.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        other.close()
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        # The operator "restores" the backup with a plain copy while the bot runs.
-        if how == "cp":
-            shutil.copyfile(saved, state)
-        else:
-            copy = state.with_name("copy.sqlite3")
-            shutil.copyfile(saved, copy)
-            os.replace(copy, state)
+        put_over(saved, state, how)  # the operator "restores" the backup while the bot runs
         # The running bot reads the pages SQLite keeps in memory, its own, while they last;
         # a page it must read from the file again makes the tally disagree, and it stops.
         for _ in range(2):

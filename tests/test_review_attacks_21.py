@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -73,32 +72,25 @@ from bot.app import open_app
 from bot.handover import StateMismatchError
 from bot.ledger import TALLY_SQL, Ledger
 from bot.standins.base import Request, Response
-from tests.staff import SHOP, backup, next_cycle, put, stock
+from tests.staff import SHOP, backup, checkpoint, next_cycle, put, put_over, stock
 from tests.world import World, world
 
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _checkpoint(state: Path) -> None:
-    """What SQLite does by itself every 1,000 WAL pages (every large push)."""
-    other = sqlite3.connect(state)
-    other.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    other.close()
+def _stocked(w: World, market: str, stocks: dict[str, int]) -> Any:
+    """A sheet of these SKUs and Stocks, each sold on `market`, whose store holds 0 of each."""
+    w.create_sheet([[sku, "", n, "", "", "", "", "", "", ""] for sku, n in stocks.items()])
+    store = w.markets[market]
+    for sku in stocks:
+        store.add_item(sku, 0)
+    return store
 
 
 def _tally(state: Path) -> tuple[str | None, str]:
     with sqlite3.connect(state) as db:
         row = db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
         return (None if row is None else str(row[0]), str(db.execute(TALLY_SQL).fetchone()[0]))
-
-
-def _put_over(saved: Path, state: Path, how: str) -> None:
-    if how == "cp":
-        shutil.copyfile(saved, state)
-    else:
-        copy = state.with_name("copy.sqlite3")
-        shutil.copyfile(saved, copy)
-        os.replace(copy, state)
 
 
 # -- 3. MISS: a copy whose row counts equal the live ones -------------------------------------
@@ -124,10 +116,10 @@ def test_a_copy_taken_before_a_cancellation_and_put_over_a_running_bot_puts_unit
         next_cycle(w)
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 10
-        _checkpoint(state)
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        _put_over(saved, state, how)  # the mistake the tally is there to catch
+        put_over(saved, state, how)  # the mistake the tally is there to catch
         for _ in range(2):
             next_cycle(w)
             try:
@@ -198,9 +190,7 @@ def test_a_long_run_of_orders_changes_cancellations_and_prunes_never_refuses_its
 
 def test_reset_state_from_the_cli_then_sync_is_not_refused(tmp_path: Path) -> None:
     with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet([["TEA-001", "", 10, "", "", "", "", "", "", ""]])
-        store = w.markets["rakuten"]
-        store.add_item("TEA-001", 0)
+        store = _stocked(w, "rakuten", {"TEA-001": 10})
         assert w.run_cli("sync").returncode == 0
         order = store.place_order([("TEA-001", 2)])
         assert w.run_cli("sync").returncode == 0
@@ -225,15 +215,7 @@ def test_a_bot_killed_at_its_commit_leaves_a_file_the_next_bot_accepts(
     tmp_path: Path, lands: bool
 ) -> None:
     with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet(
-            [
-                ["A-1", "", 100, "", "", "", "", "", "", ""],
-                ["A-2", "", 100, "", "", "", "", "", "", ""],
-            ]
-        )
-        store = w.markets["rakuten"]
-        for sku in ("A-1", "A-2"):
-            store.add_item(sku, 0)
+        store = _stocked(w, "rakuten", {"A-1": 100, "A-2": 100})
         assert w.run_cli("sync").returncode == 0
         first = store.place_order([("A-1", 2)], force=True)
         assert w.run_cli("sync").returncode == 0
@@ -279,7 +261,7 @@ def test_a_backup_restored_through_sqlites_backup_api_gets_the_old_refusals(
         store.place_order([("TEA-001", 3)])
         next_cycle(w)
         assert cycle.run().ok
-        _checkpoint(state)
+        checkpoint(state)
         backup(saved, state)  # restored into the live file, the proper API, bot running
         next_cycle(w)
         with pytest.raises(StateMismatchError) as running:
@@ -409,15 +391,7 @@ def test_a_sku_holding_a_nul_never_leaves_another_skus_store_showing_stock_that_
     tmp_path: Path,
 ) -> None:
     with world(tmp_path, ("amazon",)) as w:
-        w.create_sheet(
-            [
-                ["TEA", "Sencha", 10, "", "", "", "", "", "", ""],
-                ["TEA\x00B", "Sencha B", 3, "", "", "", "", "", "", ""],
-            ]
-        )
-        amazon = w.markets["amazon"]
-        for item in ("TEA", "TEA\x00B"):
-            amazon.add_item(item, 0)
+        amazon = _stocked(w, "amazon", {"TEA": 10, "TEA\x00B": 3})
         assert w.sync().ok
         assert amazon.quantity("TEA") == 10
         put(w, "TEA", "Stock", 3)
@@ -451,15 +425,7 @@ def test_a_bot_killed_while_its_push_lands_pushes_the_sheets_quantity_again(
     tmp_path: Path, which: str
 ) -> None:
     with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet(
-            [
-                ["TEA-001", "", 10, "", "", "", "", "", "", ""],
-                ["CUP-001", "", 7, "", "", "", "", "", "", ""],
-            ]
-        )
-        store = w.markets["rakuten"]
-        for item in ("TEA-001", "CUP-001"):
-            store.add_item(item, 0)
+        store = _stocked(w, "rakuten", {"TEA-001": 10, "CUP-001": 7})
         if which == "later push":
             assert w.run_cli("sync").returncode == 0
             assert store.quantity("TEA-001") == 10
