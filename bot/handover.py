@@ -40,6 +40,7 @@ __all__ = ["Handover", "Marker", "StateMismatchError"]
 log = logging.getLogger("stockbot")
 
 COMMIT_TRIES = 3
+CHECK_LOOKS = 3  # `check` looks at the sheet's marker and the state file again this often
 
 
 def _reset_hint() -> str:
@@ -150,10 +151,7 @@ class Handover:
                     ).format(path=ledger.path, hint=_reset_hint())
                 )
         elif marker.id != last and (pending is None or pending.id != marker.id):
-            if last and dry_run and self._marker_now() == last:
-                # `check` runs beside `run` without the lock: that bot committed between
-                # this look at the sheet and this read of its state file.
-                self.last = last
+            if last and dry_run and self._caught_up():
                 return
             if last:
                 raise StateMismatchError(
@@ -186,10 +184,24 @@ class Handover:
             ledger.set_meta("spreadsheet", sheet_id)
         self.last = ledger.get_meta("last_commit")
 
-    def _marker_now(self) -> str | None:
-        """The id of the sheet's commit marker, read again now."""
-        marker = Marker.parse(metadata_values(self.sheet.metadata()).get(COMMIT_KEY))
-        return None if marker is None else marker.id
+    def _caught_up(self) -> bool:
+        """For `check`, which runs beside `run` without the lock: whether the sheet's marker
+        and the state file agree when looked at again, a few times.
+
+        The bot beside commits twice a cycle (the cycle, then its report), so a commit can land
+        between any look at the sheet and any read of the file (review attacks 21, 22). A
+        state file that is really older than the sheet never catches up.
+        """
+        for _look in range(CHECK_LOOKS):
+            marker = Marker.parse(metadata_values(self.sheet.metadata()).get(COMMIT_KEY))
+            last = self.ledger.get_meta("last_commit")
+            pending = self.ledger.pending()
+            if marker is not None and (
+                marker.id == last or (pending is not None and pending.id == marker.id)
+            ):
+                self.last = last
+                return True
+        return False
 
     def recover(self, marker: Marker | None) -> None:
         """Finish or drop a commit left pending by a stop, by what the sheet's marker says."""
