@@ -30,13 +30,14 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from bot.batches import chunks
 from bot.errors import LockedError
 from bot.i18n import _
 
@@ -48,7 +49,9 @@ PUSH_COLUMNS = "channel, item, quantity, adjust, error, stale, events, refused, 
 # again item by item when at most this many of its items were written since (and not taken as
 # written, `Ledger._pushes_known`); beyond it, the whole channel is read again when next asked.
 SETTLED_TOUCHED_MAX = 5_000
-JSON_SLICE = 10_000  # items per JSON text a push's bookkeeping hands to SQLite (`_slices`)
+# Items per JSON text a push's bookkeeping hands to SQLite: a first push's 100,000 items are
+# written at the cycle's memory peak, and one text of them all (with its copies) took 20 MB.
+JSON_SLICE = 10_000
 SETTLED_SQL = (
     "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL "
     "AND adjust=0 AND events=0 AND (error IS NULL OR error='') AND stale=0"
@@ -787,11 +790,12 @@ class Ledger:
         An item with no entry is unknown already (never pushed), so only entries holding a
         quantity are written, and none is looked up when the channel has none (a first push):
         a first push of 100,000 SKUs used to insert 400,000 entries here only to overwrite
-        them once recorded (issue 8). The items go to SQLite as one JSON list (`json_each`),
-        in the key's order, as `record_pushes` sends its quantities: one statement instead of
-        one per item, and a sheet's rows are seldom in SKU order, while SQLite's b-tree takes
-        keys in order with far fewer page visits. Both halve the time of a large push's
-        bookkeeping (`tests/benchmarks/bench_scale.py`, seventh round).
+        them once recorded (issue 8). The items go to SQLite as JSON texts of `JSON_SLICE`
+        (`json_each`), in the key's order, as `record_pushes` sends its quantities: a
+        statement per 10,000 items instead of one per item, and a sheet's rows are seldom in
+        SKU order, while SQLite's b-tree takes keys in order with far fewer page visits. Both
+        halve the time of a large push's bookkeeping (`tests/benchmarks/bench_scale.py`,
+        seventh round).
         """
         items = list(items)
         try:
@@ -800,7 +804,7 @@ class Ledger:
                     "SELECT 1 FROM pushes WHERE channel=? AND quantity IS NOT NULL LIMIT 1",
                     (channel,),
                 ).fetchone()
-                for part in _slices(sorted(items)) if held else ():
+                for part in chunks(sorted(items), JSON_SLICE) if held else ():
                     text = _json_for_sqlite(part)
                     if text is not None:
                         db.execute(
@@ -842,7 +846,7 @@ class Ledger:
                     "adjust=0, error=NULL, stale=0, events=0, refused=NULL, refused_at=NULL, "
                     "logged=0"
                 )
-                for part in _slices(sorted(pushed)):
+                for part in chunks(sorted(pushed), JSON_SLICE):
                     text = _json_for_sqlite({item: pushed[item] for item in part})
                     if text is not None:
                         db.execute(
@@ -909,14 +913,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _slices(items: list[str]) -> Iterator[list[str]]:
-    """`items` in slices of `JSON_SLICE`: a first push's 100,000 items are written at the
-    cycle's memory peak, and one JSON text of them all (with its copies) took 20 MB there."""
-    for start in range(0, len(items), JSON_SLICE):
-        yield items[start : start + JSON_SLICE]
-
-
-def _json_for_sqlite(value: list[str] | dict[str, int]) -> str | None:
+def _json_for_sqlite(value: Sequence[str] | dict[str, int]) -> str | None:
     """Item ids as one JSON text for SQLite's `json_each`; None when one holds a NUL.
 
     `json_each` of the SQLite this runs on (3.40) cuts a string at an escaped NUL: such ids go
@@ -927,7 +924,7 @@ def _json_for_sqlite(value: list[str] | dict[str, int]) -> str | None:
 
 
 def _keep_tally(db: sqlite3.Connection) -> None:
-    """Inside a transaction that changed the order tables: write their counts (`intact`)."""
+    """Inside a transaction that changed the order tables: write their sums (`intact`)."""
     db.execute(f"INSERT OR REPLACE INTO meta VALUES ('tally', ({TALLY_SQL}))")
 
 

@@ -96,13 +96,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 import httpx
 
+from bot.batches import chunks
 from bot.channels.base import (
     FetchResult,
     Order,
@@ -156,7 +157,6 @@ GATEWAY_AUTH = frozenset({"ES01-01", "ES04-01"})
 NOT_FOUND = "GE0014"
 _ENTRY = re.compile(r"inventories\[(\d+)\]")
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
-_T = TypeVar("_T")
 
 
 def item_key(item: str) -> tuple[str, str]:
@@ -228,11 +228,6 @@ def _messages(data: Any) -> list[dict[str, Any]]:
         for m in data.get("MessageModelList") or []
         if isinstance(m, dict) and m.get("messageType") == "ERROR"
     ]
-
-
-def _chunks(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
 
 
 @dataclass(frozen=True)
@@ -369,7 +364,7 @@ class RakutenChannel:
                 ).format(item=update.item)
             entries[(manage, variant)] = _Entry(update.item, manage, variant, update.quantity)
         done = len(updates) - len(entries)
-        for batch in _chunks(list(entries.values()), UPSERT_MAX):
+        for batch in chunks(list(entries.values()), UPSERT_MAX):
             self._upsert_batch(list(batch), failed)
             done += len(batch)
             if progress:
@@ -403,7 +398,7 @@ class RakutenChannel:
                 wanted.setdefault(key, []).append(item)
             else:
                 absent.append(item)
-        for chunk in _chunks(list(wanted), BULK_GET_MAX):
+        for chunk in chunks(list(wanted), BULK_GET_MAX):
             body = {"inventories": [{"manageNumber": m, "variantId": v} for m, v in chunk]}
             response = self._post(BULK_GET, body, self._get)
             data = _body(response)
@@ -589,7 +584,7 @@ class RakutenChannel:
         """The orders getOrder returned, and why each other number was not returned."""
         orders: list[Order] = []
         refused: dict[str, str] = {}
-        for chunk in _chunks(numbers, GET_ORDER_MAX):
+        for chunk in chunks(numbers, GET_ORDER_MAX):
             body = {"orderNumberList": list(chunk), "version": GET_ORDER_VERSION}
             response = self._post(GET_ORDER, body, self._orders)
             data = _body(response)

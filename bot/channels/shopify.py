@@ -104,10 +104,11 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 import httpx
 
+from bot.batches import chunks
 from bot.channels.base import (
     FetchResult,
     Order,
@@ -173,7 +174,6 @@ STALE = frozenset({"CHANGE_FROM_QUANTITY_STALE", "COMPARE_QUANTITY_STALE"})
 RESEND = frozenset({"IDEMPOTENCY_PREVIOUS_ATTEMPT_FAILED", "IDEMPOTENCY_CONCURRENT_REQUEST"})
 _JSON = {"Content-Type": "application/json"}
 _PAGES = {"lines": LINES_PAGE, "refunds": REFUNDS_PAGE, "refundLines": REFUND_LINES_PAGE}
-_T = TypeVar("_T")
 
 REFUND_LINES_FIELDS = """
 fragment RefundLines on RefundLineItemConnection {
@@ -264,11 +264,6 @@ query StockbotCheck($location: ID!, $since: String!) {
   currentAppInstallation { accessScopes { handle } }
   ordersCount(query: $since) { count }
 }"""
-
-
-def _chunks(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
 
 
 def _tail(gid: object) -> str:
@@ -556,7 +551,7 @@ class ShopifyChannel:
                     update.item, variant.inventory_item, update.quantity, compare
                 )
         done = len(updates) - len(entries)
-        for batch in _chunks(list(entries.values()), BATCH):
+        for batch in chunks(list(entries.values()), BATCH):
             self._set(list(batch), failed, stale)
             done += len(batch)
             if progress:
@@ -697,7 +692,7 @@ class ShopifyChannel:
 
     def _reread(self, order_ids: Sequence[str]) -> Iterator[dict[str, Any]]:
         wanted = [i for i in order_ids if i.isdigit()]
-        for chunk in _chunks(wanted, ORDERS_PAGE):
+        for chunk in chunks(wanted, ORDERS_PAGE):
             ids = [f"gid://shopify/Order/{i}" for i in chunk]
             variables = {"ids": ids, **_PAGES}
             nodes = self._graphql("StockbotReread", REREAD, variables, COST["reread"])["nodes"]
@@ -791,7 +786,7 @@ class ShopifyChannel:
         """The SKUs no Shopify variant carries, 100 a productVariants search (as a push reads)."""
         skus = list(dict.fromkeys(items))
         found: set[str] = set()
-        for chunk in _chunks(skus, LOOKUP_SKUS):
+        for chunk in chunks(skus, LOOKUP_SKUS):
             variables: dict[str, Any] = {
                 "first": len(chunk),
                 "after": None,
@@ -814,7 +809,7 @@ class ShopifyChannel:
     def _lookup(self, skus: Sequence[str], failed: dict[str, str]) -> dict[str, _Variant]:
         """Read SKU → inventory item (and its quantity here) for `skus`; note the ones missing."""
         fresh: dict[str, _Variant] = {}
-        for chunk in _chunks(list(dict.fromkeys(skus)), LOOKUP_SKUS):
+        for chunk in chunks(list(dict.fromkeys(skus)), LOOKUP_SKUS):
             seen: dict[str, list[_Variant]] = {}
             near: dict[str, str] = {}
             variables: dict[str, Any] = {

@@ -118,7 +118,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -130,6 +130,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
+from bot.batches import chunks
 from bot.channels.base import (
     FetchResult,
     Order,
@@ -247,13 +248,6 @@ def _parse_time(value: str) -> datetime:
         return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=JST)
     moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=JST)
-
-
-def _chunks(
-    values: Sequence[tuple[str, str, int]], size: int
-) -> Iterator[list[tuple[str, str, int]]]:
-    for i in range(0, len(values), size):
-        yield list(values[i : i + size])
 
 
 class YahooChannel:
@@ -537,7 +531,7 @@ class YahooChannel:
             entries[code] = (update.item, code, max(0, update.quantity))
         done = len(updates) - len(entries)
         try:
-            for batch in _chunks(list(entries.values()), SET_STOCK_MAX):
+            for batch in chunks(list(entries.values()), SET_STOCK_MAX):
                 self._set_stock(batch, failed)
                 done += len(batch)
                 if progress:
@@ -887,7 +881,7 @@ class YahooChannel:
             ) from exc
 
     # -- stock -------------------------------------------------------------------------
-    def _set_stock(self, batch: list[tuple[str, str, int]], failed: dict[str, str]) -> None:
+    def _set_stock(self, batch: Sequence[tuple[str, str, int]], failed: dict[str, str]) -> None:
         form = {
             "seller_id": self._seller,
             "item_code": ",".join(code for _, code, _ in batch),
