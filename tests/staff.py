@@ -15,6 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.app import open_app
+from bot.handover import StateMismatchError
+from bot.ledger import TALLY_SQL
 from bot.sheet.layout import column_letters
 from bot.sync import Cycle
 from tests.world import World, world
@@ -142,6 +145,68 @@ def put_over(saved: Path, state: Path, how: str) -> None:
         copy = state.with_name("copy.sqlite3")
         shutil.copyfile(saved, copy)
         os.replace(copy, state)
+
+
+def tally(state: Path) -> tuple[str | None, str]:
+    """The state file's kept tally of its order tables, and what those tables sum to now."""
+    db = sqlite3.connect(state)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
+        return (None if row is None else str(row[0]), str(db.execute(TALLY_SQL).fetchone()[0]))
+    finally:
+        db.close()
+
+
+def pushed_quantities(state: Path, channel: str) -> dict[str, int]:
+    """Every quantity the state file records as pushed to `channel`, settled or not."""
+    db = sqlite3.connect(state)
+    try:
+        return dict(
+            db.execute(
+                "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL",
+                (channel,),
+            )
+        )
+    finally:
+        db.close()
+
+
+def run_on(w: World, cycle: Cycle, refused: list[str]) -> None:
+    """The running bot's next two cycles (after a state file was put over it): a refusal of
+    the file stops it and is collected; applying an order again is for the caller to see."""
+    for _ in range(2):
+        next_cycle(w)
+        try:
+            cycle.run()
+        except StateMismatchError as exc:
+            refused.append(str(exc))
+            break
+
+
+def restart(w: World, refused: list[str]) -> None:
+    """Two fresh `sync`s after the bot was stopped, refusals collected."""
+    for _ in range(2):
+        try:
+            w.sync()
+        except StateMismatchError as exc:
+            refused.append(str(exc))
+
+
+def check_traced(w: World, trace: Callable[[str], None]) -> StateMismatchError | None:
+    """`stockbot check` (the app opened without the state file's lock, a dry run) with an
+    SQLite trace callback on its state file connection, so a test can land another bot's
+    commit at an exact statement of its look; the refusal it raised, if any."""
+    app = open_app(w.settings(), lock=False)
+    try:
+        app.ledger._db.set_trace_callback(trace)
+        try:
+            app.cycle.run(dry_run=True)
+        except StateMismatchError as exc:
+            return exc
+        return None
+    finally:
+        app.ledger._db.set_trace_callback(None)
+        app.close()
 
 
 def put_lease(w: World, lease: dict[str, str], *, create: bool = False) -> None:

@@ -70,6 +70,7 @@ from tests.staff import (
     put,
     put_over,
     row_number,
+    run_on,
     sort_rows,
     stock,
 )
@@ -121,13 +122,7 @@ def test_a_state_file_copied_over_a_running_bot_never_applies_an_order_twice(
         put_over(saved, state, how)  # the operator "restores" the backup while the bot runs
         # The running bot reads the pages SQLite keeps in memory, its own, while they last;
         # a page it must read from the file again makes the tally disagree, and it stops.
-        for _ in range(2):
-            next_cycle(w)
-            try:
-                cycle.run()
-            except StateMismatchError as exc:
-                refusals.append(str(exc))
-                break
+        run_on(w, cycle, refusals)
         assert stock(w)["TEA-001"] == 7
     store.ship(order)  # type: ignore[attr-defined]  # fetched again: its status changed
     # Restarted, the bot reads the mixed file from disk: it refuses, every time.

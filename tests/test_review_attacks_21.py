@@ -68,11 +68,23 @@ from typing import Any
 
 import pytest
 
-from bot.app import open_app
 from bot.handover import StateMismatchError
-from bot.ledger import TALLY_SQL, Ledger
+from bot.ledger import Ledger
 from bot.standins.base import Request, Response
-from tests.staff import SHOP, backup, checkpoint, next_cycle, put, put_over, stock
+from tests.staff import (
+    SHOP,
+    backup,
+    check_traced,
+    checkpoint,
+    next_cycle,
+    pushed_quantities,
+    put,
+    put_over,
+    restart,
+    run_on,
+    stock,
+    tally,
+)
 from tests.world import World, world
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -85,12 +97,6 @@ def _stocked(w: World, market: str, stocks: dict[str, int]) -> Any:
     for sku in stocks:
         store.add_item(sku, 0)
     return store
-
-
-def _tally(state: Path) -> tuple[str | None, str]:
-    with sqlite3.connect(state) as db:
-        row = db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
-        return (None if row is None else str(row[0]), str(db.execute(TALLY_SQL).fetchone()[0]))
 
 
 # -- 3. MISS: a copy whose row counts equal the live ones -------------------------------------
@@ -120,18 +126,8 @@ def test_a_copy_taken_before_a_cancellation_and_put_over_a_running_bot_puts_unit
         next_cycle(w)
         assert cycle.run().ok
         put_over(saved, state, how)  # the mistake the tally is there to catch
-        for _ in range(2):
-            next_cycle(w)
-            try:
-                cycle.run()
-            except StateMismatchError as exc:
-                refused.append(str(exc))
-                break
-    for _ in range(2):
-        try:
-            w.sync()
-        except StateMismatchError as exc:
-            refused.append(str(exc))
+        run_on(w, cycle, refused)
+    restart(w, refused)
     # Either refused, or nothing counted twice; observed: no refusal and 13 on both.
     assert stock(w)["TEA-001"] == 10, refused
     assert store.quantity("TEA-001") == 10
@@ -168,20 +164,20 @@ def test_a_long_run_of_orders_changes_cancellations_and_prunes_never_refuses_its
                     store.ship(a)  # type: ignore[attr-defined]
                 next_cycle(w)
                 assert cycle.run().ok
-                assert cycle.ledger.intact(), _tally(state)
+                assert cycle.ledger.intact(), tally(state)
                 # Half a year on (every clock): the bot's own daily prune forgets the
                 # closed orders; at the end, past 800 days, their ids expire too.
                 w.time.offset += timedelta(days=900 if round_ == 5 else 100)
                 for _ in range(3):
                     next_cycle(w, 86_400 + 150)
                     assert cycle.run().ok, round_
-                    assert cycle.ledger.intact(), _tally(state)
-                forgotten = _tally(state)[1].split(":")[-1]  # TALLY_SQL's last figure
+                    assert cycle.ledger.intact(), tally(state)
+                forgotten = tally(state)[1].split(":")[-1]  # TALLY_SQL's last figure
                 pruned = pruned or int(forgotten) > 0
                 expired = expired or (pruned and forgotten == "0")
-        assert pruned and expired, _tally(state)
-        tally, counted = _tally(state)
-        assert tally == counted
+        assert pruned and expired, tally(state)
+        kept, counted = tally(state)
+        assert kept == counted
         assert w.sync().ok  # a fresh bot accepts the file
         # 3 TEA sold and kept (rounds 0, 2, 4 shipped), 3 cancelled; every CUP line taken
         # off; 6 POT shipped: 5 - 6 = -1 (oversold, reported, counted once).
@@ -198,8 +194,8 @@ def test_reset_state_from_the_cli_then_sync_is_not_refused(tmp_path: Path) -> No
         done = w.run_cli("reset-state")
         assert done.returncode == 0, done.stderr
         state = Path(w.env["STOCKBOT_STATE_PATH"])
-        tally, counted = _tally(state)
-        assert tally == counted
+        kept, counted = tally(state)
+        assert kept == counted
         for _ in range(2):
             again = w.run_cli("sync")
             assert again.returncode == 0, again.stderr
@@ -243,8 +239,8 @@ def test_a_bot_killed_at_its_commit_leaves_a_file_the_next_bot_accepts(
         assert w.row("A-1")["Stock"] == 100
         assert w.row("A-2")["Stock"] == 99
         assert store.quantity("A-1") == 100 and store.quantity("A-2") == 99
-        tally, counted = _tally(Path(w.env["STOCKBOT_STATE_PATH"]))
-        assert tally == counted
+        kept, counted = tally(Path(w.env["STOCKBOT_STATE_PATH"]))
+        assert kept == counted
 
 
 def test_a_backup_restored_through_sqlites_backup_api_gets_the_old_refusals(
@@ -285,7 +281,7 @@ def test_a_file_of_a_version_without_a_tally_is_accepted_and_then_kept(shop: Wor
     with sqlite3.connect(state) as older:
         older.execute("DELETE FROM meta WHERE key='tally'")
     assert w.sync().ok
-    assert _tally(state)[0] == _tally(state)[1]
+    assert tally(state)[0] == tally(state)[1]
     assert w.sync().ok
     assert stock(w)["TEA-001"] == 9
 
@@ -303,7 +299,6 @@ def test_stockbot_check_beside_a_running_bot_never_calls_a_healthy_file_copied_o
         next_cycle(w)
         assert cycle.run().ok
         store.place_order([("TEA-001", 2)])
-        app = open_app(w.settings(), lock=False)  # what `stockbot check` opens
         fired: list[bool] = []
 
         def trace(sql: str) -> None:
@@ -314,16 +309,7 @@ def test_stockbot_check_beside_a_running_bot_never_calls_a_healthy_file_copied_o
                 next_cycle(w)
                 assert cycle.run().ok
 
-        try:
-            app.ledger._db.set_trace_callback(trace)
-            error: StateMismatchError | None = None
-            try:
-                app.cycle.run(dry_run=True)
-            except StateMismatchError as exc:
-                error = exc
-        finally:
-            app.ledger._db.set_trace_callback(None)
-            app.close()
+        error = check_traced(w, trace)
         assert fired, "the running bot never committed inside check's look"
         assert stock(w)["TEA-001"] == 8
         assert cycle.ledger.intact()
@@ -350,16 +336,6 @@ ODD_IDS = [
 ]
 
 
-def _settled(path: Path, channel: str) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        return dict(
-            db.execute(
-                "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL",
-                (channel,),
-            )
-        )
-
-
 def test_odd_item_ids_round_trip_through_record_and_forget(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     ledger = Ledger(path)
@@ -367,11 +343,11 @@ def test_odd_item_ids_round_trip_through_record_and_forget(tmp_path: Path) -> No
         pushed = {item: n for n, item in enumerate(ODD_IDS)}
         ledger.forget_quantities("amazon", [*ODD_IDS, *ODD_IDS])  # repeated items
         ledger.record_pushes("amazon", pushed, {})
-        assert _settled(path, "amazon") == pushed
+        assert pushed_quantities(path, "amazon") == pushed
         assert dict(ledger.settled_quantities("amazon")) == pushed
         ledger.forget_quantities("amazon", [*ODD_IDS[::2], *ODD_IDS[::2]])
         want = {k: v for k, v in pushed.items() if k not in ODD_IDS[::2]}
-        assert _settled(path, "amazon") == want
+        assert pushed_quantities(path, "amazon") == want
         assert dict(ledger.settled_quantities("amazon")) == want
     finally:
         ledger.close()
@@ -382,7 +358,7 @@ def test_an_item_id_holding_a_nul_is_recorded_under_its_own_id(tmp_path: Path) -
     ledger = Ledger(path)
     try:
         ledger.record_pushes("amazon", {"TEA": 10, "TEA\x00B": 3}, {})
-        assert _settled(path, "amazon") == {"TEA": 10, "TEA\x00B": 3}
+        assert pushed_quantities(path, "amazon") == {"TEA": 10, "TEA\x00B": 3}
     finally:
         ledger.close()
 

@@ -47,7 +47,6 @@ same session, a plain test now):
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -57,54 +56,21 @@ import pytest
 
 from bot.app import open_app
 from bot.handover import Handover, StateMismatchError
-from bot.ledger import JSON_SLICE, TALLY_SQL, Ledger
-from tests.staff import backup, next_cycle, put, stock
+from bot.ledger import JSON_SLICE, Ledger
+from tests.staff import (
+    backup,
+    check_traced,
+    checkpoint,
+    next_cycle,
+    pushed_quantities,
+    put,
+    put_over,
+    restart,
+    run_on,
+    stock,
+    tally,
+)
 from tests.world import World, world
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def _checkpoint(state: Path) -> None:
-    """What SQLite does by itself every 1,000 WAL pages (every large push)."""
-    other = sqlite3.connect(state)
-    other.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    other.close()
-
-
-def _tally(state: Path) -> tuple[str | None, str]:
-    with sqlite3.connect(state) as db:
-        row = db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
-        return (None if row is None else str(row[0]), str(db.execute(TALLY_SQL).fetchone()[0]))
-
-
-def _put_over(saved: Path, state: Path, how: str) -> None:
-    if how == "cp":
-        shutil.copyfile(saved, state)
-    else:
-        copy = state.with_name("copy.sqlite3")
-        shutil.copyfile(saved, copy)
-        os.replace(copy, state)
-
-
-def _run_on(w: World, cycle: object, refused: list[str]) -> None:
-    """The running bot's next two cycles, refusals collected."""
-    for _ in range(2):
-        next_cycle(w)
-        try:
-            cycle.run()  # type: ignore[attr-defined]
-        except StateMismatchError as exc:
-            refused.append(str(exc))
-            break
-
-
-def _restart(w: World, refused: list[str]) -> None:
-    """Two fresh `sync`s after the bot was stopped, refusals collected."""
-    for _ in range(2):
-        try:
-            w.sync()
-        except StateMismatchError as exc:
-            refused.append(str(exc))
-
 
 # -- 1. MISSES: a copy whose sums equal the live ones ---------------------------------------
 
@@ -131,19 +97,19 @@ def test_a_copy_taken_before_two_line_changes_that_cancel_out_in_the_sums_counts
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 7 and stock(w)["CUP-001"] == 6
         backup(state, saved)  # the operator's nightly backup, taken the proper way
-        before = _tally(saved)
+        before = tally(saved)
         store.change_line(a, "TEA-001", 1)  # target and applied: -2
         store.change_line(b, "CUP-001", 3)  # target and applied: +2
         next_cycle(w)
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 9 and stock(w)["CUP-001"] == 4
-        assert _tally(state) == before  # same counts, same sums, different lines
-        _checkpoint(state)
+        assert tally(state) == before  # same counts, same sums, different lines
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        _put_over(saved, state, how)  # the mistake the tally is there to catch
-        _run_on(w, cycle, refused)
-    _restart(w, refused)
+        put_over(saved, state, how)  # the mistake the tally is there to catch
+        run_on(w, cycle, refused)
+    restart(w, refused)
     # Either refused, or nothing counted twice.
     assert (stock(w)["TEA-001"], stock(w)["CUP-001"]) == (9, 4), refused
     assert (store.quantity("TEA-001"), store.quantity("CUP-001")) == (9, 4)
@@ -173,12 +139,12 @@ def test_a_copy_taken_before_one_orders_lines_were_swapped_counts_the_change_onc
         next_cycle(w)
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 9 and stock(w)["CUP-001"] == 4
-        _checkpoint(state)
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        _put_over(saved, state, "cp")
-        _run_on(w, cycle, refused)
-    _restart(w, refused)
+        put_over(saved, state, "cp")
+        run_on(w, cycle, refused)
+    restart(w, refused)
     assert (stock(w)["TEA-001"], stock(w)["CUP-001"]) == (9, 4), refused
     assert (store.quantity("TEA-001"), store.quantity("CUP-001")) == (9, 4)
 
@@ -202,12 +168,12 @@ def test_a_copy_taken_before_a_line_change_is_refused_or_counts_it_once(
         store.change_line(a, "TEA-001", 1)
         next_cycle(w)
         assert cycle.run().ok
-        _checkpoint(state)
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        _put_over(saved, state, how)
-        _run_on(w, cycle, refused)
-    _restart(w, refused)
+        put_over(saved, state, how)
+        run_on(w, cycle, refused)
+    restart(w, refused)
     assert stock(w)["TEA-001"] == 9, refused
     assert store.quantity("TEA-001") == 9
 
@@ -229,12 +195,12 @@ def test_a_copy_taken_before_a_shipment_is_refused_or_counts_nothing_twice(
         store.ship(a)  # type: ignore[attr-defined]
         next_cycle(w)
         assert cycle.run().ok
-        _checkpoint(state)
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        _put_over(saved, state, "cp")
-        _run_on(w, cycle, refused)
-    _restart(w, refused)
+        put_over(saved, state, "cp")
+        run_on(w, cycle, refused)
+    restart(w, refused)
     assert stock(w)["TEA-001"] == 7, refused
     assert store.quantity("TEA-001") == 7
 
@@ -260,13 +226,13 @@ def test_a_copy_taken_before_a_push_never_leaves_a_store_showing_stock_that_is_g
         next_cycle(w)
         assert cycle.run().ok
         assert store.quantity("TEA-001") == 4
-        _checkpoint(state)
+        checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
-        _put_over(saved, state, how)
+        put_over(saved, state, how)
         put(w, "TEA-001", "Stock", 10)
-        _run_on(w, cycle, refused)
-    _restart(w, refused)
+        run_on(w, cycle, refused)
+    restart(w, refused)
     assert stock(w)["TEA-001"] == 10, refused
     assert store.quantity("TEA-001") == 10, refused
 
@@ -349,7 +315,6 @@ def test_stockbot_check_beside_a_bot_committing_twice_never_calls_a_healthy_file
         next_cycle(w)
         assert cycle.run().ok
         store.place_order([("TEA-001", 2)])
-        app = open_app(w.settings(), lock=False)  # what `stockbot check` opens
         fired: list[str] = []
 
         def trace(sql: str) -> None:
@@ -366,16 +331,7 @@ def test_stockbot_check_beside_a_bot_committing_twice_never_calls_a_healthy_file
                 next_cycle(w)
                 assert cycle.run().ok
 
-        try:
-            app.ledger._db.set_trace_callback(trace)
-            error: StateMismatchError | None = None
-            try:
-                app.cycle.run(dry_run=True)
-            except StateMismatchError as exc:
-                error = exc
-        finally:
-            app.ledger._db.set_trace_callback(None)
-            app.close()
+        error = check_traced(w, trace)
         assert fired == ["tally", "pending"], fired
         assert stock(w)["TEA-001"] == 8 and stock(w)["CUP-001"] == 6
         assert cycle.ledger.intact()
@@ -383,16 +339,6 @@ def test_stockbot_check_beside_a_bot_committing_twice_never_calls_a_healthy_file
 
 
 # -- 3. slices -------------------------------------------------------------------------------
-
-
-def _settled(path: Path, channel: str) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        return dict(
-            db.execute(
-                "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL",
-                (channel,),
-            )
-        )
 
 
 def test_slices_with_a_nul_id_at_a_boundary_and_repeats_round_trip(tmp_path: Path) -> None:
@@ -408,12 +354,12 @@ def test_slices_with_a_nul_id_at_a_boundary_and_repeats_round_trip(tmp_path: Pat
         pushed = {item: n for n, item in enumerate(sorted(set(items)))}
         ledger.forget_quantities("amazon", items + items[: JSON_SLICE + 5])
         ledger.record_pushes("amazon", pushed, {})
-        assert _settled(path, "amazon") == pushed
+        assert pushed_quantities(path, "amazon") == pushed
         assert dict(ledger.settled_quantities("amazon")) == pushed
         forget = sorted(pushed)[JSON_SLICE - 3 : JSON_SLICE + 3] * 2
         ledger.forget_quantities("amazon", forget)
         want = {k: v for k, v in pushed.items() if k not in forget}
-        assert _settled(path, "amazon") == want
+        assert pushed_quantities(path, "amazon") == want
         assert dict(ledger.settled_quantities("amazon")) == want
     finally:
         ledger.close()
@@ -483,7 +429,7 @@ def test_a_write_failing_at_its_second_slice_leaves_the_kept_quantities_true(
         items = [f"I{n:06d}" for n in range(2 * JSON_SLICE + 1)]
         items[JSON_SLICE + 7] = "I010007\x00nul"  # the second slice goes through bindings
         ledger.record_pushes("amazon", dict.fromkeys(items, 5), {})
-        assert dict(ledger.settled_quantities("amazon")) == _settled(path, "amazon")
+        assert dict(ledger.settled_quantities("amazon")) == pushed_quantities(path, "amazon")
         if which == "record":
             stop = _disk_fails_at(ledger, "INSERT INTO pushes", after=1)
             try:
@@ -499,7 +445,7 @@ def test_a_write_failing_at_its_second_slice_leaves_the_kept_quantities_true(
             finally:
                 seen = stop()
         assert len(seen) >= 2
-        truth = _settled(path, "amazon")
+        truth = pushed_quantities(path, "amazon")
         assert truth == dict.fromkeys(items, 5)  # rolled back whole
         assert dict(ledger.settled_quantities("amazon")) == truth
     finally:
