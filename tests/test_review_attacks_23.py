@@ -16,7 +16,11 @@ Held:
 - A copy `cp`-ed over a running bot (tally refuses), reset-state with the -wal left, sync:
   the order counted once.
 
-Broke (expected failures, none in today's diff itself; all with the wall clock stepping):
+Broke (expected failures, none in today's diff itself; all with the wall clock stepping).
+`_jump` steps every clock of the world, the stand-ins' too, so the first two model a
+marketplace whose own clock steps back days, which the bot's order windows assume never
+happens (they lean on the marketplace's `Date`; review attacks 17 left the same case out).
+The third depends on the VM's clock alone (the prune's horizon) and is in README Known limits:
 - `test_an_order_placed_after_the_clock_came_back_from_a_week_ahead_is_counted`: one Rakuten
   cycle 7 days ahead, clock back, an order placed: never counted (Stock 5, store 4, still
   after 30 more days), no Log row.
@@ -71,7 +75,9 @@ def _jump(w: World, delta: timedelta) -> None:
     strict=True,
     reason="after the clock came back from 182 days ahead, neither the late-shown B nor C "
     "placed after it is ever counted (CUP 7, POT 5; expected 6, 4): the Rakuten search "
-    "starts at the cursor the jumped clock left",
+    "starts at the cursor the jumped clock left. Here every clock steps, the stand-ins' "
+    "too (`_jump`): Rakuten's own clock stepping back a week, which the bot's windows lean "
+    "on (README Guarantees) and no real marketplace does",
 )
 def test_an_order_seen_days_late_after_a_clock_jump_past_the_prune_horizon_counts_once(
     tmp_path: Path,
@@ -112,7 +118,8 @@ def test_an_order_seen_days_late_after_a_clock_jump_past_the_prune_horizon_count
     strict=True,
     reason="a Rakuten cycle with the clock 7 days ahead moves the order cursor there; back on "
     "time, an order placed now is never counted (Stock 5, store 4, still after 400 days, no "
-    "Log row); a 1-day jump is caught up",
+    "Log row); a 1-day jump is caught up. Here Rakuten's own clock steps back with the "
+    "VM's (`_jump`), which no real marketplace does; the bot's windows lean on it",
 )
 def test_an_order_placed_after_the_clock_came_back_from_a_week_ahead_is_counted(
     tmp_path: Path,
@@ -170,7 +177,9 @@ def test_a_clock_years_ahead_then_back_never_counts_a_closed_order_twice(
 @pytest.mark.xfail(
     strict=True,
     reason="one cycle with the clock 181 days ahead prunes A (shipped today) as half a year "
-    "old; its return a week later is skipped as forgotten: Stock and the store stay 8, not 10",
+    "old; its return a week later is skipped as forgotten: Stock and the store stay 8, not 10. "
+    "The prune's horizon is the VM's clock, so this holds with the VM's clock alone ahead "
+    "(README Known limits)",
 )
 def test_a_clock_half_a_year_ahead_then_back_keeps_a_late_refund_of_a_recent_order(
     tmp_path: Path,
