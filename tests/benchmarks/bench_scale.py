@@ -213,6 +213,31 @@ BATCH = {"rakuten": 400, "yahoo": 1000, "shopify": 250}
 # mutation costs 10 points of 100 restored per second (MARKETPLACES.md, the stand-ins' notes).
 NAIVE_RATE = {"rakuten": 1.0, "yahoo": 1.0, "amazon": PATCH_RATE, "shopify": 10.0}
 SHEETS_WRITES_PER_MINUTE = 60  # Google's quota per service account
+# Issue 8's CPU targets per cycle (bot process, first cycle included), by sheet size.
+TARGET_CPU = {10_000: 0.7, 100_000: 2.0}
+
+# The CPU one marketplace call costs the bot's HTTP client at least: httpx POSTs a small JSON
+# body to the stand-in process and reads a short answer (a 404 from a route nobody serves),
+# the least per call of three rounds of 300 after a warm-up. A real call adds its body's
+# encoding, its answer's decoding and the adapter's own work, so this is a lower bound.
+CALL_COST = r"""
+import resource, sys
+import httpx
+def _cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+body = {"sku": "SKU-000001", "quantity": 5, "note": "x" * 150}
+with httpx.Client() as client:
+    for _ in range(50):
+        client.post(sys.argv[1], json=body)
+    best = float("inf")
+    for _ in range(3):
+        start = _cpu()
+        for _ in range(300):
+            client.post(sys.argv[1], json=body).read()
+        best = min(best, (_cpu() - start) / 300)
+print(best)
+"""
 
 # Run first in every child: at exit, its peak resident set (VmHWM) goes to $BENCH_HWM_FILE.
 PEAK = r"""
@@ -830,9 +855,19 @@ def print_table(columns: list[tuple[str, dict[str, str]]]) -> None:
 
 
 def bench(
-    skus: int, lines: int, real_sleep: bool, sample: int, profile: Path | None, sets: int = 0
+    skus: int,
+    lines: int,
+    real_sleep: bool,
+    sample: int,
+    profile: Path | None,
+    sets: int = 0,
+    bot_import: float = 0.0,
 ) -> list[tuple[str, dict[str, str]]]:
-    """Both scenarios at one size; the table columns."""
+    """Both scenarios at one size; the table columns.
+
+    `bot_import` is the CPU of starting Python and importing the bot (`import_cost`), part of
+    every `sync`'s floor.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
@@ -864,6 +899,7 @@ def bench(
                 flush=True,
             )
             per_write = naive_sheets(server, folder, sample)
+            per_call = call_cost(server)
         finally:
             server.stop()
     with tempfile.TemporaryDirectory(prefix="bench-scale-run-") as tmp:
@@ -884,6 +920,7 @@ def bench(
         if running.status != 0 or not all(c["ok"] for c in running.cycles):
             print(running.stderr[-3000:])
     columns = []
+    target = f"{TARGET_CPU[skus]} s" if skus in TARGET_CPU else "none at this size"
     for run, title in ((first, f"{skus:,} (a) first"), (orders, f"{skus:,} (b) {lines} lines")):
         rows = describe(run)
         cells = int(rows["cells the bot wrote"])
@@ -893,8 +930,20 @@ def bench(
         rows["naive: at 60 writes/min quota"] = f"{cells / SHEETS_WRITES_PER_MINUTE / 60:.1f} h"
         rows["naive: marketplace calls (1/SKU)"] = str(sum(run.pushed.values()))
         rows["naive: at published rates"] = f"{naive_rate / 60:.1f} min (longest marketplace)"
+        calls = sum(m["calls"] for m in run.stats["markets"].values())
+        rows["CPU floor: import + calls x one call"] = (
+            f"{bot_import:.2f} + {calls} x {per_call * 1e3:.2f} ms = "
+            f"{bot_import + calls * per_call:.2f} s"
+        )
+        rows["CPU target (issue 8)"] = target
         columns.append((title, rows))
-    columns.append((f"{skus:,} run: one process", describe_run(running, lines)))
+    rows = describe_run(running, lines)
+    rows["run: CPU floor (calls x one call), each"] = ", ".join(
+        f"{sum(m['calls'] for m in c['stats']['markets'].values()) * per_call:.2f} s"
+        for c in running.cycles
+    )
+    rows["CPU target (issue 8)"] = target
+    columns.append((f"{skus:,} run: one process", rows))
     return columns
 
 
@@ -916,14 +965,24 @@ def import_cost(code: str, runs: int = 3) -> tuple[float, float]:
     return best
 
 
-def machine_line() -> str:
+def call_cost(server: Server) -> float:
+    """CPU seconds one small httpx call to the stand-in process costs the caller (`CALL_COST`)."""
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_HWM_FILE"}
+    url = f"{server.url}/_control/bench/none"
+    out = subprocess.run(
+        [sys.executable, "-c", CALL_COST, url], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"measuring one call failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.split()[-1])
+
+
+def machine_line(libraries: tuple[float, float], bot: tuple[float, float]) -> str:
     """What starting Python and importing take on this machine, to read the figures against.
 
     The bot's own share of a cycle is its CPU less the import; the import itself is mostly
     its libraries (pydantic, gspread with google-auth, httpx), measured apart.
     """
-    libraries = import_cost("import gspread, httpx, pydantic_settings, sqlite3")
-    bot = import_cost("import bot.cli")
     return (
         f"This machine: importing the libraries alone takes {libraries[0]:.2f} s CPU "
         f"({libraries[1]:.0f} MB), importing the bot {bot[0]:.2f} s ({bot[1]:.0f} MB); "
@@ -951,12 +1010,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.profile:
         args.profile.parent.mkdir(parents=True, exist_ok=True)
+    libraries = import_cost("import gspread, httpx, pydantic_settings, sqlite3")
+    bot = import_cost("import bot.cli")
     columns = []
     for size in (int(s) for s in args.skus.split(",")):
-        columns += bench(size, args.lines, args.real_sleep, args.sample, args.profile, args.sets)
+        columns += bench(
+            size, args.lines, args.real_sleep, args.sample, args.profile, args.sets, bot[0]
+        )
     print()
     print_table(columns)
-    print("\n" + machine_line())
+    print("\n" + machine_line(libraries, bot))
     print(
         "\nCPU and peak RSS are the bot process's own (os.wait4), interpreter start included; "
         "wall time is from start to exit"
@@ -981,6 +1044,17 @@ def main() -> None:
         f"{args.lines} order lines as (b), a quiet one. A cycle's CPU is the whole process's "
         "(getrusage RUSAGE_SELF deltas, user + sys, every thread), its RSS VmRSS after it; peak "
         "RSS is VmHWM at exit. Figures listed with commas are per cycle: first, with lines, quiet."
+    )
+    print(
+        "CPU floor: a lower bound on the bot's CPU for the same work with the same libraries, "
+        "leaving out everything but two costs measured in this run: starting Python and "
+        "importing the bot (for a `sync`; a `run` cycle pays it once, at start), and the "
+        "marketplace calls the cycle made (its pushes at the fewest the batch limits allow, "
+        "see push calls / minimum; besides them order reads, one per order where the API "
+        "reads no batch of orders, Shopify's SKU look-ups and tokens) times the CPU of one "
+        "small httpx call to the stand-in process, measured in this run (CALL_COST). "
+        "Reading, parsing and writing the sheet, encoding the bodies, decoding the answers "
+        "and the state file cost on top of it."
     )
     print(
         "Naive baseline: one Sheets write per cell the bot wrote (its local time extrapolated "
