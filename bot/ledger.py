@@ -33,7 +33,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -390,40 +390,94 @@ class Ledger:
         """Every suspect product's Stock is right again."""
         self.set_meta("suspects", "")
 
-    def prune(self, before: datetime, *, forget_ids_before: datetime) -> int:
-        """Forget orders closed and placed before `before` whose lines are all settled.
+    def prune(self, now: datetime, *, keep: timedelta, keep_ids: timedelta) -> int:
+        """Forget closed orders placed over `keep` before their channel's `horizon` at `now`.
 
-        Their lines and rows go; only their ids stay, in `forgotten`, so an order shown again
-        (a late refund moves it into the window) is known as already counted and never applied
-        twice. Ids of orders placed before `forget_ids_before` (older than any marketplace still
-        shows an order) go too, so the state file stays bounded. Returns how many were forgotten.
+        Only orders whose lines are all settled go. Their lines and rows go; only their ids
+        stay, in `forgotten`, so an order shown again (a late refund moves it into the window)
+        is known as already counted and never applied twice. Ids of orders placed over
+        `keep_ids` before the horizon (older than any marketplace still shows an order) go
+        too, so the state file stays bounded. The channels' marks move on first, in the same
+        transaction, so the horizon each later cycle reads is never below the one this prune
+        measured by. Returns how many orders were forgotten.
         """
-        rows = self._db.execute(
-            "SELECT o.channel, o.order_id, o.placed_at FROM orders o WHERE o.closed=1 AND NOT "
-            "EXISTS (SELECT 1 FROM lines l WHERE l.channel=o.channel AND l.order_id=o.order_id "
-            "AND l.target != l.applied)"
-        ).fetchall()
-        old = [
-            (str(ch), str(oid), str(at))
-            for ch, oid, at in rows
-            if _aware(datetime.fromisoformat(str(at))) < before
-        ]
-        expired = [
-            (str(ch), str(oid))
-            for ch, oid, at in self._db.execute(
-                "SELECT channel, order_id, placed_at FROM forgotten"
-            )
-            if _aware(datetime.fromisoformat(str(at))) < forget_ids_before
-        ]
         with self._tx() as db:
+            marks, floor = self._marks()
+            for ch, at in db.execute(
+                "SELECT channel, placed_at FROM orders UNION ALL "
+                "SELECT channel, placed_at FROM forgotten"
+            ):
+                moment = _moment(str(at))
+                if str(ch) not in marks or moment > marks[str(ch)]:
+                    marks[str(ch)] = moment
+            horizons = {ch: min(now, max(m, floor) if floor else m) for ch, m in marks.items()}
+
+            def before(channel: str, at: str, age: timedelta) -> bool:
+                horizon = horizons.get(channel)
+                return horizon is not None and _moment(at) < horizon - age
+
+            old = [
+                (str(ch), str(oid), str(at))
+                for ch, oid, at in db.execute(
+                    "SELECT o.channel, o.order_id, o.placed_at FROM orders o WHERE o.closed=1 "
+                    "AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.channel=o.channel "
+                    "AND l.order_id=o.order_id AND l.target != l.applied)"
+                ).fetchall()
+                if before(str(ch), str(at), keep)
+            ]
+            expired = [
+                (str(ch), str(oid))
+                for ch, oid, at in db.execute(
+                    "SELECT channel, order_id, placed_at FROM forgotten"
+                ).fetchall()
+                if before(str(ch), str(at), keep_ids)
+            ]
             db.executemany("DELETE FROM lines WHERE channel=? AND order_id=?", [o[:2] for o in old])
             db.executemany(
                 "DELETE FROM orders WHERE channel=? AND order_id=?", [o[:2] for o in old]
             )
             db.executemany("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", old)
             db.executemany("DELETE FROM forgotten WHERE channel=? AND order_id=?", expired)
+            marked = {ch: m.astimezone(UTC).isoformat() for ch, m in sorted(marks.items())}
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('order_marks', ?)",
+                (json.dumps({"marks": marked, "floor": floor.isoformat() if floor else None}),),
+            )
             _keep_tally(db)
         return len(old)
+
+    def horizon(self, channel: str, now: datetime) -> datetime | None:
+        """Where the channel's own clock has been seen to reach, but no later than `now`.
+
+        The mark is the latest time the marketplace stamped on an order of the channel that
+        the state held at a prune (open, closed or forgotten since), kept in `meta` and only
+        ever moved forward (`prune`). Order times come from the marketplace, so a VM clock
+        running ahead cannot move it; `now` bounds it when the VM's clock is behind. None
+        while no prune saw an order of the channel: then none of its orders is old.
+        """
+        marks, floor = self._marks()
+        mark = marks.get(channel)
+        mark = max(mark, floor) if mark and floor else mark or floor
+        return None if mark is None else min(now, mark)
+
+    def _marks(self) -> tuple[dict[str, datetime], datetime | None]:
+        """The channels' marks (`horizon`) and the floor under them all.
+
+        A file last pruned by an earlier version, which measured age by the VM's clock alone,
+        has no marks: the ids that version let go were placed over `keep_ids` before its last
+        prune's clock (`pruned_at`), so that clock is kept as a floor under every channel's
+        mark. Without it, a years-old order whose id it dropped, shown again, would be a sale.
+        """
+        text = self.get_meta("order_marks")
+        if text is None:
+            legacy = self.get_meta("pruned_at")
+            return {}, _moment(legacy) if legacy else None
+        data = json.loads(text)
+        floor = data.get("floor")
+        return (
+            {str(ch): _moment(str(at)) for ch, at in data["marks"].items()},
+            _moment(str(floor)) if floor else None,
+        )
 
     def prune_pushes(self, listed: Mapping[str, set[str]]) -> int:
         """Forget the push state of items no sheet row lists any more, per channel in `listed`.
@@ -493,7 +547,7 @@ class Ledger:
                 db.execute(f"DELETE FROM {table}")
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
-                "'suspects', 'absent', 'pruned_at', 'logged_errors', 'jumps')"
+                "'suspects', 'absent', 'pruned_at', 'order_marks', 'logged_errors', 'jumps')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             if last_commit:
@@ -911,6 +965,11 @@ def _components(data: Any) -> tuple[tuple[str, int], ...] | None:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _moment(text: str) -> datetime:
+    """A stored time (ISO 8601; UTC when it names no zone) as an aware datetime."""
+    return _aware(datetime.fromisoformat(text))
 
 
 def _json_for_sqlite(value: Sequence[str] | dict[str, int]) -> str | None:

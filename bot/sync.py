@@ -99,12 +99,16 @@ log = logging.getLogger("stockbot")
 REPAIR_TRIES = 3
 # Closed orders are forgotten this long after they were placed: longer than any marketplace
 # still changes an order (Rakuten closes shipped orders after 30 days; Shopify refunds and
-# Yahoo returns come within weeks), so the state file stays bounded for years of orders.
+# Yahoo returns come within weeks), so the state file stays bounded for years of orders. Age
+# is measured from each channel's horizon (`Ledger.horizon`): the latest order time its
+# marketplace stamped, no later than the VM's clock. So a VM clock running ahead forgets
+# nothing early, and a channel's old orders go once newer ones have come.
 RETAIN_ORDERS = timedelta(days=180)
-# The ids of forgotten orders are kept this long after they were placed, then dropped too.
+# The ids of forgotten orders are kept this long before the same horizon, then dropped too.
 # Longer than Rakuten searches back (729 days); Shopify and Amazon list orders by update time
 # and show an order of any age again when it changes (archived, refunded, tagged), so an order
-# placed before this horizon that the state file does not hold is taken as counted (`_plan`).
+# placed this long before the horizon that the state file does not hold is taken as counted
+# (`_not_forgotten`).
 RETAIN_IDS = timedelta(days=800)
 PRUNE_EVERY = timedelta(days=1)
 
@@ -467,9 +471,11 @@ class Cycle:
         The state file stays bounded however many orders and products come and go.
         """
         last = self.ledger.get_meta("pruned_at")
-        if last and now - datetime.fromisoformat(last) < PRUNE_EVERY:
+        # A last prune in the future was on a VM clock running ahead: prune now rather than
+        # wait for the clock to catch up with it (pruning no longer trusts that clock).
+        if last and timedelta(0) <= now - datetime.fromisoformat(last) < PRUNE_EVERY:
             return
-        forgotten = self.ledger.prune(now - RETAIN_ORDERS, forget_ids_before=now - RETAIN_IDS)
+        forgotten = self.ledger.prune(now, keep=RETAIN_ORDERS, keep_ids=RETAIN_IDS)
         listed: dict[str, set[str]] = {name: set() for name in self.channels}
         for row in rows:
             for channel, item in row.items.items():
@@ -480,7 +486,11 @@ class Cycle:
             log.info("forgot the push state of %d items no row lists any more", dropped)
         self.ledger.set_meta("pruned_at", now.isoformat())
         if forgotten:
-            log.info("forgot %d orders closed before %s", forgotten, (now - RETAIN_ORDERS).date())
+            log.info(
+                "forgot %d closed orders placed over %d days before their channel's latest",
+                forgotten,
+                RETAIN_ORDERS.days,
+            )
 
     def _plan(
         self,
@@ -488,8 +498,11 @@ class Cycle:
         fetched: Mapping[str, FetchResult],
         starts: Mapping[str, datetime],
     ) -> Plan:
-        horizon = self.now() - RETAIN_IDS
-        fetched = {ch: self._not_forgotten(ch, fetch, horizon) for ch, fetch in fetched.items()}
+        now = self.now()
+        fetched = {
+            ch: self._not_forgotten(ch, fetch, self.ledger.horizon(ch, now))
+            for ch, fetch in fetched.items()
+        }
         return warnings.flag_jumps(
             plan(
                 rows,
@@ -501,21 +514,30 @@ class Cycle:
             )
         )
 
-    def _not_forgotten(self, channel: str, fetch: FetchResult, horizon: datetime) -> FetchResult:
+    def _not_forgotten(
+        self, channel: str, fetch: FetchResult, horizon: datetime | None
+    ) -> FetchResult:
         """The fetched orders less those counted long ago and forgotten since (see `_prune`).
 
         A forgotten order (closed and pruned) shown again is already counted; so is one placed
-        before `horizon` that the state file does not hold: its id went after `RETAIN_IDS`.
-        Without that, a years-old Shopify order archived or refunded today would be a new sale.
-        The price: an order the bot never saw that was placed over `RETAIN_IDS` ago is skipped
-        too, which takes a bot stopped for over two years, or a clock over two years fast
-        (unlike the stored horizon test_review_attacks_3 rejected, this one is worked out from
-        each cycle's clock and moves back with it).
+        over `RETAIN_IDS` before the channel's `horizon` (`Ledger.horizon`) that the state file
+        does not hold: its id went at a prune. Without that, a years-old Shopify order archived
+        or refunded today would be a new sale. A prune lets an id go only when it is placed
+        that long before the horizon it measured by, and the mark under the horizon is stored
+        in the same transaction and only moves forward, so the id stays that old at every later
+        cycle unless the VM's clock then reads earlier than both its reading at that prune and
+        the mark (a VM clock behind the marketplace's).
+        The price: an order the bot never saw, placed over `RETAIN_IDS` before an order a prune
+        had already seen on the same channel, is skipped too (a VM clock running ahead moves
+        nothing: the mark is made of order times, and test_review_attacks_3 rejected a horizon
+        that the VM's clock could move).
         """
         gone = self.ledger.forgotten(channel)
-        if any(o.placed_at < horizon for o in fetch.orders):
-            held = self.ledger.all_orders(channel)
-            gone |= {o.order_id for o in fetch.orders if o.placed_at < horizon} - held
+        if horizon is not None:
+            old = horizon - RETAIN_IDS
+            if any(o.placed_at < old for o in fetch.orders):
+                held = self.ledger.all_orders(channel)
+                gone |= {o.order_id for o in fetch.orders if o.placed_at < old} - held
         if not gone:
             return fetch
         return replace(fetch, orders=[o for o in fetch.orders if o.order_id not in gone])

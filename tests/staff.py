@@ -11,7 +11,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +261,28 @@ def next_cycle(w: World, seconds: int = 150) -> None:
     """The time a `run` loop waits between two cycles passes, on every clock of the world."""
     w.time.offset += timedelta(seconds=seconds)
     w.time.advance(seconds)
+
+
+class VMClock:
+    """Moves the bot's wall clock alone: the VM's clock stepped by NTP or a bad RTC, while the
+    marketplaces keep the right time. `World` shares one wall clock between the bot and the
+    stand-ins; this points the stand-ins' clocks at the world's time less what the VM's clock
+    was moved by, so their order times, `Date` headers and windows stay where they were."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.ahead = timedelta(0)
+        for name, market in w.markets.items():
+            setattr(market, "clock" if name == "amazon" else "now", self.market_now)
+
+    def market_now(self) -> datetime:
+        """The marketplaces' time: the world's, less the VM's error."""
+        return self.w.time.now() - self.ahead
+
+    def move(self, delta: timedelta) -> None:
+        """The VM's clock steps by `delta` (back to right when `ahead` is zero again)."""
+        self.ahead += delta
+        self.w.time.offset += delta
 
 
 def settled_then_restocked(w: World, cycle: Cycle, value: int = 10) -> None:

@@ -166,8 +166,12 @@ def test_a_long_run_of_orders_changes_cancellations_and_prunes_never_refuses_its
                 assert cycle.run().ok
                 assert cycle.ledger.intact(), tally(state)
                 # Half a year on (every clock): the bot's own daily prune forgets the
-                # closed orders; at the end, past 800 days, their ids expire too.
+                # closed orders; at the end, past 800 days, their ids expire too. Ages are
+                # measured from the channel's newest order: one is placed past 800 days
+                # (cancelled after the loop, so the Stock below stays the same).
                 w.time.offset += timedelta(days=900 if round_ == 5 else 100)
+                if round_ == 5:
+                    last = store.place_order([("TEA-001", 1)])
                 for _ in range(3):
                     next_cycle(w, 86_400 + 150)
                     assert cycle.run().ok, round_
@@ -178,6 +182,7 @@ def test_a_long_run_of_orders_changes_cancellations_and_prunes_never_refuses_its
         assert pruned and expired, tally(state)
         kept, counted = tally(state)
         assert kept == counted
+        store.cancel_order(last)
         assert w.sync().ok  # a fresh bot accepts the file
         # 3 TEA sold and kept (rounds 0, 2, 4 shipped), 3 cancelled; every CUP line taken
         # off; 6 POT shipped: 5 - 6 = -1 (oversold, reported, counted once).

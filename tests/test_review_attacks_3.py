@@ -4,8 +4,9 @@ The code these attacks broke raised every channel's clean start to a stored hori
 now less 180 days, moved forward once a day, never back), so an order the state did not know
 and that was placed before it was skipped as "already counted": meant for orders the bot saw
 and forgot, it also swallowed orders it never saw. That stored horizon is gone; the tests stay
-as guards. (Today an unknown order placed more than `RETAIN_IDS`, 800 days, before each cycle's
-own clock counts as counted: see `sync._not_forgotten` and README.) Whole cycles only: the real
+as guards. (Today an unknown order placed more than `RETAIN_IDS`, 800 days, before its
+channel's horizon, the latest order time a prune saw there but no later than the cycle's own
+clock, counts as counted: see `sync._not_forgotten` and README.) Whole cycles only: the real
 gspread client and the real adapters talk to the stand-ins.
 """
 
