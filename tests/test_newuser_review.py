@@ -111,8 +111,9 @@ def test_check_on_a_moved_bot_names_the_configured_state_file_not_memory(w: Worl
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the Yahoo! call counter (bot/channels/yahoo_quota.py DailyCalls.save) saves <state>-yahoo-calls during `check`, "
-    "creating a file beside a state file that does not exist yet",
+    reason="the Yahoo! call counter (bot/channels/yahoo_quota.py DailyCalls.save) saves "
+    "<state>-yahoo-calls during `check`, creating a file beside a state file that does not "
+    "exist yet",
 )
 def test_check_writes_no_file_beside_a_state_file_that_does_not_exist(tmp_path: Path) -> None:
     with world(tmp_path, ("yahoo",)) as w:
