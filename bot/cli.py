@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from bot.channels.base import ItemLookup
 from bot.config import Settings, load_settings, salvage_settings
@@ -22,7 +23,7 @@ from bot.errors import (
     StockbotError,
     plain,
 )
-from bot.health import Watch
+from bot.health import Watch, alert_setup
 from bot.sync import CycleReport
 from bot.verdict import sheet_problems
 
@@ -176,11 +177,18 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
     failed = False
     try:
         print(f"sheet {settings.sheet_id} via {settings.sheets_api_url}")
+        zone = ZoneInfo(settings.timezone)  # as every time the bot shows: "JST", not "UTC+09:00"
         for found in app.refresh_notices(save=False):
-            when = f"{found.expires:%Y-%m-%d %H:%M %Z}" if found.expires else "unknown"
+            expires = found.expires
+            when = f"{expires.astimezone(zone):%Y-%m-%d %H:%M %Z}" if expires else "unknown"
             print(f"  {found.channel}: {found.credential} expires {when} ({found.source})")
         for name, notice in app.cycle.notices.items():
             print(f"  {name}: WARNING: {notice}")
+        senders, unheard = alert_setup(settings)
+        print(f"  alerts: {_alerts_text(settings, [s.name for s in senders])}")
+        for problem in unheard:
+            failed = True
+            print(f"  FAILED alerts: {problem}")
         for name, channel in app.channels.items():
             try:
                 print(f"  {name}: {channel.check()}")
@@ -223,6 +231,16 @@ def cmd_check(settings: Settings, show_all: bool = False) -> int:
     for name in report.paused:
         print(f"  {name}: paused (Enabled is FALSE in the Channels tab): not fetched or pushed")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _alerts_text(settings: Settings, senders: Sequence[str]) -> str:
+    """How staff will hear of trouble, for `check` (never a URL: they carry secrets)."""
+    ways = ", ".join(senders) or (
+        "none set (STOCKBOT_ALERT_WEBHOOK_URL, or STOCKBOT_ALERT_EMAIL_TO with "
+        "STOCKBOT_SMTP_URL; README 'Alerts and health check')"
+    )
+    ping = "a health-check ping after every cycle" if settings.healthcheck_url else "no ping"
+    return f"{ways}; {ping}"
 
 
 def _print_missing(name: str, channel: object, report: CycleReport) -> None:

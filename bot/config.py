@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import re
 from collections.abc import Mapping
 from datetime import date, timedelta
@@ -14,10 +17,21 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import ConfigError
 from bot.i18n import Later, _
 
-__all__ = ["CHANNEL_NAMES", "LICENSE_WARNING", "Settings", "load_settings", "salvage_settings"]
+__all__ = [
+    "CHANNEL_NAMES",
+    "LICENSE_WARNING",
+    "Settings",
+    "load_settings",
+    "salvage_settings",
+    "unknown_variables",
+]
+
+log = logging.getLogger("stockbot")
 
 CHANNEL_NAMES = ("rakuten", "yahoo", "amazon", "shopify")
 LICENSE_WARNING = timedelta(days=14)  # how long before its expiry the Rakuten key is flagged
+# A STOCKBOT_ name set in a .env line, `export` or not (pydantic-settings reads names in any case).
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?(stockbot_\w+)\s*=", re.IGNORECASE)
 # https://docs.google.com/spreadsheets/d/<key>/edit#gid=0: the key is what follows /d/.
 _SHEET_URL = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]+)")
 
@@ -144,8 +158,38 @@ def _blank(value: object) -> bool:
     return value is None or str(value).strip() in ("", ".")
 
 
+def unknown_variables(
+    environ: Mapping[str, str] = os.environ, env_file: Path = Path(".env")
+) -> list[str]:
+    """A line for each STOCKBOT_ variable set here or in `env_file` that no setting reads.
+
+    Settings ignore unknown names (a stockbot of another version may share the file), so a
+    misspelled one would leave its setting at the default without a word: say so, with the
+    closest setting's name.
+    """
+    names = {k.upper() for k in environ if k.upper().startswith("STOCKBOT_")}
+    try:
+        lines = env_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    names |= {m.group(1).upper() for line in lines if (m := _ENV_LINE.match(line))}
+    known = [name.upper() for name in Settings.model_fields]
+    said = []
+    for name in sorted(names - {f"STOCKBOT_{k}" for k in known}):
+        # Matched without the prefix every name shares, or anything would look near.
+        near = difflib.get_close_matches(name.removeprefix("STOCKBOT_"), known, n=1, cutoff=0.6)
+        hint = f"; did you mean STOCKBOT_{near[0]}?" if near else " (see .env.example)"
+        said.append(f"{name} is set but is not a stockbot setting{hint}")
+    return said
+
+
 def load_settings() -> Settings:
-    """Read the settings, turning validation errors into a `ConfigError` that names the variable."""
+    """Read the settings, turning validation errors into a `ConfigError` that names the variable.
+
+    A STOCKBOT_ variable no setting reads is logged as a warning (`unknown_variables`).
+    """
+    for line in unknown_variables():
+        log.warning("%s", line)
     try:
         return Settings()
     except ValidationError as exc:

@@ -382,8 +382,9 @@ def serve_demo(
             say(f"{READY} Ctrl-C stops it")
             tell(
                 _(
-                    "stockbot demo --serve: stand-ins on 127.0.0.1, files in {folder}. Put the "
-                    "lines above in .env (or `export` them), then try `stockbot init-sheet`, "
+                    "stockbot demo --serve is ready: stand-ins on 127.0.0.1, files in "
+                    "{folder}. Its settings (KEY=value lines) went to standard output: put "
+                    "them in .env (or `export` them), then try `stockbot init-sheet`, "
                     "`stockbot check`, `stockbot sync`, `stockbot run`. Ctrl-C stops the "
                     "stand-ins."
                 ).format(folder=folder)

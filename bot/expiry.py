@@ -240,7 +240,7 @@ class Credentials:
             state["yahoo"] = {"token": digest, "first_seen": now.isoformat()}
         lifetime = self._token_lifetime()
         latest = (first + lifetime).astimezone(self.zone)
-        where = f"at the latest: {lifetime} after stockbot first saw this token"
+        where = f"at the latest: {_span(lifetime)} after stockbot first saw this token"
         if now < latest - TOKEN_WARNING:
             return Expiry("yahoo", "refresh token", latest, where)
         stamp = f"{latest:%Y-%m-%d %H:%M}"
@@ -319,6 +319,15 @@ def _license(data: object) -> LicenseExpiry | None:
         )
     except (KeyError, ValueError):
         return None
+
+
+def _span(length: timedelta) -> str:
+    """A token's lifetime as people say it: "28 days", "12 hours"."""
+    if length % timedelta(days=1) == timedelta(0):
+        days = length.days
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = round(length / timedelta(hours=1))
+    return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
 def _first_seen(data: object, digest: str) -> datetime | None:

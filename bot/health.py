@@ -21,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from pydantic import SecretStr
 
 from bot.alerts import (
     ABANDONED,
@@ -43,7 +44,7 @@ from bot.sheet.client import SheetClient
 from bot.sheet.stopped import StopSheet, read_stop, record_stop
 from bot.sync import CycleReport
 
-__all__ = ["Watch", "incidents_path", "ping"]
+__all__ = ["Watch", "alert_setup", "incidents_path", "ping"]
 
 log = logging.getLogger("stockbot")
 
@@ -73,8 +74,13 @@ def ping(url: str, synced: bool, timeout: float = PING_TIMEOUT, deadline: float 
     return True
 
 
-def _senders(settings: Settings) -> list[Sender]:
+def alert_setup(settings: Settings) -> tuple[list[Sender], list[str]]:
+    """The alert senders the settings make, and what in them leaves an alert or ping off.
+
+    The problems are for the operator: `check` prints them, `sync` and `run` log them once.
+    """
     senders: list[Sender] = []
+    problems: list[str] = []
     if settings.alert_webhook_url is not None:
         senders.append(Webhook(settings.alert_webhook_url.get_secret_value()))
     to = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
@@ -82,10 +88,26 @@ def _senders(settings: Settings) -> list[Sender]:
         try:
             senders.append(Mail(settings.smtp_url.get_secret_value(), to))
         except ValueError as exc:
-            log.error("alert e-mail is off: %s", exc)
+            problems.append(f"alert e-mail is off: STOCKBOT_SMTP_URL: {exc}")
     elif to or settings.smtp_url is not None:
-        log.error("alert e-mail is off: set both STOCKBOT_ALERT_EMAIL_TO and STOCKBOT_SMTP_URL")
-    return senders
+        problems.append(
+            "alert e-mail is off: set both STOCKBOT_ALERT_EMAIL_TO and STOCKBOT_SMTP_URL"
+        )
+    if settings.healthcheck_url is not None and not _pingable(settings.healthcheck_url):
+        problems.append(
+            "the health check is off: STOCKBOT_HEALTHCHECK_URL must be a whole http(s) address, "
+            "such as https://hc-ping.com/<your check's id>"
+        )
+    return senders, problems
+
+
+def _pingable(url: SecretStr) -> bool:
+    """Whether a health-check URL can be pinged at all (its text is a secret: never shown)."""
+    try:
+        parsed = httpx.URL(url.get_secret_value().strip())
+    except httpx.InvalidURL:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
 
 
 class Watch:
@@ -93,9 +115,13 @@ class Watch:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.alerter = Alerter(Incidents(incidents_path(settings.state_path)), _senders(settings))
+        senders, problems = alert_setup(settings)
+        for problem in problems:
+            log.error("%s", problem)
+        self.alerter = Alerter(Incidents(incidents_path(settings.state_path)), senders)
         url = settings.healthcheck_url
-        self.health_url = url.get_secret_value().strip() if url is not None else ""
+        usable = url is not None and _pingable(url)
+        self.health_url = url.get_secret_value().strip() if url is not None and usable else ""
 
     def synced(self, report: CycleReport, notices: Mapping[str, str]) -> None:
         """A cycle ran to its end: open and close incidents of every kind, then ping.

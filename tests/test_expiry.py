@@ -120,7 +120,7 @@ def test_check_prints_the_expiry_date_and_writes_nothing(w: World) -> None:
     assert done.returncode == 0, done.stderr
     rakuten = w.markets["rakuten"]
     day = (rakuten.now().astimezone(JST) + timedelta(days=40)).date()  # type: ignore[attr-defined]
-    assert f"rakuten: licence key expires {day.isoformat()} 23:59" in done.stdout
+    assert f"rakuten: licence key expires {day.isoformat()} 23:59 JST" in done.stdout
     assert "RMS LicenseManagementAPI" in done.stdout
     assert not expiry_path(w.settings().state_path).exists()
 

@@ -131,12 +131,6 @@ def test_check_writes_no_file_beside_a_state_file_that_does_not_exist(tmp_path: 
 # -- 4. alert settings `check` accepts although they switch the alerts off --------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_check never looks at the alert and health-check settings: e-mail without "
-    "STOCKBOT_SMTP_URL is only logged by sync/run ('alert e-mail is off'), a health URL "
-    "without https:// fails every ping ('UnsupportedProtocol') while check says nothing",
-)
 @pytest.mark.parametrize(
     ("variable", "value", "named"),
     [
@@ -156,11 +150,6 @@ def test_check_says_when_an_alert_setting_leaves_the_alerts_off(
 # -- 5. a misspelled variable is silently ignored ----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Settings has extra='ignore' and nothing lists unknown STOCKBOT_* names: a typo "
-    "(STOCKBOT_HEALTHCHECK for STOCKBOT_HEALTHCHECK_URL) leaves the health check off silently",
-)
 def test_check_names_a_misspelled_stockbot_variable(w: World) -> None:
     (w.tmp / ".env").write_text("STOCKBOT_HEALTHCHECK=https://hc-ping.com/0f6d\n")
     done = w.run_cli("check")
@@ -268,11 +257,6 @@ def _install_as_the_bot_user(tmp_path: Path) -> None:
 # -- 9. `check`'s Yahoo! token line prints a raw timedelta ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Credentials._yahoo formats the lifetime with str(timedelta): 'at the latest: 28 "
-    "days, 0:00:00 after stockbot first saw this token'",
-)
 def test_check_states_the_yahoo_token_lifetime_in_words(tmp_path: Path) -> None:
     with world(tmp_path, ("yahoo",)) as w:
         w.create_sheet(ROWS)
@@ -286,12 +270,6 @@ def test_check_states_the_yahoo_token_lifetime_in_words(tmp_path: Path) -> None:
 # -- 10. README: `stockbot demo --serve > .env &`, "until it says ready on the terminal" -------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serve_demo prints its READY line to stdout, which the README sends to .env; the "
-    "terminal (stderr) never says 'ready', and says 'Put the lines above in .env' with no "
-    "lines above it",
-)
 def test_served_demo_says_ready_on_the_terminal_when_its_settings_go_to_env(
     tmp_path: Path,
 ) -> None:
