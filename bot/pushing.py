@@ -244,5 +244,12 @@ def push_all(
             refused=refused,
             at=now.isoformat(),
         )
-        log.info("%s: pushed %d items in %d calls", p.channel, len(pushed), result.calls)
+        log.info(
+            "%s: pushed %d item%s in %d call%s",
+            p.channel,
+            len(pushed),
+            "" if len(pushed) == 1 else "s",
+            result.calls,
+            "" if result.calls == 1 else "s",
+        )
     return results
