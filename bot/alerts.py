@@ -194,6 +194,10 @@ class Incidents:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # What the last `save` could not write (a full disk): newer than the file, so it is
+        # what `read` answers until a save succeeds. A long `run` then alerts once per
+        # incident even while the file cannot be written.
+        self._unsaved: tuple[dict[str, str], dict[str, int]] | None = None
 
     def load(self) -> dict[str, str]:
         """The open incidents; none when the file is missing or unreadable."""
@@ -201,6 +205,8 @@ class Incidents:
 
     def read(self) -> tuple[dict[str, str], dict[str, int]]:
         """The open incidents and their calm counts; none when the file is missing or unreadable."""
+        if self._unsaved is not None:
+            return dict(self._unsaved[0]), dict(self._unsaved[1])
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -224,13 +230,18 @@ class Incidents:
         return opened, kept
 
     def save(self, incidents: Mapping[str, str], calm: Mapping[str, int] | None = None) -> None:
-        """Replace the file at once (a crash leaves the old or the new one, never half)."""
+        """Replace the file at once (a crash leaves the old or the new one, never half).
+
+        Raises OSError when it cannot; what it was given is kept for `read` all the same.
+        """
+        self._unsaved = (dict(incidents), dict(calm or {}))
         data: dict[str, object] = {"open": dict(sorted(incidents.items()))}
         if calm:
             data["calm"] = dict(sorted(calm.items()))
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
+        self._unsaved = None
 
 
 class Sender(Protocol):
@@ -405,24 +416,25 @@ class Alerter:
 
         An open incident for which `held` says True is left as it is (it cannot be judged).
         """
-        try:
-            open_now, counts = self.incidents.read()
-            kinds = tuple(kinds)
-            counts_now = calm(open_now, current, kinds, counts)
-            waiting = {
-                k for k, n in counts_now.items() if n < CALM_CYCLES[kind(k)] and k not in current
-            }
-            waiting |= {k for k in open_now if held is not None and held(k)}
-            change = compare(open_now, current, kinds, waiting)
-            for key in change.ended:
-                del open_now[key]
-                counts_now.pop(key, None)
-            open_now.update(change.started)
-            if change or counts_now != counts:
+        open_now, counts = self.incidents.read()
+        kinds = tuple(kinds)
+        counts_now = calm(open_now, current, kinds, counts)
+        waiting = {
+            k for k, n in counts_now.items() if n < CALM_CYCLES[kind(k)] and k not in current
+        }
+        waiting |= {k for k in open_now if held is not None and held(k)}
+        change = compare(open_now, current, kinds, waiting)
+        for key in change.ended:
+            del open_now[key]
+            counts_now.pop(key, None)
+        open_now.update(change.started)
+        if change or counts_now != counts:
+            try:
                 self.incidents.save(open_now, counts_now)
-        except OSError as exc:
-            log.error("could not keep the alert incidents in %s: %s", self.incidents.path, exc)
-            change = compare({}, current, ())
+            except OSError as exc:
+                # Kept in memory (`Incidents.read`): this process alerts once per incident
+                # still; a new process (a restart, the next `sync`) has only the file.
+                log.error("could not keep the alert incidents in %s: %s", self.incidents.path, exc)
         self.send(change)
         return change
 

@@ -111,7 +111,7 @@ def _watched(watch: Watch, cycle: Callable[[], CycleReport], app: App) -> CycleR
     except LockedError:
         raise  # another bot does the work: nothing of ours to report
     except Exception as exc:
-        watch.failed(exc)
+        watch.failed(exc, app.sheet)
         raise
     app.credentials.settle(report.failed_channels)
     watch.synced(report, app.cycle.notices)

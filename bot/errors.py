@@ -5,6 +5,7 @@
     ├── SheetStructureError    a tab or header is missing               (exit 2)
     ├── LockedError            another stockbot runs on this state/sheet (exit 3)
     ├── SheetError             the Sheets API failed (after retries)
+    ├── StateFileError         the state file could not be written (a full or failing disk)
     └── ChannelError           a marketplace failed; carries the channel name
         ├── AuthError          credentials refused: renew them
         ├── TemporaryError     429/5xx/timeouts outlasted the retries: next cycle tries again
@@ -24,6 +25,7 @@ __all__ = [
     "RejectedError",
     "SheetError",
     "SheetStructureError",
+    "StateFileError",
     "StockbotError",
     "TemporaryError",
     "plain",
@@ -52,6 +54,14 @@ class SheetError(StockbotError):
     def __init__(self, message: str, *, retriable: bool = False) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class StateFileError(StockbotError):
+    """The state file could not be written or read: its disk is full or failing.
+
+    Nothing is applied twice (the commit protocol holds as for a kill); the next cycle that
+    can write goes on from where the file is.
+    """
 
 
 class ChannelError(StockbotError):

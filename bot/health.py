@@ -37,7 +37,7 @@ from bot.alerts import (
     within,
 )
 from bot.config import Settings
-from bot.errors import StockbotError
+from bot.errors import StateFileError, StockbotError
 from bot.handover import StateMismatchError
 from bot.i18n import log_time, set_language
 from bot.sheet.client import SheetClient
@@ -153,10 +153,23 @@ class Watch:
             self._record(text, *target)
         self._ping(False)
 
-    def failed(self, exc: BaseException) -> None:
-        """The cycle broke otherwise (the Sheets API, a bug): it did not sync."""
-        text = str(exc) if isinstance(exc, StockbotError) else f"unexpected {type(exc).__name__}"
-        self._observe({"cycle": text}, ("cycle",))
+    def failed(self, exc: BaseException, sheet: SheetClient | None = None) -> None:
+        """The cycle broke otherwise (the Sheets API, the state file's disk, a bug).
+
+        A state file that cannot be written is shown in the sheet too, once, as a stop is:
+        the sheet works, and staff there may be the first to read it.
+        """
+        if isinstance(exc, StateFileError):
+            target = self._read(sheet)
+            text = str(exc)  # rendered now, in the sheet's language
+            change = self._observe({"cycle": text}, ("cycle",))
+            if "cycle" in change.started and target is not None:
+                self._record(text, *target)
+        else:
+            text = (
+                str(exc) if isinstance(exc, StockbotError) else f"unexpected {type(exc).__name__}"
+            )
+            self._observe({"cycle": text}, ("cycle",))
         self._ping(False)
 
     def _observe(self, current: Mapping[str, str], kinds: tuple[str, ...]) -> Change:

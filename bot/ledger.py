@@ -26,6 +26,7 @@ therefore all the same idempotent step.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -38,10 +39,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.batches import chunks
-from bot.errors import LockedError
+from bot.errors import LockedError, StateFileError
 from bot.i18n import _
 
-__all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState"]
+__all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState", "disk_failure"]
 
 CACHE_KIB = 2000  # SQLite page cache per connection, KiB
 PUSH_COLUMNS = "channel, item, quantity, adjust, error, stale, events, refused, refused_at, logged"
@@ -991,4 +992,30 @@ def _queue(db: sqlite3.Connection, rows: list[list[Any]]) -> None:
     """Add Log rows to the outbox inside the caller's transaction."""
     db.executemany(
         "INSERT INTO outbox (row) VALUES (?)", [(json.dumps(r, ensure_ascii=False),) for r in rows]
+    )
+
+
+# SQLite's words for a write the disk refused (SQLITE_FULL, SQLITE_IOERR, SQLITE_CANTOPEN):
+# a full disk says "database or disk is full", or "disk I/O error" when even the -shm or the
+# journal cannot grow; errno for the files the bot writes beside the state file.
+_DISK_WORDS = ("database or disk is full", "disk i/o error", "unable to open database file")
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def disk_failure(path: Path, exc: BaseException) -> StateFileError | None:
+    """`exc` as the plain error it is when the disk under the state file refused a write.
+
+    None for anything else (a bug stays an unexpected error with its traceback).
+    """
+    if isinstance(exc, sqlite3.OperationalError):
+        if not any(words in str(exc).lower() for words in _DISK_WORDS):
+            return None
+    elif not (isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS):
+        return None
+    return StateFileError(
+        _(
+            "the state file {path} could not be written ({error}): is the disk that holds it "
+            "full? Free space there (old logs, for one); the bot goes on by itself once it can "
+            "write, and applies nothing twice"
+        ).format(path=path, error=str(exc).strip() or type(exc).__name__)
     )

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -54,7 +55,7 @@ from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
-from bot.ledger import Changes, Ledger
+from bot.ledger import Changes, Ledger, disk_failure
 from bot.positions import (
     SKU_HEADERS,
     STOCK_HEADERS,
@@ -208,6 +209,13 @@ class Cycle:
             with _collector_paused() as paused:
                 self._owns_collector = paused
                 self._run(report, dry_run=dry_run, release=release)
+        except (sqlite3.Error, OSError) as exc:
+            # The disk under the state file refused a write: say so plainly (a kill at the
+            # same point is what the commit protocol is built for, so nothing doubles).
+            failure = disk_failure(self.ledger.path, exc)
+            if failure is None:
+                raise
+            raise failure from exc
         finally:
             report.sheet_reads = self.sheet.reads - reads
             report.sheet_writes = self.sheet.writes - writes
