@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.channels import build_channels
@@ -78,11 +77,11 @@ def open_app(settings: Settings, *, lock: bool = True) -> App:
             )
         )
     sheet = open_sheet(settings)
-    channels = build_channels(settings)
-    if lock or settings.state_path.exists():
-        ledger = Ledger(settings.state_path)
-    else:  # `check` writes nothing, not even a new state file: a fresh state in memory
-        ledger = Ledger(Path(":memory:"))
+    # `check` (no lock) writes nothing, not even a new state file or a Yahoo! call count.
+    channels = build_channels(settings, read_only=not lock)
+    # Without the lock and without a state file yet: a fresh state in memory.
+    fresh = not lock and not settings.state_path.exists()
+    ledger = Ledger(settings.state_path, in_memory=fresh)
     if lock:
         try:
             ledger.lock()

@@ -299,19 +299,34 @@ def cmd_init_sheet(settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_reset_state(settings: Settings) -> int:
-    """Start the state file afresh from the sheet as it is now (after a lost or old state)."""
+def cmd_reset_state(settings: Settings, force: bool = False) -> int:
+    """Start the state file afresh from the sheet as it is now (after a lost or old state).
+
+    Only a state file `sync` refuses is reset, unless `force`: resetting one it goes on with
+    would only lose the cancellations of orders applied before.
+    """
     from bot.app import open_sheet
-    from bot.handover import Marker
+    from bot.handover import Marker, refuse_needless_reset
+    from bot.i18n import set_language
     from bot.lease import metadata_values
     from bot.ledger import Ledger
     from bot.sheet.writes import COMMIT_KEY
 
+    if settings.language != "auto":
+        set_language(settings.language)
     sheet = open_sheet(settings)
     marker = Marker.parse(metadata_values(sheet.metadata()).get(COMMIT_KEY))
+    if not force and not settings.state_path.exists():
+        new = Ledger(settings.state_path, in_memory=True)  # decided before making the file
+        try:
+            refuse_needless_reset(sheet, new, marker)
+        finally:
+            new.close()
     ledger = Ledger(settings.state_path)
     try:
         ledger.lock()
+        if not force:
+            refuse_needless_reset(sheet, ledger, marker)
         ledger.reset(sheet.sheet_id, marker.id if marker else None)
     finally:
         ledger.close()
@@ -340,7 +355,8 @@ COMMANDS: dict[str, tuple[str, Callable[[Settings], int]]] = {
     "check": ("check settings, credentials, channels and sheet; write nothing", cmd_check),
     "init-sheet": ("create or repair the tabs, headers and formats of the sheet", cmd_init_sheet),
     "reset-state": (
-        "start the state file afresh from the sheet (after it was lost or restored)",
+        "start the state file afresh from the sheet, only when sync refuses it (lost, restored "
+        "from a backup, of another sheet)",
         cmd_reset_state,
     ),
 }
@@ -368,12 +384,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             command_parser.add_argument(
                 "--all", action="store_true", help="list every row with a problem, not 20"
             )
+        if name == "reset-state":
+            command_parser.add_argument(
+                "--force",
+                action="store_true",
+                help="reset a state file sync would go on with too (its orders' cancellations "
+                "are then never put back)",
+            )
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     if args.command == "demo":
         return _guard(lambda: cmd_demo(args.serve))
     if args.command == "check":
         return _guard(lambda: cmd_check(load_settings(), args.all))
+    if args.command == "reset-state":
+        return _guard(lambda: cmd_reset_state(_settings(watched=False), args.force))
     _, command = COMMANDS[args.command]
     return _guard(lambda: command(_settings(watched=args.command in ("sync", "run"))))
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors import ConfigError, SheetError
@@ -35,7 +36,7 @@ from bot.ledger import Changes, Ledger
 from bot.sheet.client import SheetClient, UpdateBody, encode_update
 from bot.sheet.writes import COMMIT_KEY, set_metadata
 
-__all__ = ["Handover", "Marker", "StateMismatchError"]
+__all__ = ["Handover", "Marker", "StateMismatchError", "refuse_needless_reset"]
 
 log = logging.getLogger("stockbot")
 
@@ -79,6 +80,30 @@ class Marker:
     def to_json(self) -> str:
         """The stored value."""
         return json.dumps({"id": self.id, "at": self.at})
+
+
+def refuse_needless_reset(sheet: SheetClient, ledger: Ledger, marker: Marker | None) -> None:
+    """For `stockbot reset-state`: raise `ConfigError` when `sync` would go on with the state
+    file as it is (`check_identity` refuses nothing), writing nothing either way.
+
+    Resetting such a file only loses what it holds: orders applied before would never have
+    their cancellations put back.
+    """
+    handover = Handover(sheet, ledger, now=lambda: datetime.now(UTC), sleep=time.sleep)
+    try:
+        handover.check_identity(marker, dry_run=True)
+    except StateMismatchError:
+        return  # sync refuses it: what reset-state is for
+    raise ConfigError(
+        _(
+            "the state file {path} fits spreadsheet {sheet}: `stockbot sync` goes on with it as "
+            "it is, so nothing needs resetting, and nothing was changed. reset-state is only for "
+            "a state file sync refuses (lost, restored from a backup, of another sheet); "
+            "resetting this one would forget the orders it applied, and their cancellations "
+            "would never be put back. To reset it all the same, run `stockbot reset-state "
+            "--force`"
+        ).format(path=ledger.path, sheet=sheet.sheet_id)
+    )
 
 
 @dataclass(frozen=True)

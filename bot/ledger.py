@@ -39,10 +39,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.batches import chunks
-from bot.errors import LockedError, StateFileError
-from bot.i18n import _
+from bot.errors import ConfigError, LockedError, StateFileError
+from bot.i18n import Later, _
 
-__all__ = ["Changes", "Ledger", "LineState", "Pending", "PushState", "disk_failure"]
+__all__ = [
+    "Changes",
+    "Ledger",
+    "LineState",
+    "Pending",
+    "PushState",
+    "check_state_path",
+    "disk_failure",
+]
 
 CACHE_KIB = 2000  # SQLite page cache per connection, KiB
 PUSH_COLUMNS = "channel, item, quantity, adjust, error, stale, events, refused, refused_at, logged"
@@ -53,6 +61,11 @@ SETTLED_TOUCHED_MAX = 5_000
 # Items per JSON text a push's bookkeeping hands to SQLite: a first push's 100,000 items are
 # written at the cycle's memory peak, and one text of them all (with its copies) took 20 MB.
 JSON_SLICE = 10_000
+# SQLite's primary result codes that, while the state file is opened, mean its path cannot
+# hold a state file (a configuration error); any other (busy, disk full) is raised as it is.
+OPEN_ERRORS = frozenset(
+    {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY}
+)
 SETTLED_SQL = (
     "SELECT item, quantity FROM pushes WHERE channel=? AND quantity IS NOT NULL "
     "AND adjust=0 AND events=0 AND (error IS NULL OR error='') AND stale=0"
@@ -210,23 +223,47 @@ class Pending:
 class Ledger:
     """The SQLite state file at STOCKBOT_STATE_PATH."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, in_memory: bool = False) -> None:
+        """Open (or create) the state file at `path`.
+
+        `in_memory` gives a fresh state that lives in memory only, for `stockbot check` when
+        the file does not exist yet (it writes nothing): messages still name `path`.
+        A path that cannot hold a state file (under a plain file, a folder, not writable, a
+        file that is not SQLite) is a `ConfigError` naming STOCKBOT_STATE_PATH; SQLite's
+        failures after opening (disk full, busy) are raised as they are.
+        """
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        # The page cache is what a long `run` keeps of this file: it grows with the file, then
-        # stops here (bench_longrun). SQLite's own default, stated so it stays the bound.
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        if in_memory:
+            check_state_path(path)
+        try:
+            if not in_memory:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                ":memory:" if in_memory else str(path),
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise _unusable(path, exc) from exc
         # `settled_quantities` per channel, kept between the cycles of a long `run`, with the
         # items this connection wrote since, and the file's `data_version` they were read at.
         self._settled: dict[str, dict[str, int]] = {}
         self._touched: dict[str, set[str]] = {}
         self._settled_at: int | None = None
-        self._db.executescript(SCHEMA)
-        self._migrate()
         self._lock_file: IO[str] | None = None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            # The page cache is what a long `run` keeps of this file: it grows with the file,
+            # then stops here (bench_longrun). SQLite's own default, stated so it stays the bound.
+            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self._db.executescript(SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            if _code(exc) in OPEN_ERRORS:
+                raise _unusable(path, exc) from exc
+            raise
 
     def _migrate(self) -> None:
         """Bring a state file written by an earlier version up to the current schema.
@@ -291,7 +328,10 @@ class Ledger:
     def lock(self) -> None:
         """Take the state file's exclusive lock, or raise `LockedError` at once."""
         lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
+        except OSError as exc:
+            raise _unusable(self.path, exc) from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -941,6 +981,70 @@ class Ledger:
             {*stale, *(item for item, msg in failed.items() if msg)},
         )
         self._pushes_written(channel, blank)
+
+
+def check_state_path(path: Path) -> None:
+    """Raise the `ConfigError` opening `path` would, without writing anything (for `check`).
+
+    Only what can be told without creating a file: a folder on the way that is a plain file,
+    a path that is a folder, a folder the bot's user may not write to.
+    """
+    if path.is_dir():
+        raise _unusable(path, IsADirectoryError(str(path)))
+    folder = path.parent
+    while not folder.is_dir():
+        if folder.exists():
+            raise _unusable(path, NotADirectoryError(str(folder)))
+        folder = folder.parent
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise _unusable(path, PermissionError(str(folder)))
+
+
+def _unusable(path: Path, exc: OSError | sqlite3.Error) -> ConfigError:
+    """The configuration error for a state path that cannot hold a state file, and why."""
+    if _code(exc) == sqlite3.SQLITE_NOTADB:
+        return ConfigError(
+            Later(
+                lambda: _(
+                    "STOCKBOT_STATE_PATH names {path}, which is not a stockbot state file (not "
+                    "an SQLite database); nothing was written. Point STOCKBOT_STATE_PATH at this "
+                    "bot's state file, or at a file that does not exist yet in a folder the "
+                    "bot's user may write to (a new state file is made there)"
+                ).format(path=path)
+            )
+        )
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        why = Later(lambda: _("{folder} is a file, not a folder").format(folder=blocker))
+    elif path.is_dir():
+        why = Later(lambda: _("it is a folder, not a file"))
+    elif isinstance(exc, PermissionError) or _code(exc) in (
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_READONLY,
+    ):
+        why = Later(
+            lambda: _("the bot's user may not create or change files in {folder}").format(
+                folder=path.parent if path.parent.exists() else path
+            )
+        )
+    else:
+        reason = str(exc)  # the system's own words: nothing better to say
+        why = Later(lambda: reason)
+    return ConfigError(
+        Later(
+            lambda: _(
+                "STOCKBOT_STATE_PATH ({path}) cannot hold the state file: {why}; nothing was "
+                "written. Point STOCKBOT_STATE_PATH at a file in a folder the bot's user may "
+                "write to (a new state file is made there), or at this bot's state file"
+            ).format(path=path, why=why)
+        )
+    )
+
+
+def _code(exc: OSError | sqlite3.Error) -> int | None:
+    """SQLite's primary result code of an error, None when it carries none."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def _line(r: tuple[Any, ...]) -> LineState:

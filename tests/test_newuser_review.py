@@ -50,11 +50,6 @@ def _stock(w: World, sku: str) -> int:
 # -- 1. a state path the bot cannot use: a traceback, exit 1 ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ledger() lets mkdir's FileExistsError / sqlite3's 'unable to open database file' "
-    "escape: a traceback and exit 1, with no word of STOCKBOT_STATE_PATH",
-)
 @pytest.mark.parametrize("command", ["sync", "run", "check", "reset-state"])
 def test_a_state_path_under_a_plain_file_is_a_configuration_error_naming_the_setting(
     w: World, command: str
@@ -68,11 +63,6 @@ def test_a_state_path_under_a_plain_file_is_a_configuration_error_naming_the_set
     assert "STOCKBOT_STATE_PATH" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ledger() runs PRAGMA journal_mode on any file: sqlite3.DatabaseError 'file is not a "
-    "database' escapes as a traceback, exit 1",
-)
 @pytest.mark.parametrize("command", ["sync", "check"])
 def test_a_state_path_naming_a_file_that_is_not_a_state_file_is_refused_plainly(
     w: World, command: str
@@ -90,11 +80,6 @@ def test_a_state_path_naming_a_file_that_is_not_a_state_file_is_refused_plainly(
 # -- 2. `check` before the state file exists names ":memory:" ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_check opens Ledger(':memory:') when the state file is missing, and the "
-    "handover's 'is new' message prints that path instead of STOCKBOT_STATE_PATH",
-)
 def test_check_on_a_moved_bot_names_the_configured_state_file_not_memory(w: World) -> None:
     assert w.run_cli("sync").returncode == 0
     moved = w.tmp / "new-vm" / "stockbot.sqlite3"  # the operator moved the bot, not its state
@@ -109,12 +94,6 @@ def test_check_on_a_moved_bot_names_the_configured_state_file_not_memory(w: Worl
 # -- 3. `check` "writes nothing, not even a new state file" ------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Yahoo! call counter (bot/channels/yahoo_quota.py DailyCalls.save) saves "
-    "<state>-yahoo-calls during `check`, creating a file beside a state file that does not "
-    "exist yet",
-)
 def test_check_writes_no_file_beside_a_state_file_that_does_not_exist(tmp_path: Path) -> None:
     with world(tmp_path, ("yahoo",)) as w:
         w.create_sheet(ROWS)
@@ -161,12 +140,6 @@ def test_check_names_a_misspelled_stockbot_variable(w: World) -> None:
 # -- 6. `reset-state` on a healthy state file ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_reset_state resets whatever state file it finds: README says 'only after a lost "
-    "or restored state file, when sync refuses it', but a state file that matches the sheet "
-    "is wiped too, and a cancellation of an order applied before is then never put back",
-)
 def test_reset_state_on_the_sheets_own_state_file_loses_no_cancellation(w: World) -> None:
     assert w.run_cli("sync").returncode == 0
     order = w.markets["rakuten"].place_order([("TEA-001", 2)])

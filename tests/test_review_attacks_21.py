@@ -196,7 +196,8 @@ def test_reset_state_from_the_cli_then_sync_is_not_refused(tmp_path: Path) -> No
         order = store.place_order([("TEA-001", 2)])
         assert w.run_cli("sync").returncode == 0
         store.cancel_order(order)
-        done = w.run_cli("reset-state")
+        # The state file is fine (sync would go on with it): resetting it on purpose needs --force.
+        done = w.run_cli("reset-state", "--force")
         assert done.returncode == 0, done.stderr
         state = Path(w.env["STOCKBOT_STATE_PATH"])
         kept, counted = tally(state)

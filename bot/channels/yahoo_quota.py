@@ -7,11 +7,15 @@ count calendar days in JST, Yahoo's own time zone.
 
 The count lives in a small JSON file beside the state file (``<state>-yahoo-calls``), not in the
 order cursor: the cursor is stored only after a sheet commit, so calls of a failed cycle, the
-pushes that follow the commit, and `stockbot check` would go uncounted, and those are exactly
-the calls that pile up when something goes wrong. The file holds ``{"day": "YYYY-MM-DD",
-"calls": n}``; every process (a `stockbot sync` from cron, `run`, `check`) adds what it spent
-when it saves, re-reading the file first, so processes that take turns add up. Two processes
-saving in the same instant may lose one's few calls: the budget's headroom covers that.
+pushes that follow the commit would go uncounted, and those are exactly the calls that pile up
+when something goes wrong. The file holds ``{"day": "YYYY-MM-DD", "calls": n}``; every process
+that writes (a `stockbot sync` from cron, `run`) adds what it spent when it saves, re-reading
+the file first, so processes that take turns add up. Two processes saving in the same instant
+may lose one's few calls: the budget's headroom covers that. `stockbot check` writes nothing
+(README), so it reads the file but keeps its own calls in memory (`read_only`): a later cycle
+does not see them. Those are a handful (a token, two `orderList`, a `getStock` per 1,000
+items asked, an `orderInfo` per order new since the last cycle), and a run by hand, against a
+headroom of 2,500 calls between `HARD_LIMIT` and the cap.
 
 The budget keeps headroom below the cap: from `SOFT_LIMIT` the adapter reads only what a sale
 needs (new orders, orders it must ask again); from `HARD_LIMIT` it reads no orders at all, and
@@ -46,6 +50,7 @@ class DailyCalls:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path  # None: count in memory only
+        self.read_only = False  # True: read `path`, never write it (`stockbot check`)
         self._day: date | None = None
         self._saved = 0  # calls of `_day` in the file when last read or written
         self._pending = 0  # calls of this process not in the file yet
@@ -60,8 +65,13 @@ class DailyCalls:
         return self._saved + self._pending
 
     def save(self, now: datetime) -> None:
-        """Add this process's calls to the file (a new day starts from what is pending)."""
+        """Add this process's calls to the file (a new day starts from what is pending).
+
+        When `read_only`, the calls stay pending: counted on top of the file's, never written.
+        """
         self._read(jst_day(now))
+        if self.read_only:
+            return
         total, self._pending = self._saved + self._pending, 0
         self._saved = total
         if self.path is None:
