@@ -8,6 +8,7 @@ stockbot already runs on the same state or sheet (nothing done).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from bot.errors import (
     ConfigError,
     LockedError,
     SheetStructureError,
+    StateFileError,
     StockbotError,
     plain,
 )
@@ -127,6 +129,9 @@ def _open(settings: Settings, watch: Watch) -> App:
     except (ConfigError, SheetStructureError) as exc:
         watch.stopped(exc)
         raise
+    except StateFileError as exc:  # a full disk under the state file: alerted, said plainly
+        watch.failed(exc)
+        raise
 
 
 def cmd_sync(settings: Settings) -> int:
@@ -146,9 +151,16 @@ def cmd_run(settings: Settings) -> int:
     from bot.scheduler import Loop
 
     watch = Watch(settings)
-    app = _open(settings, watch)
+    opened: list[App] = []
+    # A full disk under the state file is alerted here (`_open`); the loop below then tries
+    # to open it again every interval, saying why, rather than end the bot.
+    with contextlib.suppress(StateFileError):
+        opened.append(_open(settings, watch))
 
     def job() -> bool:
+        if not opened:
+            opened.append(_open(settings, watch))
+        app = opened[0]
         report = _watched(watch, app.cycle.run, app)
         log.info("cycle done: %s", summarize(report).replace("\n", "; "))
         return report.ok
@@ -160,12 +172,14 @@ def cmd_run(settings: Settings) -> int:
             ", ".join(settings.channels) or "no marketplace",
         )
         Loop(job, settings.interval_seconds).run()
-        try:
-            app.cycle.release()
-        except StockbotError as exc:
-            log.warning("could not release the sheet (%s); it frees itself within 15 min", exc)
+        for app in opened:
+            try:
+                app.cycle.release()
+            except StockbotError as exc:
+                log.warning("could not release the sheet (%s); it frees itself within 15 min", exc)
     finally:
-        app.close()
+        for app in opened:
+            app.close()
     return EXIT_OK
 
 

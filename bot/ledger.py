@@ -244,6 +244,8 @@ class Ledger:
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, OSError) and (failure := disk_failure(path, exc)) is not None:
+                raise failure from exc
             raise _unusable(path, exc) from exc
         # `settled_quantities` per channel, kept between the cycles of a long `run`, with the
         # items this connection wrote since, and the file's `data_version` they were read at.
@@ -263,6 +265,8 @@ class Ledger:
             self._db.close()
             if _code(exc) in OPEN_ERRORS:
                 raise _unusable(path, exc) from exc
+            if (failure := disk_failure(path, exc)) is not None:
+                raise failure from exc  # a full disk: not the setting's fault
             raise
 
     def _migrate(self) -> None:
@@ -1103,7 +1107,7 @@ def _queue(db: sqlite3.Connection, rows: list[list[Any]]) -> None:
 # a full disk says "database or disk is full", or "disk I/O error" when even the -shm or the
 # journal cannot grow; errno for the files the bot writes beside the state file.
 _DISK_WORDS = ("database or disk is full", "disk i/o error", "unable to open database file")
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 
 
 def disk_failure(path: Path, exc: BaseException) -> StateFileError | None:

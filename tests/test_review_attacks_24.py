@@ -25,30 +25,38 @@ Held:
   sync after space is freed catches up.
 - The Yahoo! call count that cannot be saved is kept in memory and saved whole once it can.
 
-Broke (expected failures):
-- `test_a_full_disk_is_named_plainly_in_the_alert_and_the_process_log`: the alert says
+Broke, and fixed the same session (each test failed before its fix):
+- `test_a_full_disk_is_named_plainly_in_the_alert_and_the_process_log`: the alert said
   "stockbot could not finish a cycle: unexpected OperationalError" and the log "cycle failed:
-  unexpected OperationalError; retrying every 60 s" (the words "database or disk is full" only
-  at the end of a traceback); nothing says the disk is full or what to do, and the sheet,
-  usable all along, shows nothing (no Log row, no Channels `Last error`).
+  unexpected OperationalError" (SQLite's "database or disk is full" only in a traceback), and
+  the sheet showed nothing. Now the cycle raises `StateFileError` (`bot.ledger.disk_failure`),
+  which names the state file, the disk and what to do, in the log, the alert and once in the
+  sheet (Channels `Last error` and a Log `error` row, as a stop).
 - `test_a_full_disk_alerts_once_when_it_starts_and_once_when_space_is_freed`: one alert per
-  cycle while the disk is full (the incidents file cannot be saved, so every cycle's failure
-  is "new") and no alert when cycles succeed again.
+  cycle (the incidents file could not be saved, so every failure was "new") and none on
+  recovery. Now incidents that cannot be saved are kept in memory (`alerts.Incidents`).
+- `test_sync_started_on_a_full_disk_says_so_plainly_and_alerts` and
+  `test_run_started_on_a_full_disk_waits_alerts_once_and_goes_on_once_space_is_freed`:
+  `sync` / `run` started on a full disk ended in a traceback ("disk I/O error": SQLite cannot
+  create the `-shm` file) with no alert. Now `sync` says so and exits 1, alerted; `run` says
+  so, alerts once and opens the state file again every interval until it can.
+
+Broke, left (expected failure):
 - `test_a_disk_that_fills_right_after_a_push_is_recorded_still_logs_the_push`: the push
   (TEA-001=8, CUP-001=9) is recorded in the state file, then the report commit cannot be
   prepared: its `push` Log row is lost for good (a kill -9 at that instant loses it too).
-- `test_sync_and_run_started_on_a_full_disk_say_so_plainly_and_alert`: `sync` / `run` started
-  on a full disk end in a Python traceback ("sqlite3.OperationalError: disk I/O error", SQLite
-  cannot create the `-shm` file) at opening the state file, with no alert sent.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -366,20 +374,12 @@ def test_sync_on_a_full_disk_writes_nothing_and_the_next_sync_after_freeing_catc
         _caught_up(w)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exit status 1 with a Python traceback ending in 'sqlite3.OperationalError: disk I/O "
-    "error' (Ledger.__init__, PRAGMA journal_mode=WAL cannot create the -shm file) and no "
-    "alert: cli._open passes only ConfigError/SheetStructureError to the Watch and cli._guard "
-    "catches only StockbotError",
-)
-@pytest.mark.parametrize("command", ["sync", "run"])
-def test_sync_and_run_started_on_a_full_disk_say_so_plainly_and_alert(
-    tmp_path: Path, hook: Receiver, command: str
+def test_sync_started_on_a_full_disk_says_so_plainly_and_alerts(
+    tmp_path: Path, hook: Receiver
 ) -> None:
-    """The disk filled while no bot ran (the cron's `sync`, or systemd restarting `run`): the
-    operator should read that the disk of the state file is full, not a traceback, and the
-    configured alert should fire."""
+    """The disk filled while no bot ran (the cron's `sync`): the operator should read that the
+    disk of the state file is full, not a traceback, and the configured alert should fire.
+    (Was an expected failure: a traceback ending in 'disk I/O error', exit 1, no alert.)"""
     with small_disk(tmp_path) as disk, world(tmp_path, ("rakuten",)) as w:
         _shop(w)
         w.env["STOCKBOT_STATE_PATH"] = str(disk / "stockbot.sqlite3")
@@ -387,10 +387,62 @@ def test_sync_and_run_started_on_a_full_disk_say_so_plainly_and_alert(
         assert w.run_cli("sync").returncode == 0
         alerts = len(hook.texts())
         fill(disk)
-        done = w.run_cli(command, timeout=60)
+        done = w.run_cli("sync", timeout=60)
+        assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
         assert "disk" in done.stderr and "full" in done.stderr, done.stderr
         assert len(hook.texts()) == alerts + 1
+
+
+def _wait(until: Callable[[], bool], seconds: float = 60) -> None:
+    end = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < end, "gave up waiting"
+        time.sleep(0.2)
+
+
+def test_run_started_on_a_full_disk_waits_alerts_once_and_goes_on_once_space_is_freed(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    """systemd starts `run` on a full disk: it says so plainly, alerts once, does not exit;
+    the log file is deleted and the next interval's try opens the state file, takes the sale
+    and the staff edit, and alerts that cycles finish again. SIGTERM then stops it (exit 0).
+    (Was an expected failure: a traceback and exit 1, no alert.)"""
+    with small_disk(tmp_path) as disk, world(tmp_path, ("rakuten",)) as w:
+        _shop(w)
+        w.env["STOCKBOT_STATE_PATH"] = str(disk / "stockbot.sqlite3")
+        w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = hook.url
+        w.env["STOCKBOT_INTERVAL_SECONDS"] = "10"
+        assert w.run_cli("sync").returncode == 0
+        alerts = len(hook.texts())
+        junk = fill(disk)
+        w.markets["rakuten"].place_order([("TEA-001", 2)])
+        w.set_stock("CUP-001", 9)
+        err = tmp_path / "run.err"
+        with open(err, "w") as out:
+            bot = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run"],
+                env=w.cli_env(),
+                cwd=w.tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                text=True,
+            )
+        try:
+            _wait(lambda: "cycle failed: the state file" in err.read_text())
+            _wait(lambda: len(hook.texts()) == alerts + 1)
+            assert bot.poll() is None, err.read_text()  # still there, trying again
+            assert "Traceback" not in err.read_text()
+            assert "disk" in hook.texts()[-1] and "full" in hook.texts()[-1]
+            junk.unlink()
+            _wait(lambda: "cycles succeed again" in err.read_text(), seconds=40)
+            _wait(lambda: len(hook.texts()) == alerts + 2)
+            assert "finishes its cycles again" in hook.texts()[-1]
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            assert bot.wait(timeout=60) == 0, err.read_text()
+        assert stock(w) == {"TEA-001": 8, "CUP-001": 9}
+        _caught_up(w)
 
 
 # -- 4. the small files beside the state file ------------------------------------------------
