@@ -28,12 +28,19 @@ Broke (expected failures):
 - `test_an_earlier_versions_prune_time_in_the_future_does_not_void_the_vm_clock_guard`: an
   upgraded file whose `pruned_at` was left in the future keeps it as a floor for ever; a later
   VM clock ahead forgets a week-old order, and its refund is lost.
+- `test_sync_on_a_full_disk_after_reset_state_says_so_and_alerts`: `Cycle.__init__` writes
+  `instance` outside the disk-failure handling: a traceback, no alert.
+- `test_sync_from_cron_on_a_full_disk_alerts_once`: each `sync` is a new process and the
+  incidents live only in memory: one alert per sync.
+- `test_check_fails_on_a_webhook_url_without_its_scheme`: the webhook URL is never checked;
+  `check` says "alerts: webhook" and passes.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import sqlite3
 import subprocess
@@ -274,6 +281,56 @@ def test_a_disk_that_fills_after_another_failure_is_still_alerted_and_shown(
         assert any("disk" in r["Detail"] for r in w.log("error")), w.log()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="`stockbot sync` from cron on a full disk alerts at every sync (3 syncs, 3 "
+    "alerts; SPEC: once when it starts, never once per cycle): the incidents that cannot be "
+    "saved are kept only in the process's memory (alerts.Incidents._unsaved), each sync is a "
+    "new process that reads the old file and finds the disk incident new again (the file is "
+    "replaced through a new .tmp file, which needs the space the disk does not have)",
+)
+def test_sync_from_cron_on_a_full_disk_alerts_once(tmp_path: Path, hook: Receiver) -> None:
+    with small_disk(tmp_path) as disk, world(tmp_path, ("rakuten",)) as w:
+        _shop(w)
+        w.env["STOCKBOT_STATE_PATH"] = str(disk / "stockbot.sqlite3")
+        w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = hook.url
+        assert w.run_cli("sync").returncode == 0
+        alerts = len(hook.texts())
+        fill(disk)
+        for _ in range(3):
+            done = w.run_cli("sync", timeout=60)
+            assert done.returncode == 1 and "disk" in done.stderr, done.stderr
+        assert len(hook.texts()) == alerts + 1, hook.texts()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a state file reset-state made (the old one lost) holds no 'instance'; the disk "
+    "fills before the next sync, leaving room for the -shm but not the -wal: open_app's "
+    "Cycle.__init__ writes meta 'instance' outside Cycle.run and outside Ledger.__init__'s "
+    "disk_failure, so `sync` ends in a traceback (sqlite3.OperationalError: database or disk "
+    "is full), exit 1 with no alert (`run` the same: _open suppresses only StateFileError)",
+)
+def test_sync_on_a_full_disk_after_reset_state_says_so_and_alerts(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    with small_disk(tmp_path) as disk, world(tmp_path, ("rakuten",)) as w:
+        _shop(w)
+        w.env["STOCKBOT_STATE_PATH"] = str(disk / "stockbot.sqlite3")
+        w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = hook.url
+        assert w.run_cli("sync").returncode == 0
+        for path in disk.glob("stockbot.sqlite3*"):
+            path.unlink()  # lost
+        assert w.run_cli("reset-state").returncode == 0
+        alerts = len(hook.texts())
+        junk = fill(disk)
+        os.truncate(junk, junk.stat().st_size - 32 * 1024)  # room for the -shm alone
+        done = w.run_cli("sync", timeout=60)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 1 and "disk" in done.stderr and "full" in done.stderr
+        assert len(hook.texts()) == alerts + 1
+
+
 # -- 1. pruning by the marks ----------------------------------------------------------------
 
 
@@ -361,3 +418,25 @@ def test_a_future_dated_legacy_prune_alone_keeps_orders_on_a_right_clock(tmp_pat
         for _ in range(2):
             assert w.sync().ok
         assert stock(w)["TEA-001"] == 10
+
+
+# -- 5. check's alert setup -----------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a webhook URL pasted without its https:// (hooks.slack.com/services/...) can never "
+    "be posted to (httpx: missing protocol), yet `check` prints 'alerts: webhook; ...' and "
+    "exits 0: alert_setup validates the health-check URL (_pingable) and the SMTP URL (Mail) "
+    "but takes any STOCKBOT_ALERT_WEBHOOK_URL as it is (Webhook.__init__ checks nothing), so "
+    "staff hear of no trouble at all",
+)
+def test_check_fails_on_a_webhook_url_without_its_scheme(tmp_path: Path) -> None:
+    with world(tmp_path, ("rakuten",)) as w:
+        _shop(w)
+        w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = "hooks.slack.com/services/T0/B0/HOOKSECRET"
+        done = w.run_cli("check")
+        said = done.stdout + done.stderr
+        assert "HOOKSECRET" not in said
+        assert done.returncode == 1, said
+        assert "FAILED alerts" in done.stdout and "STOCKBOT_ALERT_WEBHOOK_URL" in done.stdout
