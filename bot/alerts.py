@@ -70,7 +70,7 @@ __all__ = [
 
 log = logging.getLogger("stockbot")
 
-KINDS = ("oversold", "channel", "expiry", "stop", "state", "cycle")
+KINDS = ("oversold", "channel", "expiry", "stop", "state", "cycle", "disk")
 # A stop for another reason is a new stop: staff must learn what to fix now. Other incidents
 # keep their first text (a failing marketplace's message may vary from cycle to cycle).
 RESTATED = ("stop", "state")
@@ -172,6 +172,8 @@ def _ended_text(key: str) -> str:
         return _("{channel}: the credential warning is over").format(channel=name)
     if what in ("stop", "state"):
         return _("stockbot runs again: what stopped it is fixed")
+    if what == "disk":
+        return _("the state file can be written again: stockbot finishes its cycles again")
     return _("stockbot finishes its cycles again")
 
 

@@ -82,7 +82,13 @@ def alert_setup(settings: Settings) -> tuple[list[Sender], list[str]]:
     senders: list[Sender] = []
     problems: list[str] = []
     if settings.alert_webhook_url is not None:
-        senders.append(Webhook(settings.alert_webhook_url.get_secret_value()))
+        if _whole_http_url(settings.alert_webhook_url):
+            senders.append(Webhook(settings.alert_webhook_url.get_secret_value().strip()))
+        else:
+            problems.append(
+                "alerts by webhook are off: STOCKBOT_ALERT_WEBHOOK_URL must be a whole http(s) "
+                "address, such as https://hooks.slack.com/services/<your webhook's path>"
+            )
     to = [a.strip() for a in settings.alert_email_to.split(",") if a.strip()]
     if to and settings.smtp_url is not None:
         try:
@@ -93,7 +99,7 @@ def alert_setup(settings: Settings) -> tuple[list[Sender], list[str]]:
         problems.append(
             "alert e-mail is off: set both STOCKBOT_ALERT_EMAIL_TO and STOCKBOT_SMTP_URL"
         )
-    if settings.healthcheck_url is not None and not _pingable(settings.healthcheck_url):
+    if settings.healthcheck_url is not None and not _whole_http_url(settings.healthcheck_url):
         problems.append(
             "the health check is off: STOCKBOT_HEALTHCHECK_URL must be a whole http(s) address, "
             "such as https://hc-ping.com/<your check's id>"
@@ -101,8 +107,8 @@ def alert_setup(settings: Settings) -> tuple[list[Sender], list[str]]:
     return senders, problems
 
 
-def _pingable(url: SecretStr) -> bool:
-    """Whether a health-check URL can be pinged at all (its text is a secret: never shown)."""
+def _whole_http_url(url: SecretStr) -> bool:
+    """Whether a webhook or health-check URL can be called at all (a secret: never shown)."""
     try:
         parsed = httpx.URL(url.get_secret_value().strip())
     except httpx.InvalidURL:
@@ -120,7 +126,7 @@ class Watch:
             log.error("%s", problem)
         self.alerter = Alerter(Incidents(incidents_path(settings.state_path)), senders)
         url = settings.healthcheck_url
-        usable = url is not None and _pingable(url)
+        usable = url is not None and _whole_http_url(url)
         self.health_url = url.get_secret_value().strip() if url is not None and usable else ""
 
     def synced(self, report: CycleReport, notices: Mapping[str, str]) -> None:
@@ -160,10 +166,12 @@ class Watch:
         the sheet works, and staff there may be the first to read it.
         """
         if isinstance(exc, StateFileError):
+            # An incident of its own: a cycle failing for another reason just before (the
+            # Sheets API, say) must not keep the full disk from being alerted and shown.
             target = self._read(sheet)
             text = str(exc)  # rendered now, in the sheet's language
-            change = self._observe({"cycle": text}, ("cycle",))
-            if "cycle" in change.started and target is not None:
+            change = self._observe({"disk": text}, ("disk",))
+            if "disk" in change.started and target is not None:
                 self._record(text, *target)
         else:
             text = (

@@ -244,9 +244,7 @@ class Ledger:
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
-            if isinstance(exc, OSError) and (failure := disk_failure(path, exc)) is not None:
-                raise failure from exc
-            raise _unusable(path, exc) from exc
+            raise _open_failure(path, exc) or _unusable(path, exc) from exc
         # `settled_quantities` per channel, kept between the cycles of a long `run`, with the
         # items this connection wrote since, and the file's `data_version` they were read at.
         self._settled: dict[str, dict[str, int]] = {}
@@ -263,11 +261,10 @@ class Ledger:
             self._migrate()
         except sqlite3.Error as exc:
             self._db.close()
-            if _code(exc) in OPEN_ERRORS:
-                raise _unusable(path, exc) from exc
-            if (failure := disk_failure(path, exc)) is not None:
-                raise failure from exc  # a full disk: not the setting's fault
-            raise
+            failure = _open_failure(path, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def _migrate(self) -> None:
         """Bring a state file written by an earlier version up to the current schema.
@@ -335,7 +332,7 @@ class Ledger:
         try:
             handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
         except OSError as exc:
-            raise _unusable(self.path, exc) from exc
+            raise _open_failure(self.path, exc) or _unusable(self.path, exc) from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -455,9 +452,15 @@ class Ledger:
                 moment = _moment(str(at))
                 if str(ch) not in marks or moment > marks[str(ch)]:
                     marks[str(ch)] = moment
-            horizons = {ch: min(now, max(m, floor) if floor else m) for ch, m in marks.items()}
+            # Orders go by the marks alone. The floor is only for the ids (`_marks`): an
+            # earlier version's last prune time may be a VM clock's running ahead, and under
+            # the 180 days of the orders it would forget recent ones.
+            of_orders = {ch: min(now, m) for ch, m in marks.items()}
+            of_ids = {ch: min(now, max(m, floor) if floor else m) for ch, m in marks.items()}
 
-            def before(channel: str, at: str, age: timedelta) -> bool:
+            def before(
+                horizons: dict[str, datetime], channel: str, at: str, age: timedelta
+            ) -> bool:
                 horizon = horizons.get(channel)
                 return horizon is not None and _moment(at) < horizon - age
 
@@ -468,14 +471,14 @@ class Ledger:
                     "AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.channel=o.channel "
                     "AND l.order_id=o.order_id AND l.target != l.applied)"
                 ).fetchall()
-                if before(str(ch), str(at), keep)
+                if before(of_orders, str(ch), str(at), keep)
             ]
             expired = [
                 (str(ch), str(oid))
                 for ch, oid, at in db.execute(
                     "SELECT channel, order_id, placed_at FROM forgotten"
                 ).fetchall()
-                if before(str(ch), str(at), keep_ids)
+                if before(of_ids, str(ch), str(at), keep_ids)
             ]
             db.executemany("DELETE FROM lines WHERE channel=? AND order_id=?", [o[:2] for o in old])
             db.executemany(
@@ -511,7 +514,8 @@ class Ledger:
         A file last pruned by an earlier version, which measured age by the VM's clock alone,
         has no marks: the ids that version let go were placed over `keep_ids` before its last
         prune's clock (`pruned_at`), so that clock is kept as a floor under every channel's
-        mark. Without it, a years-old order whose id it dropped, shown again, would be a sale.
+        mark for the ids (not for the orders: that clock may have run ahead). Without it, a
+        years-old order whose id it dropped, shown again, would be a sale.
         """
         text = self.get_meta("order_marks")
         if text is None:
@@ -1002,6 +1006,34 @@ def check_state_path(path: Path) -> None:
         folder = folder.parent
     if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise _unusable(path, PermissionError(str(folder)))
+
+
+def _open_failure(path: Path, exc: OSError | sqlite3.Error) -> StateFileError | ConfigError | None:
+    """Why the state file could not be opened: its disk (full, out of inodes, failing), or a
+    path that cannot hold it (a setting to change); None for anything else.
+
+    A full disk is told apart first: SQLite says only "unable to open database file" when no
+    file can be made, which is what a wrong path says too.
+    """
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    full = full or "database or disk is full" in str(exc).lower() or _no_room(path)
+    if full:
+        return disk_failure(path, OSError(errno.ENOSPC, str(exc) or "no space left on device"))
+    if isinstance(exc, OSError) or _code(exc) in OPEN_ERRORS:
+        return _unusable(path, exc)
+    return disk_failure(path, exc)  # an I/O error, or None: raised as it is
+
+
+def _no_room(path: Path) -> bool:
+    """Whether the file system that would hold `path` has no free space or no free inode."""
+    folder = next((p for p in path.parents if p.is_dir()), None)
+    if folder is None:
+        return False
+    try:
+        room = os.statvfs(folder)
+    except OSError:
+        return False
+    return room.f_bavail == 0 or (room.f_files > 0 and room.f_favail == 0)
 
 
 def _unusable(path: Path, exc: OSError | sqlite3.Error) -> ConfigError:

@@ -182,13 +182,15 @@ class Cycle:
         self.interval = timedelta(seconds=interval_seconds)
         self.now = now or (lambda: datetime.now(self.tz))
         self.sleep = sleep
+        # This bot's name in the sheet's lease: kept in the state file by the first cycle that
+        # takes the lease (`_keep_instance`), not here, so that `check` writes nothing.
         instance = ledger.get_meta("instance")
-        if instance is None:
-            instance = uuid.uuid4().hex[:12]
-            ledger.set_meta("instance", instance)
-        self.instance = instance
+        self._instance_kept = instance is not None
+        self.instance = instance or uuid.uuid4().hex[:12]
         self.handover = Handover(sheet, ledger, now=self.now, sleep=sleep)
-        self.lease = Lease(sheet, instance, str(ledger.path.resolve()), self.interval, self.now)
+        self.lease = Lease(
+            sheet, self.instance, str(ledger.path.resolve()), self.interval, self.now
+        )
         self._status_written: dict[str, str] = {}  # sku -> Status text this cycle's commit set
         # Suspect SKUs whose Stock this cycle writes back, each with what its cell held.
         self._restored: dict[str, int | None] = {}
@@ -225,6 +227,12 @@ class Cycle:
         """Give the sheet up at once (when `run` stops), so another bot need not wait."""
         self.lease.release()
 
+    def _keep_instance(self) -> None:
+        """Keep this bot's lease name in the state file before its first lease is taken."""
+        if not self._instance_kept:
+            self.ledger.set_meta("instance", self.instance)
+            self._instance_kept = True
+
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
         self._baseline = None
@@ -242,6 +250,7 @@ class Cycle:
         enabled, channel_rows = self._enabled(sheet.channels, sheet.layout)
         report.paused = [name for name in self.channels if name not in enabled]
         if not dry_run:
+            self._keep_instance()
             self.lease.take()
 
         fetched_at = self.now()
