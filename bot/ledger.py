@@ -456,10 +456,10 @@ class Ledger:
             # earlier version's last prune time may be a VM clock's running ahead, and under
             # the 180 days of the orders it would forget recent ones.
             of_orders = {ch: min(now, m) for ch, m in marks.items()}
-            of_ids = {ch: min(now, max(m, floor) if floor else m) for ch, m in marks.items()}
+            of_ids = {ch: _ids_horizon(min(now, m), floor) for ch, m in marks.items()}
 
             def before(
-                horizons: dict[str, datetime], channel: str, at: str, age: timedelta
+                horizons: Mapping[str, datetime | None], channel: str, at: str, age: timedelta
             ) -> bool:
                 horizon = horizons.get(channel)
                 return horizon is not None and _moment(at) < horizon - age
@@ -500,13 +500,13 @@ class Ledger:
         The mark is the latest time the marketplace stamped on an order of the channel that
         the state held at a prune (open, closed or forgotten since), kept in `meta` and only
         ever moved forward (`prune`). Order times come from the marketplace, so a VM clock
-        running ahead cannot move it; `now` bounds it when the VM's clock is behind. None
-        while no prune saw an order of the channel: then none of its orders is old.
+        running ahead cannot move it; `now` bounds it when the VM's clock is behind. An
+        earlier version's floor (`_marks`) holds it up, uncapped: ids were let go by it. None
+        while no prune saw an order of the channel and there is no floor: nothing is old.
         """
         marks, floor = self._marks()
         mark = marks.get(channel)
-        mark = max(mark, floor) if mark and floor else mark or floor
-        return None if mark is None else min(now, mark)
+        return _ids_horizon(None if mark is None else min(now, mark), floor)
 
     def _marks(self) -> tuple[dict[str, datetime], datetime | None]:
         """The channels' marks (`horizon`) and the floor under them all.
@@ -1015,6 +1015,8 @@ def _open_failure(path: Path, exc: OSError | sqlite3.Error) -> StateFileError | 
     A full disk is told apart first: SQLite says only "unable to open database file" when no
     file can be made, which is what a wrong path says too.
     """
+    if _wrong_path(path, exc):  # a setting no free space would fix: said as such first
+        return _unusable(path, exc)
     full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     full = full or "database or disk is full" in str(exc).lower() or _no_room(path)
     if full:
@@ -1022,6 +1024,26 @@ def _open_failure(path: Path, exc: OSError | sqlite3.Error) -> StateFileError | 
     if isinstance(exc, OSError) or _code(exc) in OPEN_ERRORS:
         return _unusable(path, exc)
     return disk_failure(path, exc)  # an I/O error, or None: raised as it is
+
+
+def _ids_horizon(seen: datetime | None, floor: datetime | None) -> datetime | None:
+    """The horizon of the forgotten ids: the channel's (`seen`), never before the floor.
+
+    The floor (`Ledger._marks`) is where an earlier version already let ids go, by its own
+    clock then: a fact about the file, so the VM's clock now does not cap it.
+    """
+    if seen is None or floor is None:
+        return seen or floor
+    return max(seen, floor)
+
+
+def _wrong_path(path: Path, exc: OSError | sqlite3.Error) -> bool:
+    """Whether the path itself cannot hold a state file, whatever the disk's free space."""
+    if path.is_dir() or any(p.exists() and not p.is_dir() for p in path.parents):
+        return True
+    if isinstance(exc, PermissionError):
+        return True
+    return _code(exc) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY)
 
 
 def _no_room(path: Path) -> bool:
