@@ -183,6 +183,17 @@ stack under this benchmark's virtual clock); now once per push and per look-up p
 cycle at 100,000 SKUs as a `sync`, back to back on the same machine: 17.6-17.9 s against
 19.1-21.2 s before. What is left of it is spread over the marketplaces' bodies and answers
 (Shopify's look-ups the largest part), the sheet's read and commit, and the per-row passes.
+
+Eighth round (2026-11-30 evening, the session after). No new cut: this round measures what no
+code change in the bot can go under, and prints it as "CPU floor" beside each cycle: importing
+the bot (for a `sync`) plus the cycle's marketplace calls times one small httpx call's CPU
+against the stand-in process (`CALL_COST`, 0.86-0.88 ms this day). py-spy of the `run` cycles
+at 100,000 SKUs found no single large step left in a quiet cycle (parsing 19 %, `plan` 16 %,
+`plan_pushes` 15 %, the commit 10 %, the read 9 %, the settled baseline 6 %); thread CPU of a
+first Shopify push alone, 3.5 ms per call (about 70 items each: their JSON both ways, httpx,
+a variant object per item). With the floor printed, a `sync` at 10,000 SKUs (import 1.1 s
+this day) and a first cycle at 100,000 as a `sync` (2.6 s) are over their targets before the
+bot does any work of its own.
 """
 
 from __future__ import annotations
