@@ -152,33 +152,38 @@ class Watch:
         The sheet is read first: its language is the language of the stop's text.
         """
         key = "state" if isinstance(exc, StateMismatchError) else "stop"
-        target = self._read(sheet)
-        text = str(exc)  # rendered now, in the sheet's language
-        change = self._observe({key: text}, STOPS)
-        if key in change.started and target is not None:
-            self._record(text, *target)
+        self._shown(key, STOPS, exc, sheet)
         self._ping(False)
 
     def failed(self, exc: BaseException, sheet: SheetClient | None = None) -> None:
         """The cycle broke otherwise (the Sheets API, the state file's disk, a bug).
 
         A state file that cannot be written is shown in the sheet too, once, as a stop is:
-        the sheet works, and staff there may be the first to read it.
+        the sheet works, and staff there may be the first to read it. It is an incident of
+        its own kind: a cycle failing for another reason just before (the Sheets API, say)
+        must not keep the full disk from being alerted and shown.
         """
         if isinstance(exc, StateFileError):
-            # An incident of its own: a cycle failing for another reason just before (the
-            # Sheets API, say) must not keep the full disk from being alerted and shown.
-            target = self._read(sheet)
-            text = str(exc)  # rendered now, in the sheet's language
-            change = self._observe({"disk": text}, ("disk",))
-            if "disk" in change.started and target is not None:
-                self._record(text, *target)
+            self._shown("disk", ("disk",), exc, sheet)
         else:
             text = (
                 str(exc) if isinstance(exc, StockbotError) else f"unexpected {type(exc).__name__}"
             )
             self._observe({"cycle": text}, ("cycle",))
         self._ping(False)
+
+    def _shown(
+        self, key: str, kinds: tuple[str, ...], exc: StockbotError, sheet: SheetClient | None
+    ) -> None:
+        """Alert `exc` as incident `key` and, when it starts, show it in the sheet once.
+
+        The sheet is read first: its language is the language of the text.
+        """
+        target = self._read(sheet)
+        text = str(exc)  # rendered now, in the sheet's language
+        change = self._observe({key: text}, kinds)
+        if key in change.started and target is not None:
+            self._record(text, *target)
 
     def _observe(self, current: Mapping[str, str], kinds: tuple[str, ...]) -> Change:
         return self.alerter.observe(current, kinds)

@@ -1039,11 +1039,7 @@ def _ids_horizon(seen: datetime | None, floor: datetime | None) -> datetime | No
 
 def _wrong_path(path: Path, exc: OSError | sqlite3.Error) -> bool:
     """Whether the path itself cannot hold a state file, whatever the disk's free space."""
-    if path.is_dir() or any(p.exists() and not p.is_dir() for p in path.parents):
-        return True
-    if isinstance(exc, PermissionError):
-        return True
-    return _code(exc) in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY)
+    return _code(exc) == sqlite3.SQLITE_NOTADB or _path_problem(path, exc) is not None
 
 
 def _no_room(path: Path) -> bool:
@@ -1056,6 +1052,25 @@ def _no_room(path: Path) -> bool:
     except OSError:
         return False
     return room.f_bavail == 0 or (room.f_files > 0 and room.f_favail == 0)
+
+
+def _path_problem(path: Path, exc: OSError | sqlite3.Error) -> Later | None:
+    """What in the path itself keeps a state file out (for staff), or None if nothing does."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        return Later(lambda: _("{folder} is a file, not a folder").format(folder=blocker))
+    if path.is_dir():
+        return Later(lambda: _("it is a folder, not a file"))
+    if isinstance(exc, PermissionError) or _code(exc) in (
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_READONLY,
+    ):
+        return Later(
+            lambda: _("the bot's user may not create or change files in {folder}").format(
+                folder=path.parent if path.parent.exists() else path
+            )
+        )
+    return None
 
 
 def _unusable(path: Path, exc: OSError | sqlite3.Error) -> ConfigError:
@@ -1071,21 +1086,8 @@ def _unusable(path: Path, exc: OSError | sqlite3.Error) -> ConfigError:
                 ).format(path=path)
             )
         )
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        why = Later(lambda: _("{folder} is a file, not a folder").format(folder=blocker))
-    elif path.is_dir():
-        why = Later(lambda: _("it is a folder, not a file"))
-    elif isinstance(exc, PermissionError) or _code(exc) in (
-        sqlite3.SQLITE_PERM,
-        sqlite3.SQLITE_READONLY,
-    ):
-        why = Later(
-            lambda: _("the bot's user may not create or change files in {folder}").format(
-                folder=path.parent if path.parent.exists() else path
-            )
-        )
-    else:
+    why = _path_problem(path, exc)
+    if why is None:
         reason = str(exc)  # the system's own words: nothing better to say
         why = Later(lambda: reason)
     return ConfigError(

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -320,3 +321,11 @@ def sort_rows(w: World, key: Callable[[dict[str, Any]], Any]) -> None:
     rows = [[*r, *[""] * (len(head) - len(r))] for r in grid[1:] if any(c != "" for c in r)]
     rows.sort(key=lambda r: key(dict(zip(head, r, strict=False))))
     w.sheets.set_values(w.sheet_id, "Inventory", "A2", rows, raw=True)
+
+
+def wait_for(until: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll `until` (a background bot's log, an alert received) until it holds, or fail."""
+    end = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < end, "gave up waiting"
+        time.sleep(0.2)

@@ -54,9 +54,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,7 +70,7 @@ from bot.errors import StateFileError
 from bot.expiry import Credentials
 from bot.health import Watch
 from bot.scheduler import Loop
-from tests.staff import next_cycle, stock
+from tests.staff import next_cycle, stock, wait_for
 from tests.test_alerts import Receiver
 from tests.world import World, world
 
@@ -394,13 +392,6 @@ def test_sync_started_on_a_full_disk_says_so_plainly_and_alerts(
         assert len(hook.texts()) == alerts + 1
 
 
-def _wait(until: Callable[[], bool], seconds: float = 60) -> None:
-    end = time.monotonic() + seconds
-    while not until():
-        assert time.monotonic() < end, "gave up waiting"
-        time.sleep(0.2)
-
-
 def test_run_started_on_a_full_disk_waits_alerts_once_and_goes_on_once_space_is_freed(
     tmp_path: Path, hook: Receiver
 ) -> None:
@@ -420,23 +411,16 @@ def test_run_started_on_a_full_disk_waits_alerts_once_and_goes_on_once_space_is_
         w.set_stock("CUP-001", 9)
         err = tmp_path / "run.err"
         with open(err, "w") as out:
-            bot = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"],
-                env=w.cli_env(),
-                cwd=w.tmp,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                text=True,
-            )
+            bot = w.spawn("run", stderr=out)
         try:
-            _wait(lambda: "cycle failed: the state file" in err.read_text())
-            _wait(lambda: len(hook.texts()) == alerts + 1)
+            wait_for(lambda: "cycle failed: the state file" in err.read_text())
+            wait_for(lambda: len(hook.texts()) == alerts + 1)
             assert bot.poll() is None, err.read_text()  # still there, trying again
             assert "Traceback" not in err.read_text()
             assert "disk" in hook.texts()[-1] and "full" in hook.texts()[-1]
             junk.unlink()
-            _wait(lambda: "cycles succeed again" in err.read_text(), seconds=40)
-            _wait(lambda: len(hook.texts()) == alerts + 2)
+            wait_for(lambda: "cycles succeed again" in err.read_text(), seconds=40)
+            wait_for(lambda: len(hook.texts()) == alerts + 2)
             assert "finishes its cycles again" in hook.texts()[-1]
         finally:
             bot.send_signal(signal.SIGTERM)

@@ -48,8 +48,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -63,7 +61,7 @@ from bot.expiry import Credentials
 from bot.health import Watch
 from bot.ledger import disk_failure
 from bot.scheduler import Loop
-from tests.staff import VMClock, next_cycle, stock
+from tests.staff import VMClock, next_cycle, stock, wait_for
 from tests.test_alerts import Receiver
 from tests.test_review_attacks_24 import fill, small_disk
 from tests.world import World, world
@@ -130,19 +128,10 @@ def test_reset_state_beside_a_running_bot_changes_nothing(tmp_path: Path) -> Non
         state = _state(w)
         err = tmp_path / "run.err"
         with open(err, "w") as out:
-            bot = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"],
-                env=w.cli_env(),
-                cwd=w.tmp,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                text=True,
-            )
+            bot = w.spawn("run", stderr=out)
         try:
-            end = time.monotonic() + 60
-            while "cycle done" not in err.read_text():
-                assert time.monotonic() < end and bot.poll() is None, err.read_text()
-                time.sleep(0.2)
+            wait_for(lambda: "cycle done" in err.read_text() or bot.poll() is not None)
+            assert bot.poll() is None, err.read_text()
             for flags in ([], ["--force"]):
                 before = _meta(state), state.read_bytes()
                 done = w.run_cli("reset-state", *flags, timeout=60)

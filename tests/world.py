@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from bot.channels import build_channels
@@ -182,8 +182,10 @@ class World:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("STOCKBOT_")}
         return {**clean, **self.env, **extra}
 
-    def spawn(self, *args: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
-        """Start `python -m bot ARGS` without waiting for it."""
+    def spawn(
+        self, *args: str, stderr: int | IO[str] = subprocess.DEVNULL
+    ) -> subprocess.Popen[str]:
+        """Start `python -m bot ARGS` without waiting for it (its log to `stderr`, a file)."""
         return subprocess.Popen(
             [sys.executable, "-m", "bot", *args],
             env=self.cli_env(),
