@@ -9,13 +9,12 @@ note kept, one Log row); a formula or text Stock cell while the disk fills is
 neither lost nor counted twice once space is freed; reset-state refuses a live file and
 `--force` then a prune keep no order twice.
 
-Broke, older than this change (expected failure): a Rakuten order first listed 4 days after
-it was placed is never applied, with the VM's clock right too
+Broke, older than this change, fixed since: a Rakuten order first listed 4 days after it was
+placed was never applied, with the VM's clock right too
 (`test_a_rakuten_order_listed_four_days_after_it_was_placed_is_still_applied`): the search
-reaches back 3 days behind its cursor (`bot.channels.rakuten.OVERLAP`). The review first saw
-it with the clock ahead; the drifting-clock cases above that hold are the ones whose cycles
-did not move the cursor past the order's date (Yahoo! refusing a clock that far off, or a
-clock behind).
+reached back only 3 days behind its cursor (`bot.channels.rakuten.OVERLAP`). The review first
+saw it with the clock ahead. An hourly 30-day sweep on Rakuten's clock now finds it
+(`bot.channels.rakuten.SWEEP_BACK`, tests/test_rakuten_sweep.py).
 A renamed Log tab stops the cycle (SheetStructureError) before the disk is touched, so the
 disk notice with a renamed Log was not reached.
 """
@@ -207,14 +206,6 @@ def test_reset_state_refuses_a_live_file_and_force_then_a_prune_counts_nothing_t
         assert stock(w)["TEA-001"] == 8 and store.quantity("TEA-001") == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="older than this change, and the VM's clock plays no part (right clock here): "
-    "Rakuten's searchOrder window reaches back 3 days behind its cursor "
-    "(bot.channels.rakuten.OVERLAP), by order date, so an order Rakuten first lists 4 days "
-    "after its orderDatetime (a payment or fraud review that long) is never seen: Stock and "
-    "the store stay 9, not 7, and no Log row names it (README Known limits)",
-)
 def test_a_rakuten_order_listed_four_days_after_it_was_placed_is_still_applied(
     tmp_path: Path,
 ) -> None:

@@ -12,8 +12,10 @@ but could not be read in full is kept and asked again until it is read, and repo
   fast, orders placed just after the start would look older and be skipped; slow, orders staff
   already counted would look newer and be subtracted again.
 - `WindowCursor` is the JSON cursor of the adapters that search by a time: how far the search
-  read (on the marketplace's clock), the clean start, and the orders to ask again. It reads the
-  older ``{"until": ...}`` cursors, whose search reached back ten minutes.
+  read (on the marketplace's clock), the clean start, the orders to ask again, and (Rakuten) when
+  the last wide sweep ran, on the same clock. It reads the older ``{"until": ...}`` cursors,
+  whose search reached back ten minutes, and cursors written before ``swept`` existed (no sweep
+  yet: the next fetch sweeps).
 - `Refusals` decides what staff are told: an order is reported when it is first refused and
   again every `REMIND_AFTER` while it stays unreadable (a daily reminder); it is never dropped.
 """
@@ -92,11 +94,14 @@ class Refused:
 
 @dataclass(frozen=True)
 class WindowCursor:
-    """Where the next search starts, the clean start, and the orders to ask again."""
+    """Where the next search starts, the clean start, the orders to ask again, the last sweep."""
 
     until: datetime  # the marketplace's time up to which the search read completely
     start: datetime  # the clean start: orders placed earlier are already counted in Stock
     retry: Mapping[str, Refused] = field(default_factory=dict)
+    # The marketplace's time (an `until`) of the last wide sweep (`bot.channels.rakuten`); None
+    # when none ran yet. Written only when set, so the other adapters' cursors are unchanged.
+    swept: datetime | None = None
 
     def dump(self) -> str:
         """The cursor as the JSON text the ledger stores."""
@@ -104,12 +109,22 @@ class WindowCursor:
             n: {"since": r.since.isoformat(), "told": r.told.isoformat()}
             for n, r in sorted(self.retry.items())
         }
-        data = {"until": self.until.isoformat(), "start": self.start.isoformat(), "retry": retry}
+        data: dict[str, object] = {
+            "until": self.until.isoformat(),
+            "start": self.start.isoformat(),
+            "retry": retry,
+        }
+        if self.swept is not None:
+            data["swept"] = self.swept.isoformat()
         return json.dumps(data, sort_keys=True)
 
     @classmethod
     def load(cls, channel: str, text: str) -> WindowCursor:
-        """Read `dump`'s text (or an older time-only cursor); `RejectedError` when damaged."""
+        """Read `dump`'s text (or an older cursor); `RejectedError` when damaged.
+
+        A time-only cursor's clean start is `until` less `LEGACY_OVERLAP`; a cursor without
+        ``swept`` (every version before the sweep) has had no sweep yet.
+        """
         try:
             data = json.loads(text)
             until = _time(data["until"])
@@ -118,6 +133,7 @@ class WindowCursor:
                 str(n): Refused(_time(r["since"]), _time(r["told"]))
                 for n, r in (data.get("retry") or {}).items()
             }
+            swept = _time(data["swept"]) if data.get("swept") is not None else None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RejectedError(
                 channel,
@@ -125,7 +141,7 @@ class WindowCursor:
                     channel=channel, text=text[:60]
                 ),
             ) from exc
-        return cls(until, start, retry)
+        return cls(until, start, retry, swept)
 
 
 def track_refusals(

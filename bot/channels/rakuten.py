@@ -43,6 +43,17 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   shipping report and payment dates), so an order shown late can only be caught by searching
   order dates far enough back. getOrder can refuse one order number for a while: it answers an
   ERROR ``MessageModelList`` entry carrying that ``orderNumber`` and still returns the others.
+- How late, looked for in the stored public pages (searched: 楽天 審査中 注文 searchOrder, 与信,
+  後払い 審査): no page says how long searchOrder can leave out an order under review, or that it
+  does; MARKETPLACES.md's model is what we build against. What the pages do say bounds the
+  reviews: after the shop's order confirmation (注文確認) an order sits in 楽天処理中 while
+  Rakuten takes the credit authorisation (与信), payment and fraud checks, and an order not
+  confirmed within 14 days of being placed is cancelled by Rakuten (sokuhan manual
+  manualc2.sokuhan.jp/manualc2/op-ec/rt/rms-pay-conf; assist-tencho FAQ p=1450); an order
+  Rakuten's fraud check fails (審査NG) is cancelled the day after it was placed (next-engine
+  manual 21453); the deferred-payment screening (楽天後払い, Net Protections) takes from about
+  ten minutes to several days (toint.co.jp okanekariru/rakuten-atobarai-shinsa, a consumer
+  guide). So holds of two weeks and a few days are on record, none of a month.
 - Licence key expiry: RMS's LicenseManagementAPI answers
   ``GET /es/1.0/license-management/license-key/expiry-date?licenseKey=<key>`` (same ESA header)
   with ``{"expiryDate": "YYYY-MM-DDThh:mm:ss"}``, Japan time without an offset
@@ -71,6 +82,34 @@ Decisions (ours, not Rakuten's):
   is missing). Three days of order numbers cost one searchOrder call per 1,000; getOrder reads in
   full only the numbers the cycle does not already know (`known_orders`), the open orders and the
   ones to ask again, so the width costs almost nothing.
+- The sweep: once every ``SWEEP_EVERY`` (an hour) of Rakuten's time, a fetch also searches the
+  order dates from ``SWEEP_BACK`` (30 days) before the cursor up to where its three days begin
+  (never before the clean start), so an order Rakuten first lists 3 to 30 days after its order
+  time is applied by the first cycle an hour or more after the last sweep: within an hour and
+  one cycle interval of being listed. Whether a sweep is due is decided after the ordinary
+  search, on the ``Date`` of its first answer, against when the last sweep ran, kept in the
+  cursor (``swept``, the ``until`` it wrote): the period is measured on Rakuten's clock, not
+  this machine's, and survives restarts and `stockbot sync` from cron. The cursor is stored
+  with the cycle's orders in one commit, so a cycle stopped before its commit sweeps again
+  next time and one that committed does not. A cursor written before the sweep existed has no
+  ``swept`` and loads as "never swept": the first fetch after an upgrade sweeps.
+  Why a periodic sweep and not a 30-day overlap every cycle: the overlap's cost is paid by
+  every cycle, the sweep's once an hour; an hour's wait is small next to holds of days. Why 30
+  days: twice the 14-day confirmation deadline past which Rakuten cancels an order (above), the
+  age at which a shipped order counts as closed here (``SHIPPED_FINAL_AFTER``), one searchOrder
+  window (under ``SEARCH_SPAN``), and far inside what the ledger keeps (closed orders 180 days
+  past the channel's latest order, their ids 800: `bot.sync` ``RETAIN_ORDERS``/``RETAIN_IDS``),
+  so every order the sweep finds again is still in `known_orders` (open, closed or forgotten)
+  and is neither read with getOrder nor applied twice. An order listed more than 30 days late
+  is still missed (README, Known limits).
+  Cost, for a shop of 500 orders a day: an ordinary fetch reads 3 days and a few minutes, about
+  1,500 numbers, in 2 searchOrder calls. A sweeping fetch reads the 27 days before those too,
+  about 13,500 numbers, in 14 more calls: 16 (16 s of the order API's 1 request/s) instead of
+  2, once an hour. At the default 5-minute interval that is 288 x 2 + 24 x 14 = 912 searchOrder
+  calls a day instead of 576. getOrder adds nothing for the numbers already known; a late order
+  costs its share of one getOrder call. At 5,000 orders a day the sweep's 135,000 numbers are
+  over the 15,000 one search shows, so they are read in 16 halved windows: about 160 calls
+  (under 3 minutes) once an hour.
 - Refused orders: a number getOrder did not return is kept in the cursor and asked again every
   cycle until it is read. Staff are told (`FetchResult.problems`) when it is first refused and
   again once a day while it stays unreadable (`bot.channels.late`); it is never dropped.
@@ -117,7 +156,7 @@ from bot.config import Settings
 from bot.errors import AuthError, RejectedError
 from bot.i18n import _
 
-__all__ = ["LicenseExpiry", "RakutenChannel", "item_key", "license_fingerprint"]
+__all__ = ["LicenseExpiry", "RakutenChannel", "item_key", "license_fingerprint", "sweep_due"]
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +177,18 @@ GET_ORDER_MAX = 100
 GET_ORDER_VERSION = 7
 # The API allows 63 days per search; one day less keeps clear of how it counts the ends.
 SEARCH_SPAN = timedelta(days=62)
-# Search three days behind the cursor: an order can show up in searchOrder long after its
-# orderDatetime (payment or fraud review, Rakuten's own delay). Seeing a known order again costs
-# only its number in a searchOrder page (1,000 a call): getOrder skips the ones the cycle knows.
+# Search three days behind the cursor every fetch: an order can show up in searchOrder long after
+# its orderDatetime (payment or fraud review, Rakuten's own delay). Seeing a known order again
+# costs only its number in a searchOrder page (1,000 a call): getOrder skips the ones the cycle
+# knows.
 OVERLAP = timedelta(days=3)
+# Once every SWEEP_EVERY of Rakuten's time (its `Date` headers, never this machine's clock) a
+# fetch also searches back to SWEEP_BACK behind the cursor, for orders listed later than OVERLAP
+# (module docstring, "The sweep"). SWEEP_BACK fits one searchOrder window (SEARCH_SPAN) and stays
+# far inside what the ledger keeps (closed orders 180 days, their ids 800: `bot.sync`), so an
+# order it finds again is one the ledger still knows and is never applied twice.
+SWEEP_EVERY = timedelta(hours=1)
+SWEEP_BACK = timedelta(days=30)
 # searchOrder's end lies this far past the later clock, so a slow bot clock never cuts it short.
 AHEAD = timedelta(hours=1)
 SHIPPED = frozenset({500, 600, 700})
@@ -167,6 +214,16 @@ def item_key(item: str) -> tuple[str, str]:
     item = item.strip()
     manage, sep, variant = item.partition(":")
     return (manage.lower(), variant if sep else item)
+
+
+def sweep_due(swept: datetime | None, until: datetime) -> bool:
+    """Whether a fetch that read up to `until` sweeps: none yet, or the last `SWEEP_EVERY` ago.
+
+    Both are Rakuten's time (``Date`` headers, kept in the cursor; this machine's clock only for
+    an answer without one, as for the cursor itself); ``until`` only moves forward, so this
+    machine's clock, however it jumps, neither adds sweeps nor stops them.
+    """
+    return swept is None or until - swept >= SWEEP_EVERY
 
 
 def _order_item(manage: str, variant: str) -> str:
@@ -311,8 +368,11 @@ class RakutenChannel:
     ) -> FetchResult:
         """Orders placed since the cursor (with a wide overlap), `open_orders`, and retries.
 
-        `known_orders` are order numbers the cycle already holds (open or closed): found again
-        in the overlap, they are not read in full. Open ones are read anyway.
+        The search reaches `OVERLAP` behind the cursor; when the last sweep (the cursor's
+        ``swept``) is `SWEEP_EVERY` or more behind Rakuten's time now (the first answer's
+        ``Date``), a second search reads on back to `SWEEP_BACK` behind the cursor. Never before
+        the clean start. `known_orders` are order numbers the cycle already holds (open, closed
+        or forgotten): found again, they are not read in full. Open ones are read anyway.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
@@ -326,6 +386,16 @@ class RakutenChannel:
         self._first_answer = None
         numbers = self._search(start, end)
         seen = min(self._first_answer or now, end)
+        until = max(state.until, seen)
+        swept = state.swept
+        if sweep_due(swept, until):
+            # The older part only: the search above read from `start` on.
+            back = max(state.until - SWEEP_BACK, state.start, now - HISTORY)
+            if back < start:
+                older = self._search(back, start - timedelta(seconds=1))
+                log.info("rakuten: swept order dates from %s: %d numbers", back, len(older))
+                numbers += older
+            swept = until
         held = set(open_orders)
         fresh = [n for n in numbers if n not in held and n not in known_orders]
         wanted = list(dict.fromkeys([*fresh, *open_orders, *state.retry]))
@@ -333,7 +403,7 @@ class RakutenChannel:
         retry, problems = track_refusals(self.name, refused, state.retry, now)
         return FetchResult(
             orders=orders,
-            cursor=WindowCursor(max(state.until, seen), state.start, retry).dump(),
+            cursor=WindowCursor(until, state.start, retry, swept).dump(),
             problems=tuple(problems),
         )
 

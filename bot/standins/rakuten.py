@@ -36,7 +36,12 @@ Written from the public descriptions of the API, not from our adapter (facts onl
   read answers an ERROR message naming the order while the other orders of the call are read
   (RakutenPayOrderAPI's MessageModelList carries an ``orderNumber`` per message, rakuten-spi-sdk
   ``rms/order.go``), which is the shape MARKETPLACES.md ("Cross-cutting") describes as getOrder
-  refusing one order number for a while.
+  refusing one order number for a while. A shown order keeps its orderDatetime, so searchOrder
+  (dateType 1) finds it only in a window that covers that date, however late it was shown. No
+  public page we found says that searchOrder leaves out an order under review (shop-tool pages
+  tell of payment and fraud checks after order confirmation, a 14-day confirmation deadline and
+  a deferred-payment screening of up to several days); hiding is MARKETPLACES.md's model of a
+  late order.
 
 - LicenseManagementAPI (JakeJP/Rakuten.RMS.Api ``LicenseManagementAPI.cs``; nakyahara/bfaith-portal
   ``notify-rakuten-license-expiry.js``, which records a live answer): ``GET
