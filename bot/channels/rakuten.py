@@ -93,6 +93,14 @@ Decisions (ours, not Rakuten's):
   with the cycle's orders in one commit, so a cycle stopped before its commit sweeps again
   next time and one that committed does not. A cursor written before the sweep existed has no
   ``swept`` and loads as "never swept": the first fetch after an upgrade sweeps.
+  A sweep that fails (`TemporaryError` once its retries are spent, or `RejectedError`) does not
+  fail the fetch: the overlap was read in full, so its orders are applied and Rakuten is still
+  pushed to, while ``swept`` stays where the last good sweep left it and every cycle sweeps
+  again until one works. Failing the whole fetch instead stopped Rakuten's orders and pushes
+  for as long as the wide search alone failed (review 28). Staff are told once a day of
+  Rakuten's time while it fails (`FetchResult.problems`); the log has every failure. While it
+  fails, the sweep's window slides on with the cursor, so an order listed late then is still
+  found if it was placed within `SWEEP_BACK` of the cursor when a sweep works again.
   Why a periodic sweep and not a 30-day overlap every cycle: the overlap's cost is paid by
   every cycle, the sweep's once an hour; an hour's wait is small next to holds of days. Why 30
   days: twice the 14-day confirmation deadline past which Rakuten cancels an order (above), the
@@ -151,9 +159,15 @@ from bot.channels.base import (
     StockUpdate,
 )
 from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
-from bot.channels.late import WindowCursor, clean_start, server_time, track_refusals
+from bot.channels.late import (
+    REMIND_AFTER,
+    WindowCursor,
+    clean_start,
+    server_time,
+    track_refusals,
+)
 from bot.config import Settings
-from bot.errors import AuthError, RejectedError
+from bot.errors import AuthError, ChannelError, RejectedError, TemporaryError
 from bot.i18n import _
 
 __all__ = ["LicenseExpiry", "RakutenChannel", "item_key", "license_fingerprint", "sweep_due"]
@@ -371,8 +385,10 @@ class RakutenChannel:
         The search reaches `OVERLAP` behind the cursor; when the last sweep (the cursor's
         ``swept``) is `SWEEP_EVERY` or more behind Rakuten's time now (the first answer's
         ``Date``), a second search reads on back to `SWEEP_BACK` behind the cursor. Never before
-        the clean start. `known_orders` are order numbers the cycle already holds (open, closed
-        or forgotten): found again, they are not read in full. Open ones are read anyway.
+        the clean start; a sweep that fails leaves ``swept`` as it was and the fetch goes on
+        with the overlap's numbers. `known_orders` are order numbers the cycle already holds
+        (open, closed or forgotten): found again, they are not read in full. Open ones are read
+        anyway.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
@@ -388,14 +404,21 @@ class RakutenChannel:
         seen = min(self._first_answer or now, end)
         until = max(state.until, seen)
         swept = state.swept
+        failed: list[str] = []
         if sweep_due(swept, until):
             # The older part only: the search above read from `start` on.
             back = max(state.until - SWEEP_BACK, state.start, now - HISTORY)
-            if back < start:
-                older = self._search(back, start - timedelta(seconds=1))
-                log.info("rakuten: swept order dates from %s: %d numbers", back, len(older))
-                numbers += older
-            swept = until
+            try:
+                if back < start:
+                    older = self._search(back, start - timedelta(seconds=1))
+                    log.info("rakuten: swept order dates from %s: %d numbers", back, len(older))
+                    numbers += older
+                swept = until
+            except (TemporaryError, RejectedError) as exc:  # AuthError stops the fetch
+                # The overlap was read in full: its orders are applied and Rakuten pushed to;
+                # `swept` stays, so the next cycle sweeps again (module docstring).
+                log.warning("rakuten: the sweep for orders listed late failed: %s", exc)
+                failed = self._sweep_failed(exc, swept or state.start, state.until, until)
         held = set(open_orders)
         fresh = [n for n in numbers if n not in held and n not in known_orders]
         wanted = list(dict.fromkeys([*fresh, *open_orders, *state.retry]))
@@ -404,8 +427,25 @@ class RakutenChannel:
         return FetchResult(
             orders=orders,
             cursor=WindowCursor(until, state.start, retry, swept).dump(),
-            problems=tuple(problems),
+            problems=(*problems, *failed),
         )
+
+    def _sweep_failed(
+        self, exc: ChannelError, since: datetime, before: datetime, until: datetime
+    ) -> list[str]:
+        """What staff are told of a failed sweep: once each whole day (`REMIND_AFTER`) it has
+        not worked since `since` (the last sweep, else the clean start), counted on the
+        cursor's `until` (Rakuten's clock), from `before` (the last fetch's) to `until`."""
+        days = (until - since) // REMIND_AFTER
+        if days < 1 or days == (before - since) // REMIND_AFTER:
+            return []
+        return [
+            _(
+                "Rakuten's search for orders it lists late (up to 30 days after they were "
+                "placed) has failed for {days} day(s) ({why}); the orders of the last 3 days are "
+                "still applied, and the bot retries the search every cycle"
+            ).format(days=days, why=exc.reason)
+        ]
 
     def push_calls(self, count: int) -> int:
         """The fewest calls a push of `count` items makes: bulk-upserts of `UPSERT_MAX`."""
