@@ -328,4 +328,4 @@ def wait_for(until: Callable[[], bool], seconds: float = 60) -> None:
     end = time.monotonic() + seconds
     while not until():
         assert time.monotonic() < end, "gave up waiting"
-        time.sleep(0.2)
+        time.sleep(0.05)

@@ -99,7 +99,11 @@ def test_a_second_bot_on_the_same_state_refuses_to_run(tmp_path: Path) -> None:
         w.create_sheet(ROWS)
         w.sheets.latency = 0.5
         first = w.spawn("sync", stderr=subprocess.PIPE)
-        time.sleep(1.0)
+        lock = tmp_path / "state.sqlite3.lock"  # the first names itself there once it holds it
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text() == f"pid {first.pid}\n"):
+            assert first.poll() is None and time.monotonic() < deadline, "never took the lock"
+            time.sleep(0.05)
         second = w.run_cli("sync")
         first.communicate(timeout=60)
         assert second.returncode == 3

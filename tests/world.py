@@ -6,11 +6,18 @@ to the stand-ins over loopback. Only time is fake, so rate limits and back-off n
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
+import locale
 import os
+import select
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -185,7 +192,12 @@ class World:
     def spawn(
         self, *args: str, stderr: int | IO[str] = subprocess.DEVNULL
     ) -> subprocess.Popen[str]:
-        """Start `python -m bot ARGS` without waiting for it (its log to `stderr`, a file)."""
+        """Start `python -m bot ARGS` without waiting for it (its log to `stderr`, a file).
+
+        A fresh interpreter, as the tests time and kill it; the fork server for `run_cli` is
+        started first, so a `run_cli` beside this bot does not wait for that start.
+        """
+        warm_fork_server()
         return subprocess.Popen(
             [sys.executable, "-m", "bot", *args],
             env=self.cli_env(),
@@ -196,15 +208,13 @@ class World:
         )
 
     def run_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """`python -m bot ARGS` in a subprocess with this world's environment."""
-        return subprocess.run(
-            [sys.executable, "-m", "bot", *args],
-            env=self.cli_env(),
-            cwd=self.tmp,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        """`python -m bot ARGS` in a subprocess with this world's environment.
+
+        The process is forked from an interpreter that has the bot imported already
+        (tests/cli_server.py), which saves each run the start and imports; a fresh
+        `python -m bot` is run instead when that could differ (see `run_bot`).
+        """
+        return run_bot(args, env=self.cli_env(), cwd=self.tmp, timeout=timeout)
 
     # -- reading the sheet back ----------------------------------------------------------
     def inventory(self) -> list[dict[str, Any]]:
@@ -236,6 +246,126 @@ class World:
         self.sheets.set_value(
             self.sheet_id, "Inventory", f"{column}{index + 2}", value, raw=isinstance(value, str)
         )
+
+
+# What a fresh interpreter makes of its environment at start (encodings, locale, flags,
+# paths): a fork of tests/cli_server.py has it from the server's start, so a run whose
+# environment differs in these from the server's goes to a fresh `python -m bot`.
+_START_VARIABLES = ("PYTHON", "LANG", "LC_", "LANGUAGE")
+
+
+def _start_environment(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(_START_VARIABLES)}
+
+
+class _ForkServer:
+    """tests/cli_server.py, started at the first CLI run of this test process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_env: dict[str, str] = {}
+        self.pending = b""
+
+    def start(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start_env = _start_environment(dict(os.environ))
+            self.pending = b""
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "cli_server.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+            )
+            atexit.register(self.stop)
+            assert self.answer() == {"ready": 1}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+    def answer(self, deadline: float | None = None) -> dict[str, int] | None:
+        """The server's next answer; None when `deadline` (monotonic) passed first."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            if deadline is not None:
+                ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError("tests/cli_server.py ended")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        answer: dict[str, int] = json.loads(line)
+        return answer
+
+    def run(
+        self, args: Sequence[str], env: dict[str, str], cwd: Path, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "bot", *args]
+        deadline = time.monotonic() + timeout
+        assert self.proc is not None and self.proc.stdin is not None
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = {"args": list(args), "env": env, "cwd": str(cwd)}
+            line = json.dumps({**request, "stdout": str(out), "stderr": str(err)}) + "\n"
+            self.proc.stdin.write(line.encode())
+            self.proc.stdin.flush()
+            forked = self.answer()
+            assert forked is not None
+            ended = self.answer(deadline)
+            if ended is None:
+                os.kill(forked["pid"], signal.SIGKILL)
+                self.answer()
+                raise subprocess.TimeoutExpired(
+                    cmd, timeout, out.read_text(errors="replace"), err.read_text(errors="replace")
+                )
+            return subprocess.CompletedProcess(cmd, ended["status"], _read(out), _read(err))
+
+
+def _read(path: Path) -> str:
+    """A captured stream as `subprocess.run(text=True)` decodes it."""
+    with open(path, encoding=locale.getpreferredencoding(False)) as stream:
+        return stream.read()
+
+
+_SERVER = _ForkServer()
+
+
+def warm_fork_server() -> None:
+    """Start the fork server now, if it is not started yet (and not busy)."""
+    if os.environ.get("STOCKBOT_TEST_FRESH_CLI") != "1" and _SERVER.lock.acquire(blocking=False):
+        try:
+            _SERVER.start()
+        finally:
+            _SERVER.lock.release()
+
+
+def run_bot(
+    args: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` as `subprocess.run(capture_output=True, text=True)` runs it: forked
+    from tests/cli_server.py when this test process is free to (not already running one from
+    another thread, the same start environment), else a fresh interpreter."""
+    if os.environ.get("STOCKBOT_TEST_FRESH_CLI") != "1" and _SERVER.lock.acquire(blocking=False):
+        try:
+            _SERVER.start()
+            if _start_environment(env) == _SERVER.start_env:
+                return _SERVER.run(args, env, cwd, timeout)
+        finally:
+            _SERVER.lock.release()
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @contextmanager
