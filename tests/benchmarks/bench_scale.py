@@ -194,6 +194,23 @@ first Shopify push alone, 3.5 ms per call (about 70 items each: their JSON both 
 a variant object per item). With the floor printed, a `sync` at 10,000 SKUs (import 1.1 s
 this day) and a first cycle at 100,000 as a `sync` (2.6 s) are over their targets before the
 bot does any work of its own.
+
+Ninth round (2026-11-30 late evening). Two corrections to the measuring, no cut in the bot:
+- The import figure had included compiling: this machine sets PYTHONDONTWRITEBYTECODE, so no
+  child kept its bytecode and every one compiled each module changed since the caches were
+  last written (0.95 s to import the bot from its caches, 1.10 s the evening before). The
+  benchmark now compiles the bot first (`compileall`), as `pip install` does on a VM.
+- A second floor, measured: the launcher times each thread's CPU inside httpx's and requests'
+  `send` (the cycle's real calls with their real bodies, the Sheets API's too). A first cycle
+  at 100,000 SKUs spends 3.4-3.6 s there, so its 2 s target is out of reach with these
+  libraries, `run` or `sync`; a `run` cycle with 500 lines spends 0.74-0.80 s there at both
+  sizes, over the 0.7 s target at 10,000 SKUs (500 of its calls are Amazon PATCHes, one per
+  SKU, chosen over a feed because a feed takes minutes to land).
+Tried and dropped: `plan_pushes` as one pass that works out the plain rows' quantities and then
+compares them per channel (a set difference of dict views, then a tight loop): 0.43-0.60 s
+against 0.43 s for the loop it would replace, at 100,000 rows. Per-row Python work is near its
+floor in every pass; what is left at 100,000 SKUs is the number of passes over every row,
+which only a cycle that carries unchanged rows over from the last one would cut.
 """
 
 from __future__ import annotations
