@@ -63,8 +63,8 @@ def _sweeps(w: World, store: RakutenStandIn) -> list[datetime]:
     return [end for begin, end in map(_window, store.requests_to("searchOrder")) if begin <= start]
 
 
-def _shop(w: World) -> RakutenStandIn:
-    w.create_sheet([["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""]])
+def _shop(w: World, stock_count: int = 10) -> RakutenStandIn:
+    w.create_sheet([["TEA-001", "Sencha", stock_count, "", "", "", "", "", "", ""]])
     store = w.markets["rakuten"]
     store.add_item("TEA-001", 0)
     assert w.sync().ok  # the clean start

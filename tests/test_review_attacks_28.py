@@ -56,6 +56,7 @@ from bot.standins.base import Request, Response, StandIn, json_response
 from bot.standins.rakuten import RakutenStandIn
 from tests.fakes import FakeTime
 from tests.staff import VMClock, next_cycle, stock
+from tests.test_rakuten_sweep import _orders_logged, _read, _shop, _window
 from tests.world import World, world
 
 DAY = timedelta(days=1)
@@ -65,14 +66,6 @@ SEARCH_PATH = r"/es/2.0/order/searchOrder/?"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _window(request: Request) -> tuple[datetime, datetime]:
-    body = request.json()
-    return (
-        datetime.strptime(body["startDatetime"], "%Y-%m-%dT%H:%M:%S%z"),
-        datetime.strptime(body["endDatetime"], "%Y-%m-%dT%H:%M:%S%z"),
-    )
 
 
 def _cursor(w: World) -> dict[str, Any]:
@@ -86,22 +79,6 @@ def _sweeps(store: RakutenStandIn, clean_start: datetime) -> list[Request]:
     """searchOrder calls that reached back to the clean start: sweeps, in a world between
     `OVERLAP` and `SWEEP_BACK` old."""
     return [r for r in store.requests_to("searchOrder") if _window(r)[0] <= clean_start]
-
-
-def _shop(w: World, stock_count: int = 10) -> RakutenStandIn:
-    w.create_sheet([["TEA-001", "Sencha", stock_count, "", "", "", "", "", "", ""]])
-    store = w.markets["rakuten"]
-    store.add_item("TEA-001", 0)
-    assert w.sync().ok  # the clean start
-    return store  # type: ignore[return-value]
-
-
-def _orders_logged(w: World) -> list[int]:
-    return sorted(int(r["Change"]) for r in w.log("order") if r["SKU"] == "TEA-001")
-
-
-def _read(store: RakutenStandIn, number: str) -> int:
-    return sum(number in r.json()["orderNumberList"] for r in store.requests_to("getOrder"))
 
 
 def _days(w: World, days: int) -> None:
