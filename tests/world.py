@@ -338,7 +338,7 @@ _SERVER = _ForkServer()
 
 def warm_fork_server() -> None:
     """Start the fork server now, if it is not started yet (and not busy)."""
-    if os.environ.get("STOCKBOT_TEST_FRESH_CLI") != "1" and _SERVER.lock.acquire(blocking=False):
+    if os.environ.get("TESTS_FRESH_CLI") != "1" and _SERVER.lock.acquire(blocking=False):
         try:
             _SERVER.start()
         finally:
@@ -351,7 +351,7 @@ def run_bot(
     """`python -m bot ARGS` as `subprocess.run(capture_output=True, text=True)` runs it: forked
     from tests/cli_server.py when this test process is free to (not already running one from
     another thread, the same start environment), else a fresh interpreter."""
-    if os.environ.get("STOCKBOT_TEST_FRESH_CLI") != "1" and _SERVER.lock.acquire(blocking=False):
+    if os.environ.get("TESTS_FRESH_CLI") != "1" and _SERVER.lock.acquire(blocking=False):
         try:
             _SERVER.start()
             if _start_environment(env) == _SERVER.start_env:
