@@ -151,16 +151,16 @@ def cmd_run(settings: Settings) -> int:
     from bot.scheduler import Loop
 
     watch = Watch(settings)
-    opened: list[App] = []
+    app: App | None = None
     # A full disk under the state file is alerted here (`_open`); the loop below then tries
     # to open it again every interval, saying why, rather than end the bot.
     with contextlib.suppress(StateFileError):
-        opened.append(_open(settings, watch))
+        app = _open(settings, watch)
 
     def job() -> bool:
-        if not opened:
-            opened.append(_open(settings, watch))
-        app = opened[0]
+        nonlocal app
+        if app is None:
+            app = _open(settings, watch)
         report = _watched(watch, app.cycle.run, app)
         log.info("cycle done: %s", summarize(report).replace("\n", "; "))
         return report.ok
@@ -172,13 +172,13 @@ def cmd_run(settings: Settings) -> int:
             ", ".join(settings.channels) or "no marketplace",
         )
         Loop(job, settings.interval_seconds).run()
-        for app in opened:
+        if app is not None:
             try:
                 app.cycle.release()
             except StockbotError as exc:
                 log.warning("could not release the sheet (%s); it frees itself within 15 min", exc)
     finally:
-        for app in opened:
+        if app is not None:
             app.close()
     return EXIT_OK
 

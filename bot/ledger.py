@@ -1012,8 +1012,9 @@ def _open_failure(path: Path, exc: OSError | sqlite3.Error) -> StateFileError | 
     """Why the state file could not be opened: its disk (full, out of inodes, failing), or a
     path that cannot hold it (a setting to change); None for anything else.
 
-    A full disk is told apart first: SQLite says only "unable to open database file" when no
-    file can be made, which is what a wrong path says too.
+    SQLite says only "unable to open database file" both when no file can be made on a full
+    disk and when the path is wrong, so the path is judged first (no free space would fix
+    it), then the disk's free space, then SQLite's result code.
     """
     if _wrong_path(path, exc):  # a setting no free space would fix: said as such first
         return _unusable(path, exc)
