@@ -87,6 +87,16 @@ def _days(w: World, days: int) -> None:
         assert w.sync().ok
 
 
+def _hidden_for(w: World, store: RakutenStandIn, days: int, count: int = 2) -> str:
+    """An order of `count` TEA-001 placed now that Rakuten still hides after `days` days of
+    cycles (a review that long): its number."""
+    held = store.place_order([("TEA-001", count)])
+    store.hide_order(held)
+    assert w.sync().ok
+    _days(w, days)
+    return held
+
+
 def _break_searches(store: RakutenStandIn, broken: Callable[[Request], bool]) -> list[int]:
     """Answer 503 (overload or maintenance) to every searchOrder `broken` picks; the list it
     returns counts the refusals."""
@@ -118,10 +128,7 @@ def test_a_sweep_failing_after_its_overlap_read_keeps_swept_and_the_next_cycle_s
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w)
         start = datetime.fromisoformat(_cursor(w)["start"])
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 5)
+        held = _hidden_for(w, store, 5)
         store.show_order(held)
         before = _cursor(w)
         w.time.offset += HOUR
@@ -153,10 +160,7 @@ def test_a_sweep_that_keeps_failing_alone_holds_back_no_fresh_order_and_staff_ar
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w, stock_count=20)
         start = datetime.fromisoformat(_cursor(w)["start"])
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 5)
+        held = _hidden_for(w, store, 5)
         store.show_order(held)
         swept = _cursor(w)["swept"]
         refused = _break_searches(store, lambda r: _window(r)[0] <= start)
@@ -290,10 +294,7 @@ def test_a_late_order_cancelled_before_any_sweep_found_it_moves_no_stock(tmp_pat
     days later. The sweep reads it once: Stock never moves, and it is not read again."""
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w)
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 6)
+        held = _hidden_for(w, store, 6)
         store.cancel_order(held)
         store.show_order(held)
         for _ in range(4):
@@ -310,10 +311,7 @@ def test_a_late_order_the_sweep_applied_and_that_is_cancelled_later_comes_back_o
 ) -> None:
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w)
-        held = store.place_order([("TEA-001", 3)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 8)
+        held = _hidden_for(w, store, 8, count=3)
         store.show_order(held)
         w.time.offset += HOUR
         assert w.sync().ok
@@ -358,10 +356,7 @@ def test_a_late_order_refused_by_getorder_when_the_sweep_finds_it_is_asked_every
     again by the next cycles (not only at the next sweep, an hour on), then applied once."""
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w)
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 4)
+        held = _hidden_for(w, store, 4)
         store.show_order(held)
         store.refuse_reads(held, times=2)
         w.time.offset += HOUR
@@ -432,10 +427,7 @@ def test_without_a_date_header_the_sweep_runs_hourly_on_this_machines_clock(
             StandIn._dispatch(store, h)
 
         store._dispatch = no_date  # type: ignore[method-assign]
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 4)
+        held = _hidden_for(w, store, 4)
         store.show_order(held)
         store.requests.clear()
         for _ in range(13):  # 65 minutes of 5-minute cycles (`sync` adds 150 s)
@@ -451,10 +443,7 @@ def test_a_vm_clock_two_days_behind_rakuten_still_sweeps_hourly_and_applies_once
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w)
         start = datetime.fromisoformat(_cursor(w)["start"])
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 5)
+        held = _hidden_for(w, store, 5)
         VMClock(w).move(-2 * DAY)  # NTP lost: the VM two days behind
         store.show_order(held)
         store.requests.clear()
@@ -533,10 +522,7 @@ def test_a_time_only_cursor_in_the_state_file_sweeps_back_to_the_kept_clean_star
     with world(tmp_path, ("rakuten",)) as w:
         store = _shop(w)
         start = datetime.fromisoformat(_cursor(w)["start"])
-        held = store.place_order([("TEA-001", 2)])
-        store.hide_order(held)
-        assert w.sync().ok
-        _days(w, 5)
+        held = _hidden_for(w, store, 5)
         until = _cursor(w)["until"]
         with closing(sqlite3.connect(w.tmp / "state.sqlite3")) as db, db:
             db.execute(
