@@ -1,14 +1,58 @@
 """Review attacks 29: the seams between Rakuten's hourly sweep, pruning by order marks,
 `reset-state` and staff's sheet (`git diff 5711bb3 -- bot/`).
 
-Real adapters over HTTP against the stand-ins (`tests/world.py`), nothing of ours mocked.
+Real adapters over HTTP against the stand-ins (`tests/world.py`), nothing of ours mocked. Each
+late order is hidden from searchOrder for days (`hide_order`), then listed, and found by the
+first cycle over an hour after the last sweep.
 
 Held:
-- (filled in below, per test)
+- A set (GIFT-001 = TEA-001*2 + CUP-001) sold on Rakuten and listed 6 days late: applied to
+  its components once (one `order` row each), the lowered set pushed to Yahoo! and Rakuten.
+  Listed while the set's cell is broken: held through three sweeps with one `error` row,
+  applied once when staff fix the cell.
+- A late order whose SKU staff renamed meanwhile: held with one `error` row (not one per
+  sweep that finds it again); renamed back, applied once. On a formula or text Stock cell:
+  held, said once, applied once to the number staff then type.
+- Staff sorting the rows just before the commit of the cycle whose sweep found the order:
+  it lands on its own row, once.
+- `reset-state --force` with the VM's clock two days behind: the new clean start is on
+  Rakuten's clock, no sweep reaches before it, the order applied before the reset is never
+  read again; an order placed after it and listed 5 days late is applied once.
+- A backup taken while an order was under review, put back (or the state file deleted) after
+  the sweep applied it: sync refuses the file (the sheet's marker), reset-state (no --force)
+  then hourly sweeps count the order once.
+
+Broke, left (expected failures, no fix this session):
+- `test_with_the_vm_clock_behind_a_sync_every_3_hours_applies_each_order_at_the_next_sync`
+  (older than this diff; found at its seam with clock drift): with the VM's clock behind
+  Rakuten's by over an hour, searchOrder ends at max(VM now, cursor) + `AHEAD` (1 hour), so
+  the cursor moves at most an hour a cycle. `stockbot sync` from cron every 3 hours with the
+  VM two days behind: the order placed before each sync is not applied by it (Stock 20,
+  expected 19), and the lag grows about 2 hours a sync up to the VM's error (orders then
+  applied up to ~2 days late: oversold meanwhile). README "Late orders still count" says the
+  windows lean on Rakuten's clock, not the VM's. Cycles under an hour apart keep up (review 28).
+- `test_an_order_rakuten_would_not_read_before_a_reset_is_still_applied_once_readable`
+  (restored, deleted): getOrder refuses order R for days (staff told it is held and asked
+  again); the state file is put back from a backup that holds R in its cursor's `retry`, or
+  deleted; sync refuses it, the operator runs reset-state as told. `Ledger.reset` drops the
+  cursors with their retry lists and R was placed before the new clean start: once readable
+  it is never read nor applied (Stock 10, expected 8), and neither reset-state's output
+  (which names only orders placed after the sheet's last commit) nor any Log row says so.
+  SPEC 4: an order seen but not readable is "asked again, or reported, never dropped". With
+  the file deleted the bot cannot know R (only the Log tab does): there the fix is to say so
+  in reset-state's output; with a file that holds it, to keep the retry list across the reset.
+
+Not tested: a prune forgetting an order the sweep then finds again. By construction the sweep
+reaches 30 days behind the cursor and a closed order goes 180 days past the channel's order
+mark, which is an order time no later than the cursor; tests/test_rakuten_sweep.py
+`test_the_sweep_reaches_back_less_than_the_ledger_keeps_orders` pins the constants.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -258,3 +302,51 @@ def test_with_the_vm_clock_behind_a_sync_every_3_hours_applies_each_order_at_the
             w.time.offset += timedelta(minutes=1)
             assert w.sync().ok
             assert stock(w)["TEA-001"] == 20 - done, f"sync {done}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reset-state forgets the Rakuten cursor's retry list with the rest: order R, seen "
+    "and refused by getOrder before the reset (staff told it is held and asked again), was "
+    "placed before the new clean start; once readable it is never read nor applied (Stock 10, "
+    "expected 8), and neither reset-state's output nor any Log row says it was dropped",
+)
+@pytest.mark.parametrize("lost", ["restored", "deleted"])
+def test_an_order_rakuten_would_not_read_before_a_reset_is_still_applied_once_readable(
+    tmp_path: Path, lost: str
+) -> None:
+    """getOrder refuses order R for days (staff are told it is held and asked again); the
+    state file is put back from last night's backup (which holds R to ask again), or lost
+    (the disk replaced); sync refuses it and the operator runs reset-state as told. R was
+    placed before the new clean start but never counted anywhere: once Rakuten reads it, it is
+    applied, or at least staff are told it was dropped (SPEC 4: seen but unreadable orders are
+    "asked again, or reported, never dropped")."""
+    with world(tmp_path, ("rakuten",)) as w:
+        store = _shop(w)
+        state = Path(w.env["STOCKBOT_STATE_PATH"])
+        r = store.place_order([("TEA-001", 2)])
+        store.refuse_reads(r, times=1000)
+        _daily(w, 2)
+        assert stock(w)["TEA-001"] == 10
+        told = [row for row in w.log() if r in str(row["Order"]) or r in str(row["Detail"])]
+        assert told, "the refusal was not said"
+        saved = tmp_path / "saved.sqlite3"
+        backup(state, saved)
+        with closing(sqlite3.connect(saved)) as db:
+            (cursor,) = db.execute("SELECT cursor FROM cursors WHERE channel='rakuten'").fetchone()
+        assert r in json.loads(cursor)["retry"]  # the backup knows R is still to be read
+        _daily(w, 1)
+        if lost == "restored":
+            put_over(saved, state, "cp")
+        else:
+            for leftover in state.parent.glob(state.name + "*"):
+                leftover.unlink()
+        with pytest.raises(StateMismatchError):
+            w.sync()
+        assert cmd_reset_state(w.settings()) == 0
+        store.refuse_reads(r, times=0)
+        logged = len(w.log())
+        _hourly(w, 3)
+        _daily(w, 2)
+        said = [row for row in w.log()[logged:] if r in str(row["Order"]) + str(row["Detail"])]
+        assert stock(w)["TEA-001"] == 8 or said, "R dropped without a word"
