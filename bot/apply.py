@@ -7,7 +7,7 @@ It does no I/O, so the cycle can run it again on values re-read just before its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -79,6 +79,7 @@ def plan(
     starts: Mapping[str, datetime],
     lookup: LineLookup,
     pending_lines: Sequence[LineState],
+    owed: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """Decide the cycle's Stock changes, Log events and ledger changes.
 
@@ -89,6 +90,8 @@ def plan(
     guessed `manual` row would be an invented one.
     A set's lines are applied to its components (`_apply_set_line`); a set's Stock is not
     kept but computed from its components' Stock after every line of the cycle (`_set_stocks`).
+    An order placed before its channel's clean start is taken as counted in Stock, unless
+    `owed` (channel -> order ids, `bot.unread`) names it: seen before a reset, never applied.
     """
     result = Plan()
     # SKUs ignore case: a baseline kept under another case of the SKU counts, if only one is.
@@ -109,9 +112,10 @@ def plan(
     seen: set[tuple[str, str, str]] = set()
     for channel, fetch in fetched.items():
         start = starts[channel]
+        owed_here = (owed or {}).get(channel, ())
         for order in fetch.orders:
             known = lookup(channel, order.order_id)
-            if not known and order.placed_at < start:
+            if not known and order.placed_at < start and order.order_id not in owed_here:
                 continue  # a clean start: placed before the first cycle, already in Stock
             result.changes.orders.append(
                 (channel, order.order_id, order.placed_at.isoformat(), order.closed)

@@ -319,6 +319,7 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
     Only a state file `sync` refuses is reset, unless `force`: resetting one it goes on with
     would only lose the cancellations of orders applied before.
     """
+    from bot import unread
     from bot.app import open_sheet
     from bot.handover import Marker, refuse_needless_reset
     from bot.i18n import set_language
@@ -329,7 +330,8 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
     if settings.language != "auto":
         set_language(settings.language)
     sheet = open_sheet(settings)
-    marker = Marker.parse(metadata_values(sheet.metadata()).get(COMMIT_KEY))
+    metadata = sheet.metadata()
+    marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
     if not force and not settings.state_path.exists():
         new = Ledger(settings.state_path, in_memory=True)  # decided before making the file
         try:
@@ -341,10 +343,21 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
         ledger.lock()
         if not force:
             refuse_needless_reset(sheet, ledger, marker)
-        ledger.reset(sheet.sheet_id, marker.id if marker else None)
+        owed = unread.merge(
+            unread.from_cursors(ledger.cursors()),
+            unread.from_log(unread.read_log(sheet, metadata)),
+        )
+        ledger.reset(sheet.sheet_id, marker.id if marker else None, owed)
     finally:
         ledger.close()
     print(f"{settings.state_path} now serves spreadsheet {sheet.sheet_id}, starting afresh.")
+    for channel, ids in sorted(owed.items()):
+        named = sorted(ids)
+        listed = ", ".join(named[:20]) + (f" and {len(named) - 20} more" if len(named) > 20 else "")
+        print(
+            f"{channel}: {len(named)} order(s) seen but never applied ({listed}) are read again "
+            "and applied once the marketplace shows them, though placed before the new start."
+        )
     if marker is not None:
         print(
             f"The sheet's last stockbot commit was at {marker.at or 'an unknown time'}: orders "

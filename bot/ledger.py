@@ -491,8 +491,28 @@ class Ledger:
                 "INSERT OR REPLACE INTO meta VALUES ('order_marks', ?)",
                 (json.dumps({"marks": marked, "floor": floor.isoformat() if floor else None}),),
             )
+            self._settle_owed(db)
             _keep_tally(db)
         return len(old)
+
+    def _settle_owed(self, db: sqlite3.Connection) -> None:
+        """Drop the owed orders (`reset`) the file now holds: applied, they are known like any
+        other, and must not look owed again once a prune lets their ids go."""
+        text = self.get_meta("owed")
+        if not text:
+            return
+        rows = db.execute(
+            "SELECT channel, order_id FROM orders UNION SELECT channel, order_id FROM forgotten"
+        )
+        known = {(str(ch), str(o)) for ch, o in rows}
+        left = {
+            ch: [o for o in ids if (ch, o) not in known] for ch, ids in json.loads(text).items()
+        }
+        left = {ch: ids for ch, ids in left.items() if ids}
+        if left:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('owed', ?)", (json.dumps(left),))
+        else:
+            db.execute("DELETE FROM meta WHERE key='owed'")
 
     def horizon(self, channel: str, now: datetime) -> datetime | None:
         """Where the channel's own clock has been seen to reach, but no later than `now`.
@@ -579,8 +599,17 @@ class Ledger:
         ).fetchone()[0]
         return not used
 
-    def reset(self, spreadsheet: str, last_commit: str | None) -> None:
-        """Forget everything and serve `spreadsheet` from its commit `last_commit` on."""
+    def reset(
+        self,
+        spreadsheet: str,
+        last_commit: str | None,
+        owed: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        """Forget everything and serve `spreadsheet` from its commit `last_commit` on.
+
+        `owed` (channel -> order ids) are orders seen but never applied (`bot.unread`): the
+        cycles read them again and apply them, though placed before the new clean start.
+        """
         self._pushes_written(None)
         with self._tx() as db:
             for table in (
@@ -596,9 +625,13 @@ class Ledger:
                 db.execute(f"DELETE FROM {table}")
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
-                "'suspects', 'absent', 'pruned_at', 'order_marks', 'logged_errors', 'jumps')"
+                "'suspects', 'absent', 'pruned_at', 'order_marks', 'logged_errors', 'jumps', "
+                "'owed')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
+            kept = {ch: sorted(set(ids)) for ch, ids in (owed or {}).items() if ids}
+            if kept:
+                db.execute("INSERT INTO meta VALUES ('owed', ?)", (json.dumps(kept),))
             if last_commit:
                 db.execute("INSERT INTO meta VALUES ('last_commit', ?)", (last_commit,))
             _keep_tally(db)
@@ -610,6 +643,18 @@ class Ledger:
             "SELECT cursor, started_at FROM cursors WHERE channel=?", (channel,)
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
+
+    def cursors(self) -> dict[str, str]:
+        """Every channel's stored cursor text."""
+        rows = self._db.execute("SELECT channel, cursor FROM cursors")
+        return {str(ch): str(c) for ch, c in rows}
+
+    def owed(self, channel: str) -> list[str]:
+        """Orders a reset carried over as seen but never applied (`reset`), that the file
+        does not hold yet: the cycle reads them with the open ones and applies them."""
+        text = self.get_meta("owed")
+        ids = json.loads(text).get(channel, []) if text else []
+        return [str(i) for i in ids if str(i) not in self.all_orders(channel)] if ids else []
 
     def open_orders(self, channel: str) -> list[str]:
         """Orders of the channel that may still change."""

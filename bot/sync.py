@@ -447,7 +447,8 @@ class Cycle:
         state = {
             name: (
                 _with_start(cursor) if (cursor := self.ledger.cursor(name)) else None,
-                self.ledger.open_orders(name),
+                # Orders a reset carried over (`bot.unread`) are read again like open ones.
+                [*self.ledger.open_orders(name), *self.ledger.owed(name)],
                 self.ledger.all_orders(name),
             )
             for name in enabled
@@ -528,6 +529,7 @@ class Cycle:
                 starts,
                 self.ledger.lines,
                 self.ledger.unmatched_lines(),
+                owed={ch: set(self.ledger.owed(ch)) for ch in fetched},
             )
         )
 
@@ -672,6 +674,7 @@ class Cycle:
         ]
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
+            events += [Event("error", ch, order=o, detail=p) for o, p in fetch.order_problems]
         events += self._warnings
         events += [
             Event(

@@ -523,19 +523,20 @@ def test_rakuten_order_refused_by_getorder_is_asked_again_until_read(
     channel = channel_for(rakuten)
     first = channel.fetch_orders(cursor_at(NOW - timedelta(minutes=5)), [], NOW)
     assert first.orders == []
-    [problem] = first.problems
-    assert number in problem and "asks again" in problem
+    assert first.problems == ()
+    [(about, problem)] = first.order_problems
+    assert about == number and number in problem and "asks again" in problem
     # Four days on the order is outside the search window: only the cursor remembers it.
     later = NOW + timedelta(days=4)
     rakuten.now = lambda: later
     second = channel.fetch_orders(first.cursor, [], later)
     assert second.orders == []
-    [reminder] = second.problems
-    assert number in reminder and "still unreadable" in reminder
+    [(about, reminder)] = second.order_problems
+    assert about == number and "still unreadable" in reminder
     rakuten.now = lambda: later + timedelta(minutes=5)
     third = channel.fetch_orders(second.cursor, [], later + timedelta(minutes=5))
     assert [o.order_id for o in third.orders] == [number]
-    assert third.problems == ()
+    assert third.problems == () and third.order_problems == ()
     assert json.loads(third.cursor)["retry"] == {}
     asked = [r.json()["orderNumberList"] for r in rakuten.requests_to("getOrder")]
     assert asked == [[number]] * 3

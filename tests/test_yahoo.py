@@ -297,8 +297,8 @@ def test_a_listed_order_whose_details_are_refused_is_kept_reported_and_asked_aga
     store.fail(400, match="orderInfo")
     first = channel.fetch_orders(cursor, [], fake.now())
     assert first.orders == []
-    [problem] = first.problems
-    assert order_id in problem and "standin-fault" in problem
+    [(about, problem)] = first.order_problems
+    assert about == order_id and "standin-fault" in problem
     fake.advance(60)
     [order] = channel.fetch_orders(first.cursor, [], fake.now(), known_orders=()).orders
     assert order.order_id == order_id

@@ -64,6 +64,9 @@ class FetchResult:
     # Short messages for shop staff (the cycle writes each as a Log `error` row), e.g. an order
     # seen but not readable in full: the cursor keeps it and the next fetches ask again.
     problems: tuple[str, ...] = ()
+    # The same for one order each, as (order id, message): its Log row names the order, so
+    # that `reset-state` can still find an order never read after the state file is lost.
+    order_problems: tuple[tuple[str, str], ...] = ()
     # The first fetch (cursor None) only: the clean start on the marketplace's own clock (the
     # `Date` of its answer). Orders placed before it are taken as already counted in Stock.
     start: datetime | None = None
@@ -109,7 +112,7 @@ class Channel(Protocol):
         orders placed before it count as already in Stock (SPEC.md section 4, a clean start).
         Windows overlap widely and lean on the marketplace's own clock, so an order shown late
         still comes back; an order seen but not readable in full is kept in the cursor, asked
-        again on every fetch and named in `FetchResult.problems` (SPEC.md section 4, "Late
+        again on every fetch and named in `FetchResult.order_problems` (SPEC.md section 4, "Late
         orders still count"). `known_orders` are the order ids the cycle already holds: an
         adapter may skip reading those in full again unless they are open.
         Raises `ChannelError` when the marketplace cannot be read.

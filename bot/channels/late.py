@@ -149,31 +149,31 @@ def track_refusals(
     refused: Mapping[str, str],
     before: Mapping[str, Refused],
     now: datetime,
-) -> tuple[dict[str, Refused], list[str]]:
+) -> tuple[dict[str, Refused], list[tuple[str, str]]]:
     """The orders to ask again next time, and what to tell staff about them now.
 
     `refused` maps each order seen but not read this time to why; `before` is the cursor's list.
     """
     label = channel.capitalize()
     retry: dict[str, Refused] = {}
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     for order_id, why in refused.items():
         known = before.get(order_id)
         if known is None:
-            problems.append(
-                _(
-                    "{label} order {order_id} could not be read ({why}); the bot asks again "
-                    "every cycle and applies it once it can be read"
-                ).format(label=label, order_id=order_id, why=why)
+            text = _(
+                "{label} order {order_id} could not be read ({why}); the bot asks again "
+                "every cycle and applies it once it can be read"
             )
+            problems.append((order_id, text.format(label=label, order_id=order_id, why=why)))
             retry[order_id] = Refused(now, now)
         elif now - known.told >= REMIND_AFTER:
             days = max(1, round((now - known.since) / timedelta(days=1)))
+            text = _(
+                "{label} order {order_id} is still unreadable after {days} day(s) ({why}): "
+                "check it on the marketplace; the bot keeps asking and applies it once read"
+            )
             problems.append(
-                _(
-                    "{label} order {order_id} is still unreadable after {days} day(s) ({why}): "
-                    "check it on the marketplace; the bot keeps asking and applies it once read"
-                ).format(label=label, order_id=order_id, days=days, why=why)
+                (order_id, text.format(label=label, order_id=order_id, days=days, why=why))
             )
             retry[order_id] = Refused(known.since, now)
         else:

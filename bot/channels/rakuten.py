@@ -119,7 +119,7 @@ Decisions (ours, not Rakuten's):
   over the 15,000 one search shows, so they are read in 16 halved windows: about 160 calls
   (under 3 minutes) once an hour.
 - Refused orders: a number getOrder did not return is kept in the cursor and asked again every
-  cycle until it is read. Staff are told (`FetchResult.problems`) when it is first refused and
+  cycle until it is read. Staff are told (`FetchResult.order_problems`) when it is first refused and
   again once a day while it stays unreadable (`bot.channels.late`); it is never dropped.
 - `check` proves the key with calls whose answer for good credentials is documented: a
   searchOrder over the last day (an empty day is the documented INFO_102 answer), then one
@@ -427,7 +427,8 @@ class RakutenChannel:
         return FetchResult(
             orders=orders,
             cursor=WindowCursor(until, state.start, retry, swept).dump(),
-            problems=(*problems, *failed),
+            problems=tuple(failed),
+            order_problems=tuple(problems),
         )
 
     def _sweep_failed(

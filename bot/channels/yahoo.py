@@ -476,7 +476,8 @@ class YahooChannel:
                 released,
                 budget,
             ).dump(),
-            problems=(*notes, *problems),
+            problems=tuple(notes),
+            order_problems=tuple(problems),
         )
 
     def _budget_notes(
