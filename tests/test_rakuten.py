@@ -553,3 +553,25 @@ def test_known_orders_found_again_in_the_wide_overlap_are_not_read_in_full(
     )
     assert [o.order_id for o in result.orders] == [new]
     assert rakuten.requests_to("getOrder")[0].json()["orderNumberList"] == [new]
+
+
+def test_with_this_machines_clock_days_behind_the_search_reads_on_to_rakutens_own_time(
+    rakuten: RakutenStandIn,
+) -> None:
+    """The VM's clock two days behind, the cursor 5 hours old: an order placed a minute ago on
+    Rakuten's clock is found, and the cursor moves to Rakuten's time, not an hour past the
+    old one; the second search ends an hour past Rakuten's time, as a right clock would ask."""
+    rakuten.add_item("tee:red", 5)
+    rakuten.now = lambda: NOW
+    number = rakuten.place_order([("tee:red", 1)], placed_at=NOW - timedelta(minutes=1))
+    channel = channel_for(rakuten)
+    start = NOW - timedelta(hours=5)
+    result = channel.fetch_orders(
+        json.dumps({"until": start.isoformat(), "start": (start - timedelta(days=9)).isoformat()}),
+        [],
+        NOW - timedelta(days=2),
+    )
+    assert [o.order_id for o in result.orders] == [number]
+    assert datetime.fromisoformat(json.loads(result.cursor)["until"]) == NOW
+    ends = [r.json()["endDatetime"] for r in rakuten.requests_to("searchOrder")]
+    assert ends[1] == (NOW + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+0900")

@@ -22,17 +22,14 @@ Held:
   the sweep applied it: sync refuses the file (the sheet's marker), reset-state (no --force)
   then hourly sweeps count the order once.
 
-Broke, left (expected failures, no fix this session):
+Broke, fixed since (session of 2026-12-01):
 - `test_with_the_vm_clock_behind_a_sync_every_3_hours_applies_each_order_at_the_next_sync`
   (older than this diff; found at its seam with clock drift): with the VM's clock behind
-  Rakuten's by over an hour, searchOrder ends at max(VM now, cursor) + `AHEAD` (1 hour), so
-  the cursor moves at most an hour a cycle. `stockbot sync` from cron every 3 hours with the
-  VM two days behind: the order placed before each sync is not applied by it (Stock 20,
-  expected 19), and the lag grows about 2 hours a sync up to the VM's error (orders then
-  applied up to ~2 days late: oversold meanwhile). README "Late orders still count" says the
-  windows lean on Rakuten's clock, not the VM's. Cycles under an hour apart keep up (review 28).
-
-Fixed since (session of 2026-12-01, `bot/unread.py`):
+  Rakuten's by over an hour, searchOrder ended at max(VM now, cursor) + `AHEAD` (1 hour), so
+  the cursor moved at most an hour a cycle. `stockbot sync` from cron every 3 hours with the
+  VM two days behind: the order placed before each sync was not applied by it (Stock 20,
+  expected 19), and the lag grew about 2 hours a sync up to the VM's error. The fetch now
+  searches on to Rakuten's time (its first answer's `Date`) plus `AHEAD` when that is later.
 - `test_an_order_rakuten_would_not_read_before_a_reset_is_still_applied_once_readable`
   (restored, deleted): getOrder refuses order R for days (staff told it is held and asked
   again); the state file is put back from a backup that holds R in its cursor's `retry`, or
@@ -281,13 +278,6 @@ def test_staff_sorting_rows_during_the_sweeping_cycles_commit_lands_the_late_ord
 # -- the VM's clock behind Rakuten's, cycles over an hour apart ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the VM's clock behind Rakuten's by over an hour, the search ends at "
-    "max(VM now, cursor) + AHEAD (1 h): the cursor moves at most an hour a cycle, so with "
-    "`sync` from cron every 3 hours an order placed 3 hours after the last sync is not searched "
-    "(Stock 20, expected 19) and the lag grows 2 hours a sync, up to the VM's error (2 days)",
-)
 def test_with_the_vm_clock_behind_a_sync_every_3_hours_applies_each_order_at_the_next_sync(
     tmp_path: Path,
 ) -> None:

@@ -203,7 +203,9 @@ OVERLAP = timedelta(days=3)
 # order it finds again is one the ledger still knows and is never applied twice.
 SWEEP_EVERY = timedelta(hours=1)
 SWEEP_BACK = timedelta(days=30)
-# searchOrder's end lies this far past the later clock, so a slow bot clock never cuts it short.
+# searchOrder's end lies this far past the later clock, so a slow bot clock never cuts it short;
+# when Rakuten's first answer shows its time past that end, the fetch searches on to Rakuten's
+# time plus AHEAD (the end a right clock would ask for), so the cursor never lags Rakuten's time.
 AHEAD = timedelta(hours=1)
 SHIPPED = frozenset({500, 600, 700})
 CANCELLED = 900
@@ -401,7 +403,13 @@ class RakutenChannel:
         start = max(state.until - OVERLAP, state.start, now - HISTORY)
         self._first_answer = None
         numbers = self._search(start, end)
-        seen = min(self._first_answer or now, end)
+        answered = self._first_answer or now
+        if answered > end:
+            # This machine's clock is behind Rakuten's by over AHEAD: read on to Rakuten's own
+            # time, as far as a right clock would have asked (review 29).
+            numbers += self._search(end + timedelta(seconds=1), answered + AHEAD)
+            end = answered + AHEAD
+        seen = min(answered, end)
         until = max(state.until, seen)
         swept = state.swept
         failed: list[str] = []
