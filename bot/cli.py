@@ -343,10 +343,15 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
         ledger.lock()
         if not force:
             refuse_needless_reset(sheet, ledger, marker)
-        owed = unread.merge(
-            unread.from_cursors(ledger.cursors()),
-            unread.from_log(unread.read_log(sheet, metadata)),
-        )
+        try:
+            logged = unread.from_log(unread.read_log(sheet, metadata))
+        except SheetStructureError as exc:
+            logged = {}
+            print(
+                f"The Log tab could not be read ({plain(exc)}): orders it names as not applied "
+                "are not carried over; check its error rows by hand."
+            )
+        owed = unread.merge(unread.from_cursors(ledger.cursors()), logged)
         ledger.reset(sheet.sheet_id, marker.id if marker else None, owed)
     finally:
         ledger.close()

@@ -192,3 +192,35 @@ def test_a_yahoo_order_orderinfo_refused_before_the_state_file_was_lost_is_appli
         _days(w, 3)
         assert stock(w)["TEA-001"] == 8
         assert [row["Order"] for row in w.log("order")] == [y]
+
+
+def test_reset_state_with_the_log_tab_renamed_still_resets_and_says_what_it_could_not_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Staff renamed the Log tab: reset-state still starts afresh (the Log is not needed for
+    that), carries what the restored file asks again, and says the Log was not searched."""
+    with world(tmp_path, ("rakuten",)) as w:
+        store = _shop(w)
+        state = Path(w.env["STOCKBOT_STATE_PATH"])
+        r = store.place_order([("TEA-001", 2)])
+        store.refuse_reads(r, times=1000)
+        _days(w, 1)
+        saved = tmp_path / "saved.sqlite3"
+        backup(state, saved)
+        _days(w, 1)
+        put_over(saved, state, "cp")
+        tab = w.sheets.tab_ids(w.sheet_id)["Log"]
+        w.sheets.batch_update(
+            w.sheet_id,
+            [
+                {
+                    "updateSheetProperties": {
+                        "properties": {"sheetId": tab, "title": "Journal"},
+                        "fields": "title",
+                    }
+                }
+            ],
+        )
+        out = _reset(w, capsys)
+        assert "The Log tab could not be read" in out and r in out
+        assert _owed(w) == {"rakuten": [r]}
