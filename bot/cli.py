@@ -343,25 +343,40 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
         ledger.lock()
         if not force:
             refuse_needless_reset(sheet, ledger, marker)
+        logged = unread.LogOrders()
         try:
-            logged = unread.from_log(unread.read_log(sheet, metadata))
+            rows, skipped = unread.read_log(sheet, metadata)
+            logged = unread.from_log(rows)
+            for title in skipped:
+                print(f"The tab '{title}' has no Log headers: it was not searched for orders.")
         except SheetStructureError as exc:
-            logged = {}
             print(
                 f"The Log tab could not be read ({plain(exc)}): orders it names as not applied "
                 "are not carried over; check its error rows by hand."
             )
-        owed = unread.merge(unread.from_cursors(ledger.cursors()), logged)
+        channels = set(ledger.cursors()) | set(logged.named) | set(ledger.all_owed())
+        found = unread.gather(
+            unread.from_cursors(ledger.cursors()),
+            ledger.all_owed(),
+            logged=logged,
+            known={ch: ledger.all_orders(ch) for ch in channels},
+        )
+        owed = {ch: ids for ch, ids in found.items() if ch in unread.READ_BY_ID}
+        by_hand = {ch: ids for ch, ids in found.items() if ch not in unread.READ_BY_ID}
         ledger.reset(sheet.sheet_id, marker.id if marker else None, owed)
     finally:
         ledger.close()
     print(f"{settings.state_path} now serves spreadsheet {sheet.sheet_id}, starting afresh.")
     for channel, ids in sorted(owed.items()):
-        named = sorted(ids)
-        listed = ", ".join(named[:20]) + (f" and {len(named) - 20} more" if len(named) > 20 else "")
         print(
-            f"{channel}: {len(named)} order(s) seen but never applied ({listed}) are read again "
-            "and applied once the marketplace shows them, though placed before the new start."
+            f"{channel}: {len(ids)} order(s) seen but never applied ({_listed(ids)}) are read "
+            "again and applied once the marketplace shows them, though placed before the new "
+            "start."
+        )
+    for channel, ids in sorted(by_hand.items()):
+        print(
+            f"{channel}: {len(ids)} order(s) seen but never applied ({_listed(ids)}) cannot be "
+            f"read again by their number on {channel}: correct Stock by hand for them."
         )
     if marker is not None:
         print(
@@ -372,6 +387,12 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
         )
     print("The next sync starts clean: orders placed before it count as already in Stock.")
     return EXIT_OK
+
+
+def _listed(ids: set[str], at_most: int = 20) -> str:
+    named = sorted(ids)
+    more = len(named) - at_most
+    return ", ".join(named[:at_most]) + (f" and {more} more" if more > 0 else "")
 
 
 def cmd_demo(serve: bool) -> int:

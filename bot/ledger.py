@@ -626,7 +626,7 @@ class Ledger:
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
                 "'suspects', 'absent', 'pruned_at', 'order_marks', 'logged_errors', 'jumps', "
-                "'owed')"
+                "'owed', 'owed_told')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             kept = {ch: sorted(set(ids)) for ch, ids in (owed or {}).items() if ids}
@@ -648,6 +648,12 @@ class Ledger:
         """Every channel's stored cursor text."""
         rows = self._db.execute("SELECT channel, cursor FROM cursors")
         return {str(ch): str(c) for ch, c in rows}
+
+    def all_owed(self) -> dict[str, set[str]]:
+        """`owed` of every channel that has any."""
+        text = self.get_meta("owed")
+        channels = json.loads(text) if text else {}
+        return {ch: set(ids) for ch in channels if (ids := self.owed(ch))}
 
     def owed(self, channel: str) -> list[str]:
         """Orders a reset carried over as seen but never applied (`reset`), that the file

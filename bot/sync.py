@@ -198,6 +198,8 @@ class Cycle:
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
+        self._owed_notes: list[Event] = []  # likewise, of orders a reset carried over
+        self._owed_told: dict[str, dict[str, str]] | None = None  # stored after the commit
         self._jumps: dict[str, warnings.Jump] = {}  # Stock jumps whose Status asks for a check
         self._owns_collector = False  # this cycle turned Python's cycle collector off
 
@@ -277,6 +279,8 @@ class Cycle:
         day = self.now().astimezone(self.tz).date()
         sheet.rollover = plan_rollover(metadata, sheet.layout.log, sheet.log_header, day)
         self._warnings = self._cells_warning(metadata, day, sheet.layout.log.title)
+        self._owed_told = None
+        self._owed_notes = self._owed_unread(fetched, day)
         rows, the_plan, tab = self._commit_cycle(sheet, rows, fetched, starts, the_plan, report)
         self._baseline = None  # the commit moved it on
         report.rows = rows
@@ -627,6 +631,8 @@ class Cycle:
             sheet.rollover = None
         if self._warnings:
             self.ledger.set_meta("cells_warned", self.now().astimezone(self.tz).date().isoformat())
+        if self._owed_told is not None:
+            self.ledger.set_meta("owed_told", json.dumps(self._owed_told, sort_keys=True))
         self.ledger.set_meta("jumps", warnings.dump_jumps(self._jumps))
         tab = self._check_landing(answer, sheet, tab, writes, rows, report, seen)
         return rows, the_plan, tab
@@ -675,7 +681,7 @@ class Cycle:
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
             events += [Event("error", ch, order=o, detail=p) for o, p in fetch.order_problems]
-        events += self._warnings
+        events += self._warnings + self._owed_notes
         events += [
             Event(
                 "error",
@@ -724,6 +730,50 @@ class Cycle:
         detail = cells_warning(cells, log_title)  # the old tabs are named after it
         log.warning("the spreadsheet holds %d cells of Google's %d", cells, GOOGLE_CELL_LIMIT)
         return [Event("error", detail=detail)]
+
+    def _owed_unread(self, fetched: Mapping[str, FetchResult], day: date) -> list[Event]:
+        """Once a day, each order a reset carried over (`bot.unread`) that its channel did not
+        return: staff know it is still owed, and a later reset finds it on its Log row.
+
+        Not at a channel's clean start (it reads no order yet), and never again for an order
+        the fetch itself named (`FetchResult.order_problems`): that adapter goes on telling
+        staff of it. Which orders were told, and when, is kept in `meta` (`owed_told`) and
+        stored after the commit (`_commit_cycle`).
+        """
+        stored: dict[str, dict[str, str]] = json.loads(self.ledger.get_meta("owed_told") or "{}")
+        told = dict(stored)
+        today = day.isoformat()
+        notes: list[Event] = []
+        for channel, fetch in fetched.items():
+            owed = self.ledger.owed(channel)
+            if not owed or fetch.start is not None:
+                continue
+            said = {o for o, _text in fetch.order_problems}
+            read = {o.order_id for o in fetch.orders}
+            before = told.get(channel, {})
+            now_told = {o: when for o, when in before.items() if o in owed}
+            for order_id in owed:
+                if order_id in said:
+                    now_told[order_id] = "marketplace"
+                elif order_id not in read and before.get(order_id) not in ("marketplace", today):
+                    now_told[order_id] = today
+                    notes.append(
+                        Event(
+                            "error",
+                            channel,
+                            order=order_id,
+                            detail=_(
+                                "{label} order {order_id} was seen before the state file was "
+                                "reset and is not applied yet; the bot asks for it every cycle "
+                                "and applies it once it can be read"
+                            ).format(label=channel.capitalize(), order_id=order_id),
+                        )
+                    )
+            told[channel] = now_told
+        told = {ch: t for ch, t in told.items() if t}
+        if told != stored:
+            self._owed_told = told
+        return notes
 
     def _stock_baseline(self) -> dict[str, int]:
         """The ledger's Stock baseline, read once per cycle until its commit (100,000 rows)."""
