@@ -217,6 +217,10 @@ def _url_refused(stand_in: ShopifyStandIn) -> None:
     stand_in.bulk.url_expired = True
 
 
+def _server_errors(stand_in: ShopifyStandIn) -> None:
+    stand_in.fail(503, times=5, match="graphql")  # the start, past every retry
+
+
 def _slots_taken(stand_in: ShopifyStandIn) -> None:
     stand_in.bulk.limit = 1  # as before 2026-01: one bulk query at a time
     leave_an_export_running(stand_in)
@@ -229,6 +233,7 @@ def _slots_taken(stand_in: ShopifyStandIn) -> None:
         (_expired, "ended EXPIRED"),
         (_url_refused, "download answered HTTP 403"),
         (_slots_taken, "OPERATION_IN_PROGRESS"),
+        (_server_errors, "a bulk call failed: shopify: HTTP 503"),
     ],
 )
 def test_an_export_that_cannot_be_had_falls_back_to_searches_and_still_pushes(
@@ -245,7 +250,8 @@ def test_an_export_that_cannot_be_had_falls_back_to_searches_and_still_pushes(
     assert result.failed == {} and result.stale == set()
     assert {shopify.quantity(s) for s in skus} == {2}
     assert operations(shopify).count("StockbotVariants") == 2  # 120 SKUs, 100 a search
-    assert operations(shopify)[0] == "StockbotBulkRun"
+    sent = [r.json().get("operationName") for r in shopify.requests_to(r".*graphql.*")]
+    assert next(name for name in sent if name) == "StockbotBulkRun"  # tried first
     assert why in caplog.text and "searching 100 SKUs a query" in caplog.text
     assert "signature=" not in caplog.text  # the signed URL is a credential: never logged
 

@@ -59,8 +59,9 @@ Decisions (ours, not Shopify's):
 - Anything but a completed export (a refusal such as ``OPERATION_IN_PROGRESS``, ``FAILED``,
   ``CANCELING``/``CANCELED``, ``EXPIRED``, a download Shopify's storage refuses or that breaks
   off, a line that is not JSON) raises `BulkUnavailable`; the adapter logs why and searches 100
-  SKUs a query for that push. A channel error of the Admin API itself (a refused token, 5xx
-  past the retries) is not caught here: the searches would meet it too.
+  SKUs a query for that push. So does an Admin API error on a bulk call (5xx past the retries,
+  a token bulk operations do not accept): the searches then meet a lasting fault themselves,
+  and report it as they always did.
 - An export a killed bot left running is not touched: it may be another stockbot process's
   (`check` beside `run`, same app), it ends by itself, and with five slots it does not block
   ours; when the slots are full the push searches instead.
@@ -160,8 +161,11 @@ class VariantExport:
     def variants(self, location: str, wanted: Collection[str], wait: float) -> list[dict[str, Any]]:
         """The variant nodes whose SKU is one of `wanted` in any case; `BulkUnavailable` when
         the export cannot be had within `wait` seconds."""
-        operation = self._start(export_query(location))
-        url = self._finished(operation, self._clock() + wait)
+        try:
+            operation = self._start(export_query(location))
+            url = self._finished(operation, self._clock() + wait)
+        except ChannelError as exc:
+            raise BulkUnavailable(f"a bulk call failed: {exc}") from exc
         if url is None:
             return []
         keep = {sku.lower() for sku in wanted}

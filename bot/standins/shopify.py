@@ -54,6 +54,11 @@ Written from Shopify's public documentation, not from our adapter (facts only, n
   asked. ``Order.cancelledAt`` marks a cancelled order and ``displayFulfillmentStatus`` a
   shipped one; ``orders(query: "updated_at:>='…'")`` filters with Shopify's search syntax
   (``field:op value``, ``OR``); ``productVariants(query: "sku:…")``.
+- Bulk query operations (``bulkOperationRunQuery``, ``bulkOperation(id:)``,
+  ``bulkOperationCancel``, the JSONL download on this same server, needing no token):
+  `bot.standins.shopify_bulk`, which cites its sources and lists its knobs (``stand_in.bulk``).
+  The two mutations cost 10 points each and a status read 1, by the rules above; the export
+  itself draws nothing from the bucket.
 
 Not published where we looked, so chosen here and marked as ours: the error text and code when the
 ``@idempotent`` directive is missing (``BAD_REQUEST``), the code when ``changeFromQuantity`` is
