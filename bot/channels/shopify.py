@@ -796,11 +796,9 @@ class ShopifyChannel:
 
     # -- stock -------------------------------------------------------------------------
     def missing(self, items: Sequence[str]) -> list[str]:
-        """The SKUs no Shopify variant carries, found as a push finds them (`_variant_nodes`)."""
+        """The SKUs no Shopify variant carries, found as a push finds them (`_variants_found`)."""
         skus = list(dict.fromkeys(items))
-        found = {
-            str(node.get("sku") or "") for _, nodes in self._variant_nodes(skus) for node in nodes
-        }
+        found = {sku for _, variants in self._variants_found(skus) for sku, _ in variants}
         return [sku for sku in skus if sku not in found]
 
     def _cached(self, sku: str, now: float) -> bool:
@@ -810,27 +808,36 @@ class ShopifyChannel:
     def _lookup(self, skus: Sequence[str], failed: dict[str, str]) -> dict[str, _Variant]:
         """Read SKU → inventory item (and its quantity here) for `skus`; note the ones missing."""
         fresh: dict[str, _Variant] = {}
-        for asked, nodes in self._variant_nodes(list(dict.fromkeys(skus))):
-            fresh.update(self._resolve(asked, nodes, failed))
+        for asked, variants in self._variants_found(list(dict.fromkeys(skus))):
+            fresh.update(self._resolve(asked, variants, failed))
         return fresh
 
-    def _variant_nodes(self, skus: list[str]) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
-        """Groups of (SKUs asked, variant nodes found for them, in any case): one bulk export
+    def _variants_found(
+        self, skus: list[str]
+    ) -> Iterator[tuple[list[str], list[tuple[str, _Variant]]]]:
+        """Groups of (SKUs asked, (SKU, variant) found for them in any case): one bulk export
         from `bulk_from` SKUs on, else (or when the export cannot be had) 100 SKUs a search."""
         if len(skus) >= self.bulk_from:
-            searches = -(-len(skus) // LOOKUP_SKUS)
-            wait = patience(searches, COST["lookup"], self._bucket.rate)
-            try:
-                yield skus, self._export.variants(self._location, skus, wait)
+            exported = self._exported(skus)
+            if exported is not None:
+                yield skus, exported
                 return
-            except BulkUnavailable as exc:
-                log.warning(
-                    "shopify: no bulk export for %d SKUs (%s); searching 100 SKUs a query",
-                    len(skus),
-                    exc,
-                )
         for chunk in chunks(skus, LOOKUP_SKUS):
-            yield list(chunk), list(self._search_variants(chunk))
+            yield list(chunk), [_found(node) for node in self._search_variants(chunk)]
+
+    def _exported(self, skus: list[str]) -> list[tuple[str, _Variant]] | None:
+        """The variants of `skus` from one bulk export, or None (logged) when it cannot be had."""
+        searches = -(-len(skus) // LOOKUP_SKUS)
+        wait = patience(searches, COST["lookup"], self._bucket.rate)
+        try:
+            return [_found(node) for node in self._export.variants(self._location, skus, wait)]
+        except BulkUnavailable as exc:
+            log.warning(
+                "shopify: no bulk export for %d SKUs (%s); searching 100 SKUs a query",
+                len(skus),
+                exc,
+            )
+            return None
 
     def _search_variants(self, skus: Sequence[str]) -> Iterator[dict[str, Any]]:
         """The variants one productVariants search finds for up to 100 SKUs, every page."""
@@ -849,7 +856,10 @@ class ShopifyChannel:
             variables["after"] = page["pageInfo"]["endCursor"]
 
     def _resolve(
-        self, skus: Sequence[str], nodes: Iterable[dict[str, Any]], failed: dict[str, str]
+        self,
+        skus: Sequence[str],
+        variants: Iterable[tuple[str, _Variant]],
+        failed: dict[str, str],
     ) -> dict[str, _Variant]:
         """Match found variants to the SKUs asked: exactly one with the exact spelling is the
         SKU's (and is cached); none, several, or only another case is noted in `failed`."""
@@ -857,10 +867,9 @@ class ShopifyChannel:
         near: dict[str, str] = {}
         wanted = {s.lower(): s for s in skus}
         members = set(skus)
-        for node in nodes:
-            sku = str(node.get("sku") or "")
+        for sku, variant in variants:
             if sku in members:
-                seen.setdefault(sku, []).append(self._variant(node["inventoryItem"]))
+                seen.setdefault(sku, []).append(variant)
             elif sku.lower() in wanted:
                 near[wanted[sku.lower()]] = sku
         now = self._clock()
@@ -874,16 +883,6 @@ class ShopifyChannel:
             self._variants.pop(sku, None)
             failed[sku] = self._lookup_problem(sku, len(found), near.get(sku))
         return fresh
-
-    @staticmethod
-    def _variant(item: dict[str, Any]) -> _Variant:
-        level = item.get("inventoryLevel")
-        available = None
-        if level is not None:
-            available = next(
-                (int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0
-            )
-        return _Variant(str(item["id"]), available)
 
     def _lookup_problem(self, sku: str, count: int, near: str | None) -> str:
         if count > 1:
@@ -1001,6 +1000,19 @@ class ShopifyChannel:
             failed[entry.item] = _(
                 "Shopify refused quantity {quantity} ({code}): {message}"
             ).format(quantity=entry.quantity, code=code, message=error.get("message"))
+
+
+def _found(node: dict[str, Any]) -> tuple[str, _Variant]:
+    """A variant node, as a search page or an export line holds it: its SKU and inventory item,
+    with the quantity available at our location (None when not stocked there)."""
+    item = node["inventoryItem"]
+    level = item.get("inventoryLevel")
+    available = None
+    if level is not None:
+        available = next(
+            (int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0
+        )
+    return str(node.get("sku") or ""), _Variant(str(item["id"]), available)
 
 
 def _entry_index(field: Any) -> int | None:

@@ -67,8 +67,9 @@ Decisions (ours, not Shopify's):
   ours; when the slots are full the push searches instead.
 - The download is a plain GET through a client with no headers (`plain_client`): the access
   token never goes to the storage URL, and the URL (a credential for 7 days) is never logged.
-  It is read line by line and only the lines of wanted SKUs (in any case, for the near-spelling
-  hint) are kept, so 100,000 variants never sit in memory at once.
+  It is read line by line; only the lines of wanted SKUs (in any case, for the near-spelling
+  hint) are kept, each at once as the adapter's small (SKU, inventory item, quantity) record,
+  so 100,000 variants never sit in memory as text or as parsed JSON.
 - The snapshot's ``available`` may be old by the time of the push: the push compares with it
   (``changeFromQuantity``), so a sale in between is reported stale, never overwritten.
 """
@@ -158,18 +159,21 @@ class VariantExport:
         self._clock = clock
         self._sleep = sleep
 
-    def variants(self, location: str, wanted: Collection[str], wait: float) -> list[dict[str, Any]]:
-        """The variant nodes whose SKU is one of `wanted` in any case; `BulkUnavailable` when
-        the export cannot be had within `wait` seconds."""
+    def variants(
+        self, location: str, wanted: Collection[str], wait: float
+    ) -> Iterator[dict[str, Any]]:
+        """The variant nodes whose SKU is one of `wanted` in any case, read as the caller goes
+        on (the export is run and waited for first); `BulkUnavailable` when the export cannot be
+        had within `wait` seconds, or its download breaks off while it is read."""
         try:
             operation = self._start(export_query(location))
             url = self._finished(operation, self._clock() + wait)
         except ChannelError as exc:
             raise BulkUnavailable(f"a bulk call failed: {exc}") from exc
         if url is None:
-            return []
+            return iter(())
         keep = {sku.lower() for sku in wanted}
-        return [node for node in self._lines(url) if str(node.get("sku") or "").lower() in keep]
+        return (node for node in self._lines(url) if str(node.get("sku") or "").lower() in keep)
 
     def _start(self, query: str) -> str:
         """Start the export; its GID."""
