@@ -98,6 +98,16 @@ def test_a_push_of_2000_new_skus_reads_one_bulk_export_instead_of_20_searches(
     assert {e["changeFromQuantity"] for batch in shopify.set_batches for e in batch} == {5}
 
 
+def test_one_sku_fewer_than_the_threshold_is_still_searched(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    skus = stock(shopify, BULK_FROM - 1)
+    channel_for(shopify, fake).push([StockUpdate(s, 9) for s in skus])
+    assert operations(shopify).count("StockbotVariants") == 20
+    assert "StockbotBulkRun" not in operations(shopify)
+    assert {shopify.quantity(s) for s in skus} == {9}
+
+
 def test_bulk_and_searches_land_the_same_quantities(fake: FakeTime) -> None:
     results = []
     for bulk_from in (1, 10**9):
