@@ -151,8 +151,11 @@ def _tls() -> ssl.SSLContext:
 
 def plain_client(timeout: float = 60.0) -> httpx.Client:
     """A client with no base URL and no headers: for signed download URLs, which must never
-    see a marketplace credential (the signature in the URL is the whole authorisation)."""
-    return httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), verify=_tls())
+    see a marketplace credential (the signature in the URL is the whole authorisation).
+    Redirects are followed: with no credential on board, none can leak to another host."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=10.0), verify=_tls(), follow_redirects=True
+    )
 
 
 class ApiClient:
