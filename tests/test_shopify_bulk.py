@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -42,7 +42,9 @@ def shopify(fake: FakeTime) -> Iterator[ShopifyStandIn]:
         yield stand_in
 
 
-def channel_for(stand_in: ShopifyStandIn, fake: FakeTime, bulk_from: int | None = None) -> Any:
+def channel_for(
+    stand_in: ShopifyStandIn, fake: FakeTime, bulk_from: int | None = None
+) -> ShopifyChannel:
     channel = ShopifyChannel.from_settings(
         Settings.from_env(stand_in.env()), sleep=fake.sleep, clock=fake.clock
     )
@@ -250,7 +252,7 @@ def test_an_export_that_cannot_be_had_falls_back_to_searches_and_still_pushes(
     shopify: ShopifyStandIn,
     fake: FakeTime,
     caplog: pytest.LogCaptureFixture,
-    arrange: Any,
+    arrange: Callable[[ShopifyStandIn], None],
     why: str,
 ) -> None:
     skus = stock(shopify, 120)

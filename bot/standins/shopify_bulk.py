@@ -95,7 +95,7 @@ class BulkExports:
         self.outcome = "COMPLETED"
         self.error_code = "INTERNAL_SERVER_ERROR"
         self.url_expired = False
-        self.after_snapshot: Callable[[], None] | None = None
+        self.after_snapshot: Callable[[], object] | None = None
         self.operations: dict[int, dict[str, Any]] = {}
         self._numbers = itertools.count(5001)
 
