@@ -4,10 +4,11 @@ The schemas are Shopify's own introspection results for each API version the ada
 (``../shared/conformance/shopify/admin_<version>.json.gz``, from the npm package
 ``@shopify/dev-mcp`` 1.16.0; see ``../shared/conformance/README.md``). Checked here:
 
-- every GraphQL document in `bot.channels.shopify` validates against each supported version;
+- every GraphQL document in `bot.channels.shopify` and `bot.channels.shopify_bulk` validates
+  against each supported version, and so does the bulk export's query string itself;
 - a run that sends every one of them, through the real adapter against the stand-in, sends only
   those documents, with variables the real schema accepts, and gets answers whose every field
-  exists in the real schema with its real type;
+  exists in the real schema with its real type; the export's JSONL lines too;
 - every type, field, argument, enum value and directive of the stand-in's schema exists in the
   real one with the same type, so the stand-in can answer nothing Shopify could not.
 
@@ -60,6 +61,7 @@ from graphql.execution.values import get_variable_values
 from graphql.language import DocumentNode
 
 from bot.channels import shopify as adapter
+from bot.channels import shopify_bulk
 from bot.channels.base import StockUpdate
 from bot.channels.shopify import SUPPORTED_VERSIONS, ShopifyChannel
 from bot.config import Settings
@@ -77,9 +79,11 @@ if not SCHEMAS.is_dir():
 NOW = datetime.now(UTC).replace(microsecond=0)
 DOCUMENTS = {
     name: text
-    for name, text in vars(adapter).items()
+    for module in (adapter, shopify_bulk)
+    for name, text in vars(module).items()
     if name.isupper() and isinstance(text, str) and re.match(r"\s*(query|mutation)\b", text)
 }
+LOCATION = "gid://shopify/Location/1001"
 
 
 @functools.cache
@@ -101,8 +105,8 @@ def test_the_adapter_supports_exactly_the_versions_it_is_checked_against() -> No
     for version in SUPPORTED_VERSIONS:
         assert (SCHEMAS / f"admin_{version}.json.gz").is_file()
     # The clean start's clock read, orders, re-read, lines, refunds, refund lines, lookup, set,
-    # check.
-    assert len(DOCUMENTS) == 9
+    # check; the bulk export's start, status read and cancel.
+    assert len(DOCUMENTS) == 12
 
 
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
@@ -110,6 +114,15 @@ def test_the_adapter_supports_exactly_the_versions_it_is_checked_against() -> No
 def test_every_document_validates_against_the_real_schema(name: str, version: str) -> None:
     problems = validate(real(version), parse(DOCUMENTS[name]))
     assert [p.message for p in problems] == []
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_the_bulk_export_query_validates_and_has_no_variables(version: str) -> None:
+    document = parse(shopify_bulk.export_query(LOCATION))
+    assert [p.message for p in validate(real(version), document)] == []
+    operation = get_operation_ast(document)
+    assert operation is not None and not operation.variable_definitions
+    assert f'inventoryLevel(locationId: "{LOCATION}")' in shopify_bulk.export_query(LOCATION)
 
 
 # -- a run that sends every document -------------------------------------------------------
@@ -132,8 +145,9 @@ class _Recorder(httpx.BaseTransport):
         self._inner.close()
 
 
-def _full_run(version: str) -> list[tuple[dict[str, Any], Any]]:
-    """Every operation the adapter has, against the stand-in; the exchanges on the wire."""
+def _full_run(version: str) -> tuple[list[tuple[dict[str, Any], Any]], list[Any]]:
+    """Every operation the adapter has, against the stand-in; the exchanges on the wire and the
+    lines of the bulk export."""
     fake = FakeTime()
     recorder = _Recorder()
     with ShopifyStandIn() as store:
@@ -162,16 +176,34 @@ def _full_run(version: str) -> list[tuple[dict[str, Any], Any]]:
             channel.fetch_orders(cursor, [old], NOW)
             channel.push([StockUpdate("SKU-02", 4), StockUpdate("NO-SUCH-SKU", 1)])
             channel.check()
+            channel.bulk_from = 3  # the bulk export: started, polled, downloaded
+            store.add_item("NOT-HERE", stocked=False)
+            channel.push([StockUpdate(sku, 2) for sku in (*skus[3:6], "NOT-HERE")])
+            store.bulk.outcome = "RUNNING"  # an export that never ends: canceled
+            channel.push([StockUpdate(sku, 3) for sku in skus[6:9]])
         finally:
             channel.close()
-        assert {r.path for r in store.requests} == {f"/admin/api/{version}/graphql.json"}
-    return recorder.exchanges
+        paths = {r.path for r in store.requests}
+        assert {p for p in paths if not p.startswith("/bulk-results/")} == {
+            f"/admin/api/{version}/graphql.json"
+        }
+        lines = [
+            json.loads(line)
+            for operation in store.bulk.operations.values()
+            for line in (operation["lines"] or b"").splitlines()
+        ]
+    return recorder.exchanges, lines
 
 
 @functools.cache
-def exchanges(version: str) -> list[tuple[dict[str, Any], Any]]:
-    """The full run's exchanges for `version`, made once."""
+def full_run(version: str) -> tuple[list[tuple[dict[str, Any], Any]], list[Any]]:
+    """The full run for `version`, made once."""
     return _full_run(version)
+
+
+def exchanges(version: str) -> list[tuple[dict[str, Any], Any]]:
+    """The full run's exchanges for `version`."""
+    return full_run(version)[0]
 
 
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
@@ -199,6 +231,18 @@ def test_every_request_and_answer_fits_the_real_schema(version: str) -> None:
         assert "errors" not in answer, answer["errors"]
         problems += [f"{name} {p}" for p in shape_problems(schema, document, name, answer["data"])]
     assert problems == []
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_every_line_of_the_bulk_export_fits_the_real_schema(version: str) -> None:
+    lines = full_run(version)[1]
+    assert len(lines) > 25 and any(
+        line["inventoryItem"]["inventoryLevel"] is None for line in lines
+    )
+    assert all("__parentId" not in line for line in lines)  # no nested connection asked
+    data = {"productVariants": {"edges": [{"node": line} for line in lines]}}
+    document = parse(shopify_bulk.export_query(LOCATION))
+    assert shape_problems(real(version), document, None, data) == []
 
 
 # -- the stand-in's schema -----------------------------------------------------------------
@@ -303,7 +347,7 @@ def _fields_problems(owner: str, own: Any, other: Any) -> list[str]:
 
 
 def shape_problems(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str, data: Any
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, data: Any
 ) -> list[str]:
     """Where `data` (an answer to the operation) differs from what the real schema allows."""
     operation = get_operation_ast(document, operation_name)

@@ -32,6 +32,7 @@ __all__ = [
     "Sleep",
     "is_retriable",
     "network_trouble",
+    "plain_client",
     "retry_after_seconds",
 ]
 
@@ -146,6 +147,15 @@ def _tls() -> ssl.SSLContext:
     Each context loads the whole CA bundle (about 70 ms of CPU); a cycle builds five clients.
     """
     return httpx.create_ssl_context()
+
+
+def plain_client(timeout: float = 60.0) -> httpx.Client:
+    """A client with no base URL and no headers: for signed download URLs, which must never
+    see a marketplace credential (the signature in the URL is the whole authorisation).
+    Redirects are followed: with no credential on board, none can leak to another host."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=10.0), verify=_tls(), follow_redirects=True
+    )
 
 
 class ApiClient:

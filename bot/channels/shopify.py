@@ -27,8 +27,15 @@ What this module relies on, and where each fact comes from (facts only; nothing 
 - SKU → inventory item: ``productVariants(query: "sku:…")`` with ``inventoryItem { id
   inventoryLevel(locationId:) { quantities(names: ["available"]) }}`` (productVariants and
   InventoryItem reference pages).
+- From `BULK_FROM` (2,000) SKUs to look up at once, one bulk export of every variant replaces
+  the searches: ``bulkOperationRunQuery``, ``bulkOperation(id:)`` polled, the JSONL streamed
+  from its signed URL without the token (`bot.channels.shopify_bulk`, which cites its sources
+  and explains its bounds). Either way the variants found go through the same matching
+  (`_resolve`): exact spelling, duplicates, near spellings, not stocked here. When the export
+  cannot be had (refused, failed, canceled, expired, too slow) the push searches instead.
 - Which SKUs exist, for `check`: the same ``productVariants`` lookup a push makes, 100 SKUs
-  OR-ed into one search (402 points, `LOOKUP_SKUS`), paged when Shopify's answer runs on. A
+  OR-ed into one search (402 points, `LOOKUP_SKUS`), paged when Shopify's answer runs on, or
+  the same bulk export from `BULK_FROM` SKUs on. A
   SKU is missing when no variant carries exactly that spelling: a variant spelled with
   other case does not count, because a push needs the exact spelling too. Variants that share
   one SKU exist (a push refuses them, and says why).
@@ -118,8 +125,9 @@ from bot.channels.base import (
     read_time_cursor,
     time_cursor,
 )
-from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep
+from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep, plain_client
 from bot.channels.late import clean_start, server_time
+from bot.channels.shopify_bulk import BULK_FROM, BulkUnavailable, VariantExport, patience
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 from bot.i18n import _
@@ -419,6 +427,7 @@ class ShopifyChannel:
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         wall_clock: Callable[[], datetime] | None = None,
+        download: httpx.Client | None = None,
     ) -> None:
         self._api = api
         self._path = f"/admin/api/{version}/graphql.json"
@@ -430,6 +439,9 @@ class ShopifyChannel:
         self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self._bucket = _CostBucket(RESTORE, BUCKET, clock=clock, sleep=sleep)
         self._variants: dict[str, tuple[float, _Variant]] = {}
+        self._download = download or plain_client()  # no token: for signed URLs only
+        self._export = VariantExport(self._graphql, self._download, clock=clock, sleep=sleep)
+        self.bulk_from = BULK_FROM  # SKUs to look up from which one bulk export is used
 
     @classmethod
     def from_settings(
@@ -591,6 +603,7 @@ class ShopifyChannel:
     def close(self) -> None:
         """Release connections."""
         self._api.close()
+        self._download.close()
 
     def _clean_start(self, now: datetime) -> datetime:
         """Shopify's time, for a clean start: the ``Date`` of the one-point `CLOCK` query."""
@@ -783,23 +796,9 @@ class ShopifyChannel:
 
     # -- stock -------------------------------------------------------------------------
     def missing(self, items: Sequence[str]) -> list[str]:
-        """The SKUs no Shopify variant carries, 100 a productVariants search (as a push reads)."""
+        """The SKUs no Shopify variant carries, found as a push finds them (`_variants_found`)."""
         skus = list(dict.fromkeys(items))
-        found: set[str] = set()
-        for chunk in chunks(skus, LOOKUP_SKUS):
-            variables: dict[str, Any] = {
-                "first": len(chunk),
-                "after": None,
-                "query": " OR ".join(_search_sku(s) for s in chunk),
-                "location": self._location,
-            }
-            while True:
-                page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
-                page = page["productVariants"]
-                found.update(str(node.get("sku") or "") for node in page["nodes"])
-                if not page["pageInfo"]["hasNextPage"]:
-                    break
-                variables["after"] = page["pageInfo"]["endCursor"]
+        found = {sku for _, variants in self._variants_found(skus) for sku, _ in variants}
         return [sku for sku in skus if sku not in found]
 
     def _cached(self, sku: str, now: float) -> bool:
@@ -809,49 +808,81 @@ class ShopifyChannel:
     def _lookup(self, skus: Sequence[str], failed: dict[str, str]) -> dict[str, _Variant]:
         """Read SKU → inventory item (and its quantity here) for `skus`; note the ones missing."""
         fresh: dict[str, _Variant] = {}
-        for chunk in chunks(list(dict.fromkeys(skus)), LOOKUP_SKUS):
-            seen: dict[str, list[_Variant]] = {}
-            near: dict[str, str] = {}
-            variables: dict[str, Any] = {
-                "first": len(chunk),
-                "after": None,
-                "query": " OR ".join(_search_sku(s) for s in chunk),
-                "location": self._location,
-            }
-            wanted = {s.lower(): s for s in chunk}
-            members = set(chunk)
-            while True:
-                page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
-                page = page["productVariants"]
-                for node in page["nodes"]:
-                    sku = str(node.get("sku") or "")
-                    if sku in members:
-                        seen.setdefault(sku, []).append(self._variant(node["inventoryItem"]))
-                    elif sku.lower() in wanted:
-                        near[wanted[sku.lower()]] = sku
-                if not page["pageInfo"]["hasNextPage"]:
-                    break
-                variables["after"] = page["pageInfo"]["endCursor"]
-            now = self._clock()
-            for sku in chunk:
-                found = seen.get(sku, [])
-                if len(found) == 1:
-                    fresh[sku] = found[0]
-                    self._variants[sku] = (now, found[0])
-                    continue
-                self._variants.pop(sku, None)
-                failed[sku] = self._lookup_problem(sku, len(found), near.get(sku))
+        for asked, variants in self._variants_found(list(dict.fromkeys(skus))):
+            fresh.update(self._resolve(asked, variants, failed))
         return fresh
 
-    @staticmethod
-    def _variant(item: dict[str, Any]) -> _Variant:
-        level = item.get("inventoryLevel")
-        available = None
-        if level is not None:
-            available = next(
-                (int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0
+    def _variants_found(
+        self, skus: list[str]
+    ) -> Iterator[tuple[list[str], list[tuple[str, _Variant]]]]:
+        """Groups of (SKUs asked, (SKU, variant) found for them in any case): one bulk export
+        from `bulk_from` SKUs on, else (or when the export cannot be had) 100 SKUs a search."""
+        if len(skus) >= self.bulk_from:
+            exported = self._exported(skus)
+            if exported is not None:
+                yield skus, exported
+                return
+        for chunk in chunks(skus, LOOKUP_SKUS):
+            yield list(chunk), [_found(node) for node in self._search_variants(chunk)]
+
+    def _exported(self, skus: list[str]) -> list[tuple[str, _Variant]] | None:
+        """The variants of `skus` from one bulk export, or None (logged) when it cannot be had."""
+        searches = -(-len(skus) // LOOKUP_SKUS)
+        wait = patience(searches, COST["lookup"], self._bucket.rate)
+        try:
+            return [_found(node) for node in self._export.variants(self._location, skus, wait)]
+        except BulkUnavailable as exc:
+            log.warning(
+                "shopify: no bulk export for %d SKUs (%s); searching 100 SKUs a query",
+                len(skus),
+                exc,
             )
-        return _Variant(str(item["id"]), available)
+            return None
+
+    def _search_variants(self, skus: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """The variants one productVariants search finds for up to 100 SKUs, every page."""
+        variables: dict[str, Any] = {
+            "first": len(skus),
+            "after": None,
+            "query": " OR ".join(_search_sku(s) for s in skus),
+            "location": self._location,
+        }
+        while True:
+            page = self._graphql("StockbotVariants", LOOKUP, variables, COST["lookup"])
+            page = page["productVariants"]
+            yield from page["nodes"]
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            variables["after"] = page["pageInfo"]["endCursor"]
+
+    def _resolve(
+        self,
+        skus: Sequence[str],
+        variants: Iterable[tuple[str, _Variant]],
+        failed: dict[str, str],
+    ) -> dict[str, _Variant]:
+        """Match found variants to the SKUs asked: exactly one with the exact spelling is the
+        SKU's (and is cached); none, several, or only another case is noted in `failed`."""
+        seen: dict[str, list[_Variant]] = {}
+        near: dict[str, str] = {}
+        wanted = {s.lower(): s for s in skus}
+        members = set(skus)
+        for sku, variant in variants:
+            if sku in members:
+                seen.setdefault(sku, []).append(variant)
+            elif sku.lower() in wanted:
+                near[wanted[sku.lower()]] = sku
+        now = self._clock()
+        fresh: dict[str, _Variant] = {}
+        for sku in skus:
+            found = seen.get(sku, [])
+            if len(found) == 1:
+                fresh[sku] = found[0]
+                self._variants[sku] = (now, found[0])
+                continue
+            self._variants.pop(sku, None)
+            failed[sku] = self._lookup_problem(sku, len(found), near.get(sku))
+        return fresh
 
     def _lookup_problem(self, sku: str, count: int, near: str | None) -> str:
         if count > 1:
@@ -969,6 +1000,19 @@ class ShopifyChannel:
             failed[entry.item] = _(
                 "Shopify refused quantity {quantity} ({code}): {message}"
             ).format(quantity=entry.quantity, code=code, message=error.get("message"))
+
+
+def _found(node: dict[str, Any]) -> tuple[str, _Variant]:
+    """A variant node, as a search page or an export line holds it: its SKU and inventory item,
+    with the quantity available at our location (None when not stocked there)."""
+    item = node["inventoryItem"]
+    level = item.get("inventoryLevel")
+    available = None
+    if level is not None:
+        available = next(
+            (int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0
+        )
+    return str(node.get("sku") or ""), _Variant(str(item["id"]), available)
 
 
 def _entry_index(field: Any) -> int | None:

@@ -54,6 +54,11 @@ Written from Shopify's public documentation, not from our adapter (facts only, n
   asked. ``Order.cancelledAt`` marks a cancelled order and ``displayFulfillmentStatus`` a
   shipped one; ``orders(query: "updated_at:>='…'")`` filters with Shopify's search syntax
   (``field:op value``, ``OR``); ``productVariants(query: "sku:…")``.
+- Bulk query operations (``bulkOperationRunQuery``, ``bulkOperation(id:)``,
+  ``bulkOperationCancel``, the JSONL download on this same server, needing no token):
+  `bot.standins.shopify_bulk`, which cites its sources and lists its knobs (``stand_in.bulk``).
+  The two mutations cost 10 points each and a status read 1, by the rules above; the export
+  itself draws nothing from the bucket.
 
 Not published where we looked, so chosen here and marked as ours: the error text and code when the
 ``@idempotent`` directive is missing (``BAD_REQUEST``), the code when ``changeFromQuantity`` is
@@ -107,12 +112,15 @@ from graphql.execution.values import get_argument_values, get_directive_values, 
 
 from bot.standins.base import Fault, Request, Response, json_response
 from bot.standins.market import MarketplaceStandIn, SoldOut
+from bot.standins.shopify_bulk import BulkExports
 
 __all__ = ["SDL", "ShopifyStandIn"]
 
 SDL = """
 directive @idempotent(key: String!) on FIELD
 scalar DateTime
+scalar URL
+scalar UnsignedInt64
 interface Node { id: ID! }
 type PageInfo {
   hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String endCursor: String
@@ -170,6 +178,21 @@ enum OrderDisplayFulfillmentStatus {
 }
 enum OrderSortKeys { CREATED_AT ID PROCESSED_AT UPDATED_AT }
 enum ProductVariantSortKeys { ID SKU }
+enum BulkOperationStatus { CANCELED CANCELING COMPLETED CREATED EXPIRED FAILED RUNNING }
+enum BulkOperationErrorCode { ACCESS_DENIED INTERNAL_SERVER_ERROR TIMEOUT }
+enum BulkOperationType { MUTATION QUERY }
+enum BulkOperationUserErrorCode { INVALID LIMIT_REACHED OPERATION_IN_PROGRESS }
+type BulkOperation implements Node {
+  id: ID! status: BulkOperationStatus! errorCode: BulkOperationErrorCode createdAt: DateTime!
+  completedAt: DateTime objectCount: UnsignedInt64! rootObjectCount: UnsignedInt64!
+  fileSize: UnsignedInt64 url: URL partialDataUrl: URL query: String! type: BulkOperationType!
+}
+type BulkOperationUserError { code: BulkOperationUserErrorCode field: [String!] message: String! }
+type BulkOperationRunQueryPayload {
+  bulkOperation: BulkOperation userErrors: [BulkOperationUserError!]!
+}
+type UserError { field: [String!] message: String! }
+type BulkOperationCancelPayload { bulkOperation: BulkOperation userErrors: [UserError!]! }
 type QueryRoot {
   shop: Shop!
   location(id: ID): Location
@@ -182,6 +205,7 @@ type QueryRoot {
   ordersCount(query: String, limit: Int = 10000): Count
   productVariants(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
     sortKey: ProductVariantSortKeys = ID, query: String): ProductVariantConnection!
+  bulkOperation(id: ID!): BulkOperation
 }
 input InventoryQuantityInput {
   inventoryItemId: ID! locationId: ID! quantity: Int! changeFromQuantity: Int
@@ -211,6 +235,9 @@ type InventorySetQuantitiesPayload {
 }
 type Mutation {
   inventorySetQuantities(input: InventorySetQuantitiesInput!): InventorySetQuantitiesPayload
+  bulkOperationRunQuery(query: String!, groupObjects: Boolean! = false):
+    BulkOperationRunQueryPayload
+  bulkOperationCancel(id: ID!): BulkOperationCancelPayload
 }
 schema { query: QueryRoot mutation: Mutation }
 """
@@ -360,8 +387,16 @@ class ShopifyStandIn(MarketplaceStandIn):
         self._ids = itertools.count(1001)
         self._order_names = itertools.count(1001)
         self.schema = build_schema(SDL)
+        # Bulk query operations (shopify_bulk.py): knobs on `bulk` (limit, polls, outcome...).
+        self.bulk = BulkExports(
+            self.schema,
+            base_url=lambda: self.url,
+            can_read=lambda: "read_products" in self.scopes,
+            now=self._now,
+        )
         self._wire(self.schema)
         self.route("POST", r"/admin/api/(?P<version>[^/]+)/graphql\.json", self._graphql)
+        self.route("GET", r"/bulk-results/(?P<number>\d+)\.jsonl", self.bulk.download)
 
     # -- shoppers and staff ------------------------------------------------------------
     def add_item(self, item: str, quantity: int = 0, stocked: bool = True) -> None:
@@ -726,10 +761,13 @@ class ShopifyStandIn(MarketplaceStandIn):
                 "count": min(limit, len(self._search_orders(query)))
             },
             "productVariants": self._product_variants,
+            "bulkOperation": self.bulk.read,
         }
         for field, resolver in resolvers.items():
             query.fields[field].resolve = resolver
         mutation.fields["inventorySetQuantities"].resolve = self._set_quantities
+        mutation.fields["bulkOperationRunQuery"].resolve = self.bulk.run_query
+        mutation.fields["bulkOperationCancel"].resolve = self.bulk.cancel
         order_type = schema.get_type("Order")
         item_type = schema.get_type("InventoryItem")
         level_type = schema.get_type("InventoryLevel")
@@ -857,7 +895,7 @@ class ShopifyStandIn(MarketplaceStandIn):
             nodes.append(node)
         return self._connection(nodes, args)
 
-    def _product_variants(self, _root: Any, _info: Any, **args: Any) -> dict[str, Any]:
+    def _product_variants(self, _root: Any, info: Any, **args: Any) -> dict[str, Any]:
         terms = _parse_search(args.get("query"))
         nodes = []
         for variant in self._candidates(terms):
@@ -873,7 +911,7 @@ class ShopifyStandIn(MarketplaceStandIn):
                         "_key": key or (variant["id"],),
                     }
                 )
-        return self._connection(nodes, args)
+        return self._connection(nodes, args, whole=bool(info.context.get("bulk")))
 
     def _candidates(self, terms: Terms) -> list[dict[str, Any]]:
         """Variants a search can match; a plain `sku:"a" OR sku:"b"` looks them up directly."""
@@ -897,11 +935,16 @@ class ShopifyStandIn(MarketplaceStandIn):
         return found
 
     @staticmethod
-    def _connection(nodes: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+    def _connection(
+        nodes: list[dict[str, Any]], args: dict[str, Any], whole: bool = False
+    ) -> dict[str, Any]:
+        """One page of `nodes`; `whole`: all of them, as a bulk operation reads a connection."""
         first, last = args.get("first"), args.get("last")
-        if first is None and last is None:
+        if whole:
+            first, last = len(nodes), None
+        elif first is None and last is None:
             raise GraphQLError("you must provide one of first or last")
-        if max(first or 0, last or 0) > MAX_INPUT:
+        if not whole and max(first or 0, last or 0) > MAX_INPUT:
             raise GraphQLError(f"The maximum page size is {MAX_INPUT} (first/last).")
         ordered = sorted(nodes, key=lambda n: n["_key"], reverse=bool(args.get("reverse")))
         backwards = bool(args.get("reverse"))

@@ -1,0 +1,248 @@
+"""Every Shopify variant's SKU, inventory item and quantity in one bulk export (the binder's
+large look-up).
+
+`bot.channels.shopify` maps sheet SKUs to inventory items 100 SKUs a ``productVariants`` search
+(402 points each, at 100 points/s: about 4 s per 100 SKUs). From `BULK_FROM` SKUs on it asks
+Shopify for one bulk export of all variants instead, and keeps the lines of the SKUs it needs.
+
+What this module relies on, and where each fact comes from (facts only; nothing copied):
+
+- ``bulkOperationRunQuery(query: String!, groupObjects: Boolean! = false)`` starts an export
+  that Shopify runs in the background; the answer is a ``BulkOperation`` (its ``id``) and
+  ``userErrors{code field message}`` (the mutation and payload in the real 2026-04 and 2026-07
+  schemas, ``../shared/conformance/shopify``). It is a mutation, and a mutation costs 10
+  points (shopify.dev "GraphQL Admin API rate limits"); the export itself does not draw on the
+  app's cost bucket (learn.mechanic.dev "Bulk operations": bulk operations do not exhaust the
+  API limit). ``bulkOperation(id:)`` (one object: 1 point) reads its state;
+  ``currentBulkOperation`` is deprecated in both schemas in favour of ``bulkOperations`` with a
+  status filter, so it is not used.
+- The query inside is a plain string: it takes no variables, so the location's GID is written
+  into it (`export_query`). It must hold at least one connection and at most five, nested at
+  most two deep (the mutation's description in both schemas), and may not start at ``node`` or
+  ``nodes`` (shopify.dev bulk operations guide, "Operation restrictions", as quoted on
+  community.shopify.com "Bulk API limit on number of lines"). Ours has one connection,
+  ``productVariants``; ``inventoryLevel(locationId:)`` and ``quantities(names:)`` below it are
+  an object field and a list field with arguments, which none of the restrictions concern
+  (the restriction on lists is about connections nested inside them: estuary/connectors PR
+  4650). tests/test_shopify_schema.py validates the query against both real schemas.
+- ``BulkOperationUserErrorCode``: ``INVALID`` (bad input), ``LIMIT_REACHED`` ("try again
+  later") and ``OPERATION_IN_PROGRESS`` (schemas). How many bulk queries an app may run at once
+  per shop "depends on the API version" (the schemas' descriptions): one of each type (query,
+  mutation) before 2026-01, five of each from 2026-01 on, so in 2026-04 and 2026-07
+  (learn.mechanic.dev "Shopify / Bulk operations"; the older shopify.dev guide, "Limitations",
+  says one of each type). Which code a full set of slots gets is not published: any userError
+  is taken as "not now".
+- ``BulkOperationStatus``: ``CREATED``, ``RUNNING``, ``COMPLETED``, ``FAILED`` (then
+  ``errorCode``: ``ACCESS_DENIED`` for a missing scope, ``INTERNAL_SERVER_ERROR`` and
+  ``TIMEOUT``, both leaving "partial or incomplete data" at ``partialDataUrl``), ``CANCELING``
+  (a cancel "may take a short while"), ``CANCELED`` and ``EXPIRED`` (the URL has expired).
+  ``bulkOperationCancel(id:)`` starts a cancel (schemas).
+- ``url`` points at the JSONL result and expires 7 days after the operation completes; it is
+  signed storage, not the Admin API (BulkOperation's description). A completed export that
+  found nothing has no ``url`` (objectCount "0"; airbytehq/airbyte issue 85372 traces the
+  null-URL case). JSONL is one JSON object per line; a node of a nested connection carries
+  ``__parentId`` (shopify.dev bulk operations guide; PyPI ``shopify-bulk``). Our query has no
+  nested connection, so every line is one variant:
+  ``{"sku", "inventoryItem": {"id", "inventoryLevel": {"quantities": [...]}|null}}``.
+
+Decisions (ours, not Shopify's):
+
+- `BULK_FROM` = 2,000 SKUs: 20 searches, 8,040 points, about 80 s of the rate limit. Below it
+  the searches finish in about a minute and cost nothing but points; the export costs a whole
+  catalogue download whatever the push needs, and runs on Shopify's time. At 10,000 SKUs the
+  searches would take about 7 minutes, at 100,000 over an hour.
+- Polling: 1 s, doubling to at most 30 s between reads (one point each).
+- Patience: the export is waited for at most as long as the searches it replaces would take
+  at the restore rate, and at least 2 minutes (`patience`). Past that it is canceled (so this
+  bot never leaves one running) and the push searches instead: a push is never slower than
+  twice the old way, and never hangs.
+- Anything but a completed export (a refusal such as ``OPERATION_IN_PROGRESS``, ``FAILED``,
+  ``CANCELING``/``CANCELED``, ``EXPIRED``, a download Shopify's storage refuses or that breaks
+  off, a line that is not JSON) raises `BulkUnavailable`; the adapter logs why and searches 100
+  SKUs a query for that push. So does an Admin API error on a bulk call (5xx past the retries,
+  a token bulk operations do not accept): the searches then meet a lasting fault themselves,
+  and report it as they always did.
+- An export a killed bot left running is not touched: it may be another stockbot process's
+  (`check` beside `run`, same app), it ends by itself, and with five slots it does not block
+  ours; when the slots are full the push searches instead.
+- The download is a plain GET through a client with no headers (`plain_client`): the access
+  token never goes to the storage URL, and the URL (a credential for 7 days) is never logged.
+  It is read line by line; only the lines of wanted SKUs (in any case, for the near-spelling
+  hint) are kept, each at once as the adapter's small (SKU, inventory item, quantity) record,
+  so 100,000 variants never sit in memory as text or as parsed JSON.
+- The snapshot's ``available`` may be old by the time of the push: the push compares with it
+  (``changeFromQuantity``), so a sale in between is reported stale, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+import httpx
+
+from bot.channels.http import Clock, Sleep
+from bot.errors import ChannelError
+
+__all__ = ["BULK_FROM", "BulkUnavailable", "VariantExport", "export_query", "patience"]
+
+log = logging.getLogger(__name__)
+
+BULK_FROM = 2000  # SKUs to look up from which one export beats 100-SKU searches (above)
+POLL_FIRST = 1.0  # seconds before the second status read
+POLL_MAX = 30.0  # seconds between status reads at most
+PATIENCE_FLOOR = 120.0  # seconds an export is given at least
+COST = {"run": 10, "poll": 1, "cancel": 10}  # a mutation 10, one object 1
+LIVE = frozenset({"CREATED", "RUNNING"})
+
+BULK_RUN = """
+mutation StockbotBulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status }
+    userErrors { code field message }
+  }
+}"""
+BULK_STATUS = """
+query StockbotBulkStatus($id: ID!) {
+  bulkOperation(id: $id) { id status errorCode objectCount url }
+}"""
+BULK_CANCEL = """
+mutation StockbotBulkCancel($id: ID!) {
+  bulkOperationCancel(id: $id) {
+    bulkOperation { id status }
+    userErrors { field message }
+  }
+}"""
+# The exported query: one connection, no variables (bulk queries take none), the location
+# written in as a GraphQL string literal (JSON's string syntax is GraphQL's).
+_EXPORT = """{
+  productVariants {
+    edges {
+      node {
+        sku
+        inventoryItem {
+          id
+          inventoryLevel(locationId: LOCATION) {
+            quantities(names: ["available"]) { name quantity }
+          }
+        }
+      }
+    }
+  }
+}"""
+
+Run = Callable[[str, str, Any, int], Any]  # the adapter's GraphQL call: name, document, vars, cost
+
+
+class BulkUnavailable(Exception):
+    """The export cannot be had for this push; the message says why, for the log."""
+
+
+def export_query(location: str) -> str:
+    """The bulk query over every variant, with `location`'s GID written in."""
+    return _EXPORT.replace("LOCATION", json.dumps(location))
+
+
+def patience(searches: int, cost: int, restore: float) -> float:
+    """Seconds to wait for an export replacing `searches` queries of `cost` points each."""
+    return max(PATIENCE_FLOOR, searches * cost / restore)
+
+
+class VariantExport:
+    """Runs one bulk export of all variants and reads back the lines a push needs."""
+
+    def __init__(self, run: Run, download: httpx.Client, *, clock: Clock, sleep: Sleep) -> None:
+        self._run = run
+        self._download = download
+        self._clock = clock
+        self._sleep = sleep
+
+    def variants(
+        self, location: str, wanted: Collection[str], wait: float
+    ) -> Iterator[dict[str, Any]]:
+        """The variant nodes whose SKU is one of `wanted` in any case, read as the caller goes
+        on (the export is run and waited for first); `BulkUnavailable` when the export cannot be
+        had within `wait` seconds, or its download breaks off while it is read."""
+        try:
+            operation = self._start(export_query(location))
+            url = self._finished(operation, self._clock() + wait)
+        except ChannelError as exc:
+            raise BulkUnavailable(f"a bulk call failed: {exc}") from exc
+        if url is None:
+            return iter(())
+        keep = {sku.lower() for sku in wanted}
+        return (node for node in self._lines(url) if str(node.get("sku") or "").lower() in keep)
+
+    def _start(self, query: str) -> str:
+        """Start the export; its GID."""
+        data = self._run("StockbotBulkRun", BULK_RUN, {"query": query}, COST["run"])
+        payload = data.get("bulkOperationRunQuery") or {}
+        errors = payload.get("userErrors") or []
+        if errors:
+            first = errors[0]
+            raise BulkUnavailable(
+                f"Shopify did not start the export ({first.get('code')}: {first.get('message')})"
+            )
+        operation = payload.get("bulkOperation") or {}
+        if not operation.get("id"):
+            raise BulkUnavailable("Shopify answered the export without an operation")
+        return str(operation["id"])
+
+    def _finished(self, operation: str, deadline: float) -> str | None:
+        """Poll until the export completes: its URL (None: nothing exported)."""
+        delay = POLL_FIRST
+        while True:
+            state = self._run("StockbotBulkStatus", BULK_STATUS, {"id": operation}, COST["poll"])
+            found = state.get("bulkOperation") or {}
+            status = str(found.get("status") or "MISSING")
+            if status == "COMPLETED":
+                return _result_url(operation, found)
+            if status not in LIVE:
+                code = found.get("errorCode")
+                raise BulkUnavailable(
+                    f"export {operation} ended {status}" + (f" ({code})" if code else "")
+                )
+            if self._clock() + delay > deadline:
+                self._cancel(operation)
+                raise BulkUnavailable(f"export {operation} still {status} when given up; canceled")
+            self._sleep(delay)
+            delay = min(delay * 2, POLL_MAX)
+
+    def _cancel(self, operation: str) -> None:
+        """Ask Shopify to stop the export; a refusal is only logged (it ends by itself)."""
+        try:
+            data = self._run("StockbotBulkCancel", BULK_CANCEL, {"id": operation}, COST["cancel"])
+        except ChannelError as exc:
+            log.warning("shopify: canceling export %s failed: %s", operation, exc)
+            return
+        errors = (data.get("bulkOperationCancel") or {}).get("userErrors") or []
+        if errors:
+            log.warning("shopify: export %s not canceled: %s", operation, errors[0].get("message"))
+
+    def _lines(self, url: str) -> Iterator[dict[str, Any]]:
+        """The JSONL result, one object at a time, read as it streams in."""
+        try:
+            with self._download.stream("GET", url) as response:
+                if response.status_code != 200:
+                    # Not the URL in the message: it is a credential for seven days.
+                    raise BulkUnavailable(
+                        f"the export's download answered HTTP {response.status_code}"
+                    )
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except (httpx.HTTPError, ValueError) as exc:
+            kind = type(exc).__name__
+            raise BulkUnavailable(f"the export's download broke off ({kind})") from exc
+
+
+def _result_url(operation: str, found: dict[str, Any]) -> str | None:
+    """A completed export's URL; None when it found nothing, `BulkUnavailable` when it lacks one."""
+    url = found.get("url")
+    if url:
+        return str(url)
+    if str(found.get("objectCount")) == "0":
+        return None
+    raise BulkUnavailable(f"export {operation} completed without a URL")
