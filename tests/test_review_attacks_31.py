@@ -49,6 +49,9 @@ Broke (kept as strict xfails; bot/ not changed):
 - A SKU anywhere in the catalogue holding U+2028 (also U+0085, U+2029) written raw, as JSON
   allows: httpx `iter_lines` splits like `str.splitlines`, the halves are not JSON, and every
   large push drops the export and searches.
+- Low severity: the start's answer lost after Shopify ran it (dropped connection): the
+  client retries `bulkOperationRunQuery`, the first export is orphaned (left CREATED, never
+  canceled), holding one of five slots until Shopify ends it.
 - Stand-in: a connection inside a list field passes when written inside an inline fragment
   (`_connections` skips fragments).
 """
@@ -477,6 +480,26 @@ def test_five_exports_left_running_make_the_push_search_and_are_not_canceled(
     statuses = {o["gid"]: o["status"] for o in shopify.bulk.operations.values()}
     assert [statuses[g] for g in others] == ["CREATED"] * 5
     assert "OPERATION_IN_PROGRESS" in caplog.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="low severity: the answer to bulkOperationRunQuery is lost after Shopify started "
+    "the export (connection dropped after the request ran); the client retries the "
+    "mutation, a second export (5002) is started and read, and the first (5001) is left "
+    "CREATED, never canceled nor read: one of the app's 5 slots and a whole-catalogue export "
+    "spent until it ends, against the module's 'this bot never leaves one running' "
+    "(bot/channels/shopify_bulk.py:180 starts through the retrying GraphQL call)",
+)
+def test_a_lost_answer_to_the_start_leaves_no_export_running(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    skus = stock(shopify, 120)
+    shopify.drop(times=1, match="graphql", after=True)
+    result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
+    assert result.failed == {} and {shopify.quantity(s) for s in skus} == {2}
+    live = [o["gid"] for o in shopify.bulk.operations.values() if o["status"] == "CREATED"]
+    assert live == []
 
 
 def test_run_and_check_side_by_side_both_get_an_export(
