@@ -10,7 +10,7 @@ operation it keeps are turned (`bulk.after_snapshot`, its JSONL bytes, its `_nod
 Held:
 - A download reset mid-line (Content-Length announced, connection closed): the push and
   `check` fall back to searches; every SKU pushed, none named missing.
-- The storage request carries no access token (header or elsewhere); with `run --verbose`'s
+- The storage request carries no access token in any header; with `run --verbose`'s
   logging the signed URL and the token are not in the process log.
 - CRLF and blank lines; raw UTF-8 (not \\u escapes) in the file; SKUs with spaces, quotes,
   backslashes, leading zeros, full-width and Japanese characters, case twins, exact twins,
