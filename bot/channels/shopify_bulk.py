@@ -56,12 +56,19 @@ Decisions (ours, not Shopify's):
   at the restore rate, and at least 2 minutes (`patience`). Past that it is canceled (so this
   bot never leaves one running) and the push searches instead: a push is never slower than
   twice the old way, and never hangs.
+- The download is asked again, up to `DOWNLOAD_TRIES` times with the shared backoff (and its
+  ``Retry-After``), when the storage answers 429 or 5xx or the connection breaks; a retry
+  skips the lines already read, as the file does not change. A download that ends before the
+  ``objectCount`` the export reported is not trusted: our query has no nested connection, so
+  one line is one object, and a short file would make SKUs that exist look missing. Lines are
+  split at newline bytes only: JSON may hold U+2028 and the like unescaped in a SKU, and
+  ``str.splitlines`` would split there (review 31).
 - Anything but a completed export (a refusal such as ``OPERATION_IN_PROGRESS``, ``FAILED``,
-  ``CANCELING``/``CANCELED``, ``EXPIRED``, a download Shopify's storage refuses or that breaks
-  off, a line that is not JSON) raises `BulkUnavailable`; the adapter logs why and searches 100
-  SKUs a query for that push. So does an Admin API error on a bulk call (5xx past the retries,
-  a token bulk operations do not accept): the searches then meet a lasting fault themselves,
-  and report it as they always did.
+  ``CANCELING``/``CANCELED``, ``EXPIRED``, a download refused or broken past its retries or
+  short of its count, a line that is not JSON) raises `BulkUnavailable`; the adapter logs why
+  and searches 100 SKUs a query for that push. So does an Admin API error on a bulk call (5xx
+  past the retries, a token bulk operations do not accept): the searches then meet a lasting
+  fault themselves, and report it as they always did.
 - An export a killed bot left running is not touched: it may be another stockbot process's
   (`check` beside `run`, same app), it ends by itself, and with five slots it does not block
   ours; when the slots are full the push searches instead.
@@ -78,12 +85,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 import httpx
 
-from bot.channels.http import Clock, Sleep
+from bot.channels.http import Clock, RetryPolicy, Sleep, is_retriable, retry_after_seconds
 from bot.errors import ChannelError
 
 __all__ = ["BULK_FROM", "BulkUnavailable", "VariantExport", "export_query", "patience"]
@@ -96,6 +103,7 @@ POLL_MAX = 30.0  # seconds between status reads at most
 PATIENCE_FLOOR = 120.0  # seconds an export is given at least
 COST = {"run": 10, "poll": 1, "cancel": 10}  # a mutation 10, one object 1
 LIVE = frozenset({"CREATED", "RUNNING"})
+DOWNLOAD_TRIES = 4  # a storage 429/5xx or a broken connection is asked again this many times
 
 BULK_RUN = """
 mutation StockbotBulkRun($query: String!) {
@@ -167,13 +175,16 @@ class VariantExport:
         had within `wait` seconds, or its download breaks off while it is read."""
         try:
             operation = self._start(export_query(location))
-            url = self._finished(operation, self._clock() + wait)
+            result = self._finished(operation, self._clock() + wait)
         except ChannelError as exc:
             raise BulkUnavailable(f"a bulk call failed: {exc}") from exc
-        if url is None:
+        if result is None:
             return iter(())
+        url, count = result
         keep = {sku.lower() for sku in wanted}
-        return (node for node in self._lines(url) if str(node.get("sku") or "").lower() in keep)
+        return (
+            node for node in self._lines(url, count) if str(node.get("sku") or "").lower() in keep
+        )
 
     def _start(self, query: str) -> str:
         """Start the export; its GID."""
@@ -190,8 +201,8 @@ class VariantExport:
             raise BulkUnavailable("Shopify answered the export without an operation")
         return str(operation["id"])
 
-    def _finished(self, operation: str, deadline: float) -> str | None:
-        """Poll until the export completes: its URL (None: nothing exported)."""
+    def _finished(self, operation: str, deadline: float) -> tuple[str, int | None] | None:
+        """Poll until the export completes: its URL and object count (None: nothing exported)."""
         delay = POLL_FIRST
         while True:
             state = self._run("StockbotBulkStatus", BULK_STATUS, {"id": operation}, COST["poll"])
@@ -221,28 +232,69 @@ class VariantExport:
         if errors:
             log.warning("shopify: export %s not canceled: %s", operation, errors[0].get("message"))
 
-    def _lines(self, url: str) -> Iterator[dict[str, Any]]:
-        """The JSONL result, one object at a time, read as it streams in."""
-        try:
-            with self._download.stream("GET", url) as response:
-                if response.status_code != 200:
+    def _lines(self, url: str, count: int | None) -> Iterator[dict[str, Any]]:
+        """The JSONL result, one object at a time, read as it streams in.
+
+        A storage answer worth retrying (429, 5xx, a broken connection) is asked again up to
+        `DOWNLOAD_TRIES` times, skipping the lines already read (the file does not change);
+        a file that ends before the `count` objects the export reported is not trusted.
+        """
+        policy = RetryPolicy(sleep=self._sleep)
+        read = 0
+        for attempt in range(1, DOWNLOAD_TRIES + 1):
+            problem, asked = "", None
+            try:
+                with self._download.stream("GET", url) as response:
+                    if response.status_code == 200:
+                        for index, line in enumerate(_json_lines(response.iter_bytes())):
+                            if index >= read:
+                                read += 1
+                                yield json.loads(line)
+                        break
                     # Not the URL in the message: it is a credential for seven days.
-                    raise BulkUnavailable(
-                        f"the export's download answered HTTP {response.status_code}"
-                    )
-                for line in response.iter_lines():
-                    if line.strip():
-                        yield json.loads(line)
-        except (httpx.HTTPError, ValueError) as exc:
-            kind = type(exc).__name__
-            raise BulkUnavailable(f"the export's download broke off ({kind})") from exc
+                    problem = f"the export's download answered HTTP {response.status_code}"
+                    if not is_retriable(response.status_code):
+                        raise BulkUnavailable(problem)
+                    asked = retry_after_seconds(response.headers)
+            except httpx.TransportError as exc:
+                problem = f"the export's download broke off ({type(exc).__name__})"
+            except (httpx.HTTPError, ValueError) as exc:
+                kind = type(exc).__name__
+                raise BulkUnavailable(f"the export's download broke off ({kind})") from exc
+            if attempt == DOWNLOAD_TRIES:
+                raise BulkUnavailable(f"{problem}, {attempt} times")
+            self._sleep(policy.delay(attempt, asked))
+        if count is not None and read < count:
+            raise BulkUnavailable(
+                f"the export's download ended after {read} of its {count} objects"
+            )
 
 
-def _result_url(operation: str, found: dict[str, Any]) -> str | None:
-    """A completed export's URL; None when it found nothing, `BulkUnavailable` when it lacks one."""
+def _json_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-blank lines of a JSON Lines body, split at newline bytes only.
+
+    Not `str.splitlines`, which also splits at U+2028, U+0085 and other separators that JSON
+    allows unescaped inside a string (review 31).
+    """
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\r")
+    if rest.strip():
+        yield rest.rstrip(b"\r")
+
+
+def _result_url(operation: str, found: dict[str, Any]) -> tuple[str, int | None] | None:
+    """A completed export's URL and object count; None when it found nothing, `BulkUnavailable`
+    when it lacks a URL."""
+    count_text = str(found.get("objectCount"))
+    count = int(count_text) if count_text.isdigit() else None
     url = found.get("url")
     if url:
-        return str(url)
-    if str(found.get("objectCount")) == "0":
+        return str(url), count
+    if count == 0:
         return None
     raise BulkUnavailable(f"export {operation} completed without a URL")

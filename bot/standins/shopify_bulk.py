@@ -48,6 +48,7 @@ from graphql import (
     FieldNode,
     GraphQLError,
     GraphQLSchema,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -276,8 +277,18 @@ class BulkExports:
         """Connections under `selections`; `_Refused` when nested too deep or inside a list."""
         count = 0
         for node in selections.selections:
+            if isinstance(node, InlineFragmentNode):
+                # `... on Type { }`: its fields count as if written here (review 31).
+                condition = node.type_condition
+                target = (
+                    parent if condition is None else self._schema.get_type(condition.name.value)
+                )
+                count += self._connections(
+                    node.selection_set, target, depth, inside_list=inside_list
+                )
+                continue
             if not isinstance(node, FieldNode) or node.selection_set is None:
-                continue  # leaves; fragments are not used by our adapter and not counted here
+                continue  # leaves (named fragments are not used by our adapter)
             field = parent.fields[node.name.value]
             named = get_named_type(field.type)
             is_connection = named.name.endswith("Connection")
