@@ -76,10 +76,17 @@ SETTLED_SQL = (
 # ledger writes it to `meta` in every transaction that changes them, and `Ledger.intact`
 # compares. Counts alone missed a copy taken before a cancellation (review attacks 21): a
 # cancel changes rows in place.
+# Sums alone missed a copy taken before two line changes that cancel out in them (TEA 3 -> 1,
+# CUP 1 -> 3: review attacks 22): every line also keeps the number of the write that last
+# changed it (`written`, from the counter `line_writes` in `meta`, which only grows), and its
+# total is summed too. A line written since the copy has a number above every number the copy
+# holds, so the total moves up whatever else changed with the same count of lines.
+TALLY_VERSION = "v2:"  # a tally of an earlier version (no prefix) is not compared (`intact`)
 TALLY_SQL = (
-    "SELECT (SELECT count(*) || ':' || total(target) || ':' || total(applied) || ':' "
-    "|| total(cancelled) FROM lines) || ':' || (SELECT count(*) || ':' || total(closed) "
-    "FROM orders) || ':' || (SELECT count(*) FROM forgotten)"
+    f"SELECT '{TALLY_VERSION}' || (SELECT count(*) || ':' || total(target) || ':' "
+    "|| total(applied) || ':' || total(cancelled) || ':' || total(written) FROM lines) || ':' "
+    "|| (SELECT count(*) || ':' || total(closed) FROM orders) || ':' "
+    "|| (SELECT count(*) FROM forgotten)"
 )
 
 # Columns of the pushes table that earlier versions' state files lack (`Ledger._migrate`).
@@ -95,7 +102,7 @@ CREATE TABLE IF NOT EXISTS lines (
     channel TEXT NOT NULL, order_id TEXT NOT NULL, line_id TEXT NOT NULL,
     item TEXT NOT NULL, sku TEXT, target INTEGER NOT NULL, applied INTEGER NOT NULL,
     reported INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,
-    components TEXT, PRIMARY KEY (channel, order_id, line_id));
+    components TEXT, written INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel, order_id, line_id));
 CREATE TABLE IF NOT EXISTS orders (
     channel TEXT NOT NULL, order_id TEXT NOT NULL, placed_at TEXT NOT NULL,
     closed INTEGER NOT NULL, PRIMARY KEY (channel, order_id));
@@ -281,6 +288,8 @@ class Ledger:
             if "components" not in lines:
                 # NULL for every line applied before: those keep reading their set from the sheet.
                 wanted.append(("lines", "components TEXT"))
+            if "written" not in lines:
+                wanted.append(("lines", "written INTEGER NOT NULL DEFAULT 0"))  # see TALLY_SQL
             return [f"ALTER TABLE {table} ADD COLUMN {column}" for table, column in wanted]
 
         if not missing():  # the common case, without a write transaction
@@ -580,15 +589,17 @@ class Ledger:
         journal's (`-wal`), which still holds the bot's latest `meta` page, so the file names
         the bot's last commit while its `lines` may come from the copy, without orders applied
         since (review attacks 17). The sums written with every change of those tables
-        (`TALLY_SQL`) then disagree with the tables. A file of a version that kept no tally
-        passes until its next write keeps one.
+        (`TALLY_SQL`) then disagree with the tables. A file of a version that kept no tally, or
+        kept it in an earlier form, passes until its next write keeps one.
         """
         # One statement, so one snapshot: the kept tally and the tables as one commit left
         # them, even while another process commits (`check` beside `run`, review attacks 21).
         kept, now = self._db.execute(
             f"SELECT (SELECT value FROM meta WHERE key='tally'), ({TALLY_SQL})"
         ).fetchone()
-        return kept is None or str(kept) == str(now)
+        if kept is None or not str(kept).startswith(TALLY_VERSION):
+            return True  # kept by an earlier version, in another form: until the next write
+        return str(kept) == str(now)
 
     def is_fresh(self) -> bool:
         """Whether this state file has never completed a commit nor started a channel."""
@@ -873,9 +884,11 @@ class Ledger:
         for channel, item in c.refusals_logged:
             self._pushes_written(channel, [item])
         with self._tx() as db:
+            write = _next_line_write(db) if c.lines else 0
             db.executemany(
                 "INSERT OR REPLACE INTO lines (channel, order_id, line_id, item, sku, target, "
-                "applied, reported, cancelled, components) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "applied, reported, cancelled, components, written) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         x.channel,
@@ -890,6 +903,7 @@ class Ledger:
                         None
                         if x.components is None
                         else json.dumps(x.components, ensure_ascii=False),
+                        write,
                     )
                     for x in c.lines
                 ],
@@ -1197,6 +1211,16 @@ def _json_for_sqlite(value: Sequence[str] | dict[str, int]) -> str | None:
     """
     text = json.dumps(value, ensure_ascii=False)
     return None if "\\u0000" in text else text
+
+
+def _next_line_write(db: sqlite3.Connection) -> int:
+    """The number of this write of lines: one more than the last (`TALLY_SQL`)."""
+    db.execute(
+        "INSERT INTO meta VALUES ('line_writes', '1') ON CONFLICT (key) "
+        "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
+    (value,) = db.execute("SELECT value FROM meta WHERE key='line_writes'").fetchone()
+    return int(value)
 
 
 def _keep_tally(db: sqlite3.Connection) -> None:
