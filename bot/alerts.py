@@ -34,6 +34,7 @@ into one alert per cycle once it comes back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -76,6 +77,8 @@ KINDS = ("oversold", "channel", "expiry", "stop", "state", "cycle", "disk")
 RESTATED = ("stop", "state")
 TIMEOUT = 10.0  # seconds; an alert server that hangs must not hold up the cycle for long
 DEADLINE = 15.0  # seconds for a whole alert (all senders at once) or a health-check ping
+# Bytes the incidents file is kept at, at least: room to write it over in place on a full disk.
+RESERVE = 4096
 # Kinds that end only after this many observations in a row without them (hysteresis).
 CALM_CYCLES = {"channel": 3, "cycle": 3}
 
@@ -234,16 +237,46 @@ class Incidents:
     def save(self, incidents: Mapping[str, str], calm: Mapping[str, int] | None = None) -> None:
         """Replace the file at once (a crash leaves the old or the new one, never half).
 
+        The file is kept at least `RESERVE` bytes long (JSON allows the trailing spaces), so
+        that on a full disk, where the new file cannot be made, the text can still be written
+        over the old one's own bytes, which takes no new space (review attacks 25: a `sync`
+        from cron alerted at every run). A crash in the middle of that rewrite leaves a file
+        `read` cannot parse: it then starts afresh, at worst alerting once more.
         Raises OSError when it cannot; what it was given is kept for `read` all the same.
         """
         self._unsaved = (dict(incidents), dict(calm or {}))
         data: dict[str, object] = {"open": dict(sorted(incidents.items()))}
         if calm:
             data["calm"] = dict(sorted(calm.items()))
+        text = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8").ljust(RESERVE)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_bytes(text)
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if not self._write_over(text):
+                raise
         self._unsaved = None
+
+    def saved(self) -> bool:
+        """Whether the file is there (so a full disk can still take a rewrite of it)."""
+        return self._unsaved is None and self.path.exists()
+
+    def _write_over(self, text: bytes) -> bool:
+        """Write `text` over the file's own bytes, when it is that long; whether it was."""
+        try:
+            size = self.path.stat().st_size
+            if len(text) > size:
+                return False
+            with open(self.path, "r+b") as f:
+                f.write(text.ljust(size))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            return False
+        return True
 
 
 class Sender(Protocol):
@@ -407,6 +440,7 @@ class Alerter:
         self.incidents = incidents
         self.senders = list(senders)
         self.deadline = deadline
+        self._reserved = False
 
     def observe(
         self,
@@ -430,7 +464,11 @@ class Alerter:
             del open_now[key]
             counts_now.pop(key, None)
         open_now.update(change.started)
-        if change or counts_now != counts:
+        # The file is made at the first observation even with nothing open, so that a disk
+        # that fills later can still take the incident it causes (`Incidents.save`).
+        reserve = not self._reserved and not self.incidents.saved()
+        self._reserved = True
+        if change or counts_now != counts or reserve:
             try:
                 self.incidents.save(open_now, counts_now)
             except OSError as exc:

@@ -35,9 +35,11 @@ Broke, and fixed the same session (each test failed before its fix):
 - `test_check_fails_on_a_webhook_url_without_its_scheme`: now `alert_setup` checks it as it
   checks the health-check URL.
 
-Broke, left (expected failure; README Known limits):
+Broke, fixed on 2026-12-01 (a plain test now):
 - `test_sync_from_cron_on_a_full_disk_alerts_once`: each `sync` is a new process and the
-  incidents that cannot be saved live only in its memory: one alert per sync.
+  incidents that cannot be saved lived only in its memory: one alert per sync. The incidents
+  file is now made at the first observation and kept 4 KB long, and on a full disk written
+  over in place (`alerts.Incidents.save`), which takes no new space.
 """
 
 from __future__ import annotations
@@ -251,14 +253,6 @@ def test_a_disk_that_fills_after_another_failure_is_still_alerted_and_shown(
         assert any("disk" in r["Detail"] for r in w.log("error")), w.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`stockbot sync` from cron on a full disk alerts at every sync (3 syncs, 3 "
-    "alerts; SPEC: once when it starts, never once per cycle): the incidents that cannot be "
-    "saved are kept only in the process's memory (alerts.Incidents._unsaved), each sync is a "
-    "new process that reads the old file and finds the disk incident new again (the file is "
-    "replaced through a new .tmp file, which needs the space the disk does not have)",
-)
 def test_sync_from_cron_on_a_full_disk_alerts_once(tmp_path: Path, hook: Receiver) -> None:
     with small_disk(tmp_path) as disk, world(tmp_path, ("rakuten",)) as w:
         _shop(w)
