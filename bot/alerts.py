@@ -58,6 +58,7 @@ from bot.i18n import _
 __all__ = [
     "ABANDONED",
     "KINDS",
+    "RESERVE",
     "Alerter",
     "Change",
     "Incidents",

@@ -29,7 +29,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bot.alerts import KINDS, Alerter, Change, Incidents, Mail, Webhook, calm, compare, message
+from bot.alerts import (
+    KINDS,
+    RESERVE,
+    Alerter,
+    Change,
+    Incidents,
+    Mail,
+    Webhook,
+    calm,
+    compare,
+    message,
+)
 from bot.config import Settings
 from bot.health import Watch, incidents_path
 from bot.sync import CycleReport
@@ -536,3 +547,18 @@ def test_a_settings_file_without_alerts_sends_nothing(w: World) -> None:
     assert json.loads(incidents_path(w.settings().state_path).read_text()) == {
         "open": {"channel:rakuten": "down"}
     }
+
+
+def test_the_incidents_file_is_made_at_the_first_observation_with_room_to_be_written_over(
+    tmp_path: Path,
+) -> None:
+    """Nothing open yet: the file is made all the same, 4 KB long, so that a disk that fills
+    later can still take the incident it causes, written over in place (review attacks 25).
+    Its trailing spaces do not stop it being read, and a later save keeps the room."""
+    incidents = Incidents(tmp_path / "state.sqlite3.alerts.json")
+    alerter = Alerter(incidents, [])
+    alerter.observe({}, ("oversold",))
+    assert incidents.path.stat().st_size >= RESERVE and incidents.read() == ({}, {})
+    alerter.observe({"oversold:TEA-001": "-2"}, ("oversold",))
+    assert incidents.path.stat().st_size >= RESERVE
+    assert Incidents(incidents.path).load() == {"oversold:TEA-001": "-2"}
