@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import ConfigError, SheetError
+from bot.errors import ConfigError, SheetError, StockbotError
 from bot.i18n import _
 from bot.lease import metadata_values
-from bot.ledger import Changes, Ledger
+from bot.ledger import Changes, Ledger, disk_failure
 from bot.sheet.client import SheetClient, UpdateBody, encode_update
 from bot.sheet.writes import COMMIT_KEY, set_metadata
 
@@ -332,11 +333,30 @@ class Handover:
         changes: Changes,
         *,
         response_ranges: Sequence[str] = (),
+        alone: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """Write `requests` and the marker atomically, retrying a commit that did not land."""
+        """Write `requests` and the marker atomically, retrying a commit that did not land.
+
+        When the commit cannot be saved as pending because the disk under the state file is
+        full (`prepare` failed, so no try of it was sent or landed), the `alone` requests (Log
+        rows no later cycle writes again) are sent on their own, once, before the error goes
+        on: at most once rather than never (review attacks 24).
+        """
         for attempt in range(1, COMMIT_TRIES + 1):
-            prepared = self.prepare(kind, requests, changes, response_ranges=response_ranges)
+            try:
+                prepared = self.prepare(kind, requests, changes, response_ranges=response_ranges)
+            except (sqlite3.Error, OSError) as exc:
+                if alone and disk_failure(self.ledger.path, exc) is not None:
+                    self._send_alone(alone)
+                raise
             answer = self.send_once(prepared, last=attempt == COMMIT_TRIES)
             if answer is not None:
                 return answer
         raise AssertionError("unreachable: the last try raises")  # pragma: no cover
+
+    def _send_alone(self, requests: Sequence[dict[str, Any]]) -> None:
+        """One plain batchUpdate of `requests`, not retried; a failure is only logged."""
+        try:
+            self.sheet.batch_update(list(requests), retry=False)
+        except StockbotError as exc:
+            log.error("the Log rows of a commit the full disk refused were not written: %s", exc)

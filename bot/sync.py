@@ -1093,6 +1093,8 @@ class Cycle:
             requests,
             Changes(log_rows=log_rows, refusals_logged=refusals),
             response_ranges=writes.response_ranges(tab) if writes.skus else (),
+            # The pushes are recorded already: no later cycle would write their rows.
+            alone=append_rows(layout.log.sheet_id, log_rows) if log_rows else (),
         )
         self.ledger.set_meta(
             "logged_errors", repeats.dump(repeats.remember(failing, logged, written, moment))
