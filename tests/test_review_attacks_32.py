@@ -1,19 +1,71 @@
-"""Review attacks 32: the state file's write numbers in its tally, the alert incidents file on a
-full disk, the Shopify export's download retries, the owed orders' daily notes
-(`git log -5 -- bot/`).
+"""Review attacks 32: the state file's write numbers in its tally (`TALLY_SQL`, `TALLY_VERSION`,
+`_next_line_write`, `Ledger.intact`), the alert incidents file on a full disk
+(`Incidents.save`, `RESERVE`, `Alerter.observe`), the Shopify export's download retries
+(`shopify_bulk._lines`, `_json_lines`, `_result_url`) and the owed orders' daily notes
+(`Cycle._owed_unread`, meta `owed_told`): `git log -5 -- bot/` from 5e5631f.
 
-Real adapters over HTTP against the stand-ins (`tests/world.py`), nothing of ours mocked.
+Real adapters over HTTP against the stand-ins (`tests/world.py`), nothing of ours mocked; the
+full disk is a 2 MB tmpfs (`small_disk`, needs root); `stockbot sync` from cron is `run_cli`.
 
 Held:
-- (filled in below)
+- A backup taken before `reset-state --force`, put over the bot running after it, whose one
+  line (order A, TEA 3) has the count and every sum of the live file's one line (order B,
+  TEA 3): refused, by the write numbers alone (`line_writes` survives the reset); Stock 4.
+- By construction (read, not tested): a prune deletes lines whose numbers are at most the
+  copy's highest and every line written since the copy has a higher one, so a copy taken
+  before a prune cannot match with the same count of lines; the counter sits in `meta`, which
+  every commit writes, so a hybrid file always has the bot's (newest) counter, never one behind
+  its lines; the sum of write numbers stays far below 2**53 and 15 digits (SQLite's REAL to
+  text) for any plausible file (10**5 lines x 10**6 writes = 10**11).
+- A Shopify download cut mid-line after 40 of 150 lines (whole Content-Length announced),
+  then served whole, with LF or CRLF endings and no newline after the last line: every SKU
+  pushed, 2 GETs, no search. A storage answering 429 with `Retry-After: 86400` every time:
+  4 GETs, 3 pauses of at most 120 s (under 15 fake minutes in all), then the push searches and
+  pushes every SKU.
+- Owed-order notes: `stockbot check` (twice, a new shop day) writes no Log row and leaves
+  `owed_told` as it was; the day's sync then writes the note once. A commit whose answer was
+  lost (landed) or that Sheets refused (503s): one note that day, not two, not none. 36 hourly
+  syncs: one note per Tokyo day touched, none at the clean start.
 
-Broke:
-- (filled in below)
+Broke (strict xfails):
+- `test_a_copy_put_over_a_bot_of_the_earlier_version_is_refused_after_the_upgrade`: a state
+  file whose tally is of the earlier form (no `v2:`) is not compared at all until the next
+  write (bot/ledger.py:600), though that form can still be computed over the migrated tables.
+  A backup put over a running bot of the earlier version (TEA's line 3, the live file 1) and the
+  bot then stopped for the upgrade: the earlier version's own tally check fails on the file
+  (asserted), the upgraded sync accepts it, reads the copy's line (applied 3), fetches the open
+  order (now 1) and applies the change again: Stock and the Rakuten store 11, expected 9. Fix:
+  keep the earlier form (`TALLY_SQL_V1`) and compare a prefix-less tally with it instead of
+  passing it.
+- `test_sync_from_cron_on_a_full_disk_alerts_once_with_many_oversold_products`: `save` pads
+  only up to `RESERVE` (bot/alerts.py:252), so a file whose text is over 4 KB (150 oversold
+  products: 6,016 bytes) has no spare bytes; the full disk's incident makes the
+  text longer than the file, `_write_over` refuses (bot/alerts.py:272) and each `sync` from
+  cron alerts again: 3 alerts for 3 syncs, expected 1. Fix: pad to the text's length plus a
+  margin (e.g. `max(RESERVE, 2 * len(text))`, or len + RESERVE).
+- `test_an_upgraded_bot_with_an_earlier_incidents_file_alerts_a_full_disk_once`: an incidents
+  file left by the earlier version (`{"open": {}}`, 15 bytes, what it wrote once the last
+  incident ended) is taken as reserved: `Incidents.saved` asks only whether the file exists
+  (bot/alerts.py:266, used at :470), so quiet cycles never pad it; on a full disk nothing fits
+  in 15 bytes and each `sync` from cron alerts again: 3 alerts for 3 syncs, expected 1. Fix:
+  `saved` also checks `st_size >= RESERVE` (rewrite the file when it is shorter).
+- `test_syncs_from_cron_on_a_disk_full_before_the_first_sync_alert_once` (low severity: a new
+  install, or a lost incidents file, on a disk already full): no file, nothing to write over,
+  one alert per cron sync (3 for 3). Fix (if wanted): when neither the replace nor the
+  rewrite works, compare with the last alert's key in a place that exists (e.g. the state
+  file's `meta`, or the SQLite file's free pages), or say so in the README.
+
+Not tested, by reading: `owed_told` is stored by its own `set_meta` after the commit
+(bot/sync.py:634-635), outside the commit's transaction; a kill -9 between the two writes the
+day's note once more (low severity: one duplicate `error` row). A kill in the middle of the
+in-place rewrite of the incidents file leaves a torn file and one repeated alert for every
+open incident (documented in `Incidents.save`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sqlite3
 import threading
@@ -29,13 +81,23 @@ import pytest
 from bot.alerts import RESERVE
 from bot.channels.base import StockUpdate
 from bot.channels.shopify import ShopifyChannel
+from bot.cli import cmd_reset_state
 from bot.config import Settings
 from bot.handover import StateMismatchError
 from bot.health import incidents_path
 from bot.ledger import TALLY_VERSION
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
-from tests.staff import backup, checkpoint, next_cycle, put_over, stock, tally
+from tests.staff import (
+    backup,
+    checkpoint,
+    next_cycle,
+    put_over,
+    restart,
+    run_on,
+    stock,
+    tally,
+)
 from tests.test_alerts import Receiver
 from tests.test_reset_unread import _days, _lose_state, _reset
 from tests.test_review_attacks_24 import fill, small_disk
@@ -75,7 +137,7 @@ def _v1_holds(state: Path) -> bool:
     strict=True,
     reason="an earlier version's tally is not compared at all until the next write: a copy put "
     "over a running bot of that version, found out by that version's own tally, passes the "
-    "upgraded bot and its line change is applied twice (Stock 11, expected 9)",
+    "upgraded bot and its line change is applied twice (Stock and Rakuten 11, expected 9)",
 )
 def test_a_copy_put_over_a_bot_of_the_earlier_version_is_refused_after_the_upgrade(
     shop: World, tmp_path: Path
@@ -105,16 +167,56 @@ def test_a_copy_put_over_a_bot_of_the_earlier_version_is_refused_after_the_upgra
         put_over(saved, state, "cp")  # the mistake
     # The bot stops for the upgrade (its close checkpoints the WAL into the copy).
     assert not _v1_holds(state)  # the earlier version would have refused this file
-    kept, _now = tally(state)
-    assert kept is not None and not kept.startswith(TALLY_VERSION)
+    with closing(sqlite3.connect(state)) as db:  # that version's file has no `written`
+        db.execute("ALTER TABLE lines DROP COLUMN written")
+        db.commit()
+    assert not _v1_holds(state)
+    with closing(sqlite3.connect(state)) as db:
+        (kept,) = db.execute("SELECT value FROM meta WHERE key='tally'").fetchone()
+    assert not str(kept).startswith(TALLY_VERSION)
     for _ in range(2):  # the upgraded bot
         try:
             w.sync()
         except StateMismatchError as exc:  # refused, as wanted
             refused.append(str(exc))
             break
-    assert refused or stock(w)["TEA-001"] == 9, stock(w)
-    assert refused or store.quantity("TEA-001") == 9
+    seen = (stock(w)["TEA-001"], store.quantity("TEA-001"))
+    assert refused or seen == (9, 9), seen
+
+
+def test_a_copy_taken_before_reset_state_is_refused_though_its_one_line_has_the_same_sums(
+    shop: World, tmp_path: Path
+) -> None:
+    """Before the reset, order A (TEA 3) was applied and backed up; after it, order B (TEA 3)
+    is the file's only line. Count and sums of the copy and of the live file are equal; only
+    the write numbers (`line_writes` kept by the reset) tell them apart."""
+    w = shop
+    state = Path(w.env["STOCKBOT_STATE_PATH"])
+    saved = tmp_path / "saved.sqlite3"
+    store = w.markets["rakuten"]
+    refused: list[str] = []
+    assert w.sync().ok
+    store.place_order([("TEA-001", 3)])
+    next_cycle(w)
+    assert w.sync().ok
+    backup(state, saved)
+    assert cmd_reset_state(w.settings(), force=True) == 0
+    with w.bot() as cycle:
+        assert cycle.run().ok  # the new clean start: A counted as in Stock
+        store.place_order([("TEA-001", 3)])
+        next_cycle(w)
+        assert cycle.run().ok
+        assert stock(w)["TEA-001"] == 4
+        now, then = tally(state)[1].split(":"), tally(saved)[1].split(":")
+        assert now[:5] + now[6:] == then[:5] + then[6:] and now[5] != then[5]
+        checkpoint(state)
+        next_cycle(w)
+        assert cycle.run().ok
+        put_over(saved, state, "cp")
+        run_on(w, cycle, refused)
+    restart(w, refused)
+    assert refused, stock(w)
+    assert stock(w)["TEA-001"] == 4 and store.quantity("TEA-001") == 4
 
 
 # -- 2. the alert incidents file on a full disk ----------------------------------------------
@@ -157,7 +259,8 @@ def test_sync_from_cron_on_a_full_disk_alerts_once_with_many_oversold_products(
         for _ in range(3):
             done = w.run_cli("sync", timeout=60)
             assert done.returncode == 1 and "disk" in done.stderr, done.stderr
-        assert len(hook.texts()) == alerts + 1, len(hook.texts()) - alerts
+        size = incidents.stat().st_size
+        assert len(hook.texts()) == alerts + 1, (len(hook.texts()) - alerts, size)
 
 
 @pytest.mark.xfail(
@@ -178,6 +281,34 @@ def test_syncs_from_cron_on_a_disk_full_before_the_first_sync_alert_once(
             done = w.run_cli("sync", timeout=60)
             assert done.returncode != 0 and "disk" in done.stderr, done.stderr
         assert len(hook.texts()) == 1, hook.texts()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='an incidents file of the earlier version (no padding: `{"open": {}}`, 15 bytes) '
+    "is taken as made (`Incidents.saved` only asks whether it exists) and never padded while "
+    "nothing changes; on a full disk the disk incident cannot be written over 15 bytes and "
+    "each sync from cron alerts again (3 alerts for 3 syncs, expected 1)",
+)
+def test_an_upgraded_bot_with_an_earlier_incidents_file_alerts_a_full_disk_once(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    with small_disk(tmp_path) as disk, world(tmp_path, ("rakuten",)) as w:
+        w.create_sheet([["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""]])
+        w.markets["rakuten"].add_item("TEA-001", 0)
+        w.env["STOCKBOT_STATE_PATH"] = str(disk / "stockbot.sqlite3")
+        w.env["STOCKBOT_ALERT_WEBHOOK_URL"] = hook.url
+        incidents = incidents_path(disk / "stockbot.sqlite3")
+        assert w.run_cli("sync").returncode == 0  # the earlier version's syncs
+        # What the earlier version left once its last incident ended.
+        incidents.write_text(json.dumps({"open": {}}, indent=1), encoding="utf-8")
+        for _ in range(2):  # the upgraded bot, a quiet day
+            assert w.run_cli("sync").returncode == 0
+        fill(disk)
+        for _ in range(3):
+            done = w.run_cli("sync", timeout=60)
+            assert done.returncode == 1 and "disk" in done.stderr, done.stderr
+        assert len(hook.texts()) == 1, (incidents.stat().st_size, hook.texts())
 
 
 # -- 3. the Shopify export's download --------------------------------------------------------
@@ -324,16 +455,37 @@ def test_stockbot_check_writes_no_owed_note_and_keeps_none_as_told(
         assert len(_notes(w, y)) == 1, _notes(w, y)
 
 
-def test_an_owed_note_whose_commit_answer_was_lost_is_not_written_twice_that_day(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("how", ["answer lost", "refused"])
+def test_an_owed_note_whose_commit_failed_is_written_once_that_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
     with world(tmp_path, ("yahoo",)) as w:
         y = _owed_yahoo(w, capsys)
         w.time.offset += DAY
-        w.sheets.drop(times=1, match="batchUpdate", after=True)  # lands, the answer is lost
-        for _ in range(3):
-            with contextlib.suppress(Exception):  # a lost answer may cost a cycle
-                w.sync()
-        assert not w.sheets.faults  # the answer was lost
+        if how == "answer lost":
+            w.sheets.drop(times=1, match="batchUpdate", after=True)  # lands, answer lost
+        else:
+            w.sheets.fail(503, times=30, match="batchUpdate")  # never lands this cycle
+        with contextlib.suppress(Exception):
+            w.sync()
+        assert how == "answer lost" or _notes(w, y) == []
+        w.sheets.faults.clear()
+        for _ in range(2):
+            assert w.sync().ok
         assert len(_notes(w, y)) == 1, [r["Time"] for r in _notes(w, y)]
         assert stock(w)["TEA-001"] == 10
+
+
+def test_hourly_syncs_over_two_shop_days_write_one_owed_note_a_shop_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The notes go by the shop's day (Asia/Tokyo), not UTC's: 36 hourly syncs touch two or
+    three Tokyo days, and there is one note for each (none at the clean start itself)."""
+    with world(tmp_path, ("yahoo",)) as w:
+        y = _owed_yahoo(w, capsys)
+        days: set[object] = set()
+        for _ in range(36):
+            w.time.offset += timedelta(hours=1)
+            assert w.sync().ok
+            days.add(w.today())
+        assert len(_notes(w, y)) == len(days), ([r["Time"] for r in _notes(w, y)], days)
