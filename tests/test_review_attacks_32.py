@@ -11,6 +11,10 @@ Held:
 - A backup taken before `reset-state --force`, put over the bot running after it, whose one
   line (order A, TEA 3) has the count and every sum of the live file's one line (order B,
   TEA 3): refused, by the write numbers alone (`line_writes` survives the reset); Stock 4.
+- A backup put over the running bot inside a cycle that writes the tally again over whatever
+  the tables hold, after the cycle's looks at it: during the sheet read of the day's prune
+  cycle (`Ledger.prune` keeps the tally), or just before its commit lands (`complete` keeps
+  it). Refused at a later look, nothing counted twice (Stock and Rakuten 9).
 - By construction (read, not tested): a prune deletes lines whose numbers are at most the
   copy's highest and every line written since the copy has a higher one, so a copy taken
   before a prune cannot match with the same count of lines; the counter sits in `meta`, which
@@ -25,7 +29,9 @@ Held:
 - Owed-order notes: `stockbot check` (twice, a new shop day) writes no Log row and leaves
   `owed_told` as it was; the day's sync then writes the note once. A commit whose answer was
   lost (landed) or that Sheets refused (503s): one note that day, not two, not none. 36 hourly
-  syncs: one note per Tokyo day touched, none at the clean start.
+  syncs: one note per Tokyo day touched, none at the clean start. 200 owed orders (Yahoo
+  orderInfo refusing each): two notes each over two days, then, readable, each applied once
+  (200 `order` rows, Stock 1000 -> 800).
 
 Broke (strict xfails):
 - `test_a_copy_put_over_a_bot_of_the_earlier_version_is_refused_after_the_upgrade`: a state
@@ -89,6 +95,8 @@ from bot.ledger import TALLY_VERSION
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
 from tests.staff import (
+    at_commit,
+    at_read,
     backup,
     checkpoint,
     next_cycle,
@@ -99,7 +107,7 @@ from tests.staff import (
     tally,
 )
 from tests.test_alerts import Receiver
-from tests.test_reset_unread import _days, _lose_state, _reset
+from tests.test_reset_unread import _days, _lose_state, _owed, _reset
 from tests.test_review_attacks_24 import fill, small_disk
 from tests.test_review_attacks_31 import rewrite_lines
 from tests.world import World, world
@@ -217,6 +225,53 @@ def test_a_copy_taken_before_reset_state_is_refused_though_its_one_line_has_the_
     restart(w, refused)
     assert refused, stock(w)
     assert stock(w)["TEA-001"] == 4 and store.quantity("TEA-001") == 4
+
+
+@pytest.mark.parametrize("when", ["prune", "commit"])
+def test_a_copy_landing_inside_a_cycle_that_writes_the_tally_is_refused_or_counts_once(
+    shop: World, tmp_path: Path, when: str
+) -> None:
+    """The daily prune and the commit write the tally again over whatever the tables hold,
+    after the cycle's looks at it (`check_identity`, `prepare`): a copy put over between them
+    (during the sheet read of the day's prune cycle, or just before the commit lands)."""
+    w = shop
+    state = Path(w.env["STOCKBOT_STATE_PATH"])
+    saved = tmp_path / "saved.sqlite3"
+    store = w.markets["rakuten"]
+    refused: list[str] = []
+    with w.bot() as cycle:
+        assert cycle.run().ok
+        a = store.place_order([("TEA-001", 3)])
+        next_cycle(w)
+        assert cycle.run().ok
+        backup(state, saved)
+        store.change_line(a, "TEA-001", 1)
+        next_cycle(w)
+        assert cycle.run().ok
+        assert stock(w)["TEA-001"] == 9
+        checkpoint(state)
+        landed: list[str] = []
+
+        def mistake() -> None:
+            put_over(saved, state, "cp")
+            landed.append(when)
+
+        if when == "prune":
+            next_cycle(w, 86_400 + 150)  # a day on: this cycle prunes
+            at_read(w, 1, mistake)
+        else:
+            next_cycle(w)
+            at_commit(w, mistake)
+        try:
+            cycle.run()
+        except StateMismatchError as exc:
+            refused.append(str(exc))
+        if not refused:
+            run_on(w, cycle, refused)
+    assert landed == [when]
+    restart(w, refused)
+    seen = (stock(w)["TEA-001"], store.quantity("TEA-001"))
+    assert refused or seen == (9, 9), seen
 
 
 # -- 2. the alert incidents file on a full disk ----------------------------------------------
@@ -489,3 +544,36 @@ def test_hourly_syncs_over_two_shop_days_write_one_owed_note_a_shop_day(
             assert w.sync().ok
             days.add(w.today())
         assert len(_notes(w, y)) == len(days), ([r["Time"] for r in _notes(w, y)], days)
+
+
+def test_two_hundred_owed_orders_get_one_note_each_a_day_and_are_applied_once_readable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with world(tmp_path, ("yahoo",)) as w:
+        w.create_sheet([["TEA-001", "Sencha", 1000, "", "", "", "", "", "", ""]])
+        store = w.markets["yahoo"]
+        store.add_item("TEA-001", 0)
+        assert w.sync().ok
+        owed = [str(store.place_order([("TEA-001", 1)])) for _ in range(200)]
+        for y in owed:
+            store.refuse_reads(y, times=100_000)
+        _days(w, 2)
+        _lose_state(w)
+        out = _reset(w, capsys)
+        assert sorted(_owed(w).get("yahoo", [])) == sorted(owed), (
+            out[:600],
+            len(_owed(w).get("yahoo", [])),
+        )
+        assert w.sync().ok  # the clean start
+        for _ in range(2):
+            _days(w, 1)
+            assert w.sync().ok
+        notes = [r for r in w.log("error") if NOTE in str(r["Detail"])]
+        per_order = {y: sum(str(r["Order"]) == y for r in notes) for y in owed}
+        assert set(per_order.values()) == {2}, sorted(set(per_order.values()))
+        for y in owed:
+            store.refuse_reads(y, times=0)
+        for _ in range(2):
+            _days(w, 1)
+        assert stock(w)["TEA-001"] == 800, stock(w)
+        assert sorted(str(r["Order"]) for r in w.log("order")) == sorted(owed)
