@@ -45,6 +45,22 @@ Broke (strict xfails):
   force until its next commit; they are not compared at all. Fix:
   keep the earlier form (`TALLY_SQL_V1`) and compare a prefix-less tally with it instead of
   passing it.
+- `test_a_later_backup_put_over_a_bot_restarted_from_an_older_one_is_refused`: the write
+  numbers are unique within one file's history only. `_next_line_write` (bot/ledger.py:1216)
+  counts on from the file's own `line_writes`, which a properly restored older backup brings
+  back: reset-state keeps the counter (bot/ledger.py:637-641 does not delete it), but a
+  restored backup's counter is behind the numbers later copies hold. Night
+  backup (no line), an hour-later copy (order A, TEA 3, line written as number 1); the file is
+  lost, the night backup restored the proper way, sync refuses it, reset-state; order B (TEA 3)
+  is written as number 1 again. Count, target, applied, cancelled, written, orders and closed
+  all equal the later copy's (asserted): that copy put over the running bot is taken, B is
+  unknown in it and placed after its cursor, and is applied a second time: Stock and the
+  Rakuten store 1, expected 4 (the earlier form of the tally collides the same way: not a
+  regression, a case the write numbers do not close). Fix: make the numbers unique across
+  files, e.g. reset-state (and a fresh file) start `line_writes` at a random offset (say
+  `secrets.randbelow(2**40)`) and the tally sums `written` with `sum()` (exact integers)
+  rather than `total()`; or fold a hash of each line's key and values into the tally
+  instead of bare sums.
 - `test_sync_from_cron_on_a_full_disk_alerts_once_with_many_oversold_products`: `save` pads
   only up to `RESERVE` (bot/alerts.py:252), so a file whose text is over 4 KB (150 oversold
   products: 6,016 bytes) has no spare bytes; the full disk's incident makes the
@@ -277,6 +293,52 @@ def test_a_copy_landing_inside_a_cycle_that_writes_the_tally_is_refused_or_count
     restart(w, refused)
     seen = (stock(w)["TEA-001"], store.quantity("TEA-001"))
     assert refused or seen == (9, 9), seen
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="write numbers go on from a restored file's counter: after a proper restore of "
+    "an older backup and reset-state, the next write reuses number 1, which a later backup's "
+    "line already holds; equal counts and quantities then make every sum equal, the later "
+    "backup put over the running bot is taken and its order B applied twice (Stock and "
+    "Rakuten 1, expected 4)",
+)
+def test_a_later_backup_put_over_a_bot_restarted_from_an_older_one_is_refused(
+    shop: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Night 1's backup (no order yet) and an hour-later copy (order A, TEA 3). The state file
+    is lost; the operator restores night 1's backup, properly (bot stopped, journal deleted):
+    sync refuses it as older than the sheet, reset-state as told. Then order B (TEA 3); then
+    the hour-later copy is put over the running bot by mistake."""
+    w = shop
+    state = Path(w.env["STOCKBOT_STATE_PATH"])
+    night, later = tmp_path / "night.sqlite3", tmp_path / "later.sqlite3"
+    store = w.markets["rakuten"]
+    refused: list[str] = []
+    assert w.sync().ok
+    backup(state, night)
+    store.place_order([("TEA-001", 3)])
+    assert w.sync().ok
+    backup(state, later)
+    assert stock(w)["TEA-001"] == 7
+    _lose_state(w)
+    backup(night, state)  # restored the proper way
+    _reset(w, capsys)  # sync refuses it (older than the sheet), reset-state as told
+    with w.bot() as cycle:
+        assert cycle.run().ok
+        store.place_order([("TEA-001", 3)])
+        next_cycle(w)
+        assert cycle.run().ok
+        assert stock(w)["TEA-001"] == 4
+        assert tally(state)[1] == tally(later)[1]  # every sum, write numbers included
+        checkpoint(state)
+        next_cycle(w)
+        assert cycle.run().ok
+        put_over(later, state, "cp")
+        run_on(w, cycle, refused)
+    restart(w, refused)
+    seen = (stock(w)["TEA-001"], store.quantity("TEA-001"))
+    assert refused or seen == (4, 4), seen
 
 
 # -- 2. the alert incidents file on a full disk ----------------------------------------------
