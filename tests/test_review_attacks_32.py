@@ -18,9 +18,10 @@ Held:
 - By construction (read, not tested): a prune deletes lines whose numbers are at most the
   copy's highest and every line written since the copy has a higher one, so a copy taken
   before a prune cannot match with the same count of lines; the counter sits in `meta`, which
-  every commit writes, so a hybrid file always has the bot's (newest) counter, never one behind
-  its lines; the sum of write numbers stays far below 2**53 and 15 digits (SQLite's REAL to
-  text) for any plausible file (10**5 lines x 10**6 writes = 10**11).
+  every commit writes, so a hybrid of one file's own copy always has the bot's (newest)
+  counter, never one behind its lines (across a restore it can be: see Broke); the sum of
+  write numbers stays far below 2**53 and 15 digits (SQLite's REAL to text) for any
+  plausible file (10**5 lines x 10**6 writes = 10**11).
 - A Shopify download cut mid-line after 40 of 150 lines (whole Content-Length announced),
   then served whole, with LF or CRLF endings and no newline after the last line: every SKU
   pushed, 2 GETs, no search. A storage answering 429 with `Retry-After: 86400` every time:
