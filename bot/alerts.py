@@ -249,10 +249,11 @@ class Incidents:
         data: dict[str, object] = {"open": dict(sorted(incidents.items()))}
         if calm:
             data["calm"] = dict(sorted(calm.items()))
-        text = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8").ljust(RESERVE)
+        text = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            tmp.write_bytes(text)
+            # Room for the text to grow by as much again (review attacks 32: 150 oversold).
+            tmp.write_bytes(text.ljust(max(RESERVE, 2 * len(text))))
             os.replace(tmp, self.path)
         except OSError:
             with contextlib.suppress(OSError):
@@ -262,8 +263,14 @@ class Incidents:
         self._unsaved = None
 
     def saved(self) -> bool:
-        """Whether the file is there (so a full disk can still take a rewrite of it)."""
-        return self._unsaved is None and self.path.exists()
+        """Whether the file is there with its room (so a full disk can still take a rewrite
+        of it); an earlier version's file, without the room, is not."""
+        if self._unsaved is not None:
+            return False
+        try:
+            return self.path.stat().st_size >= RESERVE
+        except OSError:
+            return False
 
     def _write_over(self, text: bytes) -> bool:
         """Write `text` over the file's own bytes, when it is that long; whether it was."""

@@ -30,6 +30,7 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -81,13 +82,26 @@ SETTLED_SQL = (
 # changed it (`written`, from the counter `line_writes` in `meta`, which only grows), and its
 # total is summed too. A line written since the copy has a number above every number the copy
 # holds, so the total moves up whatever else changed with the same count of lines.
-TALLY_VERSION = "v2:"  # a tally of an earlier version (no prefix) is not compared (`intact`)
+# The counter starts at a random number below 2**32, and a reset moves it on by a random step
+# as large (`_jump_line_writes`): a backup restored the proper way brings back a lower counter,
+# and without the jump a line written after the reset could take the number a later copy of
+# the old history holds, with the same sums (review attacks 32). Totals of such numbers over
+# the lines a file keeps stay far below 2**53, where SQLite's float `total` stops being exact.
+TALLY_VERSION = "v2:"
 TALLY_SQL = (
     f"SELECT '{TALLY_VERSION}' || (SELECT count(*) || ':' || total(target) || ':' "
     "|| total(applied) || ':' || total(cancelled) || ':' || total(written) FROM lines) || ':' "
     "|| (SELECT count(*) || ':' || total(closed) FROM orders) || ':' "
     "|| (SELECT count(*) FROM forgotten)"
 )
+# The tally as versions before the write numbers kept it (no prefix): a file still holding one
+# is checked by it until its next write keeps the new one (review attacks 32).
+TALLY_SQL_V1 = (
+    "SELECT (SELECT count(*) || ':' || total(target) || ':' || total(applied) || ':' "
+    "|| total(cancelled) FROM lines) || ':' || (SELECT count(*) || ':' || total(closed) "
+    "FROM orders) || ':' || (SELECT count(*) FROM forgotten)"
+)
+LINE_WRITES_JUMP = 2**32
 
 # Columns of the pushes table that earlier versions' state files lack (`Ledger._migrate`).
 PUSH_ADDED = {
@@ -589,16 +603,19 @@ class Ledger:
         journal's (`-wal`), which still holds the bot's latest `meta` page, so the file names
         the bot's last commit while its `lines` may come from the copy, without orders applied
         since (review attacks 17). The sums written with every change of those tables
-        (`TALLY_SQL`) then disagree with the tables. A file of a version that kept no tally, or
-        kept it in an earlier form, passes until its next write keeps one.
+        (`TALLY_SQL`) then disagree with the tables. A file of a version that kept no tally
+        passes until its next write keeps one; one that kept it in the earlier form (no write
+        numbers) is checked by that form (`TALLY_SQL_V1`) until then.
         """
         # One statement, so one snapshot: the kept tally and the tables as one commit left
         # them, even while another process commits (`check` beside `run`, review attacks 21).
-        kept, now = self._db.execute(
-            f"SELECT (SELECT value FROM meta WHERE key='tally'), ({TALLY_SQL})"
+        kept, now, earlier = self._db.execute(
+            f"SELECT (SELECT value FROM meta WHERE key='tally'), ({TALLY_SQL}), ({TALLY_SQL_V1})"
         ).fetchone()
-        if kept is None or not str(kept).startswith(TALLY_VERSION):
-            return True  # kept by an earlier version, in another form: until the next write
+        if kept is None:
+            return True
+        if not str(kept).startswith(TALLY_VERSION):
+            return str(kept) == str(earlier)  # kept by an earlier version, in its form
         return str(kept) == str(now)
 
     def is_fresh(self) -> bool:
@@ -645,6 +662,7 @@ class Ledger:
                 db.execute("INSERT INTO meta VALUES ('owed', ?)", (json.dumps(kept),))
             if last_commit:
                 db.execute("INSERT INTO meta VALUES ('last_commit', ?)", (last_commit,))
+            _jump_line_writes(db)
             _keep_tally(db)
 
     # -- reads ---------------------------------------------------------------------------
@@ -1214,13 +1232,23 @@ def _json_for_sqlite(value: Sequence[str] | dict[str, int]) -> str | None:
 
 
 def _next_line_write(db: sqlite3.Connection) -> int:
-    """The number of this write of lines: one more than the last (`TALLY_SQL`)."""
+    """The number of this write of lines: one more than the last, the first at random
+    (`TALLY_SQL`)."""
     db.execute(
-        "INSERT INTO meta VALUES ('line_writes', '1') ON CONFLICT (key) "
-        "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        "INSERT INTO meta VALUES ('line_writes', ?) ON CONFLICT (key) "
+        "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (str(secrets.randbelow(LINE_WRITES_JUMP) + 1),),
     )
     (value,) = db.execute("SELECT value FROM meta WHERE key='line_writes'").fetchone()
     return int(value)
+
+
+def _jump_line_writes(db: sqlite3.Connection) -> None:
+    """Move the write counter on by a random step (a reset: `TALLY_SQL`)."""
+    db.execute(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key='line_writes'",
+        (secrets.randbelow(LINE_WRITES_JUMP) + 1,),
+    )
 
 
 def _keep_tally(db: sqlite3.Connection) -> None:

@@ -34,7 +34,7 @@ Held:
   orderInfo refusing each): two notes each over two days, then, readable, each applied once
   (200 `order` rows, Stock 1000 -> 800).
 
-Broke (strict xfails):
+Broke (fixed the same session unless said; each was a strict xfail):
 - `test_a_copy_put_over_a_bot_of_the_earlier_version_is_refused_after_the_upgrade`: a state
   file whose tally is of the earlier form (no `v2:`) is not compared at all until the next
   write (bot/ledger.py:600), though that form can still be computed over the migrated tables.
@@ -85,6 +85,12 @@ Not tested, by reading: `owed_told` is stored by its own `set_meta` after the co
 day's note once more (low severity: one duplicate `error` row). A kill in the middle of the
 in-place rewrite of the incidents file leaves a torn file and one repeated alert for every
 open incident (documented in `Incidents.save`).
+
+The fixes: an earlier-form tally is compared with that form (`TALLY_SQL_V1`); the write
+counter starts at random and `reset` moves it on by a random step (`_jump_line_writes`); the
+incidents file keeps room for its text to double, and one shorter than `RESERVE` (an earlier
+version's) is rewritten at the first observation. The disk full before the very first sync
+stays an expected failure (README Known limits: no file there to write over).
 """
 
 from __future__ import annotations
@@ -160,12 +166,6 @@ def _v1_holds(state: Path) -> bool:
 # -- 1. the tally: an upgrade from a file of the earlier version ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an earlier version's tally is not compared at all until the next write: a copy put "
-    "over a running bot of that version, found out by that version's own tally, passes the "
-    "upgraded bot and its line change is applied twice (Stock and Rakuten 11, expected 9)",
-)
 def test_a_copy_put_over_a_bot_of_the_earlier_version_is_refused_after_the_upgrade(
     shop: World, tmp_path: Path
 ) -> None:
@@ -296,14 +296,6 @@ def test_a_copy_landing_inside_a_cycle_that_writes_the_tally_is_refused_or_count
     assert refused or seen == (9, 9), seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write numbers go on from a restored file's counter: after a proper restore of "
-    "an older backup and reset-state, the next write reuses number 1, which a later backup's "
-    "line already holds; equal counts and quantities then make every sum equal, the later "
-    "backup put over the running bot is taken and its order B applied twice (Stock and "
-    "Rakuten 1, expected 4)",
-)
 def test_a_later_backup_put_over_a_bot_restarted_from_an_older_one_is_refused(
     shop: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -331,7 +323,10 @@ def test_a_later_backup_put_over_a_bot_restarted_from_an_older_one_is_refused(
         next_cycle(w)
         assert cycle.run().ok
         assert stock(w)["TEA-001"] == 4
-        assert tally(state)[1] == tally(later)[1]  # every sum, write numbers included
+        # Every count and sum but the write numbers equals the later copy's; the random jump
+        # `reset` gives the write counter sets those apart too.
+        now, then = tally(state)[1].split(":"), tally(later)[1].split(":")
+        assert now[:5] + now[6:] == then[:5] + then[6:]
         checkpoint(state)
         next_cycle(w)
         assert cycle.run().ok
@@ -361,12 +356,6 @@ def _oversold_shop(w: World, count: int) -> list[str]:
     return skus
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="incidents text already over RESERVE: the file is exactly as long as its text, the "
-    "disk incident makes it longer, the in-place rewrite refuses (len(text) > size), and each "
-    "sync from cron on the full disk alerts again (3 alerts for 3 syncs, expected 1)",
-)
 def test_sync_from_cron_on_a_full_disk_alerts_once_with_many_oversold_products(
     tmp_path: Path, hook: Receiver
 ) -> None:
@@ -406,13 +395,6 @@ def test_syncs_from_cron_on_a_disk_full_before_the_first_sync_alert_once(
         assert len(hook.texts()) == 1, hook.texts()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='an incidents file of the earlier version (no padding: `{"open": {}}`, 15 bytes) '
-    "is taken as made (`Incidents.saved` only asks whether it exists) and never padded while "
-    "nothing changes; on a full disk the disk incident cannot be written over 15 bytes and "
-    "each sync from cron alerts again (3 alerts for 3 syncs, expected 1)",
-)
 def test_an_upgraded_bot_with_an_earlier_incidents_file_alerts_a_full_disk_once(
     tmp_path: Path, hook: Receiver
 ) -> None:
