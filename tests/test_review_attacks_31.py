@@ -79,56 +79,19 @@ import pytest
 from bot.channels.base import StockUpdate
 from bot.channels.shopify import ShopifyChannel
 from bot.channels.shopify_bulk import export_query
-from bot.config import Settings
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
+from tests.test_shopify_bulk import _close_channels, downloads, fake, shopify, stock
+from tests.test_shopify_bulk import channel_for as bulk_channel_for
+from tests.test_shopify_bulk import operations as names
 from tests.world import world
 
-_open: list[ShopifyChannel] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_channels() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def shopify(fake: FakeTime) -> Iterator[ShopifyStandIn]:
-    stand_in = ShopifyStandIn()
-    stand_in.clock = fake.clock
-    with stand_in:
-        yield stand_in
+__all__ = ["_close_channels", "fake", "shopify"]  # fixtures shared with the bulk tests
 
 
 def channel_for(stand_in: ShopifyStandIn, fake: FakeTime, bulk_from: int = 1) -> ShopifyChannel:
-    channel = ShopifyChannel.from_settings(
-        Settings.from_env(stand_in.env()), sleep=fake.sleep, clock=fake.clock
-    )
-    channel.bulk_from = bulk_from
-    _open.append(channel)
-    return channel
-
-
-def stock(stand_in: ShopifyStandIn, count: int, quantity: int = 5) -> list[str]:
-    skus = [f"SKU-{i:05d}" for i in range(count)]
-    for sku in skus:
-        stand_in.add_item(sku, quantity)
-    return skus
-
-
-def names(stand_in: ShopifyStandIn) -> list[str | None]:
-    return [name for name, _, _ in stand_in.costs]
-
-
-def downloads(stand_in: ShopifyStandIn) -> list[Any]:
-    return stand_in.requests_to(r"/bulk-results/.*", "GET")
+    """An adapter whose pushes use the bulk export from `bulk_from` SKUs (1: always)."""
+    return bulk_channel_for(stand_in, fake, bulk_from)
 
 
 def the_operation(stand_in: ShopifyStandIn) -> dict[str, Any]:
