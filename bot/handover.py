@@ -359,4 +359,9 @@ class Handover:
         try:
             self.sheet.batch_update(list(requests), retry=False)
         except StockbotError as exc:
-            log.error("the Log rows of a commit the full disk refused were not written: %s", exc)
+            # Not "the next cycle tries again": nothing keeps these rows (review attacks 33).
+            log.error(
+                "the Log rows of a commit the full disk refused may not have been written, and "
+                "are not sent again (%s)",
+                type(exc.__cause__ or exc).__name__,
+            )

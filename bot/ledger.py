@@ -85,13 +85,17 @@ SETTLED_SQL = (
 # The counter starts at a random number below 2**32, and a reset moves it on by a random step
 # as large (`_jump_line_writes`): a backup restored the proper way brings back a lower counter,
 # and without the jump a line written after the reset could take the number a later copy of
-# the old history holds, with the same sums (review attacks 32). Totals of such numbers over
-# the lines a file keeps stay far below 2**53, where SQLite's float `total` stops being exact.
+# the old history holds, with the same sums (review attacks 32). The tally sums them as
+# integers: a million lines of numbers near 10**11 stay far below 2**63.
 TALLY_VERSION = "v2:"
+# Integer sums (`sum`, exact up to 2**63), never float ones: SQLite writes a float as text with
+# 15 significant digits, so a float total of write numbers near 10**15 (125,000 lines of
+# numbers near 8 * 10**9) would round away a change of 2 (review attacks 33).
 TALLY_SQL = (
-    f"SELECT '{TALLY_VERSION}' || (SELECT count(*) || ':' || total(target) || ':' "
-    "|| total(applied) || ':' || total(cancelled) || ':' || total(written) FROM lines) || ':' "
-    "|| (SELECT count(*) || ':' || total(closed) FROM orders) || ':' "
+    f"SELECT '{TALLY_VERSION}' || (SELECT count(*) || ':' || coalesce(sum(target), 0) || ':' "
+    "|| coalesce(sum(applied), 0) || ':' || coalesce(sum(cancelled), 0) || ':' "
+    "|| coalesce(sum(written), 0) FROM lines) || ':' "
+    "|| (SELECT count(*) || ':' || coalesce(sum(closed), 0) FROM orders) || ':' "
     "|| (SELECT count(*) FROM forgotten)"
 )
 # The tally as versions before the write numbers kept it (no prefix): a file still holding one

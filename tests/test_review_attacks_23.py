@@ -173,7 +173,7 @@ def test_a_clock_years_ahead_then_back_never_counts_a_closed_order_twice(
         # A held: one line (target 2, applied 2, not cancelled), one closed order, none
         # forgotten; the version and the lines' write numbers left out.
         parts = tally(state)[1].split(":")
-        assert parts[1:5] + parts[6:] == ["1", "2.0", "2.0", "0.0", "1", "1.0", "0"], parts
+        assert parts[1:5] + parts[6:] == ["1", "2", "2", "0", "1", "1", "0"], parts
         _jump(w, -timedelta(days=803))
         store.archive(a)  # type: ignore[attr-defined]
         for _ in range(2):

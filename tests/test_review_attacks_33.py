@@ -32,7 +32,7 @@ Held:
   Two processes cannot race the first write: `_next_line_write` runs inside `complete`'s
   `BEGIN IMMEDIATE` transaction and `check` never completes a commit.
 
-Broke (strict xfail, not fixed here):
+Broke (each a strict xfail at first; both fixed the same session):
 - `test_a_copy_with_lines_changed_in_opposite_ways_is_refused_at_a_realistic_size`: SQLite
   3.40 renders a REAL as text with 15 significant digits (`total(written) || ':'` in
   TALLY_SQL, bot/ledger.py:91-96). Since the counter starts at random below 2**32 and jumps
@@ -61,6 +61,9 @@ Broke (strict xfail, not fixed here):
   (`exc.retriable` / no HTTP status), and drop "the next cycle tries again" from that message
   (or queue the rows once the disk takes writes again and read the Log to skip those that
   landed).
+
+The fixes: the tally's sums are SQLite integer sums (`sum`, exact), not float `total`s; the
+lone rows' failure says they "may not have been written, and are not sent again".
 """
 
 from __future__ import annotations
@@ -211,14 +214,6 @@ def test_a_copy_with_lines_changed_in_opposite_ways_is_refused_below_ten_to_the_
     assert refused, kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLite renders total(written) with 15 significant digits: 125,000 lines written as "
-    "number 8,000,000,001 (a counter near 2**32 plus one reset's jump) sum to "
-    "1,000,000,000,125,000, and a copy whose lines A and B differ only by being one write older "
-    "(written sum -2, A applied 2 not 3, B 3 not 2) renders the same '1.000000000125e+15': "
-    "intact() is True and the copy is taken (bot/ledger.py:91-96, 1234-1251)",
-)
 def test_a_copy_with_lines_changed_in_opposite_ways_is_refused_at_a_realistic_size(
     tmp_path: Path,
 ) -> None:
@@ -277,13 +272,6 @@ def test_a_japanese_text_rewritten_in_place_on_a_full_disk_reads_back_whole(
         assert Incidents(path).load() == more
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rows sent alone landed (Sheets carried the batchUpdate out, its answer was lost) "
-    "yet the process log says 'the Log rows of a commit the full disk refused were not "
-    "written: ... the next cycle tries again' (bot/handover.py:359-362): 1 push row in the "
-    "Log; and no cycle ever tries them again (they are in no outbox)",
-)
 def test_report_rows_sent_alone_whose_answer_is_lost_are_not_said_to_be_unwritten(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
