@@ -354,12 +354,12 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
                 f"The Log tab could not be read ({plain(exc)}): orders it names as not applied "
                 "are not carried over; check its error rows by hand."
             )
-        channels = set(ledger.cursors()) | set(logged.named) | set(ledger.all_owed())
+        cursors, carried = ledger.cursors(), ledger.owed()
         found = unread.gather(
-            unread.from_cursors(ledger.cursors()),
-            ledger.all_owed(),
+            unread.from_cursors(cursors),
+            carried,
             logged=logged,
-            known={ch: ledger.all_orders(ch) for ch in channels},
+            known={ch: ledger.all_orders(ch) for ch in {*cursors, *logged.named, *carried}},
         )
         owed = {ch: ids for ch, ids in found.items() if ch in unread.READ_BY_ID}
         by_hand = {ch: ids for ch, ids in found.items() if ch not in unread.READ_BY_ID}

@@ -682,18 +682,13 @@ class Ledger:
         rows = self._db.execute("SELECT channel, cursor FROM cursors")
         return {str(ch): str(c) for ch, c in rows}
 
-    def all_owed(self) -> dict[str, set[str]]:
-        """`owed` of every channel that has any."""
+    def owed(self) -> dict[str, set[str]]:
+        """Orders a reset carried over as seen but never applied (`reset`), by channel, that
+        the file does not hold yet: the cycle reads them with the open ones and applies them."""
         text = self.get_meta("owed")
-        channels = json.loads(text) if text else {}
-        return {ch: set(ids) for ch in channels if (ids := self.owed(ch))}
-
-    def owed(self, channel: str) -> list[str]:
-        """Orders a reset carried over as seen but never applied (`reset`), that the file
-        does not hold yet: the cycle reads them with the open ones and applies them."""
-        text = self.get_meta("owed")
-        ids = json.loads(text).get(channel, []) if text else []
-        return [str(i) for i in ids if str(i) not in self.all_orders(channel)] if ids else []
+        carried: dict[str, list[str]] = json.loads(text) if text else {}
+        left = {ch: set(map(str, ids)) - self.all_orders(ch) for ch, ids in carried.items()}
+        return {ch: ids for ch, ids in left.items() if ids}
 
     def open_orders(self, channel: str) -> list[str]:
         """Orders of the channel that may still change."""

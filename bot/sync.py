@@ -200,6 +200,7 @@ class Cycle:
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
         self._owed_notes: list[Event] = []  # likewise, of orders a reset carried over
         self._owed_told: dict[str, dict[str, str]] | None = None  # stored after the commit
+        self._owed: dict[str, set[str]] = {}  # `Ledger.owed`, read once a cycle
         self._jumps: dict[str, warnings.Jump] = {}  # Stock jumps whose Status asks for a check
         self._owns_collector = False  # this cycle turned Python's cycle collector off
 
@@ -258,6 +259,7 @@ class Cycle:
         fetched_at = self.now()
         if not dry_run:
             self._prune(fetched_at, rows)
+        self._owed = self.ledger.owed()
         fetched = self._fetch(enabled, report, fetched_at)
         starts = {ch: self._start(ch, fetch.start or fetched_at) for ch, fetch in fetched.items()}
         the_plan = self._plan(rows, fetched, starts)
@@ -452,7 +454,7 @@ class Cycle:
             name: (
                 _with_start(cursor) if (cursor := self.ledger.cursor(name)) else None,
                 # Orders a reset carried over (`bot.unread`) are read again like open ones.
-                [*self.ledger.open_orders(name), *self.ledger.owed(name)],
+                [*self.ledger.open_orders(name), *sorted(self._owed.get(name, ()))],
                 self.ledger.all_orders(name),
             )
             for name in enabled
@@ -533,7 +535,7 @@ class Cycle:
                 starts,
                 self.ledger.lines,
                 self.ledger.unmatched_lines(),
-                owed={ch: set(self.ledger.owed(ch)) for ch in fetched},
+                owed=self._owed,
             )
         )
 
@@ -745,14 +747,14 @@ class Cycle:
         today = day.isoformat()
         notes: list[Event] = []
         for channel, fetch in fetched.items():
-            owed = self.ledger.owed(channel)
+            owed = self._owed.get(channel, set())
             if not owed or fetch.start is not None:
                 continue
             said = {o for o, _text in fetch.order_problems}
             read = {o.order_id for o in fetch.orders}
             before = told.get(channel, {})
             now_told = {o: when for o, when in before.items() if o in owed}
-            for order_id in owed:
+            for order_id in sorted(owed):
                 if order_id in said:
                     now_told[order_id] = "marketplace"
                 elif order_id not in read and before.get(order_id) not in ("marketplace", today):
