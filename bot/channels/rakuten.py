@@ -411,22 +411,10 @@ class RakutenChannel:
             end = answered + AHEAD
         seen = min(answered, end)
         until = max(state.until, seen)
-        swept = state.swept
-        failed: list[str] = []
+        swept, failed = state.swept, list[str]()
         if sweep_due(swept, until):
-            # The older part only: the search above read from `start` on.
-            back = max(state.until - SWEEP_BACK, state.start, now - HISTORY)
-            try:
-                if back < start:
-                    older = self._search(back, start - timedelta(seconds=1))
-                    log.info("rakuten: swept order dates from %s: %d numbers", back, len(older))
-                    numbers += older
-                swept = until
-            except (TemporaryError, RejectedError) as exc:  # AuthError stops the fetch
-                # The overlap was read in full: its orders are applied and Rakuten pushed to;
-                # `swept` stays, so the next cycle sweeps again (module docstring).
-                log.warning("rakuten: the sweep for orders listed late failed: %s", exc)
-                failed = self._sweep_failed(exc, swept or state.start, state.until, until)
+            swept, older, failed = self._sweep(state, start, until, now)
+            numbers += older
         held = set(open_orders)
         fresh = [n for n in numbers if n not in held and n not in known_orders]
         wanted = list(dict.fromkeys([*fresh, *open_orders, *state.retry]))
@@ -438,6 +426,25 @@ class RakutenChannel:
             problems=tuple(failed),
             order_problems=tuple(problems),
         )
+
+    def _sweep(
+        self, state: WindowCursor, start: datetime, until: datetime, now: datetime
+    ) -> tuple[datetime | None, list[str], list[str]]:
+        """The wide search back to `SWEEP_BACK` behind the cursor, up to `start` (where the
+        fetch's own search began): the new ``swept``, the numbers found, what staff are told.
+
+        A failure leaves ``swept`` as it was, so the next cycle sweeps again (module docstring);
+        `AuthError` is not caught: it stops the fetch.
+        """
+        back = max(state.until - SWEEP_BACK, state.start, now - HISTORY)
+        try:
+            older = self._search(back, start - timedelta(seconds=1)) if back < start else []
+        except (TemporaryError, RejectedError) as exc:
+            log.warning("rakuten: the sweep for orders listed late failed: %s", exc)
+            since = state.swept or state.start
+            return state.swept, [], self._sweep_failed(exc, since, state.until, until)
+        log.info("rakuten: swept order dates from %s: %d numbers", back, len(older))
+        return until, older, []
 
     def _sweep_failed(
         self, exc: ChannelError, since: datetime, before: datetime, until: datetime
