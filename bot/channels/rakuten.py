@@ -411,7 +411,8 @@ class RakutenChannel:
             end = answered + AHEAD
         seen = min(answered, end)
         until = max(state.until, seen)
-        swept, failed = state.swept, list[str]()
+        swept = state.swept
+        failed: list[str] = []
         if sweep_due(swept, until):
             swept, older, failed = self._sweep(state, start, until, now)
             numbers += older
