@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from bot import unread
 from bot.cli import cmd_reset_state
 from bot.handover import StateMismatchError
+from bot.standins.rakuten import RakutenStandIn
 from tests.staff import backup, put_over, stock
+from tests.test_init_sheet_renamed import _rename_tab
 from tests.test_rakuten_sweep import _shop
 from tests.world import World, world
 
@@ -48,6 +50,26 @@ def _owed(w: World) -> dict[str, list[str]]:
     with closing(sqlite3.connect(w.env["STOCKBOT_STATE_PATH"])) as db:
         row = db.execute("SELECT value FROM meta WHERE key='owed'").fetchone()
     return json.loads(row[0]) if row else {}
+
+
+def _clear_log(w: World) -> None:
+    """Staff select the Log tab's rows under the header and press Delete."""
+    rows = len(w.sheets.get_values(w.sheet_id, "Log")) - 1
+    if rows:
+        w.sheets.set_values(w.sheet_id, "Log", "A2", [[None] * 9] * rows)
+
+
+def _refused_then_backed_up(w: World, tmp_path: Path) -> tuple[RakutenStandIn, str, Path]:
+    """Rakuten refuses to read order R (2 TEA); a day on, last night's backup is taken (it
+    lists R to ask again); another day passes. The store, R and the backup."""
+    store = _shop(w)
+    r = store.place_order([("TEA-001", 2)])
+    store.refuse_reads(r, times=1000)
+    _days(w, 1)
+    saved = tmp_path / "saved.sqlite3"
+    backup(Path(w.env["STOCKBOT_STATE_PATH"]), saved)
+    _days(w, 1)
+    return store, r, saved
 
 
 def _days(w: World, days: int) -> None:
@@ -154,17 +176,9 @@ def test_a_restored_backup_carries_over_the_orders_its_cursor_asks_again_even_wi
     """Staff cleared the Log tab; the backup put back still lists R to ask again: R is
     carried over from the file alone and applied once Rakuten reads it."""
     with world(tmp_path, ("rakuten",)) as w:
-        store = _shop(w)
-        state = Path(w.env["STOCKBOT_STATE_PATH"])
-        r = store.place_order([("TEA-001", 2)])
-        store.refuse_reads(r, times=1000)
-        _days(w, 1)
-        saved = tmp_path / "saved.sqlite3"
-        backup(state, saved)
-        _days(w, 1)
-        logged = len(w.sheets.get_values(w.sheet_id, "Log")) - 1
-        w.sheets.set_values(w.sheet_id, "Log", "A2", [[None] * 9] * logged)
-        put_over(saved, state, "cp")
+        store, r, saved = _refused_then_backed_up(w, tmp_path)
+        _clear_log(w)
+        put_over(saved, Path(w.env["STOCKBOT_STATE_PATH"]), "cp")
         out = _reset(w, capsys)
         assert r in out
         store.refuse_reads(r, times=0)
@@ -201,27 +215,9 @@ def test_reset_state_with_the_log_tab_renamed_still_resets_and_says_what_it_coul
     """Staff renamed the Log tab: reset-state still starts afresh (the Log is not needed for
     that), carries what the restored file asks again, and says the Log was not searched."""
     with world(tmp_path, ("rakuten",)) as w:
-        store = _shop(w)
-        state = Path(w.env["STOCKBOT_STATE_PATH"])
-        r = store.place_order([("TEA-001", 2)])
-        store.refuse_reads(r, times=1000)
-        _days(w, 1)
-        saved = tmp_path / "saved.sqlite3"
-        backup(state, saved)
-        _days(w, 1)
-        put_over(saved, state, "cp")
-        tab = w.sheets.tab_ids(w.sheet_id)["Log"]
-        w.sheets.batch_update(
-            w.sheet_id,
-            [
-                {
-                    "updateSheetProperties": {
-                        "properties": {"sheetId": tab, "title": "Journal"},
-                        "fields": "title",
-                    }
-                }
-            ],
-        )
+        _store, r, saved = _refused_then_backed_up(w, tmp_path)
+        put_over(saved, Path(w.env["STOCKBOT_STATE_PATH"]), "cp")
+        _rename_tab(w, "Log", "Journal")
         out = _reset(w, capsys)
         assert "The Log tab could not be read" in out and r in out
         assert _owed(w) == {"rakuten": [r]}

@@ -63,28 +63,16 @@ from bot.errors import ConfigError
 from bot.standins.amazon import AmazonStandIn
 from tests.staff import VMClock, backup, put_over, set_shop, stock
 from tests.test_rakuten_sweep import _read, _shop
-from tests.test_reset_unread import _days, _lose_state, _owed, _reset
+from tests.test_reset_unread import _clear_log, _days, _lose_state, _owed, _reset
+from tests.test_review_attacks_29 import _hourly
 from tests.world import World, world
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 
-def _hourly(w: World, times: int) -> None:
-    for _ in range(times):
-        w.time.offset += HOUR + timedelta(minutes=5)
-        assert w.sync().ok
-
-
 def _applied(w: World, order: str) -> list[int]:
     return [int(r["Change"]) for r in w.log("order") if str(r["Order"]) == order]
-
-
-def _clear_log(w: World) -> None:
-    """Staff select the Log tab's rows under the header and press Delete."""
-    rows = len(w.sheets.get_values(w.sheet_id, "Log")) - 1
-    if rows:
-        w.sheets.set_values(w.sheet_id, "Log", "A2", [[None] * 9] * rows)
 
 
 # -- an applied order named by a later error row ---------------------------------------------------
