@@ -57,7 +57,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +73,7 @@ from bot.errors import StateFileError
 from bot.expiry import Credentials
 from bot.health import Watch
 from bot.scheduler import Loop
+from bot.sync import Cycle
 from tests.staff import next_cycle, stock, wait_for
 from tests.test_alerts import Receiver
 from tests.world import World, world
@@ -115,6 +116,32 @@ class FullDisk:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+def fill_at_the_next_write(disk: FullDisk) -> None:
+    disk.full_from = disk.writes + 1
+
+
+@contextmanager
+def after_the_push_is_recorded(
+    cycle: Cycle, then: Callable[[FullDisk], None]
+) -> Iterator[FullDisk]:
+    """The cycle's ledger on a `FullDisk` (not full yet); `then` gets it right after the cycle
+    records its push, before the report is committed (to fill it there, say)."""
+    ledger = cycle.ledger
+    disk = FullDisk(ledger._db)
+    ledger._db = disk  # type: ignore[assignment]
+    record = ledger.record_pushes
+
+    def recorded(*args: Any, **kwargs: Any) -> None:
+        record(*args, **kwargs)
+        then(disk)
+
+    ledger.record_pushes = recorded  # type: ignore[method-assign]
+    try:
+        yield disk
+    finally:
+        ledger.record_pushes = record  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -215,19 +242,11 @@ def test_a_disk_that_fills_right_after_a_push_is_recorded_still_logs_the_push(
         w.markets["rakuten"].place_order([("TEA-001", 2)])
         w.set_stock("CUP-001", 9)
         with w.bot() as cycle:
-            ledger = cycle.ledger
-            disk = FullDisk(ledger._db)
-            ledger._db = disk  # type: ignore[assignment]
-            record = ledger.record_pushes
-
-            def then_full(*args: Any, **kwargs: Any) -> None:
-                record(*args, **kwargs)
-                disk.full_from = disk.writes + 1
-
-            ledger.record_pushes = then_full  # type: ignore[method-assign]
-            with pytest.raises(StateFileError, match="disk"):
+            with (
+                after_the_push_is_recorded(cycle, fill_at_the_next_write) as disk,
+                pytest.raises(StateFileError, match="disk"),
+            ):
                 cycle.run()
-            ledger.record_pushes = record  # type: ignore[method-assign]
             disk.full_from = None
             for _ in range(2):
                 next_cycle(w)

@@ -81,7 +81,15 @@ from bot.alerts import RESERVE, Incidents
 from bot.errors import StateFileError
 from bot.ledger import Changes, Ledger, LineState
 from tests.staff import next_cycle
-from tests.test_review_attacks_24 import FullDisk, _caught_up, _shop, fill, small_disk
+from tests.test_review_attacks_24 import (
+    FullDisk,
+    _caught_up,
+    _shop,
+    after_the_push_is_recorded,
+    fill,
+    fill_at_the_next_write,
+    small_disk,
+)
 from tests.world import World, world
 
 # -- 1. the report's Log rows sent alone --------------------------------------------------------
@@ -120,20 +128,15 @@ def test_a_reports_push_row_is_logged_once_whichever_write_of_its_commit_the_dis
         w.markets["rakuten"].place_order([("TEA-001", 2)])
         w.set_stock("CUP-001", 9)
         with w.bot() as cycle:
-            ledger = cycle.ledger
-            disk = FullDisk(ledger._db)
-            ledger._db = disk  # type: ignore[assignment]
-            record = ledger.record_pushes
-            after = _report_then(w, disk, how)
 
-            def recorded(*args: Any, **kwargs: Any) -> None:
-                record(*args, **kwargs)
-                after()
+            def then(disk: FullDisk) -> None:
+                _report_then(w, disk, how)()
 
-            ledger.record_pushes = recorded  # type: ignore[method-assign]
-            with pytest.raises(StateFileError, match="disk"):
+            with (
+                after_the_push_is_recorded(cycle, then) as disk,
+                pytest.raises(StateFileError, match="disk"),
+            ):
                 cycle.run()
-            ledger.record_pushes = record  # type: ignore[method-assign]
             disk.full_from = None
             sent_alone = len(_pushes_of_tea(w))
             # Sent alone (second or first prepare refused), landed with the report (complete
@@ -281,18 +284,16 @@ def test_report_rows_sent_alone_whose_answer_is_lost_are_not_said_to_be_unwritte
         next_cycle(w)
         w.markets["rakuten"].place_order([("TEA-001", 2)])
         with w.bot() as cycle:
-            ledger = cycle.ledger
-            disk = FullDisk(ledger._db)
-            ledger._db = disk  # type: ignore[assignment]
-            record = ledger.record_pushes
 
-            def recorded(*args: Any, **kwargs: Any) -> None:
-                record(*args, **kwargs)
-                disk.full_from = disk.writes + 1  # the report's prepare
+            def then(disk: FullDisk) -> None:
+                fill_at_the_next_write(disk)  # the report's prepare
                 w.sheets.drop(1, match=":batchUpdate", after=True)  # the rows sent alone
 
-            ledger.record_pushes = recorded  # type: ignore[method-assign]
-            with caplog.at_level("ERROR", logger="stockbot"), pytest.raises(StateFileError):
+            with (
+                after_the_push_is_recorded(cycle, then),
+                caplog.at_level("ERROR", logger="stockbot"),
+                pytest.raises(StateFileError),
+            ):
                 cycle.run()
         assert len(_pushes_of_tea(w)) == 1
         said = [r.getMessage() for r in caplog.records if "were not written" in r.getMessage()]
