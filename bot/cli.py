@@ -343,17 +343,8 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
         ledger.lock()
         if not force:
             refuse_needless_reset(sheet, ledger, marker)
-        logged = unread.LogOrders()
-        try:
-            rows, skipped = unread.read_log(sheet, metadata)
-            logged = unread.from_log(rows)
-            for title in skipped:
-                print(f"The tab '{title}' has no Log headers: it was not searched for orders.")
-        except SheetStructureError as exc:
-            print(
-                f"The Log tab could not be read ({plain(exc)}): orders it names as not applied "
-                "are not carried over; check its error rows by hand."
-            )
+        rows, unreadable = unread.read_log(sheet, metadata)
+        logged = unread.from_log(rows)
         cursors, carried = ledger.cursors(), ledger.owed()
         found = unread.gather(
             unread.from_cursors(cursors),
@@ -361,8 +352,10 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
             logged=logged,
             known={ch: ledger.all_orders(ch) for ch in {*cursors, *logged.named, *carried}},
         )
-        owed = {ch: ids for ch, ids in found.items() if ch in unread.READ_BY_ID}
-        by_hand = {ch: ids for ch, ids in found.items() if ch not in unread.READ_BY_ID}
+        # Without every Log tab, an applied order cannot be told from an unapplied one.
+        carry = unread.READ_BY_ID if not unreadable else frozenset()
+        owed = {ch: ids for ch, ids in found.items() if ch in carry}
+        by_hand = {ch: ids for ch, ids in found.items() if ch not in carry}
         ledger.reset(sheet.sheet_id, marker.id if marker else None, owed)
     finally:
         ledger.close()
@@ -373,10 +366,21 @@ def cmd_reset_state(settings: Settings, force: bool = False) -> int:
             "again and applied once the marketplace shows them, though placed before the new "
             "start."
         )
-    for channel, ids in sorted(by_hand.items()):
+    if unreadable:
         print(
-            f"{channel}: {len(ids)} order(s) seen but never applied ({_listed(ids)}) cannot be "
-            f"read again by their number on {channel}: correct Stock by hand for them."
+            f"The Log tab(s) {', '.join(unreadable)} could not be read (missing, or an Event, "
+            "Channel or Order header renamed): without them the bot cannot tell which orders "
+            "it applied, so it carries none over. Check the orders below by hand."
+        )
+    for channel, ids in sorted(by_hand.items()):
+        why = (
+            "may or may not have been applied"
+            if unreadable
+            else f"cannot be read again by their number on {channel}"
+        )
+        print(
+            f"{channel}: {len(ids)} order(s) seen but maybe never applied ({_listed(ids)}) "
+            f"{why}: correct Stock by hand for them."
         )
     if marker is not None:
         print(

@@ -20,6 +20,10 @@ and a backup can predate an order's application that the Log recorded. Carrying 
 order over would apply it twice; so a line held beside applied ones is lost to a reset (README
 Known limits).
 
+Only the Log tells an applied order from an unapplied one (a retry list holds both), so when
+a Log tab cannot be read (renamed away, a header it needs renamed: `read_log`) nothing is
+carried over: every order found is named for staff to check by hand instead (review 34).
+
 Only channels whose adapter reads an order by its id carry orders over (`READ_BY_ID`):
 Amazon's fetch only filters its `lastUpdatedAfter` search by id, so an Amazon order is named
 for staff to check by hand instead.
@@ -40,13 +44,13 @@ from bot.errors import SheetStructureError
 from bot.rules import cell_text
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
+    LOG_HEADERS,
     a1_title,
     column_letters,
     event_key,
     find_tabs,
     header_key,
     is_log_archive,
-    map_columns,
 )
 
 Owed = dict[str, set[str]]  # channel -> order ids
@@ -54,6 +58,7 @@ Owed = dict[str, set[str]]  # channel -> order ids
 # The adapters that read an open order by its id (getOrder, orderInfo, nodes(ids:)).
 READ_BY_ID = frozenset({"rakuten", "yahoo", "shopify"})
 _APPLIED = frozenset({"order", "change", "cancel"})
+LOG_TITLE = "Log"  # how a missing Log tab is named in `read_log`'s unreadable list
 
 
 @dataclass
@@ -112,10 +117,12 @@ def read_log(
     sheet: SheetClient, metadata: Mapping[str, Any]
 ) -> tuple[list[tuple[object, ...]], list[str]]:
     """Every Log tab's (event, channel, order) cells, found by their headers (two reads), and
-    the rolled-over tabs left unread because a header is missing.
-
-    Raises `SheetStructureError` when the `Log` tab itself cannot be found or read."""
-    current = str(find_tabs(metadata)["log"]["title"])
+    the Log tabs that could not be read: the `Log` tab missing, or a tab without one of those
+    three headers. Only those three are needed: staff may rename or delete the others."""
+    try:
+        current = str(find_tabs(metadata)["log"]["title"])
+    except SheetStructureError:
+        return [], [LOG_TITLE]
     titles = [current] + [
         str(s["properties"]["title"])
         for s in metadata.get("sheets", [])
@@ -124,25 +131,30 @@ def read_log(
     ]
     heads = sheet.read([f"{a1_title(t)}!1:1" for t in titles])
     ranges: list[str] = []
-    skipped: list[str] = []
+    unreadable: list[str] = []
     for title, head in zip(titles, heads, strict=True):
-        try:
-            columns = map_columns("log", title, head[0] if head else [])
-        except SheetStructureError:
-            if title == current:
-                raise
-            skipped.append(title)
+        columns = _columns(head[0] if head else [])
+        if columns is None:
+            unreadable.append(title)
             continue
-        for key in ("event", "channel", "order"):
-            letters = column_letters(columns[key])
-            ranges.append(f"{a1_title(title)}!{letters}2:{letters}")
-    grids = sheet.read(ranges, by_columns=True)
+        ranges += [f"{a1_title(title)}!{c}2:{c}" for c in map(column_letters, columns)]
+    grids = sheet.read(ranges, by_columns=True) if ranges else []
     rows: list[tuple[object, ...]] = []
     for at in range(0, len(grids), 3):
         events, channels, orders = (grid[0] if grid else [] for grid in grids[at : at + 3])
         size = max(len(events), len(channels), len(orders))
         rows += [(_at(events, i), _at(channels, i), _at(orders, i)) for i in range(size)]
-    return rows, skipped
+    return rows, unreadable
+
+
+def _columns(header: Sequence[object]) -> list[int] | None:
+    """Where the Event, Channel and Order headers stand (either language), or None."""
+    where = {header_key(cell): i for i, cell in reversed(list(enumerate(header)))}
+    found = [
+        next((where[header_key(n)] for n in LOG_HEADERS[key] if header_key(n) in where), None)
+        for key in ("event", "channel", "order")
+    ]
+    return None if None in found else [i for i in found if i is not None]
 
 
 def _at(column: Sequence[object], index: int) -> object:

@@ -18,7 +18,7 @@ Held:
   `error` row naming it); the state file lost a second time, reset-state carries it again
   (the Log shows it named, never applied); the SKU renamed back, it is applied once (10 -> 8).
 
-Broke (strict xfails; bot/ unchanged):
+Broke (each a strict xfail at first; both fixed the same session):
 - `test_a_backup_put_back_while_the_log_tab_is_renamed_does_not_owe_an_order_applied_since`:
   the backup is taken while getOrder refuses R (R in its cursor's retry); R is read and
   applied next morning (Stock 10 -> 8, an `order` row); staff rename the Log tab; the disk dies,
@@ -43,6 +43,11 @@ Broke (strict xfails; bot/ unchanged):
   until the tab is named back / its headers fixed, with `--force` to go on without carrying;
   and for a rolled-over tab, read the Event, Channel and Order columns it has (only those three
   are needed) instead of requiring all nine headers.
+
+The fixes (`bot/unread.py`, `bot/cli.py`): `read_log` needs only a tab's Event, Channel and
+Order headers; when a Log tab still cannot be read, reset-state carries nothing over and names
+every order it found for staff to check by hand. Each test's message check follows the new
+output; its Stock assertion is unchanged.
 """
 
 from __future__ import annotations
@@ -93,11 +98,6 @@ def _archive(w: World) -> str:
 # -- the Log unreadable while the restored file asks again an order applied since ----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Log tab renamed: reset-state carries R from the backup's retry list though the Log "
-    "shows R applied; R applied twice, Stock 6, expected 8 (bot/cli.py:346-364)",
-)
 def test_a_backup_put_back_while_the_log_tab_is_renamed_does_not_owe_an_order_applied_since(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -120,18 +120,12 @@ def test_a_backup_put_back_while_the_log_tab_is_renamed_does_not_owe_an_order_ap
         _rename_tab(w, "Log", "Journal")
         put_over(saved, state, "cp")
         out = _reset(w, capsys)
-        assert "The Log tab could not be read" in out
+        assert "could not be read" in out and "carries none over" in out and r in out
         _rename_tab(w, "Journal", "Log")
         _days(w, 2)
         assert stock(w)["TEA-001"] == 8, f"R applied again {_applied(w, r)}; reset said: {out}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an old Log tab with one header renamed is skipped whole; A's order row there is "
-    "unseen, A owed from its error row and applied twice: Stock 6, expected 8 "
-    "(bot/unread.py:131-135)",
-)
 def test_an_old_log_tab_with_a_header_staff_renamed_does_not_make_an_applied_order_owed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,7 +152,7 @@ def test_an_old_log_tab_with_a_header_staff_renamed_does_not_make_an_applied_ord
         assert [str(r["Order"]) for r in w.log("error")] == [a]
         _lose_state(w)
         out = _reset(w, capsys)
-        assert "was not searched for orders" in out
+        assert "could not be read" not in out  # the three headers it needs are there
         store.refuse_reads(a, times=0)
         _days(w, 3)
         assert stock(w)["TEA-001"] == 8, f"A applied again; owed {_owed(w)}; reset said: {out}"
