@@ -268,3 +268,30 @@ def test_a_second_ctrl_c_stops_run_at_once(w: World) -> None:
     assert proc.returncode == 130, err
     assert time.monotonic() - started < 2.0
     assert "stopping now" in err
+
+
+def test_the_bots_signed_token_request_is_checked_and_another_key_is_refused(w: World) -> None:
+    """The key is loaded without cryptography's RSA self-check (issue 8, 40 ms a sync). The
+    stand-in checks the JWT's signature against the service account's public key: the bot's
+    own request passes, and a readable key that is not the account's gets no token."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = json.loads(w.key_path.read_text())
+    w.sheets.trust_key(key)
+    done = w.run_cli("sync")
+    assert done.returncode == 0, done.stderr
+    logged = len(w.log())
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key["private_key"] = other.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    w.key_path.write_text(json.dumps(key))
+    w.markets["rakuten"].place_order([("TEA-001", 1)])
+    done = w.run_cli("sync")
+    assert done.returncode != 0
+    assert "refused the service-account key" in done.stderr
+    assert len(w.log()) == logged
