@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from bot.channels.base import PushResult, StockUpdate
 from bot.channels.shopify import ShopifyChannel
-from bot.channels.shopify_bulk import BULK_FROM, PATIENCE_FLOOR, export_query
+from bot.channels.shopify_bulk import (
+    BULK_FROM,
+    PATIENCE_FLOOR,
+    _decode,
+    _json_lines,
+    export_query,
+)
 from bot.config import Settings
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
@@ -329,3 +335,21 @@ def test_stand_in_refuses_bulk_queries_shopify_refuses(
     (error,) = payload["userErrors"]
     assert error["code"] == "INVALID" and error["field"] == ["query"]
     assert problem in error["message"]
+
+
+def test_lines_split_across_downloaded_chunks_are_read_whole() -> None:
+    body = b'{"sku": "A\xe2\x80\xa8B"}\r\n\n  \n{"sku": "C"}\n{"sku": "D"}'
+    for size in (1, 3, 7, len(body)):
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        lines = [line for batch in _json_lines(pieces) for line in batch]
+        assert [node["sku"] for node in _decode(lines)] == ["A\u2028B", "C", "D"]
+
+
+def test_lines_read_together_fail_on_a_bad_line_as_lines_read_alone() -> None:
+    good = [b'{"sku": "A"}', b'{"sku": "B"}']
+    assert _decode(good) == [{"sku": "A"}, {"sku": "B"}]
+    # A UTF-8 byte order mark opens no JSON array, but json.loads takes it on a line alone.
+    assert _decode([b"\xef\xbb\xbf" + good[0], good[1]]) == [{"sku": "A"}, {"sku": "B"}]
+    for bad in (b'{"sku": "A"', b'{"sku": "A"}, {"sku": "B"}', b"not json"):
+        with pytest.raises(ValueError):
+            _decode([good[0], bad, good[1]])

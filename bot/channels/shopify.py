@@ -405,13 +405,16 @@ class _CostBucket(RateLimiter):
             self._stamp = self.clock()
 
 
-@dataclass(frozen=True, slots=True)
+# _Variant and _Entry are not frozen: a first push makes 100,000 of each, and a frozen
+# dataclass sets each field through object.__setattr__, three times the cost of a plain one
+# (issue 8). Nothing changes one after it is made.
+@dataclass(slots=True)
 class _Variant:
     inventory_item: str
     available: int | None  # at our location, as read; None when not stocked there
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Entry:
     item: str  # the sheet's spelling (the variant SKU)
     inventory_item: str
@@ -871,25 +874,31 @@ class ShopifyChannel:
     ) -> dict[str, _Variant]:
         """Match found variants to the SKUs asked: exactly one with the exact spelling is the
         SKU's (and is cached); none, several, or only another case is noted in `failed`."""
-        seen: dict[str, list[_Variant]] = {}
-        near: dict[str, str] = {}
-        wanted = {s.lower(): s for s in skus}
         members = set(skus)
+        found: dict[str, _Variant] = {}  # each SKU's variant: the last one, if it has several
+        count: dict[str, int] = {}  # how many variants carry each SKU
+        others: list[str] = []  # SKUs found that were not asked for in this spelling
         for sku, variant in variants:
             if sku in members:
-                seen.setdefault(sku, []).append(variant)
-            elif sku.lower() in wanted:
-                near[wanted[sku.lower()]] = sku
+                found[sku] = variant
+                count[sku] = count.get(sku, 0) + 1
+            else:
+                others.append(sku)
+        near: dict[str, str] = {}
+        if others:
+            wanted = {s.lower(): s for s in skus}
+            for sku in others:
+                if sku.lower() in wanted:
+                    near[wanted[sku.lower()]] = sku
         now = self._clock()
         fresh: dict[str, _Variant] = {}
         for sku in skus:
-            found = seen.get(sku, [])
-            if len(found) == 1:
-                fresh[sku] = found[0]
-                self._variants[sku] = (now, found[0])
+            if count.get(sku) == 1:
+                fresh[sku] = found[sku]
+                self._variants[sku] = (now, found[sku])
                 continue
             self._variants.pop(sku, None)
-            failed[sku] = self._lookup_problem(sku, len(found), near.get(sku))
+            failed[sku] = self._lookup_problem(sku, count.get(sku, 0), near.get(sku))
         return fresh
 
     def _lookup_problem(self, sku: str, count: int, near: str | None) -> str:
@@ -918,6 +927,7 @@ class ShopifyChannel:
     def _set(self, batch: list[_Entry], failed: dict[str, str], stale: set[str]) -> None:
         """One batch; entries Shopify refused are reported and the rest sent again if needed."""
         resends = 0
+        location = self._location
         while batch:
             key = str(uuid.uuid4())
             variables = {
@@ -929,7 +939,7 @@ class ShopifyChannel:
                     "quantities": [
                         {
                             "inventoryItemId": e.inventory_item,
-                            "locationId": self._location,
+                            "locationId": location,
                             "quantity": e.quantity,
                             "changeFromQuantity": e.compare,
                         }
@@ -1017,9 +1027,11 @@ def _found(node: dict[str, Any]) -> tuple[str, _Variant]:
     level = item.get("inventoryLevel")
     available = None
     if level is not None:
-        available = next(
-            (int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0
-        )
+        available = 0
+        for quantity in level["quantities"]:
+            if quantity["name"] == "available":
+                available = int(quantity["quantity"])
+                break
     return str(node.get("sku") or ""), _Variant(str(item["id"]), available)
 
 

@@ -177,17 +177,16 @@ TOKENS_A_DAY = math.ceil(86_400 / (3_600 - 60))
 READS_PER_ORDER = 2
 # Refresh a minute before Yahoo's expiry so a token never dies between header and answer.
 TOKEN_MARGIN = 60.0
-_CODE = re.compile(r"[A-Za-z0-9-]{1,99}")
+# ``code`` or ``code:subcode``, each 1 to 99 of the setStock characters.
+_STOCK_CODE = re.compile(r"[A-Za-z0-9-]{1,99}(:[A-Za-z0-9-]{1,99})?")
 _XML = {"Content-Type": "application/xml; charset=utf-8"}
 _ERROR_FIELD = re.compile(r'error="([^"]*)"')
 
 
 def stock_code(item: str) -> str | None:
     """The setStock spelling of a sheet item (``code`` or ``code:subcode``), or None if invalid."""
-    code, sep, sub = item.strip().partition(":")
-    if not _CODE.fullmatch(code) or (sep and not _CODE.fullmatch(sub)):
-        return None
-    return f"{code}:{sub}" if sep else code
+    code = item.strip()
+    return code if _STOCK_CODE.fullmatch(code) else None
 
 
 def load_public_key(path: Path) -> rsa.RSAPublicKey:
@@ -230,7 +229,8 @@ def _xml(response: httpx.Response) -> ET.Element | None:
     except (ET.ParseError, DefusedXmlException, ValueError):
         return None
     for element in root.iter():
-        element.tag = element.tag.rpartition("}")[2]  # Error answers carry urn:yahoo:api
+        if "}" in element.tag:  # Error answers carry urn:yahoo:api
+            element.tag = element.tag.rpartition("}")[2]
     return root
 
 
@@ -885,8 +885,8 @@ class YahooChannel:
     def _set_stock(self, batch: Sequence[tuple[str, str, int]], failed: dict[str, str]) -> None:
         form = {
             "seller_id": self._seller,
-            "item_code": ",".join(code for _, code, _ in batch),
-            "quantity": ",".join(str(quantity) for _, _, quantity in batch),
+            "item_code": ",".join([code for _, code, _ in batch]),
+            "quantity": ",".join([str(quantity) for _, _, quantity in batch]),
         }
         response, root = self._call(SET_STOCK, self._stock, data=form)
         if response.status_code < 300 and root is not None and root.tag == "ResultSet":
