@@ -740,17 +740,13 @@ class AmazonChannel:
                 progress(done)
 
     def _submit_feed(self, chunk: Sequence[StockUpdate]) -> str:
-        # One patch per quantity, shared by the messages that set it: a feed of 25,000 SKUs
-        # holds few distinct quantities, and building a patch per message cost more than the
-        # rest of the feed (issue 8). The JSON written is the same.
-        patches = {q: _quantity_patch(q) for q in {update.quantity for update in chunk}}
         messages = [
             {
                 "messageId": number,
                 "sku": update.item,
                 "operationType": "PATCH",
                 "productType": "PRODUCT",
-                "patches": patches[update.quantity],
+                "patches": _quantity_patch(update.quantity),
             }
             for number, update in enumerate(chunk, 1)
         ]
