@@ -412,6 +412,8 @@ def _answer(**fields):
 from bot.cli import _open, _setup_logging, _watched, summarize
 from bot.config import load_settings
 from bot.health import Watch
+import gc
+gc.freeze()  # as bot.cli.main does in a process of its own
 _setup_logging(False)
 _settings = load_settings()
 _watch = Watch(_settings)
