@@ -211,6 +211,29 @@ compares them per channel (a set difference of dict views, then a tight loop): 0
 against 0.43 s for the loop it would replace, at 100,000 rows. Per-row Python work is near its
 floor in every pass; what is left at 100,000 SKUs is the number of passes over every row,
 which only a cycle that carries unchanged rows over from the last one would cut.
+
+Tenth round (2026-12-01, the second session that day; each step of a `sync` timed by the main
+thread's CPU, the whole process by os.wait4, the code before and after run alternately on the
+same machine, its bytecode compiled). Fixed costs of every `sync`, whatever the sheet's size:
+opening the app took 0.13 s, of which cryptography's RSA self-check of the service-account key
+40 ms (now skipped: `bot.sheet.client.service_account_credentials`) and a second CA bundle for
+Shopify's transport 25 ms (now the shared context); Python's teardown at exit 75-100 ms, most
+of it walking what the imports made (now set aside with `gc.freeze` in `bot.cli.main`: 10-20
+ms). A first push: Shopify's JSONL parsed one `json.loads` per chunk of lines, Rakuten's and
+Shopify's per-item records plain slotted dataclasses (a frozen one costs 3 times as much to
+make), Yahoo!'s `stock_code` one regex. Before -> after, `sync` CPU: 10,000 SKUs first cycle
+1.29-1.33 -> 1.07-1.14 s, 500 lines 1.43-1.47 -> 1.30-1.37 s, quiet 0.83-0.87 -> 0.69-0.70 s;
+100,000 SKUs first cycle 7.75-8.47 -> 6.55-7.11 s, 500 lines 2.84-3.06 -> 2.73-2.83 s, quiet
+2.06-2.28 -> 2.02-2.07 s; peak RSS of the 100,000 first cycle 285-289 -> 278-288 MB.
+Tried and dropped: Amazon's feed messages sharing one patch per quantity (0.25 s less CPU in
+the first push at 100,000 SKUs) made that peak 300-310 MB in half the runs, 278 in the others
+(bisected over the commits; the feed's own data is a few MB, so most likely it moved when the
+collector ran during the pushes); a young or full collection when the pushes end did not take
+that back. The settled quantities read as one `json_group_object` per channel (0.33 -> 0.23 s
+at 100,000 SKUs, in a test database) lose the shared item strings, and sharing them again
+costs the gain; grouped by item over the four channels, 0.31 s. `google_auth_oauthlib`, which
+gspread imports for an interactive sign-in the bot never uses, is 70 ms of the import; only
+replacing that module in `sys.modules` would skip it, which is not worth the surprise.
 """
 
 from __future__ import annotations
