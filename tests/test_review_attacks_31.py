@@ -81,7 +81,15 @@ from bot.channels.shopify import ShopifyChannel
 from bot.channels.shopify_bulk import export_query
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
-from tests.test_shopify_bulk import _close_channels, downloads, fake, shopify, stock
+from tests.storage import StorageServer, synthetic_export
+from tests.test_shopify_bulk import (
+    _close_channels,
+    downloads,
+    fake,
+    leave_an_export_running,
+    shopify,
+    stock,
+)
 from tests.test_shopify_bulk import channel_for as bulk_channel_for
 from tests.test_shopify_bulk import operations as names
 from tests.world import world
@@ -108,22 +116,7 @@ def rewrite_lines(stand_in: ShopifyStandIn, change: Callable[[bytes], bytes]) ->
     stand_in.bulk.after_snapshot = hook
 
 
-def start_raw_export(stand_in: ShopifyStandIn) -> str:
-    """Another process of the same app (or a killed bot) starts an export that never ends."""
-    outcome, stand_in.bulk.outcome = stand_in.bulk.outcome, "RUNNING"
-    url = f"{stand_in.url}/admin/api/2026-04/graphql.json"
-    body = {
-        "query": "mutation R($q: String!) { bulkOperationRunQuery(query: $q) { "
-        "bulkOperation { id } userErrors { code } } }",
-        "variables": {"q": export_query(stand_in.location)},
-    }
-    answer = httpx.post(url, json=body, headers={"X-Shopify-Access-Token": "shpat_demo"}).json()
-    stand_in.bulk.outcome = outcome
-    stand_in.costs.clear()
-    return str(answer["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"])
-
-
-class _Storage:
+class _Storage(StorageServer):
     """Signed storage in front of the stand-in's download: fetches the real JSONL, then serves
     the first `keep` lines of it as `mode` says, and hangs up.
 
@@ -137,38 +130,18 @@ class _Storage:
     def __init__(self, origin: str, mode: str, keep: int) -> None:
         self.origin, self.mode, self.keep = origin, mode, keep
         self.headers: list[str] = []
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    request += chunk
-                head = request.decode("latin-1").split("\r\n")
-                self.headers.append("\n".join(head[1:]))
-                path = head[0].split(" ")[1]
-                body = httpx.get(self.origin + path).content
-                part = b"".join(body.splitlines(keepends=True)[: self.keep])
-                if self.mode == "cut":
-                    part = part + body[len(part) : len(part) + 7]  # into the next line
-                    head_out = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
-                else:
-                    head_out = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
-                conn.sendall(head_out.encode() + part)
-
-    def close(self) -> None:
-        self._sock.close()
+    def answer(self, conn: socket.socket, head: list[str]) -> None:
+        self.headers.append("\n".join(head[1:]))
+        body = httpx.get(self.origin + head[0].split(" ")[1]).content
+        part = b"".join(body.splitlines(keepends=True)[: self.keep])
+        if self.mode == "cut":
+            part = part + body[len(part) : len(part) + 7]  # into the next line
+            head_out = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+        else:
+            head_out = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+        conn.sendall(head_out.encode() + part)
 
 
 @pytest.fixture
@@ -411,7 +384,7 @@ def test_five_exports_left_running_make_the_push_search_and_are_not_canceled(
     shopify: ShopifyStandIn, fake: FakeTime, caplog: pytest.LogCaptureFixture
 ) -> None:
     skus = stock(shopify, 120)
-    others = [start_raw_export(shopify) for _ in range(5)]
+    others = [leave_an_export_running(shopify) for _ in range(5)]
     with caplog.at_level(logging.WARNING, logger="bot.channels.shopify"):
         result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
     assert result.failed == {} and {shopify.quantity(s) for s in skus} == {2}
@@ -448,7 +421,7 @@ def test_run_and_check_side_by_side_both_get_an_export(
     five slots, five live exports, neither falls back to searches."""
     skus = stock(shopify, 120)
     for _ in range(3):
-        start_raw_export(shopify)
+        leave_an_export_running(shopify)
     shopify.bulk.polls = 4  # both stay RUNNING a few reads: they overlap
     run, check = channel_for(shopify, fake, 100), channel_for(shopify, fake, 100)
     out: dict[str, Any] = {}
@@ -609,43 +582,20 @@ def test_raw_utf8_in_the_file_is_read_as_utf8(shopify: ShopifyStandIn, fake: Fak
     assert {shopify.quantity(s) for s in skus} == {2}
 
 
-class _BigStorage:
+class _BigStorage(StorageServer):
     """Storage serving a synthetic export of `count` variants, made line by line as it is sent
     (chunked), so the only copy of the file in this process would be the adapter's."""
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        conn, _ = self._sock.accept()
-        with conn:
-            while b"\r\n\r\n" not in conn.recv(65536):
-                pass
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            for start in range(0, self.count, 1000):
-                lines = "".join(
-                    json.dumps(
-                        {
-                            "sku": f"BIG-{i:06d}",
-                            "inventoryItem": {
-                                "id": f"gid://shopify/InventoryItem/{10**7 + i}",
-                                "inventoryLevel": {
-                                    "quantities": [{"name": "available", "quantity": i % 9}]
-                                },
-                            },
-                        }
-                    )
-                    + "\n"
-                    for i in range(start, min(start + 1000, self.count))
-                ).encode()
-                conn.sendall(f"{len(lines):x}\r\n".encode() + lines + b"\r\n")
-            conn.sendall(b"0\r\n\r\n")
-
-    def close(self) -> None:
-        self._sock.close()
+    def answer(self, conn: socket.socket, head: list[str]) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, self.count, 1000):
+            lines = synthetic_export(start, min(start + 1000, self.count))
+            conn.sendall(f"{len(lines):x}\r\n".encode() + lines + b"\r\n")
+        conn.sendall(b"0\r\n\r\n")
 
 
 def test_a_100000_variant_export_streams_in_small_memory(

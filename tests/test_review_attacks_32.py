@@ -99,7 +99,6 @@ import contextlib
 import json
 import socket
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
@@ -131,6 +130,7 @@ from tests.staff import (
     stock,
     tally,
 )
+from tests.storage import StorageServer
 from tests.test_alerts import Receiver
 from tests.test_reset_unread import _days, _lose_state, _owed, _reset
 from tests.test_review_attacks_24 import fill, small_disk
@@ -419,42 +419,23 @@ def test_an_upgraded_bot_with_an_earlier_incidents_file_alerts_a_full_disk_once(
 # -- 3. the Shopify export's download --------------------------------------------------------
 
 
-class _CutOnce:
+class _CutOnce(StorageServer):
     """Signed storage in front of the stand-in's download: the first GET announces the whole
     file, sends `keep` lines and a few bytes of the next, and hangs up; later GETs get the
     whole file (what the stand-in serves, whatever its line endings)."""
 
     def __init__(self, origin: str, keep: int) -> None:
         self.origin, self.keep, self.gets = origin, keep, 0
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    request += chunk
-                path = request.decode("latin-1").split("\r\n")[0].split(" ")[1]
-                body = httpx.get(self.origin + path).content
-                self.gets += 1
-                part = body
-                if self.gets == 1:
-                    lines = body.split(b"\n")
-                    part = b"\n".join(lines[: self.keep]) + b"\n" + lines[self.keep][:7]
-                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
-                conn.sendall(head.encode() + part)
-
-    def close(self) -> None:
-        self._sock.close()
+    def answer(self, conn: socket.socket, head: list[str]) -> None:
+        body = httpx.get(self.origin + head[0].split(" ")[1]).content
+        self.gets += 1
+        part = body
+        if self.gets == 1:
+            lines = body.split(b"\n")
+            part = b"\n".join(lines[: self.keep]) + b"\n" + lines[self.keep][:7]
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + part)
 
 
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n"])

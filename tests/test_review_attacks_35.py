@@ -51,7 +51,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -75,6 +74,8 @@ from bot.sheet.client import SheetClient
 from bot.standins.sheets import SheetsStandIn, make_service_account_info
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
+from tests.storage import StorageServer, synthetic_export
+from tests.test_review_attacks_31 import rewrite_lines
 from tests.test_shopify_bulk import _close_channels, fake, shopify, stock
 from tests.test_shopify_bulk import channel_for as bulk_channel_for
 from tests.test_shopify_bulk import operations as names
@@ -318,7 +319,7 @@ def test_main_with_argv_does_not_freeze(capsys: pytest.CaptureFixture[str]) -> N
 
 
 # -- 3. the chunked JSONL decode --------------------------------------------------------------
-class _ChunkedStorage:
+class _ChunkedStorage(StorageServer):
     """Storage in front of the stand-in's download serving the real file chunked in `sizes`
     bytes (cycling); with `cut_at`, the first answer announces a chunk straddling that byte,
     sends only up to it and hangs up (a connection broken mid-chunk)."""
@@ -326,47 +327,28 @@ class _ChunkedStorage:
     def __init__(self, origin: str, sizes: list[list[int]], cut_at: int | None = None) -> None:
         self.origin, self.sizes, self.cut_at = origin, sizes, cut_at
         self.served = 0
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
+    def answer(self, conn: socket.socket, head: list[str]) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        body = httpx.get(self.origin + head[0].split(" ")[1]).content
+        sizes = self.sizes[min(self.served, len(self.sizes) - 1)]
+        cut = self.cut_at if self.served == 0 else None
+        self.served += 1
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        pos, turn = 0, 0
+        while pos < len(body):
+            piece = body[pos : pos + sizes[turn % len(sizes)]]
+            turn += 1
+            if cut is not None and pos + len(piece) > cut:
+                conn.sendall(f"{len(piece):x}\r\n".encode() + piece[: cut - pos])
+                time.sleep(0.05)
                 return
-            with conn:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    part = conn.recv(65536)
-                    if not part:
-                        break
-                    request += part
-                path = request.decode("latin-1").split("\r\n")[0].split(" ")[1]
-                body = httpx.get(self.origin + path).content
-                sizes = self.sizes[min(self.served, len(self.sizes) - 1)]
-                cut = self.cut_at if self.served == 0 else None
-                self.served += 1
-                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                pos, turn = 0, 0
-                while pos < len(body):
-                    piece = body[pos : pos + sizes[turn % len(sizes)]]
-                    turn += 1
-                    if cut is not None and pos + len(piece) > cut:
-                        conn.sendall(f"{len(piece):x}\r\n".encode() + piece[: cut - pos])
-                        time.sleep(0.05)
-                        break
-                    conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                    pos += len(piece)
-                    if turn % 20 == 0:
-                        time.sleep(0.001)  # let chunks arrive apart
-                else:
-                    conn.sendall(b"0\r\n\r\n")
-
-    def close(self) -> None:
-        self._sock.close()
+            conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            pos += len(piece)
+            if turn % 20 == 0:
+                time.sleep(0.001)  # let chunks arrive apart
+        conn.sendall(b"0\r\n\r\n")
 
 
 @pytest.fixture
@@ -384,14 +366,6 @@ def storage(
     yield make
     for server in made:
         server.close()
-
-
-def rewrite_lines(stand_in: ShopifyStandIn, change: Callable[[bytes], bytes]) -> None:
-    def hook() -> None:
-        operation = max(stand_in.bulk.operations.values(), key=lambda o: o["number"])
-        operation["lines"] = change(operation["lines"])
-
-    stand_in.bulk.after_snapshot = hook
 
 
 def _push_all(shopify: ShopifyStandIn, fake: FakeTime, skus: list[str]) -> None:
@@ -471,45 +445,22 @@ def test_lines_whose_object_count_balances_read_the_same_objects(
     _push_all(shopify, fake, skus)
 
 
-class _GzipStorage:
+class _GzipStorage(StorageServer):
     """Storage serving a synthetic `count`-variant export gzip-compressed
     (``Content-Encoding: gzip``), as one compressed body."""
 
     def __init__(self, count: int) -> None:
-        lines = "".join(
-            json.dumps(
-                {
-                    "sku": f"BIG-{i:06d}",
-                    "inventoryItem": {
-                        "id": f"gid://shopify/InventoryItem/{10**7 + i}",
-                        "inventoryLevel": {
-                            "quantities": [{"name": "available", "quantity": i % 9}]
-                        },
-                    },
-                }
-            )
-            + "\n"
-            for i in range(count)
-        ).encode()
+        lines = synthetic_export(0, count)
         self.body = gzip.compress(lines, 6)
         self.plain = len(lines)
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        conn, _ = self._sock.accept()
-        with conn:
-            while b"\r\n\r\n" not in conn.recv(65536):
-                pass
-            head = (
-                "HTTP/1.1 200 OK\r\nContent-Type: application/jsonl\r\n"
-                f"Content-Encoding: gzip\r\nContent-Length: {len(self.body)}\r\n\r\n"
-            )
-            conn.sendall(head.encode() + self.body)
-
-    def close(self) -> None:
-        self._sock.close()
+    def answer(self, conn: socket.socket, head: list[str]) -> None:
+        head_out = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/jsonl\r\n"
+            f"Content-Encoding: gzip\r\nContent-Length: {len(self.body)}\r\n\r\n"
+        )
+        conn.sendall(head_out.encode() + self.body)
 
 
 @pytest.mark.xfail(

@@ -75,8 +75,9 @@ def downloads(stand_in: ShopifyStandIn) -> list[Any]:
     return stand_in.requests_to(r"/bulk-results/.*", "GET")
 
 
-def leave_an_export_running(stand_in: ShopifyStandIn) -> None:
-    """What a bot killed in the middle of a push leaves behind: an export that never ends."""
+def leave_an_export_running(stand_in: ShopifyStandIn) -> str:
+    """What a bot killed in the middle of a push, or another program of the same app, leaves
+    behind: an export that never ends. Its GID."""
     outcome, stand_in.bulk.outcome = stand_in.bulk.outcome, "RUNNING"
     url = f"{stand_in.url}/admin/api/2026-04/graphql.json"
     body = {
@@ -88,6 +89,7 @@ def leave_an_export_running(stand_in: ShopifyStandIn) -> None:
     assert answer["data"]["bulkOperationRunQuery"]["userErrors"] == []
     stand_in.bulk.outcome = outcome
     stand_in.costs.clear()
+    return str(answer["data"]["bulkOperationRunQuery"]["bulkOperation"]["id"])
 
 
 # -- the large push ----------------------------------------------------------------------
