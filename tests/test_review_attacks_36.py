@@ -21,7 +21,8 @@ Held (all eight tests pass; no strict xfail):
    recount 25 is kept, logged `manual` and pushed; the renamed row's new SKU gets 10; the old
    SKU was pushed once from the row as read before the rename, then left alone; one `order`.
 2. Case twins `MUG-1` / `mug-1`: identical Status cells, identical Log error rows, identical
-   Shopify quantities on both paths; the unrelated row pushed either way.
+   Shopify quantities on both paths; the unrelated row pushed either way. (Weak: the sheet
+   already refuses the pair as one SKU in rows 2, 3, so neither Shopify look-up sees them.)
 3. A key deleted under an open bot (tokens revoked, so a refresh must sign): the held
    credentials keep working. A rotated key (old one untrusted, tokens revoked): the next
    sync reads the new file and syncs.
