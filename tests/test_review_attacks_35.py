@@ -52,7 +52,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -75,7 +74,7 @@ from bot.standins.sheets import SheetsStandIn, make_service_account_info
 from bot.standins.shopify import ShopifyStandIn
 from tests.fakes import FakeTime
 from tests.storage import StorageServer, synthetic_export
-from tests.test_review_attacks_31 import rewrite_lines
+from tests.test_review_attacks_31 import peak_of_a_big_check, rewrite_lines
 from tests.test_shopify_bulk import _close_channels, fake, shopify, stock
 from tests.test_shopify_bulk import channel_for as bulk_channel_for
 from tests.test_shopify_bulk import operations as names
@@ -473,19 +472,7 @@ class _GzipStorage(StorageServer):
 def test_a_gzip_encoded_100000_variant_export_streams_in_small_memory(
     shopify: ShopifyStandIn, fake: FakeTime
 ) -> None:
-    big = _GzipStorage(100_000)
-    shopify.add_item("ANY", 1)
-    shopify.bulk._base_url = lambda: big.url
-    wanted = [f"BIG-{i:06d}" for i in range(0, 100_000, 50)] + ["NONE-1"]
-    channel = bulk_channel_for(shopify, fake, 2000)
-    tracemalloc.start()
-    try:
-        missing = channel.missing(wanted)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        big.close()
-    assert missing == ["NONE-1"]
+    peak = peak_of_a_big_check(shopify, fake, _GzipStorage(100_000))
     assert peak < 4_000_000, peak
 
 
