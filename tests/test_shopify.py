@@ -565,3 +565,32 @@ def test_bot_clock_15_minutes_fast_loses_no_order(shopify: ShopifyStandIn, fake:
     shopify.now = lambda: NOW + timedelta(minutes=5)
     second = channel.fetch_orders(first.cursor, [], NOW + timedelta(minutes=5) + fast)
     assert number in by_id(second.orders)
+
+
+def test_every_marketplace_client_shares_one_ca_bundle_shopify_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the CA bundle costs 25-70 ms of CPU a `sync` (issue 8): the four adapters load
+    it once between them, Shopify's own transport (its THROTTLED-as-429 wrapper) included."""
+    import ssl
+
+    from bot.channels import build_channels, http
+
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    http._tls.cache_clear()
+    with world(tmp_path, ("rakuten", "yahoo", "amazon", "shopify")) as w:
+        w.create_sheet([["TEA-001", "Sencha", 3, "", "", "", "", "", "", ""]])
+        built = build_channels(w.settings(), sleep=w.time.sleep, clock=w.time.monotonic)
+        try:
+            assert sorted(built) == ["amazon", "rakuten", "shopify", "yahoo"]
+        finally:
+            for channel in built.values():
+                channel.close()
+    assert len(loads) == 1, loads

@@ -141,7 +141,7 @@ class RateLimiter:
 
 
 @functools.cache
-def tls_context() -> ssl.SSLContext:
+def _tls() -> ssl.SSLContext:
     """One TLS context for every marketplace client and transport, as httpx makes it by default.
 
     Each context loads the whole CA bundle (25-70 ms of CPU); a cycle builds five clients.
@@ -154,7 +154,7 @@ def plain_client(timeout: float = 60.0) -> httpx.Client:
     see a marketplace credential (the signature in the URL is the whole authorisation).
     Redirects are followed: with no credential on board, none can leak to another host."""
     return httpx.Client(
-        timeout=httpx.Timeout(timeout, connect=10.0), verify=tls_context(), follow_redirects=True
+        timeout=httpx.Timeout(timeout, connect=10.0), verify=_tls(), follow_redirects=True
     )
 
 
@@ -170,16 +170,21 @@ class ApiClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
     ) -> None:
+        """`wrap`: a transport of the adapter's own around the one calls go through (the
+        default one, with the shared TLS context, unless `transport` is given)."""
         self.channel = channel
         self.policy = policy or RetryPolicy()
         self.calls = 0
+        if wrap is not None:
+            transport = wrap(transport or httpx.HTTPTransport(verify=_tls()))
         self._http = httpx.Client(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
             headers=dict(headers or {}),
-            verify=tls_context(),
+            verify=_tls(),
         )
 
     def close(self) -> None:

@@ -125,15 +125,7 @@ from bot.channels.base import (
     read_time_cursor,
     time_cursor,
 )
-from bot.channels.http import (
-    ApiClient,
-    Clock,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    plain_client,
-    tls_context,
-)
+from bot.channels.http import ApiClient, Clock, RateLimiter, RetryPolicy, Sleep, plain_client
 from bot.channels.late import clean_start, server_time
 from bot.channels.shopify_bulk import BULK_FROM, BulkUnavailable, VariantExport, patience
 from bot.config import Settings
@@ -498,7 +490,8 @@ class ShopifyChannel:
             cls.name,
             (settings.shopify_api_url.strip() or f"https://{shop}").rstrip("/"),
             policy=RetryPolicy(sleep=sleep),
-            transport=_ThrottleAsStatus(transport or httpx.HTTPTransport(verify=tls_context())),
+            transport=transport,
+            wrap=_ThrottleAsStatus,
             headers={"X-Shopify-Access-Token": token.get_secret_value().strip()},
         )
         return cls(
