@@ -575,6 +575,10 @@ class Ledger:
             _moment(str(floor)) if floor else None,
         )
 
+    def holds_pushes(self) -> bool:
+        """Whether any item's push state is kept (none before the first push)."""
+        return self._db.execute("SELECT 1 FROM pushes LIMIT 1").fetchone() is not None
+
     def prune_pushes(self, listed: Mapping[str, set[str]]) -> int:
         """Forget the push state of items no sheet row lists any more, per channel in `listed`.
 

@@ -601,24 +601,30 @@ def misplaced(answer: Mapping[str, Any], tab: Tab, writes: Writes) -> Misplaced 
         ),
         None,
     )
-    found: dict[tuple[int, int], str] = {}
+    sku_col = tab.columns["sku"]
+    # Only the header row and the SKU column are compared: a first cycle's answer holds
+    # 100,000 SKU cells, so no other cell is kept (issue 8).
+    header: dict[int, str] = {}  # column index -> text
+    found: dict[int, str] = {}  # row index -> the SKU cell's text
     for data in (sheet or {}).get("data", []):
         r0, c0 = int(data.get("startRow", 0)), int(data.get("startColumn", 0))
-        for r, line in enumerate(data.get("rowData", [])):
-            for c, cell in enumerate(line.get("values", [])):
-                found[r0 + r, c0 + c] = _snapshot_text(cell)
+        for r, line in enumerate(data.get("rowData", []), start=r0):
+            values = line.get("values", [])
+            if r == 0:
+                for c, cell in enumerate(values, start=c0):
+                    header[c] = _snapshot_text(cell)
+            if 0 <= sku_col - c0 < len(values):
+                found[r] = _snapshot_text(values[sku_col - c0])
     columns = {}
-    header = {c: text for (r, c), text in found.items() if r == 0}
     for key in ("sku", *WRITTEN):
         names = {header_key(n) for n in INVENTORY_HEADERS[key]}
         text = header.get(tab.columns[key], "")
         if header_key(text) not in names:
             columns[key] = text
-    sku_col = tab.columns["sku"]
     rows = {
-        index: found.get((index, sku_col), "")
+        index: found.get(index, "")
         for index, sku in writes.skus.items()
-        if found.get((index, sku_col), "").casefold() != sku.casefold()
+        if found.get(index, "").casefold() != sku.casefold()
     }
     return Misplaced(rows, columns)
 

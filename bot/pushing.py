@@ -230,11 +230,12 @@ def push_all(
         if isinstance(result, StockbotError):
             log.error("%s: push failed: %s", p.channel, result)
             continue
-        pushed = {
-            u.item: u.quantity
-            for u in p.updates
-            if u.item not in result.failed and u.item not in result.stale
-        }
+        left_out = result.failed.keys() | result.stale
+        pushed = (
+            {u.item: u.quantity for u in p.updates if u.item not in left_out}
+            if left_out
+            else {u.item: u.quantity for u in p.updates}  # nearly every push (issue 8)
+        )
         refused = {u.item: u.quantity for u in p.updates if u.item in result.failed}
         ledger.record_pushes(
             p.channel,

@@ -500,14 +500,16 @@ class Cycle:
         if last and timedelta(0) <= now - datetime.fromisoformat(last) < PRUNE_EVERY:
             return
         forgotten = self.ledger.prune(now, keep=RETAIN_ORDERS, keep_ids=RETAIN_IDS)
-        listed: dict[str, set[str]] = {name: set() for name in self.channels}
-        for row in rows:
-            for channel, item in row.items.items():
-                if item is not None and channel in listed:
-                    listed[channel].add(item)
-        dropped = self.ledger.prune_pushes(listed)
-        if dropped:
-            log.info("forgot the push state of %d items no row lists any more", dropped)
+        # A first cycle has no push state to prune: listing 100,000 rows' items is skipped.
+        if self.ledger.holds_pushes():
+            listed: dict[str, set[str]] = {name: set() for name in self.channels}
+            for row in rows:
+                for channel, item in row.items.items():
+                    if item is not None and channel in listed:
+                        listed[channel].add(item)
+            dropped = self.ledger.prune_pushes(listed)
+            if dropped:
+                log.info("forgot the push state of %d items no row lists any more", dropped)
         self.ledger.set_meta("pruned_at", now.isoformat())
         if forgotten:
             log.info(
@@ -1050,7 +1052,11 @@ class Cycle:
         errors = self._push_errors()
         # Only a push changes a push error, so only the rows of pushed items can need another
         # Status than the commit wrote (a first cycle pushes them all; most cycles a few).
-        pushed = {p.sku(u.item) for p in plans for u in p.updates}
+        pushed: set[str] = set()
+        for p in plans:
+            # Most items are their row's SKU: the few typed in a marketplace column are mapped.
+            items = {u.item for u in p.updates}
+            pushed |= {p.sku(item) for item in items} if p.typed else items
         changed = {
             row.sku: text
             for row in rows

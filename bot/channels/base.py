@@ -72,11 +72,12 @@ class FetchResult:
     start: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StockUpdate:
     """Set `item` to `quantity`; `expected` is what the marketplace should hold now, if known.
 
-    A first cycle at 100,000 SKUs makes 400,000 of them: slots keep each small (issue 8).
+    A first cycle at 100,000 SKUs makes 400,000 of them: slots keep each small, and a plain
+    class (not frozen) is made three times faster (issue 8). Nothing changes one once made.
     """
 
     item: str
