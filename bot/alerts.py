@@ -20,7 +20,10 @@ minutes at the default interval); a failure before that continues the same incid
 count starts again. `compare` is the
 pure part; `Incidents` keeps the open ones in a small JSON file next to the state file
 (`<state file>.alerts.json`), not in the state file itself: a stop because the state file
-does not belong to the sheet, is locked or cannot be opened must be remembered too.
+does not belong to the sheet, is locked or cannot be opened must be remembered too. A disk
+full before that file was ever made leaves it nothing to write over: the full disk, the one
+incident open then, is kept as an empty file beside it (`<state file>.alerts.json.disk-full`),
+which takes no room on the disk.
 
 Senders post to a Slack-compatible webhook and send e-mail over SMTP (`smtp://` STARTTLS,
 `smtps://` TLS, certificates checked against OpenSSL's default trust store, which honours
@@ -80,6 +83,9 @@ TIMEOUT = 10.0  # seconds; an alert server that hangs must not hold up the cycle
 DEADLINE = 15.0  # seconds for a whole alert (all senders at once) or a health-check ping
 # Bytes the incidents file is kept at, at least: room to write it over in place on a full disk.
 RESERVE = 4096
+# The text of the disk incident read back from its mark (`Incidents._marked`): never sent,
+# since an incident read as open is not alerted again, and its end has a text of its own.
+DISK_MARKED = "the state file's disk is full"
 # Kinds that end only after this many observations in a row without them (hysteresis).
 CALM_CYCLES = {"channel": 3, "cycle": 3}
 
@@ -200,6 +206,8 @@ class Incidents:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # An empty file whose being there says "the disk incident is open" (`_mark_disk`).
+        self.disk_mark = path.with_name(path.name + ".disk-full")
         # What the last `save` could not write (a full disk): newer than the file, so it is
         # what `read` answers until a save succeeds. A long `run` then alerts once per
         # incident even while the file cannot be written.
@@ -216,10 +224,10 @@ class Incidents:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return {}, {}
+            return self._marked(), {}
         except (OSError, ValueError) as exc:
             log.warning("alert incidents file %s unreadable (%s); starting afresh", self.path, exc)
-            return {}, {}
+            return self._marked(), {}
         if not isinstance(data, dict):
             return {}, {}
         incidents, counts = data.get("open"), data.get("calm")
@@ -251,16 +259,46 @@ class Incidents:
             data["calm"] = dict(sorted(calm.items()))
         text = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
         tmp = self.path.with_name(self.path.name + ".tmp")
+        failed: OSError | None = None
         try:
             # Room for the text to grow by as much again (review attacks 32: 150 oversold).
             tmp.write_bytes(text.ljust(max(RESERVE, 2 * len(text))))
             os.replace(tmp, self.path)
-        except OSError:
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
             if not self._write_over(text):
-                raise
+                failed = exc
+        if failed is None or "disk" not in incidents:
+            self._unmark_disk()  # the file says it all, or the full disk is over
+        if failed is not None and not self._mark_disk(incidents, calm):
+            raise failed
         self._unsaved = None
+
+    def _marked(self) -> dict[str, str]:
+        """The disk incident when only its mark is left to say it is open, else nothing."""
+        return {"disk": DISK_MARKED} if self.disk_mark.exists() else {}
+
+    def _mark_disk(self, incidents: Mapping[str, str], calm: Mapping[str, int] | None) -> bool:
+        """Keep the full disk as an empty file when it is the only incident open; whether kept.
+
+        For a disk already full when the incidents file was first to be made (review attacks
+        32): there are no bytes to write over, but an empty file takes no data blocks, so it
+        can still be made, and each `sync` from cron then alerts the full disk once, not at
+        every run. The mark goes with the next save that writes the file.
+        """
+        if set(incidents) != {"disk"} or calm:
+            return False
+        try:
+            self.disk_mark.touch()
+        except OSError:
+            return False
+        return True
+
+    def _unmark_disk(self) -> None:
+        """Remove the disk incident's mark (a removal takes no room on a full disk)."""
+        with contextlib.suppress(OSError):
+            self.disk_mark.unlink(missing_ok=True)
 
     def saved(self) -> bool:
         """Whether the file is there with its room (so a full disk can still take a rewrite
