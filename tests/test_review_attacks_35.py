@@ -9,10 +9,11 @@ mocked. Where the old code is compared, it is `git show 3239f63:...` written to 
    signatures) gives a token. A "\\n" escaped twice, an encrypted key, an "authorized_user"
    JSON: refused with a ConfigError, as the old path refused them (ValueError / TypeError /
    missing fields). An EC key, which the old path accepted and failed on at the first sign,
-   is now refused at once (a ConfigError; its text says "damaged", a little off for an EC key,
-   not a break). Keys with one byte of d, p, q, dP, dQ or qInv damaged, which the old
-   path refused ("damaged"), now load: they still sign correctly (OpenSSL checks each CRT
-   signature and redoes it with d), so the stand-in gives a token; damage to n or e gives a
+   is now refused at once (a ConfigError; its text said "damaged", a little off for an EC key,
+   not a break; since 2026-12-01 it says the key is not an RSA key). Keys with one byte of
+   d, p, q, dP, dQ or qInv damaged, which the old path refused ("damaged"), now load: they
+   still sign correctly (OpenSSL checks each CRT signature and redoes it with d), so the
+   stand-in gives a token; damage to n or e gives a
    wrong signature, which comes back as the clear "Google refused the service-account key"
    ConfigError, no hang. Held.
 2. `gc.freeze()` in `main()`: in a process of its own the imports are frozen, objects made
@@ -231,8 +232,9 @@ def test_an_ec_key_is_now_refused_at_once(
     """gspread took it and broke at the first signature; the bot now refuses it up front."""
     info = _variant(sheets[1], "ec")
     assert _old_outcome(info) == "ok"
-    with pytest.raises(ConfigError, match="is damaged"):
+    with pytest.raises(ConfigError, match="is not an RSA key") as refused:
         _new_client(tmp_path, sheets, info)
+    assert "STOCKBOT_GOOGLE_CREDENTIALS" in str(refused.value)
 
 
 @pytest.mark.parametrize("field", [3, 4, 5, 6, 7, 8])

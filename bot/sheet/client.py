@@ -69,6 +69,10 @@ def _service_disabled(error: Mapping[str, Any]) -> bool:
     return "SERVICE_DISABLED" in reasons or "has not been used in project" in message
 
 
+class NotRsaKeyError(ValueError):
+    """The key file's private key loads but is not RSA: Google's service-account keys are."""
+
+
 def service_account_credentials(info: Mapping[str, Any]) -> service_account.Credentials:
     """google-auth's service-account credentials for a key's fields, with gspread's scopes.
 
@@ -82,7 +86,7 @@ def service_account_credentials(info: Mapping[str, Any]) -> service_account.Cred
         str(info["private_key"]).encode(), password=None, unsafe_skip_rsa_key_validation=True
     )
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("a service-account key is an RSA key")
+        raise NotRsaKeyError(type(key).__name__)
     signer = crypt.RSASigner(key, key_id=info.get("private_key_id"))  # type: ignore[no-untyped-call]
     return service_account.Credentials(  # type: ignore[no-untyped-call]
         signer,
@@ -154,6 +158,15 @@ class SheetClient:
             self._gc = gspread.Client(
                 auth=service_account_credentials(info), http_client=http_client_for(api_root)
             )
+        except NotRsaKeyError:
+            raise ConfigError(
+                _(
+                    "the private key in {path} is not an RSA key, and a Google service "
+                    "account's key always is: this file was not made by Google Cloud. Download "
+                    "a new JSON key for the service account in Google Cloud and point "
+                    "STOCKBOT_GOOGLE_CREDENTIALS at it"
+                ).format(path=credentials)
+            ) from None
         except (ValueError, KeyError, TypeError):
             raise ConfigError(
                 _(
