@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
+import random
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,8 +18,11 @@ from bot.channels.base import PushResult, StockUpdate
 from bot.channels.shopify import ShopifyChannel
 from bot.channels.shopify_bulk import (
     BULK_FROM,
+    DOWNLOAD_CHUNK,
     PATIENCE_FLOOR,
+    _CutShort,
     _decode,
+    _inflated,
     _json_lines,
     export_query,
 )
@@ -462,3 +468,21 @@ def test_lines_read_together_fail_on_a_bad_line_as_lines_read_alone() -> None:
     for bad in (b'{"sku": "A"', b'{"sku": "A"}, {"sku": "B"}', b"not json"):
         with pytest.raises(ValueError):
             _decode([good[0], bad, good[1]])
+
+
+def test_inflating_in_any_pieces_gives_the_file_back_in_small_pieces() -> None:
+    """gzip of two members, and zlib, cut into raw pieces anywhere: the same bytes come out,
+    never more than `DOWNLOAD_CHUNK` at a time; cut short, `_CutShort`."""
+    rng = random.Random(7)
+    text = bytes(rng.getrandbits(8) % 3 + 97 for _ in range(300_000))  # compresses ~5x
+    for body in (gzip.compress(text[:1000]) + gzip.compress(text[1000:]), zlib.compress(text)):
+        for _ in range(20):
+            cuts = sorted(rng.sample(range(1, len(body)), rng.randint(1, 40)))
+            raw = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+            pieces = list(_inflated(raw))
+            assert b"".join(pieces) == text
+            assert max(len(p) for p in pieces) <= DOWNLOAD_CHUNK
+        with pytest.raises(_CutShort):
+            list(_inflated([body[: len(body) // 2]]))
+    with pytest.raises(zlib.error):
+        list(_inflated([gzip.compress(text) + b"not gzip"]))

@@ -138,7 +138,7 @@ BULK_FROM = 2000  # SKUs to look up from which one export beats 100-SKU searches
 POLL_FIRST = 1.0  # seconds before the second status read
 POLL_MAX = 30.0  # seconds between status reads at most
 PATIENCE_FLOOR = 120.0  # seconds an export is given at least
-# A mutation 10, one object 1, a connection 2 plus one per object asked (`BULK_LIST`: 10).
+# A mutation 10, one object 1, a connection 2 plus one per object asked (`BULK_LIST`'s ten).
 COST = {"run": 10, "poll": 1, "cancel": 10, "list": 12}
 LIVE = frozenset({"CREATED", "RUNNING"})
 DOWNLOAD_TRIES = 4  # a storage 429/5xx or a broken connection is asked again this many times
