@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
+import random
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,8 +18,11 @@ from bot.channels.base import PushResult, StockUpdate
 from bot.channels.shopify import ShopifyChannel
 from bot.channels.shopify_bulk import (
     BULK_FROM,
+    DOWNLOAD_CHUNK,
     PATIENCE_FLOOR,
+    _CutShort,
     _decode,
+    _inflated,
     _json_lines,
     export_query,
 )
@@ -307,6 +313,113 @@ def test_an_export_left_running_by_a_killed_bot_does_not_block_the_next_one(
     assert {shopify.quantity(s) for s in skus} == {1}
 
 
+# -- a start whose answer is lost --------------------------------------------------------
+def _statuses(stand_in: ShopifyStandIn) -> dict[str, str]:
+    return {o["gid"]: o["status"] for o in stand_in.bulk.operations.values()}
+
+
+def test_a_lost_start_answer_cancels_the_export_it_started_and_reads_the_answered_one(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    skus = stock(shopify, 120)
+    shopify.drop(times=1, match="graphql", after=True)
+    result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
+    assert result.failed == {} and {shopify.quantity(s) for s in skus} == {2}
+    sequence = operations(shopify)
+    assert sequence[:4] == [
+        "StockbotBulkRun",
+        "StockbotBulkRun",
+        "StockbotBulkList",
+        "StockbotBulkCancel",
+    ]
+    assert "StockbotVariants" not in sequence
+    assert _statuses(shopify) == {
+        "gid://shopify/BulkOperation/5001": "CANCELING",
+        "gid://shopify/BulkOperation/5002": "COMPLETED",
+    }
+
+
+def test_a_lost_start_answer_with_no_slot_left_adopts_the_export_it_started(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    """One slot (as before API 2026-01): the start sent again is refused for the export the
+    lost one started, which is then found, read and not canceled."""
+    skus = stock(shopify, 120)
+    shopify.bulk.limit = 1
+    shopify.drop(times=1, match="graphql", after=True)
+    result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
+    assert result.failed == {} and {shopify.quantity(s) for s in skus} == {2}
+    sequence = operations(shopify)
+    assert "StockbotBulkCancel" not in sequence and "StockbotVariants" not in sequence
+    assert sequence.count("StockbotBulkList") == 1
+    assert _statuses(shopify) == {"gid://shopify/BulkOperation/5001": "COMPLETED"}
+    assert len(downloads(shopify)) == 1
+
+
+def test_every_start_answer_lost_keeps_the_newest_export_and_cancels_the_rest(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    """The adapter's five tries all run and all lose their answer: five exports, one read."""
+    skus = stock(shopify, 120)
+    shopify.drop(times=5, match="graphql", after=True)
+    result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
+    assert result.failed == {} and {shopify.quantity(s) for s in skus} == {2}
+    statuses = _statuses(shopify)
+    assert sorted(statuses.values()) == ["CANCELING"] * 4 + ["COMPLETED"]
+    assert statuses["gid://shopify/BulkOperation/5005"] == "COMPLETED"
+    assert "StockbotVariants" not in operations(shopify)
+
+
+def test_a_lost_start_answer_leaves_other_programs_exports_alone(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    """Exports another stockbot process runs (same query, another mark) are not canceled."""
+    skus = stock(shopify, 120)
+    others = [leave_an_export_running(shopify) for _ in range(2)]
+    shopify.drop(times=1, match="graphql", after=True)
+    result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
+    assert result.failed == {}
+    statuses = _statuses(shopify)
+    assert [statuses[g] for g in others] == ["CREATED"] * 2
+    assert operations(shopify).count("StockbotBulkCancel") == 1
+
+
+def test_a_start_answered_503_and_sent_again_only_costs_a_listing(
+    shopify: ShopifyStandIn, fake: FakeTime
+) -> None:
+    """A start answered 503 did not run: the listing finds nothing of ours to cancel."""
+    skus = stock(shopify, 120)
+    shopify.fail(503, times=1, match="graphql")
+    result = channel_for(shopify, fake, 100).push([StockUpdate(s, 2) for s in skus])
+    assert result.failed == {}
+    assert operations(shopify)[:3] == ["StockbotBulkRun", "StockbotBulkList", "StockbotBulkStatus"]
+    assert _statuses(shopify) == {"gid://shopify/BulkOperation/5001": "COMPLETED"}
+
+
+def test_stand_in_lists_live_bulk_operations_newest_first(shopify: ShopifyStandIn) -> None:
+    gids = [leave_an_export_running(shopify) for _ in range(3)]
+    shopify.bulk.operations[5002]["status"] = "CANCELED"
+
+    def listed(arguments: str) -> Any:
+        url = f"{shopify.url}/admin/api/2026-04/graphql.json"
+        body = {"query": f"{{ bulkOperations({arguments}) {{ nodes {{ id status type }} }} }}"}
+        answer = httpx.post(url, json=body, headers={"X-Shopify-Access-Token": "shpat_demo"})
+        return answer.json()
+
+    live = 'first: 10, query: "status:created OR status:running"'
+    assert [n["id"] for n in listed(live)["data"]["bulkOperations"]["nodes"]] == [
+        gids[2],
+        gids[0],
+    ]
+    oldest = listed(f"{live}, reverse: true")["data"]["bulkOperations"]["nodes"]
+    assert [n["id"] for n in oldest] == [gids[0], gids[2]]
+    every = listed('first: 2, query: "operation_type:query"')["data"]["bulkOperations"]["nodes"]
+    assert [n["id"] for n in every] == [gids[2], gids[1]]
+    assert "errors" in listed('first: 10, query: "id:5001"')
+    assert "errors" in listed("first: 10, sortKey: COMPLETED_AT")
+    assert "errors" in listed('query: "status:running"')  # first or last is required
+
+
 # -- the stand-in refuses what Shopify refuses -------------------------------------------
 @pytest.mark.parametrize(
     ("query", "problem"),
@@ -355,3 +468,21 @@ def test_lines_read_together_fail_on_a_bad_line_as_lines_read_alone() -> None:
     for bad in (b'{"sku": "A"', b'{"sku": "A"}, {"sku": "B"}', b"not json"):
         with pytest.raises(ValueError):
             _decode([good[0], bad, good[1]])
+
+
+def test_inflating_in_any_pieces_gives_the_file_back_in_small_pieces() -> None:
+    """gzip of two members, and zlib, cut into raw pieces anywhere: the same bytes come out,
+    never more than `DOWNLOAD_CHUNK` at a time; cut short, `_CutShort`."""
+    rng = random.Random(7)
+    text = bytes(rng.getrandbits(8) % 3 + 97 for _ in range(300_000))  # compresses ~5x
+    for body in (gzip.compress(text[:1000]) + gzip.compress(text[1000:]), zlib.compress(text)):
+        for _ in range(20):
+            cuts = sorted(rng.sample(range(1, len(body)), rng.randint(1, 40)))
+            raw = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+            pieces = list(_inflated(raw))
+            assert b"".join(pieces) == text
+            assert max(len(p) for p in pieces) <= DOWNLOAD_CHUNK
+        with pytest.raises(_CutShort):
+            list(_inflated([body[: len(body) // 2]]))
+    with pytest.raises(zlib.error):
+        list(_inflated([gzip.compress(text) + b"not gzip"]))

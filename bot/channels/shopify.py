@@ -443,7 +443,9 @@ class ShopifyChannel:
         self._bucket = _CostBucket(RESTORE, BUCKET, clock=clock, sleep=sleep)
         self._variants: dict[str, tuple[float, _Variant]] = {}
         self._download = download or plain_client()  # no token: for signed URLs only
-        self._export = VariantExport(self._graphql, self._download, clock=clock, sleep=sleep)
+        self._export = VariantExport(
+            self._graphql, self._download, sent=lambda: self._api.calls, clock=clock, sleep=sleep
+        )
         self.bulk_from = BULK_FROM  # SKUs to look up from which one bulk export is used
 
     @classmethod

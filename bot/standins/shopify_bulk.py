@@ -1,4 +1,5 @@
-"""The Shopify stand-in's bulk query operations: start, status, cancel, and the JSONL download.
+"""The Shopify stand-in's bulk query operations: start, status, list, cancel, and the JSONL
+download.
 
 Written from Shopify's public documentation, not from our adapter (facts only, no text copied):
 
@@ -13,6 +14,12 @@ Written from Shopify's public documentation, not from our adapter (facts only, n
   ``LIMIT_REACHED`` or ``OPERATION_IN_PROGRESS``.
 - Running at once per shop and app: five bulk queries from API 2026-01 on
   (learn.mechanic.dev "Shopify / Bulk operations"), one before; `limit` models it (5).
+- ``bulkOperations(first:, after:, last:, before:, reverse:, sortKey:, query:)``: "the app's"
+  bulk operations, sorted by creation, newest first, unless told otherwise; ``query`` filters
+  by ``created_at``, ``id``, ``operation_type`` (query, mutation) and ``status`` (the field's
+  and its arguments' descriptions in both schemas). Filtered and paged by the stand-in's search
+  and connection code (`ShopifyStandIn._bulk_operations`); sorting by ``COMPLETED_AT`` and
+  the ``id`` filter are not modelled (refused).
 - ``bulkOperation(id:)``: ``status`` (``BulkOperationStatus``: CREATED, RUNNING, COMPLETED,
   FAILED, CANCELING, CANCELED, EXPIRED), ``errorCode`` (ACCESS_DENIED, INTERNAL_SERVER_ERROR,
   TIMEOUT), ``objectCount`` (an UnsignedInt64, a string of digits), ``url`` (the JSONL; it
@@ -151,6 +158,11 @@ class BulkExports:
             return {"bulkOperation": None, "userErrors": [error]}
         operation["status"] = "CANCELING"
         return {"bulkOperation": self._node(operation), "userErrors": []}
+
+    def nodes(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Every operation with its ``BulkOperation`` object as it stands (not moved on), for
+        ``bulkOperations``, which the stand-in's own search syntax filters."""
+        return [(operation, self._node(operation)) for operation in self.operations.values()]
 
     # -- the download --------------------------------------------------------------------
     def download(self, request: Request) -> Response:
