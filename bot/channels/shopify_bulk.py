@@ -23,9 +23,9 @@ What this module relies on, and where each fact comes from (facts only; nothing 
   `bot.standins.shopify` models them.
   Search syntax: terms joined by ``OR`` or ``AND`` (shopify.dev "Shopify API search syntax").
   ``BulkOperation.query`` is the query document the start was given (its description): our
-  export is named with a mark of its own start, so it can be told from any other.
+  export carries a mark of its own start in a comment, so it can be told from any other.
 - The query inside is a plain string: it takes no variables, so the location's GID is written
-  into it (`export_query`), as is its operation name with the start's mark. It must hold at
+  into it (`export_query`), as is a comment with the start's mark. It must hold at
   least one connection and at most five, nested at most two deep (the mutation's description in
   both schemas), and may not start at ``node`` or ``nodes`` (shopify.dev bulk operations guide,
   "Operation restrictions", as quoted on community.shopify.com "Bulk API limit on number of
@@ -85,9 +85,11 @@ Decisions (ours, not Shopify's):
   all a shop's slots for both types) and those bearing this start's mark are sorted out: the
   one answered is kept, else the newest found is adopted (with one slot left, the one sent
   again is refused for the lost one's export); the others are canceled. A start answered the
-  first time costs nothing more; a listing that fails is only logged. If Shopify gave back
-  ``query`` without our operation name, nothing would be found: the export started by the
-  lost answer would run to its end unread, as it did before this was done.
+  first time costs nothing more; a listing that fails is only logged. The mark is a comment,
+  not an operation name: a parser skips comments, so no export can be refused for it. If
+  Shopify gave ``query`` back without its comments (not known either way), nothing would be
+  found, and the export started by the lost answer would run to its end unread, as it did
+  before this was done.
 - An export a killed bot left running is not touched: it may be another stockbot process's
   (`check` beside `run`, same app), it ends by itself, and with five slots it does not block
   ours; when the slots are full the push searches instead.
@@ -181,8 +183,8 @@ mutation StockbotBulkCancel($id: ID!) {
   }
 }"""
 # The exported query: one connection, no variables (bulk queries take none), the location
-# written in as a GraphQL string literal (JSON's string syntax is GraphQL's), and named with a
-# mark of its start, which ``BulkOperation.query`` gives back (`VariantExport._start`).
+# written in as a GraphQL string literal (JSON's string syntax is GraphQL's), after a comment
+# with a mark of its start, which ``BulkOperation.query`` gives back (`VariantExport._start`).
 _EXPORT = """{
   productVariants {
     edges {
@@ -208,9 +210,14 @@ class BulkUnavailable(Exception):
 
 
 def export_query(location: str, mark: str = "") -> str:
-    """The bulk query over every variant, with `location`'s GID written in, named
-    ``StockbotExport`` followed by `mark` (letters and digits)."""
-    return f"query StockbotExport{mark} " + _EXPORT.replace("LOCATION", json.dumps(location))
+    """The bulk query over every variant, with `location`'s GID written in, and a first line
+    that is a comment, ``# StockbotExport`` followed by `mark` (letters and digits).
+
+    A comment, not an operation name: every GraphQL parser skips comments, so the mark cannot
+    get the export refused; an anonymous query is what Shopify's own examples send.
+    """
+    query = _EXPORT.replace("LOCATION", json.dumps(location))
+    return f"# StockbotExport{mark}\n{query}"
 
 
 def patience(searches: int, cost: int, restore: float) -> float:
