@@ -217,7 +217,8 @@ def _root_name(response: httpx.Response) -> str | None:
     dropped, when the whole answer is well-formed XML, else None.
 
     A setStock answer holds a Result per item, and only its root tells a success: building
-    100 trees of 1,000 Results took most of Yahoo's push thread at 100,000 SKUs (issue 8). The
+    100 trees of 1,000 Results took about half of Yahoo's push thread at 100,000 SKUs (issue 8,
+    0.25-0.35 s of 0.55-0.7 s of CPU; reading only the root takes 0.06 s). The
     same parser reads the same text as `_xml`'s `ET.fromstring` (expat, the answer given as
     text, "}" between namespace and name), but keeps nothing after the first element's name.
     An answer with "<!DOCTYPE" goes through `_xml` itself, which refuses declarations.
