@@ -17,6 +17,7 @@ from bot.channels.amazon import (
     PAGE_RESERVE,
     AmazonChannel,
     OrderBudget,
+    _feed_content,
     order_freshness_seconds,
 )
 from bot.channels.base import FetchResult, Order, StockUpdate
@@ -741,3 +742,33 @@ def test_order_visible_20_minutes_late_is_still_applied(
     amazon.show_order(order_id)  # found now, by its unchanged lastUpdatedTime
     third = channel.fetch_orders(second.cursor, [], wall.advance(240))
     assert order_id in by_id(third)
+
+
+def test_feed_content_is_the_text_json_dumps_makes_of_the_messages() -> None:
+    """The feed is written message by message (issue 8): byte for byte what encoding the
+    messages as dicts gives, for SKUs JSON must escape and for repeated quantities."""
+    skus = ["TEA-001", 'a"b', "back\\slash", "茶-緑", "tab\tnew\nline", "\x01", "\u2028", "😀/#"]
+    chunk = [
+        StockUpdate(sku, quantity)
+        for sku, quantity in zip(skus, [0, 5, 5, 99_999, 1, 0, 7, 5], strict=True)
+    ]
+    header = {"sellerId": "SELLER-1", "version": "2.0", "issueLocale": "ja_JP"}
+    messages = [
+        {
+            "messageId": number,
+            "sku": update.item,
+            "operationType": "PATCH",
+            "productType": "PRODUCT",
+            "patches": [
+                {
+                    "op": "merge",
+                    "path": "/attributes/fulfillment_availability",
+                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": update.quantity}],
+                }
+            ],
+        }
+        for number, update in enumerate(chunk, 1)
+    ]
+    expected = json.dumps({"header": header, "messages": messages}, ensure_ascii=False)
+    assert _feed_content(header, chunk) == expected
+    assert _feed_content(header, []) == json.dumps({"header": header, "messages": []})

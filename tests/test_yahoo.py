@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bot.channels.base import StockUpdate
-from bot.channels.yahoo import YahooChannel
+from bot.channels.yahoo import YahooChannel, _root_name, _xml
 from bot.config import Settings
 from bot.errors import AuthError, ConfigError, RejectedError, TemporaryError
 from bot.standins.yahoo import YahooStandIn
@@ -792,3 +792,29 @@ def test_a_sync_per_process_keeps_one_daily_count(tmp_path: Path):
             w.sync()
         counted = json.loads((tmp_path / "state.sqlite3-yahoo-calls").read_text())["calls"]
         assert counted == store.calls_today() + store.token_requests
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'<?xml version="1.0" encoding="UTF-8"?><ResultSet totalResultsAvailable="2">'
+        b"<Result><ItemCode>a</ItemCode></Result><Result><ItemCode>b</ItemCode></Result>"
+        b"</ResultSet>",
+        b"\xef\xbb\xbf  <ResultSet/>",
+        b'<Error xmlns="urn:yahoo:api"><Message>no</Message><Code>st-01</Code></Error>',
+        b'<y:ResultSet xmlns:y="urn:yahoo:api"><y:Result/></y:ResultSet>',
+        b"<ResultSet><Result></ResultSet>",
+        b"<ResultSet/><ResultSet/>",
+        b"<ResultSet>&nbsp;</ResultSet>",
+        b'<!DOCTYPE r [<!ENTITY e "x">]><ResultSet>&e;</ResultSet>',
+        b"<!-- <!DOCTYPE --><ResultSet/>",
+        "<ResultSet>\u6771</ResultSet>".encode("shift_jis"),
+        b"ResultSet",
+        b"",
+    ],
+)
+def test_root_name_is_the_tag_xml_reads(answer: bytes) -> None:
+    """setStock's success check reads only the root (issue 8): the same answer as the tree."""
+    response = httpx.Response(200, content=answer)
+    root = _xml(response)
+    assert _root_name(response) == (None if root is None else root.tag)

@@ -324,6 +324,34 @@ def _quantity_patch(quantity: int) -> list[dict[str, Any]]:
     return [{"op": "merge", "path": QUANTITY_PATH, "value": value}]
 
 
+# One encoder for the feed's texts: json.dumps(..., ensure_ascii=False) makes a new one per call.
+_FEED_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+def _feed_content(header: Mapping[str, str], chunk: Sequence[StockUpdate]) -> str:
+    """The JSON_LISTINGS_FEED document for `chunk`, its messages numbered from 1.
+
+    The very text `json.dumps({"header": header, "messages": [...]}, ensure_ascii=False)`
+    makes of the messages as dicts (tests/test_amazon.py compares the two), written message by
+    message instead: building 100,000 messages as dicts, each with its patch, and walking them
+    again to encode them took most of a first push's CPU in Amazon's thread (issue 8). The
+    patches differ only by quantity, so each quantity's is encoded once per feed, as text (one
+    patch object shared per quantity made the cycle's peak memory jump, and was undone).
+    """
+    patches: dict[int, str] = {}
+    messages = []
+    for number, update in enumerate(chunk, 1):
+        patch = patches.get(update.quantity)
+        if patch is None:
+            patch = _FEED_JSON.encode(_quantity_patch(update.quantity))
+            patches[update.quantity] = patch
+        messages.append(
+            f'{{"messageId": {number}, "sku": {_FEED_JSON.encode(update.item)}, '
+            f'"operationType": "PATCH", "productType": "PRODUCT", "patches": {patch}}}'
+        )
+    return f'{{"header": {_FEED_JSON.encode(header)}, "messages": [{", ".join(messages)}]}}'
+
+
 def _refusal_text(response: httpx.Response) -> str:
     """A Status line for a listing Amazon refused with 403 while the credentials work."""
     code, message = _errors(response)
@@ -740,18 +768,8 @@ class AmazonChannel:
                 progress(done)
 
     def _submit_feed(self, chunk: Sequence[StockUpdate]) -> str:
-        messages = [
-            {
-                "messageId": number,
-                "sku": update.item,
-                "operationType": "PATCH",
-                "productType": "PRODUCT",
-                "patches": _quantity_patch(update.quantity),
-            }
-            for number, update in enumerate(chunk, 1)
-        ]
         header = {"sellerId": self._seller, "version": "2.0", "issueLocale": ISSUE_LOCALE}
-        content = json.dumps({"header": header, "messages": messages}, ensure_ascii=False)
+        content = _feed_content(header, chunk)
         document = self._ok(
             self._call(
                 "POST",
