@@ -139,7 +139,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import re
 import time
@@ -149,6 +148,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Self
 
 import httpx
+import orjson
 
 from bot.batches import chunks
 from bot.channels.base import (
@@ -610,7 +610,7 @@ class RakutenChannel:
     # -- HTTP --------------------------------------------------------------------------
     def _post(self, path: str, body: Any, limiter: RateLimiter) -> httpx.Response:
         response = self._api.request(
-            "POST", path, limiter=limiter, content=json.dumps(body).encode(), headers=_JSON
+            "POST", path, limiter=limiter, content=orjson.dumps(body), headers=_JSON
         )
         code = _error_code(_body(response)) if response.status_code >= 400 else None
         # The gateway answers ES04-01 ("Bad Request") for a key it does not accept yet or any

@@ -104,7 +104,6 @@ Decisions (ours, not Shopify's):
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -114,6 +113,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
 import httpx
+import orjson
 
 from bot.batches import chunks
 from bot.channels.base import (
@@ -623,9 +623,7 @@ class ShopifyChannel:
         # One point of margin: Shopify's float bookkeeping may sit a hair below what we computed.
         self._bucket.acquire(min(cost + 1.0, self._bucket.burst))
         body = {"query": document, "variables": variables, "operationName": operation}
-        response = self._api.request(
-            "POST", self._path, content=json.dumps(body).encode(), headers=_JSON
-        )
+        response = self._api.request("POST", self._path, content=orjson.dumps(body), headers=_JSON)
         data = _body(response)
         if self._first_answer is None:
             self._first_answer = server_time(response)
