@@ -217,3 +217,16 @@ def test_cells_still_owed_outlast_a_later_repair_that_lands(shop: World) -> None
     assert _staff_cells(_grid(w), moved[0]) == _staff_cells(moved, moved[0])
     assert _applied(w, "P-1") == [-2]
     assert _stores_off(w) == {}
+
+
+def test_an_owed_cell_whose_column_header_was_renamed_is_left_alone(shop: World) -> None:
+    """P-1's Stock 8 in C3 is named by the header left of it ("Name", one to the right); staff
+    rename that header before the retry: the cell is not looked for, the others are put back."""
+    w = shop
+    _failed_repair(w)
+    _network_back(w)
+    w.sheets.set_value(w.sheet_id, "Inventory", "B1", "Product", raw=True)
+    w.sync()
+    assert (_cell(w, "C3"), _cell(w, "I3"), _cell(w, "I5")) == (8, "", "")
+    assert [p.rsplit(" ", 3)[1:] for p in _put_back_rows(w)] == [["(I3,", "J4,", "I5)"]]
+    assert _owed(w) == []
