@@ -209,6 +209,9 @@ class Changes:
     # *unchecked* until the commit's answer shows they landed on those products (bot.positions).
     written: list[list[Any]] = field(default_factory=list)
     refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
+    # The cells a failed repair still owes once this commit landed (`bot.owed`, as JSON
+    # lists): a repair or a put-back of them settles them. None: unchanged.
+    owed_cells: list[list[Any]] | None = None
 
     def to_json(self) -> str:
         """Serialise for the pending row.
@@ -235,6 +238,7 @@ class Changes:
         data.setdefault("forget_stock", [])  # a pending commit of an earlier version
         data.setdefault("written", [])
         data.setdefault("refusals_logged", [])
+        data.setdefault("owed_cells", None)
         return cls(**data)
 
 
@@ -243,7 +247,9 @@ class Pending:
     """A commit that was prepared but whose landing is not yet known."""
 
     id: str
-    kind: str  # "cycle" (orders and stock) or "report" (push results)
+    # "cycle" (orders and stock), "report" (push results), "repair" (a commit that landed on
+    # moved rows set right) or "owed" (the cells a failed repair owed, put back: `bot.owed`)
+    kind: str
     changes: Changes
 
 
@@ -452,10 +458,31 @@ class Ledger:
         left = {k: v for k, v in self.suspects().items() if k not in gone}
         self.set_meta("suspects", json.dumps(left, ensure_ascii=False) if left else "")
 
-    def add_suspects(self, skus: Mapping[str, int | str | None]) -> None:
-        """Record products whose Stock must be written back from the state, not read."""
+    def add_suspects(
+        self,
+        skus: Mapping[str, int | str | None],
+        *,
+        owed_cells: Sequence[Sequence[Any]] | None = None,
+    ) -> None:
+        """Record products whose Stock must be written back from the state, not read.
+
+        With `owed_cells`, also the cells a repair about to be sent owes elsewhere (`bot.owed`),
+        in the same transaction: a stop cannot keep the one and lose the other.
+        """
         both = {**self.suspects(), **{s.casefold(): v for s, v in skus.items() if s}}
-        self.set_meta("suspects", json.dumps(both, ensure_ascii=False))
+        with self._tx():
+            self.set_meta("suspects", json.dumps(both, ensure_ascii=False))
+            if owed_cells is not None:
+                self.set_owed_cells(owed_cells)
+
+    def owed_cells(self) -> list[list[Any]]:
+        """The cells a failed repair still owes, as `bot.owed.Owed.to_json` wrote them."""
+        text = self.get_meta("owed_cells")
+        return list(json.loads(text)) if text else []
+
+    def set_owed_cells(self, cells: Sequence[Sequence[Any]]) -> None:
+        """Keep what is still owed (nothing: forget the record)."""
+        self.set_meta("owed_cells", json.dumps(list(cells), ensure_ascii=False) if cells else "")
 
     def clear_suspects(self) -> None:
         """Every suspect product's Stock is right again."""
@@ -664,7 +691,7 @@ class Ledger:
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
                 "'suspects', 'absent', 'pruned_at', 'order_marks', 'logged_errors', 'jumps', "
-                "'owed', 'owed_told')"
+                "'owed', 'owed_told', 'owed_cells')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             kept = {ch: sorted(set(ids)) for ch, ids in (owed or {}).items() if ids}
@@ -960,6 +987,8 @@ class Ledger:
                     "INSERT OR REPLACE INTO meta VALUES ('unchecked', ?)",
                     (json.dumps(c.written, ensure_ascii=False),),
                 )
+            if c.owed_cells is not None:
+                self.set_owed_cells(c.owed_cells)
 
     def discard(self, commit_id: str, *, keep_log_rows: bool = True) -> None:
         """The commit never landed: drop it, keeping a report's Log rows for the next commit.

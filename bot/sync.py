@@ -20,7 +20,8 @@ row's Status, to find the rows again before writing it; 1 lease write when this 
 already hold the sheet (its own answer shows the lease and the commit marker, `bot.lease`);
 1 more read, the whole SKU and Stock columns, when the narrow read sees a change (rows moved, a
 Stock edited in a row the commit writes), and one more again when columns moved; a read and a
-repair write when a commit landed on moved rows.
+repair write when a commit landed on moved rows; 1 write at the start of the cycle after such
+a repair failed, putting back the cells it still owed (`bot.owed`, found in the first read).
 
 The gap between fetching a marketplace's orders and pushing to it: all marketplaces are
 fetched at the same time, then the sheet commit is made, then all are pushed at the same
@@ -56,6 +57,7 @@ from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
+from bot.owed import Owed, locate, owed_cells
 from bot.positions import (
     SKU_HEADERS,
     STOCK_HEADERS,
@@ -86,6 +88,7 @@ from bot.sheet.layout import (
     Layout,
     Tab,
     a1_title,
+    column_letters,
     find_layout,
     find_tabs,
     header_key,
@@ -98,6 +101,7 @@ __all__ = ["Cycle", "CycleReport", "PushPlan"]
 log = logging.getLogger("stockbot")
 
 REPAIR_TRIES = 3
+CELLS_NAMED = 20  # owed cells put back that the Log row names one by one (`_cell_names`)
 # Closed orders are forgotten this long after they were placed: longer than any marketplace
 # still changes an order (Rakuten closes shipped orders after 30 days; Shopify refunds and
 # Yahoo returns come within weeks), so the state file stays bounded for years of orders. Age
@@ -246,15 +250,16 @@ class Cycle:
         if not dry_run:
             self.handover.recover(marker)
         sheet = self._read(metadata)
+        enabled, channel_rows = self._enabled(sheet.channels, sheet.layout)
+        if not dry_run:
+            self._keep_instance()
+            self.lease.take()
+            self._put_back_owed(sheet)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
-        enabled, channel_rows = self._enabled(sheet.channels, sheet.layout)
         report.paused = [name for name in self.channels if name not in enabled]
-        if not dry_run:
-            self._keep_instance()
-            self.lease.take()
 
         fetched_at = self.now()
         if not dry_run:
@@ -321,6 +326,50 @@ class Cycle:
             else:
                 report.refused[p.channel] = len(result.failed)
         self._report(sheet, tab, rows, plans, results, enabled, channel_rows, report, release)
+
+    def _put_back_owed(self, sheet: _Sheet) -> None:
+        """Put back the cells a failed repair still owed (`bot.owed`), where they are now.
+
+        They are found in the cycle's first read, so a cycle that owes nothing sends no
+        request more. The put-back is a commit whose completion records what is still owed:
+        a bot stopped after it landed finishes it from the marker (`Handover.recover`), and a
+        cell that no longer holds the bot's value is left alone whatever happened. The first
+        read is then made to show the cells as put back, for the rest of the cycle.
+        """
+        kept = self.ledger.owed_cells()
+        if not kept:
+            return
+        owed = [Owed.from_json(entry) for entry in kept]
+        tab = sheet.first
+        put, still = locate(owed, sheet.grid, tab.columns["sku"])
+        left = [cell.to_json() for cell in still]
+        if not put:
+            self.ledger.set_owed_cells(left)
+            return
+        requests: list[dict[str, Any]] = []
+        for index, cells in sorted(put.items()):
+            for column, value in sorted(cells.items()):
+                requests += column_runs(tab.sheet_id, column, {index: value})
+        detail = _(
+            "rows or columns were moved in the very instant the bot wrote to the sheet and its "
+            "repair could not be sent then; the cells it wrote in the wrong place were put back "
+            "now ({cells})"
+        ).format(cells=_cell_names(put))
+        log_rows = [log_row(sheet.layout, self._stamp(), Event("error", detail=detail))]
+        requests += append_rows(sheet.layout.log.sheet_id, log_rows)
+        try:
+            self.handover.commit("owed", requests, Changes(owed_cells=left))
+        except SheetError as exc:
+            # Still owed (a commit that never landed changes nothing): the next cycle tries
+            # again. This cycle goes on; its own commit fails too if the network is down.
+            log.warning("cells owed by an earlier repair were not put back yet: %s", exc)
+            return
+        log.info("%s", detail)
+        for index, cells in put.items():
+            line = sheet.grid[index]
+            for column, value in cells.items():
+                line.extend([""] * (column + 1 - len(line)))
+                line[column] = "" if value is None else value
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
         """Products whose Stock cell may hold another product's value get their own back.
@@ -864,9 +913,11 @@ class Cycle:
 
         The products whose Stock may now be wrong are recorded as *suspect* before anything
         else: if the repair fails or the bot stops, the next cycle writes their Stock back from
-        the state file instead of taking the difference for a staff edit. `seen`: the products
-        whose Stock the re-read before the commit saw (None: all); the others' Stock is known
-        as of the first read only (`repair_cells`, stale).
+        the state file instead of taking the difference for a staff edit. The other cells the
+        repair puts back are recorded with them before it is sent (`bot.owed`): if it fails,
+        the next cycle puts them back (`_put_back_owed`); once it lands, they are forgotten.
+        `seen`: the products whose Stock the re-read before the commit saw (None: all); the
+        others' Stock is known as of the first read only (`repair_cells`, stale).
         """
         before: dict[str, int | None] = {}  # folded SKU -> Stock as read, when a repair needs it
         for attempt in range(REPAIR_TRIES):
@@ -958,6 +1009,15 @@ class Cycle:
                     "so some cells landed in the wrong place; they were put back and each "
                     "product's values written where it is now"
                 )
+            # Kept with the suspects: if this repair fails, the next cycle puts them back. Cells
+            # an earlier failed repair owed, not put back yet, stay owed either way.
+            earlier = self.ledger.owed_cells()
+            owed = owed_cells(
+                writes, tab, now_tab, now_header, skus, undo, columns_moved=bool(wrong.columns)
+            )
+            self.ledger.add_suspects(
+                involved, owed_cells=[*earlier, *(cell.to_json() for cell in owed)]
+            )
             detail += ("; " + "; ".join(notes)) if notes else ""
             report.repaired.append(detail)
             requests = redo.requests(now_tab)
@@ -970,7 +1030,7 @@ class Cycle:
             answer = self.handover.commit(
                 "repair",
                 requests,
-                Changes(log_rows=log_rows),
+                Changes(log_rows=log_rows, owed_cells=earlier),
                 response_ranges=redo.response_ranges(now_tab),
             )
             tab, writes = now_tab, redo
@@ -1109,6 +1169,19 @@ class Cycle:
         )
         if writes.skus:
             self._check_landing(answer, sheet, tab, writes, rows, report)
+
+
+def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:
+    """Cells as A1 names, in order, the first few only (a column moved on thousands of rows)."""
+    names = [
+        f"{column_letters(column)}{index + 1}"
+        for index, columns in sorted(cells.items())
+        for column in sorted(columns)
+    ]
+    shown = ", ".join(names[:CELLS_NAMED])
+    if len(names) > CELLS_NAMED:
+        shown += " " + _("and {count} more").format(count=len(names) - CELLS_NAMED)
+    return shown
 
 
 def _with_start(stored: tuple[str, str]) -> str:

@@ -79,19 +79,13 @@ def test_a_product_suspect_only_for_its_status_cell_keeps_later_restocks(w: Worl
     assert not [r for r in w.log("error") if "set back" in str(r["Detail"])]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left open: the cells a failed repair still owed to a blank row are not kept in the "
-    "state file, so they stay until staff clear them (README Known limits)",
-)
 def test_cells_misplaced_into_a_blank_row_are_cleared_once_the_network_is_back(w: World) -> None:
     """TEA-002's row is deleted in the instant of the commit, so CUP-001's Stock, Shown and
     Status land in the blank row below the products; the repair is refused. The next cycle
-    restores the suspects' Stock but nothing remembers the cells written into the blank row
-    (the suspects name products, not rows): it keeps a stray Stock 10 and Shown 10 for ever,
-    and the bot itself then flags it "SKU is empty" every cycle, a broken row staff never
-    made. Fix: keep the rows (and cells) the failed repair still owed in the state file, as
-    *unchecked* is, and clear those that were blank at the cycle's first read."""
+    restores the suspects' Stock, and clears the blank row: the cells the failed repair still
+    owed were kept in the state file with the suspects (`bot.owed`; the blank row named by the
+    product row above it). It used to keep a stray Stock 10 and Shown 10 for ever, flagged
+    "SKU is empty" every cycle, a broken row staff never made."""
     w.sync()
     w.markets["rakuten"].place_order([("TEA-003", 2)])
     w.markets["rakuten"].place_order([("cup-001:white", 2)])

@@ -1,0 +1,149 @@
+"""Cells a failed repair still owes: kept in the state file by identity, put back next cycle.
+
+A commit that landed on rows or columns moved in its own instant is repaired at once
+(`bot.positions.repair_cells`). When that repair cannot be sent (Sheets answers 503, the
+network drops), two things are kept in the state file, in one transaction: the products whose
+Stock may be wrong (*suspects*, `Cycle._restore_suspects`) and the other cells the repair owed
+(here): a bot value left in a staff column (Name, Display, a marketplace id), in a column
+inserted meanwhile, or in a row that was blank. A product row's Stock, Shown and Status cells
+are not kept: the suspects put its Stock back, and every cycle writes Shown and Status anew.
+
+Staff may move rows and columns again before the next cycle, so each owed cell is named by
+identity, never by position: its row by the SKU it holds (a row without one: by the nearest
+row above that has one, and how far below it), its column by its header (one without a header:
+by the nearest header to its left, and how far right of it); with the value to put back and
+the value the bot wrote there by mistake. The next cycle finds each cell again in its first
+read (`locate`) and puts it back only while it holds exactly that wrong value: staff may have
+typed over it since (left alone), and a put-back that landed before a stop is not made twice.
+A row or column that cannot be found (deleted, a header renamed) owes nothing any more; a cell
+whose SKU is in several rows stays owed until staff keep one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.positions import WRITTEN, Writes
+from bot.rules import cell_text
+from bot.sheet.layout import Tab
+
+__all__ = ["Owed", "locate", "owed_cells"]
+
+
+@dataclass(frozen=True)
+class Owed:
+    """One cell a failed repair still owes, named by identity."""
+
+    row: str  # the row's SKU, or the nearest SKU above it ("": the header row)
+    below: int  # how many rows below that row the cell is (0: that row itself)
+    column: str  # the column's header, or the nearest header to its left ("": column A)
+    right: int  # how many columns right of that column the cell is (0: that column itself)
+    back: object  # the value to put back (None: blank)
+    wrong: object  # the value the bot wrote there by mistake
+
+    def to_json(self) -> list[Any]:
+        """As kept in the state file."""
+        return [self.row, self.below, self.column, self.right, self.back, self.wrong]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Any]) -> Owed:
+        """Read back what `to_json` wrote."""
+        row, below, column, right, back, wrong = data
+        return cls(str(row), int(below), str(column), int(right), back, wrong)
+
+
+def _text(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
+    line = grid[row] if row < len(grid) else []
+    return cell_text(line[column]) if column < len(line) else ""
+
+
+def _anchor(names: Sequence[str], at: int, start: int) -> tuple[str, int]:
+    """The nearest name at or before `at` (from `start`), and how far `at` lies past it."""
+    for i in range(at, start - 1, -1):
+        if names[i]:
+            return names[i], at - i
+    return "", at
+
+
+def owed_cells(
+    writes: Writes,
+    old_tab: Tab,
+    now_tab: Tab,
+    now_header: Sequence[Any],
+    now_skus: Sequence[Sequence[Any]],
+    undo: Mapping[int, Mapping[int, object]],
+    *,
+    columns_moved: bool,
+) -> list[Owed]:
+    """The cells of a repair's `undo` that nothing else sets right should the repair fail.
+
+    The arguments are `repair_cells`' (`undo` its second answer): `writes` were sent by the
+    positions of `old_tab`; the others are the sheet as read after the commit. A cell that
+    landed on a SKU cell is not kept: its row can no longer be named by its SKU (left to
+    staff, who see the product's row name a number).
+    """
+    wrote = {
+        (index, old_tab.columns[key]): value
+        for key, values in writes.cells.items()
+        for index, value in values.items()
+    }
+    sku_column = now_tab.columns["sku"]
+    bot_columns = {now_tab.columns[key] for key in WRITTEN}
+    # Rows stay in place when columns move, so a row is its product's even where the write
+    # landed on its SKU cell (as `repair_cells` takes it).
+    height = max([len(now_skus), *(index + 1 for index in undo)])
+    skus = [_text(now_skus, i, 0) for i in range(height)]
+    for index, sku in writes.skus.items() if columns_moved else ():
+        if index < height:
+            skus[index] = sku
+    width = max([len(now_header), *(c + 1 for cells in undo.values() for c in cells)])
+    headers = [_text([now_header], 0, c) for c in range(width)]
+    out: list[Owed] = []
+    for index, cells in sorted(undo.items()):
+        sku = skus[index]
+        for column, back in sorted(cells.items()):
+            if column == sku_column or (sku and column in bot_columns):
+                continue
+            if sku:
+                row, below = sku, 0
+            else:  # a blank row: named by the nearest product row above it
+                row, above = _anchor(skus, index - 1, 1)
+                below = above + 1
+            name, right = _anchor(headers, column, 0)
+            out.append(Owed(row, below, name, right, back, wrote[(index, column)]))
+    return out
+
+
+def locate(
+    owed: Sequence[Owed], grid: Sequence[Sequence[Any]], sku_column: int
+) -> tuple[dict[int, dict[int, object]], list[Owed]]:
+    """Where the owed cells are in `grid` (a first read) while they hold the bot's wrong value:
+    {row: {column: value to put back}}; and the cells still owed (their SKU in several rows).
+    """
+    rows: dict[str, list[int]] = {}
+    for i in range(1, len(grid)):
+        sku = _text(grid, i, sku_column)
+        if sku:
+            rows.setdefault(sku.casefold(), []).append(i)
+    headers = [cell_text(h) for h in (grid[0] if grid else [])]
+    put: dict[int, dict[int, object]] = {}
+    kept: list[Owed] = []
+    for cell in owed:
+        found = rows.get(cell.row.casefold(), []) if cell.row else [0]
+        if len(found) > 1:
+            kept.append(cell)
+            continue
+        named = [i for i, h in enumerate(headers) if h == cell.column] if cell.column else [0]
+        if len(found) != 1 or len(named) != 1:
+            continue  # the row or the column was deleted, or the header renamed: leave it
+        row, column = found[0] + cell.below, named[0] + cell.right
+        if cell.below and _text(grid, row, sku_column):
+            continue  # rows moved: the row there now holds a product
+        if cell.right and column < len(headers) and headers[column]:
+            continue  # columns moved: the column there now has a header
+        now = _text(grid, row, column)
+        if now and now == cell_text(cell.wrong):
+            put.setdefault(row, {})[column] = cell.back
+    return put, kept
