@@ -222,6 +222,8 @@ class Changes:
         """
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["lines"] = [asdict(line) for line in self.lines]
+        if data["owed_cells"] is None:
+            del data["owed_cells"]  # nearly every commit: written as earlier versions wrote it
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,13 @@ def stock(w: World) -> dict[str, Any]:
 
 
 def backup(src: Path, dst: Path) -> None:
-    """Copy a state file the way an operator's backup would (SQLite's online backup)."""
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+    """Copy a state file the way an operator's backup would (SQLite's online backup).
+
+    Both connections are closed here: `with` on a connection only ends its transaction, and
+    a connection left open (freed only by the cycle collector, through its statement cache)
+    keeps the state file's WAL mapped when a test then puts a file over it.
+    """
+    with closing(sqlite3.connect(src)) as a, closing(sqlite3.connect(dst)) as b:
         a.backup(b)
 
 
