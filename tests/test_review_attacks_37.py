@@ -13,6 +13,9 @@ Attacks, owed cells (bot/owed.py, bot/sync.py `_put_back_owed`):
    are dropped silently (`locate` finds no row named P-1: bot/owed.py:134-140), so the bot's 8
    stays in P-1X's Rakuten id and the next cycles push P-1X's quantity to Rakuten item "8",
    another listing.
+2b. Staff retype the header "Rakuten" as "rakuten " (the same column to the bot, SPEC 2)
+   before the retry. BROKE: `locate` compares header text exactly (bot/owed.py:138), drops the
+   owed cell silently, and P-1's quantity is pushed to Rakuten item "8" (50 -> 8).
 3. Staff copy P-3's row (a duplicate SKU) before the retry, then delete the copy. HELD: kept
    while the SKU is in two rows, put back once one row is left.
 4. Staff delete the inserted column that held P-1's Stock 8 before the retry. HELD: the
@@ -145,6 +148,21 @@ def test_owed_cells_follow_their_rows_through_a_sort(shop: World) -> None:
     assert _stores_off(w) == {}
 
 
+def _shown_in_rakuten_id(w: World) -> None:
+    """P-1 sells 2; its Shown 8 lands in its Rakuten id (I3) and the repair fails."""
+    w.markets["rakuten"].place_order([("P-1", 2)])
+
+    def staff() -> None:
+        MOVES["shown_on_rakuten"](w)
+        w.sheets.fail(503, times=1_000, match=":batchUpdate")
+
+    at_commit(w, staff)
+    with pytest.raises(StockbotError):
+        w.sync()
+    assert _cell(w, "I3") == 8
+    assert [e[2] for e in _owed(w)] == ["Name", "Rakuten"]
+
+
 # -- 2. a SKU renamed before the retry ------------------------------------------------------
 @pytest.mark.xfail(
     strict=True,
@@ -166,6 +184,27 @@ def test_owed_cells_of_a_renamed_sku_are_put_back_or_said(shop: World) -> None:
     assert (_cell(w, "C3"), _cell(w, "I3")) == ("", "")
     moved[2][0] = "P-1X"
     assert _staff_cells(_grid(w), moved[0]) == _staff_cells(moved, moved[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/owed.py:138 `locate` finds a column by its header's exact text, while the bot "
+    "reads headers case-insensitively with surrounding blanks ignored (SPEC 2, header_key): "
+    "staff retype 'Rakuten' as 'rakuten ' (still the Rakuten column to the bot) before the "
+    "retry, the owed cell in P-1's Rakuten id is dropped without a word, the bot's Shown 8 "
+    "stays there as P-1's Rakuten item, and P-1's quantity is pushed to Rakuten item '8', "
+    "another listing (50 -> 8)",
+)
+def test_an_owed_cell_under_a_header_retyped_in_another_case_is_put_back(shop: World) -> None:
+    w = shop
+    w.markets["rakuten"].add_item("8", 50)  # a listing the sheet does not manage
+    _shown_in_rakuten_id(w)
+    _network_back(w)
+    w.sheets.set_value(w.sheet_id, "Inventory", "I1", "rakuten ", raw=True)
+    _settled(w)
+    assert _cell(w, "I3") == ""
+    assert w.markets["rakuten"].quantity("8") == 50
+    assert w.markets["rakuten"].quantity("P-1") == 8
 
 
 # -- 3. a duplicate row, then the copy deleted ----------------------------------------------
@@ -200,21 +239,6 @@ def test_an_owed_cell_whose_column_staff_deleted_owes_nothing(shop: World) -> No
 
 
 # -- 5. the put-back fails and the cycle's commit lands -------------------------------------
-def _shown_in_rakuten_id(w: World) -> None:
-    """P-1 sells 2; its Shown 8 lands in its Rakuten id (I3) and the repair fails."""
-    w.markets["rakuten"].place_order([("P-1", 2)])
-
-    def staff() -> None:
-        MOVES["shown_on_rakuten"](w)
-        w.sheets.fail(503, times=1_000, match=":batchUpdate")
-
-    at_commit(w, staff)
-    with pytest.raises(StockbotError):
-        w.sync()
-    assert _cell(w, "I3") == 8
-    assert [e[2] for e in _owed(w)] == ["Name", "Rakuten"]
-
-
 @pytest.mark.xfail(
     strict=True,
     reason="bot/sync.py:361-365: when the put-back fails the cycle goes on with the grid as "
