@@ -60,6 +60,10 @@ Attacks, rewrites (hypothesis, old vs new):
     TypeError; not reachable through the Sheets stand-in, which cannot serve one either, nor
     through the real API as far as is known, so not written as a test.)
 
+Read, not tested: `_report`'s pushed set, `push_all`'s recorded dict and `record_pushes`
+(the shortcuts taken when nothing is typed, failed or stale give the same sets: `PushPlan.sku`
+is `typed.get(item, item)`), `StockUpdate` no longer frozen (nothing assigns to one).
+
 Not attacked (time): two bots racing on the put-back, a Log tab at Google's cell cap during
 the put-back, the alerts' disk-full mark, the Shopify export listing, the EC key message
 (review 35 covers it).
