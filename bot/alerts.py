@@ -221,6 +221,10 @@ class Incidents:
         """The open incidents and their calm counts; none when the file is missing or unreadable."""
         if self._unsaved is not None:
             return dict(self._unsaved[0]), dict(self._unsaved[1])
+        return self._read_file()
+
+    def _read_file(self) -> tuple[dict[str, str], dict[str, int]]:
+        """What the file (and the disk incident's mark) say, whatever this process keeps."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -229,11 +233,12 @@ class Incidents:
             log.warning("alert incidents file %s unreadable (%s); starting afresh", self.path, exc)
             return self._marked(), {}
         if not isinstance(data, dict):
-            return {}, {}
+            return self._marked(), {}
         incidents, counts = data.get("open"), data.get("calm")
         if not isinstance(incidents, dict):
-            return {}, {}
-        opened = {str(k): str(v) for k, v in incidents.items()}
+            return self._marked(), {}
+        # The mark adds the full disk to a file that could not be written over to say it.
+        opened = {**self._marked(), **{str(k): str(v) for k, v in incidents.items()}}
         kept: dict[str, int] = {}
         if isinstance(counts, dict):
             kept = {
@@ -280,20 +285,22 @@ class Incidents:
         return {"disk": DISK_MARKED} if self.disk_mark.exists() else {}
 
     def _mark_disk(self, incidents: Mapping[str, str], calm: Mapping[str, int] | None) -> bool:
-        """Keep the full disk as an empty file when it is the only incident open; whether kept.
+        """Keep the full disk as an empty file; whether that kept all of `incidents`.
 
-        For a disk already full when the incidents file was first to be made (review attacks
-        32): there are no bytes to write over, but an empty file takes no data blocks, so it
-        can still be made, and each `sync` from cron then alerts the full disk once, not at
-        every run. The mark goes with the next save that writes the file.
+        For a disk full when there are no bytes to write over: no incidents file yet (review
+        attacks 32), or one too short for the new text (an earlier version's, review attacks
+        37). An empty file takes no data blocks, so it can still be made, and `read` adds the
+        full disk to whatever the file says: each `sync` from cron then alerts the full disk
+        once, not at every run. The mark goes with the next save that writes the file.
         """
-        if set(incidents) != {"disk"} or calm:
+        if "disk" not in incidents:
             return False
         try:
             self.disk_mark.touch()
         except OSError:
             return False
-        return True
+        # The disk incident read back from the mark has the mark's text, not its own.
+        return self._read_file() == ({**incidents, "disk": DISK_MARKED}, dict(calm or {}))
 
     def _unmark_disk(self) -> None:
         """Remove the disk incident's mark (a removal takes no room on a full disk)."""

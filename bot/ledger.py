@@ -675,7 +675,11 @@ class Ledger:
         """Forget everything and serve `spreadsheet` from its commit `last_commit` on.
 
         `owed` (channel -> order ids) are orders seen but never applied (`bot.unread`): the
-        cycles read them again and apply them, though placed before the new clean start.
+        cycles read them again and apply them, though placed before the new clean start. The
+        cells a failed repair still owes (`bot.owed`) are kept too: they describe the sheet,
+        not the history reset, and only a cell still holding the bot's wrong value is ever put
+        back (review attacks 37: a restored backup's owed cells, lost at the reset, left the
+        bot's values in marketplace id columns for good).
         """
         self._pushes_written(None)
         with self._tx() as db:
@@ -693,7 +697,7 @@ class Ledger:
             db.execute(
                 "DELETE FROM meta WHERE key IN ('spreadsheet', 'last_commit', 'unchecked', "
                 "'suspects', 'absent', 'pruned_at', 'order_marks', 'logged_errors', 'jumps', "
-                "'owed', 'owed_told', 'owed_cells')"
+                "'owed', 'owed_told')"
             )
             db.execute("INSERT INTO meta VALUES ('spreadsheet', ?)", (spreadsheet,))
             kept = {ch: sorted(set(ids)) for ch, ids in (owed or {}).items() if ids}

@@ -25,11 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.i18n import _
 from bot.positions import WRITTEN, Writes
 from bot.rules import cell_text
-from bot.sheet.layout import Tab
+from bot.sheet.layout import Tab, header_key
 
-__all__ = ["Owed", "locate", "owed_cells"]
+__all__ = ["Owed", "locate", "lost_text", "owed_cells"]
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,10 @@ def owed_cells(
 
 def locate(
     owed: Sequence[Owed], grid: Sequence[Sequence[Any]], sku_column: int
-) -> tuple[dict[int, dict[int, object]], list[Owed]]:
+) -> tuple[dict[int, dict[int, object]], list[Owed], list[Owed]]:
     """Where the owed cells are in `grid` (a first read) while they hold the bot's wrong value:
-    {row: {column: value to put back}}; and the cells still owed (their SKU in several rows).
+    {row: {column: value to put back}}; the cells still owed (their SKU in several rows); and
+    the cells lost (their row's SKU or their column's header is nowhere, or twice a header).
     """
     rows: dict[str, list[int]] = {}
     for i in range(1, len(grid)):
@@ -130,14 +132,23 @@ def locate(
     headers = [cell_text(h) for h in (grid[0] if grid else [])]
     put: dict[int, dict[int, object]] = {}
     kept: list[Owed] = []
+    lost: list[Owed] = []
     for cell in owed:
         found = rows.get(cell.row.casefold(), []) if cell.row else [0]
         if len(found) > 1:
             kept.append(cell)
             continue
-        named = [i for i, h in enumerate(headers) if h == cell.column] if cell.column else [0]
+        # Headers as the bot reads them (SPEC.md 2: case and blanks around them ignored).
+        named = (
+            [i for i, h in enumerate(headers) if header_key(h) == header_key(cell.column)]
+            if cell.column
+            else [0]
+        )
         if len(found) != 1 or len(named) != 1:
-            continue  # the row or the column was deleted, or the header renamed: leave it
+            # Deleted, or renamed (a SKU, a header): the cell cannot be named any more. Said
+            # in the Log (`lost_text`), since a renamed row may still hold the bot's value.
+            lost.append(cell)
+            continue
         row, column = found[0] + cell.below, named[0] + cell.right
         if cell.below and _text(grid, row, sku_column):
             continue  # rows moved: the row there now holds a product
@@ -146,4 +157,27 @@ def locate(
         now = _text(grid, row, column)
         if now and now == cell_text(cell.wrong):
             put.setdefault(row, {})[column] = cell.back
-    return put, kept
+    return put, kept, lost
+
+
+def lost_text(cell: Owed) -> str:
+    """For staff: where a cell that could not be found again was, and what to do about it."""
+    if not cell.row:
+        row = _("row 1")
+    elif cell.below:
+        row = _("{count} row(s) below the row of {sku}").format(count=cell.below, sku=cell.row)
+    else:
+        row = _("the row of {sku}").format(sku=cell.row)
+    column = cell.column or "A"
+    if cell.right:
+        column = _("{count} column(s) right of {header}").format(count=cell.right, header=column)
+    return _(
+        "a cell the bot wrote by mistake could not be found again to put it back ({row}, "
+        "column {column}: the row or column was deleted or renamed since); if it is still "
+        "there, it holds {wrong}: type back what it held, {back}"
+    ).format(
+        row=row,
+        column=column,
+        wrong=cell_text(cell.wrong) or '""',
+        back=cell_text(cell.back) or _("nothing"),
+    )

@@ -51,13 +51,14 @@ from zoneinfo import ZoneInfo
 from bot import repeats, warnings
 from bot.apply import Event, Plan, plan
 from bot.channels.base import Channel, FetchResult, PushResult
+from bot.config import CHANNEL_NAMES
 from bot.errors import SheetError, SheetStructureError, StockbotError, plain
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
-from bot.owed import Owed, locate, owed_cells
+from bot.owed import Owed, locate, lost_text, owed_cells
 from bot.positions import (
     SKU_HEADERS,
     STOCK_HEADERS,
@@ -254,8 +255,10 @@ class Cycle:
         if not dry_run:
             self._keep_instance()
             self.lease.take()
-            self._put_back_owed(sheet)
+        held = self._put_back_owed(sheet, dry_run=dry_run)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
+        if held:
+            _held_back(rows, held, sheet.first.columns)
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
@@ -327,7 +330,7 @@ class Cycle:
                 report.refused[p.channel] = len(result.failed)
         self._report(sheet, tab, rows, plans, results, enabled, channel_rows, report, release)
 
-    def _put_back_owed(self, sheet: _Sheet) -> None:
+    def _put_back_owed(self, sheet: _Sheet, *, dry_run: bool) -> dict[int, set[int]]:
         """Put back the cells a failed repair still owed (`bot.owed`), where they are now.
 
         They are found in the cycle's first read, so a cycle that owes nothing sends no
@@ -335,41 +338,55 @@ class Cycle:
         a bot stopped after it landed finishes it from the marker (`Handover.recover`), and a
         cell that no longer holds the bot's value is left alone whatever happened. The first
         read is then made to show the cells as put back, for the rest of the cycle.
+
+        Returns the cells that still hold the bot's values (row index -> columns): a put-back
+        that failed, or a dry run, which writes nothing. Their rows are held back this cycle
+        (`_held_back`).
         """
         kept = self.ledger.owed_cells()
         if not kept:
-            return
+            return {}
         owed = [Owed.from_json(entry) for entry in kept]
         tab = sheet.first
-        put, still = locate(owed, sheet.grid, tab.columns["sku"])
+        put, still, lost = locate(owed, sheet.grid, tab.columns["sku"])
+        wrong = {index: set(cells) for index, cells in put.items()}
+        if dry_run:
+            return wrong
         left = [cell.to_json() for cell in still]
-        if not put:
+        if not put and not lost:
             self.ledger.set_owed_cells(left)
-            return
+            return {}
         requests: list[dict[str, Any]] = []
         for index, cells in sorted(put.items()):
             for column, value in sorted(cells.items()):
                 requests += column_runs(tab.sheet_id, column, {index: value})
-        detail = _(
-            "rows or columns were moved in the very instant the bot wrote to the sheet and its "
-            "repair could not be sent then; the cells it wrote in the wrong place were put back "
-            "now ({cells})"
-        ).format(cells=_cell_names(put))
-        log_rows = [log_row(sheet.layout, self._stamp(), Event("error", detail=detail))]
+        details = [lost_text(cell) for cell in lost]
+        if put:
+            detail = _(
+                "rows or columns were moved in the very instant the bot wrote to the sheet and "
+                "its repair could not be sent then; the cells it wrote in the wrong place were "
+                "put back now ({cells})"
+            ).format(cells=_cell_names(put))
+            details.insert(0, detail)
+        stamp = self._stamp()
+        log_rows = [log_row(sheet.layout, stamp, Event("error", detail=d)) for d in details]
         requests += append_rows(sheet.layout.log.sheet_id, log_rows)
         try:
             self.handover.commit("owed", requests, Changes(owed_cells=left))
         except SheetError as exc:
             # Still owed (a commit that never landed changes nothing): the next cycle tries
-            # again. This cycle goes on; its own commit fails too if the network is down.
+            # again. This cycle goes on without the rows concerned (review attacks 37: an id
+            # cell holding the bot's Shown was pushed to as the product's listing).
             log.warning("cells owed by an earlier repair were not put back yet: %s", exc)
-            return
-        log.info("%s", detail)
+            return wrong
+        for detail in details:
+            log.info("%s", detail)
         for index, cells in put.items():
             line = sheet.grid[index]
             for column, value in cells.items():
                 line.extend([""] * (column + 1 - len(line)))
                 line[column] = "" if value is None else value
+        return {}
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
         """Products whose Stock cell may hold another product's value get their own back.
@@ -1169,6 +1186,30 @@ class Cycle:
         )
         if writes.skus:
             self._check_landing(answer, sheet, tab, writes, rows, report)
+
+
+def _held_back(
+    rows: Sequence[Row], held: Mapping[int, set[int]], columns: Mapping[str, int | None]
+) -> None:
+    """Rows with a cell still holding a value the bot wrote there by mistake (`bot.owed`, not
+    put back yet): nothing is pushed for them, and no order is matched through a marketplace
+    column holding such a value, as for an unreadable item id (SPEC.md 4: not sure, push
+    nothing). Orders matched by the SKU are still applied."""
+    channel_at = {columns[ch]: ch for ch in CHANNEL_NAMES if columns.get(ch) is not None}
+    problem = _(
+        "a cell of this row still holds a value the bot wrote there by mistake and could not "
+        "put back yet; nothing is pushed for this row until it is"
+    )
+    for row in rows:
+        cells = held.get(row.index)
+        if not cells:
+            continue
+        row.problems = (*row.problems, problem)
+        wrong = [channel_at[c] for c in sorted(cells) if c in channel_at]
+        if wrong:
+            row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
+            if "rakuten" in wrong:
+                row.rakuten_key = None
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:

@@ -398,23 +398,32 @@ def test_syncs_from_cron_on_a_disk_full_before_the_first_sync_alert_once(
         assert not mark.exists() and incidents_path(disk / "stockbot.sqlite3").exists()
 
 
-def test_a_full_disk_is_kept_as_a_mark_only_while_it_is_the_one_incident_open(
-    tmp_path: Path,
-) -> None:
+def test_a_full_disk_is_kept_as_a_mark_beside_what_the_file_says(tmp_path: Path) -> None:
     with small_disk(tmp_path) as disk:
         incidents = Incidents(disk / "state.alerts.json")
         fill(disk)
-        with pytest.raises(OSError):  # more than the full disk open: no mark can hold it
+        with pytest.raises(OSError):  # the oversold product cannot be kept: said, not hidden
             incidents.save({"disk": "full", "oversold:TEA-001": "-2"})
-        assert not incidents.disk_mark.exists()
-        incidents.save({"disk": "full"})
+        assert incidents.disk_mark.exists() and incidents.disk_mark.stat().st_size == 0
         assert Incidents(incidents.path).read() == ({"disk": DISK_MARKED}, {})
+        incidents.save({"disk": "full"})  # all of it kept by the mark: no error
         # The full disk over while the file still cannot be made: the mark goes with it, so
         # the next process does not read the disk incident back as open.
         with pytest.raises(OSError):
             Incidents(incidents.path).save({"cycle": "Sheets API down"})
         assert not incidents.disk_mark.exists()
         assert Incidents(incidents.path).read() == ({}, {})
+
+
+def test_a_file_too_short_for_the_full_disk_gets_the_mark_added(tmp_path: Path) -> None:
+    """Review attacks 37: an earlier version's 15-byte file, the disk full before a quiet
+    cycle gave it room: the mark adds the full disk to what the file says."""
+    with small_disk(tmp_path) as disk:
+        path = disk / "state.alerts.json"
+        path.write_text(json.dumps({"open": {"oversold:TEA-001": "-2"}}), encoding="utf-8")
+        fill(disk)
+        Incidents(path).save({"oversold:TEA-001": "-2", "disk": "full"})  # no error: all kept
+        assert Incidents(path).read() == ({"oversold:TEA-001": "-2", "disk": DISK_MARKED}, {})
 
 
 def test_an_upgraded_bot_with_an_earlier_incidents_file_alerts_a_full_disk_once(
