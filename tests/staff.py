@@ -13,13 +13,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.app import open_app
 from bot.handover import StateMismatchError
-from bot.ledger import TALLY_SQL
+from bot.ledger import TALLY_SQL, Changes
 from bot.sheet.layout import column_letters
 from bot.sync import Cycle
 from tests.world import World, world
@@ -335,3 +336,12 @@ def wait_for(until: Callable[[], bool], seconds: float = 60) -> None:
     while not until():
         assert time.monotonic() < end, "gave up waiting"
         time.sleep(0.05)
+
+
+def asdict_text(changes: Changes) -> str:
+    """A pending commit's text as `dataclasses.asdict` writes it, `owed_cells` left out when
+    there are none (`Changes.to_json`: as versions before them wrote a commit)."""
+    data = asdict(changes)
+    if data["owed_cells"] is None:
+        del data["owed_cells"]
+    return json.dumps(data, ensure_ascii=False)

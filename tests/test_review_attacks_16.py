@@ -47,12 +47,10 @@ only caller and is done with it before `push_all` forgets anything.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +64,7 @@ from bot.channels.base import PushResult, StockUpdate
 from bot.ledger import PUSH_ADDED, SETTLED_TOUCHED_MAX, Changes, Ledger
 from tests.staff import (
     RUN_SKUS,
+    asdict_text,
     backup,
     next_cycle,
     restock,
@@ -435,4 +434,4 @@ _changes = st.builds(
 @settings(max_examples=150, deadline=None)
 @given(_changes)
 def test_a_pending_commit_with_odd_values_is_written_as_asdict_wrote_it(changes: Changes) -> None:
-    assert changes.to_json() == json.dumps(asdict(changes), ensure_ascii=False)
+    assert changes.to_json() == asdict_text(changes)
