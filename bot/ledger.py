@@ -208,6 +208,12 @@ class Changes:
     # Rows whose Stock the commit writes, [row index, SKU, value, Stock before or None]: kept as
     # *unchecked* until the commit's answer shows they landed on those products (bot.positions).
     written: list[list[Any]] = field(default_factory=list)
+    # Where the commit wrote by position, kept with `written` until its landing is checked: the
+    # column index of SKU and of each column written ({key: index}), and its Shown and Status
+    # cells ({key: [[row index, SKU, value]]}). A bot stopped before the check compares these
+    # indexes with the headers its next first read finds (`Cycle._columns_after_stop`).
+    written_at: dict[str, int] = field(default_factory=dict)
+    written_cells: dict[str, list[list[Any]]] = field(default_factory=dict)
     refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
     # The cells a failed repair still owes once this commit landed (`bot.owed`, as JSON
     # lists): a repair or a put-back of them settles them. None: unchanged.
@@ -237,6 +243,8 @@ class Changes:
         data["adjust"] = [tuple(x) for x in data["adjust"]]
         data.setdefault("forget_stock", [])  # a pending commit of an earlier version
         data.setdefault("written", [])
+        data.setdefault("written_at", {})
+        data.setdefault("written_cells", {})
         data.setdefault("refusals_logged", [])
         data.setdefault("owed_cells", None)
         return cls(**data)
@@ -427,20 +435,38 @@ class Ledger:
         """Rows a completed commit wrote Stock to, not yet checked: (row, SKU, value, the Stock
         the row held before, None when not known or saved by an earlier version)."""
         text = self.get_meta("unchecked")
-        return (
-            [
-                (
-                    int(e[0]),
-                    str(e[1]),
-                    int(e[2]),
-                    int(e[3]) if len(e) == 4 and e[3] is not None else None,
-                )
-                for e in json.loads(text)
-                if len(e) in (3, 4)
-            ]
-            if text
-            else []
-        )
+        data = json.loads(text) if text else []
+        if isinstance(data, dict):
+            data = data.get("rows", [])
+        return [
+            (
+                int(e[0]),
+                str(e[1]),
+                int(e[2]),
+                int(e[3]) if len(e) == 4 and e[3] is not None else None,
+            )
+            for e in data
+            if len(e) in (3, 4)
+        ]
+
+    def unchecked_columns(self) -> tuple[dict[str, int], dict[str, list[list[Any]]]] | None:
+        """Where that commit wrote: the column index of SKU and of each column written, and its
+        Shown and Status cells (`Changes.written_at`, `written_cells`); None when not kept (a
+        commit of an earlier version, or one already looked at)."""
+        text = self.get_meta("unchecked")
+        data = json.loads(text) if text else None
+        if not isinstance(data, dict) or not data.get("at"):
+            return None
+        at = {str(k): int(v) for k, v in data["at"].items()}
+        return at, {str(k): list(v) for k, v in data.get("cells", {}).items()}
+
+    def columns_checked(self) -> None:
+        """The columns of the unchecked commit were looked at: keep its Stock rows only."""
+        text = self.get_meta("unchecked")
+        data = json.loads(text) if text else None
+        if isinstance(data, dict):
+            rows = data.get("rows", [])
+            self.set_meta("unchecked", json.dumps(rows, ensure_ascii=False) if rows else "")
 
     def suspects(self) -> dict[str, int | str | None]:
         """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row,
@@ -982,10 +1008,13 @@ class Ledger:
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_commit', ?)", (commit_id,))
             _keep_tally(db)
-            if c.written:
+            if c.written or c.written_at:
+                record: Any = c.written
+                if c.written_at:
+                    record = {"rows": c.written, "at": c.written_at, "cells": c.written_cells}
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('unchecked', ?)",
-                    (json.dumps(c.written, ensure_ascii=False),),
+                    (json.dumps(record, ensure_ascii=False),),
                 )
             if c.owed_cells is not None:
                 self.set_owed_cells(c.owed_cells)

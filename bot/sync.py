@@ -61,12 +61,14 @@ from bot.owed import Owed, locate, owed_cells
 from bot.positions import (
     SKU_HEADERS,
     STOCK_HEADERS,
+    WRITTEN,
     Columns,
     Misplaced,
     Writes,
     left_out,
     misplaced,
     misplaced_in,
+    moved_columns,
     read_positions,
     repair_cells,
     reread,
@@ -202,6 +204,7 @@ class Cycle:
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
+        self._column_notes: list[Event] = []  # staff cells a stopped commit's writes took
         self._owed_notes: list[Event] = []  # likewise, of orders a reset carried over
         self._owed_told: dict[str, dict[str, str]] | None = None  # stored after the commit
         self._owed: dict[str, set[str]] = {}  # `Ledger.owed`, read once a cycle
@@ -242,6 +245,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
+        self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
@@ -254,6 +258,7 @@ class Cycle:
         if not dry_run:
             self._keep_instance()
             self.lease.take()
+            self._columns_after_stop(sheet)
             self._put_back_owed(sheet)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if not dry_run:
@@ -370,6 +375,97 @@ class Cycle:
             for column, value in cells.items():
                 line.extend([""] * (column + 1 - len(line)))
                 line[column] = "" if value is None else value
+
+    def _columns_after_stop(self, sheet: _Sheet) -> None:
+        """A commit whose landing was never checked, written to columns that are not there now.
+
+        The bot stopped between its commit and `_check_landing`. The state file kept where that
+        commit wrote (`Changes.written_at`); when the header at one of those indexes is now
+        another column's, the columns moved and the writes landed elsewhere. As
+        `_check_landing` does from the commit's answer, but from that record and this first
+        read (no request more): rows stay in place when columns move, so a product whose Stock
+        write missed its Stock column is suspect with the Stock its own cell kept, and one whose
+        Stock cell took another column's write is suspect with that value (`_restore_suspects`
+        sets both right, and keeps a number staff typed over them since). A write that landed in
+        a column added meanwhile, still holding the bot's value, is owed blank
+        (`_put_back_owed` clears it in this same cycle). What a staff column held before the
+        write is not known any more: its cells still holding the bot's value are named in the Log
+        for staff to check. Columns moved back before this cycle show no other header: not seen.
+        """
+        record = self.ledger.unchecked_columns()
+        if record is None:
+            return
+        at, cells = record
+        header = sheet.grid[0] if sheet.grid else []
+        if not moved_columns(header, at, at):
+            self.ledger.columns_checked()
+            return
+        unchecked = self.ledger.unchecked()
+        writes = Writes()
+        for index, sku, wrote, _held in unchecked:
+            writes.put("stock", index, sku, wrote)
+        for key, entries in cells.items():
+            for entry in entries:
+                writes.put(key, int(entry[0]), str(entry[1]), entry[2])
+        held = {index: before for index, _sku, _value, before in unchecked}
+        now = sheet.first.columns
+        found: dict[str, int | str | None] = {}
+        for key, values in writes.cells.items():
+            for index, value in values.items():
+                sku = writes.skus[index]
+                if key == "stock" and at[key] != now["stock"]:
+                    found.setdefault(sku, held.get(index))
+                elif key != "stock" and at[key] == now["stock"]:
+                    # Another column's write wins, as in `_check_landing` ("stock" comes first).
+                    found[sku] = value if isinstance(value, int | str) else None
+        ours = {now[key] for key in ("sku", *WRITTEN)}
+        blank: dict[int, dict[int, object]] = {}
+        named: dict[int, dict[int, object]] = {}
+        for key, values in writes.cells.items():
+            column = at[key]
+            if column in ours:
+                continue  # the bot's own columns: Stock by the suspects, the others rewritten
+            text = cell_text(header[column]) if column < len(header) else ""
+            for index, value in values.items():
+                line = sheet.grid[index] if index < len(sheet.grid) else []
+                cell = line[column] if column < len(line) else ""
+                if cell_text(cell) == cell_text(value):  # else staff typed over it since
+                    (named if text else blank).setdefault(index, {})[column] = None
+        sku_at = now["sku"]
+        skus = [[line[sku_at]] if sku_at < len(line) else [] for line in sheet.grid]
+        owed = owed_cells(
+            writes,
+            replace(sheet.first, columns={**now, **at}),
+            sheet.first,
+            header,
+            skus,
+            blank,
+            columns_moved=True,
+        )
+        log.warning(
+            "columns moved in the instant of a commit the bot stopped after (%s); its Stock "
+            "written back from the state file for %s",
+            ", ".join(
+                f"column {k} found under '{h}'" for k, h in moved_columns(header, at, at).items()
+            ),
+            ", ".join(sorted(found)) or "no product",
+        )
+        self.ledger.add_suspects(
+            found, owed_cells=[*self.ledger.owed_cells(), *(c.to_json() for c in owed)]
+        )
+        if named:
+            self._column_notes = [
+                Event(
+                    "error",
+                    detail=_(
+                        "columns were moved in the very instant the bot wrote to the sheet and "
+                        "the bot stopped before it could put them back: these cells may hold "
+                        "values it meant for its own columns ({cells}); check them and type "
+                        "what belongs there"
+                    ).format(cells=_cell_names(named)),
+                )
+            ]
+        self.ledger.columns_checked()
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
         """Products whose Stock cell may hold another product's value get their own back.
@@ -734,7 +830,7 @@ class Cycle:
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
             events += [Event("error", ch, order=o, detail=p) for o, p in fetch.order_problems]
-        events += self._warnings + self._owed_notes
+        events += self._warnings + self._owed_notes + self._column_notes
         events += [
             Event(
                 "error",
@@ -764,6 +860,19 @@ class Cycle:
             ]
             for i, v in stock_cells.items()
         ]
+        if writes.skus:
+            # And where the columns were, so that a bot stopped before checking can tell that
+            # they moved in the commit's instant (`_columns_after_stop`).
+            changes.written_at = {
+                key: tab.columns[key]
+                for key in ("sku", *WRITTEN)
+                if key == "sku" or key in writes.cells
+            }
+            changes.written_cells = {
+                key: [[i, writes.skus[i], v] for i, v in values.items()]
+                for key, values in writes.cells.items()
+                if key != "stock"
+            }
         # A full Log tab is renamed and a new one started in this same atomic write, so no
         # Log row can be lost or doubled across the rollover (bot.rollover).
         roll = sheet.rollover
