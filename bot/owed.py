@@ -17,6 +17,10 @@ read (`locate`) and puts it back only while it holds exactly that wrong value: s
 typed over it since (left alone), and a put-back that landed before a stop is not made twice.
 A row or column that cannot be found (deleted, a header renamed) owes nothing any more; a cell
 whose SKU is in several rows stays owed until staff keep one row.
+
+A bot stopped between a commit whose columns moved in its instant and its landing check owes
+cells too (`Cycle._columns_after_stop`): only those in a column added meanwhile (owed blank),
+since what a staff column held before is not in the state file.
 """
 
 from __future__ import annotations

@@ -390,16 +390,15 @@ class Cycle:
         a column added meanwhile, still holding the bot's value, is owed blank
         (`_put_back_owed` clears it in this same cycle). What a staff column held before the
         write is not known any more: its cells still holding the bot's value are named in the Log
-        for staff to check. Columns moved back before this cycle show no other header: not seen.
+        for staff to check.
+
+        Columns moved back before this cycle show the same headers: then the commit's own Shown
+        and Status cells tell (`_moved_back`).
         """
         record = self.ledger.unchecked_columns()
         if record is None:
             return
         at, cells = record
-        header = sheet.grid[0] if sheet.grid else []
-        if not moved_columns(header, at, at):
-            self.ledger.columns_checked()
-            return
         unchecked = self.ledger.unchecked()
         writes = Writes()
         for index, sku, wrote, _held in unchecked:
@@ -408,7 +407,20 @@ class Cycle:
             for entry in entries:
                 writes.put(key, int(entry[0]), str(entry[1]), entry[2])
         held = {index: before for index, _sku, _value, before in unchecked}
+        header = sheet.grid[0] if sheet.grid else []
         now = sheet.first.columns
+        if not moved_columns(header, at, at):
+            back = _moved_back(sheet.grid, now, writes, held, self._stock_baseline())
+            if back:
+                log.warning(
+                    "the Shown and Status cells a commit wrote before the bot stopped do not hold "
+                    "what it wrote (columns moved in its instant and back since); Stock written "
+                    "back from the state file for %s",
+                    ", ".join(sorted(back)),
+                )
+                self.ledger.add_suspects(back)
+            self.ledger.columns_checked()
+            return
         found: dict[str, int | str | None] = {}
         for key, values in writes.cells.items():
             for index, value in values.items():
@@ -1278,6 +1290,66 @@ class Cycle:
         )
         if writes.skus:
             self._check_landing(answer, sheet, tab, writes, rows, report)
+
+
+def _moved_back(
+    grid: Sequence[Sequence[Any]],
+    columns: Mapping[str, int],
+    writes: Writes,
+    held: Mapping[int, int | None],
+    baseline: Mapping[str, int],
+) -> dict[str, int | str | None]:
+    """Products whose Stock a commit's writes missed, when its columns are where it wrote.
+
+    Staff may move columns in a commit's instant and back before the next cycle: the headers
+    are where the commit wrote, but its writes landed elsewhere. Shown and Status are the bot's
+    own columns, written by nobody else: a row still holding its product whose written Shown or
+    Status cell does not hold the value written shows it. Then, for every row the commit wrote
+    (columns move for all rows at once): a Stock cell still holding the Stock it held before
+    (not the value written) missed its write, and one holding the Shown or Status written to
+    its row, where the state file holds another Stock, took that write (as `_restore_suspects`
+    judges a row that took another product's write). Each is suspect with the value its cell
+    holds. The cells that landed in staff columns are not known: left as they are.
+    """
+
+    def text(index: int, column: int) -> str:
+        line = grid[index] if index < len(grid) else []
+        return cell_text(line[column]) if column < len(line) else ""
+
+    def ours(index: int) -> bool:
+        return text(index, columns["sku"]).casefold() == writes.skus[index].casefold()
+
+    missed = any(
+        ours(index) and text(index, columns[key]) != cell_text(value)
+        for key in ("shown", "status")
+        for index, value in writes.cells.get(key, {}).items()
+    )
+    if not missed:
+        return {}
+    found: dict[str, int | str | None] = {}
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    for index, sku in writes.skus.items():
+        if not ours(index):
+            continue  # rows moved since: `_restore_suspects` looks at those
+        stock = text(index, columns["stock"])
+        wrote = writes.cells.get("stock", {})
+        before = held.get(index)
+        if (
+            index in wrote
+            and before is not None
+            and stock == cell_text(before) != cell_text(wrote[index])
+        ):
+            found[sku] = before
+        for key in ("shown", "status"):
+            value = writes.cells.get(key, {}).get(index)
+            if (
+                isinstance(value, int | str)
+                and stock
+                and stock == cell_text(value)
+                and cell_text(folded.get(sku.casefold())) != stock
+            ):
+                found[sku] = value
+    return found
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:
