@@ -214,6 +214,10 @@ class Changes:
     # indexes with the headers its next first read finds (`Cycle._columns_after_stop`).
     written_at: dict[str, int] = field(default_factory=dict)
     written_cells: dict[str, list[list[Any]]] = field(default_factory=dict)
+    # And, for a commit of a few rows, what the cycle's first read held in them ({"header": row
+    # 1, "rows": [[row index, the product's line]]}): what a staff column held before a write
+    # that landed there (`Cycle._columns_after_stop`). Empty: not kept.
+    written_lines: dict[str, Any] = field(default_factory=dict)
     refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
     # The cells a failed repair still owes once this commit landed (`bot.owed`, as JSON
     # lists): a repair or a put-back of them settles them. None: unchanged.
@@ -245,6 +249,7 @@ class Changes:
         data.setdefault("written", [])
         data.setdefault("written_at", {})
         data.setdefault("written_cells", {})
+        data.setdefault("written_lines", {})
         data.setdefault("refusals_logged", [])
         data.setdefault("owed_cells", None)
         return cls(**data)
@@ -449,16 +454,20 @@ class Ledger:
             if len(e) in (3, 4)
         ]
 
-    def unchecked_columns(self) -> tuple[dict[str, int], dict[str, list[list[Any]]]] | None:
-        """Where that commit wrote: the column index of SKU and of each column written, and its
-        Shown and Status cells (`Changes.written_at`, `written_cells`); None when not kept (a
-        commit of an earlier version, or one already looked at)."""
+    def unchecked_columns(
+        self,
+    ) -> tuple[dict[str, int], dict[str, list[list[Any]]], dict[str, Any]] | None:
+        """Where that commit wrote: the column index of SKU and of each column written, its
+        Shown and Status cells, and the lines its rows held (`Changes.written_at`,
+        `written_cells`, `written_lines`); None when not kept (a commit of an earlier version,
+        or one already looked at)."""
         text = self.get_meta("unchecked")
         data = json.loads(text) if text else None
         if not isinstance(data, dict) or not data.get("at"):
             return None
         at = {str(k): int(v) for k, v in data["at"].items()}
-        return at, {str(k): list(v) for k, v in data.get("cells", {}).items()}
+        cells = {str(k): list(v) for k, v in data.get("cells", {}).items()}
+        return at, cells, dict(data.get("lines") or {})
 
     def columns_checked(self) -> None:
         """The columns of the unchecked commit were looked at: keep its Stock rows only."""
@@ -1011,7 +1020,12 @@ class Ledger:
             if c.written or c.written_at:
                 record: Any = c.written
                 if c.written_at:
-                    record = {"rows": c.written, "at": c.written_at, "cells": c.written_cells}
+                    record = {
+                        "rows": c.written,
+                        "at": c.written_at,
+                        "cells": c.written_cells,
+                        "lines": c.written_lines,
+                    }
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('unchecked', ?)",
                     (json.dumps(record, ensure_ascii=False),),

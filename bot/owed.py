@@ -19,8 +19,9 @@ A row or column that cannot be found (deleted, a header renamed) owes nothing an
 whose SKU is in several rows stays owed until staff keep one row.
 
 A bot stopped between a commit whose columns moved in its instant and its landing check owes
-cells too (`Cycle._columns_after_stop`): only those in a column added meanwhile (owed blank),
-since what a staff column held before is not in the state file.
+cells too (`Cycle._columns_after_stop`): blank in a column added meanwhile, and in a staff
+column what the commit's first read held there, which the commit kept with its record
+(`Changes.written_lines`, for a commit of at most `NARROW_MAX_ROWS` rows).
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
 from bot.owed import Owed, locate, owed_cells
 from bot.positions import (
+    NARROW_MAX_ROWS,
     SKU_HEADERS,
     STOCK_HEADERS,
     WRITTEN,
@@ -387,18 +388,18 @@ class Cycle:
         write missed its Stock column is suspect with the Stock its own cell kept, and one whose
         Stock cell took another column's write is suspect with that value (`_restore_suspects`
         sets both right, and keeps a number staff typed over them since). A write that landed in
-        a column added meanwhile, still holding the bot's value, is owed blank
-        (`_put_back_owed` clears it in this same cycle). What a staff column held before the
-        write is not known any more: its cells still holding the bot's value are named in the Log
-        for staff to check.
+        another column, still holding the bot's value, is owed (`bot.owed`; `_put_back_owed`
+        puts it back in this same cycle): blank in a column added meanwhile, in a staff column
+        what the commit's first read held there (`Changes.written_lines`). A commit of too many
+        rows to keep their lines: those staff cells are named in the Log for staff to check.
 
         Columns moved back before this cycle show the same headers: then the commit's own Shown
-        and Status cells tell (`_moved_back`).
+        and Status cells tell (`_moved_back`, `_staff_cells_taken`).
         """
         record = self.ledger.unchecked_columns()
         if record is None:
             return
-        at, cells = record
+        at, cells, lines = record
         unchecked = self.ledger.unchecked()
         writes = Writes()
         for index, sku, wrote, _held in unchecked:
@@ -411,14 +412,18 @@ class Cycle:
         now = sheet.first.columns
         if not moved_columns(header, at, at):
             back = _moved_back(sheet.grid, now, writes, held, self._stock_baseline())
-            if back:
+            if back is not None:
+                owed = _staff_cells_taken(sheet.grid, now, writes, lines)
                 log.warning(
                     "the Shown and Status cells a commit wrote before the bot stopped do not hold "
                     "what it wrote (columns moved in its instant and back since); Stock written "
-                    "back from the state file for %s",
-                    ", ".join(sorted(back)),
+                    "back from the state file for %s; %d staff cells owed",
+                    ", ".join(sorted(back)) or "no product",
+                    len(owed),
                 )
-                self.ledger.add_suspects(back)
+                self.ledger.add_suspects(
+                    back, owed_cells=[*self.ledger.owed_cells(), *(c.to_json() for c in owed)]
+                )
             self.ledger.columns_checked()
             return
         found: dict[str, int | str | None] = {}
@@ -431,7 +436,7 @@ class Cycle:
                     # Another column's write wins, as in `_check_landing` ("stock" comes first).
                     found[sku] = value if isinstance(value, int | str) else None
         ours = {now[key] for key in ("sku", *WRITTEN)}
-        blank: dict[int, dict[int, object]] = {}
+        undo: dict[int, dict[int, object]] = {}
         named: dict[int, dict[int, object]] = {}
         for key, values in writes.cells.items():
             column = at[key]
@@ -441,8 +446,14 @@ class Cycle:
             for index, value in values.items():
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 cell = line[column] if column < len(line) else ""
-                if cell_text(cell) == cell_text(value):  # else staff typed over it since
-                    (named if text else blank).setdefault(index, {})[column] = None
+                if cell_text(cell) != cell_text(value):
+                    continue  # staff typed over it since
+                if not text:  # a column added meanwhile: it was blank
+                    undo.setdefault(index, {})[column] = None
+                elif (was := _held_before(lines, index, text)) is not None:
+                    undo.setdefault(index, {})[column] = None if was[0] == "" else was[0]
+                else:
+                    named.setdefault(index, {})[column] = None
         sku_at = now["sku"]
         skus = [[line[sku_at]] if sku_at < len(line) else [] for line in sheet.grid]
         owed = owed_cells(
@@ -451,7 +462,7 @@ class Cycle:
             sheet.first,
             header,
             skus,
-            blank,
+            undo,
             columns_moved=True,
         )
         log.warning(
@@ -885,6 +896,15 @@ class Cycle:
                 for key, values in writes.cells.items()
                 if key != "stock"
             }
+            if len(writes.skus) <= NARROW_MAX_ROWS:  # a first cycle's commit writes every row
+                changes.written_lines = {
+                    "header": sheet.grid[0] if sheet.grid else [],
+                    "rows": [
+                        [i, sheet.grid[sheet.index[sku.casefold()]]]
+                        for i, sku in writes.skus.items()
+                        if sku.casefold() in sheet.index
+                    ],
+                }
         # A full Log tab is renamed and a new one started in this same atomic write, so no
         # Log row can be lost or doubled across the rollover (bot.rollover).
         roll = sheet.rollover
@@ -1292,13 +1312,26 @@ class Cycle:
             self._check_landing(answer, sheet, tab, writes, rows, report)
 
 
+def _held_before(lines: Mapping[str, Any], index: int, header: str) -> tuple[Any] | None:
+    """What the column headed `header` held in written row `index` at the first read of the
+    commit that wrote it (`Changes.written_lines`), in a 1-tuple; None when not kept."""
+    names = [header_key(h) for h in lines.get("header", [])]
+    if names.count(header_key(header)) != 1:
+        return None
+    at = names.index(header_key(header))
+    for row, line in lines.get("rows", []):
+        if row == index:
+            return (line[at] if at < len(line) else "",)
+    return None
+
+
 def _moved_back(
     grid: Sequence[Sequence[Any]],
     columns: Mapping[str, int],
     writes: Writes,
     held: Mapping[int, int | None],
     baseline: Mapping[str, int],
-) -> dict[str, int | str | None]:
+) -> dict[str, int | str | None] | None:
     """Products whose Stock a commit's writes missed, when its columns are where it wrote.
 
     Staff may move columns in a commit's instant and back before the next cycle: the headers
@@ -1309,7 +1342,7 @@ def _moved_back(
     (not the value written) missed its write, and one holding the Shown or Status written to
     its row, where the state file holds another Stock, took that write (as `_restore_suspects`
     judges a row that took another product's write). Each is suspect with the value its cell
-    holds. The cells that landed in staff columns are not known: left as they are.
+    holds. None when nothing shows such a move.
     """
 
     def text(index: int, column: int) -> str:
@@ -1325,7 +1358,7 @@ def _moved_back(
         for index, value in writes.cells.get(key, {}).items()
     )
     if not missed:
-        return {}
+        return None
     found: dict[str, int | str | None] = {}
     folded = {sku.casefold(): value for sku, value in baseline.items()}
     for index, sku in writes.skus.items():
@@ -1350,6 +1383,36 @@ def _moved_back(
             ):
                 found[sku] = value
     return found
+
+
+def _staff_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    columns: Mapping[str, int],
+    writes: Writes,
+    lines: Mapping[str, Any],
+) -> list[Owed]:
+    """After `_moved_back`: the staff cells of the rows written that now hold a value the
+    commit wrote to that row and held something else at its first read (`written_lines`),
+    owed back to that (where the writes landed is not known, so every headed staff column of
+    those rows is looked at). None kept: nothing is known."""
+    header = grid[0] if grid else []
+    ours = {columns[key] for key in ("sku", *WRITTEN)}
+    owed: list[Owed] = []
+    for index, sku in writes.skus.items():
+        line = grid[index] if index < len(grid) else []
+        found = cell_text(line[columns["sku"]]) if columns["sku"] < len(line) else ""
+        if found.casefold() != sku.casefold():
+            continue  # rows moved since: not looked at
+        wrote = {cell_text(values[index]) for values in writes.cells.values() if index in values}
+        for column, name in enumerate(header):
+            text = cell_text(name)
+            if column in ours or not text or column >= len(line):
+                continue
+            now = cell_text(line[column])
+            was = _held_before(lines, index, text)
+            if now and now in wrote and was is not None and cell_text(was[0]) != now:
+                owed.append(Owed(sku, 0, text, 0, None if was[0] == "" else was[0], line[column]))
+    return owed
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:

@@ -42,7 +42,7 @@ and P-2's Status (a broken Display); staff recount P-2 and P-4 afterwards.
 10. Kill -9 instead of a failed repair (Shown on Stock, Stock on Name; Status on Stock, Stock
     on Shown, Stock on Status and Shown on Rakuten broke the same way in exploration). BROKE
     (older than both changes: nothing after a kill looks at where the columns were), FIXED for
-    all six arrangements (Stock, `manual` rows, orders; staff columns: see below).
+    all six arrangements (Stock, `manual` rows, orders, staff columns, stores).
 11. The same failed repair (Shown on Stock, Shown on Rakuten), then: do the staff columns
     (Name, Display, marketplace columns, the inserted ones) end holding what staff left
     there, and does every store show the Stock? BROKE (older than both changes; Stock on
@@ -74,16 +74,15 @@ Fixed after this review (plain tests now; each failed before the fix):
   request more): a product whose Stock write missed its column is suspect with the Stock its
   own cell kept; one whose Stock cell took a Shown or Status write, with that value; a write
   left in a column inserted meanwhile is owed blank (`bot.owed`, put back in that same cycle).
-  Columns moved back before the next cycle keep their headers: the commit's own Shown and
-  Status cells, not holding what it wrote, show the move (`sync._moved_back`). Added: every
-  arrangement killed with a staff recount of the two products hit, the inserted column cleared,
-  the moved-back case, a kill with no move (no repair, no request more), and state files of
-  the version before (unchecked entries as a plain list; a pending row without the new fields).
-  Still not put back after a kill: what a staff column (Name, Display, a marketplace id) held
-  before the bot's value landed there (not in the state file; its cells are named in one Log
-  row, and not even named after a move back). Stock on Name, Stock on Shown, Stock on Status
-  and Shown on Rakuten so leave a marketplace column holding "8", and that store gets the
-  wrong item pushed until staff correct it.
+  A staff cell that took a write is owed back what the commit's first read held there, kept
+  with the record for a commit of at most `NARROW_MAX_ROWS` rows (`Changes.written_lines`;
+  a larger commit's staff cells are named in one Log row instead). Columns moved back before
+  the next cycle keep their headers: the commit's own Shown and Status cells, not holding what
+  it wrote, show the move (`sync._moved_back`, `_staff_cells_taken`). Added: every arrangement
+  killed (Stock, staff columns, stores), with a staff recount of the two products hit, the
+  inserted column cleared, the moved-back case, the lines not kept, a kill with no move (no
+  repair, no request more), and state files of the version before (unchecked entries as a
+  plain list; a pending row without the new fields).
 
 Still broken (xfail(strict=True) below):
 - 4: P-1's own cell is found by its `before` now (its sale kept), but the row that took its 8 is
@@ -476,13 +475,25 @@ def test_columns_moved_then_killed_a_column_inserted_meanwhile_is_blank_again(
     assert all(c in ("", None) for c in line[2:8]), line
 
 
+def _drop_kept_lines(w: World) -> None:
+    """The commit's record as for a commit of over `NARROW_MAX_ROWS` rows: no lines kept."""
+    with sqlite3.connect(w.env["STOCKBOT_STATE_PATH"]) as db:
+        (text,) = db.execute("SELECT value FROM meta WHERE key='unchecked'").fetchone()
+        record = json.loads(text)
+        assert record["lines"]["rows"]
+        record["lines"] = {}
+        db.execute("UPDATE meta SET value=? WHERE key='unchecked'", (json.dumps(record),))
+
+
 @pytest.mark.parametrize("move", ["stock_on_name", "shown_on_rakuten"])
-def test_columns_moved_then_killed_names_the_staff_cells_it_cannot_put_back(
+def test_columns_moved_then_killed_names_the_staff_cells_whose_values_were_not_kept(
     shop: World, monkeypatch: pytest.MonkeyPatch, move: str
 ) -> None:
-    """A staff column that took a bot value after a kill: what it held is not known any more,
-    so the cells still holding the bot's value are named in one Log row for staff to check."""
-    _columns_moved(shop, move, "kill", monkeypatch)
+    """A staff column that took a bot value after a kill, when the commit wrote too many rows
+    to keep their lines: what it held is not known, so the cells still holding the bot's value
+    are named in one Log row for staff to check; Stock is set right all the same."""
+    _columns_moved(shop, move, "kill", monkeypatch, after=_drop_kept_lines)
+    _stock_kept(shop)
     named = [e["Detail"] for e in shop.log("error") if "check them" in str(e["Detail"])]
     assert len(named) == 1, named
     assert "I3" in named[0], named
@@ -504,9 +515,26 @@ def test_columns_moved_then_killed_then_moved_back_before_the_next_cycle(
     every header is where the commit wrote, but P-1's Stock write is gone with the deleted
     column (Stock on Name: it sits in Name) and (Shown on Stock) P-3's Shown 8 is in its Stock.
     The commit's own Shown and Status cells, not holding what it wrote, show it: no `manual`
-    invented. The staff cells it took (Name, Shopify) are not known: left as they are."""
-    _columns_moved(shop, move, "kill", monkeypatch, after=lambda w: _delete_columns(w, *inserted))
-    _stock_kept(shop)
+    invented, and the staff cells it took (Name, Shopify) hold what staff left there again."""
+    w = shop
+    staff: dict[str, dict[str, Any]] = {}
+
+    def back(w: World) -> None:
+        _delete_columns(w, *inserted)
+
+    def before(w: World) -> None:
+        staff.update({r["SKU"]: r for r in w.inventory()})
+
+    put(w, "P-1", "Name", "Sencha")
+    before(w)
+    _columns_moved(w, move, "kill", monkeypatch, after=back)
+    _stock_kept(w)
+    for row in w.inventory():
+        was = staff[row["SKU"]]
+        assert [row[h] for h in ("Name", "Rakuten", "Yahoo", "Amazon", "Shopify")] == [
+            was[h] for h in ("Name", "Rakuten", "Yahoo", "Amazon", "Shopify")
+        ], row
+    assert _stores_off(w) == {}
 
 
 def test_killed_after_a_commit_whose_columns_did_not_move_changes_nothing(
@@ -565,8 +593,21 @@ def test_a_pending_commit_of_an_earlier_version_reads_without_the_columns() -> N
 def test_a_failed_repair_leaves_no_bot_value_in_staff_columns(
     shop: World, monkeypatch: pytest.MonkeyPatch, move: str
 ) -> None:
-    w = shop
-    moved = _columns_moved(w, move, "fail", monkeypatch)
+    _staff_columns_kept(shop, move, "fail", monkeypatch)
+
+
+@pytest.mark.parametrize("move", MOVES)
+def test_a_kill_after_columns_moved_leaves_no_bot_value_in_staff_columns(
+    shop: World, monkeypatch: pytest.MonkeyPatch, move: str
+) -> None:
+    """What the staff cells held is kept with the commit (`Changes.written_lines`): the cells
+    the bot's writes took are put back by the next cycle, and every store shows the Stock."""
+    _staff_columns_kept(shop, move, "kill", monkeypatch)
+    _stock_kept(shop)
+
+
+def _staff_columns_kept(w: World, move: str, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    moved = _columns_moved(w, move, how, monkeypatch)
     head = [str(h) for h in moved[0]]
     bot = {head.index(h) for h in ("Stock", "Shown", "Status")}
     now = w.sheets.get_values(w.sheet_id, "Inventory")
