@@ -193,6 +193,17 @@ class PushState:
         )
 
 
+# Fields of `Changes` that versions before 2026-12-01 did not write: left out while empty, so
+# a pending commit reads and writes as those versions wrote it (`from_json` fills them in).
+# (`owed_cells`: None is "unchanged", an empty list "nothing owed now", which is written.)
+LATER_FIELDS: dict[str, Any] = {
+    "written_at": {},
+    "written_cells": {},
+    "written_lines": {},
+    "owed_cells": None,
+}
+
+
 @dataclass
 class Changes:
     """Everything one sheet commit implies for the ledger; applied only once it landed."""
@@ -208,6 +219,16 @@ class Changes:
     # Rows whose Stock the commit writes, [row index, SKU, value, Stock before or None]: kept as
     # *unchecked* until the commit's answer shows they landed on those products (bot.positions).
     written: list[list[Any]] = field(default_factory=list)
+    # Where the commit wrote by position, kept with `written` until its landing is checked: the
+    # column index of SKU and of each column written ({key: index}), and its Shown and Status
+    # cells ({key: [[row index, SKU, value]]}). A bot stopped before the check compares these
+    # indexes with the headers its next first read finds (`Cycle._columns_after_stop`).
+    written_at: dict[str, int] = field(default_factory=dict)
+    written_cells: dict[str, list[list[Any]]] = field(default_factory=dict)
+    # And, for a commit of a few rows, what the cycle's first read held in them ({"header": row
+    # 1, "rows": [[row index, the product's line]]}): what a staff column held before a write
+    # that landed there (`Cycle._columns_after_stop`). Empty: not kept.
+    written_lines: dict[str, Any] = field(default_factory=dict)
     refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
     # The cells a failed repair still owes once this commit landed (`bot.owed`, as JSON
     # lists): a repair or a put-back of them settles them. None: unchanged.
@@ -222,8 +243,9 @@ class Changes:
         """
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["lines"] = [asdict(line) for line in self.lines]
-        if data["owed_cells"] is None:
-            del data["owed_cells"]  # nearly every commit: written as earlier versions wrote it
+        for name, empty in LATER_FIELDS.items():
+            if data[name] == empty:
+                del data[name]  # nearly every commit: written as earlier versions wrote it
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
@@ -239,6 +261,9 @@ class Changes:
         data["adjust"] = [tuple(x) for x in data["adjust"]]
         data.setdefault("forget_stock", [])  # a pending commit of an earlier version
         data.setdefault("written", [])
+        data.setdefault("written_at", {})
+        data.setdefault("written_cells", {})
+        data.setdefault("written_lines", {})
         data.setdefault("refusals_logged", [])
         data.setdefault("owed_cells", None)
         return cls(**data)
@@ -429,20 +454,42 @@ class Ledger:
         """Rows a completed commit wrote Stock to, not yet checked: (row, SKU, value, the Stock
         the row held before, None when not known or saved by an earlier version)."""
         text = self.get_meta("unchecked")
-        return (
-            [
-                (
-                    int(e[0]),
-                    str(e[1]),
-                    int(e[2]),
-                    int(e[3]) if len(e) == 4 and e[3] is not None else None,
-                )
-                for e in json.loads(text)
-                if len(e) in (3, 4)
-            ]
-            if text
-            else []
-        )
+        data = json.loads(text) if text else []
+        if isinstance(data, dict):
+            data = data.get("rows", [])
+        return [
+            (
+                int(e[0]),
+                str(e[1]),
+                int(e[2]),
+                int(e[3]) if len(e) == 4 and e[3] is not None else None,
+            )
+            for e in data
+            if len(e) in (3, 4)
+        ]
+
+    def unchecked_columns(
+        self,
+    ) -> tuple[dict[str, int], dict[str, list[list[Any]]], dict[str, Any]] | None:
+        """Where that commit wrote: the column index of SKU and of each column written, its
+        Shown and Status cells, and the lines its rows held (`Changes.written_at`,
+        `written_cells`, `written_lines`); None when not kept (a commit of an earlier version,
+        or one already looked at)."""
+        text = self.get_meta("unchecked")
+        data = json.loads(text) if text else None
+        if not isinstance(data, dict) or not data.get("at"):
+            return None
+        at = {str(k): int(v) for k, v in data["at"].items()}
+        cells = {str(k): list(v) for k, v in data.get("cells", {}).items()}
+        return at, cells, dict(data.get("lines") or {})
+
+    def columns_checked(self) -> None:
+        """The columns of the unchecked commit were looked at: keep its Stock rows only."""
+        text = self.get_meta("unchecked")
+        data = json.loads(text) if text else None
+        if isinstance(data, dict):
+            rows = data.get("rows", [])
+            self.set_meta("unchecked", json.dumps(rows, ensure_ascii=False) if rows else "")
 
     def suspects(self) -> dict[str, int | str | None]:
         """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row,
@@ -988,10 +1035,18 @@ class Ledger:
             db.execute("DELETE FROM pending WHERE id=?", (commit_id,))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_commit', ?)", (commit_id,))
             _keep_tally(db)
-            if c.written:
+            if c.written or c.written_at:
+                record: Any = c.written
+                if c.written_at:
+                    record = {
+                        "rows": c.written,
+                        "at": c.written_at,
+                        "cells": c.written_cells,
+                        "lines": c.written_lines,
+                    }
                 db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('unchecked', ?)",
-                    (json.dumps(c.written, ensure_ascii=False),),
+                    (json.dumps(record, ensure_ascii=False),),
                 )
             if c.owed_cells is not None:
                 self.set_owed_cells(c.owed_cells)

@@ -17,6 +17,11 @@ read (`locate`) and puts it back only while it holds exactly that wrong value: s
 typed over it since (left alone), and a put-back that landed before a stop is not made twice.
 A row or column that cannot be found (deleted, a header renamed) owes nothing any more; a cell
 whose SKU is in several rows stays owed until staff keep one row.
+
+A bot stopped between a commit whose columns moved in its instant and its landing check owes
+cells too (`Cycle._columns_after_stop`): blank in a column added meanwhile, and in a staff
+column what the commit's first read held there, which the commit kept with its record
+(`Changes.written_lines`, for a commit of at most `NARROW_MAX_ROWS` rows).
 """
 
 from __future__ import annotations

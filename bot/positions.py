@@ -104,6 +104,7 @@ __all__ = [
     "left_out",
     "misplaced",
     "misplaced_in",
+    "moved_columns",
     "narrow_ranges",
     "read_positions",
     "repair_cells",
@@ -527,18 +528,26 @@ def read_positions(sheet: SheetClient, tab: Tab) -> tuple[Tab, list[Any], list[l
     return replace(tab, columns=columns), first, skus
 
 
+def moved_columns(
+    header: Sequence[Any], columns: Mapping[str, int], keys: Iterable[str]
+) -> dict[str, str]:
+    """The columns among `keys` whose index in `columns` no longer holds their header: key ->
+    the header text found there instead."""
+    out = {}
+    for key in keys:
+        names = {header_key(n) for n in INVENTORY_HEADERS[key]}
+        at = columns[key]
+        text = cell_text(header[at]) if at < len(header) else ""
+        if header_key(text) not in names:
+            out[key] = text
+    return out
+
+
 def misplaced_in(sheet: SheetClient, tab: Tab, writes: Writes) -> Misplaced:
     """Compare what a read shows now with what the writes meant (when no answer could)."""
     letter = column_letters(tab.columns["sku"])
     header, skus = sheet.read([f"{tab.a1}!1:1", f"{tab.a1}!{letter}:{letter}"])
-    found_header = header[0] if header else []
-    columns = {}
-    for key in ("sku", *WRITTEN):
-        names = {header_key(n) for n in INVENTORY_HEADERS[key]}
-        at = tab.columns[key]
-        text = cell_text(found_header[at]) if at < len(found_header) else ""
-        if header_key(text) not in names:
-            columns[key] = text
+    columns = moved_columns(header[0] if header else [], tab.columns, ("sku", *WRITTEN))
     rows = {
         index: _grid_text(skus, index)
         for index, sku in writes.skus.items()
@@ -615,12 +624,9 @@ def misplaced(answer: Mapping[str, Any], tab: Tab, writes: Writes) -> Misplaced 
                     header[c] = _snapshot_text(cell)
             if 0 <= sku_col - c0 < len(values):
                 found[r] = _snapshot_text(values[sku_col - c0])
-    columns = {}
-    for key in ("sku", *WRITTEN):
-        names = {header_key(n) for n in INVENTORY_HEADERS[key]}
-        text = header.get(tab.columns[key], "")
-        if header_key(text) not in names:
-            columns[key] = text
+    width = max(header, default=-1) + 1
+    found_header = [header.get(c, "") for c in range(width)]
+    columns = moved_columns(found_header, tab.columns, ("sku", *WRITTEN))
     rows = {
         index: found.get(index, "")
         for index, sku in writes.skus.items()

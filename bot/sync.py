@@ -60,14 +60,17 @@ from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
 from bot.owed import Owed, locate, lost_text, owed_cells
 from bot.positions import (
+    NARROW_MAX_ROWS,
     SKU_HEADERS,
     STOCK_HEADERS,
+    WRITTEN,
     Columns,
     Misplaced,
     Writes,
     left_out,
     misplaced,
     misplaced_in,
+    moved_columns,
     read_positions,
     repair_cells,
     reread,
@@ -203,6 +206,7 @@ class Cycle:
         self._forget: list[str] = []  # SKUs whose Stock baseline this cycle's commit drops
         self._notes: dict[str, str] = {}  # sku -> Status note: a set, a Stock jump, a cap
         self._warnings: list[Event] = []  # once-a-day notes this cycle's commit logs
+        self._column_notes: list[Event] = []  # staff cells a stopped commit's writes took
         self._owed_notes: list[Event] = []  # likewise, of orders a reset carried over
         self._owed_told: dict[str, dict[str, str]] | None = None  # stored after the commit
         self._owed: dict[str, set[str]] = {}  # `Ledger.owed`, read once a cycle
@@ -243,6 +247,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
+        self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
         marker = Marker.parse(metadata_values(metadata).get(COMMIT_KEY))
@@ -255,6 +260,7 @@ class Cycle:
         if not dry_run:
             self._keep_instance()
             self.lease.take()
+            self._columns_after_stop(sheet)
         held = self._put_back_owed(sheet, dry_run=dry_run)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if held:
@@ -387,6 +393,119 @@ class Cycle:
                 line.extend([""] * (column + 1 - len(line)))
                 line[column] = "" if value is None else value
         return {}
+
+    def _columns_after_stop(self, sheet: _Sheet) -> None:
+        """A commit whose landing was never checked, written to columns that are not there now.
+
+        The bot stopped between its commit and `_check_landing`. The state file kept where that
+        commit wrote (`Changes.written_at`); when the header at one of those indexes is now
+        another column's, the columns moved and the writes landed elsewhere. As
+        `_check_landing` does from the commit's answer, but from that record and this first
+        read (no request more): rows stay in place when columns move, so a product whose Stock
+        write missed its Stock column is suspect with the Stock its own cell kept, and one whose
+        Stock cell took another column's write is suspect with that value (`_restore_suspects`
+        sets both right, and keeps a number staff typed over them since). A write that landed in
+        another column, still holding the bot's value, is owed (`bot.owed`; `_put_back_owed`
+        puts it back in this same cycle): blank in a column added meanwhile, in a staff column
+        what the commit's first read held there (`Changes.written_lines`). A commit of too many
+        rows to keep their lines: those staff cells are named in the Log for staff to check.
+
+        Columns moved back before this cycle show the same headers: then the commit's own Shown
+        and Status cells tell (`_moved_back`, `_staff_cells_taken`).
+        """
+        record = self.ledger.unchecked_columns()
+        if record is None:
+            return
+        at, cells, lines = record
+        unchecked = self.ledger.unchecked()
+        writes = Writes()
+        for index, sku, wrote, _held in unchecked:
+            writes.put("stock", index, sku, wrote)
+        for key, entries in cells.items():
+            for entry in entries:
+                writes.put(key, int(entry[0]), str(entry[1]), entry[2])
+        held = {index: before for index, _sku, _value, before in unchecked}
+        header = sheet.grid[0] if sheet.grid else []
+        now = sheet.first.columns
+        if not moved_columns(header, at, at):
+            back = _moved_back(sheet.grid, now, writes, held, self._stock_baseline())
+            if back is not None:
+                owed = _staff_cells_taken(sheet.grid, now, writes, lines)
+                log.warning(
+                    "the Shown and Status cells a commit wrote before the bot stopped do not hold "
+                    "what it wrote (columns moved in its instant and back since); Stock written "
+                    "back from the state file for %s; %d staff cells owed",
+                    ", ".join(sorted(back)) or "no product",
+                    len(owed),
+                )
+                self.ledger.add_suspects(
+                    back, owed_cells=[*self.ledger.owed_cells(), *(c.to_json() for c in owed)]
+                )
+            self.ledger.columns_checked()
+            return
+        found: dict[str, int | str | None] = {}
+        for key, values in writes.cells.items():
+            for index, value in values.items():
+                sku = writes.skus[index]
+                if key == "stock" and at[key] != now["stock"]:
+                    found.setdefault(sku, held.get(index))
+                elif key != "stock" and at[key] == now["stock"]:
+                    # Another column's write wins, as in `_check_landing` ("stock" comes first).
+                    found[sku] = value if isinstance(value, int | str) else None
+        ours = {now[key] for key in ("sku", *WRITTEN)}
+        undo: dict[int, dict[int, object]] = {}
+        named: dict[int, dict[int, object]] = {}
+        for key, values in writes.cells.items():
+            column = at[key]
+            if column in ours:
+                continue  # the bot's own columns: Stock by the suspects, the others rewritten
+            text = cell_text(header[column]) if column < len(header) else ""
+            for index, value in values.items():
+                line = sheet.grid[index] if index < len(sheet.grid) else []
+                cell = line[column] if column < len(line) else ""
+                if cell_text(cell) != cell_text(value):
+                    continue  # staff typed over it since
+                if not text:  # a column added meanwhile: it was blank
+                    undo.setdefault(index, {})[column] = None
+                elif (was := _held_before(lines, index, text)) is not None:
+                    undo.setdefault(index, {})[column] = None if was[0] == "" else was[0]
+                else:
+                    named.setdefault(index, {})[column] = None
+        sku_at = now["sku"]
+        skus = [[line[sku_at]] if sku_at < len(line) else [] for line in sheet.grid]
+        owed = owed_cells(
+            writes,
+            replace(sheet.first, columns={**now, **at}),
+            sheet.first,
+            header,
+            skus,
+            undo,
+            columns_moved=True,
+        )
+        log.warning(
+            "columns moved in the instant of a commit the bot stopped after (%s); its Stock "
+            "written back from the state file for %s",
+            ", ".join(
+                f"column {k} found under '{h}'" for k, h in moved_columns(header, at, at).items()
+            ),
+            ", ".join(sorted(found)) or "no product",
+        )
+        self.ledger.add_suspects(
+            found, owed_cells=[*self.ledger.owed_cells(), *(c.to_json() for c in owed)]
+        )
+        if named:
+            self._column_notes = [
+                Event(
+                    "error",
+                    detail=_(
+                        "columns were moved in the very instant the bot wrote to the sheet and "
+                        "the bot stopped before it could put them back: these cells may hold "
+                        "values it meant for its own columns ({cells}); check them and type "
+                        "what belongs there"
+                    ).format(cells=_cell_names(named)),
+                )
+            ]
+        self.ledger.columns_checked()
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
         """Products whose Stock cell may hold another product's value get their own back.
@@ -751,7 +870,7 @@ class Cycle:
         for ch, fetch in fetched.items():
             events += [Event("error", ch, detail=p) for p in fetch.problems]
             events += [Event("error", ch, order=o, detail=p) for o, p in fetch.order_problems]
-        events += self._warnings + self._owed_notes
+        events += self._warnings + self._owed_notes + self._column_notes
         events += [
             Event(
                 "error",
@@ -781,6 +900,32 @@ class Cycle:
             ]
             for i, v in stock_cells.items()
         ]
+        if writes.skus:
+            # And where the columns were, so that a bot stopped before checking can tell that
+            # they moved in the commit's instant (`_columns_after_stop`).
+            changes.written_at = {
+                key: tab.columns[key]
+                for key in ("sku", *WRITTEN)
+                if key == "sku" or key in writes.cells
+            }
+            # The cells and lines only while few: a first cycle's commit writes Shown and Status
+            # to every row, and keeping 100,000 rows of them cost 0.3 s and over 5 MB of the
+            # state file for a stop in that instant (issue 8). A larger commit stopped after
+            # columns moved in its instant is set right for its Stock writes only.
+            if len(writes.skus) <= NARROW_MAX_ROWS:
+                changes.written_cells = {
+                    key: [[i, writes.skus[i], v] for i, v in values.items()]
+                    for key, values in writes.cells.items()
+                    if key != "stock"
+                }
+                changes.written_lines = {
+                    "header": sheet.grid[0] if sheet.grid else [],
+                    "rows": [
+                        [i, sheet.grid[sheet.index[sku.casefold()]]]
+                        for i, sku in writes.skus.items()
+                        if sku.casefold() in sheet.index
+                    ],
+                }
         # A full Log tab is renamed and a new one started in this same atomic write, so no
         # Log row can be lost or doubled across the rollover (bot.rollover).
         roll = sheet.rollover
@@ -1210,6 +1355,109 @@ def _held_back(
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
+
+
+def _held_before(lines: Mapping[str, Any], index: int, header: str) -> tuple[Any] | None:
+    """What the column headed `header` held in written row `index` at the first read of the
+    commit that wrote it (`Changes.written_lines`), in a 1-tuple; None when not kept."""
+    names = [header_key(h) for h in lines.get("header", [])]
+    if names.count(header_key(header)) != 1:
+        return None
+    at = names.index(header_key(header))
+    for row, line in lines.get("rows", []):
+        if row == index:
+            return (line[at] if at < len(line) else "",)
+    return None
+
+
+def _moved_back(
+    grid: Sequence[Sequence[Any]],
+    columns: Mapping[str, int],
+    writes: Writes,
+    held: Mapping[int, int | None],
+    baseline: Mapping[str, int],
+) -> dict[str, int | str | None] | None:
+    """Products whose Stock a commit's writes missed, when its columns are where it wrote.
+
+    Staff may move columns in a commit's instant and back before the next cycle: the headers
+    are where the commit wrote, but its writes landed elsewhere. Shown and Status are the bot's
+    own columns, written by nobody else: a row still holding its product whose written Shown or
+    Status cell does not hold the value written shows it. Then, for every row the commit wrote
+    (columns move for all rows at once): a Stock cell still holding the Stock it held before
+    (not the value written) missed its write, and one holding the Shown or Status written to
+    its row, where the state file holds another Stock, took that write (as `_restore_suspects`
+    judges a row that took another product's write). Each is suspect with the value its cell
+    holds. None when nothing shows such a move.
+    """
+
+    def text(index: int, column: int) -> str:
+        line = grid[index] if index < len(grid) else []
+        return cell_text(line[column]) if column < len(line) else ""
+
+    def ours(index: int) -> bool:
+        return text(index, columns["sku"]).casefold() == writes.skus[index].casefold()
+
+    missed = any(
+        ours(index) and text(index, columns[key]) != cell_text(value)
+        for key in ("shown", "status")
+        for index, value in writes.cells.get(key, {}).items()
+    )
+    if not missed:
+        return None
+    found: dict[str, int | str | None] = {}
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    for index, sku in writes.skus.items():
+        if not ours(index):
+            continue  # rows moved since: `_restore_suspects` looks at those
+        stock = text(index, columns["stock"])
+        wrote = writes.cells.get("stock", {})
+        before = held.get(index)
+        if (
+            index in wrote
+            and before is not None
+            and stock == cell_text(before) != cell_text(wrote[index])
+        ):
+            found[sku] = before
+        for key in ("shown", "status"):
+            value = writes.cells.get(key, {}).get(index)
+            if (
+                isinstance(value, int | str)
+                and stock
+                and stock == cell_text(value)
+                and cell_text(folded.get(sku.casefold())) != stock
+            ):
+                found[sku] = value
+    return found
+
+
+def _staff_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    columns: Mapping[str, int],
+    writes: Writes,
+    lines: Mapping[str, Any],
+) -> list[Owed]:
+    """After `_moved_back`: the staff cells of the rows written that now hold a value the
+    commit wrote to that row and held something else at its first read (`written_lines`),
+    owed back to that (where the writes landed is not known, so every headed staff column of
+    those rows is looked at). None kept: nothing is known."""
+    header = grid[0] if grid else []
+    ours = {columns[key] for key in ("sku", *WRITTEN)}
+    owed: list[Owed] = []
+    for index, sku in writes.skus.items():
+        line = grid[index] if index < len(grid) else []
+        found = cell_text(line[columns["sku"]]) if columns["sku"] < len(line) else ""
+        if found.casefold() != sku.casefold():
+            continue  # rows moved since: not looked at
+        wrote = {cell_text(values[index]) for values in writes.cells.values() if index in values}
+        for column, name in enumerate(header):
+            text = cell_text(name)
+            if column in ours or not text or column >= len(line):
+                continue
+            now = cell_text(line[column])
+            was = _held_before(lines, index, text)
+            if now and now in wrote and was is not None and cell_text(was[0]) != now:
+                owed.append(Owed(sku, 0, text, 0, None if was[0] == "" else was[0], line[column]))
+    return owed
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:

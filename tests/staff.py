@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.app import open_app
 from bot.handover import StateMismatchError
-from bot.ledger import TALLY_SQL, Changes
+from bot.ledger import LATER_FIELDS, TALLY_SQL, Changes
 from bot.sheet.layout import column_letters
 from bot.sync import Cycle
 from tests.world import World, world
@@ -339,9 +339,10 @@ def wait_for(until: Callable[[], bool], seconds: float = 60) -> None:
 
 
 def asdict_text(changes: Changes) -> str:
-    """A pending commit's text as `dataclasses.asdict` writes it, `owed_cells` left out when
-    there are none (`Changes.to_json`: as versions before them wrote a commit)."""
+    """A pending commit's text as `dataclasses.asdict` writes it, the later fields left out
+    while empty (`Changes.to_json`: as versions before them wrote a commit)."""
     data = asdict(changes)
-    if data["owed_cells"] is None:
-        del data["owed_cells"]
+    for name, empty in LATER_FIELDS.items():
+        if data[name] == empty:
+            del data[name]
     return json.dumps(data, ensure_ascii=False)

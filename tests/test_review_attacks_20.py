@@ -88,7 +88,8 @@ def _settle(w: World) -> None:
 def _unchecked(w: World) -> Any:
     with sqlite3.connect(w.env["STOCKBOT_STATE_PATH"]) as db:
         (text,) = db.execute("SELECT value FROM meta WHERE key='unchecked'").fetchone()
-    return json.loads(text) if text else []
+    data = json.loads(text) if text else []
+    return data["rows"] if isinstance(data, dict) else data  # with the columns written since
 
 
 # 1. re-planned inside the window, then a swap in the commit's instant, then kill -9
