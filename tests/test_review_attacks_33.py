@@ -77,7 +77,7 @@ from typing import Any
 
 import pytest
 
-from bot.alerts import RESERVE, Incidents
+from bot.alerts import DISK_MARKED, RESERVE, Incidents
 from bot.errors import StateFileError
 from bot.ledger import Changes, Ledger, LineState
 from tests.staff import next_cycle
@@ -237,13 +237,14 @@ def test_a_full_disk_during_the_first_rewrite_of_an_earlier_short_file_keeps_its
         incidents = Incidents(path)
         assert not incidents.saved()
         fill(disk)
-        with pytest.raises(OSError):
-            incidents.save(
-                {"oversold:TEA-001": "Stock -1", "disk": "the state file could not be written"}
-            )
+        # Since 2026-12-01 the full disk is kept beside the file by an empty mark (review
+        # attacks 37), so this save keeps all it was given: the file's text is untouched.
+        incidents.save(
+            {"oversold:TEA-001": "Stock -1", "disk": "the state file could not be written"}
+        )
         assert path.read_text(encoding="utf-8") == earlier
         assert not path.with_name(path.name + ".tmp").exists()
-        assert Incidents(path).load() == {"oversold:TEA-001": "Stock -1"}
+        assert Incidents(path).load() == {"oversold:TEA-001": "Stock -1", "disk": DISK_MARKED}
 
 
 def test_a_tmp_left_by_a_crash_is_room_for_the_next_save_on_a_full_disk(tmp_path: Path) -> None:
