@@ -409,6 +409,9 @@ class Cycle:
         puts it back in this same cycle): blank in a column added meanwhile, in a staff column
         what the commit's first read held there (`Changes.written_lines`). A commit of too many
         rows to keep their lines: those staff cells are named in the Log for staff to check.
+        Each written row is looked for by its SKU, where it is now (rows may have been sorted
+        since). A write that landed on a SKU cell renamed its row: that cell is owed back by
+        position, with a check (`_sku_cells_taken`).
 
         Columns moved back before this cycle show the same headers: then the commit's own Shown
         and Status cells tell (`_moved_back`, `_staff_cells_taken`).
@@ -452,28 +455,41 @@ class Cycle:
                 elif key != "stock" and at[key] == now["stock"]:
                     # Another column's write wins, as in `_check_landing` ("stock" comes first).
                     found[sku] = value if isinstance(value, int | str) else None
-        ours = {now[key] for key in ("sku", *WRITTEN)}
+        sku_at = now["sku"]
+        ours = {now[key] for key in WRITTEN}
         undo: dict[int, dict[int, object]] = {}
         named: dict[int, dict[int, object]] = {}
+        renamed = _sku_cells_taken(sheet.grid, now, at, writes, held, self._stock_baseline())
+        by_sku: dict[str, list[int]] = {}
+        for row in range(1, len(sheet.grid)):
+            if sku := _text_at(sheet.grid, row, sku_at):
+                by_sku.setdefault(sku.casefold(), []).append(row)
         for key, values in writes.cells.items():
             column = at[key]
-            if column in ours:
+            if column in ours or column == sku_at:
                 continue  # the bot's own columns: Stock by the suspects, the others rewritten
             text = cell_text(header[column]) if column < len(header) else ""
             for index, value in values.items():
-                line = sheet.grid[index] if index < len(sheet.grid) else []
-                cell = line[column] if column < len(line) else ""
-                if cell_text(cell) != cell_text(value):
+                # Where the written row is now: found by its SKU (rows may have been sorted
+                # since), or where it was while its SKU cell holds a write (put back first).
+                found_at = by_sku.get(writes.skus[index].casefold(), [])
+                if index in renamed.rows:
+                    found_at = [index]
+                if len(found_at) != 1:
+                    continue  # deleted, or in several rows: nothing to check it against
+                row = found_at[0]
+                if _text_at(sheet.grid, row, column) != cell_text(value):
                     continue  # staff typed over it since
                 if not text:  # a column added meanwhile: it was blank
                     undo.setdefault(index, {})[column] = None
                 elif (was := _held_before(lines, index, text)) is not None:
                     undo.setdefault(index, {})[column] = None if was[0] == "" else was[0]
                 else:
-                    named.setdefault(index, {})[column] = None
-        sku_at = now["sku"]
+                    named.setdefault(row, {})[column] = None
+        for row in renamed.named:
+            named.setdefault(row, {})[sku_at] = None
         skus = [[line[sku_at]] if sku_at < len(line) else [] for line in sheet.grid]
-        owed = owed_cells(
+        owed = renamed.owed + owed_cells(
             writes,
             replace(sheet.first, columns={**now, **at}),
             sheet.first,
@@ -1458,6 +1474,72 @@ def _staff_cells_taken(
             if now and now in wrote and was is not None and cell_text(was[0]) != now:
                 owed.append(Owed(sku, 0, text, 0, None if was[0] == "" else was[0], line[column]))
     return owed
+
+
+@dataclass
+class _Renamed:
+    """Writes of an unchecked commit that landed on SKU cells (`_sku_cells_taken`)."""
+
+    owed: list[Owed] = field(default_factory=list)  # put back by position, checked
+    rows: set[int] = field(default_factory=set)  # their row indexes (rows not moved since)
+    named: list[int] = field(default_factory=list)  # rows left to staff, named in the Log
+
+
+def _text_at(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
+    line = grid[row] if row < len(grid) else []
+    return cell_text(line[column]) if column < len(line) else ""
+
+
+def _sku_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    at: Mapping[str, int],
+    writes: Writes,
+    held: Mapping[int, int | None],
+    baseline: Mapping[str, int],
+) -> _Renamed:
+    """The SKU cells an unchecked commit's writes landed on (the SKU column moved onto one of
+    the indexes it wrote to), owed back to the row's SKU.
+
+    Nothing else rewrites a SKU cell, and the row can no longer be named by its SKU: it is
+    named by its index (rows stay in place when only columns move) with a check (`Owed.check`),
+    the Stock its row's Stock cell must hold: the write that landed there, else the Stock it
+    held before the commit (its own write missed it), else the state file's. The cell is put
+    back only while it holds exactly the bot's value and that check holds. A SKU cell holding
+    the bot's value where the check cannot be made or fails (rows sorted since, the Stock
+    edited) is left to staff and named in the Log; so is one that rows moved elsewhere.
+    """
+    out = _Renamed()
+    sku_at, stock_at = now["sku"], now["stock"]
+    header = grid[0] if grid else []
+    stock_header = cell_text(header[stock_at]) if stock_at < len(header) else ""
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    present = {_text_at(grid, row, sku_at).casefold() for row in range(1, len(grid))}
+    for key, values in writes.cells.items():
+        if at[key] != sku_at:
+            continue
+        for index, value in values.items():
+            sku, wrong = writes.skus[index], cell_text(value)
+            if _text_at(grid, index, sku_at) != wrong or not wrong:
+                if wrong and wrong.casefold() in present and sku.casefold() not in present:
+                    out.named.extend(
+                        row for row in range(1, len(grid)) if _text_at(grid, row, sku_at) == wrong
+                    )
+                continue  # staff put it right, or rows moved since
+            landed = [v[index] for k, v in writes.cells.items() if at[k] == stock_at and index in v]
+            if landed:
+                expect: object = landed[0]
+            elif index in writes.cells.get("stock", {}) and held.get(index) is not None:
+                expect = held[index]
+            else:
+                expect = folded.get(sku.casefold())
+            if expect is None or not stock_header:
+                out.named.append(index)
+                continue
+            check = (stock_header, cell_text(expect))
+            out.owed.append(Owed("", index, cell_text(header[sku_at]), 0, sku, value, check))
+            out.rows.add(index)
+    return out
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:

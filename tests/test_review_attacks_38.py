@@ -12,7 +12,9 @@ so Shown 8, P-2 a broken Display so a Status text; staff recount P-2 and P-4 aft
 Attacks:
 1. (new arrangement) Staff drag the SKU column from A to C, right of Stock, in the commit's
    instant: P-1's Stock write (8) lands in P-1's SKU cell. No kill: HELD (`_check_landing`
-   puts "P-1" back). Killed: BROKE, P-1's row is renamed "8" for good:
+   puts "P-1" back). Killed: BROKE, then FIXED (fix9: `_sku_cells_taken` owes the SKU cell
+   back by position, `Owed.check` the row's Stock cell holding what the state file expects;
+   `locate` puts such cells back first). It was: P-1's row is renamed "8" for good:
    `_columns_after_stop` skips every write whose column is one of the bot's columns *now*
    (bot/sync.py:455-461, `ours` includes now["sku"]), on the premise that the suspects set
    Stock right and "the others [are] rewritten"; nothing rewrites a SKU cell, and
@@ -27,7 +29,8 @@ Attacks:
    the inserted columns that took the writes are gone, so nothing in a staff column is the
    bot's (the check cannot tell a staff edit from a landing).
 3. (b) Columns moved in the instant (Shown on Rakuten), killed, then rows sorted Z-A before
-   the next cycle. BROKE (oversell): the undo in `_columns_after_stop` looks at
+   the next cycle. BROKE, then FIXED (fix9: each written row is found by its SKU where it
+   is now). It was an oversell: the undo in `_columns_after_stop` looks at
    `sheet.grid[index]` by the commit's row index (bot/sync.py:463-466), which now holds another
    product, so P-1's and P-3's Rakuten ids keep the bot's Shown 8; both rows are refused as
    naming the same item and P-1's Yahoo keeps showing 10 while Stock is 8. Same root cause as
@@ -141,13 +144,6 @@ def test_sku_column_moved_onto_stock_in_the_commits_instant_is_repaired(
     _sku_on_stock(shop, monkeypatch, kill=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SKU dragged to C in the commit's instant, bot killed: P-1's Stock write 8 landed in "
-    "its SKU cell; _columns_after_stop skips writes whose column is one of the bot's columns "
-    "now (bot/sync.py:455-461, `ours` includes now['sku']) and owed_cells refuses SKU cells "
-    "(bot/owed.py:113), so P-1's row stays named '8': P-1 leaves the sync, a product '8' appears",
-)
 def test_sku_column_moved_onto_stock_then_killed_keeps_the_product(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,13 +187,6 @@ def test_moved_back_then_a_staff_edit_of_another_value_is_kept(
 
 
 # -- 3. rows sorted as well as columns moved -------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="Shown on Rakuten, killed, rows sorted before the next cycle: _columns_after_stop "
-    "looks for the misplaced writes at sheet.grid[index] by the commit's row index "
-    "(bot/sync.py:463-466), which now holds another product, so P-1's and P-3's Rakuten ids "
-    "keep the bot's Shown 8: both rows refused, P-1's Yahoo stays 10 with Stock 8 (oversell)",
-)
 def test_columns_moved_then_killed_then_rows_sorted(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
