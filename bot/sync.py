@@ -433,7 +433,7 @@ class Cycle:
         if not moved_columns(header, at, at):
             back = _moved_back(sheet.grid, now, writes, held, self._stock_baseline())
             if back is not None:
-                owed = _staff_cells_taken(sheet.grid, now, writes, lines)
+                owed = _staff_cells_taken(sheet.grid, now, at, writes, lines)
                 log.warning(
                     "the Shown and Status cells a commit wrote before the bot stopped do not hold "
                     "what it wrote (columns moved in its instant and back since); Stock written "
@@ -1449,30 +1449,73 @@ def _moved_back(
 def _staff_cells_taken(
     grid: Sequence[Sequence[Any]],
     columns: Mapping[str, int],
+    at: Mapping[str, int],
     writes: Writes,
     lines: Mapping[str, Any],
 ) -> list[Owed]:
-    """After `_moved_back`: the staff cells of the rows written that now hold a value the
-    commit wrote to that row and held something else at its first read (`written_lines`),
-    owed back to that (where the writes landed is not known, so every headed staff column of
-    those rows is looked at). None kept: nothing is known."""
+    """After `_moved_back`: the staff cells of the rows written that a write could have reached
+    and that now hold its value, having held something else at the commit's first read
+    (`written_lines`), owed back to that. None kept: nothing is known.
+
+    Where the columns were in the commit's instant is not known, and staff may have typed any
+    value since, so a staff cell is owed only where a write could have landed in it: columns
+    move as a whole, so a staff column holding every Shown (or every Status) the commit wrote,
+    in each row it wrote one to (at least one of them new there), shows by how many columns the
+    writes were shifted; a cell
+    is owed only at a written index less such a shift (review attacks 38: a Display typed
+    since, equal to a value written to the row's Stock, is staff's). No Shown or Status write
+    found in a staff column (they landed in columns deleted since): nothing is owed.
+    """
     header = grid[0] if grid else []
     ours = {columns[key] for key in ("sku", *WRITTEN)}
-    owed: list[Owed] = []
-    for index, sku in writes.skus.items():
+
+    def line_of(index: int) -> Sequence[Any] | None:
         line = grid[index] if index < len(grid) else []
         found = cell_text(line[columns["sku"]]) if columns["sku"] < len(line) else ""
-        if found.casefold() != sku.casefold():
-            continue  # rows moved since: not looked at
-        wrote = {cell_text(values[index]) for values in writes.cells.values() if index in values}
-        for column, name in enumerate(header):
-            text = cell_text(name)
-            if column in ours or not text or column >= len(line):
-                continue
-            now = cell_text(line[column])
-            was = _held_before(lines, index, text)
-            if now and now in wrote and was is not None and cell_text(was[0]) != now:
-                owed.append(Owed(sku, 0, text, 0, None if was[0] == "" else was[0], line[column]))
+        return line if found.casefold() == writes.skus[index].casefold() else None
+
+    def was(index: int, column: int, value: object) -> tuple[Any] | None:
+        """What a staff cell now holding `value` held before, when it held something else."""
+        line = line_of(index)
+        text = cell_text(header[column]) if 0 <= column < len(header) else ""
+        if line is None or column in ours or not text or column >= len(line):
+            return None
+        now = cell_text(line[column])
+        before = _held_before(lines, index, text)
+        if not now or now != cell_text(value) or before is None or cell_text(before[0]) == now:
+            return None
+        return before
+
+    def witness(key: str, column: int) -> bool:
+        """Every row written `key` (still its product's) holds its write in `column`, and at
+        least one held something else there: the whole column took those writes."""
+        values = writes.cells.get(key, {})
+        rows = [(i, v, line) for i, v in values.items() if (line := line_of(i)) is not None]
+        return any(was(i, column, v) is not None for i, v, _line in rows) and all(
+            column < len(line) and cell_text(line[column]) == cell_text(v) for _i, v, line in rows
+        )
+
+    shifts = {
+        at[key] - column
+        for key in ("shown", "status")
+        if key in at
+        for column in range(len(header))
+        if column != at[key] and witness(key, column)
+    }
+    owed: list[Owed] = []
+    seen: set[tuple[int, int]] = set()
+    for key, values in writes.cells.items():
+        for shift in sorted(shifts) if key in at else ():
+            column = at[key] - shift
+            for index, value in values.items():
+                before = was(index, column, value)
+                if before is None or (index, column) in seen:
+                    continue
+                seen.add((index, column))
+                line = grid[index]
+                text = cell_text(header[column])
+                back = None if before[0] == "" else before[0]
+                owed.append(Owed(writes.skus[index], 0, text, 0, back, line[column]))
     return owed
 
 

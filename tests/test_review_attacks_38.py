@@ -21,7 +21,10 @@ Attacks:
    `owed_cells` refuses SKU cells anyway (bot/owed.py:113). P-1 drops out of the sync (its
    sale, its orders), a new product "8" appears.
 2. (f) Columns moved in the instant, killed, moved back; then staff set P-1's Display to a
-   fixed "8" (the value the commit wrote to P-1's Stock). BROKE, lost staff edit:
+   fixed "8" (the value the commit wrote to P-1's Stock). BROKE, then FIXED (fix9: a staff
+   cell is owed only at a written index less a shift witnessed by a whole column holding
+   every Shown, or every Status, the commit wrote; here only P-2's Status in Display, shift 6,
+   so no write could reach P-1's Display). It was a lost staff edit:
    `_staff_cells_taken` (bot/sync.py:1446-1459) takes any headed staff cell of a written row
    that now holds a value the commit wrote to that row and held something else at the first
    read as a misplaced write, so staff's Display 8 is owed back to blank and put back by
@@ -151,13 +154,6 @@ def test_sku_column_moved_onto_stock_then_killed_keeps_the_product(
 
 
 # -- 2. moved back, then staff type the very value the commit wrote --------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="moved back after the kill; staff then type Display '8' for P-1, the value the "
-    "commit wrote to P-1's Stock: _staff_cells_taken (bot/sync.py:1446-1459) owes every staff "
-    "cell of a written row holding a written value that differed at the first read, so "
-    "_put_back_owed blanks staff's Display in the same cycle (lost staff edit, nothing logged)",
-)
 def test_moved_back_then_a_staff_edit_equal_to_a_written_value_is_kept(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
