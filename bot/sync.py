@@ -407,8 +407,15 @@ class Cycle:
         sets both right, and keeps a number staff typed over them since). A write that landed in
         another column, still holding the bot's value, is owed (`bot.owed`; `_put_back_owed`
         puts it back in this same cycle): blank in a column added meanwhile, in a staff column
-        what the commit's first read held there (`Changes.written_lines`). A commit of too many
-        rows to keep their lines: those staff cells are named in the Log for staff to check.
+        what the commit's first read held there (`Changes.written_lines`).
+
+        A commit of more than `NARROW_MAX_ROWS` rows keeps neither its lines nor its Shown and
+        Status cells (issue 8), only its column indexes and Stock writes: its Stock writes are
+        set right as above, and those left in staff cells are named cell by cell in the Log
+        (nothing to put back); its Shown and Status writes are neither put back nor named cell
+        by cell: the staff columns now at the indexes they were written to are named whole in
+        one Log row, and a Shown or Status left in a Stock cell is read as a staff edit. Moved
+        back before the next cycle, such a commit is not seen to have moved at all.
         Each written row is looked for by its SKU, where it is now (rows may have been sorted
         since). A write that landed on a SKU cell renamed its row: that cell is owed back by
         position, with a check (`_sku_cells_taken`).
@@ -521,6 +528,33 @@ class Cycle:
                     ).format(cells=_cell_names(named)),
                 )
             ]
+        # A commit of too many rows to keep its Shown and Status cells (`NARROW_MAX_ROWS`):
+        # which rows took them is not known, so the staff columns now at the indexes they were
+        # written to are named whole, in one Log row (no per-row data kept, issue 8).
+        unkept = sorted(
+            {
+                at[key]
+                for key in ("shown", "status")
+                if key in at and key not in cells and at[key] not in {*ours, sku_at}
+                if at[key] < len(header) and cell_text(header[at[key]])
+            }
+        )
+        if unkept:
+            self._column_notes.append(
+                Event(
+                    "error",
+                    detail=_(
+                        "columns were moved in the very instant the bot wrote to the sheet and "
+                        "the bot stopped before it could put them back; it wrote to too many rows "
+                        "to keep which cells: these whole columns may hold Shown or Status values "
+                        "in the rows it wrote ({columns}); check them and type what belongs there"
+                    ).format(
+                        columns=", ".join(
+                            f"{column_letters(c)} ({cell_text(header[c])})" for c in unkept
+                        )
+                    ),
+                )
+            )
         self.ledger.columns_checked()
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
@@ -927,7 +961,8 @@ class Cycle:
             # The cells and lines only while few: a first cycle's commit writes Shown and Status
             # to every row, and keeping 100,000 rows of them cost 0.3 s and over 5 MB of the
             # state file for a stop in that instant (issue 8). A larger commit stopped after
-            # columns moved in its instant is set right for its Stock writes only.
+            # columns moved in its instant is set right for its Stock writes only; the staff
+            # columns its Shown and Status landed in are named whole (`_columns_after_stop`).
             if len(writes.skus) <= NARROW_MAX_ROWS:
                 changes.written_cells = {
                     key: [[i, writes.skus[i], v] for i, v in values.items()]
