@@ -1592,7 +1592,9 @@ def _sku_cells_taken(
     header = grid[0] if grid else []
     stock_header = cell_text(header[stock_at]) if stock_at < len(header) else ""
     folded = {sku.casefold(): value for sku, value in baseline.items()}
-    present = {_text_at(grid, row, sku_at).casefold() for row in range(1, len(grid))}
+    present: dict[str, list[int]] = {}
+    for row in range(1, len(grid)):
+        present.setdefault(_text_at(grid, row, sku_at).casefold(), []).append(row)
     for key, values in writes.cells.items():
         if at[key] != sku_at:
             continue
@@ -1600,9 +1602,7 @@ def _sku_cells_taken(
             sku, wrong = writes.skus[index], cell_text(value)
             if _text_at(grid, index, sku_at) != wrong or not wrong:
                 if wrong and wrong.casefold() in present and sku.casefold() not in present:
-                    out.named.extend(
-                        row for row in range(1, len(grid)) if _text_at(grid, row, sku_at) == wrong
-                    )
+                    out.named.extend(present[wrong.casefold()])
                 continue  # staff put it right, or rows moved since
             landed = [v[index] for k, v in writes.cells.items() if at[k] == stock_at and index in v]
             if landed:
