@@ -21,7 +21,12 @@ whose SKU is in several rows stays owed until staff keep one row.
 A bot stopped between a commit whose columns moved in its instant and its landing check owes
 cells too (`Cycle._columns_after_stop`): blank in a column added meanwhile, and in a staff
 column what the commit's first read held there, which the commit kept with its record
-(`Changes.written_lines`, for a commit of at most `NARROW_MAX_ROWS` rows).
+(`Changes.written_lines`, for a commit of at most `NARROW_MAX_ROWS` rows). A write of that
+commit that landed on a SKU cell renamed its row, so that row cannot be named by its SKU: it is
+named by position (row "" and `below`: its row index, where rows stay when only columns move)
+with a `check`, a cell of that row (by header) that must still hold what the state file
+expects there; it is put back, before any other owed cell is looked for, only while the SKU
+cell holds exactly the bot's value and the check holds (else it is said in the Log).
 """
 
 from __future__ import annotations
@@ -48,16 +53,21 @@ class Owed:
     right: int  # how many columns right of that column the cell is (0: that column itself)
     back: object  # the value to put back (None: blank)
     wrong: object  # the value the bot wrote there by mistake
+    # A SKU cell only (named by position): (a header, the text that column's cell of the row
+    # must hold), so that a row moved since is not renamed.
+    check: tuple[str, str] | None = None
 
     def to_json(self) -> list[Any]:
-        """As kept in the state file."""
-        return [self.row, self.below, self.column, self.right, self.back, self.wrong]
+        """As kept in the state file (the `check` only when set: earlier versions read six)."""
+        out = [self.row, self.below, self.column, self.right, self.back, self.wrong]
+        return out if self.check is None else [*out, list(self.check)]
 
     @classmethod
     def from_json(cls, data: Sequence[Any]) -> Owed:
         """Read back what `to_json` wrote."""
-        row, below, column, right, back, wrong = data
-        return cls(str(row), int(below), str(column), int(right), back, wrong)
+        row, below, column, right, back, wrong = data[:6]
+        check = (str(data[6][0]), str(data[6][1])) if len(data) > 6 else None
+        return cls(str(row), int(below), str(column), int(right), back, wrong, check)
 
 
 def _text(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
@@ -129,16 +139,34 @@ def locate(
     {row: {column: value to put back}}; the cells still owed (their SKU in several rows); and
     the cells lost (their row's SKU or their column's header is nowhere, or twice a header).
     """
-    rows: dict[str, list[int]] = {}
-    for i in range(1, len(grid)):
-        sku = _text(grid, i, sku_column)
-        if sku:
-            rows.setdefault(sku.casefold(), []).append(i)
     headers = [cell_text(h) for h in (grid[0] if grid else [])]
+    keys = [header_key(h) for h in headers]
     put: dict[int, dict[int, object]] = {}
     kept: list[Owed] = []
     lost: list[Owed] = []
+    renamed: dict[int, str] = {}
     for cell in owed:
+        if cell.check is None:
+            continue
+        # A SKU cell, by position: first, so that the row's other cells are found by its SKU.
+        row, checked = cell.below, cell.check
+        now = _text(grid, row, sku_column)
+        if not now or now != cell_text(cell.wrong):
+            continue  # staff typed over it since
+        at = keys.index(header_key(checked[0])) if keys.count(header_key(checked[0])) == 1 else -1
+        if at < 0 or _text(grid, row, at) != checked[1]:
+            lost.append(cell)  # rows moved, or the row changed: left to staff (the Log says)
+            continue
+        put.setdefault(row, {})[sku_column] = cell.back
+        renamed[row] = cell_text(cell.back)
+    rows: dict[str, list[int]] = {}
+    for i in range(1, len(grid)):
+        sku = renamed.get(i) or _text(grid, i, sku_column)
+        if sku:
+            rows.setdefault(sku.casefold(), []).append(i)
+    for cell in owed:
+        if cell.check is not None:
+            continue
         found = rows.get(cell.row.casefold(), []) if cell.row else [0]
         if len(found) > 1:
             kept.append(cell)
@@ -168,7 +196,7 @@ def locate(
 def lost_text(cell: Owed) -> str:
     """For staff: where a cell that could not be found again was, and what to do about it."""
     if not cell.row:
-        row = _("row 1")
+        row = _("row {number}").format(number=cell.below + 1)
     elif cell.below:
         row = _("{count} row(s) below the row of {sku}").format(count=cell.below, sku=cell.row)
     else:

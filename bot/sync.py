@@ -407,8 +407,18 @@ class Cycle:
         sets both right, and keeps a number staff typed over them since). A write that landed in
         another column, still holding the bot's value, is owed (`bot.owed`; `_put_back_owed`
         puts it back in this same cycle): blank in a column added meanwhile, in a staff column
-        what the commit's first read held there (`Changes.written_lines`). A commit of too many
-        rows to keep their lines: those staff cells are named in the Log for staff to check.
+        what the commit's first read held there (`Changes.written_lines`).
+
+        A commit of more than `NARROW_MAX_ROWS` rows keeps neither its lines nor its Shown and
+        Status cells (issue 8), only its column indexes and Stock writes: its Stock writes are
+        set right as above, and those left in staff cells are named cell by cell in the Log
+        (nothing to put back); its Shown and Status writes are neither put back nor named cell
+        by cell: the staff columns now at the indexes they were written to are named whole in
+        one Log row, and a Shown or Status left in a Stock cell is read as a staff edit. Moved
+        back before the next cycle, such a commit is not seen to have moved at all.
+        Each written row is looked for by its SKU, where it is now (rows may have been sorted
+        since). A write that landed on a SKU cell renamed its row: that cell is owed back by
+        position, with a check (`_sku_cells_taken`).
 
         Columns moved back before this cycle show the same headers: then the commit's own Shown
         and Status cells tell (`_moved_back`, `_staff_cells_taken`).
@@ -430,7 +440,7 @@ class Cycle:
         if not moved_columns(header, at, at):
             back = _moved_back(sheet.grid, now, writes, held, self._stock_baseline())
             if back is not None:
-                owed = _staff_cells_taken(sheet.grid, now, writes, lines)
+                owed = _staff_cells_taken(sheet.grid, now, at, writes, lines)
                 log.warning(
                     "the Shown and Status cells a commit wrote before the bot stopped do not hold "
                     "what it wrote (columns moved in its instant and back since); Stock written "
@@ -452,28 +462,41 @@ class Cycle:
                 elif key != "stock" and at[key] == now["stock"]:
                     # Another column's write wins, as in `_check_landing` ("stock" comes first).
                     found[sku] = value if isinstance(value, int | str) else None
-        ours = {now[key] for key in ("sku", *WRITTEN)}
+        sku_at = now["sku"]
+        ours = {now[key] for key in WRITTEN}
         undo: dict[int, dict[int, object]] = {}
         named: dict[int, dict[int, object]] = {}
+        renamed = _sku_cells_taken(sheet.grid, now, at, writes, held, self._stock_baseline())
+        by_sku: dict[str, list[int]] = {}
+        for row in range(1, len(sheet.grid)):
+            if sku := _text_at(sheet.grid, row, sku_at):
+                by_sku.setdefault(sku.casefold(), []).append(row)
         for key, values in writes.cells.items():
             column = at[key]
-            if column in ours:
+            if column in ours or column == sku_at:
                 continue  # the bot's own columns: Stock by the suspects, the others rewritten
             text = cell_text(header[column]) if column < len(header) else ""
             for index, value in values.items():
-                line = sheet.grid[index] if index < len(sheet.grid) else []
-                cell = line[column] if column < len(line) else ""
-                if cell_text(cell) != cell_text(value):
+                # Where the written row is now: found by its SKU (rows may have been sorted
+                # since), or where it was while its SKU cell holds a write (put back first).
+                found_at = by_sku.get(writes.skus[index].casefold(), [])
+                if index in renamed.rows:
+                    found_at = [index]
+                if len(found_at) != 1:
+                    continue  # deleted, or in several rows: nothing to check it against
+                row = found_at[0]
+                if _text_at(sheet.grid, row, column) != cell_text(value):
                     continue  # staff typed over it since
                 if not text:  # a column added meanwhile: it was blank
                     undo.setdefault(index, {})[column] = None
                 elif (was := _held_before(lines, index, text)) is not None:
                     undo.setdefault(index, {})[column] = None if was[0] == "" else was[0]
                 else:
-                    named.setdefault(index, {})[column] = None
-        sku_at = now["sku"]
+                    named.setdefault(row, {})[column] = None
+        for row in renamed.named:
+            named.setdefault(row, {})[sku_at] = None
         skus = [[line[sku_at]] if sku_at < len(line) else [] for line in sheet.grid]
-        owed = owed_cells(
+        owed = renamed.owed + owed_cells(
             writes,
             replace(sheet.first, columns={**now, **at}),
             sheet.first,
@@ -505,6 +528,33 @@ class Cycle:
                     ).format(cells=_cell_names(named)),
                 )
             ]
+        # A commit of too many rows to keep its Shown and Status cells (`NARROW_MAX_ROWS`):
+        # which rows took them is not known, so the staff columns now at the indexes they were
+        # written to are named whole, in one Log row (no per-row data kept, issue 8).
+        unkept = sorted(
+            {
+                at[key]
+                for key in ("shown", "status")
+                if key in at and key not in cells and at[key] not in {*ours, sku_at}
+                if at[key] < len(header) and cell_text(header[at[key]])
+            }
+        )
+        if unkept:
+            self._column_notes.append(
+                Event(
+                    "error",
+                    detail=_(
+                        "columns were moved in the very instant the bot wrote to the sheet and "
+                        "the bot stopped before it could put them back; it wrote to too many rows "
+                        "to keep which cells: these whole columns may hold Shown or Status values "
+                        "in the rows it wrote ({columns}); check them and type what belongs there"
+                    ).format(
+                        columns=", ".join(
+                            f"{column_letters(c)} ({cell_text(header[c])})" for c in unkept
+                        )
+                    ),
+                )
+            )
         self.ledger.columns_checked()
 
     def _restore_suspects(self, sheet: _Sheet, rows: list[Row]) -> list[Row]:
@@ -911,7 +961,8 @@ class Cycle:
             # The cells and lines only while few: a first cycle's commit writes Shown and Status
             # to every row, and keeping 100,000 rows of them cost 0.3 s and over 5 MB of the
             # state file for a stop in that instant (issue 8). A larger commit stopped after
-            # columns moved in its instant is set right for its Stock writes only.
+            # columns moved in its instant is set right for its Stock writes only; the staff
+            # columns its Shown and Status landed in are named whole (`_columns_after_stop`).
             if len(writes.skus) <= NARROW_MAX_ROWS:
                 changes.written_cells = {
                     key: [[i, writes.skus[i], v] for i, v in values.items()]
@@ -1433,31 +1484,140 @@ def _moved_back(
 def _staff_cells_taken(
     grid: Sequence[Sequence[Any]],
     columns: Mapping[str, int],
+    at: Mapping[str, int],
     writes: Writes,
     lines: Mapping[str, Any],
 ) -> list[Owed]:
-    """After `_moved_back`: the staff cells of the rows written that now hold a value the
-    commit wrote to that row and held something else at its first read (`written_lines`),
-    owed back to that (where the writes landed is not known, so every headed staff column of
-    those rows is looked at). None kept: nothing is known."""
+    """After `_moved_back`: the staff cells of the rows written that a write could have reached
+    and that now hold its value, having held something else at the commit's first read
+    (`written_lines`), owed back to that. None kept: nothing is known.
+
+    Where the columns were in the commit's instant is not known, and staff may have typed any
+    value since, so a staff cell is owed only where a write could have landed in it: columns
+    move as a whole, so a staff column holding every Shown (or every Status) the commit wrote,
+    in each row it wrote one to (at least one of them new there), shows by how many columns the
+    writes were shifted; a cell
+    is owed only at a written index less such a shift (review attacks 38: a Display typed
+    since, equal to a value written to the row's Stock, is staff's). No Shown or Status write
+    found in a staff column (they landed in columns deleted since): nothing is owed.
+    """
     header = grid[0] if grid else []
     ours = {columns[key] for key in ("sku", *WRITTEN)}
-    owed: list[Owed] = []
-    for index, sku in writes.skus.items():
+
+    def line_of(index: int) -> Sequence[Any] | None:
         line = grid[index] if index < len(grid) else []
         found = cell_text(line[columns["sku"]]) if columns["sku"] < len(line) else ""
-        if found.casefold() != sku.casefold():
-            continue  # rows moved since: not looked at
-        wrote = {cell_text(values[index]) for values in writes.cells.values() if index in values}
-        for column, name in enumerate(header):
-            text = cell_text(name)
-            if column in ours or not text or column >= len(line):
-                continue
-            now = cell_text(line[column])
-            was = _held_before(lines, index, text)
-            if now and now in wrote and was is not None and cell_text(was[0]) != now:
-                owed.append(Owed(sku, 0, text, 0, None if was[0] == "" else was[0], line[column]))
+        return line if found.casefold() == writes.skus[index].casefold() else None
+
+    def was(index: int, column: int, value: object) -> tuple[Any] | None:
+        """What a staff cell now holding `value` held before, when it held something else."""
+        line = line_of(index)
+        text = cell_text(header[column]) if 0 <= column < len(header) else ""
+        if line is None or column in ours or not text or column >= len(line):
+            return None
+        now = cell_text(line[column])
+        before = _held_before(lines, index, text)
+        if not now or now != cell_text(value) or before is None or cell_text(before[0]) == now:
+            return None
+        return before
+
+    def witness(key: str, column: int) -> bool:
+        """Every row written `key` (still its product's) holds its write in `column`, and at
+        least one held something else there: the whole column took those writes."""
+        values = writes.cells.get(key, {})
+        rows = [(i, v, line) for i, v in values.items() if (line := line_of(i)) is not None]
+        return any(was(i, column, v) is not None for i, v, _line in rows) and all(
+            column < len(line) and cell_text(line[column]) == cell_text(v) for _i, v, line in rows
+        )
+
+    shifts = {
+        at[key] - column
+        for key in ("shown", "status")
+        if key in at
+        for column in range(len(header))
+        if column != at[key] and witness(key, column)
+    }
+    owed: list[Owed] = []
+    seen: set[tuple[int, int]] = set()
+    for key, values in writes.cells.items():
+        for shift in sorted(shifts) if key in at else ():
+            column = at[key] - shift
+            for index, value in values.items():
+                before = was(index, column, value)
+                if before is None or (index, column) in seen:
+                    continue
+                seen.add((index, column))
+                line = grid[index]
+                text = cell_text(header[column])
+                back = None if before[0] == "" else before[0]
+                owed.append(Owed(writes.skus[index], 0, text, 0, back, line[column]))
     return owed
+
+
+@dataclass
+class _Renamed:
+    """Writes of an unchecked commit that landed on SKU cells (`_sku_cells_taken`)."""
+
+    owed: list[Owed] = field(default_factory=list)  # put back by position, checked
+    rows: set[int] = field(default_factory=set)  # their row indexes (rows not moved since)
+    named: list[int] = field(default_factory=list)  # rows left to staff, named in the Log
+
+
+def _text_at(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
+    line = grid[row] if row < len(grid) else []
+    return cell_text(line[column]) if column < len(line) else ""
+
+
+def _sku_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    at: Mapping[str, int],
+    writes: Writes,
+    held: Mapping[int, int | None],
+    baseline: Mapping[str, int],
+) -> _Renamed:
+    """The SKU cells an unchecked commit's writes landed on (the SKU column moved onto one of
+    the indexes it wrote to), owed back to the row's SKU.
+
+    Nothing else rewrites a SKU cell, and the row can no longer be named by its SKU: it is
+    named by its index (rows stay in place when only columns move) with a check (`Owed.check`),
+    the Stock its row's Stock cell must hold: the write that landed there, else the Stock it
+    held before the commit (its own write missed it), else the state file's. The cell is put
+    back only while it holds exactly the bot's value and that check holds. A SKU cell holding
+    the bot's value where the check cannot be made or fails (rows sorted since, the Stock
+    edited) is left to staff and named in the Log; so is one that rows moved elsewhere.
+    """
+    out = _Renamed()
+    sku_at, stock_at = now["sku"], now["stock"]
+    header = grid[0] if grid else []
+    stock_header = cell_text(header[stock_at]) if stock_at < len(header) else ""
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    present: dict[str, list[int]] = {}
+    for row in range(1, len(grid)):
+        present.setdefault(_text_at(grid, row, sku_at).casefold(), []).append(row)
+    for key, values in writes.cells.items():
+        if at[key] != sku_at:
+            continue
+        for index, value in values.items():
+            sku, wrong = writes.skus[index], cell_text(value)
+            if _text_at(grid, index, sku_at) != wrong or not wrong:
+                if wrong and wrong.casefold() in present and sku.casefold() not in present:
+                    out.named.extend(present[wrong.casefold()])
+                continue  # staff put it right, or rows moved since
+            landed = [v[index] for k, v in writes.cells.items() if at[k] == stock_at and index in v]
+            if landed:
+                expect: object = landed[0]
+            elif index in writes.cells.get("stock", {}) and held.get(index) is not None:
+                expect = held[index]
+            else:
+                expect = folded.get(sku.casefold())
+            if expect is None or not stock_header:
+                out.named.append(index)
+                continue
+            check = (stock_header, cell_text(expect))
+            out.owed.append(Owed("", index, cell_text(header[sku_at]), 0, sku, value, check))
+            out.rows.add(index)
+    return out
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:
