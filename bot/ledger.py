@@ -1322,9 +1322,9 @@ def _json_for_sqlite(value: Sequence[str] | dict[str, int]) -> str | None:
     """Item ids as one JSON text for SQLite's `json_each`; None when one holds a NUL.
 
     `json_each` of the SQLite this runs on (3.40) cuts a string at an escaped NUL: such ids go
-    through bound parameters instead, one statement per item (review attacks 21). orjson, as
-    the commit body (`bot.sheet.client.encode_update`): a first push makes 40 of these texts,
-    0.08 s with the json module, under 0.01 s this way (issue 8); it escapes a NUL the same way.
+    through bound parameters instead, one statement per item (review attacks 21). orjson: a
+    first push makes 40 of these texts, 0.08 s with the json module, under 0.01 s this way
+    (issue 8); it escapes a NUL the same way.
     """
     text = orjson.dumps(value).decode()
     return None if "\\u0000" in text else text
