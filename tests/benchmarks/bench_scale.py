@@ -234,6 +234,20 @@ at 100,000 SKUs, in a test database) lose the shared item strings, and sharing t
 costs the gain; grouped by item over the four channels, 0.31 s. `google_auth_oauthlib`, which
 gspread imports for an interactive sign-in the bot never uses, is 70 ms of the import; only
 replacing that module in `sys.modules` would skip it, which is not worth the surprise.
+
+Eleventh round (2026-12-01, the third session that day; the first cycle at 100,000 SKUs, the
+code before and after run alternately, CPU from os.wait4). The four push threads: 3.63 ->
+2.70 s (median of four): Amazon's feed text written message by message with each quantity's
+patch encoded once per feed (0.59 -> 0.15 s), Yahoo!'s setStock success told by the answer's
+root element (0.57 -> 0.45 s), answers untied from httpx's answer-stream reference cycle so
+that they and their request bodies go at once (the cheaper feed had made the peak depend on
+when the collector ran: 286-311 MB; untied, 273-277 MB). The main thread: `StockUpdate` not
+frozen (0.17 s at 400,000), the first cycle's prune without its listing, per-item work skipped
+in the report and the push bookkeeping, orjson for the bookkeeping's JSON texts and Rakuten's
+and Shopify's bodies. `sync`, first cycle: 7.73 and 8.05 s -> 5.72 and 6.08 s, peak RSS
+275-276 -> 285-286 MB. Tried and dropped: orjson for the commit body (0.29 -> 0.03 s) raised
+that peak to 307-313 MB in every run (bisected to it alone, four alternating runs; the body by
+itself is freed as fast either way in a small test, so the cause was not found).
 """
 
 from __future__ import annotations
