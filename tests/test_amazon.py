@@ -744,15 +744,9 @@ def test_order_visible_20_minutes_late_is_still_applied(
     assert order_id in by_id(third)
 
 
-def test_feed_content_is_the_text_json_dumps_makes_of_the_messages() -> None:
-    """The feed is written message by message (issue 8): byte for byte what encoding the
-    messages as dicts gives, for SKUs JSON must escape and for repeated quantities."""
-    skus = ["TEA-001", 'a"b', "back\\slash", "茶-緑", "tab\tnew\nline", "\x01", "\u2028", "😀/#"]
-    chunk = [
-        StockUpdate(sku, quantity)
-        for sku, quantity in zip(skus, [0, 5, 5, 99_999, 1, 0, 7, 5], strict=True)
-    ]
-    header = {"sellerId": "SELLER-1", "version": "2.0", "issueLocale": "ja_JP"}
+def old_feed_text(header: dict[str, str], chunk: list[StockUpdate]) -> str:
+    """The feed as the adapter wrote it before it wrote the text itself: `json.dumps` of the
+    message dicts (a test's yardstick for `_feed_content`)."""
     messages = [
         {
             "messageId": number,
@@ -769,6 +763,17 @@ def test_feed_content_is_the_text_json_dumps_makes_of_the_messages() -> None:
         }
         for number, update in enumerate(chunk, 1)
     ]
-    expected = json.dumps({"header": header, "messages": messages}, ensure_ascii=False)
-    assert _feed_content(header, chunk) == expected
+    return json.dumps({"header": header, "messages": messages}, ensure_ascii=False)
+
+
+def test_feed_content_is_the_text_json_dumps_makes_of_the_messages() -> None:
+    """The feed is written message by message (issue 8): byte for byte what encoding the
+    messages as dicts gives, for SKUs JSON must escape and for repeated quantities."""
+    skus = ["TEA-001", 'a"b', "back\\slash", "茶-緑", "tab\tnew\nline", "\x01", "\u2028", "😀/#"]
+    chunk = [
+        StockUpdate(sku, quantity)
+        for sku, quantity in zip(skus, [0, 5, 5, 99_999, 1, 0, 7, 5], strict=True)
+    ]
+    header = {"sellerId": "SELLER-1", "version": "2.0", "issueLocale": "ja_JP"}
+    assert _feed_content(header, chunk) == old_feed_text(header, chunk)
     assert _feed_content(header, []) == json.dumps({"header": header, "messages": []})

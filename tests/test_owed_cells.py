@@ -144,12 +144,8 @@ class _Stopped(Exception):
     """kill -9 after the put-back landed, before the state file completed it."""
 
 
-def test_a_kill_after_the_put_back_landed_puts_nothing_back_twice(
-    shop: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    w = shop
-    moved = _failed_repair(w)
-    _network_back(w)
+def stopped_after_the_put_back(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cycle whose put-back lands and which stops before the state file completes it."""
     real = Ledger.complete
 
     def stop(self: Ledger, commit_id: str) -> None:
@@ -162,6 +158,15 @@ def test_a_kill_after_the_put_back_landed_puts_nothing_back_twice(
         m.setattr(Ledger, "complete", stop)
         with pytest.raises(_Stopped):
             w.sync()
+
+
+def test_a_kill_after_the_put_back_landed_puts_nothing_back_twice(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    moved = _failed_repair(w)
+    _network_back(w)
+    stopped_after_the_put_back(w, monkeypatch)
     assert _staff_cells(_grid(w), moved[0]) == _staff_cells(moved, moved[0])
     assert len(_owed(w)) == 4  # the state file did not see the put-back land
     # Staff then type the very value the bot had left there, into the column they inserted.

@@ -104,11 +104,12 @@ from bot.channels.yahoo import _root_name, _xml
 from bot.cli import cmd_reset_state
 from bot.errors import StockbotError
 from bot.handover import StateMismatchError
-from bot.ledger import Ledger, _json_for_sqlite
+from bot.ledger import _json_for_sqlite
 from bot.positions import Writes, misplaced
 from bot.sheet.client import encode_update
 from bot.sheet.layout import Tab
 from tests.staff import at_commit, backup, dimension, put, rakuten_shop, row_number, stock
+from tests.test_amazon import old_feed_text
 from tests.test_owed_cells import (
     _cell,
     _failed_repair,
@@ -117,6 +118,7 @@ from tests.test_owed_cells import (
     _owed,
     _put_back_rows,
     _staff_cells,
+    stopped_after_the_put_back,
 )
 from tests.test_review_attacks_4 import _a_row_deleted_in_the_commit_and_the_repair_refused
 from tests.test_review_attacks_19 import (
@@ -357,28 +359,13 @@ def test_a_staff_formula_under_a_misplaced_write_is_put_back_as_a_formula(shop: 
 
 
 # -- 9. kill after the put-back landed, then a sort -----------------------------------------
-class _Stopped(Exception):
-    """kill -9 after the put-back landed, before the state file completed it."""
-
-
 def test_a_kill_after_the_put_back_then_a_sort_puts_nothing_back_twice(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = shop
     moved = _failed_repair(w)
     _network_back(w)
-    real = Ledger.complete
-
-    def stop(self: Ledger, commit_id: str) -> None:
-        pending = self.pending()
-        if pending is not None and pending.id == commit_id and pending.kind == "owed":
-            raise _Stopped
-        real(self, commit_id)
-
-    with monkeypatch.context() as m:
-        m.setattr(Ledger, "complete", stop)
-        with pytest.raises(_Stopped):
-            w.sync()
+    stopped_after_the_put_back(w, monkeypatch)
     order = list(reversed(_order(w)))
     _put_order(w, order)
     # Staff then type the bot's old value into P-3's Rakuten id (its real id happens to be 8).
@@ -524,24 +511,7 @@ def test_amazon_feed_is_json_dumps_of_the_old_dicts(
 ) -> None:
     header = {"sellerId": seller, "version": "2.0", "issueLocale": "ja_JP"}
     chunk = [StockUpdate(item, quantity) for item, quantity in items]
-    messages = [
-        {
-            "messageId": number,
-            "sku": update.item,
-            "operationType": "PATCH",
-            "productType": "PRODUCT",
-            "patches": [
-                {
-                    "op": "merge",
-                    "path": "/attributes/fulfillment_availability",
-                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": update.quantity}],
-                }
-            ],
-        }
-        for number, update in enumerate(chunk, 1)
-    ]
-    expected = json.dumps({"header": header, "messages": messages}, ensure_ascii=False)
-    assert _feed_content(header, chunk) == expected
+    assert _feed_content(header, chunk) == old_feed_text(header, chunk)
 
 
 # -- 14. Yahoo's root name ------------------------------------------------------------------
