@@ -40,7 +40,7 @@ from bot.positions import WRITTEN, Writes
 from bot.rules import cell_text
 from bot.sheet.layout import Tab, header_key
 
-__all__ = ["Owed", "locate", "lost_text", "owed_cells"]
+__all__ = ["Owed", "locate", "lost_text", "owed_cells", "text_at"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class Owed:
         return cls(str(row), int(below), str(column), int(right), back, wrong, check)
 
 
-def _text(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
+def text_at(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
+    """A cell's text as the bot reads it; "" past the grid's edge."""
     line = grid[row] if row < len(grid) else []
     return cell_text(line[column]) if column < len(line) else ""
 
@@ -110,12 +111,12 @@ def owed_cells(
     # Rows stay in place when columns move, so a row is its product's even where the write
     # landed on its SKU cell (as `repair_cells` takes it).
     height = max([len(now_skus), *(index + 1 for index in undo)])
-    skus = [_text(now_skus, i, 0) for i in range(height)]
+    skus = [text_at(now_skus, i, 0) for i in range(height)]
     for index, sku in writes.skus.items() if columns_moved else ():
         if index < height:
             skus[index] = sku
     width = max([len(now_header), *(c + 1 for cells in undo.values() for c in cells)])
-    headers = [_text([now_header], 0, c) for c in range(width)]
+    headers = [text_at([now_header], 0, c) for c in range(width)]
     out: list[Owed] = []
     for index, cells in sorted(undo.items()):
         sku = skus[index]
@@ -150,18 +151,18 @@ def locate(
             continue
         # A SKU cell, by position: first, so that the row's other cells are found by its SKU.
         row, checked = cell.below, cell.check
-        now = _text(grid, row, sku_column)
+        now = text_at(grid, row, sku_column)
         if not now or now != cell_text(cell.wrong):
             continue  # staff typed over it since
         at = keys.index(header_key(checked[0])) if keys.count(header_key(checked[0])) == 1 else -1
-        if at < 0 or _text(grid, row, at) != checked[1]:
+        if at < 0 or text_at(grid, row, at) != checked[1]:
             lost.append(cell)  # rows moved, or the row changed: left to staff (the Log says)
             continue
         put.setdefault(row, {})[sku_column] = cell.back
         renamed[row] = cell_text(cell.back)
     rows: dict[str, list[int]] = {}
     for i in range(1, len(grid)):
-        sku = renamed.get(i) or _text(grid, i, sku_column)
+        sku = renamed.get(i) or text_at(grid, i, sku_column)
         if sku:
             rows.setdefault(sku.casefold(), []).append(i)
     for cell in owed:
@@ -183,11 +184,11 @@ def locate(
             lost.append(cell)
             continue
         row, column = found[0] + cell.below, named[0] + cell.right
-        if cell.below and _text(grid, row, sku_column):
+        if cell.below and text_at(grid, row, sku_column):
             continue  # rows moved: the row there now holds a product
         if cell.right and column < len(headers) and headers[column]:
             continue  # columns moved: the column there now has a header
-        now = _text(grid, row, column)
+        now = text_at(grid, row, column)
         if now and now == cell_text(cell.wrong):
             put.setdefault(row, {})[column] = cell.back
     return put, kept, lost

@@ -1,5 +1,6 @@
 """Review attacks 38: the kill-after-column-move repair (`git diff b8cac55 HEAD -- bot/`:
-`Cycle._columns_after_stop`, `_moved_back`, `_staff_cells_taken`, `_held_before`, the
+`Cycle._columns_after_stop`, `_moved_back`, `_staff_cells_taken`, `_held_before` (since
+moved to bot/unchecked.py, without the underscore), the
 `Changes.written_at/written_cells/written_lines` record, `Ledger.unchecked_columns`,
 `columns_checked`, `LATER_FIELDS`, `positions.moved_columns`) with the owed cells it feeds
 (bot/owed.py, `Cycle._put_back_owed`). Whole cycles of the real bot against the stand-ins

@@ -1,0 +1,230 @@
+"""A commit the bot stopped before checking its landing: where its writes went.
+
+The cycle's commit writes Stock, Shown and Status cells by position; staff may move columns in
+its very instant. `Cycle._check_landing` sees that in the commit's own answer, but a bot
+stopped (kill -9, power loss) between the commit and that check has only what the commit kept
+in the state file (`Changes.written_at`, `written_cells`, `written_lines`, with `written`):
+the next cycle's `Cycle._columns_after_stop` compares it with its first read, using the pure
+functions here, and sets things right through the suspects (`Cycle._restore_suspects`) and
+the owed cells (`bot.owed`, put back by `Cycle._put_back_owed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.owed import Owed, text_at
+from bot.positions import WRITTEN, Writes
+from bot.rules import cell_text
+from bot.sheet.layout import header_key
+
+__all__ = ["Renamed", "held_before", "moved_back", "sku_cells_taken", "staff_cells_taken"]
+
+
+def held_before(lines: Mapping[str, Any], index: int, header: str) -> tuple[Any] | None:
+    """What the column headed `header` held in written row `index` at the first read of the
+    commit that wrote it (`Changes.written_lines`), in a 1-tuple; None when not kept."""
+    names = [header_key(h) for h in lines.get("header", [])]
+    if names.count(header_key(header)) != 1:
+        return None
+    at = names.index(header_key(header))
+    for row, line in lines.get("rows", []):
+        if row == index:
+            return (line[at] if at < len(line) else "",)
+    return None
+
+
+def moved_back(
+    grid: Sequence[Sequence[Any]],
+    columns: Mapping[str, int],
+    writes: Writes,
+    held: Mapping[int, int | None],
+    baseline: Mapping[str, int],
+) -> dict[str, int | str | None] | None:
+    """Products whose Stock a commit's writes missed, when its columns are where it wrote.
+
+    Staff may move columns in a commit's instant and back before the next cycle: the headers
+    are where the commit wrote, but its writes landed elsewhere. Shown and Status are the bot's
+    own columns, written by nobody else: a row still holding its product whose written Shown or
+    Status cell does not hold the value written shows it. Then, for every row the commit wrote
+    (columns move for all rows at once): a Stock cell still holding the Stock it held before
+    (not the value written) missed its write, and one holding the Shown or Status written to
+    its row, where the state file holds another Stock, took that write (as `_restore_suspects`
+    judges a row that took another product's write). Each is suspect with the value its cell
+    holds. None when nothing shows such a move.
+    """
+
+    def text(index: int, column: int) -> str:
+        line = grid[index] if index < len(grid) else []
+        return cell_text(line[column]) if column < len(line) else ""
+
+    def ours(index: int) -> bool:
+        return text(index, columns["sku"]).casefold() == writes.skus[index].casefold()
+
+    missed = any(
+        ours(index) and text(index, columns[key]) != cell_text(value)
+        for key in ("shown", "status")
+        for index, value in writes.cells.get(key, {}).items()
+    )
+    if not missed:
+        return None
+    found: dict[str, int | str | None] = {}
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    for index, sku in writes.skus.items():
+        if not ours(index):
+            continue  # rows moved since: `_restore_suspects` looks at those
+        stock = text(index, columns["stock"])
+        wrote = writes.cells.get("stock", {})
+        before = held.get(index)
+        if (
+            index in wrote
+            and before is not None
+            and stock == cell_text(before) != cell_text(wrote[index])
+        ):
+            found[sku] = before
+        for key in ("shown", "status"):
+            value = writes.cells.get(key, {}).get(index)
+            if (
+                isinstance(value, int | str)
+                and stock
+                and stock == cell_text(value)
+                and cell_text(folded.get(sku.casefold())) != stock
+            ):
+                found[sku] = value
+    return found
+
+
+def staff_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    columns: Mapping[str, int],
+    at: Mapping[str, int],
+    writes: Writes,
+    lines: Mapping[str, Any],
+) -> list[Owed]:
+    """After `moved_back`: the staff cells of the rows written that a write could have reached
+    and that now hold its value, having held something else at the commit's first read
+    (`written_lines`), owed back to that. None kept: nothing is known.
+
+    Where the columns were in the commit's instant is not known, and staff may have typed any
+    value since, so a staff cell is owed only where a write could have landed in it: columns
+    move as a whole, so a staff column holding every Shown (or every Status) the commit wrote,
+    in each row it wrote one to (at least one of them new there), shows by how many columns the
+    writes were shifted; a cell
+    is owed only at a written index less such a shift (review attacks 38: a Display typed
+    since, equal to a value written to the row's Stock, is staff's). No Shown or Status write
+    found in a staff column (they landed in columns deleted since): nothing is owed.
+    """
+    header = grid[0] if grid else []
+    ours = {columns[key] for key in ("sku", *WRITTEN)}
+
+    def line_of(index: int) -> Sequence[Any] | None:
+        line = grid[index] if index < len(grid) else []
+        found = cell_text(line[columns["sku"]]) if columns["sku"] < len(line) else ""
+        return line if found.casefold() == writes.skus[index].casefold() else None
+
+    def was(index: int, column: int, value: object) -> tuple[Any] | None:
+        """What a staff cell now holding `value` held before, when it held something else."""
+        line = line_of(index)
+        text = cell_text(header[column]) if 0 <= column < len(header) else ""
+        if line is None or column in ours or not text or column >= len(line):
+            return None
+        now = cell_text(line[column])
+        before = held_before(lines, index, text)
+        if not now or now != cell_text(value) or before is None or cell_text(before[0]) == now:
+            return None
+        return before
+
+    def witness(key: str, column: int) -> bool:
+        """Every row written `key` (still its product's) holds its write in `column`, and at
+        least one held something else there: the whole column took those writes."""
+        values = writes.cells.get(key, {})
+        rows = [(i, v, line) for i, v in values.items() if (line := line_of(i)) is not None]
+        return any(was(i, column, v) is not None for i, v, _line in rows) and all(
+            column < len(line) and cell_text(line[column]) == cell_text(v) for _i, v, line in rows
+        )
+
+    shifts = {
+        at[key] - column
+        for key in ("shown", "status")
+        if key in at
+        for column in range(len(header))
+        if column != at[key] and witness(key, column)
+    }
+    owed: list[Owed] = []
+    seen: set[tuple[int, int]] = set()
+    for key, values in writes.cells.items():
+        for shift in sorted(shifts) if key in at else ():
+            column = at[key] - shift
+            for index, value in values.items():
+                before = was(index, column, value)
+                if before is None or (index, column) in seen:
+                    continue
+                seen.add((index, column))
+                line = grid[index]
+                text = cell_text(header[column])
+                back = None if before[0] == "" else before[0]
+                owed.append(Owed(writes.skus[index], 0, text, 0, back, line[column]))
+    return owed
+
+
+@dataclass
+class Renamed:
+    """Writes of an unchecked commit that landed on SKU cells (`sku_cells_taken`)."""
+
+    owed: list[Owed] = field(default_factory=list)  # put back by position, checked
+    rows: set[int] = field(default_factory=set)  # their row indexes (rows not moved since)
+    named: list[int] = field(default_factory=list)  # rows left to staff, named in the Log
+
+
+def sku_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    at: Mapping[str, int],
+    writes: Writes,
+    held: Mapping[int, int | None],
+    baseline: Mapping[str, int],
+) -> Renamed:
+    """The SKU cells an unchecked commit's writes landed on (the SKU column moved onto one of
+    the indexes it wrote to), owed back to the row's SKU.
+
+    Nothing else rewrites a SKU cell, and the row can no longer be named by its SKU: it is
+    named by its index (rows stay in place when only columns move) with a check (`Owed.check`),
+    the Stock its row's Stock cell must hold: the write that landed there, else the Stock it
+    held before the commit (its own write missed it), else the state file's. The cell is put
+    back only while it holds exactly the bot's value and that check holds. A SKU cell holding
+    the bot's value where the check cannot be made or fails (rows sorted since, the Stock
+    edited) is left to staff and named in the Log; so is one that rows moved elsewhere.
+    """
+    out = Renamed()
+    sku_at, stock_at = now["sku"], now["stock"]
+    header = grid[0] if grid else []
+    stock_header = cell_text(header[stock_at]) if stock_at < len(header) else ""
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    present: dict[str, list[int]] = {}
+    for row in range(1, len(grid)):
+        present.setdefault(text_at(grid, row, sku_at).casefold(), []).append(row)
+    for key, values in writes.cells.items():
+        if at[key] != sku_at:
+            continue
+        for index, value in values.items():
+            sku, wrong = writes.skus[index], cell_text(value)
+            if text_at(grid, index, sku_at) != wrong or not wrong:
+                if wrong and wrong.casefold() in present and sku.casefold() not in present:
+                    out.named.extend(present[wrong.casefold()])
+                continue  # staff put it right, or rows moved since
+            landed = [v[index] for k, v in writes.cells.items() if at[k] == stock_at and index in v]
+            if landed:
+                expect: object = landed[0]
+            elif index in writes.cells.get("stock", {}) and held.get(index) is not None:
+                expect = held[index]
+            else:
+                expect = folded.get(sku.casefold())
+            if expect is None or not stock_header:
+                out.named.append(index)
+                continue
+            check = (stock_header, cell_text(expect))
+            out.owed.append(Owed("", index, cell_text(header[sku_at]), 0, sku, value, check))
+            out.rows.add(index)
+    return out
