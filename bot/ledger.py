@@ -508,21 +508,22 @@ class Ledger:
         self.set_meta("suspects", json.dumps(left, ensure_ascii=False) if left else "")
 
     def add_suspects(
-        self,
-        skus: Mapping[str, int | str | None],
-        *,
-        owed_cells: Sequence[Sequence[Any]] | None = None,
+        self, skus: Mapping[str, int | str | None], *, owe: Sequence[Sequence[Any]] = ()
     ) -> None:
         """Record products whose Stock must be written back from the state, not read.
 
-        With `owed_cells`, also the cells a repair about to be sent owes elsewhere (`bot.owed`),
-        in the same transaction: a stop cannot keep the one and lose the other.
+        With `owe`, also the cells owed elsewhere (`bot.owed`), in the same transaction: a stop
+        cannot keep the one and lose the other.
         """
         both = {**self.suspects(), **{s.casefold(): v for s, v in skus.items() if s}}
         with self._tx():
             self.set_meta("suspects", json.dumps(both, ensure_ascii=False))
-            if owed_cells is not None:
-                self.set_owed_cells(owed_cells)
+            self.owe(owe)
+
+    def owe(self, cells: Sequence[Sequence[Any]]) -> None:
+        """Add cells to those owed (`bot.owed`, as `Owed.to_json` writes them)."""
+        if cells:
+            self.set_owed_cells([*self.owed_cells(), *cells])
 
     def owed_cells(self) -> list[list[Any]]:
         """The cells a failed repair still owes, as `bot.owed.Owed.to_json` wrote them."""

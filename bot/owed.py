@@ -40,7 +40,7 @@ from bot.positions import WRITTEN, Writes
 from bot.rules import cell_text
 from bot.sheet.layout import Tab, header_key
 
-__all__ = ["Owed", "locate", "lost_text", "owed_cells", "text_at"]
+__all__ = ["Owed", "locate", "lost_text", "owed_cells", "rows_by_sku", "text_at"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,19 @@ def text_at(grid: Sequence[Sequence[Any]], row: int, column: int) -> str:
     """A cell's text as the bot reads it; "" past the grid's edge."""
     line = grid[row] if row < len(grid) else []
     return cell_text(line[column]) if column < len(line) else ""
+
+
+def rows_by_sku(
+    grid: Sequence[Sequence[Any]], sku_column: int, renamed: Mapping[int, str] | None = None
+) -> dict[str, list[int]]:
+    """Each SKU in `grid` (case-folded) with the rows holding it, below the header row;
+    `renamed`: rows whose SKU is taken to be another text (a SKU cell about to be put back)."""
+    rows: dict[str, list[int]] = {}
+    for i in range(1, len(grid)):
+        sku = (renamed or {}).get(i) or text_at(grid, i, sku_column)
+        if sku:
+            rows.setdefault(sku.casefold(), []).append(i)
+    return rows
 
 
 def _anchor(names: Sequence[str], at: int, start: int) -> tuple[str, int]:
@@ -160,11 +173,7 @@ def locate(
             continue
         put.setdefault(row, {})[sku_column] = cell.back
         renamed[row] = cell_text(cell.back)
-    rows: dict[str, list[int]] = {}
-    for i in range(1, len(grid)):
-        sku = renamed.get(i) or text_at(grid, i, sku_column)
-        if sku:
-            rows.setdefault(sku.casefold(), []).append(i)
+    rows = rows_by_sku(grid, sku_column, renamed)
     for cell in owed:
         if cell.check is not None:
             continue

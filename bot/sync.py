@@ -58,7 +58,7 @@ from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
-from bot.owed import Owed, locate, lost_text, owed_cells, text_at
+from bot.owed import Owed, locate, lost_text, owed_cells, rows_by_sku, text_at
 from bot.positions import (
     NARROW_MAX_ROWS,
     SKU_HEADERS,
@@ -449,9 +449,7 @@ class Cycle:
                     ", ".join(sorted(back)) or "no product",
                     len(owed),
                 )
-                self.ledger.add_suspects(
-                    back, owed_cells=[*self.ledger.owed_cells(), *(c.to_json() for c in owed)]
-                )
+                self.ledger.add_suspects(back, owe=[c.to_json() for c in owed])
             self.ledger.columns_checked()
             return
         found: dict[str, int | str | None] = {}
@@ -468,10 +466,7 @@ class Cycle:
         undo: dict[int, dict[int, object]] = {}
         named: dict[int, dict[int, object]] = {}
         renamed = sku_cells_taken(sheet.grid, now, at, writes, held, self._stock_baseline())
-        by_sku: dict[str, list[int]] = {}
-        for row in range(1, len(sheet.grid)):
-            if sku := text_at(sheet.grid, row, sku_at):
-                by_sku.setdefault(sku.casefold(), []).append(row)
+        by_sku = rows_by_sku(sheet.grid, sku_at)
         for key, values in writes.cells.items():
             column = at[key]
             if column in ours or column == sku_at:
@@ -514,9 +509,7 @@ class Cycle:
             ),
             ", ".join(sorted(found)) or "no product",
         )
-        self.ledger.add_suspects(
-            found, owed_cells=[*self.ledger.owed_cells(), *(c.to_json() for c in owed)]
-        )
+        self.ledger.add_suspects(found, owe=[c.to_json() for c in owed])
         if named:
             self._column_notes = [
                 Event(
@@ -1223,15 +1216,13 @@ class Cycle:
                     "so some cells landed in the wrong place; they were put back and each "
                     "product's values written where it is now"
                 )
-            # Kept with the suspects: if this repair fails, the next cycle puts them back. Cells
-            # an earlier failed repair owed, not put back yet, stay owed either way.
+            # Owed before the repair is sent (the suspects are recorded above): if it fails,
+            # the next cycle puts them back; once it lands, what was owed before it is kept.
             earlier = self.ledger.owed_cells()
             owed = owed_cells(
                 writes, tab, now_tab, now_header, skus, undo, columns_moved=bool(wrong.columns)
             )
-            self.ledger.add_suspects(
-                involved, owed_cells=[*earlier, *(cell.to_json() for cell in owed)]
-            )
+            self.ledger.owe([cell.to_json() for cell in owed])
             detail += ("; " + "; ".join(notes)) if notes else ""
             report.repaired.append(detail)
             requests = redo.requests(now_tab)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.owed import Owed, text_at
+from bot.owed import Owed, rows_by_sku, text_at
 from bot.positions import WRITTEN, Writes
 from bot.rules import cell_text
 from bot.sheet.layout import header_key
@@ -202,9 +202,7 @@ def sku_cells_taken(
     header = grid[0] if grid else []
     stock_header = cell_text(header[stock_at]) if stock_at < len(header) else ""
     folded = {sku.casefold(): value for sku, value in baseline.items()}
-    present: dict[str, list[int]] = {}
-    for row in range(1, len(grid)):
-        present.setdefault(text_at(grid, row, sku_at).casefold(), []).append(row)
+    present = rows_by_sku(grid, sku_at)
     for key, values in writes.cells.items():
         if at[key] != sku_at:
             continue
