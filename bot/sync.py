@@ -58,7 +58,7 @@ from bot.i18n import _, log_time, set_language
 from bot.inventory import Row, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
-from bot.owed import Owed, locate, lost_text, owed_cells, rows_by_sku, text_at
+from bot.owed import Owed, locate, lost_text, owed_cells
 from bot.positions import (
     NARROW_MAX_ROWS,
     SKU_HEADERS,
@@ -99,7 +99,13 @@ from bot.sheet.layout import (
     sheet_language,
 )
 from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
-from bot.unchecked import held_before, moved_back, sku_cells_taken, staff_cells_taken
+from bot.unchecked import (
+    moved_back,
+    sku_cells_taken,
+    staff_cells_taken,
+    staff_cells_written,
+    stock_suspects,
+)
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
 
@@ -452,45 +458,11 @@ class Cycle:
                 self.ledger.add_suspects(back, owe=[c.to_json() for c in owed])
             self.ledger.columns_checked()
             return
-        found: dict[str, int | str | None] = {}
-        for key, values in writes.cells.items():
-            for index, value in values.items():
-                sku = writes.skus[index]
-                if key == "stock" and at[key] != now["stock"]:
-                    found.setdefault(sku, held.get(index))
-                elif key != "stock" and at[key] == now["stock"]:
-                    # Another column's write wins, as in `_check_landing` ("stock" comes first).
-                    found[sku] = value if isinstance(value, int | str) else None
+        found = stock_suspects(writes, at, now, held)
         sku_at = now["sku"]
         ours = {now[key] for key in WRITTEN}
-        undo: dict[int, dict[int, object]] = {}
-        named: dict[int, dict[int, object]] = {}
         renamed = sku_cells_taken(sheet.grid, now, at, writes, held, self._stock_baseline())
-        by_sku = rows_by_sku(sheet.grid, sku_at)
-        for key, values in writes.cells.items():
-            column = at[key]
-            if column in ours or column == sku_at:
-                continue  # the bot's own columns: Stock by the suspects, the others rewritten
-            text = cell_text(header[column]) if column < len(header) else ""
-            for index, value in values.items():
-                # Where the written row is now: found by its SKU (rows may have been sorted
-                # since), or where it was while its SKU cell holds a write (put back first).
-                found_at = by_sku.get(writes.skus[index].casefold(), [])
-                if index in renamed.rows:
-                    found_at = [index]
-                if len(found_at) != 1:
-                    continue  # deleted, or in several rows: nothing to check it against
-                row = found_at[0]
-                if text_at(sheet.grid, row, column) != cell_text(value):
-                    continue  # staff typed over it since
-                if not text:  # a column added meanwhile: it was blank
-                    undo.setdefault(index, {})[column] = None
-                elif (was := held_before(lines, index, text)) is not None:
-                    undo.setdefault(index, {})[column] = None if was[0] == "" else was[0]
-                else:
-                    named.setdefault(row, {})[column] = None
-        for row in renamed.named:
-            named.setdefault(row, {})[sku_at] = None
+        undo, named = staff_cells_written(sheet.grid, now, at, writes, lines, renamed)
         skus = [[line[sku_at]] if sku_at < len(line) else [] for line in sheet.grid]
         owed = renamed.owed + owed_cells(
             writes,

@@ -20,7 +20,15 @@ from bot.positions import WRITTEN, Writes
 from bot.rules import cell_text
 from bot.sheet.layout import header_key
 
-__all__ = ["Renamed", "held_before", "moved_back", "sku_cells_taken", "staff_cells_taken"]
+__all__ = [
+    "Renamed",
+    "held_before",
+    "moved_back",
+    "sku_cells_taken",
+    "staff_cells_taken",
+    "staff_cells_written",
+    "stock_suspects",
+]
 
 
 def held_before(lines: Mapping[str, Any], index: int, header: str) -> tuple[Any] | None:
@@ -226,3 +234,69 @@ def sku_cells_taken(
             out.owed.append(Owed("", index, cell_text(header[sku_at]), 0, sku, value, check))
             out.rows.add(index)
     return out
+
+
+def stock_suspects(
+    writes: Writes,
+    at: Mapping[str, int],
+    now: Mapping[str, int],
+    held: Mapping[int, int | None],
+) -> dict[str, int | str | None]:
+    """Columns moved since the commit wrote at the indexes `at`: the products whose Stock write
+    missed their Stock column (suspect with the Stock their cell held before, `held`), and
+    those whose Stock cell took another column's write (suspect with that value)."""
+    found: dict[str, int | str | None] = {}
+    for key, values in writes.cells.items():
+        for index, value in values.items():
+            sku = writes.skus[index]
+            if key == "stock" and at[key] != now["stock"]:
+                found.setdefault(sku, held.get(index))
+            elif key != "stock" and at[key] == now["stock"]:
+                # Another column's write wins, as in `_check_landing` ("stock" comes first).
+                found[sku] = value if isinstance(value, int | str) else None
+    return found
+
+
+def staff_cells_written(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    at: Mapping[str, int],
+    writes: Writes,
+    lines: Mapping[str, Any],
+    renamed: Renamed,
+) -> tuple[dict[int, dict[int, object]], dict[int, dict[int, object]]]:
+    """Columns moved since the commit wrote at the indexes `at`: the cells of other columns its
+    writes landed in and that still hold them, as (undo, named). `undo` (by the commit's row
+    index): what to put back, blank in a column added since, else what the commit's first read
+    held there (`lines`); `named` (by the row now): cells whose earlier value is not known,
+    for staff to check. Each written row is found by its SKU (rows may have been sorted since),
+    or where it was while its SKU cell holds a write (`renamed`, put back first)."""
+    header = grid[0] if grid else []
+    sku_at = now["sku"]
+    ours = {now[key] for key in WRITTEN}
+    by_sku = rows_by_sku(grid, sku_at)
+    undo: dict[int, dict[int, object]] = {}
+    named: dict[int, dict[int, object]] = {}
+    for key, values in writes.cells.items():
+        column = at[key]
+        if column in ours or column == sku_at:
+            continue  # the bot's own columns: Stock by the suspects, the others rewritten
+        text = cell_text(header[column]) if column < len(header) else ""
+        for index, value in values.items():
+            found_at = (
+                [index] if index in renamed.rows else by_sku.get(writes.skus[index].casefold(), [])
+            )
+            if len(found_at) != 1:
+                continue  # deleted, or in several rows: nothing to check it against
+            row = found_at[0]
+            if text_at(grid, row, column) != cell_text(value):
+                continue  # staff typed over it since
+            if not text:  # a column added meanwhile: it was blank
+                undo.setdefault(index, {})[column] = None
+            elif (was := held_before(lines, index, text)) is not None:
+                undo.setdefault(index, {})[column] = None if was[0] == "" else was[0]
+            else:
+                named.setdefault(row, {})[column] = None
+    for row in renamed.named:
+        named.setdefault(row, {})[sku_at] = None
+    return undo, named
