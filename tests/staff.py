@@ -346,3 +346,11 @@ def asdict_text(changes: Changes) -> str:
         if data[name] == empty:
             del data[name]
     return json.dumps(data, ensure_ascii=False)
+
+
+def meta_value(state: Path, key: str) -> str | None:
+    """A value of the state file's `meta` table, on a connection closed at once (an open one
+    keeps the file's WAL mapped until the cycle collector frees it)."""
+    with closing(sqlite3.connect(state)) as db:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])

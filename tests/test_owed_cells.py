@@ -12,7 +12,6 @@ in `tests.test_review_attacks_12`.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 from bot.errors import StockbotError
 from bot.ledger import Ledger
-from tests.staff import at_commit, dimension, put, rakuten_shop, row_number, stock
+from tests.staff import at_commit, dimension, meta_value, put, rakuten_shop, row_number, stock
 from tests.test_review_attacks_4 import _a_row_deleted_in_the_commit_and_the_repair_refused
 from tests.test_review_attacks_19 import MARKETS, MOVES, _applied, _open, _stores_off, _swap
 from tests.world import World, world
@@ -56,9 +55,8 @@ def _staff_cells(grid: list[list[Any]], head: list[Any]) -> list[list[Any]]:
 
 
 def _owed(w: World) -> Any:
-    with sqlite3.connect(w.env["STOCKBOT_STATE_PATH"]) as db:
-        row = db.execute("SELECT value FROM meta WHERE key='owed_cells'").fetchone()
-    return json.loads(row[0]) if row and row[0] else []
+    text = meta_value(Path(w.env["STOCKBOT_STATE_PATH"]), "owed_cells")
+    return json.loads(text) if text else []
 
 
 def _put_back_rows(w: World) -> list[str]:

@@ -98,6 +98,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ from bot.errors import StockbotError
 from bot.ledger import Changes, Ledger
 from bot.rules import CellError, parse_display, shown_quantity
 from bot.sync import Cycle
-from tests.staff import at_commit, dimension, put, row_number, stock
+from tests.staff import at_commit, dimension, meta_value, put, row_number, stock
 from tests.world import World, world
 
 MARKETS = ("rakuten", "yahoo")
@@ -537,18 +538,23 @@ def test_columns_moved_then_killed_then_moved_back_before_the_next_cycle(
     assert _stores_off(w) == {}
 
 
+def _sold_and_killed(w: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Any]:
+    """P-1 sells 2 and the bot is killed after the commit: the state file and its unchecked
+    record."""
+    w.markets["rakuten"].place_order([("P-1", 2)])
+    _killed(w, monkeypatch)
+    path = Path(w.env["STOCKBOT_STATE_PATH"])
+    return path, json.loads(meta_value(path, "unchecked") or "null")
+
+
 def test_killed_after_a_commit_whose_columns_did_not_move_changes_nothing(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No move: the kept column indexes match the headers; no repair, no request more than a
     cycle after a kill made before, and the record is dropped."""
     w = shop
-    w.markets["rakuten"].place_order([("P-1", 2)])
-    _killed(w, monkeypatch)
-    path = Path(w.env["STOCKBOT_STATE_PATH"])
-    with sqlite3.connect(path) as db:
-        (text,) = db.execute("SELECT value FROM meta WHERE key='unchecked'").fetchone()
-    assert json.loads(text)["at"] == {"sku": 0, "stock": 2, "shown": 8}
+    path, record = _sold_and_killed(w, monkeypatch)
+    assert record["at"] == {"sku": 0, "stock": 2, "shown": 8}
     errors = len(w.log("error"))
     report = w.sync()
     assert report.ok and report.repaired == []
@@ -566,13 +572,10 @@ def test_a_state_file_of_an_earlier_version_without_the_columns_with_a_kill(
     """The unchecked record rewritten as the version before the column indexes saved it (a
     list of 4-element entries): read as before, the kill's sale kept."""
     w = shop
-    w.markets["rakuten"].place_order([("P-1", 2)])
-    _killed(w, monkeypatch)
-    path = Path(w.env["STOCKBOT_STATE_PATH"])
-    with sqlite3.connect(path) as db:
-        (text,) = db.execute("SELECT value FROM meta WHERE key='unchecked'").fetchone()
-        rows = json.loads(text)["rows"]
-        assert [e[1:] for e in rows] == [["P-1", 8, 10]]
+    path, record = _sold_and_killed(w, monkeypatch)
+    rows = record["rows"]
+    assert [e[1:] for e in rows] == [["P-1", 8, 10]]
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE meta SET value=? WHERE key='unchecked'", (json.dumps(rows),))
     ledger = Ledger(path)
     assert [e[1:] for e in ledger.unchecked()] == [("P-1", 8, 10)]

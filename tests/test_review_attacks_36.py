@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,12 +134,18 @@ def test_case_twin_rows_say_and_land_the_same_on_the_bulk_and_search_paths(
 
 
 # -- 3. the service-account key ---------------------------------------------------------------
+def _one_tea_checked_key(w: World) -> Any:
+    """One product on Rakuten; the Sheets stand-in checks the bot's signed token requests."""
+    w.create_sheet([["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""]])
+    store = w.markets["rakuten"]
+    store.add_item("TEA-001", 0)
+    w.sheets.trust_key(json.loads(w.key_path.read_text()))
+    return store
+
+
 def test_a_key_file_deleted_under_an_open_bot_does_not_stop_its_cycles(tmp_path: Path) -> None:
     with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet([["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""]])
-        store = w.markets["rakuten"]
-        store.add_item("TEA-001", 0)
-        w.sheets.trust_key(json.loads(w.key_path.read_text()))
+        store = _one_tea_checked_key(w)
         w.time.offset += timedelta(seconds=150)
         with w.bot() as cycle:
             assert cycle.run().ok
@@ -153,10 +160,7 @@ def test_a_key_file_deleted_under_an_open_bot_does_not_stop_its_cycles(tmp_path:
 
 def test_a_rotated_key_file_is_read_by_the_next_sync(tmp_path: Path) -> None:
     with world(tmp_path, ("rakuten",)) as w:
-        w.create_sheet([["TEA-001", "Sencha", 10, "", "", "", "", "", "", ""]])
-        store = w.markets["rakuten"]
-        store.add_item("TEA-001", 0)
-        w.sheets.trust_key(json.loads(w.key_path.read_text()))
+        store = _one_tea_checked_key(w)
         assert w.sync().ok
         new = make_service_account_info(w.sheets.url + "/token")
         w.sheets.trust_key(new)  # the old key deleted in Google Cloud
