@@ -254,6 +254,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
+        self._held_skus: set[str] = set()  # folded SKUs of rows renamed by a bot value
         self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
@@ -271,7 +272,7 @@ class Cycle:
         held = self._put_back_owed(sheet, dry_run=dry_run)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if held:
-            _held_back(rows, held, sheet.first.columns)
+            self._held_skus = _held_back(rows, held, sheet.first.columns)
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
@@ -343,7 +344,7 @@ class Cycle:
                 report.refused[p.channel] = len(result.failed)
         self._report(sheet, tab, rows, plans, results, enabled, channel_rows, report, release)
 
-    def _put_back_owed(self, sheet: _Sheet, *, dry_run: bool) -> dict[int, set[int]]:
+    def _put_back_owed(self, sheet: _Sheet, *, dry_run: bool) -> dict[int, dict[int, object]]:
         """Put back the cells a failed repair still owed (`bot.owed`), where they are now.
 
         They are found in the cycle's first read, so a cycle that owes nothing sends no
@@ -352,9 +353,9 @@ class Cycle:
         cell that no longer holds the bot's value is left alone whatever happened. The first
         read is then made to show the cells as put back, for the rest of the cycle.
 
-        Returns the cells that still hold the bot's values (row index -> columns): a put-back
-        that failed, or a dry run, which writes nothing. Their rows are held back this cycle
-        (`_held_back`).
+        Returns the cells that still hold the bot's values (row index -> {column: the value
+        they should hold}): a put-back that failed, or a dry run, which writes nothing. Their
+        rows are held back this cycle (`_held_back`).
         """
         kept = self.ledger.owed_cells()
         if not kept:
@@ -362,7 +363,7 @@ class Cycle:
         owed = [Owed.from_json(entry) for entry in kept]
         tab = sheet.first
         put, still, lost = locate(owed, sheet.grid, tab.columns["sku"])
-        wrong = {index: set(cells) for index, cells in put.items()}
+        wrong = {index: dict(cells) for index, cells in put.items()}
         if dry_run:
             return wrong
         left = [cell.to_json() for cell in still]
@@ -1110,8 +1111,10 @@ class Cycle:
                 # row stays suspect until one row is left.
                 suspects = self.ledger.suspects()
                 if suspects:
-                    copied = {r.sku.casefold() for r in rows if r.duplicate}
-                    self.ledger.drop_suspects([s for s in suspects if s not in copied])
+                    # Nor does one whose row is held back under a bot value in its SKU cell
+                    # (`_held_back`): its Stock is set right once its SKU is put back.
+                    kept = {r.sku.casefold() for r in rows if r.duplicate} | self._held_skus
+                    self.ledger.drop_suspects([s for s in suspects if s not in kept])
                 return tab
             before = before or {
                 row.sku.casefold(): row.stock for row in rows if row.stock is not None
@@ -1349,27 +1352,39 @@ class Cycle:
 
 
 def _held_back(
-    rows: Sequence[Row], held: Mapping[int, set[int]], columns: Mapping[str, int | None]
-) -> None:
+    rows: Sequence[Row], held: Mapping[int, Mapping[int, object]], columns: Mapping[str, int | None]
+) -> set[str]:
     """Rows with a cell still holding a value the bot wrote there by mistake (`bot.owed`, not
-    put back yet): nothing is pushed for them, and no order is matched through a marketplace
-    column holding such a value, as for an unreadable item id (SPEC.md 4: not sure, push
-    nothing). Orders matched by the SKU are still applied."""
+    put back yet; `held`: row -> {column: what it should hold}): nothing is pushed for them,
+    and no order is matched through a marketplace column holding such a value, as for an
+    unreadable item id (SPEC.md 4: not sure, push nothing). Orders matched by the SKU are
+    still applied, unless the SKU cell itself holds such a value. Returns the SKUs (folded)
+    of the rows so renamed."""
     channel_at = {columns[ch]: ch for ch in CHANNEL_NAMES if columns.get(ch) is not None}
+    sku_at = columns.get("sku")
     problem = _(
         "a cell of this row still holds a value the bot wrote there by mistake and could not "
         "put back yet; nothing is pushed for this row until it is"
     )
+    renamed: set[str] = set()
     for row in rows:
         cells = held.get(row.index)
         if not cells:
             continue
         row.problems = (*row.problems, problem)
+        if sku_at is not None and sku_at in cells:
+            renamed.add(cell_text(cells[sku_at]).casefold())
+            # Its SKU cell holds the bot's value: the row is not the product it names, so no
+            # order matches it and its Stock is not written (review attacks 39: it took another
+            # listing's orders as product "8", and the Stock write then broke the put-back's
+            # check, so the row stayed renamed for good).
+            row.sku_unread = True
         wrong = [channel_at[c] for c in sorted(cells) if c in channel_at]
         if wrong:
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
+    return renamed
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:

@@ -22,7 +22,9 @@ alerts' files on a 2 MB tmpfs (`tests.test_review_attacks_24.small_disk`).
       matched to it and recorded applied, and the cycle's commit writes the row's Stock; the
       SKU cell's check (Stock "10", bot/owed.py:157-160, made at bot/unchecked.py:227) then
       fails, the cell is "lost", P-1 stays renamed "8" for good and its quantity is pushed to
-      listing "8" (48 -> 8): another product's stock overwritten, P-1 out of the sync.
+      listing "8" (48 -> 8): another product's stock overwritten, P-1 out of the sync. FIXED
+      the same day: a held row whose SKU cell holds the bot's value matches no order and gets
+      no Stock write (`sku_unread`), and its product's suspect is kept until the SKU is back.
    (Duplicate SKUs with owed cells: review 37 attack 3, not redone.)
 2. `Ledger.holds_pushes`, the prune skipped while no push state is kept: the pushes table
    emptied (as after a reset or restore) with a prune due, then a row deleted and a day
@@ -324,17 +326,6 @@ def test_a_shopify_push_with_stale_expectations_leaves_its_updates_as_given(
 
 
 # -- 1c. a SKU cell holding the bot's Stock, its put-back failing: orders matched by that SKU -
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (high): after a kill with the SKU column dragged onto Stock, P-1's SKU cell "
-    "holds the bot's 8 and its put-back fails; _held_back (bot/sync.py:1388-1409) only blanks "
-    "marketplace-column items, so the held row is product '8' that cycle: both Rakuten orders "
-    "of the unmanaged listing '8' (one waiting since before) are matched to it and recorded "
-    "applied, and the cycle's commit writes the row's Stock (10 -> 8). Next cycle the SKU "
-    "cell's check (Stock '10', bot/owed.py:157-160, from bot/unchecked.py:227) fails, so the "
-    "cell is 'lost': P-1 is renamed '8' for good and its 8 is pushed to Rakuten listing '8' "
-    "(48 -> 8, another product's stock overwritten), P-1 out of the sync",
-)
 def test_a_held_row_whose_sku_cell_holds_the_bots_value_takes_no_other_listings_orders(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
