@@ -100,11 +100,13 @@ from bot.sheet.layout import (
 )
 from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 from bot.unchecked import (
+    carries,
     moved_back,
     sku_cells_taken,
     staff_cells_taken,
     staff_cells_written,
     stock_suspects,
+    took_after_sort,
 )
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -457,7 +459,9 @@ class Cycle:
                     len(owed),
                 )
                 self.ledger.add_suspects(back, owe=[c.to_json() for c in owed])
-            self.ledger.columns_checked()
+            # Columns in place: its Shown and Status cells still tell which row took a Stock
+            # write after rows were sorted since (`_restore_suspects`, `took_after_sort`).
+            self.ledger.columns_checked(keep_cells=back is None)
             return
         found = stock_suspects(writes, at, now, held)
         sku_at = now["sku"]
@@ -548,20 +552,34 @@ class Cycle:
             # sorted since carry their own values, staff edits too.
             # A cell seen holding another product's write is that value whatever its own
             # write left (two written rows swapped: each holds the other's), so it wins.
+            # Rows sorted since leave another product at the index written to: the row that
+            # took the write is then looked for by the cells written with it (`took_after_sort`).
+            # A row there that lacks the Shown or Status written with the Stock did not take
+            # it, whatever its Stock (`carries`: a staff edit on a row sorted into that place).
             cols = sheet.first.columns
+            cells = self.ledger.unchecked_cells()
             own: dict[str, int | None] = {}
             took: dict[str, int] = {}
+            missed: dict[int, tuple[str, int]] = {}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold():
                     continue
-                landed = cell == value and baseline.get(now.casefold()) != value
+                landed = (
+                    cell == value
+                    and baseline.get(now.casefold()) != value
+                    and carries(line, cols, index, cells)
+                )
                 if landed or held is not None:  # None: a commit of an earlier version
                     own[meant] = held
                 if landed:
                     took[now] = value
+                else:
+                    missed[index] = (meant, value)
+            if missed and cells:
+                took |= took_after_sort(rows, missed, cells, baseline)
             found: dict[str, int | str | None] = {**own, **took}
             if found:
                 self.ledger.add_suspects(found)
