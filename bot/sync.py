@@ -55,7 +55,7 @@ from bot.config import CHANNEL_NAMES
 from bot.errors import SheetError, SheetStructureError, StockbotError, plain
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.i18n import _, log_time, set_language
-from bot.inventory import Row, parse_inventory
+from bot.inventory import NOT_SOLD, Row, item_key, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
 from bot.owed import Owed, locate, lost_text, owed_cells
@@ -256,7 +256,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
-        self._held_skus: set[str] = set()  # folded SKUs of rows renamed by a bot value
+        self._held = _Held()
         self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
@@ -274,7 +274,7 @@ class Cycle:
         held = self._put_back_owed(sheet, dry_run=dry_run)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if held:
-            self._held_skus = _held_back(rows, held, sheet.first.columns)
+            self._held = _held_back(rows, held, sheet.first.columns)
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
@@ -758,6 +758,7 @@ class Cycle:
                 self.ledger.lines,
                 self.ledger.unmatched_lines(),
                 owed=self._owed,
+                held=self._held.items,
             )
         )
 
@@ -1131,7 +1132,7 @@ class Cycle:
                 if suspects:
                     # Nor does one whose row is held back under a bot value in its SKU cell
                     # (`_held_back`): its Stock is set right once its SKU is put back.
-                    kept = {r.sku.casefold() for r in rows if r.duplicate} | self._held_skus
+                    kept = {r.sku.casefold() for r in rows if r.duplicate} | self._held.renamed
                     self.ledger.drop_suspects([s for s in suspects if s not in kept])
                 return tab
             before = before or {
@@ -1369,29 +1370,52 @@ class Cycle:
             self._check_landing(answer, sheet, tab, writes, rows, report)
 
 
+@dataclass
+class _Held:
+    """Rows held back this cycle (`_held_back`)."""
+
+    renamed: set[str] = field(default_factory=set)  # folded SKUs of rows renamed by a bot value
+    # channel -> item key -> (row number, SKU): what those rows list once put right
+    items: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
+
+
 def _held_back(
     rows: Sequence[Row], held: Mapping[int, Mapping[int, object]], columns: Mapping[str, int | None]
-) -> set[str]:
+) -> _Held:
     """Rows with a cell still holding a value the bot wrote there by mistake (`bot.owed`, not
     put back yet; `held`: row -> {column: what it should hold}): nothing is pushed for them,
     and no order is matched through a marketplace column holding such a value, as for an
     unreadable item id (SPEC.md 4: not sure, push nothing). Orders matched by the SKU are
     still applied, unless the SKU cell itself holds such a value. Returns the SKUs (folded)
-    of the rows so renamed."""
+    of the rows so renamed, and the items those rows list once put right (their orders
+    wait, and the Log says the row is held back: `plan`'s `held`)."""
     channel_at = {columns[ch]: ch for ch in CHANNEL_NAMES if columns.get(ch) is not None}
     sku_at = columns.get("sku")
     problem = _(
         "a cell of this row still holds a value the bot wrote there by mistake and could not "
         "put back yet; nothing is pushed for this row until it is"
     )
-    renamed: set[str] = set()
+    out = _Held()
     for row in rows:
         cells = held.get(row.index)
         if not cells:
             continue
         row.problems = (*row.problems, problem)
-        if sku_at is not None and sku_at in cells:
-            renamed.add(cell_text(cells[sku_at]).casefold())
+        sku_held = sku_at is not None and sku_at in cells
+        sku = cell_text(cells[sku_at]) if sku_at is not None and sku_held else row.sku
+        for channel in CHANNEL_NAMES:
+            at = columns.get(channel)
+            if at is not None and at in cells:
+                item: str | None = cell_text(cells[at]) or sku
+            elif sku_held:
+                item = row.item(channel) if channel in row.typed_items else sku
+            else:
+                continue  # its item there is as typed: matched as usual
+            if item and item != NOT_SOLD:
+                key = item_key(channel, item)
+                out.items.setdefault(channel, {})[key] = (row.index + 1, sku)
+        if sku_held:
+            out.renamed.add(sku.casefold())
             # Its SKU cell holds the bot's value: the row is not the product it names, so no
             # order matches it and its Stock is not written (review attacks 39: it took another
             # listing's orders as product "8", and the Stock write then broke the put-back's
@@ -1402,7 +1426,7 @@ def _held_back(
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
-    return renamed
+    return out
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:
