@@ -65,6 +65,8 @@ class _Sheet:
     by_sku: dict[str, Row]  # case-folded SKU -> its row (SKUs compare as duplicates do)
     copies: dict[str, list[Row]]  # folded SKU -> its rows, for a SKU held in several rows
     indexes: Mapping[str, Mapping[str, Row]]  # channel -> item key -> the row listing it
+    # channel -> item key -> (row number, SKU) of a row held back that lists it (`plan`'s `held`)
+    held: Mapping[str, Mapping[str, tuple[int, str]]] = field(default_factory=dict)
 
     def listing(self, channel: str, item: str) -> list[Row]:
         """Every row that names this item on `channel`, whether it can take orders or not."""
@@ -80,6 +82,7 @@ def plan(
     lookup: LineLookup,
     pending_lines: Sequence[LineState],
     owed: Mapping[str, Collection[str]] | None = None,
+    held: Mapping[str, Mapping[str, tuple[int, str]]] | None = None,
 ) -> Plan:
     """Decide the cycle's Stock changes, Log events and ledger changes.
 
@@ -92,6 +95,9 @@ def plan(
     kept but computed from its components' Stock after every line of the cycle (`_set_stocks`).
     An order placed before its channel's clean start is taken as counted in Stock, unless
     `owed` (channel -> order ids, `bot.unread`) names it: seen before a reset, never applied.
+    `held` (channel -> item key -> row number and SKU): items of rows held back this cycle
+    (a cell still holds a value the bot wrote there by mistake), which list no item meanwhile:
+    a line for one waits, and its Log row says the row is held back, not that no row lists it.
     """
     result = Plan()
     # SKUs ignore case: a baseline kept under another case of the SKU counts, if only one is.
@@ -172,7 +178,7 @@ def plan(
         if before != row.stock:
             result.changes.stock[row.sku] = row.stock
         current[row.sku] = row.stock
-    sheet = _Sheet(rows, by_sku, copies, indexes)
+    sheet = _Sheet(rows, by_sku, copies, indexes, held or {})
 
     for state in work:
         _apply_line(state, sheet, current, result)
@@ -261,6 +267,15 @@ def _why_held(state: LineState, sheet: _Sheet, row: Row | None) -> tuple[str, st
         return (
             _("the SKU in row {row} cannot be read").format(row=listing[0].index + 1),
             _("it is fixed"),
+        )
+    held = sheet.held.get(state.channel, {}).get(item_key(state.channel, state.item))
+    if held is not None and not listing:
+        return (
+            _(
+                "row {row} ({sku}) lists {item} but is held back while a cell of it still "
+                "holds a value the bot wrote there by mistake"
+            ).format(row=held[0], sku=held[1], item=what),
+            _("that cell is put right"),
         )
     if state.sku is not None:
         return (

@@ -483,13 +483,30 @@ class Ledger:
         cells = {str(k): list(v) for k, v in data.get("cells", {}).items()}
         return at, cells, dict(data.get("lines") or {})
 
-    def columns_checked(self) -> None:
-        """The columns of the unchecked commit were looked at: keep its Stock rows only."""
+    def columns_checked(self, *, keep_cells: bool = False) -> None:
+        """The columns of the unchecked commit were looked at: keep its Stock rows, and with
+        `keep_cells` (its columns found in place) its Shown and Status cells, by which a row
+        that took a Stock write can be told after rows were sorted (`unchecked_cells`)."""
         text = self.get_meta("unchecked")
         data = json.loads(text) if text else None
         if isinstance(data, dict):
             rows = data.get("rows", [])
-            self.set_meta("unchecked", json.dumps(rows, ensure_ascii=False) if rows else "")
+            cells = data.get("cells") if keep_cells else None
+            record: Any = {"rows": rows, "cells": cells} if rows and cells else rows
+            self.set_meta("unchecked", json.dumps(record, ensure_ascii=False) if rows else "")
+
+    def unchecked_cells(self) -> dict[str, dict[int, object]]:
+        """The Shown and Status cells the unchecked commit wrote, {key: {row index: value}}, as
+        `columns_checked` kept them; empty when not kept (columns moved, a commit of more than
+        `NARROW_MAX_ROWS` rows, or of an earlier version)."""
+        text = self.get_meta("unchecked")
+        data = json.loads(text) if text else None
+        if not isinstance(data, dict):
+            return {}
+        return {
+            str(key): {int(e[0]): e[2] for e in entries}
+            for key, entries in (data.get("cells") or {}).items()
+        }
 
     def suspects(self) -> dict[str, int | str | None]:
         """Case-folded SKUs whose Stock cell may hold a value the bot wrote into a wrong row,

@@ -55,7 +55,7 @@ from bot.config import CHANNEL_NAMES
 from bot.errors import SheetError, SheetStructureError, StockbotError, plain
 from bot.handover import COMMIT_TRIES, Handover, Marker, Prepared
 from bot.i18n import _, log_time, set_language
-from bot.inventory import Row, parse_inventory
+from bot.inventory import NOT_SOLD, Row, item_key, parse_inventory
 from bot.lease import Lease, metadata_values
 from bot.ledger import Changes, Ledger, disk_failure
 from bot.owed import Owed, locate, lost_text, owed_cells
@@ -100,11 +100,13 @@ from bot.sheet.layout import (
 )
 from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 from bot.unchecked import (
+    carries,
     moved_back,
     sku_cells_taken,
     staff_cells_taken,
     staff_cells_written,
     stock_suspects,
+    took_after_sort,
 )
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -254,7 +256,7 @@ class Cycle:
 
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
-        self._held_skus: set[str] = set()  # folded SKUs of rows renamed by a bot value
+        self._held = _Held()
         self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
@@ -272,7 +274,7 @@ class Cycle:
         held = self._put_back_owed(sheet, dry_run=dry_run)
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if held:
-            self._held_skus = _held_back(rows, held, sheet.first.columns)
+            self._held = _held_back(rows, held, sheet.first.columns)
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
@@ -457,7 +459,9 @@ class Cycle:
                     len(owed),
                 )
                 self.ledger.add_suspects(back, owe=[c.to_json() for c in owed])
-            self.ledger.columns_checked()
+            # Columns in place: its Shown and Status cells still tell which row took a Stock
+            # write after rows were sorted since (`_restore_suspects`, `took_after_sort`).
+            self.ledger.columns_checked(keep_cells=back is None)
             return
         found = stock_suspects(writes, at, now, held)
         sku_at = now["sku"]
@@ -548,20 +552,34 @@ class Cycle:
             # sorted since carry their own values, staff edits too.
             # A cell seen holding another product's write is that value whatever its own
             # write left (two written rows swapped: each holds the other's), so it wins.
+            # Rows sorted since leave another product at the index written to: the row that
+            # took the write is then looked for by the cells written with it (`took_after_sort`).
+            # A row there that lacks the Shown or Status written with the Stock did not take
+            # it, whatever its Stock (`carries`: a staff edit on a row sorted into that place).
             cols = sheet.first.columns
+            cells = self.ledger.unchecked_cells()
             own: dict[str, int | None] = {}
             took: dict[str, int] = {}
+            missed: dict[int, tuple[str, int]] = {}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold():
                     continue
-                landed = cell == value and baseline.get(now.casefold()) != value
+                landed = (
+                    cell == value
+                    and baseline.get(now.casefold()) != value
+                    and carries(line, cols, index, cells)
+                )
                 if landed or held is not None:  # None: a commit of an earlier version
                     own[meant] = held
                 if landed:
                     took[now] = value
+                else:
+                    missed[index] = (meant, value)
+            if missed and cells:
+                took |= took_after_sort(rows, missed, cells, baseline)
             found: dict[str, int | str | None] = {**own, **took}
             if found:
                 self.ledger.add_suspects(found)
@@ -740,6 +758,7 @@ class Cycle:
                 self.ledger.lines,
                 self.ledger.unmatched_lines(),
                 owed=self._owed,
+                held=self._held.items,
             )
         )
 
@@ -1113,7 +1132,7 @@ class Cycle:
                 if suspects:
                     # Nor does one whose row is held back under a bot value in its SKU cell
                     # (`_held_back`): its Stock is set right once its SKU is put back.
-                    kept = {r.sku.casefold() for r in rows if r.duplicate} | self._held_skus
+                    kept = {r.sku.casefold() for r in rows if r.duplicate} | self._held.renamed
                     self.ledger.drop_suspects([s for s in suspects if s not in kept])
                 return tab
             before = before or {
@@ -1351,29 +1370,52 @@ class Cycle:
             self._check_landing(answer, sheet, tab, writes, rows, report)
 
 
+@dataclass
+class _Held:
+    """Rows held back this cycle (`_held_back`)."""
+
+    renamed: set[str] = field(default_factory=set)  # folded SKUs of rows renamed by a bot value
+    # channel -> item key -> (row number, SKU): what those rows list once put right
+    items: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
+
+
 def _held_back(
     rows: Sequence[Row], held: Mapping[int, Mapping[int, object]], columns: Mapping[str, int | None]
-) -> set[str]:
+) -> _Held:
     """Rows with a cell still holding a value the bot wrote there by mistake (`bot.owed`, not
     put back yet; `held`: row -> {column: what it should hold}): nothing is pushed for them,
     and no order is matched through a marketplace column holding such a value, as for an
     unreadable item id (SPEC.md 4: not sure, push nothing). Orders matched by the SKU are
     still applied, unless the SKU cell itself holds such a value. Returns the SKUs (folded)
-    of the rows so renamed."""
+    of the rows so renamed, and the items those rows list once put right (their orders
+    wait, and the Log says the row is held back: `plan`'s `held`)."""
     channel_at = {columns[ch]: ch for ch in CHANNEL_NAMES if columns.get(ch) is not None}
     sku_at = columns.get("sku")
     problem = _(
         "a cell of this row still holds a value the bot wrote there by mistake and could not "
         "put back yet; nothing is pushed for this row until it is"
     )
-    renamed: set[str] = set()
+    out = _Held()
     for row in rows:
         cells = held.get(row.index)
         if not cells:
             continue
         row.problems = (*row.problems, problem)
-        if sku_at is not None and sku_at in cells:
-            renamed.add(cell_text(cells[sku_at]).casefold())
+        sku_held = sku_at is not None and sku_at in cells
+        sku = cell_text(cells[sku_at]) if sku_at is not None and sku_held else row.sku
+        for channel in CHANNEL_NAMES:
+            at = columns.get(channel)
+            if at is not None and at in cells:
+                item: str | None = cell_text(cells[at]) or sku
+            elif sku_held:
+                item = row.item(channel) if channel in row.typed_items else sku
+            else:
+                continue  # its item there is as typed: matched as usual
+            if item and item != NOT_SOLD:
+                key = item_key(channel, item)
+                out.items.setdefault(channel, {})[key] = (row.index + 1, sku)
+        if sku_held:
+            out.renamed.add(sku.casefold())
             # Its SKU cell holds the bot's value: the row is not the product it names, so no
             # order matches it and its Stock is not written (review attacks 39: it took another
             # listing's orders as product "8", and the Stock write then broke the put-back's
@@ -1384,7 +1426,7 @@ def _held_back(
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
-    return renamed
+    return out
 
 
 def _cell_names(cells: Mapping[int, Mapping[int, object]]) -> str:

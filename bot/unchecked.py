@@ -15,19 +15,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.inventory import Row
 from bot.owed import Owed, rows_by_sku, text_at
 from bot.positions import WRITTEN, Writes
-from bot.rules import cell_text
+from bot.rules import cell_text, shown_quantity
 from bot.sheet.layout import header_key
 
 __all__ = [
     "Renamed",
+    "carries",
     "held_before",
     "moved_back",
     "sku_cells_taken",
     "staff_cells_taken",
     "staff_cells_written",
     "stock_suspects",
+    "took_after_sort",
 ]
 
 
@@ -300,3 +303,75 @@ def staff_cells_written(
     for row in renamed.named:
         named.setdefault(row, {})[sku_at] = None
     return undo, named
+
+
+def carries(
+    line: Sequence[Any],
+    columns: Mapping[str, int],
+    index: int,
+    cells: Mapping[str, Mapping[int, object]],
+) -> bool:
+    """Whether a row's `line` holds the Shown and Status cells an unchecked commit wrote at row
+    `index` (`cells`, kept with its columns found in place; True for those not kept). Nobody
+    else writes them, so a row without them did not take that commit's writes at `index`."""
+    for key in ("shown", "status"):
+        value = cells.get(key, {}).get(index)
+        if value is None or key not in columns:
+            continue
+        at = columns[key]
+        if cell_text(line[at] if at < len(line) else "") != cell_text(value):
+            return False
+    return True
+
+
+def took_after_sort(
+    rows: Sequence[Row],
+    missed: Mapping[int, tuple[str, int]],
+    cells: Mapping[str, Mapping[int, object]],
+    baseline: Mapping[str, int],
+) -> dict[str, int]:
+    """The products whose rows took an unchecked commit's Stock writes, found by SKU after
+    rows were sorted since: {SKU: the value written}.
+
+    `missed`: row index -> (the product meant, the Stock written) for the writes whose row
+    holds another product now that did not take them (rows sorted since the commit's
+    instant). A row carries the cells written to it wherever it moves: the one that took the
+    write at `index` holds that Stock, which its own baseline (`baseline`, case-folded) is not,
+    and the Shown (and Status, if one was written) the commit wrote at `index` (`cells`, its
+    columns found in place), a Shown its own Stock and Display would not show. A staff edit
+    leaves the Shown the bot wrote for the row, so a Stock typed since is not taken for the
+    write. Found only when exactly one row fits; a write with no Shown written beside it
+    (the row's Shown did not change) cannot be told from a staff edit, and is left as one.
+    """
+    shown_at, status_at = cells.get("shown", {}), cells.get("status", {})
+    wanted = {
+        (value, cell_text(shown_at[index]))
+        for index, (_meant, value) in missed.items()
+        if isinstance(shown_at.get(index), int)
+    }
+    if not wanted:
+        return {}
+    fits: dict[tuple[int, str], list[Row]] = {}
+    for row in rows:
+        if row.stock is None or not row.matchable or row.is_set:
+            continue
+        key = (row.stock, cell_text(row.shown_cell))
+        was = baseline.get(row.sku.casefold())
+        if key not in wanted or was is None or was == row.stock:
+            continue
+        if row.display is not None and cell_text(shown_quantity(was, row.display)) == key[1]:
+            continue  # the Shown its own Stock shows: nothing tells the write from an edit
+        fits.setdefault(key, []).append(row)
+    found: dict[str, int] = {}
+    for index, (meant, value) in missed.items():
+        shown = shown_at.get(index)
+        status = status_at.get(index)
+        rows_found = [
+            row
+            for row in fits.get((value, cell_text(shown)), [])
+            if row.sku.casefold() != meant.casefold()
+            and (status is None or cell_text(row.status_cell) == cell_text(status))
+        ]
+        if isinstance(shown, int) and len(rows_found) == 1:
+            found[rows_found[0].sku] = value
+    return found

@@ -15,8 +15,7 @@ Attacks, change 1 (unchecked writes with their before value):
 2. The row that took the misplaced write already held that very value (its own Stock equals
    the value written, so equals its baseline). BROKE (older than 88e1f3b), FIXED.
 3. Staff recount the row that took the misplaced write, after the kill. BROKE (older), FIXED.
-4. Staff sort the rows again after the kill, before the next cycle. BROKE (older); half
-   fixed (the product meant keeps its sale), the rest still broken.
+4. Staff sort the rows again after the kill, before the next cycle. BROKE (older), FIXED.
 5. A row deleted after the kill: the product meant (HELD) / the row that took its write
    (BROKE, older), FIXED.
 6. The product meant copied into a second row after the kill (duplicates), then the copy
@@ -83,11 +82,17 @@ Fixed after this review (plain tests now; each failed before the fix):
   inserted column cleared, the moved-back case, the lines not kept, a kill with no move (no
   repair, no request more), and state files of the version before (unchecked entries as a
   plain list; a pending row without the new fields).
-
-Still broken (xfail(strict=True) below):
-- 4: P-1's own cell is found by its `before` now (its sale kept), but the row that took its 8 is
-  known only by the row index written to, which after the sort holds another product: P-5
-  keeps P-1's 8 as an invented `manual` 10 -> 8.
+- 4: P-1's own cell was found by its `before` (its sale kept), but the row that took its 8
+  was known only by the row index written to, which after the sort held another product: P-5
+  kept P-1's 8 as an invented `manual` 10 -> 8. Now, with the commit's columns found in place,
+  the Shown and Status cells it wrote (`Changes.written_cells`, kept past the column check by
+  `Ledger.columns_checked`) tell the row: a row at the index written to that lacks them did
+  not take the write (`bot.unchecked.carries`: a staff edit sorted into that place is kept),
+  and the one row elsewhere holding the Stock and Shown written there, a Shown its own Stock
+  would not show, did (`took_after_sort`). Added: the receiving row recounted after the sort,
+  another product typed the value written, two sold rows swapped then sorted. A write with no
+  Shown beside it (the Shown did not change, e.g. a fixed Display) still cannot be told from a
+  staff edit after a sort, and is left as one.
 
 Not attacked: set products (a set row's Stock is recomputed every cycle, whatever is
 restored), Amazon and Shopify adapters, the Japanese sheet.
@@ -261,12 +266,6 @@ def test_killed_then_staff_recount_the_row_that_took_the_write(
     _settle(w, {"P-1": 8, "P-5": 12}, [("P-5", 10, 12)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=OLDER + "P-1's own cell is found by its saved before value now (its sale kept), but "
-    "the row that took its 8 is known only by the row index written to, which after the sort "
-    "holds another product: P-5 keeps P-1's 8 as an invented manual 10 -> 8",
-)
 def test_killed_then_rows_sorted_before_the_next_cycle(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,6 +273,39 @@ def test_killed_then_rows_sorted_before_the_next_cycle(
     _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
     _put_order(w, SKUS[::-1])
     _settle(w, {"P-1": 8})
+
+
+def test_killed_then_rows_sorted_and_the_receiving_row_recounted(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _put_order(w, SKUS[::-1])
+    put(w, "P-5", "Stock", 12)
+    _settle(w, {"P-1": 8, "P-5": 12}, [("P-5", 10, 12)])
+
+
+def test_killed_then_rows_sorted_and_another_product_typed_the_value_written(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """P-6 recounted to 8, P-1's write: its Shown is still its own, so it is the staff's edit;
+    P-5, which took the write and carries its Shown, is set back."""
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _put_order(w, SKUS[::-1])
+    put(w, "P-6", "Stock", 8)
+    _settle(w, {"P-1": 8, "P-6": 8}, [("P-6", 10, 8)])
+
+
+def test_killed_after_two_sold_rows_swapped_then_rows_sorted(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each row took the other's write: both are set back, no `manual`."""
+    w = shop
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2, "P-2": 3}, [("P-1", "P-2")])
+    assert {s: stock(w)[s] for s in ("P-1", "P-2")} == {"P-1": 7, "P-2": 8}
+    _put_order(w, SKUS[::-1])
+    _settle(w, {"P-1": 8, "P-2": 7}, applied={"P-1": [-2], "P-2": [-3]})
 
 
 @pytest.mark.parametrize("deleted", ["meant", "receiving"])

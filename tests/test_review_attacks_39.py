@@ -8,10 +8,14 @@ alerts' files on a 2 MB tmpfs (`tests.test_review_attacks_24.small_disk`).
 1. `Cycle._held_back`, rows held while a put-back fails:
    a. Orders on the held channel during the held cycle (P-1 and P-3 through their Rakuten id
       holding the bot's Shown, P-2 through its Yahoo id holding a Status text): HELD, each
-      applied once later, stores right. BROKE (low, strict xfail): the Log says "no Inventory
-      row lists rakuten item p-1:P-1 ... applied once a row lists it" while row P-1 is there
-      (the held row's item is blanked, bot/sync.py:1388-1409, and the planner reports the line
-      with the unmatched-item text); staff told to add a row may copy P-1.
+      applied once later, stores right. BROKE (low): the Log said "no Inventory row lists
+      rakuten item p-1:P-1 ... applied once a row lists it" while row P-1 is there (the held
+      row's item is blanked by `_held_back`, and the planner reported the line with the
+      unmatched-item text); staff told to add a row may copy P-1. FIXED: `_held_back` also
+      returns the items the held rows list once put right, and `plan`'s `held` makes the line's
+      Log row say "row 3 (P-1) lists rakuten item p-1:P-1 but is held back while a cell of it
+      still holds a value the bot wrote there by mistake ... applied once that cell is put
+      right" (also for a row held under the bot's value in its SKU cell, named by its SKU).
    b. A set whose own Rakuten id took the bot's Shown (Display -1), put-back failing, a
       Rakuten order for the set and a Yahoo order for a component: HELD (components counted
       once, set and components right on both stores).
@@ -146,13 +150,6 @@ def test_an_order_on_a_held_rows_channel_is_applied_once_later(shop: World) -> N
     assert _stores_off(w) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (low): an order on a held row's channel is logged as 'no Inventory row lists "
-    "rakuten item p-1:P-1 ... applied once a row lists it' while row P-1 is there; "
-    "_held_back (bot/sync.py:1388-1409) blanks the item, so the planner reports the line as "
-    "unmatched with the unmatched-item text; staff told to add a row may copy P-1 (a duplicate)",
-)
 def test_an_order_on_a_held_row_is_not_said_to_match_no_row(shop: World) -> None:
     w = shop
     _failed_repair(w)
@@ -162,6 +159,57 @@ def test_an_order_on_a_held_row_is_not_said_to_match_no_row(shop: World) -> None
     w.sync()
     said = [str(e["Detail"]) for e in w.log("error") if "no Inventory row lists" in e["Detail"]]
     assert said == []
+
+
+def _waiting(w: World) -> list[tuple[str, str]]:
+    """The Log's `error` rows of order lines held, as (channel, what they say before ':')."""
+    return [
+        (str(e["Channel"]), str(e["Detail"]).split(": this order line")[0])
+        for e in w.log("error")
+        if "this order line" in str(e["Detail"])
+    ]
+
+
+def test_an_order_on_a_held_row_is_said_to_wait_until_the_row_is_put_right(shop: World) -> None:
+    w = shop
+    _failed_repair(w)
+    _network_back(w)
+    w.sheets.fail(503, times=3, match=":batchUpdate")
+    w.markets["rakuten"].place_order([("P-1", 3)])
+    w.markets["yahoo"].place_order([("P-2", 1)])
+    w.sync()
+    held = "but is held back while a cell of it still holds a value the bot wrote there by mistake"
+    assert _waiting(w) == [
+        ("rakuten", f"row {row_number(w, 'P-1') + 1} (P-1) lists rakuten item p-1:P-1 {held}"),
+        ("yahoo", f"row {row_number(w, 'P-2') + 1} (P-2) lists yahoo item P-2 {held}"),
+    ]
+    assert all(d.endswith("applied once that cell is put right") for d in _details(w))
+    assert w.sync().ok
+    assert _applied(w, "P-1") == [-2, -3]
+    assert _applied(w, "P-2") == [-1]
+    assert len(_waiting(w)) == 2  # said once
+
+
+def test_an_order_on_a_row_held_under_the_bots_value_in_its_sku_cell_names_its_sku(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    w.markets["rakuten"].place_order([("P-1", 2)])
+    at_commit(w, lambda: _move_column(w, 0, 2))  # Name A, Stock B, SKU C: P-1's 8 lands in C
+    _killed(w, monkeypatch)
+    w.sheets.fail(503, times=3, match=":batchUpdate")  # the put-back's three tries
+    w.markets["rakuten"].place_order([("P-1", 1)])
+    w.sync()
+    held = "but is held back while a cell of it still holds a value the bot wrote there by mistake"
+    assert _waiting(w) == [("rakuten", f"row 3 (P-1) lists rakuten item p-1:P-1 {held}")]
+    assert w.sync().ok
+    assert w.sync().ok
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 7}
+    assert _applied(w, "P-1") == [-2, -1]
+
+
+def _details(w: World) -> list[str]:
+    return [str(e["Detail"]) for e in w.log("error") if "this order line" in str(e["Detail"])]
 
 
 # -- 1b. a set whose own marketplace id took the bot's Shown, then held back -----------------
