@@ -227,7 +227,9 @@ class Changes:
     written_cells: dict[str, list[list[Any]]] = field(default_factory=dict)
     # And, for a commit of a few rows, what the cycle's first read held in them ({"header": row
     # 1, "rows": [[row index, the product's line]]}): what a staff column held before a write
-    # that landed there (`Cycle._columns_after_stop`). Empty: not kept.
+    # that landed there (`Cycle._columns_after_stop`); with "unread": [[SKU, Stock, Shown]] of
+    # the products whose Stock could not be read, while few (absent when none, and in the
+    # records of earlier versions). Empty: not kept.
     written_lines: dict[str, Any] = field(default_factory=dict)
     refusals_logged: list[list[str]] = field(default_factory=list)  # [channel, item]
     # The cells a failed repair still owes once this commit landed (`bot.owed`, as JSON

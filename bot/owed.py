@@ -27,6 +27,10 @@ named by position (row "" and `below`: its row index, where rows stay when only 
 with a `check`, a cell of that row (by header) that must still hold what the state file
 expects there; it is put back, before any other owed cell is looked for, only while the SKU
 cell holds exactly the bot's value and the check holds (else it is said in the Log).
+Such a commit's Stock write that landed on the row of a product whose Stock cannot be read
+(rows moved in its instant) owes that row's Stock and Shown back as staff left them (kept with
+`written_lines`, `bot.unchecked.unread_cells_taken`): the state file has no Stock for it to set
+back. While owed, that row has no Stock (`sync._held_back`).
 """
 
 from __future__ import annotations

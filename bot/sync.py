@@ -107,6 +107,7 @@ from bot.unchecked import (
     staff_cells_written,
     stock_suspects,
     took_after_sort,
+    unread_cells_taken,
 )
 
 __all__ = ["Cycle", "CycleReport", "PushPlan"]
@@ -257,6 +258,7 @@ class Cycle:
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
         self._held = _Held()
+        self._stock_held: set[str] = set()  # folded SKUs of rows whose Stock holds a bot value
         self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
@@ -275,6 +277,8 @@ class Cycle:
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if held:
             self._held = _held_back(rows, held, sheet.first.columns)
+            stock_at = sheet.first.columns["stock"]
+            self._stock_held = {r.sku.casefold() for r in rows if stock_at in held.get(r.index, {})}
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
@@ -431,7 +435,11 @@ class Cycle:
         position, with a check (`sku_cells_taken`).
 
         Columns moved back before this cycle show the same headers: then the commit's own Shown
-        and Status cells tell (`moved_back`, `staff_cells_taken`).
+        and Status cells tell (`moved_back`, `staff_cells_taken`). With the columns where it
+        wrote, a row moved in its instant that took its writes, of a product whose Stock could
+        not be read, owes its Stock and Shown back as staff left them (`unread_cells_taken`):
+        set back from the state file instead, the cell staff are to fix would be lost and the
+        state file's older Stock pushed.
         """
         record = self.ledger.unchecked_columns()
         if record is None:
@@ -448,6 +456,14 @@ class Cycle:
         header = sheet.grid[0] if sheet.grid else []
         now = sheet.first.columns
         if not moved_columns(header, at, at):
+            taken = unread_cells_taken(sheet.grid, now, writes, lines)
+            if taken:
+                log.warning(
+                    "a commit the bot stopped after wrote to rows moved in its instant; %d cells "
+                    "of products whose Stock cannot be read are owed back as staff left them",
+                    len(taken),
+                )
+                self.ledger.owe([c.to_json() for c in taken])
             back = moved_back(sheet.grid, now, writes, held, self._stock_baseline())
             if back is not None:
                 owed = staff_cells_taken(sheet.grid, now, at, writes, lines)
@@ -825,7 +841,12 @@ class Cycle:
             written = writes.checked_first() if rows is first_rows else None
             try:
                 again = reread(
-                    self.sheet, tab, first_rows, keep=self._restored, basis=basis, written=written
+                    self.sheet,
+                    tab,
+                    first_rows,
+                    keep={*self._restored, *self._stock_held},
+                    basis=basis,
+                    written=written,
                 )
             except StockbotError:
                 self.handover.discard(prepared)
@@ -963,6 +984,12 @@ class Cycle:
                         if sku.casefold() in sheet.index
                     ],
                 }
+                # And the Stock and Shown cells of the products whose Stock cannot be read, as
+                # staff left them (while as few): the state file's Stock for them is older, so
+                # a write landing there is put back to these (`unread_cells_taken`).
+                unread = _unread_cells(sheet, rows)
+                if unread and len(unread) <= NARROW_MAX_ROWS:
+                    changes.written_lines["unread"] = unread
         # A full Log tab is renamed and a new one started in this same atomic write, so no
         # Log row can be lost or doubled across the rollover (bot.rollover).
         roll = sheet.rollover
@@ -1390,7 +1417,7 @@ def _held_back(
     of the rows so renamed, and the items those rows list once put right (their orders
     wait, and the Log says the row is held back: `plan`'s `held`)."""
     channel_at = {columns[ch]: ch for ch in CHANNEL_NAMES if columns.get(ch) is not None}
-    sku_at = columns.get("sku")
+    sku_at, stock_at = columns.get("sku"), columns.get("stock")
     problem = _(
         "a cell of this row still holds a value the bot wrote there by mistake and could not "
         "put back yet; nothing is pushed for this row until it is"
@@ -1421,11 +1448,30 @@ def _held_back(
             # listing's orders as product "8", and the Stock write then broke the put-back's
             # check, so the row stayed renamed for good).
             row.sku_unread = True
+        if stock_at is not None and stock_at in cells:
+            # Its Stock cell holds another product's write (`unread_cells_taken`): no Stock of
+            # its own, so nothing is applied to it, taken for an edit or set back from the state.
+            row.stock = None
         wrong = [channel_at[c] for c in sorted(cells) if c in channel_at]
         if wrong:
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
+    return out
+
+
+def _unread_cells(sheet: _Sheet, rows: Sequence[Row]) -> list[list[Any]]:
+    """[SKU, Stock, Shown] as first read, of the product rows whose Stock cannot be read."""
+    stock_at, shown_at = sheet.first.columns["stock"], sheet.first.columns["shown"]
+    out: list[list[Any]] = []
+    for row in rows:
+        if row.stock is not None or row.is_set or not row.matchable:
+            continue
+        at = sheet.index.get(row.sku.casefold())
+        line = sheet.grid[at] if at is not None else []
+        if line:
+            cells = [line[c] if c < len(line) else "" for c in (stock_at, shown_at)]
+            out.append([row.sku, *cells])
     return out
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "staff_cells_written",
     "stock_suspects",
     "took_after_sort",
+    "unread_cells_taken",
 ]
 
 
@@ -258,6 +259,42 @@ def stock_suspects(
                 # Another column's write wins, as in `_check_landing` ("stock" comes first).
                 found[sku] = value if isinstance(value, int | str) else None
     return found
+
+
+def unread_cells_taken(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    writes: Writes,
+    lines: Mapping[str, Any],
+) -> list[Owed]:
+    """Rows moved in an unchecked commit's instant (its columns where it wrote) whose product's
+    Stock its first read could not read: their Stock and Shown cells that hold another
+    product's write, owed back as staff left them (`written_lines["unread"]`: [SKU, Stock,
+    Shown]).
+
+    The state file's Stock for such a product is from before the unreadable value was typed:
+    set back to it (a suspect), the cell staff left would be lost and that Stock pushed
+    (review attacks 20). Put back, the row stays reported and nothing is pushed for it. Its
+    Shown too: no cycle writes Shown for a row that cannot be pushed. Not kept: nothing owed.
+    """
+    left = {str(entry[0]).casefold(): entry[1:] for entry in lines.get("unread", [])}
+    owed: list[Owed] = []
+    for index, meant in writes.skus.items():
+        sku = text_at(grid, index, now["sku"])
+        was = left.get(sku.casefold()) if sku else None
+        if was is None or sku.casefold() == meant.casefold():
+            continue  # not a row of such a product, or the writes' own row
+        for key, before in zip(("stock", "shown"), was, strict=False):
+            values = writes.cells.get(key, {})
+            column = now[key]
+            text = text_at(grid, index, column)
+            if index not in values or not text or text != cell_text(values[index]):
+                continue  # no write of that column here, or staff typed over it since
+            if text != cell_text(before):
+                back = None if before == "" else before
+                header = text_at(grid, 0, column)
+                owed.append(Owed(sku, 0, header, 0, back, grid[index][column]))
+    return owed
 
 
 def staff_cells_written(
