@@ -248,6 +248,37 @@ and Shopify's bodies. `sync`, first cycle: 7.73 and 8.05 s -> 5.72 and 6.08 s, p
 275-276 -> 285-286 MB. Tried and dropped: orjson for the commit body (0.29 -> 0.03 s) raised
 that peak to 307-313 MB in every run (bisected to it alone, four alternating runs; the body by
 itself is freed as fast either way in a small test, so the cause was not found).
+
+Twelfth round (2026-12-01, the fourth session that day; no cut in the bot). A faster machine:
+one small httpx call 0.26 ms of CPU (0.84-1.08 ms on 2026-11-30's), the bot imported in 0.29 s.
+The same code as the eleventh round measured, as `sync`: 10,000 SKUs 0.69 s first cycle, 0.76 s
+with 500 lines; 100,000 SKUs 3.95 s and 1.69 s; `run` cycles 0.26 / 0.41 / quiet 0.09 s and
+3.50 / 1.36 / 0.94 s; peaks 93, 86, 290, 178 MB. py-spy (--gil, 250 Hz) of the 100,000-SKU
+first cycle: the four push threads 39 % (Shopify 17 %: its matching of the export's variants
+to the SKUs 7 %; Yahoo! 12 %; Rakuten 6 %; Amazon 3 %), the commit 18 % (encoding its body 4 %,
+sending it 5 %), preparing it 10 %, the report and `plan_pushes` 4 % each, importing 8 %: no
+step large enough to bring 3.95 s to 2 s. Of the 10,000-SKU `sync` with 500 lines, the import
+and the HTTP libraries' own work are 0.48 s of the 0.76 (Amazon's 500 PATCHes alone 35 % of the
+samples). Calling httpx's transport directly instead of `Client.request` saved about 15 % of a
+PATCH's CPU in a loop against a minimal server; not done: it would bypass the client's
+timeouts, auth and redirect handling the adapters rely on. The benchmark now also compiles the
+installed libraries (pip does so as it installs, unless PYTHONDONTWRITEBYTECODE is set then, as
+on this machine).
+
+Figures moved here from the README (its Measured section now shows the latest run only).
+Shopify's bulk look-up (2026-12-01, first session that day, back to back on the same machine):
+a first cycle's SKU look-ups became one bulk export (1 start, 2 status reads, 1 download)
+instead of 1,000 searches at 100,000 SKUs (100 at 10,000): Shopify calls 1,401 -> 405 (141 ->
+45), its rate-limit pauses 4,063 s -> 33 s (397 s -> 1 s), `sync` CPU 7.88 -> 7.44 s (1.41 ->
+1.23 s), of it in the HTTP libraries 1.51 -> 0.64 s, wall time without pauses 49.8 -> 24.9 s,
+peak RSS 272 -> 286 MB; a first version kept the export's lines as parsed JSON and peaked at
+419 MB. The sessions of 2026-11-30, with the import at 0.67-1.08 s: 2.7-3.5 s and 96-97 MB
+(10,000 SKUs, first cycle), 2.6-3.1 s and 84-85 MB (500 lines), 17.4-23.5 s and 272-290 MB
+(100,000, first cycle), 4.5-7.8 s and 182-202 MB (500 lines); before issue 8's first session,
+on such a machine: 4.6 s and 106 MB, 3.8 s and 90 MB, 32.6 s and 482 MB, 15.1 s and 274 MB, a
+staff-edit window of 1.3-4.9 s at 100,000 SKUs. With 10 % of the rows set products (`--sets
+10`) the cycles cost the same plus the sets' own pushes (650 SKUs per marketplace instead of
+500).
 """
 
 from __future__ import annotations
