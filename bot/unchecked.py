@@ -276,24 +276,75 @@ def unread_cells_taken(
     set back to it (a suspect), the cell staff left would be lost and that Stock pushed
     (review attacks 20). Put back, the row stays reported and nothing is pushed for it. Its
     Shown too: no cycle writes Shown for a row that cannot be pushed. Not kept: nothing owed.
+
+    Each such row is looked for by its SKU: rows sorted (or one inserted) since the commit
+    move it off the index written to (review attacks 40). Away from that index, a row took a
+    write only where it holds both the Stock and the Shown written at one index, a Shown it did
+    not hold before: nothing else changes that cell, so a Stock typed since is not taken for it.
     """
     left = {str(entry[0]).casefold(): entry[1:] for entry in lines.get("unread", [])}
+    found = rows_by_sku(grid, now["sku"]) if left else {}
     owed: list[Owed] = []
-    for index, meant in writes.skus.items():
-        sku = text_at(grid, index, now["sku"])
-        was = left.get(sku.casefold()) if sku else None
-        if was is None or sku.casefold() == meant.casefold():
-            continue  # not a row of such a product, or the writes' own row
-        for key, before in zip(("stock", "shown"), was, strict=False):
-            values = writes.cells.get(key, {})
-            column = now[key]
-            text = text_at(grid, index, column)
-            if index not in values or not text or text != cell_text(values[index]):
-                continue  # no write of that column here, or staff typed over it since
-            if text != cell_text(before):
-                back = None if before == "" else before
-                header = text_at(grid, 0, column)
-                owed.append(Owed(sku, 0, header, 0, back, grid[index][column]))
+    for key, was in left.items():
+        if len(found.get(key, [])) != 1:
+            continue  # not in the sheet, or in several rows: nothing tells which took it
+        index = found[key][0]
+        meant = writes.skus.get(index)
+        if meant is not None and meant.casefold() == key:
+            continue  # the writes' own row
+        sources = [index] if meant is not None else []
+        sources += [
+            i for i in writes.skus if i != index and _took_whole(grid, now, writes, index, i, was)
+        ]
+        for source in sources:
+            cells = _cells_taken(grid, now, writes, index, source, was)
+            if cells:
+                owed += cells
+                break
+    return owed
+
+
+def _took_whole(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    writes: Writes,
+    index: int,
+    source: int,
+    was: Sequence[Any],
+) -> bool:
+    """Whether row `index` holds the Stock and the Shown written at row `source`, a Shown other
+    than the one it held (`was`: its Stock and Shown as first read)."""
+    if writes.skus[source].casefold() == text_at(grid, index, now["sku"]).casefold():
+        return False
+    for key in ("stock", "shown"):
+        value = writes.cells.get(key, {}).get(source)
+        if value is None or text_at(grid, index, now[key]) != cell_text(value):
+            return False
+    return len(was) > 1 and text_at(grid, index, now["shown"]) != cell_text(was[1])
+
+
+def _cells_taken(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    writes: Writes,
+    index: int,
+    source: int,
+    was: Sequence[Any],
+) -> list[Owed]:
+    """The Stock and Shown cells of row `index` that hold what was written at row `source`,
+    other than what they held (`was`), owed back to that."""
+    owed: list[Owed] = []
+    sku = text_at(grid, index, now["sku"])
+    for key, before in zip(("stock", "shown"), was, strict=False):
+        values = writes.cells.get(key, {})
+        column = now[key]
+        text = text_at(grid, index, column)
+        if source not in values or not text or text != cell_text(values[source]):
+            continue  # no write of that column here, or staff typed over it since
+        if text != cell_text(before):
+            back = None if before == "" else before
+            header = text_at(grid, 0, column)
+            owed.append(Owed(sku, 0, header, 0, back, grid[index][column]))
     return owed
 
 
