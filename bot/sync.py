@@ -102,6 +102,7 @@ from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 from bot.unchecked import (
     carries,
     moved_back,
+    own_shown,
     sku_cells_taken,
     staff_cells_taken,
     staff_cells_written,
@@ -574,9 +575,15 @@ class Cycle:
             # it, whatever its Stock (`carries`: a staff edit on a row sorted into that place).
             cols = sheet.first.columns
             cells = self.ledger.unchecked_cells()
+            # A row there whose own Stock and Display show the Shown written is not told by it
+            # (`own_shown`): the write is looked for elsewhere first, and taken for that row's
+            # only when no other row took it (review attacks 40: a row sorted there and
+            # recounted since kept the recount, and the row that took the write was found).
             own: dict[str, int | None] = {}
             took: dict[str, int] = {}
             missed: dict[int, tuple[str, int]] = {}
+            untold: dict[int, str] = {}
+            at_index = {row.index: row for row in rows}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
@@ -590,12 +597,18 @@ class Cycle:
                 )
                 if landed or held is not None:  # None: a commit of an earlier version
                     own[meant] = held
-                if landed:
+                shows = own_shown(at_index.get(index), baseline)
+                if landed and carries(line, cols, index, cells, shows=shows):
                     took[now] = value
                 else:
                     missed[index] = (meant, value)
+                    if landed:
+                        untold[index] = now
             if missed and cells:
                 took |= took_after_sort(rows, missed, cells, baseline)
+                for index, now in untold.items():
+                    if not took_after_sort(rows, {index: missed[index]}, cells, baseline):
+                        took[now] = missed[index][1]
             found: dict[str, int | str | None] = {**own, **took}
             if found:
                 self.ledger.add_suspects(found)

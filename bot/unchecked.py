@@ -26,6 +26,7 @@ __all__ = [
     "carries",
     "held_before",
     "moved_back",
+    "own_shown",
     "sku_cells_taken",
     "staff_cells_taken",
     "staff_cells_written",
@@ -393,21 +394,36 @@ def staff_cells_written(
     return undo, named
 
 
+def own_shown(row: Row | None, baseline: Mapping[str, int]) -> str | None:
+    """The Shown a row's own Stock (its `baseline`, case-folded) and Display show, as text;
+    None when either cannot be read. A write of that Shown does not tell the row took it."""
+    was = baseline.get(row.sku.casefold()) if row is not None else None
+    if row is None or was is None or row.display is None:
+        return None
+    return cell_text(shown_quantity(was, row.display))
+
+
 def carries(
     line: Sequence[Any],
     columns: Mapping[str, int],
     index: int,
     cells: Mapping[str, Mapping[int, object]],
+    *,
+    shows: str | None = None,
 ) -> bool:
     """Whether a row's `line` holds the Shown and Status cells an unchecked commit wrote at row
     `index` (`cells`, kept with its columns found in place; True for those not kept). Nobody
-    else writes them, so a row without them did not take that commit's writes at `index`."""
+    else writes them, so a row without them did not take that commit's writes at `index`.
+    With `shows` (`own_shown`), a Shown written equal to the one the row's own Stock and
+    Display show is not held as proof (review attacks 40: a row sorted there since)."""
     for key in ("shown", "status"):
         value = cells.get(key, {}).get(index)
         if value is None or key not in columns:
             continue
         at = columns[key]
         if cell_text(line[at] if at < len(line) else "") != cell_text(value):
+            return False
+        if key == "shown" and shows is not None and shows == cell_text(value):
             return False
     return True
 
@@ -447,7 +463,7 @@ def took_after_sort(
         was = baseline.get(row.sku.casefold())
         if key not in wanted or was is None or was == row.stock:
             continue
-        if row.display is not None and cell_text(shown_quantity(was, row.display)) == key[1]:
+        if own_shown(row, baseline) == key[1]:
             continue  # the Shown its own Stock shows: nothing tells the write from an edit
         fits.setdefault(key, []).append(row)
     found: dict[str, int] = {}

@@ -124,12 +124,6 @@ def _unreadable(w: World, sku: str, odd: object) -> None:
 
 
 # 1. a row whose Display makes the written Shown its own, sorted into the written index
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (high): P-6's recount to 8 is set back to 10 and P-1's 8 in P-5 is logged "
-    "manual and pushed; _restore_suspects' index rule takes any row at the written index "
-    "holding the value and Shown (bot/unchecked.py carries has no own-Display test)",
-)
 def test_display_row_sorted_into_the_written_index_and_recounted_keeps_the_recount(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
