@@ -589,6 +589,14 @@ class Cycle:
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold():
+                    if cell == value or carries(line, cols, index, cells):
+                        continue
+                    # Its product is back at that index without the value and the cells
+                    # written: rows moved and back since, and the write went to another row
+                    # (review attacks 40: P-5 kept P-1's 8 as a staff edit).
+                    if held is not None:
+                        own[meant] = held
+                    missed[index] = (meant, value)
                     continue
                 landed = (
                     cell == value

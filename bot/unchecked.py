@@ -66,7 +66,9 @@ def moved_back(
     (not the value written) missed its write, and one holding the Shown or Status written to
     its row, where the state file holds another Stock, took that write (as `_restore_suspects`
     judges a row that took another product's write). Each is suspect with the value its cell
-    holds. None when nothing shows such a move.
+    holds. None when nothing shows such a move. A row missing its write while another
+    product's row holds all of it (Stock, Shown, Status) shows rows moved and back, not
+    columns: `_restore_suspects` looks for that row by the cells kept.
     """
 
     def text(index: int, column: int) -> str:
@@ -76,15 +78,44 @@ def moved_back(
     def ours(index: int) -> bool:
         return text(index, columns["sku"]).casefold() == writes.skus[index].casefold()
 
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    taken: dict[tuple[str, str], list[int]] | None = None
+
+    def elsewhere(index: int) -> bool:
+        """Another product's row holds the Stock, Shown and Status written at `index`, a Stock
+        the state file does not hold for it: rows moved and back, not columns (review
+        attacks 40: `_restore_suspects` looks for that row)."""
+        nonlocal taken
+        wrote = {k: v[index] for k, v in writes.cells.items() if index in v}
+        if "stock" not in wrote or "shown" not in wrote:
+            return False
+        if taken is None:
+            taken = {}
+            for i in range(1, len(grid)):
+                key = (text(i, columns["stock"]), text(i, columns["shown"]))
+                taken.setdefault(key, []).append(i)
+        stock = cell_text(wrote["stock"])
+        for i in taken.get((stock, cell_text(wrote["shown"])), []):
+            sku = text(i, columns["sku"]).casefold()
+            if (
+                sku != writes.skus[index].casefold()
+                and cell_text(folded.get(sku)) != stock
+                and (
+                    "status" not in wrote
+                    or text(i, columns["status"]) == cell_text(wrote["status"])
+                )
+            ):
+                return True
+        return False
+
     missed = any(
-        ours(index) and text(index, columns[key]) != cell_text(value)
+        ours(index) and text(index, columns[key]) != cell_text(value) and not elsewhere(index)
         for key in ("shown", "status")
         for index, value in writes.cells.get(key, {}).items()
     )
     if not missed:
         return None
     found: dict[str, int | str | None] = {}
-    folded = {sku.casefold(): value for sku, value in baseline.items()}
     for index, sku in writes.skus.items():
         if not ours(index):
             continue  # rows moved since: `_restore_suspects` looks at those

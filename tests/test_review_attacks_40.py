@@ -184,12 +184,6 @@ def test_unreadable_receiving_row_sorted_after_the_kill_while_its_put_back_fails
 
 
 # 3. staff swap the rows back after the kill (an undo)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (high, older than today's change): P-5 keeps P-1's 8, logged manual 10 -> 8 "
-    "and pushed; _restore_suspects skips the written index (it holds P-1 again) and moved_back "
-    "takes the missing Shown for columns moved and back, so no cells are kept",
-)
 def test_rows_swapped_back_after_the_kill(shop: World, monkeypatch: pytest.MonkeyPatch) -> None:
     w = shop
     _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
