@@ -86,6 +86,7 @@ from bot.rollover import (
     total_cells,
 )
 from bot.rules import cell_text, shown_quantity
+from bot.sets import ComponentKind, component_problems, waits
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
     INVENTORY_HEADERS,
@@ -1478,6 +1479,20 @@ def _held_back(
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
+    # The sets using a component whose Stock was so taken away say why in their Status, as
+    # `parse_inventory` has them say for a component whose Stock cannot be read (review
+    # attacks 40: the set's order was held while its Status read OK).
+    no_stock: dict[str, ComponentKind] = {
+        row.sku.casefold(): "no_stock"
+        for row in rows
+        if stock_at is not None and stock_at in held.get(row.index, {})
+    }
+    for row in rows if no_stock else ():
+        parts = [c for c in row.components or () if c.sku.casefold() in no_stock]
+        problems = component_problems(row.sku, parts, no_stock) if parts else []
+        if problems:
+            row.problems = (*row.problems, *problems, *(() if row.set_broken else (waits(),)))
+            row.set_broken = True
     return out
 
 

@@ -309,12 +309,6 @@ def _set_held(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert w.row("P-5")["Stock"] == 8  # P-1's write, still owed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (low): the set's order is held and logged 'set S-1 cannot be used (its Status "
-    "says why)' but S-1's Status reads OK; the set was judged usable by parse_inventory before "
-    "_held_back set its component's Stock to None (bot/sync.py _held_back)",
-)
 def test_set_with_a_held_component_says_why_in_its_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
