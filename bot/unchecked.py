@@ -475,8 +475,9 @@ def took_after_sort(
     and the Shown (and Status, if one was written) the commit wrote at `index` (`cells`, its
     columns found in place), a Shown its own Stock and Display would not show. A staff edit
     leaves the Shown the bot wrote for the row, so a Stock typed since is not taken for the
-    write. Found only when exactly one row fits; a write with no Shown written beside it
-    (the row's Shown did not change) cannot be told from a staff edit, and is left as one.
+    write. Found only when exactly one row fits (as many rows as writes alike); a write with no
+    Shown written beside it (the row's Shown did not change) cannot be told from a staff edit,
+    and is left as one.
     """
     shown_at, status_at = cells.get("shown", {}), cells.get("status", {})
     wanted = {
@@ -497,16 +498,23 @@ def took_after_sort(
         if own_shown(row, baseline) == key[1]:
             continue  # the Shown its own Stock shows: nothing tells the write from an edit
         fits.setdefault(key, []).append(row)
-    found: dict[str, int] = {}
+    # Writes alike (the same Stock, Shown and Status) are looked for together: as many rows
+    # fitting as writes means each took one (review attacks 40: two sold rows' 8 and 8).
+    alike: dict[tuple[int, str, str | None], list[str]] = {}
     for index, (meant, value) in missed.items():
         shown = shown_at.get(index)
-        status = status_at.get(index)
+        if isinstance(shown, int):
+            status = status_at.get(index)
+            alike_key = (value, cell_text(shown), None if status is None else cell_text(status))
+            alike.setdefault(alike_key, []).append(meant.casefold())
+    found: dict[str, int] = {}
+    for (value, shown_text, status_text), meant_skus in alike.items():
         rows_found = [
             row
-            for row in fits.get((value, cell_text(shown)), [])
-            if row.sku.casefold() != meant.casefold()
-            and (status is None or cell_text(row.status_cell) == cell_text(status))
+            for row in fits.get((value, shown_text), [])
+            if row.sku.casefold() not in meant_skus
+            and (status_text is None or cell_text(row.status_cell) == status_text)
         ]
-        if isinstance(shown, int) and len(rows_found) == 1:
-            found[rows_found[0].sku] = value
+        if len(rows_found) == len(meant_skus):
+            found |= {row.sku: value for row in rows_found}
     return found

@@ -196,11 +196,6 @@ def test_rows_swapped_back_after_the_kill(shop: World, monkeypatch: pytest.Monke
 
 
 # 4. two writes of the same Stock and Shown, two rows fitting
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (medium): P-5 and P-6 each hold one of the two 8/8 writes; took_after_sort "
-    "finds two rows per write and keeps neither: both logged manual 10 -> 8 and pushed",
-)
 def test_two_writes_alike_landed_on_two_rows_then_sorted(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,3 +98,13 @@ def test_carries_does_not_take_a_shown_the_rows_own_stock_shows_for_proof() -> N
     assert carries(line, columns, 2, CELLS, shows="10") is True
     row = _row(2, "P-6", 8, 8, display=DisplaySetting("minus", 2))
     assert own_shown(row, BASELINE) == "8"
+
+
+def test_took_after_sort_pairs_writes_alike_with_as_many_rows() -> None:
+    missed = {2: ("P-1", 8), 3: ("P-2", 8)}
+    cells: dict[str, dict[int, object]] = {"shown": {2: 8, 3: 8}}
+    baseline = {**BASELINE, "p-2": 8}
+    two = [_row(6, "P-5", 8, 8), _row(7, "P-6", 8, 8)]
+    assert took_after_sort(two, missed, cells, baseline) == {"P-5": 8, "P-6": 8}
+    three = [*two, _row(5, "P-4", 8, 8)]
+    assert took_after_sort(three, missed, cells, {**baseline, "p-4": 10}) == {}
