@@ -13,7 +13,8 @@ check is `Cycle._check_landing` raising (`_killed`); "swapped in the instant" is
 
 Broke (strict xfails, most damaging first). Each also fails at 8acca45 (before today's fixes):
 they are cases the fixes set out to close (a write found after rows moved since the kill, an
-unreadable cell given back) and do not.
+unreadable cell given back) and do not. Fixed since (branch fix40, their xfail marks
+removed): 1, 2, 3, 4 and 8; 5, 6 and 7 still break.
 1. A row with a Display of -2 (its own Shown 8 from Stock 10) sorted, after the kill, into the
    index P-1's write went to, then recounted by staff to 8. `_restore_suspects` takes it for
    the receiver by the index rule (Stock = value written, and `carries` sees "its" Shown 8):
