@@ -316,6 +316,13 @@ def unread_cells_taken(
     """
     left = {str(entry[0]).casefold(): entry[1:] for entry in lines.get("unread", [])}
     found = rows_by_sku(grid, now["sku"]) if left else {}
+    stock_at, shown_at = writes.cells.get("stock", {}), writes.cells.get("shown", {})
+    # The indexes written by their Stock and Shown: a moved row is matched by what it holds
+    # (up to `NARROW_MAX_ROWS` rows of each, not every pair of them).
+    by_cells: dict[tuple[str, str], list[int]] = {}
+    for i, value in stock_at.items() if left else ():
+        if i in shown_at:
+            by_cells.setdefault((cell_text(value), cell_text(shown_at[i])), []).append(i)
     owed: list[Owed] = []
     for key, was in left.items():
         if len(found.get(key, [])) != 1:
@@ -325,8 +332,11 @@ def unread_cells_taken(
         if meant is not None and meant.casefold() == key:
             continue  # the writes' own row
         sources = [index] if meant is not None else []
+        holds = (text_at(grid, index, now["stock"]), text_at(grid, index, now["shown"]))
         sources += [
-            i for i in writes.skus if i != index and _took_whole(grid, now, writes, index, i, was)
+            i
+            for i in by_cells.get(holds, [])
+            if i != index and _took_whole(grid, now, writes, index, i, was)
         ]
         for source in sources:
             cells = _cells_taken(grid, now, writes, index, source, was)
