@@ -86,6 +86,7 @@ from bot.rollover import (
     total_cells,
 )
 from bot.rules import cell_text, shown_quantity
+from bot.sets import ComponentKind, component_problems, waits
 from bot.sheet.client import SheetClient
 from bot.sheet.layout import (
     INVENTORY_HEADERS,
@@ -102,6 +103,7 @@ from bot.sheet.writes import COMMIT_KEY, append_rows, column_runs
 from bot.unchecked import (
     carries,
     moved_back,
+    own_shown,
     sku_cells_taken,
     staff_cells_taken,
     staff_cells_written,
@@ -574,14 +576,28 @@ class Cycle:
             # it, whatever its Stock (`carries`: a staff edit on a row sorted into that place).
             cols = sheet.first.columns
             cells = self.ledger.unchecked_cells()
+            # A row there whose own Stock and Display show the Shown written is not told by it
+            # (`own_shown`): the write is looked for elsewhere first, and taken for that row's
+            # only when no other row took it (review attacks 40: a row sorted there and
+            # recounted since kept the recount, and the row that took the write was found).
             own: dict[str, int | None] = {}
             took: dict[str, int] = {}
             missed: dict[int, tuple[str, int]] = {}
+            untold: dict[int, str] = {}
+            at_index = {row.index: row for row in rows}
             for index, meant, value, held in unchecked:
                 line = sheet.grid[index] if index < len(sheet.grid) else []
                 now = cell_text(line[cols["sku"]]) if cols["sku"] < len(line) else ""
                 cell = line[cols["stock"]] if cols["stock"] < len(line) else None
                 if now.casefold() == meant.casefold():
+                    if cell == value or carries(line, cols, index, cells):
+                        continue
+                    # Its product is back at that index without the value and the cells
+                    # written: rows moved and back since, and the write went to another row
+                    # (review attacks 40: P-5 kept P-1's 8 as a staff edit).
+                    if held is not None:
+                        own[meant] = held
+                    missed[index] = (meant, value)
                     continue
                 landed = (
                     cell == value
@@ -590,12 +606,18 @@ class Cycle:
                 )
                 if landed or held is not None:  # None: a commit of an earlier version
                     own[meant] = held
-                if landed:
+                shows = own_shown(at_index.get(index), baseline)
+                if landed and carries(line, cols, index, cells, shows=shows):
                     took[now] = value
                 else:
                     missed[index] = (meant, value)
+                    if landed:
+                        untold[index] = now
             if missed and cells:
                 took |= took_after_sort(rows, missed, cells, baseline)
+                for index, now in untold.items():
+                    if not took_after_sort(rows, {index: missed[index]}, cells, baseline):
+                        took[now] = missed[index][1]
             found: dict[str, int | str | None] = {**own, **took}
             if found:
                 self.ledger.add_suspects(found)
@@ -1457,6 +1479,20 @@ def _held_back(
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
             if "rakuten" in wrong:
                 row.rakuten_key = None
+    # The sets using a component whose Stock was so taken away say why in their Status, as
+    # `parse_inventory` has them say for a component whose Stock cannot be read (review
+    # attacks 40: the set's order was held while its Status read OK).
+    no_stock: dict[str, ComponentKind] = {
+        row.sku.casefold(): "no_stock"
+        for row in rows
+        if stock_at is not None and stock_at in held.get(row.index, {})
+    }
+    for row in rows if no_stock else ():
+        parts = [c for c in row.components or () if c.sku.casefold() in no_stock]
+        problems = component_problems(row.sku, parts, no_stock) if parts else []
+        if problems:
+            row.problems = (*row.problems, *problems, *(() if row.set_broken else (waits(),)))
+            row.set_broken = True
     return out
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "carries",
     "held_before",
     "moved_back",
+    "own_shown",
     "sku_cells_taken",
     "staff_cells_taken",
     "staff_cells_written",
@@ -65,7 +66,9 @@ def moved_back(
     (not the value written) missed its write, and one holding the Shown or Status written to
     its row, where the state file holds another Stock, took that write (as `_restore_suspects`
     judges a row that took another product's write). Each is suspect with the value its cell
-    holds. None when nothing shows such a move.
+    holds. None when nothing shows such a move. A row missing its write while another
+    product's row holds all of it (Stock, Shown, Status) shows rows moved and back, not
+    columns: `_restore_suspects` looks for that row by the cells kept.
     """
 
     def text(index: int, column: int) -> str:
@@ -75,15 +78,44 @@ def moved_back(
     def ours(index: int) -> bool:
         return text(index, columns["sku"]).casefold() == writes.skus[index].casefold()
 
+    folded = {sku.casefold(): value for sku, value in baseline.items()}
+    taken: dict[tuple[str, str], list[int]] | None = None
+
+    def elsewhere(index: int) -> bool:
+        """Another product's row holds the Stock, Shown and Status written at `index`, a Stock
+        the state file does not hold for it: rows moved and back, not columns (review
+        attacks 40: `_restore_suspects` looks for that row)."""
+        nonlocal taken
+        wrote = {k: v[index] for k, v in writes.cells.items() if index in v}
+        if "stock" not in wrote or "shown" not in wrote:
+            return False
+        if taken is None:
+            taken = {}
+            for i in range(1, len(grid)):
+                key = (text(i, columns["stock"]), text(i, columns["shown"]))
+                taken.setdefault(key, []).append(i)
+        stock = cell_text(wrote["stock"])
+        for i in taken.get((stock, cell_text(wrote["shown"])), []):
+            sku = text(i, columns["sku"]).casefold()
+            if (
+                sku != writes.skus[index].casefold()
+                and cell_text(folded.get(sku)) != stock
+                and (
+                    "status" not in wrote
+                    or text(i, columns["status"]) == cell_text(wrote["status"])
+                )
+            ):
+                return True
+        return False
+
     missed = any(
-        ours(index) and text(index, columns[key]) != cell_text(value)
+        ours(index) and text(index, columns[key]) != cell_text(value) and not elsewhere(index)
         for key in ("shown", "status")
         for index, value in writes.cells.get(key, {}).items()
     )
     if not missed:
         return None
     found: dict[str, int | str | None] = {}
-    folded = {sku.casefold(): value for sku, value in baseline.items()}
     for index, sku in writes.skus.items():
         if not ours(index):
             continue  # rows moved since: `_restore_suspects` looks at those
@@ -276,24 +308,85 @@ def unread_cells_taken(
     set back to it (a suspect), the cell staff left would be lost and that Stock pushed
     (review attacks 20). Put back, the row stays reported and nothing is pushed for it. Its
     Shown too: no cycle writes Shown for a row that cannot be pushed. Not kept: nothing owed.
+
+    Each such row is looked for by its SKU: rows sorted (or one inserted) since the commit
+    move it off the index written to (review attacks 40). Away from that index, a row took a
+    write only where it holds both the Stock and the Shown written at one index, a Shown it did
+    not hold before: nothing else changes that cell, so a Stock typed since is not taken for it.
     """
     left = {str(entry[0]).casefold(): entry[1:] for entry in lines.get("unread", [])}
+    found = rows_by_sku(grid, now["sku"]) if left else {}
+    stock_at, shown_at = writes.cells.get("stock", {}), writes.cells.get("shown", {})
+    # The indexes written by their Stock and Shown: a moved row is matched by what it holds
+    # (up to `NARROW_MAX_ROWS` rows of each, not every pair of them).
+    by_cells: dict[tuple[str, str], list[int]] = {}
+    for i, value in stock_at.items() if left else ():
+        if i in shown_at:
+            by_cells.setdefault((cell_text(value), cell_text(shown_at[i])), []).append(i)
     owed: list[Owed] = []
-    for index, meant in writes.skus.items():
-        sku = text_at(grid, index, now["sku"])
-        was = left.get(sku.casefold()) if sku else None
-        if was is None or sku.casefold() == meant.casefold():
-            continue  # not a row of such a product, or the writes' own row
-        for key, before in zip(("stock", "shown"), was, strict=False):
-            values = writes.cells.get(key, {})
-            column = now[key]
-            text = text_at(grid, index, column)
-            if index not in values or not text or text != cell_text(values[index]):
-                continue  # no write of that column here, or staff typed over it since
-            if text != cell_text(before):
-                back = None if before == "" else before
-                header = text_at(grid, 0, column)
-                owed.append(Owed(sku, 0, header, 0, back, grid[index][column]))
+    for key, was in left.items():
+        if len(found.get(key, [])) != 1:
+            continue  # not in the sheet, or in several rows: nothing tells which took it
+        index = found[key][0]
+        meant = writes.skus.get(index)
+        if meant is not None and meant.casefold() == key:
+            continue  # the writes' own row
+        sources = [index] if meant is not None else []
+        holds = (text_at(grid, index, now["stock"]), text_at(grid, index, now["shown"]))
+        sources += [
+            i
+            for i in by_cells.get(holds, [])
+            if i != index and _took_whole(grid, now, writes, index, i, was)
+        ]
+        for source in sources:
+            cells = _cells_taken(grid, now, writes, index, source, was)
+            if cells:
+                owed += cells
+                break
+    return owed
+
+
+def _took_whole(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    writes: Writes,
+    index: int,
+    source: int,
+    was: Sequence[Any],
+) -> bool:
+    """Whether row `index` holds the Stock and the Shown written at row `source`, a Shown other
+    than the one it held (`was`: its Stock and Shown as first read)."""
+    if writes.skus[source].casefold() == text_at(grid, index, now["sku"]).casefold():
+        return False
+    for key in ("stock", "shown"):
+        value = writes.cells.get(key, {}).get(source)
+        if value is None or text_at(grid, index, now[key]) != cell_text(value):
+            return False
+    return len(was) > 1 and text_at(grid, index, now["shown"]) != cell_text(was[1])
+
+
+def _cells_taken(
+    grid: Sequence[Sequence[Any]],
+    now: Mapping[str, int],
+    writes: Writes,
+    index: int,
+    source: int,
+    was: Sequence[Any],
+) -> list[Owed]:
+    """The Stock and Shown cells of row `index` that hold what was written at row `source`,
+    other than what they held (`was`), owed back to that."""
+    owed: list[Owed] = []
+    sku = text_at(grid, index, now["sku"])
+    for key, before in zip(("stock", "shown"), was, strict=False):
+        values = writes.cells.get(key, {})
+        column = now[key]
+        text = text_at(grid, index, column)
+        if source not in values or not text or text != cell_text(values[source]):
+            continue  # no write of that column here, or staff typed over it since
+        if text != cell_text(before):
+            back = None if before == "" else before
+            header = text_at(grid, 0, column)
+            owed.append(Owed(sku, 0, header, 0, back, grid[index][column]))
     return owed
 
 
@@ -342,21 +435,36 @@ def staff_cells_written(
     return undo, named
 
 
+def own_shown(row: Row | None, baseline: Mapping[str, int]) -> str | None:
+    """The Shown a row's own Stock (its `baseline`, case-folded) and Display show, as text;
+    None when either cannot be read. A write of that Shown does not tell the row took it."""
+    was = baseline.get(row.sku.casefold()) if row is not None else None
+    if row is None or was is None or row.display is None:
+        return None
+    return cell_text(shown_quantity(was, row.display))
+
+
 def carries(
     line: Sequence[Any],
     columns: Mapping[str, int],
     index: int,
     cells: Mapping[str, Mapping[int, object]],
+    *,
+    shows: str | None = None,
 ) -> bool:
     """Whether a row's `line` holds the Shown and Status cells an unchecked commit wrote at row
     `index` (`cells`, kept with its columns found in place; True for those not kept). Nobody
-    else writes them, so a row without them did not take that commit's writes at `index`."""
+    else writes them, so a row without them did not take that commit's writes at `index`.
+    With `shows` (`own_shown`), a Shown written equal to the one the row's own Stock and
+    Display show is not held as proof (review attacks 40: a row sorted there since)."""
     for key in ("shown", "status"):
         value = cells.get(key, {}).get(index)
         if value is None or key not in columns:
             continue
         at = columns[key]
         if cell_text(line[at] if at < len(line) else "") != cell_text(value):
+            return False
+        if key == "shown" and shows is not None and shows == cell_text(value):
             return False
     return True
 
@@ -377,8 +485,9 @@ def took_after_sort(
     and the Shown (and Status, if one was written) the commit wrote at `index` (`cells`, its
     columns found in place), a Shown its own Stock and Display would not show. A staff edit
     leaves the Shown the bot wrote for the row, so a Stock typed since is not taken for the
-    write. Found only when exactly one row fits; a write with no Shown written beside it
-    (the row's Shown did not change) cannot be told from a staff edit, and is left as one.
+    write. Found only when exactly one row fits (as many rows as writes alike); a write with no
+    Shown written beside it (the row's Shown did not change) cannot be told from a staff edit,
+    and is left as one.
     """
     shown_at, status_at = cells.get("shown", {}), cells.get("status", {})
     wanted = {
@@ -396,19 +505,26 @@ def took_after_sort(
         was = baseline.get(row.sku.casefold())
         if key not in wanted or was is None or was == row.stock:
             continue
-        if row.display is not None and cell_text(shown_quantity(was, row.display)) == key[1]:
+        if own_shown(row, baseline) == key[1]:
             continue  # the Shown its own Stock shows: nothing tells the write from an edit
         fits.setdefault(key, []).append(row)
-    found: dict[str, int] = {}
+    # Writes alike (the same Stock, Shown and Status) are looked for together: as many rows
+    # fitting as writes means each took one (review attacks 40: two sold rows' 8 and 8).
+    alike: dict[tuple[int, str, str | None], list[str]] = {}
     for index, (meant, value) in missed.items():
         shown = shown_at.get(index)
-        status = status_at.get(index)
+        if isinstance(shown, int):
+            status = status_at.get(index)
+            alike_key = (value, cell_text(shown), None if status is None else cell_text(status))
+            alike.setdefault(alike_key, []).append(meant.casefold())
+    found: dict[str, int] = {}
+    for (value, shown_text, status_text), meant_skus in alike.items():
         rows_found = [
             row
-            for row in fits.get((value, cell_text(shown)), [])
-            if row.sku.casefold() != meant.casefold()
-            and (status is None or cell_text(row.status_cell) == cell_text(status))
+            for row in fits.get((value, shown_text), [])
+            if row.sku.casefold() not in meant_skus
+            and (status_text is None or cell_text(row.status_cell) == status_text)
         ]
-        if isinstance(shown, int) and len(rows_found) == 1:
-            found[rows_found[0].sku] = value
+        if len(rows_found) == len(meant_skus):
+            found |= {row.sku: value for row in rows_found}
     return found

@@ -408,3 +408,21 @@ def test_unread_cells_taken_owes_the_cells_staff_left_where_another_write_landed
     found = unread_cells_taken([HEAD, line], AT, writes, lines)
     assert [(c.column, c.back, c.wrong) for c in found] == owed
     assert all((c.row, c.below, c.right, c.check) == (line[0], 0, 0, None) for c in found)
+
+
+@pytest.mark.parametrize(
+    "line,owed",
+    [
+        (["P-5", 8, 8, "OK"], [("Stock", True, 8), ("Shown", 10, 8)]),
+        (["P-5", 8, 10, "OK"], []),  # its Shown as it was: a Stock typed since, staff's
+        (["P-5", 12, 8, "OK"], []),  # a recount typed since: kept
+    ],
+)
+def test_unread_cells_taken_finds_the_row_by_its_sku_after_rows_moved(
+    line: list[Any], owed: list[tuple[str, Any, Any]]
+) -> None:
+    writes = Writes()
+    writes.put("stock", 1, "P-1", 8)
+    writes.put("shown", 1, "P-1", 8)
+    found = unread_cells_taken([HEAD, ["P-6", 10, 10, "OK"], line], AT, writes, UNREAD)
+    assert [(c.column, c.back, c.wrong) for c in found] == owed

@@ -13,7 +13,8 @@ check is `Cycle._check_landing` raising (`_killed`); "swapped in the instant" is
 
 Broke (strict xfails, most damaging first). Each also fails at 8acca45 (before today's fixes):
 they are cases the fixes set out to close (a write found after rows moved since the kill, an
-unreadable cell given back) and do not.
+unreadable cell given back) and do not. Fixed since (branch fix40, their xfail marks
+removed): 1, 2, 3, 4 and 8; 5, 6 and 7 still break.
 1. A row with a Display of -2 (its own Shown 8 from Stock 10) sorted, after the kill, into the
    index P-1's write went to, then recounted by staff to 8. `_restore_suspects` takes it for
    the receiver by the index rule (Stock = value written, and `carries` sees "its" Shown 8):
@@ -124,12 +125,6 @@ def _unreadable(w: World, sku: str, odd: object) -> None:
 
 
 # 1. a row whose Display makes the written Shown its own, sorted into the written index
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (high): P-6's recount to 8 is set back to 10 and P-1's 8 in P-5 is logged "
-    "manual and pushed; _restore_suspects' index rule takes any row at the written index "
-    "holding the value and Shown (bot/unchecked.py carries has no own-Display test)",
-)
 def test_display_row_sorted_into_the_written_index_and_recounted_keeps_the_recount(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,12 +151,6 @@ def _insert_row(w: World) -> None:
     dimension(w, "insertDimension", "ROWS", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (high): the staff's unreadable Stock of P-5 is replaced by the state file's "
-    "older 10; unread_cells_taken looks only at the index written to, took_after_sort then "
-    "finds P-5 and _restore_suspects sets it back",
-)
 @pytest.mark.parametrize("move", [_sort, _insert_row], ids=["sorted", "row_inserted"])
 @pytest.mark.parametrize("odd", [True, 8.5, ""], ids=["TRUE", "8.5", "blank"])
 def test_unreadable_receiving_row_moved_after_the_kill_gets_its_cells_back(
@@ -178,13 +167,24 @@ def test_unreadable_receiving_row_moved_after_the_kill_gets_its_cells_back(
     assert _quantities(w, "P-5") == [10, 10]
 
 
+def test_unreadable_receiving_row_sorted_after_the_kill_while_its_put_back_fails(
+    shop: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = shop
+    _unreadable(w, "P-5", True)
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _sort(w)
+    w.sheets.fail(503, times=3, match=":batchUpdate")
+    w.sync()
+    assert w.row("P-5")["Stock"] == 8  # P-1's write, owed
+    assert _pushed(w, "P-5") == []
+    _settle(w)
+    assert _manual(w) == []
+    assert stock(w) == dict.fromkeys(SKUS, 10) | {"P-1": 8, "P-5": True}
+    assert _pushed(w, "P-5") == []
+
+
 # 3. staff swap the rows back after the kill (an undo)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (high, older than today's change): P-5 keeps P-1's 8, logged manual 10 -> 8 "
-    "and pushed; _restore_suspects skips the written index (it holds P-1 again) and moved_back "
-    "takes the missing Shown for columns moved and back, so no cells are kept",
-)
 def test_rows_swapped_back_after_the_kill(shop: World, monkeypatch: pytest.MonkeyPatch) -> None:
     w = shop
     _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
@@ -197,11 +197,6 @@ def test_rows_swapped_back_after_the_kill(shop: World, monkeypatch: pytest.Monke
 
 
 # 4. two writes of the same Stock and Shown, two rows fitting
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (medium): P-5 and P-6 each hold one of the two 8/8 writes; took_after_sort "
-    "finds two rows per write and keeps neither: both logged manual 10 -> 8 and pushed",
-)
 def test_two_writes_alike_landed_on_two_rows_then_sorted(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,12 +305,6 @@ def _set_held(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     assert w.row("P-5")["Stock"] == 8  # P-1's write, still owed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BROKE (low): the set's order is held and logged 'set S-1 cannot be used (its Status "
-    "says why)' but S-1's Status reads OK; the set was judged usable by parse_inventory before "
-    "_held_back set its component's Stock to None (bot/sync.py _held_back)",
-)
 def test_set_with_a_held_component_says_why_in_its_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

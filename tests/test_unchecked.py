@@ -7,7 +7,7 @@ import pytest
 
 from bot.inventory import Row
 from bot.rules import DisplaySetting
-from bot.unchecked import carries, took_after_sort
+from bot.unchecked import carries, own_shown, took_after_sort
 
 REAL = DisplaySetting("real")
 BASELINE = {"p-1": 8, "p-5": 10, "p-6": 10}
@@ -89,3 +89,22 @@ def test_carries_tells_a_row_without_the_shown_or_status_written(
 ) -> None:
     columns = {"sku": 0, "stock": 1, "shown": 2, "status": 3}
     assert carries(line, columns, 2, cells) is held
+
+
+def test_carries_does_not_take_a_shown_the_rows_own_stock_shows_for_proof() -> None:
+    columns = {"sku": 0, "stock": 1, "shown": 2, "status": 3}
+    line = ["P-6", 8, 8, "OK"]
+    assert carries(line, columns, 2, CELLS, shows="8") is False
+    assert carries(line, columns, 2, CELLS, shows="10") is True
+    row = _row(2, "P-6", 8, 8, display=DisplaySetting("minus", 2))
+    assert own_shown(row, BASELINE) == "8"
+
+
+def test_took_after_sort_pairs_writes_alike_with_as_many_rows() -> None:
+    missed = {2: ("P-1", 8), 3: ("P-2", 8)}
+    cells: dict[str, dict[int, object]] = {"shown": {2: 8, 3: 8}}
+    baseline = {**BASELINE, "p-2": 8}
+    two = [_row(6, "P-5", 8, 8), _row(7, "P-6", 8, 8)]
+    assert took_after_sort(two, missed, cells, baseline) == {"P-5": 8, "P-6": 8}
+    three = [*two, _row(5, "P-4", 8, 8)]
+    assert took_after_sort(three, missed, cells, {**baseline, "p-4": 10}) == {}
