@@ -104,11 +104,11 @@ from bot.unchecked import (
     carries,
     moved_back,
     own_shown,
+    rows_taking,
     sku_cells_taken,
     staff_cells_taken,
     staff_cells_written,
     stock_suspects,
-    took_after_sort,
     unread_cells_taken,
 )
 
@@ -260,7 +260,6 @@ class Cycle:
     def _run(self, report: CycleReport, *, dry_run: bool, release: bool) -> None:
         self._restored = {}
         self._held = _Held()
-        self._stock_held: set[str] = set()  # folded SKUs of rows whose Stock holds a bot value
         self._column_notes = []
         self._baseline = None
         metadata = self.sheet.metadata()
@@ -279,8 +278,6 @@ class Cycle:
         rows = parse_inventory(sheet.grid, sheet.first.columns)
         if held:
             self._held = _held_back(rows, held, sheet.first.columns)
-            stock_at = sheet.first.columns["stock"]
-            self._stock_held = {r.sku.casefold() for r in rows if stock_at in held.get(r.index, {})}
         if not dry_run:
             rows = self._restore_suspects(sheet, rows)
         report.rows = rows
@@ -614,10 +611,9 @@ class Cycle:
                     if landed:
                         untold[index] = now
             if missed and cells:
-                took |= took_after_sort(rows, missed, cells, baseline)
-                for index, now in untold.items():
-                    if not took_after_sort(rows, {index: missed[index]}, cells, baseline):
-                        took[now] = missed[index][1]
+                taking = rows_taking(rows, missed, cells, baseline)
+                took |= {sku: missed[index][1] for index, sku in taking.items()}
+                took |= {now: missed[i][1] for i, now in untold.items() if i not in taking}
             found: dict[str, int | str | None] = {**own, **took}
             if found:
                 self.ledger.add_suspects(found)
@@ -866,7 +862,7 @@ class Cycle:
                     self.sheet,
                     tab,
                     first_rows,
-                    keep={*self._restored, *self._stock_held},
+                    keep={*self._restored, *self._held.stock},
                     basis=basis,
                     written=written,
                 )
@@ -1424,6 +1420,7 @@ class _Held:
     """Rows held back this cycle (`_held_back`)."""
 
     renamed: set[str] = field(default_factory=set)  # folded SKUs of rows renamed by a bot value
+    stock: set[str] = field(default_factory=set)  # and of rows whose Stock holds a bot value
     # channel -> item key -> (row number, SKU): what those rows list once put right
     items: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
 
@@ -1474,6 +1471,7 @@ def _held_back(
             # Its Stock cell holds another product's write (`unread_cells_taken`): no Stock of
             # its own, so nothing is applied to it, taken for an edit or set back from the state.
             row.stock = None
+            out.stock.add(row.sku.casefold())
         wrong = [channel_at[c] for c in sorted(cells) if c in channel_at]
         if wrong:
             row.typed_items = {**row.typed_items, **dict.fromkeys(wrong)}
@@ -1482,11 +1480,7 @@ def _held_back(
     # The sets using a component whose Stock was so taken away say why in their Status, as
     # `parse_inventory` has them say for a component whose Stock cannot be read (review
     # attacks 40: the set's order was held while its Status read OK).
-    no_stock: dict[str, ComponentKind] = {
-        row.sku.casefold(): "no_stock"
-        for row in rows
-        if stock_at is not None and stock_at in held.get(row.index, {})
-    }
+    no_stock: dict[str, ComponentKind] = dict.fromkeys(out.stock, "no_stock")
     for row in rows if no_stock else ():
         parts = [c for c in row.components or () if c.sku.casefold() in no_stock]
         problems = component_problems(row.sku, parts, no_stock) if parts else []
@@ -1503,8 +1497,7 @@ def _unread_cells(sheet: _Sheet, rows: Sequence[Row]) -> list[list[Any]]:
     for row in rows:
         if row.stock is not None or row.is_set or not row.matchable:
             continue
-        at = sheet.index.get(row.sku.casefold())
-        line = sheet.grid[at] if at is not None else []
+        line = sheet.grid[row.index] if row.index < len(sheet.grid) else []
         if line:
             cells = [line[c] if c < len(line) else "" for c in (stock_at, shown_at)]
             out.append([row.sku, *cells])

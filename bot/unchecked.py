@@ -27,6 +27,7 @@ __all__ = [
     "held_before",
     "moved_back",
     "own_shown",
+    "rows_taking",
     "sku_cells_taken",
     "staff_cells_taken",
     "staff_cells_written",
@@ -476,7 +477,20 @@ def took_after_sort(
     baseline: Mapping[str, int],
 ) -> dict[str, int]:
     """The products whose rows took an unchecked commit's Stock writes, found by SKU after
-    rows were sorted since: {SKU: the value written}.
+    rows were sorted since: {SKU: the value written} (`rows_taking`, by product)."""
+    return {
+        sku: missed[index][1] for index, sku in rows_taking(rows, missed, cells, baseline).items()
+    }
+
+
+def rows_taking(
+    rows: Sequence[Row],
+    missed: Mapping[int, tuple[str, int]],
+    cells: Mapping[str, Mapping[int, object]],
+    baseline: Mapping[str, int],
+) -> dict[int, str]:
+    """Which product's row took each of an unchecked commit's Stock writes, found by SKU after
+    rows were sorted since: {the row index written to: the SKU of the row that took it}.
 
     `missed`: row index -> (the product meant, the Stock written) for the writes whose row
     holds another product now that did not take them (rows sorted since the commit's
@@ -510,21 +524,21 @@ def took_after_sort(
         fits.setdefault(key, []).append(row)
     # Writes alike (the same Stock, Shown and Status) are looked for together: as many rows
     # fitting as writes means each took one (review attacks 40: two sold rows' 8 and 8).
-    alike: dict[tuple[int, str, str | None], list[str]] = {}
+    alike: dict[tuple[int, str, str | None], dict[int, str]] = {}
     for index, (meant, value) in missed.items():
         shown = shown_at.get(index)
         if isinstance(shown, int):
             status = status_at.get(index)
             alike_key = (value, cell_text(shown), None if status is None else cell_text(status))
-            alike.setdefault(alike_key, []).append(meant.casefold())
-    found: dict[str, int] = {}
-    for (value, shown_text, status_text), meant_skus in alike.items():
+            alike.setdefault(alike_key, {})[index] = meant.casefold()
+    found: dict[int, str] = {}
+    for (value, shown_text, status_text), group in alike.items():
         rows_found = [
             row
             for row in fits.get((value, shown_text), [])
-            if row.sku.casefold() not in meant_skus
+            if row.sku.casefold() not in group.values()
             and (status_text is None or cell_text(row.status_cell) == status_text)
         ]
-        if len(rows_found) == len(meant_skus):
-            found |= {row.sku: value for row in rows_found}
+        if len(rows_found) == len(group):  # alike writes: which row took which does not matter
+            found |= {index: row.sku for index, row in zip(sorted(group), rows_found, strict=True)}
     return found

@@ -94,6 +94,7 @@ from tests.test_review_attacks_19 import (
     _stores_off,
     _swap,
 )
+from tests.test_review_attacks_20 import _settle
 from tests.world import World, world
 
 
@@ -103,11 +104,6 @@ def shop(tmp_path: Path) -> Iterator[World]:
     with world(tmp_path, MARKETS) as w:
         _open(w)
         yield w
-
-
-def _settle(w: World) -> None:
-    assert w.sync().ok
-    assert w.sync().ok
 
 
 def _quantities(w: World, sku: str) -> list[int | None]:
@@ -122,6 +118,13 @@ def _pushed(w: World, sku: str) -> list[str]:
 def _unreadable(w: World, sku: str, odd: object) -> None:
     put(w, sku, "Stock", odd, raw=True)
     assert w.sync().ok
+
+
+def _true_p5_took_p1s_write(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """P-5's Stock left TRUE by staff; P-1 sells 2 and its 8 / 8 land in P-5's row (the rows
+    swapped in the commit's instant); the bot is killed before its landing check."""
+    _unreadable(w, "P-5", True)
+    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
 
 
 # 1. a row whose Display makes the written Shown its own, sorted into the written index
@@ -171,8 +174,7 @@ def test_unreadable_receiving_row_sorted_after_the_kill_while_its_put_back_fails
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = shop
-    _unreadable(w, "P-5", True)
-    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _true_p5_took_p1s_write(w, monkeypatch)
     _sort(w)
     w.sheets.fail(503, times=3, match=":batchUpdate")
     w.sync()
@@ -279,8 +281,7 @@ def test_many_unreadable_rows_and_one_takes_a_write(
             for s in SKUS:
                 market.add_item(s, 0)
         assert w.sync().ok
-        _unreadable(w, "P-5", True)
-        _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+        _true_p5_took_p1s_write(w, monkeypatch)
         _settle(w)
         assert _applied(w, "P-1") == [-2]
         assert _manual(w) == []
@@ -297,8 +298,7 @@ def _set_held(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
         for s in [*SKUS, "S-1"]:
             market.add_item(s, 0)
     assert w.sync().ok
-    _unreadable(w, "P-5", True)
-    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _true_p5_took_p1s_write(w, monkeypatch)
     w.markets["rakuten"].place_order([("S-1", 1)])
     w.sheets.fail(503, times=3, match=":batchUpdate")  # the put-back only
     w.sync()
@@ -337,8 +337,7 @@ def test_held_row_sold_while_its_put_back_fails(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = shop
-    _unreadable(w, "P-5", True)
-    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _true_p5_took_p1s_write(w, monkeypatch)
     w.markets["rakuten"].place_order([("P-5", 1)])
     for _ in range(3):
         w.sheets.fail(503, times=3, match=":batchUpdate")
@@ -363,8 +362,7 @@ def test_staff_fix_the_unreadable_stock_while_its_put_back_fails(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = shop
-    _unreadable(w, "P-5", True)
-    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _true_p5_took_p1s_write(w, monkeypatch)
     w.sheets.fail(503, times=3, match=":batchUpdate")
     w.sync()
     assert w.row("P-5")["Stock"] == 8
@@ -380,8 +378,7 @@ def test_staff_fix_the_unreadable_stock_after_the_kill(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = shop
-    _unreadable(w, "P-5", True)
-    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _true_p5_took_p1s_write(w, monkeypatch)
     put(w, "P-5", "Stock", 12)
     _settle(w)
     assert _manual(w) == [("P-5", 10, 12)]
@@ -395,8 +392,7 @@ def test_log_text_for_an_order_on_a_row_whose_stock_is_owed(
     shop: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = shop
-    _unreadable(w, "P-5", True)
-    _sell_swap_kill(w, monkeypatch, {"P-1": 2}, [("P-1", "P-5")])
+    _true_p5_took_p1s_write(w, monkeypatch)
     w.markets["rakuten"].place_order([("P-5", 1)])
     w.sheets.fail(503, times=3, match=":batchUpdate")
     w.sync()
